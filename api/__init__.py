@@ -1,0 +1,1 @@
+"""FastAPI application: routers, auth, live stream, the web console."""

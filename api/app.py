@@ -1,0 +1,55 @@
+"""The FastAPI application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.errors import install_error_handlers
+from api.limits import BodyLimitMiddleware
+from api.metrics import MetricsMiddleware
+from api.metrics import router as metrics_router
+from api.routers import areas, cameras, devices, health, tokens, units
+from hub.db import open_pool
+from hub.settings import Settings
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the app; its lifespan opens the database pool from `settings.database_url`."""
+    if not settings.database_url:
+        raise ValueError("create_app needs settings.database_url (shaobing up resolves it)")
+    database_url = settings.database_url
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.pool = await open_pool(database_url)
+        try:
+            yield
+        finally:
+            await app.state.pool.close()
+
+    app = FastAPI(
+        title="Shaobing (哨兵)",
+        summary="IoT and video alert hub for smart-community safety",
+        version="0.1.0",
+        lifespan=lifespan,
+        license_info={"name": "AGPL-3.0", "identifier": "AGPL-3.0-only"},
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limit=settings.max_body_bytes,
+        large_limit=settings.max_import_bytes,
+        large_paths=("/devices/import",),
+    )
+    app.add_middleware(MetricsMiddleware)
+    for router in (areas.router, devices.router, cameras.router, units.router, tokens.router):
+        app.include_router(router, prefix=API_PREFIX)
+    app.include_router(health.router)
+    app.include_router(metrics_router)
+    return app

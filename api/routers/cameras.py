@@ -1,0 +1,69 @@
+"""/api/v1/cameras"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from api.deps import AreaFilter, DbPool, Limit, Reader, RegistryWriter, ZoneWriter
+from devices import cameras, registry
+from devices.cameras import public_view
+from devices.models import Camera, CameraIn, CameraUpdate, CameraWithCredentials, ZonesIn
+from devices.paging import Page
+
+router = APIRouter(prefix="/cameras", tags=["cameras"])
+
+
+@router.post("", status_code=201)
+async def create_camera(body: CameraIn, who: RegistryWriter, pool: DbPool) -> CameraWithCredentials:
+    """Register a camera with its stream and zones; credentials are shown only this once."""
+    who.require_area(body.area)
+    async with pool.connection() as conn:
+        created = await cameras.create_camera(conn, body)
+    return created.model_copy(update={"stream_url": public_view(created).stream_url})
+
+
+@router.get("")
+async def list_cameras(
+    who: Reader,
+    pool: DbPool,
+    area: AreaFilter = None,
+    enabled: bool | None = None,
+    limit: Limit = 100,
+    cursor: str | None = None,
+) -> Page[Camera]:
+    async with pool.connection() as conn:
+        page = await cameras.list_cameras(
+            conn, scope=who.area_prefix, area=area, enabled=enabled, limit=limit, cursor=cursor
+        )
+    return Page[Camera](items=[public_view(c) for c in page.items], next=page.next)
+
+
+@router.get("/{camera_id}")
+async def get_camera(camera_id: str, who: Reader, pool: DbPool) -> Camera:
+    async with pool.connection() as conn:
+        return public_view(await cameras.get_camera(conn, camera_id, scope=who.area_prefix))
+
+
+@router.patch("/{camera_id}")
+async def update_camera(
+    camera_id: str, body: CameraUpdate, who: RegistryWriter, pool: DbPool
+) -> Camera:
+    async with pool.connection() as conn:
+        updated = await cameras.update_camera(conn, camera_id, body, scope=who.area_prefix)
+    return public_view(updated)
+
+
+@router.put("/{camera_id}/zones")
+async def set_zones(camera_id: str, body: ZonesIn, who: ZoneWriter, pool: DbPool) -> Camera:
+    """Replace the camera's analytics zones."""
+    async with pool.connection() as conn:
+        updated = await cameras.set_zones(conn, camera_id, body.zones, scope=who.area_prefix)
+    return public_view(updated)
+
+
+@router.delete("/{camera_id}", status_code=204)
+async def delete_camera(camera_id: str, who: RegistryWriter, pool: DbPool) -> Response:
+    async with pool.connection() as conn:
+        await cameras.get_camera(conn, camera_id, scope=who.area_prefix)
+        await registry.delete_device(conn, camera_id, scope=who.area_prefix)
+    return Response(status_code=204)

@@ -1,0 +1,125 @@
+"""/api/v1/devices"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+
+from api.deps import AreaFilter, DbPool, Limit, Reader, RegistryWriter
+from devices import registry
+from devices.csv_import import ImportReport, import_devices
+from devices.models import (
+    Credentials,
+    Device,
+    DeviceIn,
+    DeviceType,
+    DeviceUpdate,
+    DeviceWithCredentials,
+)
+from devices.paging import Page
+from hub.errors import Invalid, UnsupportedMediaType
+
+router = APIRouter(prefix="/devices", tags=["devices"])
+
+
+@router.post("", status_code=201)
+async def create_device(body: DeviceIn, who: RegistryWriter, pool: DbPool) -> DeviceWithCredentials:
+    """Register a device. The response carries its MQTT credentials, shown only this once."""
+    who.require_area(body.area)
+    if body.type is DeviceType.CAMERA:
+        raise Invalid("register cameras at /api/v1/cameras (they need a stream)", field="type")
+    async with pool.connection() as conn:
+        return await registry.create_device(conn, body)
+
+
+@router.get("")
+async def list_devices(
+    who: Reader,
+    pool: DbPool,
+    area: AreaFilter = None,
+    type: DeviceType | None = None,
+    enabled: bool | None = None,
+    limit: Limit = 100,
+    cursor: str | None = None,
+) -> Page[Device]:
+    async with pool.connection() as conn:
+        return await registry.list_devices(
+            conn,
+            scope=who.area_prefix,
+            area=area,
+            type=type,
+            enabled=enabled,
+            limit=limit,
+            cursor=cursor,
+        )
+
+
+@router.post("/import")
+async def import_csv(
+    request: Request,
+    who: RegistryWriter,
+    pool: DbPool,
+    dry_run: Annotated[bool, Query(description="validate only, write nothing")] = False,
+    all_or_nothing: Annotated[bool, Query(description="write nothing if any row is bad")] = False,
+) -> ImportReport:
+    """Register devices from CSV (`id,type,area,site,building,floor,lat,lon,tags`).
+
+    Send the file as the body (`Content-Type: text/csv`) or as a multipart field `file`.
+    """
+    text = await _csv_text(request)
+    async with pool.connection() as conn:
+        return await import_devices(
+            conn, text, scope=who.area_prefix, dry_run=dry_run, all_or_nothing=all_or_nothing
+        )
+
+
+@router.get("/{device_id}")
+async def get_device(device_id: str, who: Reader, pool: DbPool) -> Device:
+    async with pool.connection() as conn:
+        return await registry.get_device(conn, device_id, scope=who.area_prefix)
+
+
+@router.patch("/{device_id}")
+async def update_device(
+    device_id: str, body: DeviceUpdate, who: RegistryWriter, pool: DbPool
+) -> Device:
+    """Move, relabel, enable or disable a device (`{"enabled": false}` locks it out)."""
+    if body.area is not None:
+        who.require_area(body.area)
+    async with pool.connection() as conn:
+        return await registry.update_device(conn, device_id, body, scope=who.area_prefix)
+
+
+@router.post("/{device_id}/credentials")
+async def rotate_credentials(device_id: str, who: RegistryWriter, pool: DbPool) -> Credentials:
+    """Issue a new MQTT password; the old one stops working."""
+    async with pool.connection() as conn:
+        return await registry.rotate_credentials(conn, device_id, scope=who.area_prefix)
+
+
+@router.delete("/{device_id}", status_code=204)
+async def delete_device(device_id: str, who: RegistryWriter, pool: DbPool) -> Response:
+    async with pool.connection() as conn:
+        await registry.delete_device(conn, device_id, scope=who.area_prefix)
+    return Response(status_code=204)
+
+
+async def _csv_text(request: Request) -> str:
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        form = await request.form()
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise Invalid("multipart body needs a file field named 'file'", field="file")
+        raw = await upload.read()
+    elif content_type.startswith(("text/csv", "text/plain", "application/csv")) or not content_type:
+        raw = await request.body()
+    else:
+        raise UnsupportedMediaType(
+            f"send CSV as text/csv or multipart/form-data, not {content_type}"
+        )
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Invalid(f"CSV must be UTF-8 (byte {exc.start} is not)", field="body") from None

@@ -1,0 +1,1 @@
+"""Registry of areas, devices, cameras and response units; credentials; health."""

@@ -1,0 +1,62 @@
+"""Mosquitto password and ACL files written from the registry."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow
+
+from devices.credentials import hash_password
+from devices.registry import broker_accounts
+
+HUB_USER = "shaobing.hub"  # a dot never appears in a device id, so no device can take this name
+
+# Devices publish only under their own id and read only their own command topic; the hub reads
+# every uplink and writes commands (and camera events on the cameras' behalf).
+ACL = f"""# Written by `shaobing broker-config`; regenerate instead of editing.
+user {HUB_USER}
+topic readwrite sb/#
+topic read $SYS/#
+
+pattern write sb/+/%u/+
+pattern read sb/+/%u/cmd
+"""
+
+
+@dataclass(frozen=True)
+class BrokerFiles:
+    password_file: Path
+    acl_file: Path
+    accounts: int
+
+
+async def write_broker_files(
+    conn: AsyncConnection[DictRow], out_dir: Path, *, hub_password: str
+) -> BrokerFiles:
+    """Write `passwd` and `acl` into `out_dir` atomically; returns where they went."""
+    accounts = await broker_accounts(conn)
+    return await asyncio.to_thread(_write_files, out_dir, hub_password, accounts)
+
+
+def _write_files(out_dir: Path, hub_password: str, accounts: list[tuple[str, str]]) -> BrokerFiles:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lines = [f"{HUB_USER}:{hash_password(hub_password)}"]
+    lines += [f"{user}:{hashed}" for user, hashed in accounts]
+    password_file = out_dir / "passwd"
+    acl_file = out_dir / "acl"
+    _write_private(password_file, "\n".join(lines) + "\n")
+    _write_private(acl_file, ACL)
+    return BrokerFiles(password_file, acl_file, len(accounts))
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Replace a file in one rename so a reloading broker never reads half of it."""
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)

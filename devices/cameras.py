@@ -1,0 +1,134 @@
+"""Cameras: a device of type `camera` plus its stream and analytics zones."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
+
+from psycopg import AsyncConnection, sql
+from psycopg.rows import DictRow
+from psycopg.types.json import Jsonb
+
+from devices.models import (
+    Camera,
+    CameraIn,
+    CameraUpdate,
+    CameraWithCredentials,
+    DeviceIn,
+    DeviceType,
+    DeviceUpdate,
+)
+from devices.paging import Page, decode_cursor, page_of
+from devices.registry import COLUMNS, create_device, get_device, update_device
+from devices.zones import Zone
+from hub.db import fetch_model, set_clause
+from hub.errors import NotFound
+
+_SELECT = (
+    "SELECT "
+    + ", ".join(f"d.{c.strip()}" for c in COLUMNS.split(","))
+    + ", c.stream_url, c.fps, c.zones FROM devices d JOIN cameras c ON c.device_id = d.id"
+)
+
+
+def redact_stream_url(url: str) -> str:
+    """Hide a password embedded in a stream URL (rtsp://user:pass@host/...)."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
+def public_view(camera: Camera) -> Camera:
+    """The camera as API responses show it: no stream password."""
+    return camera.model_copy(update={"stream_url": redact_stream_url(camera.stream_url)})
+
+
+async def create_camera(conn: AsyncConnection[DictRow], data: CameraIn) -> CameraWithCredentials:
+    device = await create_device(
+        conn,
+        DeviceIn(
+            id=data.id,
+            type=DeviceType.CAMERA,
+            area=data.area,
+            site=data.site,
+            building=data.building,
+            floor=data.floor,
+            lat=data.lat,
+            lon=data.lon,
+            tags=data.tags,
+        ),
+    )
+    await conn.execute(
+        "INSERT INTO cameras (device_id, stream_url, fps, zones) VALUES (%s, %s, %s, %s)",
+        (
+            data.id,
+            data.stream_url,
+            data.fps,
+            Jsonb([z.model_dump(mode="json") for z in data.zones]),
+        ),
+    )
+    camera = await get_camera(conn, data.id, scope="")
+    return CameraWithCredentials(**camera.model_dump(), credentials=device.credentials)
+
+
+async def get_camera(conn: AsyncConnection[DictRow], camera_id: str, *, scope: str) -> Camera:
+    return await fetch_model(
+        conn,
+        Camera,
+        f"{_SELECT} WHERE d.id = %s AND d.area LIKE %s",
+        (camera_id, scope + "%"),
+        missing=f"camera {camera_id} not found",
+    )
+
+
+async def list_cameras(
+    conn: AsyncConnection[DictRow],
+    *,
+    scope: str,
+    area: str | None = None,
+    enabled: bool | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> Page[Camera]:
+    after = decode_cursor(cursor)
+    cur = await conn.execute(
+        f"{_SELECT} WHERE d.area LIKE %s AND d.area LIKE %s AND d.id > %s"
+        " AND (%s::boolean IS NULL OR d.enabled = %s) ORDER BY d.id LIMIT %s",
+        (scope + "%", (area or "") + "%", after, enabled, enabled, limit + 1),
+    )
+    return page_of(Camera, await cur.fetchall(), limit)
+
+
+async def update_camera(
+    conn: AsyncConnection[DictRow], camera_id: str, changes: CameraUpdate, *, scope: str
+) -> Camera:
+    await get_camera(conn, camera_id, scope=scope)
+    stream = changes.model_dump(exclude_unset=True, include={"stream_url", "fps"})
+    placement = changes.model_dump(exclude_unset=True, exclude={"stream_url", "fps"})
+    if placement:
+        await update_device(conn, camera_id, DeviceUpdate(**placement), scope=scope)
+    if stream:
+        query = sql.SQL("UPDATE cameras SET {} WHERE device_id = %(_id)s").format(
+            set_clause(stream)
+        )
+        await conn.execute(query, {**stream, "_id": camera_id})
+        await conn.execute("UPDATE devices SET updated_at = now() WHERE id = %s", (camera_id,))
+    return await get_camera(conn, camera_id, scope=scope)
+
+
+async def set_zones(
+    conn: AsyncConnection[DictRow], camera_id: str, zones: list[Zone], *, scope: str
+) -> Camera:
+    """Replace a camera's zones as a whole."""
+    await get_device(conn, camera_id, scope=scope)
+    cur = await conn.execute(
+        "UPDATE cameras SET zones = %s WHERE device_id = %s",
+        (Jsonb([z.model_dump(mode="json") for z in zones]), camera_id),
+    )
+    if cur.rowcount == 0:
+        raise NotFound(f"camera {camera_id} not found")
+    await conn.execute("UPDATE devices SET updated_at = now() WHERE id = %s", (camera_id,))
+    return await get_camera(conn, camera_id, scope=scope)

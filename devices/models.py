@@ -1,0 +1,231 @@
+"""Request and response shapes of the registry (DESIGN §8)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    WithJsonSchema,
+    model_validator,
+)
+
+from devices.area_codes import AreaLevel, check_area_code
+from devices.zones import Zone
+
+AreaCode = Annotated[str, AfterValidator(check_area_code)]
+Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+Label = Annotated[str, Field(min_length=1, max_length=200)]
+Latitude = Annotated[float, Field(ge=-90, le=90)]
+Longitude = Annotated[float, Field(ge=-180, le=180)]
+TagKey = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+
+
+def _tag_value(value: object) -> str | int | float | bool:
+    if isinstance(value, str):
+        if len(value) > 256:
+            raise ValueError("tag values are at most 256 characters")
+        return value
+    if isinstance(value, int | float | bool):
+        return value
+    raise ValueError("a tag value must be a string, number or boolean")
+
+
+TagValue = Annotated[
+    str | int | float | bool,
+    PlainValidator(_tag_value),
+    WithJsonSchema({"type": ["string", "number", "boolean"]}),
+]
+Category = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+
+
+class DeviceType(StrEnum):
+    SMOKE_SENSOR = "smoke_sensor"
+    ID_READER = "id_reader"
+    CAMERA = "camera"
+
+
+class UnitKind(StrEnum):
+    GRID_WORKER = "grid_worker"
+    POLICE = "police"
+    FIRE = "fire"
+    PROPERTY = "property"
+    MEDICAL = "medical"
+    EMERGENCY_UNIT = "emergency_unit"
+
+
+class Strict(BaseModel):
+    """Edge models reject unknown fields so a typo is an error, not silently dropped data."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class _Located(Strict):
+    lat: Latitude | None = None
+    lon: Longitude | None = None
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> _Located:
+        if (self.lat is None) != (self.lon is None):
+            raise ValueError("lat and lon go together: give both or neither")
+        return self
+
+
+# --- areas -------------------------------------------------------------------------------
+
+
+class AreaIn(Strict):
+    code: AreaCode
+    name: Label
+
+
+class AreaUpdate(Strict):
+    name: Label
+
+
+class Area(BaseModel):
+    code: str
+    name: str
+    parent_code: str | None
+    level: AreaLevel
+    created_at: datetime
+
+
+# --- devices -------------------------------------------------------------------------------
+
+
+class DevicePlacement(_Located):
+    site: Label | None = None
+    building: Label | None = None
+    floor: Annotated[str, Field(max_length=32)] | None = None
+    tags: Annotated[dict[TagKey, TagValue], Field(max_length=32)] = Field(default_factory=dict)
+
+
+class DeviceIn(DevicePlacement):
+    id: Identifier
+    type: DeviceType
+    area: AreaCode
+
+
+class DeviceUpdate(_Located):
+    area: AreaCode | None = None
+    site: Label | None = None
+    building: Label | None = None
+    floor: Annotated[str, Field(max_length=32)] | None = None
+    tags: Annotated[dict[TagKey, TagValue], Field(max_length=32)] | None = None
+    enabled: bool | None = None
+
+
+class Credentials(BaseModel):
+    username: str
+    password: str
+
+
+class Device(BaseModel):
+    id: str
+    type: DeviceType
+    area: str
+    site: str | None
+    building: str | None
+    floor: str | None
+    lat: float | None
+    lon: float | None
+    tags: dict[str, Any]
+    enabled: bool
+    credentials_rotated_at: datetime
+    created_at: datetime
+    updated_at: datetime
+
+
+class DeviceWithCredentials(Device):
+    credentials: Credentials
+
+
+# --- cameras -------------------------------------------------------------------------------
+
+
+class CameraIn(DevicePlacement):
+    id: Identifier
+    area: AreaCode
+    stream_url: Annotated[str, Field(min_length=1, max_length=2048)]
+    fps: Annotated[float, Field(gt=0, le=30)] = 2.0
+    zones: Annotated[list[Zone], Field(max_length=64)] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_zone_names(self) -> CameraIn:
+        check_unique_zone_names(self.zones)
+        return self
+
+
+class CameraUpdate(_Located):
+    site: Label | None = None
+    building: Label | None = None
+    floor: Annotated[str, Field(max_length=32)] | None = None
+    stream_url: Annotated[str, Field(min_length=1, max_length=2048)] | None = None
+    fps: Annotated[float, Field(gt=0, le=30)] | None = None
+    enabled: bool | None = None
+
+
+class ZonesIn(Strict):
+    zones: Annotated[list[Zone], Field(max_length=64)]
+
+    @model_validator(mode="after")
+    def _unique_zone_names(self) -> ZonesIn:
+        check_unique_zone_names(self.zones)
+        return self
+
+
+class Camera(Device):
+    stream_url: str
+    fps: float
+    zones: list[Zone]
+
+
+class CameraWithCredentials(Camera):
+    credentials: Credentials
+
+
+def check_unique_zone_names(zones: list[Zone]) -> None:
+    seen: set[str] = set()
+    for zone in zones:
+        if zone.name in seen:
+            raise ValueError(f"zone name {zone.name!r} is used twice")
+        seen.add(zone.name)
+
+
+# --- response units -------------------------------------------------------------------------
+
+
+class UnitIn(_Located):
+    id: Identifier
+    name: Label
+    kind: UnitKind
+    area: AreaCode
+    categories: Annotated[list[Category], Field(max_length=32)] = Field(default_factory=list)
+    on_duty: bool = True
+
+
+class UnitUpdate(_Located):
+    name: Label | None = None
+    area: AreaCode | None = None
+    categories: Annotated[list[Category], Field(max_length=32)] | None = None
+    on_duty: bool | None = None
+
+
+class Unit(BaseModel):
+    id: str
+    name: str
+    kind: UnitKind
+    area: str
+    lat: float | None
+    lon: float | None
+    categories: list[str]
+    on_duty: bool
+    created_at: datetime
+    updated_at: datetime

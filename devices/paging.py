@@ -1,0 +1,46 @@
+"""Keyset pagination: the cursor is the opaque form of the last id on a page."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Generic, TypeVar
+
+from psycopg.rows import DictRow
+from pydantic import BaseModel
+
+from hub.errors import Invalid
+
+MAX_LIMIT = 500
+M = TypeVar("M", bound=BaseModel)
+
+
+class Page(BaseModel, Generic[M]):
+    """A page of a listing; pass `next` back as `cursor` for the following page."""
+
+    items: list[M]
+    next: str | None = None
+
+
+def encode_cursor(last_id: str) -> str:
+    return base64.urlsafe_b64encode(last_id.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> str:
+    """The id to continue after; '' for the first page."""
+    if not cursor:
+        return ""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        return base64.b64decode(padded, altchars=b"-_", validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise Invalid("cursor is not one this API returned", field="cursor") from None
+
+
+def page_of(model: type[M], rows: list[DictRow], limit: int, *, key: str = "id") -> Page[M]:
+    """A page from rows fetched with `limit + 1`; the extra row only says there is more."""
+    more = len(rows) > limit
+    return Page[M](
+        items=[model.model_validate(row) for row in rows[:limit]],
+        next=encode_cursor(rows[limit - 1][key]) if more else None,
+    )

@@ -1,0 +1,204 @@
+"""Devices: registration, placement, enabling, credential rotation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import AsyncConnection, errors, sql
+from psycopg.rows import DictRow
+from psycopg.types.json import Jsonb
+
+from devices.credentials import generate_password, hash_password
+from devices.models import (
+    Credentials,
+    Device,
+    DeviceIn,
+    DeviceType,
+    DeviceUpdate,
+    DeviceWithCredentials,
+)
+from devices.paging import Page, decode_cursor, page_of
+from hub.db import fetch_model, set_clause
+from hub.errors import Conflict, Invalid
+
+COLUMNS = (
+    "id, type, area, site, building, floor, lat, lon, tags, enabled,"
+    " credentials_rotated_at, created_at, updated_at"
+)
+REGISTRY_CHANNEL = "sb_registry"
+
+
+async def notify_registry_changed(conn: AsyncConnection[DictRow], device_id: str) -> None:
+    """Tell listeners (the embedded broker's password file) once the transaction commits."""
+    await conn.execute("SELECT pg_notify(%s, %s)", (REGISTRY_CHANNEL, device_id))
+
+
+async def create_device(conn: AsyncConnection[DictRow], data: DeviceIn) -> DeviceWithCredentials:
+    """Insert a device and return it with its MQTT credentials, shown this once."""
+    password = generate_password()
+    try:
+        cur = await conn.execute(
+            f"""
+            INSERT INTO devices (id, type, area, site, building, floor, lat, lon, tags,
+                                 password_hash)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+            RETURNING {COLUMNS}
+            """,
+            (
+                data.id,
+                data.type.value,
+                data.area,
+                data.site,
+                data.building,
+                data.floor,
+                data.lat,
+                data.lon,
+                Jsonb(data.tags),
+                hash_password(password),
+            ),
+        )
+    except errors.UniqueViolation:
+        raise Conflict(f"device {data.id} already exists", field="id") from None
+    except errors.ForeignKeyViolation:
+        raise Invalid(f"area {data.area} is not registered", field="area") from None
+    row = await cur.fetchone()
+    assert row is not None
+    await notify_registry_changed(conn, data.id)
+    return DeviceWithCredentials(
+        **Device.model_validate(row).model_dump(),
+        credentials=Credentials(username=data.id, password=password),
+    )
+
+
+async def create_devices_bulk(
+    conn: AsyncConnection[DictRow], rows: list[DeviceIn]
+) -> list[Credentials]:
+    """Insert many validated devices in the caller's transaction; returns their credentials."""
+    issued = [Credentials(username=row.id, password=generate_password()) for row in rows]
+    async with conn.cursor() as cur:
+        await cur.executemany(
+            """
+            INSERT INTO devices (id, type, area, site, building, floor, lat, lon, tags,
+                                 password_hash)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+            """,
+            [
+                (
+                    row.id,
+                    row.type.value,
+                    row.area,
+                    row.site,
+                    row.building,
+                    row.floor,
+                    row.lat,
+                    row.lon,
+                    Jsonb(row.tags),
+                    hash_password(creds.password),
+                )
+                for row, creds in zip(rows, issued, strict=True)
+            ],
+        )
+    if rows:
+        await notify_registry_changed(conn, "*")
+    return issued
+
+
+async def get_device(conn: AsyncConnection[DictRow], device_id: str, *, scope: str) -> Device:
+    return await fetch_model(
+        conn,
+        Device,
+        f"SELECT {COLUMNS} FROM devices WHERE id = %s AND area LIKE %s",
+        (device_id, scope + "%"),
+        missing=f"device {device_id} not found",
+    )
+
+
+async def list_devices(
+    conn: AsyncConnection[DictRow],
+    *,
+    scope: str,
+    area: str | None = None,
+    type: DeviceType | None = None,
+    enabled: bool | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> Page[Device]:
+    """Devices in scope, optionally under an area prefix, by id."""
+    after = decode_cursor(cursor)
+    cur = await conn.execute(
+        f"""
+        SELECT {COLUMNS} FROM devices
+        WHERE area LIKE %s AND area LIKE %s AND id > %s
+          AND (%s::text IS NULL OR type = %s)
+          AND (%s::boolean IS NULL OR enabled = %s)
+        ORDER BY id LIMIT %s
+        """,
+        (
+            scope + "%",
+            (area or "") + "%",
+            after,
+            type.value if type else None,
+            type.value if type else None,
+            enabled,
+            enabled,
+            limit + 1,
+        ),
+    )
+    return page_of(Device, await cur.fetchall(), limit)
+
+
+async def update_device(
+    conn: AsyncConnection[DictRow], device_id: str, changes: DeviceUpdate, *, scope: str
+) -> Device:
+    """Apply the fields the caller sent; `scope` must hold both the old and the new area."""
+    await get_device(conn, device_id, scope=scope)
+    fields = changes.model_dump(exclude_unset=True)
+    if not fields:
+        return await get_device(conn, device_id, scope=scope)
+    values: dict[str, Any] = {
+        key: Jsonb(value) if key == "tags" else value for key, value in fields.items()
+    }
+    query = sql.SQL(
+        "UPDATE devices SET {}, updated_at = now() WHERE id = %(_id)s RETURNING " + COLUMNS
+    ).format(set_clause(values))
+    try:
+        cur = await conn.execute(query, {**values, "_id": device_id})
+    except errors.ForeignKeyViolation:
+        raise Invalid(f"area {changes.area} is not registered", field="area") from None
+    row = await cur.fetchone()
+    assert row is not None
+    await notify_registry_changed(conn, device_id)
+    return Device.model_validate(row)
+
+
+async def rotate_credentials(
+    conn: AsyncConnection[DictRow], device_id: str, *, scope: str
+) -> Credentials:
+    """Replace a device's password; the old one stops working at the broker's next reload."""
+    await get_device(conn, device_id, scope=scope)
+    password = generate_password()
+    await conn.execute(
+        "UPDATE devices SET password_hash = %s, credentials_rotated_at = now(),"
+        " updated_at = now() WHERE id = %s",
+        (hash_password(password), device_id),
+    )
+    await notify_registry_changed(conn, device_id)
+    return Credentials(username=device_id, password=password)
+
+
+async def delete_device(conn: AsyncConnection[DictRow], device_id: str, *, scope: str) -> None:
+    await get_device(conn, device_id, scope=scope)
+    await conn.execute("DELETE FROM devices WHERE id = %s", (device_id,))
+    await notify_registry_changed(conn, device_id)
+
+
+async def existing_ids(conn: AsyncConnection[DictRow], ids: list[str]) -> set[str]:
+    """Which of these ids are taken already."""
+    cur = await conn.execute("SELECT id FROM devices WHERE id = ANY(%s)", (ids,))
+    return {row["id"] for row in await cur.fetchall()}
+
+
+async def broker_accounts(conn: AsyncConnection[DictRow]) -> list[tuple[str, str]]:
+    """(username, password hash) of every enabled device, for the broker's password file."""
+    cur = await conn.execute("SELECT id, password_hash FROM devices WHERE enabled ORDER BY id")
+    return [(row["id"], row["password_hash"]) for row in await cur.fetchall()]

@@ -1,0 +1,98 @@
+"""Response units: who can be dispatched, where they are, what they handle."""
+
+from __future__ import annotations
+
+from psycopg import AsyncConnection, errors, sql
+from psycopg.rows import DictRow
+
+from devices.models import Unit, UnitIn, UnitUpdate
+from devices.paging import Page, decode_cursor, page_of
+from hub.db import fetch_model, set_clause
+from hub.errors import Conflict, Invalid
+
+_COLUMNS = "id, name, kind, area, lat, lon, categories, on_duty, created_at, updated_at"
+
+
+async def create_unit(conn: AsyncConnection[DictRow], data: UnitIn) -> Unit:
+    try:
+        cur = await conn.execute(
+            f"INSERT INTO units (id, name, kind, area, lat, lon, categories, on_duty)"
+            f" VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}",
+            (
+                data.id,
+                data.name,
+                data.kind.value,
+                data.area,
+                data.lat,
+                data.lon,
+                sorted(set(data.categories)),
+                data.on_duty,
+            ),
+        )
+    except errors.UniqueViolation:
+        raise Conflict(f"unit {data.id} already exists", field="id") from None
+    except errors.ForeignKeyViolation:
+        raise Invalid(f"area {data.area} is not registered", field="area") from None
+    row = await cur.fetchone()
+    assert row is not None
+    return Unit.model_validate(row)
+
+
+async def get_unit(conn: AsyncConnection[DictRow], unit_id: str, *, scope: str) -> Unit:
+    return await fetch_model(
+        conn,
+        Unit,
+        f"SELECT {_COLUMNS} FROM units WHERE id = %s AND area LIKE %s",
+        (unit_id, scope + "%"),
+        missing=f"unit {unit_id} not found",
+    )
+
+
+async def list_units(
+    conn: AsyncConnection[DictRow],
+    *,
+    scope: str,
+    area: str | None = None,
+    category: str | None = None,
+    on_duty: bool | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> Page[Unit]:
+    after = decode_cursor(cursor)
+    cur = await conn.execute(
+        f"""
+        SELECT {_COLUMNS} FROM units
+        WHERE area LIKE %s AND area LIKE %s AND id > %s
+          AND (%s::text IS NULL OR %s = ANY(categories))
+          AND (%s::boolean IS NULL OR on_duty = %s)
+        ORDER BY id LIMIT %s
+        """,
+        (scope + "%", (area or "") + "%", after, category, category, on_duty, on_duty, limit + 1),
+    )
+    return page_of(Unit, await cur.fetchall(), limit)
+
+
+async def update_unit(
+    conn: AsyncConnection[DictRow], unit_id: str, changes: UnitUpdate, *, scope: str
+) -> Unit:
+    await get_unit(conn, unit_id, scope=scope)
+    fields = changes.model_dump(exclude_unset=True)
+    if "categories" in fields:
+        fields["categories"] = sorted(set(fields["categories"]))
+    if not fields:
+        return await get_unit(conn, unit_id, scope=scope)
+    query = sql.SQL(
+        "UPDATE units SET {}, updated_at = now() WHERE id = %(_id)s RETURNING " + _COLUMNS
+    ).format(set_clause(fields))
+    try:
+        cur = await conn.execute(query, {**fields, "_id": unit_id})
+    except errors.ForeignKeyViolation:
+        raise Invalid(f"area {changes.area} is not registered", field="area") from None
+    row = await cur.fetchone()
+    assert row is not None
+    return Unit.model_validate(row)
+
+
+async def delete_unit(conn: AsyncConnection[DictRow], unit_id: str, *, scope: str) -> None:
+    await get_unit(conn, unit_id, scope=scope)
+    await conn.execute("DELETE FROM units WHERE id = %s", (unit_id,))

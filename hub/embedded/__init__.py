@@ -1,0 +1,1 @@
+"""Services `shaobing up` starts itself when no external ones are configured."""

@@ -1,0 +1,45 @@
+"""Domain errors that every package raises and the API turns into JSON responses."""
+
+from __future__ import annotations
+
+
+class HubError(Exception):
+    """Base of the errors a caller can act on. `code` is stable; `message` is for people."""
+
+    code = "error"
+    status = 400
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class NotFound(HubError):
+    code = "not_found"
+    status = 404
+
+
+class Conflict(HubError):
+    code = "conflict"
+    status = 409
+
+
+class Invalid(HubError):
+    code = "validation_error"
+    status = 422
+
+
+class Forbidden(HubError):
+    code = "forbidden"
+    status = 403
+
+
+class Unauthorized(HubError):
+    code = "unauthorized"
+    status = 401
+
+
+class UnsupportedMediaType(HubError):
+    code = "unsupported_media_type"
+    status = 415

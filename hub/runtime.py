@@ -1,0 +1,119 @@
+"""Resolve the services a command needs: configured ones, or embedded ones started here."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+
+from psycopg import AsyncConnection
+
+from devices.broker_config import HUB_USER, write_broker_files
+from devices.registry import REGISTRY_CHANNEL
+from hub.db import connect
+from hub.embedded.broker import EmbeddedBroker
+from hub.embedded.postgres import EmbeddedPostgres
+from hub.logs import get_logger
+from hub.migrations import migrate
+from hub.secret import hmac_key, read_or_create
+from hub.settings import MqttUrl, Settings
+
+log = get_logger(__name__)
+
+
+@dataclass
+class Runtime:
+    """Settings with every address filled in, and the embedded services behind them."""
+
+    settings: Settings
+    postgres: EmbeddedPostgres | None = None
+    broker: EmbeddedBroker | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def database_url(self) -> str:
+        assert self.settings.database_url
+        return self.settings.database_url
+
+
+@asynccontextmanager
+async def database(settings: Settings, *, migrate_schema: bool = True) -> AsyncIterator[Runtime]:
+    """A database for a command: SB_DATABASE_URL, or the embedded server (started if needed)."""
+    runtime = Runtime(settings=settings)
+    if not settings.database_url:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        runtime.postgres = EmbeddedPostgres(settings.data_dir)
+        url = await asyncio.to_thread(runtime.postgres.start)
+        runtime.settings = settings.model_copy(update={"database_url": url})
+    try:
+        if migrate_schema:
+            conn = await connect(runtime.database_url)
+            async with conn:
+                await migrate(conn)
+        yield runtime
+    finally:
+        if runtime.postgres:
+            await asyncio.to_thread(runtime.postgres.stop)
+
+
+@asynccontextmanager
+async def services(settings: Settings) -> AsyncIterator[Runtime]:
+    """Everything `shaobing up` needs: database (migrated), broker, secrets."""
+    async with database(settings) as runtime:
+        hmac_key(runtime.settings)  # generated now so every process finds the same key
+        if not settings.mqtt_url:
+            await _start_broker(runtime)
+        try:
+            yield runtime
+        finally:
+            for task in runtime.tasks:
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
+            if runtime.broker:
+                await asyncio.to_thread(runtime.broker.stop)
+
+
+async def _start_broker(runtime: Runtime) -> None:
+    settings = runtime.settings
+    broker = EmbeddedBroker(settings.data_dir)
+    hub_password = read_or_create(broker.dir / "hub.password", nbytes=24)
+    conn = await connect(runtime.database_url)
+    async with conn:
+        await write_broker_files(conn, broker.dir, hub_password=hub_password)
+    await asyncio.to_thread(broker.start)
+    runtime.broker = broker
+    assert broker.port is not None
+    url = MqttUrl(broker.host, broker.port, HUB_USER, hub_password, tls=False)
+    runtime.settings = settings.model_copy(
+        update={"mqtt_url": f"mqtt://{url.username}:{url.password}@{url.host}:{url.port}"}
+    )
+    runtime.tasks.append(asyncio.create_task(_follow_registry(runtime, hub_password)))
+
+
+async def _follow_registry(runtime: Runtime, hub_password: str) -> None:
+    """Rewrite the broker's password file and reload it whenever the registry changes."""
+    broker = runtime.broker
+    assert broker is not None
+    while True:
+        try:
+            conn = await AsyncConnection.connect(runtime.database_url, autocommit=True)
+            async with conn:
+                await conn.execute(f"LISTEN {REGISTRY_CHANNEL}")
+                while True:
+                    # Wake on a change, or every minute to reconcile in case one was missed.
+                    async for _ in conn.notifies(timeout=60, stop_after=1):
+                        pass
+                    # Coalesce a burst (a CSV import) into one rewrite.
+                    async for _ in conn.notifies(timeout=0.2):
+                        pass
+                    files_conn = await connect(runtime.database_url)
+                    async with files_conn:
+                        await write_broker_files(files_conn, broker.dir, hub_password=hub_password)
+                    broker.reload()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("registry listener lost its connection; retrying", error=str(exc))
+            await asyncio.sleep(2)

@@ -1,0 +1,1 @@
+"""Incident lifecycle, dispatch, SLA timers and escalation, audit trail."""

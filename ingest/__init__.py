@@ -1,0 +1,1 @@
+"""MQTT consumers: topic routing, decoding and validation, ID-card handling, batched writes."""

@@ -1,0 +1,1 @@
+"""Rule model, stateful engine, built-in rules, backtest."""

@@ -1,0 +1,106 @@
+"""Fixtures: a real PostgreSQL (SB_TEST_DATABASE_URL or embedded), the real API over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Iterator
+
+import httpx
+import psycopg
+import pytest
+
+from hub.db import connect
+from hub.migrations import migrate
+from hub.settings import Settings
+from tests.services import api_server, postgres_server, scratch_database
+
+ADMIN_TOKEN = "test-admin-token-0123456789"
+REGISTRY_TABLES = "areas, devices, cameras, units, api_tokens"
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with postgres_server(
+        os.environ.get("SB_TEST_DATABASE_URL"), tmp_path_factory.mktemp("pg")
+    ) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def database_url(pg_server: str) -> Iterator[str]:
+    """A migrated database of its own for this test session."""
+    with scratch_database(pg_server) as url:
+
+        async def run() -> None:
+            conn = await connect(url)
+            async with conn:
+                await migrate(conn)
+
+        asyncio.run(run())
+        yield url
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(
+        database_url=database_url,
+        admin_token=ADMIN_TOKEN,  # type: ignore[arg-type]
+        data_dir=tmp_path_factory.mktemp("data"),
+        max_body_bytes=64 * 1024,
+        max_import_bytes=1024 * 1024,
+        _env_file=None,  # type: ignore[call-arg]
+    )
+
+
+@pytest.fixture(scope="session")
+def api_url(settings: Settings) -> Iterator[str]:
+    with api_server(settings) as url:
+        yield url
+
+
+@pytest.fixture
+def clean_registry(database_url: str) -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {REGISTRY_TABLES} RESTART IDENTITY CASCADE")
+
+
+@pytest.fixture
+def admin(api_url: str, clean_registry: None) -> Iterator[httpx.Client]:
+    """An HTTP client holding the admin token, on an empty registry."""
+    with httpx.Client(
+        base_url=api_url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=15
+    ) as client:
+        yield client
+
+
+TokenFactory = Callable[[str, str], httpx.Client]
+
+
+@pytest.fixture
+def client_for(api_url: str) -> Iterator[TokenFactory]:
+    """Make a client with a fresh token of a role and area prefix."""
+    clients: list[httpx.Client] = []
+
+    def make(role: str, area_prefix: str) -> httpx.Client:
+        token = issue(api_url, role, area_prefix)
+        client = httpx.Client(
+            base_url=api_url, headers={"Authorization": f"Bearer {token}"}, timeout=15
+        )
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+def issue(api_url: str, role: str, area_prefix: str) -> str:
+    response = httpx.post(
+        f"{api_url}/api/v1/tokens",
+        json={"name": f"{role}@{area_prefix}", "role": role, "area_prefix": area_prefix},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
+    assert response.status_code == 201, response.text
+    token: str = response.json()["token"]
+    return token

@@ -1,0 +1,67 @@
+"""Small paho-mqtt helpers for tests."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+
+@contextmanager
+def connected(
+    port: int, username: str, password: str, *, v5: bool = True, host: str = "127.0.0.1"
+) -> Iterator[tuple[mqtt.Client, queue.Queue[mqtt.MQTTMessage]]]:
+    """A connected client and the queue its received messages land in; fails if refused."""
+    client, received, reason = _client(port, username, password, v5=v5, host=host)
+    if reason != 0:
+        client.loop_stop()
+        raise ConnectionRefusedError(f"{username}: {reason}")
+    try:
+        yield client, received
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def connect_reason(port: int, username: str, password: str, *, v5: bool = True) -> int:
+    """The CONNACK reason (0 = accepted) for these credentials."""
+    client, _, reason = _client(port, username, password, v5=v5, host="127.0.0.1")
+    client.disconnect()
+    client.loop_stop()
+    return reason
+
+
+def _client(
+    port: int, username: str, password: str, *, v5: bool, host: str
+) -> tuple[mqtt.Client, queue.Queue[mqtt.MQTTMessage], int]:
+    protocol = mqtt.MQTTv5 if v5 else mqtt.MQTTv311
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=f"t-{uuid.uuid4().hex[:8]}", protocol=protocol
+    )
+    client.username_pw_set(username, password)
+    received: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
+    done = threading.Event()
+    outcome: list[int] = []
+
+    def on_connect(c: mqtt.Client, u: object, flags: object, rc: object, props: object) -> None:
+        outcome.append(int(getattr(rc, "value", rc)))  # type: ignore[call-overload]
+        done.set()
+
+    def on_disconnect(c: mqtt.Client, u: object, flags: object, rc: object, props: object) -> None:
+        if not done.is_set():
+            outcome.append(int(getattr(rc, "value", rc)) or 135)  # type: ignore[call-overload]
+            done.set()
+
+    client.on_connect = on_connect
+    client.on_disconnect = on_disconnect
+    client.on_message = lambda c, u, m: received.put(m)
+    client.connect(host, port, keepalive=30)
+    client.loop_start()
+    if not done.wait(10):
+        outcome.append(-1)
+    return client, received, outcome[0]

@@ -1,0 +1,76 @@
+"""Real services for the tests: PostgreSQL and an MQTT broker, found or started."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import uvicorn
+from psycopg import sql
+
+from api.app import create_app
+from hub.embedded.ports import free_port, wait_for_port
+from hub.embedded.postgres import EmbeddedPostgres
+from hub.settings import Settings
+
+
+@contextmanager
+def postgres_server(env_url: str | None, tmp: Path) -> Iterator[str]:
+    """SB_TEST_DATABASE_URL when given, else an embedded server for this test run."""
+    if env_url:
+        yield env_url
+        return
+    server = EmbeddedPostgres(tmp, database="postgres")
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@contextmanager
+def scratch_database(server_url: str) -> Iterator[str]:
+    """A new, empty database on the server, dropped afterwards."""
+    name = f"sb_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+class _ThreadServer(uvicorn.Server):
+    def install_signal_handlers(self) -> None:  # the main thread owns signals
+        pass
+
+
+@contextmanager
+def api_server(settings: Settings) -> Iterator[str]:
+    """The real app on a real socket, served from a background thread."""
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=port, log_config=None, access_log=False
+    )
+    server = _ThreadServer(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("test API server did not start")
+        time.sleep(0.02)
+    assert wait_for_port("127.0.0.1", port, timeout=5)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -1,0 +1,1 @@
+"""Camera workers: capture, motion gating, detection, tracking, analytics, evidence."""
