@@ -10,8 +10,10 @@ from hub.settings import MqttUrl, SettingsError, load_settings
 @pytest.fixture(autouse=True)
 def no_env_file(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
     monkeypatch.chdir(str(tmp_path))  # no stray .env
-    for name in ("SB_DATABASE_URL", "SB_MQTT_URL", "SB_API_BIND", "SB_LOG_LEVEL"):
-        monkeypatch.delenv(name, raising=False)
+    import os
+
+    for name in [n for n in os.environ if n.startswith("SB_")]:
+        monkeypatch.delenv(name)
 
 
 def test_defaults() -> None:
