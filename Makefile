@@ -17,7 +17,7 @@ $(INSTALLED): pyproject.toml | $(BIN)/python
 
 ## run: install, then start the hub on embedded PostgreSQL and an embedded MQTT broker
 run: $(INSTALLED)
-	$(BIN)/shaobing up
+	$(BIN)/shaobing up --simulate
 
 ## test: install, then run the whole suite
 test: $(INSTALLED)

@@ -11,14 +11,15 @@ from api.errors import install_error_handlers
 from api.limits import BodyLimitMiddleware
 from api.metrics import MetricsMiddleware
 from api.metrics import router as metrics_router
-from api.routers import areas, cameras, devices, health, tokens, units
+from api.routers import areas, cameras, devices, health, push, tokens, units, watchlists
 from hub.db import open_pool
 from hub.settings import Settings
+from hub.signals import SignalBus
 
 API_PREFIX = "/api/v1"
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, *, bus: SignalBus | None = None) -> FastAPI:
     """Build the app; its lifespan opens the database pool from `settings.database_url`."""
     if not settings.database_url:
         raise ValueError("create_app needs settings.database_url (shaobing up resolves it)")
@@ -40,6 +41,8 @@ def create_app(settings: Settings) -> FastAPI:
         license_info={"name": "AGPL-3.0", "identifier": "AGPL-3.0-only"},
     )
     app.state.settings = settings
+    # Signals from HTTP pushes reach the same subscribers as MQTT ones when run in `up`.
+    app.state.bus = bus or SignalBus()
     install_error_handlers(app)
     app.add_middleware(
         BodyLimitMiddleware,
@@ -48,7 +51,8 @@ def create_app(settings: Settings) -> FastAPI:
         large_paths=("/devices/import",),
     )
     app.add_middleware(MetricsMiddleware)
-    for router in (areas.router, devices.router, cameras.router, units.router, tokens.router):
+    routers = (areas, devices, cameras, units, tokens, watchlists, push)
+    for router in (module.router for module in routers):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(health.router)
     app.include_router(metrics_router)

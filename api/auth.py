@@ -56,6 +56,25 @@ async def authenticate(request: Request, token: str) -> Principal:
     return Principal(token_id=info.id, name=info.name, role=info.role, area_prefix=info.area_prefix)
 
 
+def allow_push() -> Callable[..., Awaitable[Principal]]:
+    """Carrier platforms can only be given a URL: accept the token as `?token=` too."""
+    roles = frozenset({Role.ADMIN, Role.INTEGRATOR})
+
+    async def dependency(
+        request: Request,
+        credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),  # noqa: B008
+    ) -> Principal:
+        token = credentials.credentials if credentials else request.query_params.get("token")
+        if not token:
+            raise Unauthorized("missing token (Authorization: Bearer, or ?token= in the push URL)")
+        principal = await authenticate(request, token)
+        if principal.role not in roles:
+            raise Forbidden(f"role {principal.role.value} may not push device data")
+        return principal
+
+    return dependency
+
+
 def allow(roles: frozenset[Role]) -> Callable[..., Awaitable[Principal]]:
     """A dependency that authenticates the caller and admits only these roles."""
 

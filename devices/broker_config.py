@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from psycopg.rows import DictRow
 
 from devices.credentials import hash_password
 from devices.registry import broker_accounts
+from hub.secret import write_private
 
 HUB_USER = "shaobing.hub"  # a dot never appears in a device id, so no device can take this name
 
@@ -48,15 +48,6 @@ def _write_files(out_dir: Path, hub_password: str, accounts: list[tuple[str, str
     lines += [f"{user}:{hashed}" for user, hashed in accounts]
     password_file = out_dir / "passwd"
     acl_file = out_dir / "acl"
-    _write_private(password_file, "\n".join(lines) + "\n")
-    _write_private(acl_file, ACL)
+    write_private(password_file, "\n".join(lines) + "\n")
+    write_private(acl_file, ACL)
     return BrokerFiles(password_file, acl_file, len(accounts))
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Replace a file in one rename so a reloading broker never reads half of it."""
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from psycopg import AsyncConnection, errors, sql
@@ -202,3 +203,38 @@ async def broker_accounts(conn: AsyncConnection[DictRow]) -> list[tuple[str, str
     """(username, password hash) of every enabled device, for the broker's password file."""
     cur = await conn.execute("SELECT id, password_hash FROM devices WHERE enabled ORDER BY id")
     return [(row["id"], row["password_hash"]) for row in await cur.fetchall()]
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRef:
+    """What ingest needs to know about a device to accept its messages."""
+
+    id: str
+    type: str
+    area: str
+    site: str | None
+    building: str | None
+    enabled: bool
+
+
+async def device_refs(
+    conn: AsyncConnection[DictRow], ids: list[str] | None = None
+) -> list[DeviceRef]:
+    """All devices, or those with these ids."""
+    cur = await conn.execute(
+        "SELECT id, type, area, site, building, enabled FROM devices"
+        " WHERE %s::text[] IS NULL OR id = ANY(%s)",
+        (ids, ids),
+    )
+    return [DeviceRef(**row) for row in await cur.fetchall()]
+
+
+async def find_by_tag(conn: AsyncConnection[DictRow], key: str, value: str) -> DeviceRef | None:
+    """The device whose tag `key` equals `value` (e.g. a carrier platform's IMEI)."""
+    cur = await conn.execute(
+        "SELECT id, type, area, site, building, enabled FROM devices"
+        " WHERE tags ->> %s = %s ORDER BY id LIMIT 1",
+        (key, value),
+    )
+    row = await cur.fetchone()
+    return DeviceRef(**row) if row else None

@@ -44,15 +44,100 @@ def main() -> None:
 
 
 @main.command()
-def up() -> None:
+@click.option("--simulate", is_flag=True, help="feed the hub with simulated devices")
+def up(simulate: bool) -> None:
     """Run the whole hub in one process group, on embedded services unless configured."""
     from hub.logs import configure_logging
     from hub.up import run_up
+    from ingest.simulate import SimConfig
 
     settings = _settings()
     configure_logging(settings.log_level.value)
+    sim = SimConfig(smoke=20, readers=5, rate=5, alarms=True) if simulate else None
     with _startup_errors():
-        asyncio.run(run_up(settings))
+        asyncio.run(run_up(settings, simulate=sim))
+
+
+@main.command()
+@click.option("--metrics-port", type=int, default=9101, show_default=True)
+def ingest(metrics_port: int) -> None:
+    """Run MQTT ingest and device health alone (needs SB_DATABASE_URL and SB_MQTT_URL)."""
+    from prometheus_client import start_http_server
+
+    from hub.logs import configure_logging
+    from hub.up import run_ingest_alone
+
+    settings = _settings()
+    if not settings.database_url or not settings.mqtt_url:
+        raise click.ClickException(
+            "shaobing ingest needs SB_DATABASE_URL and SB_MQTT_URL;"
+            " use `shaobing up` for embedded services"
+        )
+    configure_logging(settings.log_level.value)
+    start_http_server(metrics_port, addr="127.0.0.1")
+    with _startup_errors():
+        asyncio.run(run_ingest_alone(settings))
+
+
+@main.command()
+@click.option("--smoke", default=100, show_default=True, help="simulated smoke sensors")
+@click.option("--readers", default=10, show_default=True, help="simulated ID-card readers")
+@click.option("--rate", default=50.0, show_default=True, help="messages per second in all")
+@click.option("--alarms", is_flag=True, help="raise occasional smoke alarms")
+@click.option("--bad", is_flag=True, help="mix in about 2% malformed messages")
+@click.option("--duration", type=float, default=None, help="stop after this many seconds")
+@click.option("--count", type=int, default=None, help="stop after this many messages")
+@click.option("--area", default="440311001002", show_default=True)
+def simulate(
+    smoke: int,
+    readers: int,
+    rate: float,
+    alarms: bool,
+    bad: bool,
+    duration: float | None,
+    count: int | None,
+    area: str,
+) -> None:
+    """Register simulated devices and publish realistic traffic for them."""
+    from hub.db import connect
+    from hub.logs import configure_logging
+    from hub.runtime import database, embedded_broker_settings
+    from ingest.simulate import SimConfig, Simulator, register
+
+    settings = _settings()
+    configure_logging("WARNING")
+    if not settings.mqtt_url:
+        settings = embedded_broker_settings(settings) or settings
+    if not settings.mqtt:
+        raise click.ClickException("set SB_MQTT_URL, or start `shaobing up` first")
+    cfg = SimConfig(
+        smoke=smoke, readers=readers, rate=rate, alarms=alarms, bad=bad,
+        duration=duration, count=count, area=area,
+    )  # fmt: skip
+
+    async def prepare() -> int:
+        async with database(settings) as runtime:
+            conn = await connect(runtime.database_url)
+            async with conn:
+                return await register(conn, cfg)
+
+    with _startup_errors():
+        created = asyncio.run(prepare())
+    click.echo(f"simulate: {created} device(s) registered; publishing (Ctrl-C stops)", err=True)
+    simulator = Simulator(
+        settings.mqtt,
+        cfg,
+        mqtt_v5=settings.mqtt_protocol == "5",
+        progress=lambda m: click.echo(m, err=True),
+    )
+    try:
+        stats = simulator.run()
+    except KeyboardInterrupt:
+        simulator.stop()
+        stats = simulator.stats
+    click.echo(
+        f"simulate: done, {stats.sent} sent, {stats.alarms} alarms, {stats.bad} malformed", err=True
+    )
 
 
 @main.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
@@ -16,10 +17,22 @@ from hub.embedded.broker import EmbeddedBroker
 from hub.embedded.postgres import EmbeddedPostgres
 from hub.logs import get_logger
 from hub.migrations import migrate
-from hub.secret import hmac_key, read_or_create
-from hub.settings import MqttUrl, Settings
+from hub.secret import hmac_key, read_or_create, write_private
+from hub.settings import Settings
 
 log = get_logger(__name__)
+EMBEDDED_BROKER_FILE = "hub.json"
+
+
+def embedded_broker_settings(settings: Settings) -> Settings | None:
+    """Settings pointing at the broker of a `shaobing up` running on this SB_DATA_DIR."""
+    path = settings.data_dir / "mqtt" / EMBEDDED_BROKER_FILE
+    if not path.exists():
+        return None
+    found = json.loads(path.read_text(encoding="utf-8"))
+    return settings.model_copy(
+        update={"mqtt_url": found["url"], "mqtt_protocol": found["protocol"]}
+    )
 
 
 @dataclass
@@ -73,6 +86,7 @@ async def services(settings: Settings) -> AsyncIterator[Runtime]:
                     await task
             if runtime.broker:
                 await asyncio.to_thread(runtime.broker.stop)
+                (runtime.broker.dir / EMBEDDED_BROKER_FILE).unlink(missing_ok=True)
 
 
 async def _start_broker(runtime: Runtime) -> None:
@@ -85,10 +99,11 @@ async def _start_broker(runtime: Runtime) -> None:
     await asyncio.to_thread(broker.start)
     runtime.broker = broker
     assert broker.port is not None
-    url = MqttUrl(broker.host, broker.port, HUB_USER, hub_password, tls=False)
-    runtime.settings = settings.model_copy(
-        update={"mqtt_url": f"mqtt://{url.username}:{url.password}@{url.host}:{url.port}"}
-    )
+    url = f"mqtt://{HUB_USER}:{hub_password}@{broker.host}:{broker.port}"
+    protocol = "5" if broker.kind == "mosquitto" else "3.1.1"
+    # `shaobing simulate` in another shell finds the embedded broker here.
+    write_private(broker.dir / EMBEDDED_BROKER_FILE, json.dumps({"url": url, "protocol": protocol}))
+    runtime.settings = settings.model_copy(update={"mqtt_url": url, "mqtt_protocol": protocol})
     runtime.tasks.append(asyncio.create_task(_follow_registry(runtime, hub_password)))
 
 

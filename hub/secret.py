@@ -26,3 +26,13 @@ def hmac_key(settings: Settings) -> bytes:
     if settings.secret is not None:
         return settings.secret.get_secret_value().encode()
     return read_or_create(settings.data_dir / "secret.key").encode()
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read, replacing it in one rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)

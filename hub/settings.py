@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -79,6 +80,11 @@ class Settings(BaseSettings):
     pose_model: str | None = None
     vision_device: str = "cpu"
     log_level: LogLevel = LogLevel.INFO
+    mqtt_protocol: Literal["5", "3.1.1"] = "5"
+    ingest_shared: bool = False
+    # Each ingest process needs its own id: the broker keeps one durable queue per id.
+    ingest_client_id: str = Field(default="shaobing-ingest", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    onenet_token: SecretStr | None = None
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_import_bytes: int = Field(default=16_777_216, ge=1024)
 

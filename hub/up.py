@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
 
 import uvicorn
@@ -12,18 +14,56 @@ from api.app import create_app
 from api.tokens import Role, TokenIn, has_admin_token, issue_token
 from hub.db import connect
 from hub.logs import get_logger
-from hub.runtime import Runtime, services
+from hub.runtime import Runtime, database, services
 from hub.settings import Settings
+from hub.signals import SignalBus
+from ingest.service import run_ingest
+from ingest.simulate import SimConfig, Simulator, register
 
 log = get_logger(__name__)
 
 
-async def run_up(settings: Settings) -> None:
+async def run_up(settings: Settings, *, simulate: SimConfig | None = None) -> None:
     """Start everything and serve until interrupted; embedded services stop on the way out."""
     async with services(settings) as runtime:
         first_token = await _first_admin_token(runtime)
-        _print_banner(runtime, first_token)
-        await _serve(runtime.settings)
+        bus = SignalBus()
+        ingest = asyncio.create_task(_supervised("ingest", run_ingest(runtime.settings, bus)))
+        simulator = await _start_simulator(runtime, simulate) if simulate else None
+        _print_banner(runtime, first_token, simulate)
+        try:
+            await _serve(runtime.settings, bus)
+        finally:
+            if simulator:
+                simulator.stop()
+            ingest.cancel()
+            await asyncio.gather(ingest, return_exceptions=True)
+
+
+async def run_ingest_alone(settings: Settings) -> None:
+    """`shaobing ingest`: the MQTT consumer and device health, with /metrics on its own port."""
+    async with database(settings):  # migrates, like every process that starts
+        await run_ingest(settings, SignalBus())
+
+
+async def _supervised(name: str, work: Awaitable[None]) -> None:
+    """Log a crashed component loudly instead of losing the exception in a task."""
+    try:
+        await work
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("component stopped with an error", component=name)
+
+
+async def _start_simulator(runtime: Runtime, cfg: SimConfig) -> Simulator:
+    conn = await connect(runtime.database_url)
+    async with conn:
+        await register(conn, cfg)
+    assert runtime.settings.mqtt is not None
+    simulator = Simulator(runtime.settings.mqtt, cfg, mqtt_v5=runtime.settings.mqtt_protocol == "5")
+    threading.Thread(target=simulator.run, name="simulator", daemon=True).start()
+    return simulator
 
 
 async def run_api(settings: Settings) -> None:
@@ -43,9 +83,9 @@ class _Server(uvicorn.Server):
                 self._captured_signals.clear()
 
 
-async def _serve(settings: Settings) -> None:
+async def _serve(settings: Settings, bus: SignalBus | None = None) -> None:
     config = uvicorn.Config(
-        create_app(settings),
+        create_app(settings, bus=bus),
         host=settings.api_host,
         port=settings.api_port,
         log_config=None,
@@ -66,7 +106,7 @@ async def _first_admin_token(runtime: Runtime) -> str | None:
         return issued.token
 
 
-def _print_banner(runtime: Runtime, first_token: str | None) -> None:
+def _print_banner(runtime: Runtime, first_token: str | None, sim: SimConfig | None) -> None:
     settings = runtime.settings
     base = f"http://{settings.api_bind}"
     lines = [
@@ -80,6 +120,11 @@ def _print_banner(runtime: Runtime, first_token: str | None) -> None:
     if runtime.broker:
         lines.append(
             f"  MQTT     embedded {runtime.broker.kind} on mqtt://127.0.0.1:{runtime.broker.port}"
+        )
+    if sim:
+        lines.append(
+            f"  simulator {sim.smoke} smoke sensors + {sim.readers} ID readers in {sim.area},"
+            f" {sim.rate:g} msgs/s"
         )
     if first_token:
         lines += [

@@ -1,1 +1,2 @@
-"""MQTT consumers: topic routing, decoding and validation, ID-card handling, batched writes."""
+"""MQTT consumers: topic routing, per-type decoding and validation, ID-card handling,
+batched writes, dead letters."""

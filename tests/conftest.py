@@ -12,11 +12,14 @@ import pytest
 
 from hub.db import connect
 from hub.migrations import migrate
-from hub.settings import Settings
-from tests.services import api_server, postgres_server, scratch_database
+from hub.settings import MqttUrl, Settings
+from tests.services import api_server, postgres_server, scratch_database, test_broker
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
-REGISTRY_TABLES = "areas, devices, cameras, units, api_tokens"
+REGISTRY_TABLES = (
+    "areas, devices, cameras, units, api_tokens, uplinks, readings, device_state, dead_letters,"
+    " id_reads, watchlists, watchlist_entries, signals"
+)
 
 
 @pytest.fixture(scope="session")
@@ -104,3 +107,14 @@ def issue(api_url: str, role: str, area_prefix: str) -> str:
     assert response.status_code == 201, response.text
     token: str = response.json()["token"]
     return token
+
+
+@pytest.fixture(scope="session")
+def mqtt_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MqttUrl]:
+    """SB_TEST_MQTT_URL when given, else an anonymous-friendly mosquitto on a free port."""
+    env = os.environ.get("SB_TEST_MQTT_URL")
+    if env:
+        yield MqttUrl.parse(env)
+        return
+    with test_broker(tmp_path_factory.mktemp("mqtt")) as url:
+        yield url

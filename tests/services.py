@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import getpass
+import shutil
+import subprocess
 import threading
 import time
 import uuid
@@ -11,13 +14,14 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+import pytest
 import uvicorn
 from psycopg import sql
 
 from api.app import create_app
 from hub.embedded.ports import free_port, wait_for_port
 from hub.embedded.postgres import EmbeddedPostgres
-from hub.settings import Settings
+from hub.settings import MqttUrl, Settings
 
 
 @contextmanager
@@ -74,3 +78,27 @@ def api_server(settings: Settings) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@contextmanager
+def test_broker(folder: Path) -> Iterator[MqttUrl]:
+    """A mosquitto (or amqtt, where mosquitto is missing) allowing anonymous clients."""
+    port = free_port()
+    binary = shutil.which("mosquitto")
+    if binary is None:
+        pytest.skip("mosquitto is not installed (apt-get install mosquitto); ingest tests need it")
+    config = folder / "mosquitto.conf"
+    config.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+        f"persistence_location {folder}/\nmax_queued_messages 1000000\n"
+        f"max_inflight_messages 1000\nuser {getpass.getuser()}\n"
+    )
+    process = subprocess.Popen(
+        [binary, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        assert wait_for_port("127.0.0.1", port, timeout=10), "test mosquitto did not start"
+        yield MqttUrl("127.0.0.1", port, None, None, tls=False)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

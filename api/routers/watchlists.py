@@ -1,0 +1,119 @@
+"""/api/v1/watchlists and /api/v1/id-reads: personal data, for the roles that need it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.auth import Principal, allow
+from api.deps import DbPool, Limit
+from api.tokens import Role
+from hub.errors import Forbidden, Invalid
+from hub.secret import hmac_key
+from ingest import idcard, watchlists
+from ingest.id_reads import IdReadOut, find_reads
+
+router = APIRouter(tags=["personal data"])
+# Integrators and viewers never see who was read where.
+PersonalReader = Annotated[
+    Principal, Depends(allow(frozenset({Role.ADMIN, Role.OPERATOR, Role.DISPATCHER})))
+]
+ListManager = Annotated[Principal, Depends(allow(frozenset({Role.ADMIN, Role.OPERATOR})))]
+
+
+@router.post("/watchlists", status_code=201)
+async def create_watchlist(
+    body: watchlists.WatchlistIn, who: ListManager, pool: DbPool
+) -> watchlists.Watchlist:
+    if not body.area_prefix.startswith(who.area_prefix):
+        raise Forbidden(
+            f"a watch list for {body.area_prefix or 'all areas'} is wider than your scope",
+            field="area_prefix",
+        )
+    async with pool.connection() as conn:
+        return await watchlists.create_watchlist(conn, body)
+
+
+@router.get("/watchlists")
+async def list_watchlists(who: PersonalReader, pool: DbPool) -> list[watchlists.Watchlist]:
+    async with pool.connection() as conn:
+        return await watchlists.list_watchlists(conn, scope=who.area_prefix)
+
+
+@router.post("/watchlists/{list_id}/entries")
+async def add_entries(
+    list_id: int, body: watchlists.EntriesIn, request: Request, who: ListManager, pool: DbPool
+) -> watchlists.EntriesReport:
+    """Add ID numbers; only their keyed hashes and masks are stored."""
+    secret = hmac_key(request.app.state.settings)
+    async with pool.connection() as conn:
+        return await watchlists.add_entries(
+            conn, list_id, body, secret=secret, scope=who.area_prefix
+        )
+
+
+@router.get("/watchlists/{list_id}/entries")
+async def list_entries(list_id: int, who: ListManager, pool: DbPool) -> list[watchlists.Entry]:
+    async with pool.connection() as conn:
+        return await watchlists.list_entries(conn, list_id, scope=who.area_prefix)
+
+
+@router.delete("/watchlists/{list_id}/entries/{id_hash}", status_code=204)
+async def remove_entry(list_id: int, id_hash: str, who: ListManager, pool: DbPool) -> Response:
+    async with pool.connection() as conn:
+        await watchlists.remove_entry(conn, list_id, id_hash, scope=who.area_prefix)
+    return Response(status_code=204)
+
+
+@router.delete("/watchlists/{list_id}", status_code=204)
+async def delete_watchlist(list_id: int, who: ListManager, pool: DbPool) -> Response:
+    async with pool.connection() as conn:
+        await watchlists.delete_watchlist(conn, list_id, scope=who.area_prefix)
+    return Response(status_code=204)
+
+
+@router.get("/id-reads")
+async def id_reads(
+    who: PersonalReader,
+    pool: DbPool,
+    id_hash: Annotated[str | None, Query(pattern=r"^[0-9a-f]{64}$")] = None,
+    id_masked: Annotated[str | None, Query(pattern=r"^\d{4}\*{10}[\dX]{4}$")] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: Limit = 100,
+) -> list[IdReadOut]:
+    """Reads by hash or masked number, newest first, within the caller's area."""
+    async with pool.connection() as conn:
+        return await find_reads(
+            conn,
+            scope=who.area_prefix,
+            id_hash=id_hash,
+            id_masked=id_masked,
+            since=since,
+            until=until,
+            limit=limit,
+        )
+
+
+class NumberLookup(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id_number: Annotated[str, Field(max_length=64)]
+    limit: Annotated[int, Field(ge=1, le=500)] = 100
+
+
+@router.post("/id-reads/search")
+async def search_by_number(
+    body: NumberLookup, request: Request, who: PersonalReader, pool: DbPool
+) -> list[IdReadOut]:
+    """Look a number up without it appearing in a URL or a log: it is hashed here."""
+    try:
+        number = idcard.normalise(body.id_number)
+    except idcard.NotAnIdNumber as exc:
+        raise Invalid(str(exc), field="id_number") from None
+    hashed = idcard.id_hash(hmac_key(request.app.state.settings), number)
+    async with pool.connection() as conn:
+        return await find_reads(conn, scope=who.area_prefix, id_hash=hashed, limit=body.limit)

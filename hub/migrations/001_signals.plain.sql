@@ -1,0 +1,1 @@
+CREATE INDEX signals_ts_brin ON signals USING brin (ts);

@@ -1,0 +1,145 @@
+"""Uplink payloads per device type and channel (DESIGN §3), validated straight from JSON bytes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+MAX_SEQ = 2**63 - 1
+
+
+def _event_time(value: object) -> datetime:
+    """RFC 3339 with an offset, or epoch milliseconds."""
+    if isinstance(value, bool):
+        raise ValueError("ts is RFC 3339 text or epoch milliseconds")
+    if isinstance(value, int | float):
+        try:
+            return datetime.fromtimestamp(value / 1000, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            raise ValueError("ts epoch milliseconds out of range") from None
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError("ts is not RFC 3339") from None
+        if parsed.tzinfo is None:
+            raise ValueError("ts needs a UTC offset (e.g. +08:00 or Z)")
+        return parsed
+    raise ValueError("ts is RFC 3339 text or epoch milliseconds")
+
+
+EventTime = Annotated[datetime, BeforeValidator(_event_time)]
+Seq = Annotated[int, Field(ge=0, le=MAX_SEQ, strict=True)]
+Unit = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class Uplink(BaseModel):
+    # Unknown fields are ignored: firmware adds fields, and dropping a reading for that would
+    # lose data. Known fields are checked strictly.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    seq: Seq
+    ts: EventTime
+
+
+class SmokeTelemetry(Uplink):
+    smoke: Annotated[float, Field(ge=0, le=100)] | None = None
+    temp_c: Annotated[float, Field(ge=-60, le=200)] | None = None
+    battery_pct: Annotated[float, Field(ge=0, le=100)] | None = None
+    rssi_dbm: Annotated[float, Field(ge=-160, le=0)] | None = None
+
+
+SmokeEventType = Literal["smoke_alarm", "alarm_cleared", "tamper", "low_battery", "fault", "test"]
+
+
+class SmokeEvent(Uplink):
+    type: SmokeEventType
+    smoke: Annotated[float, Field(ge=0, le=100)] | None = None
+    temp_c: Annotated[float, Field(ge=-60, le=200)] | None = None
+
+
+class ReaderTelemetry(Uplink):
+    battery_pct: Annotated[float, Field(ge=0, le=100)] | None = None
+    rssi_dbm: Annotated[float, Field(ge=-160, le=0)] | None = None
+    lat: Annotated[float, Field(ge=-90, le=90)] | None = None
+    lon: Annotated[float, Field(ge=-180, le=180)] | None = None
+
+
+class Card(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id_number: Annotated[str, Field(min_length=1, max_length=64)]
+    name: Annotated[str, Field(max_length=64)] | None = None
+    sex: Annotated[str, Field(max_length=8)] | None = None
+    nation: Annotated[str, Field(max_length=32)] | None = None
+    birth: str | None = None
+    address: str | None = None
+    authority: str | None = None
+    valid_from: str | None = None
+    valid_to: str | None = None
+
+
+class IdReadEvent(Uplink):
+    type: Literal["id_read"]
+    operator: Annotated[str, Field(max_length=64)] | None = None
+    lat: Annotated[float, Field(ge=-90, le=90)] | None = None
+    lon: Annotated[float, Field(ge=-180, le=180)] | None = None
+    card: Card
+
+
+CameraEventType = Literal[
+    "intrusion",
+    "loitering",
+    "crowd",
+    "fire",
+    "smoke",
+    "fall",
+    "fire_lane_blocked",
+    "ebike_in_elevator",
+    "tamper",
+    "stream_lost",
+    "stream_restored",
+    "line_crossing",
+]
+
+
+class CameraEvent(Uplink):
+    type: CameraEventType
+    confidence: Unit = 1.0
+    zone: Annotated[str, Field(max_length=64)] | None = None
+    track_id: int | None = None
+    count: Annotated[int, Field(ge=0)] | None = None
+    bbox: tuple[Unit, Unit, Unit, Unit] | None = None
+    evidence: Annotated[str, Field(max_length=128)] | None = None
+    direction: Annotated[str, Field(max_length=16)] | None = None
+
+
+class CameraTelemetry(Uplink):
+    fps: Annotated[float, Field(ge=0)] | None = None
+    process_fps: Annotated[float, Field(ge=0)] | None = None
+    skipped_fps: Annotated[float, Field(ge=0)] | None = None
+
+
+class Status(BaseModel):
+    """Retained `status`: `{"online": true, "fw": "1.4.2"}`; a last will says online false."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    online: bool
+    fw: Annotated[str, Field(max_length=64)] | None = None
+
+
+# (device type, channel) → the model its payload must match.
+SCHEMAS: dict[tuple[str, str], type[Uplink] | type[Status]] = {
+    ("smoke_sensor", "telemetry"): SmokeTelemetry,
+    ("smoke_sensor", "event"): SmokeEvent,
+    ("id_reader", "telemetry"): ReaderTelemetry,
+    ("id_reader", "event"): IdReadEvent,
+    ("camera", "telemetry"): CameraTelemetry,
+    ("camera", "event"): CameraEvent,
+    ("smoke_sensor", "status"): Status,
+    ("id_reader", "status"): Status,
+    ("camera", "status"): Status,
+}

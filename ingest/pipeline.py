@@ -1,0 +1,122 @@
+"""Messages in, committed rows and published signals out: the path every uplink takes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow
+
+from hub.logs import get_logger
+from hub.signals import SignalBus
+from ingest import metrics
+from ingest.decode import (
+    Accepted,
+    DecodeContext,
+    Message,
+    Reason,
+    Rejection,
+    decode,
+    parse_topic,
+)
+from ingest.registry_view import RegistryView
+from ingest.store import BatchResult, write_batch
+
+log = get_logger(__name__)
+
+
+@dataclass
+class Pipeline:
+    """Decode, validate against the registry, store in one transaction, then publish signals."""
+
+    registry: RegistryView
+    secret: bytes
+    bus: SignalBus
+
+    async def process(
+        self, conn: AsyncConnection[DictRow], messages: Sequence[Message]
+    ) -> BatchResult:
+        """Handle a batch on `conn`; returns after commit. Raises (nothing committed) on a
+        database failure, so the caller can retry without acknowledging."""
+        started = time.perf_counter()
+        topics = [parse_topic(m.topic) for m in messages]
+        unknown = {
+            t.device_id
+            for t in topics
+            if not isinstance(t, Rejection) and t.device_id not in self.registry.devices
+        }
+        if unknown:
+            await self.registry.lookup_missing(conn, unknown)
+            await conn.commit()
+        ctx = DecodeContext(devices=self.registry.devices, secret=self.secret)
+        accepted: list[Accepted] = []
+        rejected: list[tuple[Message, Rejection]] = []
+        for message, topic in zip(messages, topics, strict=True):
+            if isinstance(topic, Rejection):
+                rejected.append((message, topic))
+                continue
+            if topic.channel == "cmd":
+                continue  # the hub's own downlink, seen on the shared wildcard
+            try:
+                outcome = decode(message, topic, ctx)
+            except Exception as exc:  # a decoder bug must cost one message, not the consumer
+                log.exception("decoder failed", topic=message.topic)
+                outcome = Rejection(Reason.SCHEMA, f"could not decode: {type(exc).__name__}")
+            if isinstance(outcome, Rejection):
+                rejected.append((message, outcome))
+            else:
+                accepted.append(outcome)
+        try:
+            async with conn.transaction():
+                result = await write_batch(conn, accepted, rejected)
+        except psycopg.DataError:
+            # A value the database refuses (a NUL in text, say) fails the whole COPY; find the
+            # culprits one by one so every good message beside them still lands.
+            result = await self._write_one_by_one(conn, accepted, rejected)
+        self._count(result, len(messages), time.perf_counter() - started)
+        await self.bus.publish(result.signals)
+        return result
+
+    @staticmethod
+    async def _write_one_by_one(
+        conn: AsyncConnection[DictRow],
+        accepted: list[Accepted],
+        rejected: list[tuple[Message, Rejection]],
+    ) -> BatchResult:
+        total = BatchResult()
+        for acc in accepted:
+            try:
+                async with conn.transaction():
+                    part = await write_batch(conn, [acc], [])
+            except psycopg.DataError as exc:
+                detail = str(exc).splitlines()[0][:200]
+                rejected.append(
+                    (acc.message, Rejection(Reason.SCHEMA, f"refused by database: {detail}"))
+                )
+                continue
+            total.accepted += part.accepted
+            total.readings += part.readings
+            total.signals += part.signals
+            total.rejected.update(part.rejected)
+        async with conn.transaction():
+            part = await write_batch(conn, [], rejected)
+        total.rejected.update(part.rejected)
+        return total
+
+    @staticmethod
+    def _count(result: BatchResult, size: int, seconds: float) -> None:
+        metrics.MESSAGES.labels("accepted").inc(result.accepted)
+        metrics.MESSAGES.labels("rejected").inc(sum(result.rejected.values()))
+        for reason, n in result.rejected.items():
+            metrics.DEAD_LETTERS.labels(reason).inc(n)
+        for signal in result.signals:
+            metrics.SIGNALS.labels(signal.kind).inc()
+        metrics.READINGS.inc(result.readings)
+        metrics.BATCH_SECONDS.observe(seconds)
+        metrics.BATCH_SIZE.observe(size)
+
+
+__all__ = ["Message", "Pipeline", "Reason"]

@@ -1,0 +1,1 @@
+"""HTTP push receivers for devices behind carrier IoT platforms (CTWing, OneNET)."""

@@ -1,0 +1,294 @@
+"""Realistic device traffic for demos, load and tests (`shaobing simulate`).
+
+Registers simulated smoke sensors and ID-card readers in one community, then publishes for them
+through the hub's MQTT account (a gateway, so thousands of devices need no connections of
+their own): drifting smoke levels, draining batteries, ID reads with valid check digits, and on
+request alarms and malformed messages.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow
+
+from devices.area_codes import parent_code
+from devices.areas import create_area, existing_areas
+from devices.models import AreaIn, DeviceIn, DeviceType
+from devices.registry import create_devices_bulk, existing_ids
+from hub.settings import MqttUrl
+from ingest.idcard import check_digit
+
+AREA = "440311001002"
+CENTRE = (22.780, 113.930)
+_SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗高"
+_GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英"
+
+
+@dataclass
+class SimConfig:
+    smoke: int = 20
+    readers: int = 5
+    rate: float = 10.0  # messages per second, all devices together
+    alarms: bool = False
+    bad: bool = False
+    duration: float | None = None
+    count: int | None = None
+    area: str = AREA
+    seed: int | None = None
+
+
+@dataclass
+class SimStats:
+    sent: int = 0
+    bad: int = 0
+    alarms: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+def smoke_ids(n: int) -> list[str]:
+    return [f"SIM-SD-{i:04d}" for i in range(1, n + 1)]
+
+
+def reader_ids(n: int) -> list[str]:
+    return [f"SIM-RD-{i:03d}" for i in range(1, n + 1)]
+
+
+async def register(conn: AsyncConnection[DictRow], cfg: SimConfig) -> int:
+    """Create the community and any simulated devices that are missing; returns how many."""
+    codes = [cfg.area]
+    while (parent := parent_code(codes[-1])) is not None:
+        codes.append(parent)
+    known = await existing_areas(conn, set(codes))
+    for code in reversed(codes):
+        if code not in known:
+            await create_area(conn, AreaIn(code=code, name=f"模拟 {code}"))
+    wanted = [(i, DeviceType.SMOKE_SENSOR) for i in smoke_ids(cfg.smoke)]
+    wanted += [(i, DeviceType.ID_READER) for i in reader_ids(cfg.readers)]
+    taken = await existing_ids(conn, [i for i, _ in wanted])
+    rng = random.Random(7)
+    new = [
+        DeviceIn(
+            id=device_id,
+            type=kind,
+            area=cfg.area,
+            site="模拟小区",
+            building=f"{rng.randint(1, 12)}栋",
+            floor=str(rng.randint(1, 30)),
+            lat=CENTRE[0] + rng.uniform(-0.01, 0.01),
+            lon=CENTRE[1] + rng.uniform(-0.01, 0.01),
+            tags={"simulated": True},
+        )
+        for device_id, kind in wanted
+        if device_id not in taken
+    ]
+    await create_devices_bulk(conn, new)
+    return len(new)
+
+
+def random_id_number(rng: random.Random, *, valid: bool = True) -> str:
+    """A resident ID number with a correct (or, on request, wrong) check digit."""
+    born = date(1950, 1, 1) + timedelta(days=rng.randint(0, 365 * 55))
+    first17 = f"440311{born:%Y%m%d}{rng.randint(0, 999):03d}"
+    digit = check_digit(first17)
+    if not valid:
+        digit = "0" if digit != "0" else "1"
+    return first17 + digit
+
+
+class Simulator:
+    """Publishes paced traffic until the duration or count is reached, or `stop()`."""
+
+    def __init__(
+        self,
+        mqtt_url: MqttUrl,
+        cfg: SimConfig,
+        *,
+        mqtt_v5: bool = True,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.url = mqtt_url
+        self.stats = SimStats()
+        self.progress = progress
+        self._rng = random.Random(cfg.seed)
+        self._stop = threading.Event()
+        self._seq: dict[str, int] = {}
+        base = int(time.time() * 1000)  # seq keeps rising across runs, so none are duplicates
+        self._smoke = {
+            i: {"level": 0.05, "battery": self._rng.uniform(30, 100)} for i in smoke_ids(cfg.smoke)
+        }
+        self._readers = reader_ids(cfg.readers)
+        for device_id in [*self._smoke, *self._readers]:
+            self._seq[device_id] = base
+        self._client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"shaobing-sim-{self._rng.randint(0, 1 << 30)}",
+            protocol=mqtt.MQTTv5 if mqtt_v5 else mqtt.MQTTv311,
+        )
+        if mqtt_url.username:
+            self._client.username_pw_set(mqtt_url.username, mqtt_url.password)
+        self._client.max_inflight_messages_set(200)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> SimStats:
+        self._client.connect(self.url.host, self.url.port, keepalive=30)
+        self._client.loop_start()
+        try:
+            self._publish_status()
+            self._loop()
+        finally:
+            self._client.disconnect()
+            self._client.loop_stop()
+        return self.stats
+
+    def _publish_status(self) -> None:
+        for device_id in [*self._smoke, *self._readers]:
+            self._client.publish(
+                self._topic(device_id, "status"), json.dumps({"online": True, "fw": "sim-1.0"}),
+                qos=1, retain=True,
+            )  # fmt: skip
+
+    def _loop(self) -> None:
+        cfg = self.cfg
+        interval = 1.0 / cfg.rate if cfg.rate > 0 else 0.0
+        next_at = time.monotonic()
+        last_report = next_at
+        while not self._stop.is_set():
+            if cfg.count is not None and self.stats.sent >= cfg.count:
+                break
+            if cfg.duration is not None and time.monotonic() - self.stats.started >= cfg.duration:
+                break
+            topic, payload = self._next_message()
+            self._client.publish(topic, payload, qos=1)
+            self.stats.sent += 1
+            next_at += interval
+            delay = next_at - time.monotonic()
+            if delay > 0:
+                self._stop.wait(delay)
+            if self.progress and time.monotonic() - last_report >= 5:
+                last_report = time.monotonic()
+                elapsed = last_report - self.stats.started
+                self.progress(
+                    f"simulate: {self.stats.sent} sent ({self.stats.sent / elapsed:.0f}/s),"
+                    f" {self.stats.alarms} alarms, {self.stats.bad} malformed"
+                )
+
+    def _next_message(self) -> tuple[str, bytes]:
+        rng = self._rng
+        if self.cfg.bad and rng.random() < 0.02:
+            self.stats.bad += 1
+            return self._bad_message()
+        if self._readers and rng.random() < 0.1:
+            return self._id_read(rng.choice(self._readers))
+        device_id = rng.choice(list(self._smoke))
+        if self.cfg.alarms and rng.random() < 0.002:
+            self.stats.alarms += 1
+            state = self._smoke[device_id]
+            state["level"] = rng.uniform(2.0, 5.0)
+            return self._event(
+                device_id,
+                {"type": "smoke_alarm", "smoke": round(state["level"], 2), "temp_c": 48.0},
+            )
+        return self._telemetry(device_id)
+
+    def _telemetry(self, device_id: str) -> tuple[str, bytes]:
+        rng = self._rng
+        state = self._smoke[device_id]
+        # Smoke drifts around a clean-air baseline and decays back after an alarm.
+        state["level"] = max(0.0, state["level"] * 0.9 + 0.005 + rng.gauss(0, 0.01))
+        state["battery"] = max(0.0, state["battery"] - rng.uniform(0, 0.01))
+        body = {
+            "seq": self._next_seq(device_id),
+            "ts": int(time.time() * 1000),
+            "smoke": round(state["level"], 3),
+            "temp_c": round(24 + rng.gauss(0, 0.5), 1),
+            "battery_pct": round(state["battery"], 1),
+            "rssi_dbm": rng.randint(-110, -70),
+        }
+        return self._topic(device_id, "telemetry"), json.dumps(body).encode()
+
+    def _event(self, device_id: str, fields: dict[str, object]) -> tuple[str, bytes]:
+        body = {"seq": self._next_seq(device_id), "ts": int(time.time() * 1000), **fields}
+        return self._topic(device_id, "event"), json.dumps(body).encode()
+
+    def _id_read(self, reader: str) -> tuple[str, bytes]:
+        rng = self._rng
+        name = (
+            rng.choice(_SURNAMES)
+            + rng.choice(_GIVEN)
+            + (rng.choice(_GIVEN) if rng.random() < 0.6 else "")
+        )
+        card = {
+            "id_number": random_id_number(rng),
+            "name": name,
+            "sex": rng.choice(["男", "女"]),
+            "nation": "汉",
+            "address": "广东省深圳市宝安区模拟路1号",
+            "authority": "深圳市公安局宝安分局",
+            "valid_from": "20200101",
+            "valid_to": "20400101",
+        }
+        return self._event(
+            reader,
+            {
+                "type": "id_read",
+                "operator": f"GW-{rng.randint(1, 300):04d}",
+                "lat": CENTRE[0] + rng.uniform(-0.01, 0.01),
+                "lon": CENTRE[1] + rng.uniform(-0.01, 0.01),
+                "card": card,
+            },
+        )
+
+    def _bad_message(self) -> tuple[str, bytes]:
+        rng = self._rng
+        device_id = rng.choice(list(self._smoke))
+        topic = self._topic(device_id, "telemetry")
+        now = int(time.time() * 1000)
+        choices: list[tuple[str, bytes]] = [
+            (topic, b'{"seq": 1, "smoke": '),  # bad_json
+            (topic, b"[1, 2, 3]"),  # not_object
+            (self._topic("SIM-NOBODY", "telemetry"), json.dumps({"seq": 1, "ts": now}).encode()),
+            (f"sb/440311001009/{device_id}/telemetry", json.dumps({"seq": 1, "ts": now}).encode()),
+            (
+                topic,
+                json.dumps({"seq": self._next_seq(device_id), "ts": now + 86_400_000}).encode(),
+            ),
+            (
+                topic,
+                json.dumps({"seq": self._next_seq(device_id), "ts": now, "smoke": "lots"}).encode(),
+            ),
+            ("sb/not-a-topic", b"{}"),
+        ]
+        if self._readers:
+            reader = rng.choice(self._readers)
+            body = {
+                "seq": self._next_seq(reader),
+                "ts": now,
+                "type": "id_read",
+                "card": {"id_number": "12345"},
+            }
+            choices.append((self._topic(reader, "event"), json.dumps(body).encode()))
+        return rng.choice(choices)
+
+    def _next_seq(self, device_id: str) -> int:
+        self._seq[device_id] = self._seq.get(device_id, 0) + 1
+        return self._seq[device_id]
+
+    def _topic(self, device_id: str, channel: str) -> str:
+        return f"sb/{self.cfg.area}/{device_id}/{channel}"
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)

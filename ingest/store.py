@@ -1,0 +1,354 @@
+"""Write one batch of decoded messages in one transaction, with COPY.
+
+Idempotency: every (device_id, seq) goes through `uplinks` first; only the keys that table did
+not have yet produce readings and signals, so a redelivered message changes nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow
+from psycopg.types.json import Jsonb
+
+from hub.signals import SIGNAL_COLUMNS, Signal
+from ingest.decode import Accepted, IdRead, Message, Reason, Rejection
+
+BATTERY_LOW_PCT = 20.0
+# Faster than any road or rail trip between two reads means a cloned or shared card.
+MAX_TRAVEL_KMH = 300.0
+_HEAD_BYTES = 256
+# A payload that mentions a card or holds an 18-character ID-shaped run keeps no bytes.
+_PERSONAL = re.compile(rb"(?i)card|id_number|\d{17}[\dx]")
+
+
+@dataclass
+class BatchResult:
+    accepted: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    signals: list[Signal] = field(default_factory=list)
+    readings: int = 0
+
+
+async def write_batch(
+    conn: AsyncConnection[DictRow],
+    accepted: list[Accepted],
+    rejected: list[tuple[Message, Rejection]],
+) -> BatchResult:
+    """Store a batch inside the caller's transaction; the caller commits, then acknowledges."""
+    fresh, duplicates = await _deduplicate(conn, accepted)
+    rejected = rejected + duplicates
+    result = BatchResult(accepted=len(fresh))
+    result.rejected.update(r.reason.value for _, r in rejected)
+
+    readings = [row for acc in fresh for row in acc.readings]
+    signals = [sig for acc in fresh for sig in acc.signals]
+    signals += await _state_transitions(conn, fresh)
+    id_reads = [acc for acc in fresh if acc.id_read is not None]
+    if id_reads:
+        signals += await _enrich_id_reads(conn, id_reads)
+        await _copy_id_reads(conn, id_reads)
+    await _copy_readings(conn, readings)
+    await copy_signals(conn, signals)
+    await _copy_dead_letters(conn, rejected)
+    result.readings = len(readings)
+    result.signals = signals
+    return result
+
+
+async def _deduplicate(
+    conn: AsyncConnection[DictRow], accepted: list[Accepted]
+) -> tuple[list[Accepted], list[tuple[Message, Rejection]]]:
+    duplicates: list[tuple[Message, Rejection]] = []
+    keyed: dict[tuple[str, int], Accepted] = {}
+    unkeyed: list[Accepted] = []
+    for acc in accepted:
+        if acc.seq is None:
+            unkeyed.append(acc)
+            continue
+        key = (acc.device.id, acc.seq)
+        if key in keyed:
+            duplicates.append((acc.message, _duplicate(key)))
+        else:
+            keyed[key] = acc
+    if not keyed:
+        return unkeyed, duplicates
+    async with conn.cursor() as cur:
+        # Per connection, created on first use (a no-op after that).
+        await cur.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS _batch_uplinks"
+            " (device_id text, seq bigint, ts timestamptz, channel text) ON COMMIT DELETE ROWS"
+        )
+        async with cur.copy(
+            "COPY _batch_uplinks (device_id, seq, ts, channel) FROM STDIN (FORMAT BINARY)"
+        ) as copy:
+            copy.set_types(["text", "int8", "timestamptz", "text"])
+            for (device_id, seq), acc in keyed.items():
+                await copy.write_row((device_id, seq, acc.ts, acc.channel))
+        await cur.execute(
+            "INSERT INTO uplinks (device_id, seq, ts, channel)"
+            " SELECT device_id, seq, ts, channel FROM _batch_uplinks"
+            " ON CONFLICT DO NOTHING RETURNING device_id, seq"
+        )
+        new = {(row["device_id"], row["seq"]) for row in await cur.fetchall()}
+    fresh = []
+    for key, acc in keyed.items():
+        if key in new:
+            fresh.append(acc)
+        else:
+            duplicates.append((acc.message, _duplicate(key)))
+    return fresh + unkeyed, duplicates
+
+
+def _duplicate(key: tuple[str, int]) -> Rejection:
+    return Rejection(Reason.DUPLICATE, f"seq {key[1]} of {key[0]} was already stored")
+
+
+async def _state_transitions(conn: AsyncConnection[DictRow], fresh: list[Accepted]) -> list[Signal]:
+    """Update device_state from the batch; say device_online after a reported outage and
+    battery_low when the battery crosses the threshold."""
+    latest: dict[str, dict[str, Any]] = {}
+    for acc in sorted(fresh, key=lambda a: a.message.received_at):
+        state = latest.setdefault(acc.device.id, {"acc": acc})
+        state["acc"] = acc
+        state["last_seen"] = acc.message.received_at
+        for name in ("battery_pct", "rssi_dbm", "fw"):
+            if getattr(acc, name) is not None:
+                state[name] = getattr(acc, name)
+        if acc.online is not None:
+            state["online"] = acc.online
+    if not latest:
+        return []
+    cur = await conn.execute(
+        "SELECT device_id, online, reported_offline, offline_since, battery_pct"
+        " FROM device_state WHERE device_id = ANY(%s) FOR UPDATE",
+        (list(latest),),
+    )
+    before = {row["device_id"]: row for row in await cur.fetchall()}
+    signals: list[Signal] = []
+    rows = []
+    for device_id, state in latest.items():
+        last: Accepted = state["acc"]
+        old = before.get(device_id, {})
+        online = state.get("online", True)
+        reported = bool(old.get("reported_offline"))
+        offline_since = old.get("offline_since") if not online else None
+        if not online and offline_since is None:
+            offline_since = state["last_seen"]
+        if online and reported:
+            signals.append(_device_signal(last, "device_online", None, {}))
+            reported = False
+        battery = state.get("battery_pct")
+        old_battery = old.get("battery_pct")
+        if (
+            battery is not None
+            and battery < BATTERY_LOW_PCT
+            and (old_battery is None or old_battery >= BATTERY_LOW_PCT)
+        ):
+            signals.append(_device_signal(last, "battery_low", battery, {"battery_pct": battery}))
+        rows.append(
+            (
+                device_id,
+                state["last_seen"],
+                online,
+                offline_since,
+                reported,
+                battery,
+                state.get("rssi_dbm"),
+                state.get("fw"),
+            )
+        )
+    async with conn.cursor() as cur2:
+        await cur2.executemany(
+            """
+            INSERT INTO device_state AS s (device_id, last_seen, online, offline_since,
+                                           reported_offline, battery_pct, rssi_dbm, fw)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+            ON CONFLICT (device_id) DO UPDATE SET
+                last_seen = greatest(s.last_seen, excluded.last_seen),
+                online = excluded.online,
+                offline_since = excluded.offline_since,
+                reported_offline = excluded.reported_offline,
+                battery_pct = coalesce(excluded.battery_pct, s.battery_pct),
+                rssi_dbm = coalesce(excluded.rssi_dbm, s.rssi_dbm),
+                fw = coalesce(excluded.fw, s.fw),
+                updated_at = now()
+            """,
+            rows,
+        )
+    return signals
+
+
+def _device_signal(acc: Accepted, kind: str, value: float | None, attrs: dict[str, Any]) -> Signal:
+    device = acc.device
+    return Signal(
+        ts=acc.ts,
+        kind=kind,
+        source_id=device.id,
+        source_type=device.type,
+        area=device.area,
+        site=device.site,
+        building=device.building,
+        value=value,
+        attrs=attrs,
+    )
+
+
+async def _enrich_id_reads(conn: AsyncConnection[DictRow], reads: list[Accepted]) -> list[Signal]:
+    """Watch-list hits and impossible travel, against stored reads and within the batch."""
+    hashes = list({acc.id_read.id_hash for acc in reads if acc.id_read})
+    cur = await conn.execute(
+        "SELECT e.id_hash, w.name, w.label, w.level FROM watchlist_entries e"
+        " JOIN watchlists w ON w.id = e.watchlist_id WHERE e.id_hash = ANY(%s)",
+        (hashes,),
+    )
+    hits: dict[str, list[dict[str, Any]]] = {}
+    for row in await cur.fetchall():
+        hits.setdefault(row["id_hash"], []).append(row)
+    cur = await conn.execute(
+        "SELECT DISTINCT ON (id_hash) id_hash, ts, lat, lon, device_id FROM id_reads"
+        " WHERE id_hash = ANY(%s) AND lat IS NOT NULL ORDER BY id_hash, ts DESC",
+        (hashes,),
+    )
+    last_seen: dict[str, dict[str, Any]] = {row["id_hash"]: row for row in await cur.fetchall()}
+
+    signals: list[Signal] = []
+    for acc in sorted(reads, key=lambda a: a.ts):
+        read = acc.id_read
+        assert read is not None
+        base = {"id_hash": read.id_hash, "id_masked": read.id_masked, "operator": read.operator}
+        for hit in hits.get(read.id_hash, []):
+            signals.append(
+                _device_signal(
+                    acc,
+                    "id_watchlist_hit",
+                    None,
+                    {
+                        **base,
+                        "watchlist": hit["name"],
+                        "label": hit["label"],
+                        "level": hit["level"],
+                    },
+                )
+            )
+        previous = last_seen.get(read.id_hash)
+        if previous and read.lat is not None and read.lon is not None:
+            speed = _speed_kmh(previous, read, acc.ts)
+            if speed is not None and speed > MAX_TRAVEL_KMH:
+                signals.append(
+                    _device_signal(
+                        acc,
+                        "id_impossible_travel",
+                        speed,
+                        {
+                            **base,
+                            "speed_kmh": round(speed),
+                            "previous_device": previous["device_id"],
+                            "previous_ts": previous["ts"].isoformat(),
+                        },
+                    )
+                )
+        if read.lat is not None and read.lon is not None:
+            last_seen[read.id_hash] = {
+                "ts": acc.ts, "lat": read.lat, "lon": read.lon, "device_id": acc.device.id,
+            }  # fmt: skip
+    return signals
+
+
+def _speed_kmh(previous: dict[str, Any], read: IdRead, ts: datetime) -> float | None:
+    assert read.lat is not None and read.lon is not None
+    km = haversine_km(previous["lat"], previous["lon"], read.lat, read.lon)
+    hours = abs((ts - previous["ts"]) / timedelta(hours=1))
+    if km < 1.0:  # GPS noise and neighbouring doors are not travel
+        return None
+    return math.inf if hours == 0 else km / hours
+
+
+def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance between two WGS-84 points."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * 6371.0088 * math.asin(math.sqrt(a))
+
+
+async def _copy_readings(
+    conn: AsyncConnection[DictRow], rows: list[tuple[datetime, str, str, float]]
+) -> None:
+    if not rows:
+        return
+    async with (
+        conn.cursor() as cur,
+        cur.copy("COPY readings (ts, device_id, metric, value) FROM STDIN (FORMAT BINARY)") as copy,
+    ):
+        copy.set_types(["timestamptz", "text", "text", "float8"])
+        for row in rows:
+            await copy.write_row(row)
+
+
+async def copy_signals(conn: AsyncConnection[DictRow], signals: list[Signal]) -> None:
+    """Store signals (also used by the health monitor and the push receivers)."""
+    if not signals:
+        return
+    async with (
+        conn.cursor() as cur,
+        cur.copy(f"COPY signals ({', '.join(SIGNAL_COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy,
+    ):
+        copy.set_types(
+            ["timestamptz", "text", "text", "text", "text", "text", "text", "float8",
+             "float8", "jsonb"]
+        )  # fmt: skip
+        for s in signals:
+            await copy.write_row(
+                (s.ts, s.kind, s.source_id, s.source_type, s.area, s.site, s.building,
+                 s.value, s.confidence, Jsonb(s.attrs))
+            )  # fmt: skip
+
+
+async def _copy_id_reads(conn: AsyncConnection[DictRow], reads: list[Accepted]) -> None:
+    async with (
+        conn.cursor() as cur,
+        cur.copy(
+            "COPY id_reads (ts, device_id, area, operator, lat, lon, id_hash, id_masked,"
+            " name_masked, sex, nation, valid_to, status) FROM STDIN"
+        ) as copy,
+    ):
+        for acc in reads:
+            r = acc.id_read
+            assert r is not None
+            await copy.write_row(
+                (acc.ts, acc.device.id, acc.device.area, r.operator, r.lat, r.lon,
+                 r.id_hash, r.id_masked, r.name_masked, r.sex, r.nation, r.valid_to,
+                 r.status)
+            )  # fmt: skip
+
+
+async def _copy_dead_letters(
+    conn: AsyncConnection[DictRow], rejected: list[tuple[Message, Rejection]]
+) -> None:
+    if not rejected:
+        return
+    async with (
+        conn.cursor() as cur,
+        cur.copy(
+            "COPY dead_letters (received_at, topic, size, head, reason, detail) FROM STDIN"
+        ) as copy,
+    ):
+        for message, rejection in rejected:
+            await copy.write_row(
+                (message.received_at, message.topic[:512], len(message.payload),
+                 _head(message), rejection.reason.value, rejection.detail[:1000])
+            )  # fmt: skip
+
+
+def _head(message: Message) -> str | None:
+    """The first bytes of a rejected payload, unless it may hold an ID number (DESIGN §5)."""
+    if _PERSONAL.search(message.payload):
+        return None
+    return message.payload[:_HEAD_BYTES].decode("utf-8", errors="replace").replace("\x00", "\ufffd")
