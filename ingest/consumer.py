@@ -1,24 +1,21 @@
 """The MQTT front door: QoS 1, a persistent session, acknowledgement only after commit.
 
-paho's network thread appends each message to a deque; the asyncio side drains it in batches,
-commits them, and only then acknowledges them, in arrival order. A message that was not
-acknowledged before a crash or a reconnect is redelivered by the broker and deduplicated by
-(device_id, seq).
+The MQTT session runs in a child process (`ingest.receiver`); this process decodes and commits
+batches, then sends the acknowledgements back. A message that was not acknowledged before a
+crash or a reconnect is redelivered by the broker and deduplicated by (device_id, seq).
 """
 
 from __future__ import annotations
 
 import asyncio
-import ssl
+import multiprocessing as mp
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 
-import paho.mqtt.client as mqtt
 import psycopg
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 
@@ -28,6 +25,7 @@ from hub.settings import MqttUrl
 from ingest.decode import Message
 from ingest.health import HealthPolicy, sweep
 from ingest.pipeline import Pipeline
+from ingest.receiver import CONNECTED, MESSAGES, SessionConfig, run_receiver
 
 log = get_logger(__name__)
 UPLINKS = "sb/+/+/+"
@@ -52,7 +50,7 @@ class ConsumerConfig:
 
 
 class MqttConsumer:
-    """Runs until cancelled: MQTT session, batch writer, health sweeps."""
+    """Runs until cancelled: MQTT session (child process), batch writer, health sweeps."""
 
     def __init__(
         self, config: ConsumerConfig, pipeline: Pipeline, health: HealthPolicy | None = None
@@ -61,120 +59,99 @@ class MqttConsumer:
         self.pipeline = pipeline
         self.health = health or HealthPolicy()
         self._inbox: deque[Message] = deque()
-        self._generation = 0
-        self._client = self._make_client()
         self.connected = asyncio.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._arrived = asyncio.Event()
 
     async def run(self) -> None:
-        self._loop = asyncio.get_running_loop()
         conn = await self._connect_db()
         await self.pipeline.registry.load(conn)
         await conn.commit()
-        self._start_mqtt()
+        child, messages, acks = self._start_receiver()
+        loop = asyncio.get_running_loop()
+        loop.add_reader(messages.fileno(), self._on_pipe, messages)
         tasks = [
             asyncio.create_task(self.pipeline.registry.follow(self.config.database_url)),
             asyncio.create_task(self._health_loop()),
         ]
         try:
-            await self._drain_loop(conn)
+            await self._drain_loop(conn, acks)
         finally:
+            loop.remove_reader(messages.fileno())
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            self._client.disconnect()
-            self._client.loop_stop()
+            messages.close()
+            acks.close()
+            child.join(timeout=5)
+            if child.is_alive():
+                child.terminate()
             await conn.close()
 
-    # --- MQTT side (paho's thread) --------------------------------------------------------
-
-    def _make_client(self) -> mqtt.Client:
+    def _start_receiver(self) -> tuple[BaseProcess, Connection, Connection]:
         cfg = self.config
-        protocol = mqtt.MQTTv5 if cfg.mqtt_v5 else mqtt.MQTTv311
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
+        session = SessionConfig(
+            mqtt=cfg.mqtt,
             client_id=cfg.client_id,
-            protocol=protocol,
-            clean_session=None if cfg.mqtt_v5 else False,
-            manual_ack=True,
+            subscription=cfg.subscription,
+            mqtt_v5=cfg.mqtt_v5,
+            receive_maximum=cfg.receive_maximum,
+            flush_interval=cfg.flush_interval,
         )
-        if cfg.mqtt.username:
-            client.username_pw_set(cfg.mqtt.username, cfg.mqtt.password)
-        if cfg.mqtt.tls:
-            client.tls_set_context(ssl.create_default_context())
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
-        client.max_queued_messages_set(0)
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_message
-        return client
+        ctx = mp.get_context("spawn")  # this process has threads; fork would copy their locks
+        messages_in, messages_out = ctx.Pipe(duplex=False)  # (receiving end, sending end)
+        acks_in, acks_out = ctx.Pipe(duplex=False)
+        child = ctx.Process(
+            target=run_receiver, args=(session, messages_out, acks_in), name="mqtt-receiver",
+            daemon=True,
+        )  # fmt: skip
+        child.start()
+        messages_out.close()
+        acks_in.close()
+        return child, messages_in, acks_out
 
-    def _start_mqtt(self) -> None:
-        cfg = self.config
-        properties = None
-        if cfg.mqtt_v5:
-            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-            properties.SessionExpiryInterval = 7 * 24 * 3600  # keep our queue across restarts
-            properties.ReceiveMaximum = cfg.receive_maximum
-        self._client.connect_async(
-            cfg.mqtt.host,
-            cfg.mqtt.port,
-            keepalive=30,
-            clean_start=False if cfg.mqtt_v5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
-            properties=properties,
-        )
-        self._client.loop_start()
-
-    def _on_connect(
-        self, client: mqtt.Client, userdata: object, flags: object, reason: object, props: object
-    ) -> None:
-        if getattr(reason, "is_failure", False):
-            log.error("MQTT connection refused", reason=str(reason))
+    def _on_pipe(self, pipe: Connection) -> None:
+        try:
+            kind, body = pipe.recv()
+        except (EOFError, OSError):
+            log.error("MQTT receiver process exited")
+            asyncio.get_running_loop().remove_reader(pipe.fileno())
+            self._arrived.set()
             return
-        # Messages delivered on an earlier connection can no longer be acknowledged; the
-        # broker redelivers them on this one.
-        self._generation += 1
-        client.subscribe(self.config.subscription, qos=1)
-        log.info("MQTT connected", subscription=self.config.subscription)
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self.connected.set)
-
-    def _on_disconnect(
-        self, client: mqtt.Client, userdata: object, flags: object, reason: object, props: object
-    ) -> None:
-        log.warning("MQTT disconnected; reconnecting", reason=str(reason))
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self.connected.clear)
-
-    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
-        self._inbox.append(
-            Message(
-                topic=msg.topic,
-                payload=bytes(msg.payload),
-                received_at=datetime.now(UTC),
-                mid=msg.mid,
-                qos=msg.qos,
-                generation=self._generation,
+        if kind == MESSAGES:
+            self._inbox.extend(
+                Message(
+                    topic=topic,
+                    payload=payload,
+                    received_at=datetime.fromtimestamp(epoch, UTC),
+                    mid=mid,
+                    qos=qos,
+                    generation=generation,
+                )
+                for topic, payload, epoch, mid, qos, generation in body
             )
-        )
-
-    # --- database side (asyncio) ------------------------------------------------------------
+            self._arrived.set()
+        elif kind == CONNECTED:
+            log.info("MQTT connected", subscription=body)
+            self.connected.set()
+        else:
+            log.warning("MQTT disconnected; reconnecting", reason=body)
+            self.connected.clear()
 
     async def _connect_db(self) -> AsyncConnection[DictRow]:
         delay = 0.5
         while True:
             try:
-                conn = await connect(self.config.database_url)
-                return conn
+                return await connect(self.config.database_url)
             except psycopg.OperationalError as exc:
                 log.warning("database unavailable; retrying", error=str(exc), delay=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10)
 
-    async def _drain_loop(self, conn: AsyncConnection[DictRow]) -> None:
+    async def _drain_loop(self, conn: AsyncConnection[DictRow], acks: Connection) -> None:
         while True:
             if not self._inbox:
-                await asyncio.sleep(self.config.flush_interval)
+                self._arrived.clear()
+                await self._arrived.wait()
                 continue
             count = min(len(self._inbox), self.config.max_batch)
             batch = [self._inbox.popleft() for _ in range(count)]
@@ -186,13 +163,7 @@ class MqttConsumer:
                     log.warning("batch not committed; retrying", error=str(exc), size=len(batch))
                     await conn.close()
                     conn = await self._connect_db()
-            self._acknowledge(batch)
-
-    def _acknowledge(self, batch: list[Message]) -> None:
-        generation = self._generation
-        for message in batch:
-            if message.qos > 0 and message.generation == generation:
-                self._client.ack(message.mid, message.qos)
+            acks.send([(m.mid, m.qos, m.generation) for m in batch if m.qos > 0])
 
     async def _health_loop(self) -> None:
         while True:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -130,7 +131,9 @@ class Topic:
     channel: str
 
 
+@functools.lru_cache(maxsize=65_536)
 def parse_topic(topic: str) -> Topic | Rejection:
+    """Split and check `sb/{area}/{device_id}/{channel}`; memoised, as devices repeat topics."""
     parts = topic.split("/")
     if len(parts) != 4 or parts[0] != "sb":
         return Rejection(Reason.BAD_TOPIC, "topic is not sb/{area}/{device_id}/{channel}")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, AsyncCursor
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
@@ -91,12 +91,12 @@ async def _deduplicate(
             copy.set_types(["text", "int8", "timestamptz", "text"])
             for (device_id, seq), acc in keyed.items():
                 await copy.write_row((device_id, seq, acc.ts, acc.channel))
-        await cur.execute(
-            "INSERT INTO uplinks (device_id, seq, ts, channel)"
-            " SELECT device_id, seq, ts, channel FROM _batch_uplinks"
-            " ON CONFLICT DO NOTHING RETURNING device_id, seq"
-        )
-        new = {(row["device_id"], row["seq"]) for row in await cur.fetchall()}
+        new = await _insert_uplinks(cur, len(keyed))
+        # Emptied now too, not only at commit: a caller may run several batches in one
+        # transaction (the push receivers do).
+        await cur.execute("TRUNCATE _batch_uplinks")
+    if new is None:  # the common case: nothing was seen before
+        return list(keyed.values()) + unkeyed, duplicates
     fresh = []
     for key, acc in keyed.items():
         if key in new:
@@ -104,6 +104,30 @@ async def _deduplicate(
         else:
             duplicates.append((acc.message, _duplicate(key)))
     return fresh + unkeyed, duplicates
+
+
+async def _insert_uplinks(cur: AsyncCursor[DictRow], expected: int) -> set[tuple[str, int]] | None:
+    """Move the staged keys into `uplinks`; None when all were new, else the new ones.
+
+    Asking for RETURNING rows on every batch costs more than the rare retry with them.
+    """
+    insert = (
+        "INSERT INTO uplinks (device_id, seq, ts, channel)"
+        " SELECT device_id, seq, ts, channel FROM _batch_uplinks ON CONFLICT DO NOTHING"
+    )
+    try:
+        async with cur.connection.transaction():
+            await cur.execute(insert)
+            if cur.rowcount != expected:
+                raise _SomeSeen
+            return None
+    except _SomeSeen:
+        await cur.execute(insert + " RETURNING device_id, seq")
+        return {(row["device_id"], row["seq"]) for row in await cur.fetchall()}
+
+
+class _SomeSeen(Exception):
+    """Rolls the savepoint back so the insert can be repeated with RETURNING."""
 
 
 def _duplicate(key: tuple[str, int]) -> Rejection:
@@ -164,12 +188,29 @@ async def _state_transitions(conn: AsyncConnection[DictRow], fresh: list[Accepte
                 state.get("fw"),
             )
         )
-    async with conn.cursor() as cur2:
-        await cur2.executemany(
+    await _upsert_state(conn, rows)
+    return signals
+
+
+async def _upsert_state(conn: AsyncConnection[DictRow], rows: list[tuple[Any, ...]]) -> None:
+    """One statement for the whole batch, fed by COPY: a row per device is the hot path."""
+    async with conn.cursor() as cur:
+        await cur.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS _batch_state (device_id text, last_seen timestamptz,"
+            " online boolean, offline_since timestamptz, reported_offline boolean,"
+            " battery_pct float8, rssi_dbm float8, fw text) ON COMMIT DELETE ROWS"
+        )
+        async with cur.copy("COPY _batch_state FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(
+                ["text", "timestamptz", "bool", "timestamptz", "bool", "float8", "float8", "text"]
+            )
+            for row in rows:
+                await copy.write_row(row)
+        await cur.execute(
             """
             INSERT INTO device_state AS s (device_id, last_seen, online, offline_since,
                                            reported_offline, battery_pct, rssi_dbm, fw)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+            SELECT * FROM _batch_state
             ON CONFLICT (device_id) DO UPDATE SET
                 last_seen = greatest(s.last_seen, excluded.last_seen),
                 online = excluded.online,
@@ -179,10 +220,9 @@ async def _state_transitions(conn: AsyncConnection[DictRow], fresh: list[Accepte
                 rssi_dbm = coalesce(excluded.rssi_dbm, s.rssi_dbm),
                 fw = coalesce(excluded.fw, s.fw),
                 updated_at = now()
-            """,
-            rows,
+            """
         )
-    return signals
+        await cur.execute("TRUNCATE _batch_state")
 
 
 def _device_signal(acc: Accepted, kind: str, value: float | None, attrs: dict[str, Any]) -> Signal:

@@ -1,0 +1,370 @@
+"""Ingest throughput: a bare paho subscriber against the whole ingest pipeline, same run.
+
+    python -m bench.ingest [--messages 200000] [--devices 1000] [--publishers 2] [--qos 1]
+                           [--soak SECONDS --soak-rate MSGS_PER_S]
+
+Uses SB_BENCH_DATABASE_URL / SB_BENCH_MQTT_URL when set, else SB_TEST_DATABASE_URL's server
+(a scratch database) and a mosquitto it starts on a free port. Prints: the bare subscriber's
+receive rate, the pipeline's published→committed rate, their ratio, batch latency
+p50/p99, and the ingest process's peak RSS (and RSS over time with --soak).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import psycopg
+from paho.mqtt.enums import CallbackAPIVersion
+
+from bench.fastpub import FastPublisher, publish_packet
+from devices.models import AreaIn, DeviceIn, DeviceType
+from hub.db import connect
+from hub.migrations import migrate
+from hub.settings import MqttUrl
+from hub.signals import SignalBus
+from ingest.consumer import ConsumerConfig, MqttConsumer
+from ingest.decode import Message
+from ingest.pipeline import Pipeline
+from ingest.registry_view import RegistryView
+from ingest.store import BatchResult
+
+AREA = "440311001002"
+
+
+# --- the two receivers, each in a process of its own ----------------------------------------
+
+
+def bare_subscriber(url: MqttUrl, qos: int, expected: int, ready: Any, out: Any) -> None:
+    """paho alone: count messages, nothing else (auto-ack)."""
+    received = 0
+    first = last = 0.0
+    done = threading.Event()
+
+    def on_message(client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        nonlocal received, first, last
+        now = time.perf_counter()
+        first = first or now
+        last = now
+        received += 1
+        if received >= expected:
+            done.set()
+
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=f"bench-bare-{uuid.uuid4().hex[:6]}",
+        protocol=mqtt.MQTTv5,
+    )
+    if url.username:
+        client.username_pw_set(url.username, url.password)
+    client.on_message = on_message
+    client.on_connect = lambda c, u, f, rc, p: (c.subscribe("sb/+/+/+", qos=qos), ready.set())
+    client.connect(url.host, url.port)
+    client.loop_start()
+    done.wait(600)
+    client.loop_stop()
+    out.put(
+        {
+            "received": received,
+            "seconds": last - first,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        }
+    )
+
+
+class TimedPipeline(Pipeline):
+    """The product pipeline, with each batch's wall time recorded."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.batches: list[tuple[float, int]] = []
+        self.committed = 0
+        self.first_received: float | None = None
+        self.last_commit = 0.0
+
+    async def process(self, conn: Any, messages: Sequence[Message]) -> BatchResult:
+        started = time.perf_counter()
+        self.first_received = self.first_received or started
+        result = await super().process(conn, messages)
+        self.last_commit = time.perf_counter()
+        self.batches.append((self.last_commit - started, len(messages)))
+        self.committed += result.accepted
+        return result
+
+
+def ingest_process(
+    url: MqttUrl, database_url: str, expected: int, rss_every: float, ready: Any, out: Any
+) -> None:
+    pipeline = TimedPipeline(RegistryView(), b"bench-secret", SignalBus())
+    config = ConsumerConfig(
+        mqtt=url, database_url=database_url, client_id=f"bench-ingest-{uuid.uuid4().hex[:6]}"
+    )
+    consumer = MqttConsumer(config, pipeline)
+    rss: list[tuple[float, float]] = []
+
+    async def main() -> None:
+        task = asyncio.create_task(consumer.run())
+        await consumer.connected.wait()
+        await asyncio.sleep(0.5)
+        ready.set()
+        started = time.monotonic()
+        next_sample = 0.0
+        while pipeline.committed < expected:
+            await asyncio.sleep(0.05)
+            if rss_every and time.monotonic() - started >= next_sample:
+                rss.append((time.monotonic() - started, _rss_mb()))
+                next_sample += rss_every
+            if task.done():
+                task.result()
+        task.cancel()
+
+    asyncio.run(main())
+    latencies = sorted(b[0] for b in pipeline.batches)
+    out.put(
+        {
+            "committed": pipeline.committed,
+            "seconds": pipeline.last_commit - (pipeline.first_received or 0),
+            "batches": len(latencies),
+            "mean_batch": statistics.fmean(b[1] for b in pipeline.batches),
+            "p50_ms": 1000 * latencies[len(latencies) // 2],
+            "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "rss": rss,
+        }
+    )
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+# --- publishers --------------------------------------------------------------------------------
+
+
+def publisher(
+    url: MqttUrl, qos: int, devices: list[str], count: int, rate: float, window: int, start_seq: int
+) -> None:
+    """Publish `count` smoke telemetry messages round-robin over `devices`, paced in chunks of
+    200 when `rate` is set, with at most `window` QoS 1 messages unacknowledged."""
+    pub = FastPublisher(
+        url.host,
+        url.port,
+        f"bench-pub-{uuid.uuid4().hex[:6]}",
+        username=url.username,
+        password=url.password,
+        window=window,
+    )
+    chunk = 200
+    started = time.perf_counter()
+    for first in range(0, count, chunk):
+        packets = []
+        for i in range(first, min(first + chunk, count)):
+            device = devices[i % len(devices)]
+            body = {
+                "seq": start_seq + i // len(devices),
+                "ts": int(time.time() * 1000),
+                "smoke": 0.05,
+                "temp_c": 24.5,
+                "battery_pct": 87,
+                "rssi_dbm": -95,
+            }
+            packets.append(
+                publish_packet(
+                    f"sb/{AREA}/{device}/telemetry", json.dumps(body).encode(), qos, i % 65535 + 1
+                )
+            )
+        pub.publish_many(packets, qos)
+        if rate:
+            delay = started + (first + chunk) / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+    pub.drain()
+    pub.close()
+
+
+def publish_all(
+    url: MqttUrl,
+    qos: int,
+    devices: list[str],
+    total: int,
+    publishers: int,
+    rate: float,
+    window: int,
+) -> None:
+    share = len(devices) // publishers
+    seq0 = int(time.time() * 1000)  # new seqs each run: nothing is a duplicate
+    procs = [
+        mp.Process(
+            target=publisher,
+            args=(
+                url,
+                qos,
+                devices[i * share : (i + 1) * share],
+                total // publishers,
+                rate / publishers,
+                window,
+                seq0,
+            ),
+        )
+        for i in range(publishers)
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+
+
+# --- set-up ------------------------------------------------------------------------------------
+
+
+def prepare_database(server_url: str, devices: list[str]) -> str:
+    name = f"sb_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = server_url.rsplit("/", 1)[0] + f"/{name}"
+
+    async def setup() -> None:
+        from devices.areas import create_area
+        from devices.registry import create_devices_bulk
+
+        conn = await connect(url)
+        async with conn:
+            await migrate(conn)
+        conn = await connect(url)
+        async with conn:
+            await create_area(conn, AreaIn(code=AREA, name="bench"))
+            await create_devices_bulk(
+                conn, [DeviceIn(id=d, type=DeviceType.SMOKE_SENSOR, area=AREA) for d in devices]
+            )
+
+    asyncio.run(setup())
+    return url
+
+
+def start_mosquitto(stack: ExitStack) -> MqttUrl:
+    import getpass
+    import shutil
+    import subprocess
+
+    from hub.embedded.ports import free_port, wait_for_port
+
+    binary = shutil.which("mosquitto")
+    if binary is None:
+        sys.exit("bench needs mosquitto on PATH or SB_BENCH_MQTT_URL")
+    folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+    port = free_port()
+    (folder / "m.conf").write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 2000000\n"
+        f"max_inflight_messages 1000\nuser {getpass.getuser()}\n"
+    )
+    proc = subprocess.Popen([binary, "-c", str(folder / "m.conf")], stderr=subprocess.DEVNULL)
+    stack.callback(proc.terminate)
+    wait_for_port("127.0.0.1", port, timeout=10)
+    return MqttUrl("127.0.0.1", port, None, None, tls=False)
+
+
+def run_receiver(target: Any, args: tuple[Any, ...], publish: Any) -> dict[str, Any]:
+    ready, out = mp.Event(), mp.Queue()
+    proc = mp.Process(target=target, args=(*args, ready, out))
+    proc.start()
+    if not ready.wait(60):
+        sys.exit("receiver did not start")
+    publish()
+    result: dict[str, Any] = out.get(timeout=900)
+    proc.join(30)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--messages", type=int, default=200_000)
+    parser.add_argument("--devices", type=int, default=1000)
+    parser.add_argument("--publishers", type=int, default=2)
+    parser.add_argument("--qos", type=int, default=1, choices=(0, 1))
+    parser.add_argument("--window", type=int, default=500, help="messages in flight per publisher")
+    parser.add_argument("--bare-only", action="store_true")
+    parser.add_argument("--soak", type=float, default=0, help="seconds of paced load for RSS")
+    parser.add_argument("--soak-rate", type=float, default=10_000)
+    args = parser.parse_args()
+    mp.set_start_method("spawn")
+
+    with ExitStack() as stack:
+        server = os.environ.get("SB_BENCH_DATABASE_URL") or os.environ.get(
+            "SB_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
+        )
+        url = (
+            MqttUrl.parse(os.environ["SB_BENCH_MQTT_URL"])
+            if os.environ.get("SB_BENCH_MQTT_URL")
+            else start_mosquitto(stack)
+        )
+        devices = [f"BENCH-{i:05d}" for i in range(args.devices)]
+        database_url = prepare_database(server, devices)
+        print(
+            f"bench: {args.messages} msgs, {args.devices} devices, {args.publishers} publishers,"
+            f" QoS {args.qos}, window {args.window}",
+            flush=True,
+        )
+
+        def burst() -> None:
+            publish_all(url, args.qos, devices, args.messages, args.publishers, 0, args.window)
+
+        bare = run_receiver(bare_subscriber, (url, args.qos, args.messages), burst)
+        bare_rate = bare["received"] / bare["seconds"]
+        if args.bare_only:
+            print(f"bare: {bare['received'] / bare['seconds']:.0f} msgs/s")
+            return
+        print(
+            f"bare paho subscriber:   {bare_rate:9.0f} msgs/s  ({bare['received']} in"
+            f" {bare['seconds']:.2f} s, peak RSS {bare['peak_rss_mb']:.0f} MB)",
+            flush=True,
+        )
+
+        pipe = run_receiver(ingest_process, (url, database_url, args.messages, 0.0), burst)
+        rate = pipe["committed"] / pipe["seconds"]
+        print(
+            f"ingest pipeline e2e:    {rate:9.0f} msgs/s  ({pipe['committed']} committed in"
+            f" {pipe['seconds']:.2f} s, {pipe['batches']} batches of {pipe['mean_batch']:.0f})"
+        )
+        print(f"ratio pipeline / bare:  {rate / bare_rate:9.2f}")
+        print(f"batch latency:          p50 {pipe['p50_ms']:.1f} ms   p99 {pipe['p99_ms']:.1f} ms")
+        print(f"ingest peak RSS:        {pipe['peak_rss_mb']:.0f} MB", flush=True)
+
+        if args.soak:
+            total = int(args.soak * args.soak_rate)
+
+            def paced() -> None:
+                publish_all(
+                    url, args.qos, devices, total, args.publishers, args.soak_rate, args.window
+                )
+
+            soak = run_receiver(ingest_process, (url, database_url, total, 30.0), paced)
+            samples = ", ".join(f"{t:.0f}s {mb:.0f}MB" for t, mb in soak["rss"])
+            print(
+                f"soak {args.soak:.0f} s at {args.soak_rate:.0f} msgs/s:"
+                f" committed {soak['committed']}, RSS {samples}"
+            )
+
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{database_url.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""The MQTT session in a process of its own.
+
+paho spends most of a core per 15k messages here (a few syscalls per packet), so it gets its
+own process: it receives, hands batches to the ingest process through a pipe, and sends each
+PUBACK only when the ingest process says the batch is committed. Acks carry the connection
+generation: a message delivered on an earlier connection is not acknowledged (the broker
+redelivers it, and (device_id, seq) makes that harmless).
+"""
+
+from __future__ import annotations
+
+import ssl
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from hub.settings import MqttUrl
+
+# What crosses the pipe: compact tuples, pickled in batches.
+Delivered = tuple[str, bytes, float, int, int, int]  # topic, payload, epoch s, mid, qos, gen
+Ack = tuple[int, int, int]  # mid, qos, generation
+CONNECTED, DISCONNECTED, MESSAGES = "connected", "disconnected", "messages"
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    mqtt: MqttUrl
+    client_id: str
+    subscription: str
+    mqtt_v5: bool
+    receive_maximum: int
+    flush_interval: float
+
+
+def run_receiver(config: SessionConfig, out: Connection, acks: Connection) -> None:
+    """Child-process entry point; returns when the ingest process goes away."""
+    Receiver(config, out, acks).run()
+
+
+class Receiver:
+    def __init__(self, config: SessionConfig, out: Connection, acks: Connection) -> None:
+        self.config = config
+        self.out = out
+        self.acks = acks
+        self.generation = 0
+        self.inbox: deque[Delivered] = deque()
+        self.stopped = threading.Event()
+        self.client = self._make_client()
+
+    def run(self) -> None:
+        self._connect()
+        threading.Thread(target=self._acknowledge, daemon=True).start()
+        try:
+            while not self.stopped.is_set():
+                if not self.inbox:
+                    time.sleep(self.config.flush_interval)
+                    continue
+                batch = [self.inbox.popleft() for _ in range(len(self.inbox))]
+                self._send((MESSAGES, batch))
+        finally:
+            self.client.disconnect()
+            self.client.loop_stop()
+
+    def _send(self, item: tuple[str, Any]) -> None:
+        try:
+            self.out.send(item)
+        except (BrokenPipeError, EOFError, OSError):
+            self.stopped.set()  # the ingest process is gone; so is our reason to run
+
+    def _acknowledge(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                batch: list[Ack] = self.acks.recv()
+            except (EOFError, OSError):
+                self.stopped.set()
+                return
+            generation = self.generation
+            for mid, qos, gen in batch:
+                if qos > 0 and gen == generation:
+                    self.client.ack(mid, qos)
+
+    def _make_client(self) -> mqtt.Client:
+        cfg = self.config
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=cfg.client_id,
+            protocol=mqtt.MQTTv5 if cfg.mqtt_v5 else mqtt.MQTTv311,
+            clean_session=None if cfg.mqtt_v5 else False,
+            manual_ack=True,
+        )
+        if cfg.mqtt.username:
+            client.username_pw_set(cfg.mqtt.username, cfg.mqtt.password)
+        if cfg.mqtt.tls:
+            client.tls_set_context(ssl.create_default_context())
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        return client
+
+    def _connect(self) -> None:
+        cfg = self.config
+        properties = None
+        if cfg.mqtt_v5:
+            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            properties.SessionExpiryInterval = 7 * 24 * 3600  # keep our queue across restarts
+            properties.ReceiveMaximum = cfg.receive_maximum
+        self.client.connect_async(
+            cfg.mqtt.host,
+            cfg.mqtt.port,
+            keepalive=30,
+            clean_start=False if cfg.mqtt_v5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
+            properties=properties,
+        )
+        self.client.loop_start()
+
+    def _on_connect(
+        self, client: mqtt.Client, userdata: object, flags: object, reason: object, props: object
+    ) -> None:
+        if getattr(reason, "is_failure", False):
+            self._send((DISCONNECTED, f"connection refused: {reason}"))
+            return
+        self.generation += 1
+        client.subscribe(self.config.subscription, qos=1)
+        self._send((CONNECTED, self.config.subscription))
+
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: object, flags: object, reason: object, props: object
+    ) -> None:
+        self._send((DISCONNECTED, str(reason)))
+
+    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        self.inbox.append(
+            (msg.topic, bytes(msg.payload), time.time(), msg.mid, msg.qos, self.generation)
+        )
