@@ -18,3 +18,9 @@ async def enable_timescale(conn: AsyncConnection[DictRow]) -> bool:
         return False
     await conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
     return True
+
+
+async def timescale_enabled(conn: AsyncConnection[DictRow]) -> bool:
+    """True when this database has the extension installed (the migrations did it)."""
+    cur = await conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")
+    return await cur.fetchone() is not None

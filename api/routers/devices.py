@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
@@ -19,6 +20,7 @@ from devices.models import (
 )
 from devices.paging import Page
 from hub.errors import Invalid, UnsupportedMediaType
+from ingest.telemetry import TelemetryBucket, bucketed, parse_bucket
 
 router = APIRouter(prefix="/devices", tags=["devices"])
 
@@ -78,6 +80,23 @@ async def import_csv(
 async def get_device(device_id: str, who: Reader, pool: DbPool) -> Device:
     async with pool.connection() as conn:
         return await registry.get_device(conn, device_id, scope=who.area_prefix)
+
+
+@router.get("/{device_id}/telemetry")
+async def telemetry(
+    device_id: str,
+    who: Reader,
+    pool: DbPool,
+    start: Annotated[datetime, Query(alias="from")],
+    end: Annotated[datetime, Query(alias="to")],
+    bucket: str = "1h",
+    metric: str | None = None,
+) -> list[TelemetryBucket]:
+    """Readings averaged (with min, max, count) per bucket: `?from=...&to=...&bucket=5m`."""
+    span = parse_bucket(bucket)
+    async with pool.connection() as conn:
+        await registry.get_device(conn, device_id, scope=who.area_prefix)
+        return await bucketed(conn, device_id, start, end, span, metric=metric)
 
 
 @router.patch("/{device_id}")
