@@ -9,6 +9,7 @@ redelivers it, and (device_id, seq) makes that harmless).
 
 from __future__ import annotations
 
+import os
 import ssl
 import threading
 import time
@@ -58,8 +59,13 @@ class Receiver:
     def run(self) -> None:
         self._connect()
         threading.Thread(target=self._acknowledge, daemon=True).start()
+        parent = os.getppid()
         try:
             while not self.stopped.is_set():
+                if os.getppid() != parent:
+                    # The ingest process was killed. Staying connected would make this orphan
+                    # and the restarted ingest take the session from each other in turn.
+                    break
                 if not self.inbox:
                     time.sleep(self.config.flush_interval)
                     continue

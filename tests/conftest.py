@@ -13,7 +13,7 @@ import pytest
 from hub.db import connect
 from hub.migrations import migrate
 from hub.settings import MqttUrl, Settings
-from tests.services import api_server, postgres_server, scratch_database, test_broker
+from tests.services import api_server, local_mosquitto, postgres_server, scratch_database
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
 REGISTRY_TABLES = (
@@ -116,5 +116,5 @@ def mqtt_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MqttUrl]:
     if env:
         yield MqttUrl.parse(env)
         return
-    with test_broker(tmp_path_factory.mktemp("mqtt")) as url:
+    with local_mosquitto(tmp_path_factory.mktemp("mqtt")) as url:
         yield url

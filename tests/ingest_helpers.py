@@ -79,10 +79,11 @@ def running_consumer(database_url: str, broker: MqttUrl) -> Iterator[Collected]:
 class Publisher:
     """A QoS 1 publisher that waits for every PUBACK."""
 
-    def __init__(self, broker: MqttUrl) -> None:
+    def __init__(self, broker: MqttUrl, *, in_flight: int = 20) -> None:
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=f"test-pub-{uuid.uuid4().hex[:8]}"
         )
+        self.client.max_inflight_messages_set(in_flight)
         if broker.username:
             self.client.username_pw_set(broker.username, broker.password)
         self.client.connect(broker.host, broker.port)

@@ -81,8 +81,9 @@ def api_server(settings: Settings) -> Iterator[str]:
 
 
 @contextmanager
-def test_broker(folder: Path) -> Iterator[MqttUrl]:
+def local_mosquitto(folder: Path) -> Iterator[MqttUrl]:
     """A mosquitto (or amqtt, where mosquitto is missing) allowing anonymous clients."""
+    folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
     binary = shutil.which("mosquitto")
     if binary is None:
