@@ -257,6 +257,11 @@ def prepare_database(server_url: str, devices: list[str]) -> str:
     return url
 
 
+def drop_database(server_url: str, database_url: str) -> None:
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{database_url.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+
 def start_mosquitto(stack: ExitStack) -> MqttUrl:
     import getpass
     import shutil
@@ -317,6 +322,7 @@ def main() -> None:
         )
         devices = [f"BENCH-{i:05d}" for i in range(args.devices)]
         database_url = prepare_database(server, devices)
+        stack.callback(drop_database, server, database_url)
         print(
             f"bench: {args.messages} msgs, {args.devices} devices, {args.publishers} publishers,"
             f" QoS {args.qos}, window {args.window}",
@@ -361,9 +367,6 @@ def main() -> None:
                 f"soak {args.soak:.0f} s at {args.soak_rate:.0f} msgs/s:"
                 f" committed {soak['committed']}, RSS {samples}"
             )
-
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE "{database_url.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 
 if __name__ == "__main__":
