@@ -11,7 +11,17 @@ from api.errors import install_error_handlers
 from api.limits import BodyLimitMiddleware
 from api.metrics import MetricsMiddleware
 from api.metrics import router as metrics_router
-from api.routers import areas, cameras, devices, health, push, tokens, units, watchlists
+from api.routers import (
+    areas,
+    cameras,
+    devices,
+    health,
+    push,
+    rules,
+    tokens,
+    units,
+    watchlists,
+)
 from hub.db import open_pool
 from hub.settings import Settings
 from hub.signals import SignalBus
@@ -51,7 +61,7 @@ def create_app(settings: Settings, *, bus: SignalBus | None = None) -> FastAPI:
         large_paths=("/devices/import",),
     )
     app.add_middleware(MetricsMiddleware)
-    routers = (areas, devices, cameras, units, tokens, watchlists, push)
+    routers = (areas, devices, cameras, units, tokens, watchlists, push, rules)
     for router in (module.router for module in routers):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(health.router)

@@ -19,6 +19,7 @@ from hub.logs import get_logger
 from hub.migrations import migrate
 from hub.secret import hmac_key, read_or_create, write_private
 from hub.settings import Settings
+from rules.store import seed_builtin_rules
 
 log = get_logger(__name__)
 EMBEDDED_BROKER_FILE = "hub.json"
@@ -64,6 +65,7 @@ async def database(settings: Settings, *, migrate_schema: bool = True) -> AsyncI
             conn = await connect(runtime.database_url)
             async with conn:
                 await migrate(conn)
+                await seed_builtin_rules(conn)
         yield runtime
     finally:
         if runtime.postgres:

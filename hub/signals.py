@@ -71,3 +71,16 @@ SIGNAL_COLUMNS = (
     "confidence",
     "attrs",
 )
+
+
+# Every signal kind ingest and vision raise; rules may match only these.
+KINDS = frozenset(
+    {
+        "smoke_alarm", "smoke_alarm_cleared", "smoke_test", "tamper", "battery_low",
+        "device_fault", "device_offline", "device_online",
+        "id_watchlist_hit", "id_invalid", "id_expired", "id_impossible_travel",
+        "camera_fire", "camera_smoke", "camera_tamper", "intrusion", "loitering", "crowd",
+        "fall", "fire_lane_blocked", "ebike_in_elevator", "stream_lost", "stream_restored",
+        "line_crossing",
+    }
+)  # fmt: skip

@@ -1,0 +1,117 @@
+"""/api/v1/rules: detection rules, versioned on every change (JSON or YAML bodies)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import yaml
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from api.auth import Principal, allow
+from api.deps import DbPool, Reader
+from api.tokens import Role
+from hub.errors import Invalid, UnsupportedMediaType
+from rules import store
+from rules.model import Rule
+
+router = APIRouter(prefix="/rules", tags=["rules"])
+RuleWriter = Annotated[Principal, Depends(allow(frozenset({Role.ADMIN, Role.OPERATOR})))]
+_YAML = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
+
+
+class EnabledIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool
+
+
+@router.post("", status_code=201, openapi_extra={"requestBody": {"required": True}})
+async def create_rule(request: Request, who: RuleWriter, pool: DbPool) -> store.StoredRule:
+    """Create a rule from a JSON or YAML document (DESIGN §6)."""
+    rule = await _rule_from(request)
+    who.require_area(rule.area_prefix)
+    async with pool.connection() as conn:
+        return await store.create_rule(conn, rule, by=who.name)
+
+
+@router.get("")
+async def list_rules(
+    who: Reader, pool: DbPool, enabled: bool | None = None
+) -> list[store.StoredRule]:
+    async with pool.connection() as conn:
+        return await store.list_rules(conn, scope=who.area_prefix, enabled=enabled)
+
+
+@router.get("/{rule_id}")
+async def get_rule(rule_id: str, who: Reader, pool: DbPool) -> store.StoredRule:
+    async with pool.connection() as conn:
+        return await store.get_rule(conn, rule_id, scope=who.area_prefix)
+
+
+@router.put("/{rule_id}")
+async def replace_rule(
+    rule_id: str, request: Request, who: RuleWriter, pool: DbPool
+) -> store.StoredRule:
+    """Store a new version of the rule."""
+    rule = await _rule_from(request)
+    if rule.id != rule_id:
+        raise Invalid(f"the document's id {rule.id!r} is not {rule_id!r}", field="body.id")
+    who.require_area(rule.area_prefix)
+    async with pool.connection() as conn:
+        current = await store.get_rule(conn, rule_id, scope=who.area_prefix)
+        who.require_area(Rule.model_validate(current.document).area_prefix)
+        return await store.replace_rule(conn, rule, by=who.name, scope=who.area_prefix)
+
+
+@router.patch("/{rule_id}")
+async def enable_rule(
+    rule_id: str, body: EnabledIn, who: RuleWriter, pool: DbPool
+) -> store.StoredRule:
+    """Enable or disable a rule (a new version like any other change)."""
+    async with pool.connection() as conn:
+        current = await store.get_rule(conn, rule_id, scope=who.area_prefix)
+        rule = Rule.model_validate({**current.document, "enabled": body.enabled})
+        who.require_area(rule.area_prefix)
+        return await store.replace_rule(conn, rule, by=who.name, scope=who.area_prefix)
+
+
+@router.delete("/{rule_id}", status_code=204)
+async def delete_rule(rule_id: str, who: RuleWriter, pool: DbPool) -> Response:
+    async with pool.connection() as conn:
+        current = await store.get_rule(conn, rule_id, scope=who.area_prefix)
+        who.require_area(Rule.model_validate(current.document).area_prefix)
+        await store.delete_rule(conn, rule_id, scope=who.area_prefix)
+    return Response(status_code=204)
+
+
+@router.get("/{rule_id}/versions")
+async def rule_versions(rule_id: str, who: Reader, pool: DbPool) -> list[store.RuleVersion]:
+    async with pool.connection() as conn:
+        return await store.versions(conn, rule_id, scope=who.area_prefix)
+
+
+async def _rule_from(request: Request) -> Rule:
+    raw = await request.body()
+    content_type = request.headers.get("content-type", "application/json").split(";")[0].strip()
+    try:
+        if content_type in _YAML:
+            document: Any = yaml.safe_load(raw)
+        elif content_type == "application/json":
+            document = json.loads(raw)
+        else:
+            raise UnsupportedMediaType(
+                f"send a rule as application/json or application/yaml, not {content_type}"
+            )
+    except (ValueError, yaml.YAMLError) as exc:
+        raise Invalid(
+            f"body is not valid {'YAML' if content_type in _YAML else 'JSON'}: {exc}", field="body"
+        ) from None
+    try:
+        return Rule.model_validate(document)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**err, "loc": ("body", *err["loc"])} for err in exc.errors()]
+        ) from None

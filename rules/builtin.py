@@ -1,0 +1,125 @@
+"""The rules the hub ships with (DESIGN §6); seeded once, then the operators' to edit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rules.model import Rule
+
+_BUILTIN: list[dict[str, Any]] = [
+    {
+        "id": "smoke-alarm",
+        "name": "Smoke alarm (emergency when a camera in the building sees smoke or fire)",
+        "match": {"kind": ["smoke_alarm"]},
+        "group_by": ["building"],
+        "confirm": {"kind": ["camera_smoke", "camera_fire"], "within": "120s", "same": "building",
+                    "priority": "emergency"},
+        "incident": {"category": "fire", "priority": "major",
+                     "title": "Smoke alarm at {site} {building}", "dispatch": "nearest"},
+        "cooldown": "10m",
+    },
+    {
+        "id": "confirmed-fire",
+        "name": "Smoke alarm and camera fire in the same building",
+        "match": {"all": [{"kind": ["smoke_alarm"]}, {"kind": ["camera_fire", "camera_smoke"]}]},
+        "threshold": {"count": 1, "within": "120s"},
+        "group_by": ["building"],
+        "incident": {"category": "fire", "priority": "emergency",
+                     "title": "Fire confirmed at {site} {building}", "dispatch": "nearest"},
+        "cooldown": "10m",
+    },
+    {
+        "id": "camera-fire",
+        "name": "A camera sees fire or smoke (stays major until confirmed)",
+        "match": {"kind": ["camera_fire", "camera_smoke"], "where": {"min_confidence": 0.5}},
+        "threshold": {"count": 2, "within": "30s"},
+        "group_by": ["source_id"],
+        "incident": {"category": "fire", "priority": "major",
+                     "title": "Camera {source_id} sees {kind} at {site}", "dispatch": "nearest"},
+        "cooldown": "10m",
+    },
+    {
+        "id": "watchlist-hit",
+        "name": "A watch-listed ID card was read",
+        "match": {"kind": ["id_watchlist_hit"]},
+        "incident": {"category": "security", "priority": "major",
+                     "title": "Watch-list card read at {site}", "dispatch": "nearest"},
+    },
+    {
+        "id": "invalid-id",
+        "name": "A card with an impossible ID number was read",
+        "match": {"kind": ["id_invalid", "id_impossible_travel"]},
+        "incident": {"category": "security", "priority": "routine",
+                     "title": "Suspicious ID card at {site}"},
+    },
+    {
+        "id": "intrusion-night",
+        "name": "Intrusion into a restricted zone at night",
+        "match": {"kind": ["intrusion"]},
+        "group_by": ["source_id", "zone"],
+        "schedule": {"days": "mon-sun", "hours": "22:00-06:00", "tz": "Asia/Shanghai"},
+        "incident": {"category": "security", "priority": "major",
+                     "title": "Intrusion at {site} ({zone})", "dispatch": "nearest"},
+        "cooldown": "5m",
+    },
+    {
+        "id": "crowd",
+        "name": "Crowd gathering",
+        "match": {"kind": ["crowd"]},
+        "group_by": ["source_id", "zone"],
+        "incident": {"category": "public_order", "priority": "major",
+                     "title": "Crowd of {count} at {site} ({zone})"},
+        "cooldown": "15m",
+    },
+    {
+        "id": "fall",
+        "name": "A person fell",
+        "match": {"kind": ["fall"]},
+        "incident": {"category": "medical", "priority": "emergency",
+                     "title": "Person down at {site} {building}", "dispatch": "nearest"},
+        "cooldown": "5m",
+    },
+    {
+        "id": "fire-lane-blocked",
+        "name": "Fire lane blocked by a vehicle",
+        "match": {"kind": ["fire_lane_blocked"]},
+        "for": "60s",
+        "incident": {"category": "fire_safety", "priority": "routine",
+                     "title": "Fire lane blocked at {site}"},
+        "cooldown": "30m",
+    },
+    {
+        "id": "ebike-in-elevator",
+        "name": "E-bike taken into an elevator",
+        "match": {"kind": ["ebike_in_elevator"]},
+        "incident": {"category": "fire_safety", "priority": "major",
+                     "title": "E-bike in elevator at {site} {building}"},
+        "cooldown": "10m",
+    },
+    {
+        "id": "device-offline",
+        "name": "A device went offline",
+        "match": {"kind": ["device_offline"]},
+        "incident": {"category": "maintenance", "priority": "routine",
+                     "title": "Device {source_id} offline at {site}"},
+        "cooldown": "1h",
+    },
+    {
+        "id": "low-battery",
+        "name": "A device's battery is low",
+        "match": {"kind": ["battery_low"]},
+        "incident": {"category": "maintenance", "priority": "routine",
+                     "title": "Low battery: {source_id} at {site}"},
+        "cooldown": "1d",
+    },
+    {
+        "id": "tamper",
+        "name": "A device or camera was tampered with",
+        "match": {"kind": ["tamper", "camera_tamper"]},
+        "incident": {"category": "maintenance", "priority": "major",
+                     "title": "Tampering with {source_id} at {site}"},
+        "cooldown": "30m",
+    },
+]  # fmt: skip
+
+BUILTIN_RULES: list[Rule] = [Rule.model_validate(doc) for doc in _BUILTIN]
