@@ -16,6 +16,7 @@ from api.routers import (
     cameras,
     devices,
     health,
+    incidents,
     push,
     rules,
     tokens,
@@ -61,7 +62,7 @@ def create_app(settings: Settings, *, bus: SignalBus | None = None) -> FastAPI:
         large_paths=("/devices/import",),
     )
     app.add_middleware(MetricsMiddleware)
-    routers = (areas, devices, cameras, units, tokens, watchlists, push, rules)
+    routers = (areas, devices, cameras, units, tokens, watchlists, push, rules, incidents)
     for router in (module.router for module in routers):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(health.router)

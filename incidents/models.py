@@ -1,0 +1,86 @@
+"""Incident shapes at the API edge (DESIGN §8)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from incidents.states import Action, CloseReason, Status
+from rules.model import Priority
+
+
+class Incident(BaseModel):
+    id: int
+    rule_id: str | None
+    rule_version: int | None
+    category: str
+    priority: Priority
+    status: Status
+    area: str
+    site: str | None
+    building: str | None
+    title: str
+    created_at: datetime
+    updated_at: datetime
+    accept_by: datetime
+    resolve_by: datetime
+    accepted_at: datetime | None
+    closed_at: datetime | None
+    close_reason: CloseReason | None
+    unit_id: str | None
+    signal_count: int
+    first_signal_at: datetime
+    last_signal_at: datetime
+    evidence: list[Any]
+    escalated_to: str | None
+    rating: int | None
+
+
+class ActionIn(BaseModel):
+    """`POST /incidents/{id}/actions`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: Action
+    unit_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None = None
+    reason: CloseReason | None = None
+    rating: Annotated[int, Field(ge=1, le=5)] | None = None
+    note: Annotated[str, Field(max_length=2000)] | None = None
+
+    @model_validator(mode="after")
+    def _needs(self) -> ActionIn:
+        if self.action is Action.DISPATCH and not self.unit_id:
+            raise ValueError("dispatch needs unit_id")
+        if self.action is Action.RATE and self.rating is None:
+            raise ValueError("rate needs rating (1-5)")
+        if self.action is Action.COMMENT and not self.note:
+            raise ValueError("comment needs note")
+        return self
+
+
+class AuditEntry(BaseModel):
+    at: datetime
+    actor: str
+    action: str
+    from_status: Status | None
+    to_status: Status
+    note: str | None
+    data: dict[str, Any]
+
+
+class NewIncident(BaseModel):
+    """What the rules engine (or a test) asks to open; attaches if one is open already."""
+
+    rule_id: str
+    rule_version: int
+    group_key: str
+    category: str
+    priority: Priority
+    area: str
+    site: str | None = None
+    building: str | None = None
+    title: str
+    signal_at: datetime
+    evidence: list[Any] = Field(default_factory=list)

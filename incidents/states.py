@@ -1,0 +1,72 @@
+"""The incident loop (DESIGN §7): which action moves which state where."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from enum import StrEnum
+
+from rules.model import Priority
+
+
+class Status(StrEnum):
+    REPORTED = "reported"
+    ACCEPTED = "accepted"
+    DISPATCHED = "dispatched"
+    HANDLING = "handling"
+    RESOLVED = "resolved"
+    VERIFIED = "verified"
+    CLOSED = "closed"
+
+
+class Action(StrEnum):
+    ACCEPT = "accept"
+    DISPATCH = "dispatch"
+    START = "start"
+    RESOLVE = "resolve"
+    VERIFY = "verify"
+    REJECT = "reject"  # verification failed: back to handling
+    CLOSE = "close"
+    RATE = "rate"
+    COMMENT = "comment"
+
+
+class CloseReason(StrEnum):
+    RESOLVED = "resolved"
+    FALSE_ALARM = "false_alarm"
+    DUPLICATE = "duplicate"
+    NOT_RESPONSIBLE = "not_responsible"
+
+
+TRANSITIONS: dict[tuple[Status, Action], Status] = {
+    (Status.REPORTED, Action.ACCEPT): Status.ACCEPTED,
+    (Status.ACCEPTED, Action.DISPATCH): Status.DISPATCHED,
+    (Status.DISPATCHED, Action.DISPATCH): Status.DISPATCHED,  # re-dispatch to another unit
+    (Status.DISPATCHED, Action.START): Status.HANDLING,
+    (Status.HANDLING, Action.RESOLVE): Status.RESOLVED,
+    (Status.RESOLVED, Action.VERIFY): Status.VERIFIED,
+    (Status.RESOLVED, Action.REJECT): Status.HANDLING,
+}
+# `close` (with a reason) is allowed from every state but closed; `comment` from every state;
+# `rate` only once, when closed.
+
+# Accept and resolve deadlines per priority.
+SLA: dict[Priority, tuple[timedelta, timedelta]] = {
+    Priority.EMERGENCY: (timedelta(minutes=1), timedelta(minutes=30)),
+    Priority.MAJOR: (timedelta(minutes=5), timedelta(hours=4)),
+    Priority.ROUTINE: (timedelta(minutes=30), timedelta(days=3)),
+}
+
+
+def next_status(status: Status, action: Action) -> Status | None:
+    """Where `action` takes an incident in `status`; None when the state does not allow it."""
+    if action is Action.COMMENT:
+        return status
+    if action is Action.CLOSE:
+        return None if status is Status.CLOSED else Status.CLOSED
+    if action is Action.RATE:
+        return Status.CLOSED if status is Status.CLOSED else None
+    return TRANSITIONS.get((status, action))
+
+
+def allowed_actions(status: Status) -> list[Action]:
+    return [a for a in Action if next_status(status, a) is not None]
