@@ -19,6 +19,7 @@ from api.routers import (
     incidents,
     push,
     rules,
+    stats,
     tokens,
     units,
     watchlists,
@@ -62,7 +63,7 @@ def create_app(settings: Settings, *, bus: SignalBus | None = None) -> FastAPI:
         large_paths=("/devices/import",),
     )
     app.add_middleware(MetricsMiddleware)
-    routers = (areas, devices, cameras, units, tokens, watchlists, push, rules, incidents)
+    routers = (areas, devices, cameras, units, tokens, watchlists, push, rules, incidents, stats)
     for router in (module.router for module in routers):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(health.router)

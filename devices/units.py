@@ -96,3 +96,24 @@ async def update_unit(
 async def delete_unit(conn: AsyncConnection[DictRow], unit_id: str, *, scope: str) -> None:
     await get_unit(conn, unit_id, scope=scope)
     await conn.execute("DELETE FROM units WHERE id = %s", (unit_id,))
+
+
+async def nearest_unit(
+    conn: AsyncConnection[DictRow], *, category: str, lat: float, lon: float, area_prefix: str
+) -> Unit | None:
+    """The closest on-duty unit that handles `category`, among units under `area_prefix`."""
+    cur = await conn.execute(
+        f"""
+        SELECT {_COLUMNS} FROM units
+        WHERE on_duty AND %(category)s = ANY(categories) AND area LIKE %(prefix)s
+          AND lat IS NOT NULL AND lon IS NOT NULL
+        ORDER BY 2 * 6371.0088 * asin(sqrt(
+                   power(sin(radians(lat - %(lat)s) / 2), 2)
+                   + cos(radians(%(lat)s)) * cos(radians(lat))
+                     * power(sin(radians(lon - %(lon)s) / 2), 2))), id
+        LIMIT 1
+        """,
+        {"category": category, "prefix": area_prefix + "%", "lat": lat, "lon": lon},
+    )
+    row = await cur.fetchone()
+    return Unit.model_validate(row) if row else None

@@ -17,6 +17,7 @@ from hub.logs import get_logger
 from hub.runtime import Runtime, database, services
 from hub.settings import Settings
 from hub.signals import SignalBus
+from incidents.timers import run_timers
 from ingest.service import run_ingest
 from ingest.simulate import SimConfig, Simulator, register
 
@@ -29,6 +30,7 @@ async def run_up(settings: Settings, *, simulate: SimConfig | None = None) -> No
         first_token = await _first_admin_token(runtime)
         bus = SignalBus()
         ingest = asyncio.create_task(_supervised("ingest", run_ingest(runtime.settings, bus)))
+        timers = asyncio.create_task(_supervised("timers", run_timers(runtime.database_url)))
         simulator = await _start_simulator(runtime, simulate) if simulate else None
         _print_banner(runtime, first_token, simulate)
         try:
@@ -37,13 +39,16 @@ async def run_up(settings: Settings, *, simulate: SimConfig | None = None) -> No
             if simulator:
                 simulator.stop()
             ingest.cancel()
-            await asyncio.gather(ingest, return_exceptions=True)
+            timers.cancel()
+            await asyncio.gather(ingest, timers, return_exceptions=True)
 
 
 async def run_ingest_alone(settings: Settings) -> None:
-    """`shaobing ingest`: the MQTT consumer and device health, with /metrics on its own port."""
+    """`shaobing ingest`: the MQTT consumer, device health and incident timers."""
     async with database(settings):  # migrates, like every process that starts
-        await run_ingest(settings, SignalBus())
+        assert settings.database_url
+        # Alone, a crash ends the process so that its supervisor restarts it.
+        await asyncio.gather(run_ingest(settings, SignalBus()), run_timers(settings.database_url))
 
 
 async def _supervised(name: str, work: Awaitable[None]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -30,11 +30,15 @@ class Incident(BaseModel):
     closed_at: datetime | None
     close_reason: CloseReason | None
     unit_id: str | None
+    suggested_unit_id: str | None
+    lat: float | None
+    lon: float | None
     signal_count: int
     first_signal_at: datetime
     last_signal_at: datetime
     evidence: list[Any]
     escalated_to: str | None
+    escalations: int
     rating: int | None
 
 
@@ -51,8 +55,6 @@ class ActionIn(BaseModel):
 
     @model_validator(mode="after")
     def _needs(self) -> ActionIn:
-        if self.action is Action.DISPATCH and not self.unit_id:
-            raise ValueError("dispatch needs unit_id")
         if self.action is Action.RATE and self.rating is None:
             raise ValueError("rate needs rating (1-5)")
         if self.action is Action.COMMENT and not self.note:
@@ -83,4 +85,7 @@ class NewIncident(BaseModel):
     building: str | None = None
     title: str
     signal_at: datetime
+    lat: float | None = None
+    lon: float | None = None
+    dispatch: Literal["nearest", "none"] = "none"
     evidence: list[Any] = Field(default_factory=list)

@@ -11,7 +11,7 @@ from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
 from devices.paging import Page, decode_cursor, encode_cursor
-from devices.units import get_unit
+from devices.units import get_unit, nearest_unit
 from hub.db import fetch_model
 from hub.errors import Conflict, Invalid, NotFound
 from incidents.models import ActionIn, AuditEntry, Incident, NewIncident
@@ -24,7 +24,8 @@ _RANK = {Priority.ROUTINE: 0, Priority.MAJOR: 1, Priority.EMERGENCY: 2}
 _COLUMNS = (
     "id, rule_id, rule_version, category, priority, status, area, site, building, title,"
     " created_at, updated_at, accept_by, resolve_by, accepted_at, closed_at, close_reason,"
-    " unit_id, signal_count, first_signal_at, last_signal_at, evidence, escalated_to, rating"
+    " unit_id, suggested_unit_id, lat, lon, signal_count, first_signal_at, last_signal_at,"
+    " evidence, escalated_to, escalations, rating"
 )
 
 
@@ -41,10 +42,11 @@ async def open_or_attach(
         f"""
         INSERT INTO incidents AS i (rule_id, rule_version, group_key, category, priority, status,
             area, site, building, title, created_at, updated_at, accept_by, resolve_by,
-            first_signal_at, last_signal_at, evidence)
+            first_signal_at, last_signal_at, evidence, lat, lon, suggested_unit_id)
         VALUES (%(rule_id)s, %(rule_version)s, %(group_key)s, %(category)s, %(priority)s,
             'reported', %(area)s, %(site)s, %(building)s, %(title)s, %(now)s, %(now)s,
-            %(accept_by)s, %(resolve_by)s, %(signal_at)s, %(signal_at)s, %(evidence)s)
+            %(accept_by)s, %(resolve_by)s, %(signal_at)s, %(signal_at)s, %(evidence)s,
+            %(lat)s, %(lon)s, %(suggested)s)
         ON CONFLICT (rule_id, group_key) WHERE status <> 'closed' DO UPDATE SET
             signal_count = i.signal_count + 1,
             last_signal_at = greatest(i.last_signal_at, excluded.last_signal_at),
@@ -53,7 +55,8 @@ async def open_or_attach(
         RETURNING {_COLUMNS}, (xmax = 0) AS created, i.priority AS old_priority
         """,
         {
-            **new.model_dump(exclude={"evidence"}),
+            **new.model_dump(exclude={"evidence", "dispatch"}),
+            "suggested": await _suggest_unit(conn, new),
             "now": now,
             "accept_by": now + accept,
             "resolve_by": now + resolve,
@@ -119,11 +122,13 @@ async def apply_action(
         case Action.ACCEPT:
             changes["accepted_at"] = now
         case Action.DISPATCH:
-            assert action.unit_id is not None
+            unit_id = action.unit_id or current.suggested_unit_id
+            if unit_id is None:
+                raise Invalid("dispatch needs unit_id (no unit was proposed)", field="unit_id")
             try:
-                unit = await get_unit(conn, action.unit_id, scope="")
+                unit = await get_unit(conn, unit_id, scope="")
             except NotFound:
-                raise Invalid(f"unit {action.unit_id} is not registered", field="unit_id") from None
+                raise Invalid(f"unit {unit_id} is not registered", field="unit_id") from None
             if not unit.on_duty:
                 raise Invalid(f"unit {unit.id} is off duty", field="unit_id")
             changes["unit_id"] = unit.id
@@ -172,6 +177,16 @@ async def apply_action(
     if action.action is not Action.COMMENT:
         await _notify(conn, "incident.updated", updated)
     return updated
+
+
+async def _suggest_unit(conn: AsyncConnection[DictRow], new: NewIncident) -> str | None:
+    """For `dispatch: nearest`: the closest on-duty unit for the category in the same district."""
+    if new.dispatch != "nearest" or new.lat is None or new.lon is None:
+        return None
+    unit = await nearest_unit(
+        conn, category=new.category, lat=new.lat, lon=new.lon, area_prefix=new.area[:6]
+    )
+    return unit.id if unit else None
 
 
 async def get_incident(

@@ -21,11 +21,16 @@ CREATE TABLE incidents (
     close_reason    text        CHECK (close_reason IN ('resolved', 'false_alarm', 'duplicate',
                                                         'not_responsible')),
     unit_id         text,
+    -- Where it happened (from the source device), and the unit `dispatch: nearest` proposes.
+    lat             double precision,
+    lon             double precision,
+    suggested_unit_id text,
     signal_count    integer     NOT NULL DEFAULT 1,
     first_signal_at timestamptz NOT NULL,
     last_signal_at  timestamptz NOT NULL,
     evidence        jsonb       NOT NULL DEFAULT '[]'::jsonb,
     escalated_to    text,
+    escalations     smallint    NOT NULL DEFAULT 0,
     rating          smallint    CHECK (rating BETWEEN 1 AND 5)
 );
 -- At most one open incident per rule and group: further signals attach to it.

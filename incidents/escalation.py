@@ -1,0 +1,96 @@
+"""SLA escalation: an overdue incident goes up the area hierarchy (12 → 9 → 6 → 4 digits).
+
+Not accepted by `accept_by`, or not resolved by `resolve_by`: the incident is escalated one
+level up, the live stream says so (`incident.escalated`, with the area it went to), and the
+missed deadline moves on by the same SLA period, so a level that also lets it lapse hands it
+further up. A city-level incident has nowhere further to go.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow
+from psycopg.types.json import Jsonb
+
+from devices.area_codes import parent_code
+from incidents.states import SLA, Status
+from incidents.store import EVENTS_CHANNEL
+from rules.model import Priority
+
+_UNRESOLVED = (Status.REPORTED, Status.ACCEPTED, Status.DISPATCHED, Status.HANDLING)
+
+
+@dataclass(frozen=True)
+class Escalation:
+    incident_id: int
+    to_area: str
+    reason: str  # accept_overdue | resolve_overdue
+
+
+async def escalate_overdue(conn: AsyncConnection[DictRow], now: datetime) -> list[Escalation]:
+    """Escalate every overdue incident once; run inside a transaction, on a timer.
+
+    SKIP LOCKED lets several processes run the timer without escalating anything twice.
+    """
+    cur = await conn.execute(
+        """
+        SELECT id, area, priority, status, accept_by, resolve_by, escalated_to
+        FROM incidents
+        WHERE (status = 'reported' AND accept_by < %(now)s)
+           OR (status = ANY(%(unresolved)s) AND resolve_by < %(now)s)
+        ORDER BY id
+        FOR UPDATE SKIP LOCKED
+        """,
+        {"now": now, "unresolved": [s.value for s in _UNRESOLVED]},
+    )
+    done: list[Escalation] = []
+    for row in await cur.fetchall():
+        accept, resolve = SLA[Priority(row["priority"])]
+        late_accept = row["status"] == Status.REPORTED and row["accept_by"] < now
+        reason = "accept_overdue" if late_accept else "resolve_overdue"
+        target = parent_code(row["escalated_to"] or row["area"])
+        changes: dict[str, object] = (
+            {"accept_by": now + accept} if late_accept else {"resolve_by": now + resolve}
+        )
+        if target is None:
+            # Already at the top: push the deadline on without another escalation.
+            await _update(conn, row["id"], changes, now)
+            continue
+        await _update(conn, row["id"], {**changes, "escalated_to": target}, now, escalate=True)
+        await conn.execute(
+            "INSERT INTO incident_audit (incident_id, at, actor, action, from_status, to_status,"
+            " data) VALUES (%s, %s, 'shaobing', 'escalate', %s, %s, %s)",
+            (row["id"], now, row["status"], row["status"], Jsonb({"to": target, "reason": reason})),
+        )
+        payload = {
+            "type": "incident.escalated",
+            "id": row["id"],
+            "area": row["area"],
+            "escalated_to": target,
+            "reason": reason,
+            "status": row["status"],
+            "priority": row["priority"],
+        }
+        await conn.execute("SELECT pg_notify(%s, %s)", (EVENTS_CHANNEL, json.dumps(payload)))
+        done.append(Escalation(row["id"], target, reason))
+    return done
+
+
+async def _update(
+    conn: AsyncConnection[DictRow],
+    incident_id: int,
+    changes: dict[str, object],
+    now: datetime,
+    *,
+    escalate: bool = False,
+) -> None:
+    assignments = ", ".join(f"{name} = %({name})s" for name in changes)
+    bump = ", escalations = escalations + 1" if escalate else ""
+    await conn.execute(
+        f"UPDATE incidents SET {assignments}{bump}, updated_at = %(now)s WHERE id = %(id)s",
+        {**changes, "now": now, "id": incident_id},
+    )
