@@ -7,6 +7,7 @@ import sys
 import threading
 from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
 import uvicorn
 
@@ -20,6 +21,7 @@ from hub.signals import SignalBus
 from incidents.timers import run_timers
 from ingest.service import run_ingest
 from ingest.simulate import SimConfig, Simulator, register
+from rules.service import RulesService
 
 log = get_logger(__name__)
 
@@ -29,6 +31,10 @@ async def run_up(settings: Settings, *, simulate: SimConfig | None = None) -> No
     async with services(settings) as runtime:
         first_token = await _first_admin_token(runtime)
         bus = SignalBus()
+        rules = RulesService(runtime.database_url)
+        await rules.start(datetime.now(UTC))
+        bus.subscribe(rules.on_signals)
+        engine = asyncio.create_task(_supervised("rules", rules.run()))
         ingest = asyncio.create_task(_supervised("ingest", run_ingest(runtime.settings, bus)))
         timers = asyncio.create_task(_supervised("timers", run_timers(runtime.database_url)))
         simulator = await _start_simulator(runtime, simulate) if simulate else None
@@ -38,13 +44,13 @@ async def run_up(settings: Settings, *, simulate: SimConfig | None = None) -> No
         finally:
             if simulator:
                 simulator.stop()
-            ingest.cancel()
-            timers.cancel()
-            await asyncio.gather(ingest, timers, return_exceptions=True)
+            for task in (ingest, timers, engine):
+                task.cancel()
+            await asyncio.gather(ingest, timers, engine, return_exceptions=True)
 
 
 async def run_ingest_alone(settings: Settings) -> None:
-    """`shaobing ingest`: the MQTT consumer, device health and incident timers."""
+    """`shaobing ingest`: MQTT consumer, device health, rules engine and incident timers."""
     async with database(settings):  # migrates, like every process that starts
         assert settings.database_url
         # Alone, a crash ends the process so that its supervisor restarts it.

@@ -334,3 +334,31 @@ async def _notify(conn: AsyncConnection[DictRow], kind: str, incident: Incident)
         "priority": incident.priority.value,
     }
     await conn.execute("SELECT pg_notify(%s, %s)", (EVENTS_CHANNEL, json.dumps(payload)))
+
+
+async def open_keys(conn: AsyncConnection[DictRow]) -> set[tuple[str, str]]:
+    """(rule_id, group_key) of every open incident."""
+    cur = await conn.execute(
+        "SELECT rule_id, group_key FROM incidents WHERE status <> 'closed' AND rule_id IS NOT NULL"
+    )
+    return {(row["rule_id"], row["group_key"]) for row in await cur.fetchall()}
+
+
+async def last_closed_at(
+    conn: AsyncConnection[DictRow], rule_id: str, group_key: str
+) -> datetime | None:
+    """When the latest incident of this rule and group was closed (for cooldowns)."""
+    cur = await conn.execute(
+        "SELECT max(closed_at) AS at FROM incidents WHERE rule_id = %s AND group_key = %s",
+        (rule_id, group_key),
+    )
+    row = await cur.fetchone()
+    return row["at"] if row else None
+
+
+async def is_open(conn: AsyncConnection[DictRow], rule_id: str, group_key: str) -> bool:
+    cur = await conn.execute(
+        "SELECT 1 FROM incidents WHERE rule_id = %s AND group_key = %s AND status <> 'closed'",
+        (rule_id, group_key),
+    )
+    return await cur.fetchone() is not None

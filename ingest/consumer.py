@@ -49,6 +49,11 @@ class ConsumerConfig:
         return f"$share/{SHARED_GROUP}/{UPLINKS}" if self.shared else UPLINKS
 
 
+class ReceiverGone(RuntimeError):
+    """The child process holding the MQTT session died; unacknowledged messages will be
+    redelivered to the next one."""
+
+
 class MqttConsumer:
     """Runs until cancelled: MQTT session (child process), batch writer, health sweeps."""
 
@@ -61,6 +66,8 @@ class MqttConsumer:
         self._inbox: deque[Message] = deque()
         self.connected = asyncio.Event()
         self._arrived = asyncio.Event()
+        self._stopping = False
+        self._receiver_gone = False
 
     async def run(self) -> None:
         conn = await self._connect_db()
@@ -76,6 +83,7 @@ class MqttConsumer:
         try:
             await self._drain_loop(conn, acks)
         finally:
+            self._stopping = True
             loop.remove_reader(messages.fileno())
             for task in tasks:
                 task.cancel()
@@ -113,8 +121,8 @@ class MqttConsumer:
         try:
             kind, body = pipe.recv()
         except (EOFError, OSError):
-            log.error("MQTT receiver process exited")
             asyncio.get_running_loop().remove_reader(pipe.fileno())
+            self._receiver_gone = True
             self._arrived.set()
             return
         if kind == MESSAGES:
@@ -150,6 +158,8 @@ class MqttConsumer:
     async def _drain_loop(self, conn: AsyncConnection[DictRow], acks: Connection) -> None:
         while True:
             if not self._inbox:
+                if self._receiver_gone and not self._stopping:
+                    raise ReceiverGone("the MQTT receiver process exited")
                 self._arrived.clear()
                 await self._arrived.wait()
                 continue

@@ -10,6 +10,7 @@ redelivers it, and (device_id, seq) makes that harmless).
 from __future__ import annotations
 
 import os
+import signal
 import ssl
 import threading
 import time
@@ -43,6 +44,8 @@ class SessionConfig:
 
 def run_receiver(config: SessionConfig, out: Connection, acks: Connection) -> None:
     """Child-process entry point; returns when the ingest process goes away."""
+    # Ctrl-C reaches the whole process group; the ingest process decides when this one ends.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     Receiver(config, out, acks).run()
 
 

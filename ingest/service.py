@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+
+from hub.logs import get_logger
 from hub.secret import hmac_key
 from hub.settings import Settings
 from hub.signals import SignalBus
-from ingest.consumer import ConsumerConfig, MqttConsumer
+from ingest.consumer import ConsumerConfig, MqttConsumer, ReceiverGone
 from ingest.pipeline import Pipeline
 from ingest.registry_view import RegistryView
+
+log = get_logger(__name__)
 
 
 def build_consumer(settings: Settings, bus: SignalBus) -> MqttConsumer:
@@ -25,4 +30,10 @@ def build_consumer(settings: Settings, bus: SignalBus) -> MqttConsumer:
 
 
 async def run_ingest(settings: Settings, bus: SignalBus) -> None:
-    await build_consumer(settings, bus).run()
+    """Run ingest until cancelled, starting a new MQTT receiver if one dies."""
+    while True:
+        try:
+            await build_consumer(settings, bus).run()
+        except ReceiverGone as exc:
+            log.error("restarting ingest", reason=str(exc))
+            await asyncio.sleep(1)

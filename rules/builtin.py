@@ -20,7 +20,11 @@ _BUILTIN: list[dict[str, Any]] = [
     },
     {
         "id": "confirmed-fire",
-        "name": "Smoke alarm and camera fire in the same building",
+        # Off by default: smoke-alarm's confirmation already raises the same fire to
+        # emergency, and both on would open two incidents for it. Centres that want a
+        # separate incident for confirmed fires enable this and drop smoke-alarm's confirm.
+        "name": "Smoke alarm and camera fire in the same building (separate incident)",
+        "enabled": False,
         "match": {"all": [{"kind": ["smoke_alarm"]}, {"kind": ["camera_fire", "camera_smoke"]}]},
         "threshold": {"count": 1, "within": "120s"},
         "group_by": ["building"],
@@ -82,8 +86,7 @@ _BUILTIN: list[dict[str, Any]] = [
     {
         "id": "fire-lane-blocked",
         "name": "Fire lane blocked by a vehicle",
-        "match": {"kind": ["fire_lane_blocked"]},
-        "for": "60s",
+        "match": {"kind": ["fire_lane_blocked"]},  # the camera already waited its time
         "incident": {"category": "fire_safety", "priority": "routine",
                      "title": "Fire lane blocked at {site}"},
         "cooldown": "30m",

@@ -32,6 +32,7 @@ class RuleVersion(BaseModel):
     changed_at: datetime
 
 
+RULES_CHANNEL = "sb_rules"
 _COLUMNS = "id, version, enabled, builtin, document, created_at, updated_at"
 # A caller sees rules inside its area and the wider rules that reach into it.
 _VISIBLE = "(area_prefix LIKE %(scope)s || '%%' OR %(scope)s LIKE area_prefix || '%%')"
@@ -51,6 +52,7 @@ async def create_rule(
     row = await cur.fetchone()
     assert row is not None
     await _record_version(conn, rule, 1, by)
+    await _announce(conn, rule.id)
     return StoredRule.model_validate(row)
 
 
@@ -90,6 +92,7 @@ async def replace_rule(
     row = await cur.fetchone()
     assert row is not None
     await _record_version(conn, rule, version, by)
+    await _announce(conn, rule.id)
     return StoredRule.model_validate(row)
 
 
@@ -98,6 +101,7 @@ async def delete_rule(conn: AsyncConnection[DictRow], rule_id: str, *, scope: st
     if current.builtin:
         raise Conflict(f"{rule_id} is built in: disable it instead of deleting it")
     await conn.execute("DELETE FROM rules WHERE id = %s", (rule_id,))
+    await _announce(conn, rule_id)
 
 
 async def versions(
@@ -134,3 +138,8 @@ async def _record_version(
         " VALUES (%s, %s, %s, %s)",
         (rule.id, version, Jsonb(rule.document()), by),
     )
+
+
+async def _announce(conn: AsyncConnection[DictRow], rule_id: str) -> None:
+    """Engines in every process reload the rules once this transaction commits."""
+    await conn.execute("SELECT pg_notify(%s, %s)", (RULES_CHANNEL, rule_id))

@@ -17,7 +17,7 @@ import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
 from hub.settings import MqttUrl
-from hub.signals import Signal, SignalBus
+from hub.signals import Signal, SignalBus, Subscriber
 from ingest.consumer import ConsumerConfig, MqttConsumer
 from ingest.pipeline import Pipeline
 from ingest.registry_view import RegistryView
@@ -42,11 +42,13 @@ class Collected:
 
 
 @contextmanager
-def running_consumer(database_url: str, broker: MqttUrl) -> Iterator[Collected]:
+def running_consumer(database_url: str, broker: MqttUrl, *also: Subscriber) -> Iterator[Collected]:
     """The real MqttConsumer in a thread of its own; yields once it is subscribed."""
     collected = Collected()
     bus = SignalBus()
     bus.subscribe(collected)
+    for subscriber in also:
+        bus.subscribe(subscriber)
     config = ConsumerConfig(
         mqtt=broker, database_url=database_url, client_id=f"test-ingest-{uuid.uuid4().hex[:8]}"
     )

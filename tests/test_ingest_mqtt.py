@@ -268,3 +268,43 @@ def test_status_and_last_will_update_device_state(
             "SELECT offline_since, reported_offline FROM device_state WHERE device_id = 'SD-1'"
         ).fetchone()
     assert row is not None and row[0] > datetime.now(UTC) - timedelta(minutes=1) and row[1] is False
+
+
+def test_a_dead_receiver_is_replaced(
+    registry: httpx.Client, database_url: str, queueing_broker: MqttUrl, tmp_path: Path
+) -> None:
+    import psutil
+
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("SB_")},
+        "SB_DATABASE_URL": database_url,
+        "SB_MQTT_URL": f"mqtt://{queueing_broker.host}:{queueing_broker.port}",
+        "SB_INGEST_CLIENT_ID": f"receiver-{os.getpid()}",
+        "SB_DATA_DIR": str(tmp_path),
+        "SB_LOG_LEVEL": "WARNING",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hub.cli", "ingest", "--metrics-port", "0"], env=env
+    )
+    try:
+        pub = Publisher(queueing_broker)
+        deadline = time.monotonic() + 60
+        while not wait_for(database_url, "SELECT count(*) FROM uplinks", lambda n: True):
+            assert time.monotonic() < deadline, "ingest never came up"
+            pub.send(topic("SD-1"), telemetry(1))
+            time.sleep(0.5)
+        receivers = [
+            child
+            for child in psutil.Process(process.pid).children()
+            if "spawn_main" in " ".join(child.cmdline())
+        ]
+        assert len(receivers) == 1
+        receivers[0].kill()
+        for seq in range(2, 52):
+            pub.send(topic("SD-1"), telemetry(seq))
+        pub.close()
+        wait_for(database_url, "SELECT count(*) FROM uplinks", lambda n: n == 51, timeout=30)
+        assert process.poll() is None
+    finally:
+        process.terminate()
+        process.wait(timeout=20)

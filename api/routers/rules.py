@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import yaml
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api.auth import Principal, allow
 from api.deps import DbPool, Reader
 from api.tokens import Role
 from hub.errors import Invalid, UnsupportedMediaType
-from rules import store
+from rules import service, store
 from rules.model import Rule
 
 router = APIRouter(prefix="/rules", tags=["rules"])
@@ -85,6 +86,35 @@ async def delete_rule(rule_id: str, who: RuleWriter, pool: DbPool) -> Response:
         who.require_area(Rule.model_validate(current.document).area_prefix)
         await store.delete_rule(conn, rule_id, scope=who.area_prefix)
     return Response(status_code=204)
+
+
+class BacktestIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    start: datetime = Field(alias="from")
+    end: datetime = Field(alias="to")
+    rule: dict[str, Any] | None = None
+
+
+@router.post("/{rule_id}/backtest")
+async def backtest_rule(
+    rule_id: str, body: BacktestIn, who: RuleWriter, pool: DbPool
+) -> service.Backtest:
+    """Replay stored signals through the engine with the stored rule, or a draft of it
+    (`rule`), and say what it would have raised."""
+    if body.end <= body.start or body.end - body.start > timedelta(days=31):
+        raise Invalid("from must precede to, at most 31 days apart", field="to")
+    async with pool.connection() as conn:
+        stored = await store.get_rule(conn, rule_id, scope=who.area_prefix)
+        try:
+            rule = Rule.model_validate({**(body.rule or stored.document), "id": rule_id})
+        except ValidationError as exc:
+            raise RequestValidationError(
+                [{**err, "loc": ("body", "rule", *err["loc"])} for err in exc.errors()]
+            ) from None
+        signals = await service.stored_signals(conn, body.start, body.end)
+    visible = [s for s in signals if s.area.startswith(who.area_prefix)]
+    return service.backtest(rule, visible)
 
 
 @router.get("/{rule_id}/versions")
