@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -24,6 +25,8 @@ from api.routers import (
     units,
     watchlists,
 )
+from api.stream import Broadcaster
+from api.stream import router as stream_router
 from hub.db import open_pool
 from hub.settings import Settings
 from hub.signals import SignalBus
@@ -40,9 +43,13 @@ def create_app(settings: Settings, *, bus: SignalBus | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.pool = await open_pool(database_url)
+        app.state.broadcaster = Broadcaster(database_url, app.state.pool)
+        live = asyncio.create_task(app.state.broadcaster.run())
         try:
             yield
         finally:
+            live.cancel()
+            await asyncio.gather(live, return_exceptions=True)
             await app.state.pool.close()
 
     app = FastAPI(
@@ -66,6 +73,7 @@ def create_app(settings: Settings, *, bus: SignalBus | None = None) -> FastAPI:
     routers = (areas, devices, cameras, units, tokens, watchlists, push, rules, incidents, stats)
     for router in (module.router for module in routers):
         app.include_router(router, prefix=API_PREFIX)
+    app.include_router(stream_router)
     app.include_router(health.router)
     app.include_router(metrics_router)
     return app

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.requests import HTTPConnection
 
 from api.tokens import Role, find_token
 from hub.errors import Forbidden, Unauthorized
@@ -43,7 +44,7 @@ class Principal:
             )
 
 
-async def authenticate(request: Request, token: str) -> Principal:
+async def authenticate(request: HTTPConnection, token: str) -> Principal:
     admin_token = request.app.state.settings.admin_token
     if admin_token is not None and hmac.compare_digest(
         token.encode(), admin_token.get_secret_value().encode()

@@ -8,7 +8,6 @@ further up. A city-level incident has nowhere further to go.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,8 +16,8 @@ from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
 from devices.area_codes import parent_code
+from hub.events import announce
 from incidents.states import SLA, Status
-from incidents.store import EVENTS_CHANNEL
 from rules.model import Priority
 
 _UNRESOLVED = (Status.REPORTED, Status.ACCEPTED, Status.DISPATCHED, Status.HANDLING)
@@ -67,7 +66,6 @@ async def escalate_overdue(conn: AsyncConnection[DictRow], now: datetime) -> lis
             (row["id"], now, row["status"], row["status"], Jsonb({"to": target, "reason": reason})),
         )
         payload = {
-            "type": "incident.escalated",
             "id": row["id"],
             "area": row["area"],
             "escalated_to": target,
@@ -75,7 +73,7 @@ async def escalate_overdue(conn: AsyncConnection[DictRow], now: datetime) -> lis
             "status": row["status"],
             "priority": row["priority"],
         }
-        await conn.execute("SELECT pg_notify(%s, %s)", (EVENTS_CHANNEL, json.dumps(payload)))
+        await announce(conn, "incident.escalated", **payload)
         done.append(Escalation(row["id"], target, reason))
     return done
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
@@ -14,11 +13,11 @@ from devices.paging import Page, decode_cursor, encode_cursor
 from devices.units import get_unit, nearest_unit
 from hub.db import fetch_model
 from hub.errors import Conflict, Invalid, NotFound
+from hub.events import announce
 from incidents.models import ActionIn, AuditEntry, Incident, NewIncident
 from incidents.states import SLA, Action, CloseReason, Status, allowed_actions, next_status
 from rules.model import Priority
 
-EVENTS_CHANNEL = "sb_events"
 MAX_EVIDENCE = 20
 _RANK = {Priority.ROUTINE: 0, Priority.MAJOR: 1, Priority.EMERGENCY: 2}
 _COLUMNS = (
@@ -326,14 +325,14 @@ async def _audit(
 
 async def _notify(conn: AsyncConnection[DictRow], kind: str, incident: Incident) -> None:
     """For the live stream: delivered on commit, to every process listening."""
-    payload = {
-        "type": kind,
-        "id": incident.id,
-        "area": incident.area,
-        "status": incident.status.value,
-        "priority": incident.priority.value,
-    }
-    await conn.execute("SELECT pg_notify(%s, %s)", (EVENTS_CHANNEL, json.dumps(payload)))
+    await announce(
+        conn,
+        kind,
+        id=incident.id,
+        area=incident.area,
+        status=incident.status.value,
+        priority=incident.priority.value,
+    )
 
 
 async def open_keys(conn: AsyncConnection[DictRow]) -> set[tuple[str, str]]:

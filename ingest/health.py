@@ -9,6 +9,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 
 from devices.registry import DeviceRef
+from hub.events import announce
 from hub.signals import Signal
 from ingest.store import copy_signals
 
@@ -83,4 +84,13 @@ async def sweep(
             (now, [s.source_id for s in signals]),
         )
         await copy_signals(conn, signals)
+        for s in signals:
+            await announce(
+                conn,
+                "device.offline",
+                id=s.source_id,
+                area=s.area,
+                reason=s.attrs["reason"],
+                last_seen=s.attrs["last_seen"],
+            )
     return signals

@@ -17,6 +17,7 @@ from psycopg import AsyncConnection, AsyncCursor
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
+from hub.events import announce
 from hub.signals import SIGNAL_COLUMNS, Signal
 from ingest.decode import Accepted, IdRead, Message, Reason, Rejection
 
@@ -167,6 +168,7 @@ async def _state_transitions(conn: AsyncConnection[DictRow], fresh: list[Accepte
             offline_since = state["last_seen"]
         if online and reported:
             signals.append(_device_signal(last, "device_online", None, {}))
+            await announce(conn, "device.online", id=device_id, area=last.device.area)
             reported = False
         battery = state.get("battery_pct")
         old_battery = old.get("battery_pct")

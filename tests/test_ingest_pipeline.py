@@ -102,13 +102,21 @@ def test_a_short_blip_raises_nothing(harness: Harness) -> None:
 
 
 def test_last_will_then_return(harness: Harness) -> None:
-    harness.send(T0, SD, smoke(1, T0))
-    harness.send(T0 + timedelta(seconds=1), SD_STATUS, {"online": False})
-    assert harness.sweep(T0 + timedelta(seconds=62)) == ["device_offline:last_will"]
-    assert harness.sweep(T0 + timedelta(seconds=90)) == []  # reported once
-    later = T0 + timedelta(minutes=10)
-    harness.send(later, SD, smoke(2, later))
+    with psycopg.connect(harness.url, autocommit=True) as listener:
+        listener.execute("LISTEN sb_events")
+        harness.send(T0, SD, smoke(1, T0))
+        harness.send(T0 + timedelta(seconds=1), SD_STATUS, {"online": False})
+        assert harness.sweep(T0 + timedelta(seconds=62)) == ["device_offline:last_will"]
+        assert harness.sweep(T0 + timedelta(seconds=90)) == []  # reported once
+        later = T0 + timedelta(minutes=10)
+        harness.send(later, SD, smoke(2, later))
+        events = [json.loads(n.payload) for n in listener.notifies(timeout=2, stop_after=2)]
     assert harness.kinds() == ["device_offline", "device_online"]
+    # The live stream hears of both, with the area that scopes who sees them.
+    assert [(e["type"], e["id"], e["area"]) for e in events] == [
+        ("device.offline", "SD-1", COMMUNITY),
+        ("device.online", "SD-1", COMMUNITY),
+    ]
 
 
 def test_heartbeat_timeout_per_device_type(harness: Harness) -> None:

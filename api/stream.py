@@ -1,0 +1,124 @@
+"""WebSocket /api/v1/stream: live incident and device events, scoped to the caller's area.
+
+One LISTEN connection per API process receives every event any process announced
+(`hub.events`); incident events are sent with the incident as it is now.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from psycopg import AsyncConnection
+
+from api.auth import Principal, authenticate
+from hub.db import Pool
+from hub.errors import HubError
+from hub.events import EVENTS_CHANNEL
+from hub.logs import get_logger
+from incidents.store import get_incident
+
+log = get_logger(__name__)
+router = APIRouter()
+QUEUE_LIMIT = 1000  # a client this far behind is disconnected rather than slowing the others
+
+
+@dataclass(eq=False)
+class _Client:
+    principal: Principal
+    queue: asyncio.Queue[dict[str, Any]] = field(default_factory=lambda: asyncio.Queue(QUEUE_LIMIT))
+
+
+class Broadcaster:
+    """Fans events from PostgreSQL out to this process's WebSocket clients."""
+
+    def __init__(self, database_url: str, pool: Pool) -> None:
+        self.database_url = database_url
+        self.pool = pool
+        self.clients: set[_Client] = set()
+        self.listening = asyncio.Event()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                conn = await AsyncConnection.connect(self.database_url, autocommit=True)
+                async with conn:
+                    await conn.execute(f"LISTEN {EVENTS_CHANNEL}")
+                    self.listening.set()
+                    async for note in conn.notifies():
+                        await self._fan_out(json.loads(note.payload))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.listening.clear()
+                log.warning("live stream lost its database connection; retrying", error=str(exc))
+                await asyncio.sleep(1)
+
+    async def _fan_out(self, event: dict[str, Any]) -> None:
+        if not self.clients:
+            return
+        if str(event.get("type", "")).startswith("incident."):
+            async with self.pool.connection() as conn:
+                with contextlib.suppress(HubError):
+                    incident = await get_incident(conn, int(event["id"]), scope="")
+                    event = {**event, "incident": incident.model_dump(mode="json")}
+        area = str(event.get("area", ""))
+        for client in list(self.clients):
+            if not client.principal.covers(area):
+                continue
+            try:
+                client.queue.put_nowait(event)
+            except asyncio.QueueFull:
+                # Too far behind: drop what is queued, say so, and let the sender close.
+                self.clients.discard(client)
+                while not client.queue.empty():
+                    client.queue.get_nowait()
+                client.queue.put_nowait({"type": "stream.overflow"})
+
+
+@router.websocket("/api/v1/stream")
+async def stream(websocket: WebSocket) -> None:
+    """Events `incident.created`, `incident.updated`, `incident.escalated`, `device.offline`,
+    `device.online` for the caller's area. Token as `?token=` or `Authorization: Bearer`."""
+    token = websocket.query_params.get("token") or _bearer(websocket.headers.get("authorization"))
+    await websocket.accept()
+    try:
+        if not token:
+            raise HubError("missing token")
+        principal = await authenticate(websocket, token)
+    except HubError as exc:
+        await websocket.close(code=1008, reason=exc.message)
+        return
+    broadcaster: Broadcaster = websocket.app.state.broadcaster
+    client = _Client(principal)
+    broadcaster.clients.add(client)
+    await websocket.send_json({"type": "stream.ready", "area_prefix": principal.area_prefix})
+    sender = asyncio.create_task(_send(websocket, client))
+    try:
+        while True:  # the client speaks only to close; this notices when it does
+            await websocket.receive_text()
+    except WebSocketDisconnect:
+        pass
+    finally:
+        broadcaster.clients.discard(client)
+        sender.cancel()
+        await asyncio.gather(sender, return_exceptions=True)
+
+
+async def _send(websocket: WebSocket, client: _Client) -> None:
+    while True:
+        event = await client.queue.get()
+        await websocket.send_json(event)
+        if event["type"] == "stream.overflow":
+            await websocket.close(code=1013, reason="too slow; reconnect")
+            return
+
+
+def _bearer(header: str | None) -> str | None:
+    if header and header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return None
