@@ -20,6 +20,7 @@ from api.routers import (
     incidents,
     push,
     rules,
+    silences,
     stats,
     tokens,
     units,
@@ -70,7 +71,19 @@ def create_app(settings: Settings, *, bus: SignalBus | None = None) -> FastAPI:
         large_paths=("/devices/import",),
     )
     app.add_middleware(MetricsMiddleware)
-    routers = (areas, devices, cameras, units, tokens, watchlists, push, rules, incidents, stats)
+    routers = (
+        areas,
+        devices,
+        cameras,
+        units,
+        tokens,
+        watchlists,
+        push,
+        rules,
+        silences,
+        incidents,
+        stats,
+    )
     for router in (module.router for module in routers):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(stream_router)

@@ -97,3 +97,40 @@ async def incident_stats(
     )
     groups = [GroupStats.model_validate(row) for row in await cur.fetchall()]
     return Stats(start=start, end=end, group_by=group_by, groups=groups)
+
+
+class RuleStats(BaseModel):
+    rule_id: str
+    fired: int
+    attached: int
+    closed: int
+    false_alarms: int
+    precision: float | None  # of the closed incidents, the share that were not false alarms
+
+
+async def rule_stats(
+    conn: AsyncConnection[DictRow], rule_id: str, *, scope: str, start: datetime, end: datetime
+) -> RuleStats:
+    """How a rule did: incidents it opened in [start, end), signals attached, false alarms."""
+    cur = await conn.execute(
+        """
+        SELECT count(*) AS fired, coalesce(sum(signal_count - 1), 0) AS attached,
+               count(*) FILTER (WHERE status = 'closed') AS closed,
+               count(*) FILTER (WHERE close_reason = 'false_alarm') AS false_alarms
+        FROM incidents
+        WHERE rule_id = %s AND area LIKE %s AND created_at >= %s AND created_at < %s
+        """,
+        (rule_id, scope + "%", start, end),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    closed = int(row["closed"])
+    precision = (closed - int(row["false_alarms"])) / closed if closed else None
+    return RuleStats(
+        rule_id=rule_id,
+        fired=row["fired"],
+        attached=row["attached"],
+        closed=closed,
+        false_alarms=row["false_alarms"],
+        precision=precision,
+    )

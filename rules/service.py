@@ -20,6 +20,7 @@ from incidents.store import is_open, last_closed_at, open_keys, open_or_attach
 from rules.durations import parse_duration
 from rules.engine import Decision, Engine
 from rules.model import Rule
+from rules.silences import Silence, list_silences
 from rules.store import RULES_CHANNEL, list_rules
 
 log = get_logger(__name__)
@@ -32,6 +33,7 @@ class RulesService:
     def __init__(self, database_url: str) -> None:
         self.database_url = database_url
         self.engine = Engine()
+        self.silences: list[Silence] = []
         self._lock = asyncio.Lock()
 
     async def start(self, now: datetime) -> None:
@@ -40,14 +42,17 @@ class RulesService:
         async with conn:
             for stored in await list_rules(conn, scope="", enabled=True):
                 self.engine.load(Rule.model_validate(stored.document), stored.version)
+            # Silences that ended within the replay window still cover late signals.
+            self.silences = await list_silences(conn, scope="", active_at=now - REPLAY)
             for signal in await stored_signals(conn, now - REPLAY, now):
                 self.engine.process(signal)
             self.engine.mark_open(await open_keys(conn))
 
     async def on_signals(self, signals: Sequence[Signal]) -> None:
         async with self._lock:
+            audible = [s for s in signals if not any(x.covers(s) for x in self.silences)]
             decisions = [
-                d for s in sorted(signals, key=lambda s: s.ts) for d in self.engine.process(s)
+                d for s in sorted(audible, key=lambda s: s.ts) for d in self.engine.process(s)
             ]
             if decisions:
                 await self._apply(decisions)
@@ -57,7 +62,9 @@ class RulesService:
         conn = await connect(self.database_url)
         async with conn:
             stored = await list_rules(conn, scope="")
+            silences = await list_silences(conn, scope="", active_at=datetime.now(UTC) - REPLAY)
         async with self._lock:
+            self.silences = silences
             current = {r.id: r for r in stored if r.enabled}
             for rule_id in set(self.engine.rule_ids()) - set(current):
                 self.engine.remove(rule_id)

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import yaml
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -15,6 +15,7 @@ from api.auth import Principal, allow
 from api.deps import DbPool, Reader
 from api.tokens import Role
 from hub.errors import Invalid, UnsupportedMediaType
+from incidents.stats import RuleStats, rule_stats
 from rules import service, store
 from rules.model import Rule
 
@@ -115,6 +116,20 @@ async def backtest_rule(
         signals = await service.stored_signals(conn, body.start, body.end)
     visible = [s for s in signals if s.area.startswith(who.area_prefix)]
     return service.backtest(rule, visible)
+
+
+@router.get("/{rule_id}/stats")
+async def stats_of_rule(
+    rule_id: str,
+    who: Reader,
+    pool: DbPool,
+    start: Annotated[datetime, Query(alias="from")],
+    end: Annotated[datetime, Query(alias="to")],
+) -> RuleStats:
+    """Incidents the rule opened, signals attached, closed as false alarm → precision."""
+    async with pool.connection() as conn:
+        await store.get_rule(conn, rule_id, scope=who.area_prefix)
+        return await rule_stats(conn, rule_id, scope=who.area_prefix, start=start, end=end)
 
 
 @router.get("/{rule_id}/versions")
