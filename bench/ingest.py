@@ -233,7 +233,9 @@ def publish_all(
 # --- set-up ------------------------------------------------------------------------------------
 
 
-def prepare_database(server_url: str, devices: list[str]) -> str:
+def prepare_database(
+    server_url: str, devices: list[str], buildings: dict[str, str] | None = None
+) -> str:
     name = f"sb_bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -250,7 +252,16 @@ def prepare_database(server_url: str, devices: list[str]) -> str:
         async with conn:
             await create_area(conn, AreaIn(code=AREA, name="bench"))
             await create_devices_bulk(
-                conn, [DeviceIn(id=d, type=DeviceType.SMOKE_SENSOR, area=AREA) for d in devices]
+                conn,
+                [
+                    DeviceIn(
+                        id=d,
+                        type=DeviceType.SMOKE_SENSOR,
+                        area=AREA,
+                        building=(buildings or {}).get(d),
+                    )
+                    for d in devices
+                ],
             )
 
     asyncio.run(setup())

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import multiprocessing as mp
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -49,6 +50,41 @@ class ConsumerConfig:
         return f"$share/{SHARED_GROUP}/{UPLINKS}" if self.shared else UPLINKS
 
 
+@dataclass
+class _Lane:
+    queue: deque[tuple[int, Message]] = field(default_factory=deque)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class AckSequencer:
+    """Releases acknowledgements in arrival order (as MQTT requires), whichever lane
+    committed its messages first."""
+
+    def __init__(self) -> None:
+        self._next = 0  # arrival number of the next message
+        self._first_unacked = 0
+        self._waiting: dict[int, Message] = {}
+        self._done: set[int] = set()
+
+    def arrived(self, message: Message) -> int:
+        order = self._next
+        self._next += 1
+        self._waiting[order] = message
+        return order
+
+    def committed(self, orders: Iterable[int]) -> list[tuple[int, int, int]]:
+        """Mark messages committed; returns the (mid, qos, generation) now free to ack."""
+        self._done.update(orders)
+        ready = []
+        while self._first_unacked in self._done:
+            self._done.discard(self._first_unacked)
+            message = self._waiting.pop(self._first_unacked)
+            if message.qos > 0:
+                ready.append((message.mid, message.qos, message.generation))
+            self._first_unacked += 1
+        return ready
+
+
 class ReceiverGone(RuntimeError):
     """The child process holding the MQTT session died; unacknowledged messages will be
     redelivered to the next one."""
@@ -63,9 +99,10 @@ class MqttConsumer:
         self.config = config
         self.pipeline = pipeline
         self.health = health or HealthPolicy()
-        self._inbox: deque[Message] = deque()
+        # Two lanes, so an alarm never waits behind a telemetry batch already being written.
+        self._lanes = {"events": _Lane(), "telemetry": _Lane()}
+        self._acks = AckSequencer()
         self.connected = asyncio.Event()
-        self._arrived = asyncio.Event()
         self._stopping = False
         self._receiver_gone = False
 
@@ -123,11 +160,12 @@ class MqttConsumer:
         except (EOFError, OSError):
             asyncio.get_running_loop().remove_reader(pipe.fileno())
             self._receiver_gone = True
-            self._arrived.set()
+            for lane in self._lanes.values():
+                lane.arrived.set()
             return
         if kind == MESSAGES:
-            self._inbox.extend(
-                Message(
+            for topic, payload, epoch, mid, qos, generation in body:
+                message = Message(
                     topic=topic,
                     payload=payload,
                     received_at=datetime.fromtimestamp(epoch, UTC),
@@ -135,9 +173,9 @@ class MqttConsumer:
                     qos=qos,
                     generation=generation,
                 )
-                for topic, payload, epoch, mid, qos, generation in body
-            )
-            self._arrived.set()
+                lane = self._lanes["events" if topic.endswith("/event") else "telemetry"]
+                lane.queue.append((self._acks.arrived(message), message))
+                lane.arrived.set()
         elif kind == CONNECTED:
             log.info("MQTT connected", subscription=body)
             self.connected.set()
@@ -156,24 +194,42 @@ class MqttConsumer:
                 delay = min(delay * 2, 10)
 
     async def _drain_loop(self, conn: AsyncConnection[DictRow], acks: Connection) -> None:
+        second = await self._connect_db()
+        try:
+            await asyncio.gather(
+                self._drain(self._lanes["events"], second, acks),
+                self._drain(self._lanes["telemetry"], conn, acks),
+            )
+        finally:
+            await second.close()
+
+    async def _drain(self, lane: _Lane, conn: AsyncConnection[DictRow], acks: Connection) -> None:
         while True:
-            if not self._inbox:
+            if not lane.queue:
                 if self._receiver_gone and not self._stopping:
                     raise ReceiverGone("the MQTT receiver process exited")
-                self._arrived.clear()
-                await self._arrived.wait()
+                lane.arrived.clear()
+                await lane.arrived.wait()
                 continue
-            count = min(len(self._inbox), self.config.max_batch)
-            batch = [self._inbox.popleft() for _ in range(count)]
-            while True:
-                try:
-                    await self.pipeline.process(conn, batch)
-                    break
-                except psycopg.OperationalError as exc:
-                    log.warning("batch not committed; retrying", error=str(exc), size=len(batch))
-                    await conn.close()
-                    conn = await self._connect_db()
-            acks.send([(m.mid, m.qos, m.generation) for m in batch if m.qos > 0])
+            count = min(len(lane.queue), self.config.max_batch)
+            batch = [lane.queue.popleft() for _ in range(count)]
+            conn = await self._commit(conn, [message for _, message in batch])
+            ready = self._acks.committed(order for order, _ in batch)
+            if ready:
+                acks.send(ready)
+
+    async def _commit(
+        self, conn: AsyncConnection[DictRow], batch: list[Message]
+    ) -> AsyncConnection[DictRow]:
+        """Process a batch until it commits, reconnecting as needed; returns the connection."""
+        while True:
+            try:
+                await self.pipeline.process(conn, batch)
+                return conn
+            except psycopg.OperationalError as exc:
+                log.warning("batch not committed; retrying", error=str(exc), size=len(batch))
+                await conn.close()
+                conn = await self._connect_db()
 
     async def _health_loop(self) -> None:
         while True:

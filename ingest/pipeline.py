@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from ingest.decode import (
     parse_topic,
 )
 from ingest.registry_view import RegistryView
-from ingest.store import BatchResult, write_batch
+from ingest.store import BatchResult, prepare_connection, write_batch
 
 log = get_logger(__name__)
 
@@ -54,7 +55,10 @@ class Pipeline:
         ctx = DecodeContext(devices=self.registry.devices, secret=self.secret)
         accepted: list[Accepted] = []
         rejected: list[tuple[Message, Rejection]] = []
-        for message, topic in zip(messages, topics, strict=True):
+        for index, (message, topic) in enumerate(zip(messages, topics, strict=True)):
+            if index % 200 == 199:
+                # Decoding is CPU work: let an urgent batch on another lane get a turn.
+                await asyncio.sleep(0)
             if isinstance(topic, Rejection):
                 rejected.append((message, topic))
                 continue
@@ -69,6 +73,7 @@ class Pipeline:
                 rejected.append((message, outcome))
             else:
                 accepted.append(outcome)
+        await prepare_connection(conn)
         try:
             async with conn.transaction():
                 result = await write_batch(conn, accepted, rejected)

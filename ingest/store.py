@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import math
 import re
+import weakref
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from psycopg import AsyncConnection, AsyncCursor
+from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
@@ -81,11 +83,7 @@ async def _deduplicate(
     if not keyed:
         return unkeyed, duplicates
     async with conn.cursor() as cur:
-        # Per connection, created on first use (a no-op after that).
-        await cur.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS _batch_uplinks"
-            " (device_id text, seq bigint, ts timestamptz, channel text) ON COMMIT DELETE ROWS"
-        )
+        await prepare_connection(conn)
         async with cur.copy(
             "COPY _batch_uplinks (device_id, seq, ts, channel) FROM STDIN (FORMAT BINARY)"
         ) as copy:
@@ -94,8 +92,8 @@ async def _deduplicate(
                 await copy.write_row((device_id, seq, acc.ts, acc.channel))
         new = await _insert_uplinks(cur, len(keyed))
         # Emptied now too, not only at commit: a caller may run several batches in one
-        # transaction (the push receivers do).
-        await cur.execute("TRUNCATE _batch_uplinks")
+        # transaction (the push receivers do). DELETE, as TRUNCATE swaps files every time.
+        await cur.execute("DELETE FROM _batch_uplinks")
     if new is None:  # the common case: nothing was seen before
         return list(keyed.values()) + unkeyed, duplicates
     fresh = []
@@ -105,6 +103,32 @@ async def _deduplicate(
         else:
             duplicates.append((acc.message, _duplicate(key)))
     return fresh + unkeyed, duplicates
+
+
+_STAGED: weakref.WeakSet[AsyncConnection[DictRow]] = weakref.WeakSet()
+
+
+async def prepare_connection(conn: AsyncConnection[DictRow]) -> None:
+    """The per-connection temp tables batches are staged in, created on first use.
+
+    Remembered only when created outside a transaction: one created inside could be rolled
+    back with it, so that connection checks again next time.
+    """
+    if conn in _STAGED:
+        return
+    idle = conn.info.transaction_status == TransactionStatus.IDLE
+    await conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS _batch_uplinks"
+        " (device_id text, seq bigint, ts timestamptz, channel text) ON COMMIT DELETE ROWS"
+    )
+    await conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS _batch_state (device_id text, last_seen timestamptz,"
+        " online boolean, offline_since timestamptz, reported_offline boolean,"
+        " battery_pct float8, rssi_dbm float8, fw text) ON COMMIT DELETE ROWS"
+    )
+    if idle:
+        await conn.commit()
+        _STAGED.add(conn)
 
 
 async def _insert_uplinks(cur: AsyncCursor[DictRow], expected: int) -> set[tuple[str, int]] | None:
@@ -196,12 +220,8 @@ async def _state_transitions(conn: AsyncConnection[DictRow], fresh: list[Accepte
 
 async def _upsert_state(conn: AsyncConnection[DictRow], rows: list[tuple[Any, ...]]) -> None:
     """One statement for the whole batch, fed by COPY: a row per device is the hot path."""
+    await prepare_connection(conn)
     async with conn.cursor() as cur:
-        await cur.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS _batch_state (device_id text, last_seen timestamptz,"
-            " online boolean, offline_since timestamptz, reported_offline boolean,"
-            " battery_pct float8, rssi_dbm float8, fw text) ON COMMIT DELETE ROWS"
-        )
         async with cur.copy("COPY _batch_state FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(
                 ["text", "timestamptz", "bool", "timestamptz", "bool", "float8", "float8", "text"]
@@ -224,7 +244,7 @@ async def _upsert_state(conn: AsyncConnection[DictRow], rows: list[tuple[Any, ..
                 updated_at = now()
             """
         )
-        await cur.execute("TRUNCATE _batch_state")
+        await cur.execute("DELETE FROM _batch_state")
 
 
 def _device_signal(acc: Accepted, kind: str, value: float | None, attrs: dict[str, Any]) -> Signal:

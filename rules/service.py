@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import psycopg
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 from pydantic import BaseModel
@@ -34,6 +35,7 @@ class RulesService:
         self.database_url = database_url
         self.engine = Engine()
         self.silences: list[Silence] = []
+        self._conn: AsyncConnection[DictRow] | None = None
         self._lock = asyncio.Lock()
 
     async def start(self, now: datetime) -> None:
@@ -89,10 +91,19 @@ class RulesService:
                 await self._apply(decisions)
 
     async def _apply(self, decisions: list[Decision]) -> None:
-        conn = await connect(self.database_url)
-        async with conn:
-            for decision in decisions:
-                await apply_decision(conn, decision, self.engine)
+        # One kept connection: connecting per batch would add milliseconds to every alarm.
+        for attempt in (1, 2):
+            if self._conn is None or self._conn.closed:
+                self._conn = await connect(self.database_url)
+            try:
+                for decision in decisions:
+                    await apply_decision(self._conn, decision, self.engine)
+                return
+            except psycopg.OperationalError:
+                await self._conn.close()
+                self._conn = None
+                if attempt == 2:
+                    raise
 
 
 async def apply_decision(

@@ -1,0 +1,146 @@
+"""Alarm latency end to end: MQTT publish of a smoke alarm → `incident.created` on the
+WebSocket, with background telemetry at a set rate.
+
+    python -m bench.e2e_latency [--background 5000] [--alarms 200] [--interval 0.1]
+
+Runs the hub as users do (`shaobing up` against SB_TEST_DATABASE_URL's server, a scratch
+database, and a mosquitto it starts), publishes background telemetry from another process
+with a lean publisher, and prints p50/p95/p99/max of the alarm latency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from contextlib import ExitStack
+from typing import Any
+
+from websockets.sync.client import connect
+
+from bench.fastpub import FastPublisher, publish_packet
+from bench.ingest import AREA, drop_database, prepare_database, publisher, start_mosquitto
+from hub.embedded.ports import free_port, wait_for_port
+from hub.settings import MqttUrl
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--background", type=float, default=5000, help="telemetry msgs/s")
+    parser.add_argument("--alarms", type=int, default=200)
+    parser.add_argument("--interval", type=float, default=0.1, help="seconds between alarms")
+    parser.add_argument("--devices", type=int, default=1000)
+    args = parser.parse_args()
+    mp.set_start_method("spawn")
+    server = os.environ.get("SB_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+    with ExitStack() as stack:
+        broker = start_mosquitto(stack)
+        background = [f"BENCH-{i:05d}" for i in range(args.devices)]
+        alarm_devices = [f"ALARM-{i:04d}" for i in range(args.alarms)]
+        database_url = prepare_database(
+            server, background + alarm_devices, {d: f"B-{d}" for d in alarm_devices}
+        )
+        stack.callback(drop_database, server, database_url)
+        port = free_port()
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("SB_")},
+            "SB_DATABASE_URL": database_url,
+            "SB_MQTT_URL": f"mqtt://{broker.host}:{broker.port}",
+            "SB_API_BIND": f"127.0.0.1:{port}",
+            "SB_LOG_LEVEL": "WARNING",
+            "SB_DATA_DIR": stack.enter_context(__import__("tempfile").TemporaryDirectory()),
+        }
+        token = subprocess.run(
+            [sys.executable, "-m", "hub.cli", "token", "create", "--role", "viewer"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        hub = subprocess.Popen([sys.executable, "-m", "hub.cli", "up"], env=env)
+        stack.callback(lambda: (hub.send_signal(signal.SIGTERM), hub.wait(30)))
+        assert wait_for_port("127.0.0.1", port, timeout=60), "hub did not start"
+        time.sleep(2)  # ingest subscribes and the rules engine loads
+
+        duration = args.alarms * args.interval + 5
+        feeder = mp.Process(
+            target=publisher,
+            args=(
+                broker,
+                0,
+                background,
+                int(args.background * duration),
+                args.background,
+                500,
+                int(time.time() * 1000),
+            ),
+        )
+        feeder.start()
+        time.sleep(2)  # let the background load settle
+        latencies = measure(
+            broker,
+            f"ws://127.0.0.1:{port}/api/v1/stream?token={token}",
+            alarm_devices,
+            args.interval,
+        )
+        feeder.join()
+
+    ms = sorted(1000 * x for x in latencies)
+    q = statistics.quantiles(ms, n=100)
+    print(
+        f"e2e alarm latency, {len(ms)} alarms of {args.alarms} with {args.background:.0f} msgs/s"
+        f" background telemetry: p50 {q[49]:.1f} ms  p95 {q[94]:.1f} ms  p99 {q[98]:.1f} ms"
+        f"  max {ms[-1]:.1f} ms"
+    )
+
+
+def measure(broker: MqttUrl, ws_url: str, devices: list[str], interval: float) -> list[float]:
+    sent: dict[str, float] = {}
+    latencies: list[float] = []
+    done = threading.Event()
+
+    def listen() -> None:
+        with connect(ws_url) as ws:
+            ready.set()
+            while not done.is_set():
+                try:
+                    event: dict[str, Any] = json.loads(ws.recv(timeout=1))
+                except TimeoutError:
+                    continue
+                if event["type"] == "incident.created":
+                    building = event["incident"]["building"]
+                    if building in sent:
+                        latencies.append(time.perf_counter() - sent[building])
+                        if len(latencies) == len(devices):
+                            done.set()
+
+    ready = threading.Event()
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    ready.wait(10)
+    pub = FastPublisher(broker.host, broker.port, f"bench-alarm-{uuid.uuid4().hex[:6]}", window=10)
+    for i, device in enumerate(devices):
+        body = {"seq": 1, "ts": int(time.time() * 1000), "type": "smoke_alarm", "smoke": 3.2}
+        packet = publish_packet(f"sb/{AREA}/{device}/event", json.dumps(body).encode(), 1, i + 1)
+        sent[f"B-{device}"] = time.perf_counter()
+        pub.publish_many([packet], 1)
+        time.sleep(interval)
+    done.wait(30)
+    done.set()
+    pub.close()
+    return latencies
+
+
+if __name__ == "__main__":
+    main()
