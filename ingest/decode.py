@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -297,8 +298,6 @@ def _schema_rejection(
 
 
 def _event_type(payload: bytes) -> str | None:
-    import json
-
     try:
         value = json.loads(payload).get("type")
     except (ValueError, AttributeError):
