@@ -20,6 +20,7 @@ from ingest.decode import (
     Message,
     Reason,
     Rejection,
+    Topic,
     decode,
     parse_topic,
 )
@@ -27,6 +28,7 @@ from ingest.registry_view import RegistryView
 from ingest.store import BatchResult, prepare_connection, write_batch
 
 log = get_logger(__name__)
+_THREAD_FROM = 200  # messages; a thread hop costs more than decoding a small batch
 
 
 @dataclass
@@ -53,26 +55,12 @@ class Pipeline:
             await self.registry.lookup_missing(conn, unknown)
             await conn.commit()
         ctx = DecodeContext(devices=self.registry.devices, secret=self.secret)
-        accepted: list[Accepted] = []
-        rejected: list[tuple[Message, Rejection]] = []
-        for index, (message, topic) in enumerate(zip(messages, topics, strict=True)):
-            if index % 200 == 199:
-                # Decoding is CPU work: let an urgent batch on another lane get a turn.
-                await asyncio.sleep(0)
-            if isinstance(topic, Rejection):
-                rejected.append((message, topic))
-                continue
-            if topic.channel == "cmd":
-                continue  # the hub's own downlink, seen on the shared wildcard
-            try:
-                outcome = decode(message, topic, ctx)
-            except Exception as exc:  # a decoder bug must cost one message, not the consumer
-                log.exception("decoder failed", topic=message.topic)
-                outcome = Rejection(Reason.SCHEMA, f"could not decode: {type(exc).__name__}")
-            if isinstance(outcome, Rejection):
-                rejected.append((message, outcome))
-            else:
-                accepted.append(outcome)
+        # Large batches are decoded in a worker thread: the event loop then gets a turn at
+        # every interpreter switch, so an alarm on the other lane is not held up by them.
+        if len(messages) >= _THREAD_FROM:
+            accepted, rejected = await asyncio.to_thread(_decode_all, messages, topics, ctx)
+        else:
+            accepted, rejected = _decode_all(messages, topics, ctx)
         await prepare_connection(conn)
         try:
             async with conn.transaction():
@@ -122,6 +110,29 @@ class Pipeline:
         metrics.READINGS.inc(result.readings)
         metrics.BATCH_SECONDS.observe(seconds)
         metrics.BATCH_SIZE.observe(size)
+
+
+def _decode_all(
+    messages: Sequence[Message], topics: Sequence[Topic | Rejection], ctx: DecodeContext
+) -> tuple[list[Accepted], list[tuple[Message, Rejection]]]:
+    accepted: list[Accepted] = []
+    rejected: list[tuple[Message, Rejection]] = []
+    for message, topic in zip(messages, topics, strict=True):
+        if isinstance(topic, Rejection):
+            rejected.append((message, topic))
+            continue
+        if topic.channel == "cmd":
+            continue  # the hub's own downlink, seen on the shared wildcard
+        try:
+            outcome = decode(message, topic, ctx)
+        except Exception as exc:  # a decoder bug must cost one message, not the consumer
+            log.exception("decoder failed", topic=message.topic)
+            outcome = Rejection(Reason.SCHEMA, f"could not decode: {type(exc).__name__}")
+        if isinstance(outcome, Rejection):
+            rejected.append((message, outcome))
+        else:
+            accepted.append(outcome)
+    return accepted, rejected
 
 
 __all__ = ["Message", "Pipeline", "Reason"]
