@@ -194,7 +194,7 @@ def _interpret(acc: Accepted, payload: BaseModel, ctx: DecodeContext) -> Accepte
         case SmokeEvent():
             value = payload.smoke
             attrs = {"event": payload.type, "temp_c": payload.temp_c, "seq": payload.seq}
-            acc.signals.append(_signal(acc, SMOKE_EVENT_SIGNALS[payload.type], value, 1.0, attrs))
+            acc.signals.append(signal_of(acc, SMOKE_EVENT_SIGNALS[payload.type], value, attrs))
         case CameraEvent():
             kind = CAMERA_EVENT_SIGNALS.get(payload.type, payload.type)
             attrs = payload.model_dump(
@@ -202,7 +202,7 @@ def _interpret(acc: Accepted, payload: BaseModel, ctx: DecodeContext) -> Accepte
                 exclude_none=True,
             )
             value = float(payload.count) if payload.count is not None else None
-            acc.signals.append(_signal(acc, kind, value, payload.confidence, attrs))
+            acc.signals.append(signal_of(acc, kind, value, attrs, confidence=payload.confidence))
         case IdReadEvent():
             return _id_read(acc, payload, ctx)
     return acc
@@ -246,19 +246,25 @@ def _id_read(acc: Accepted, event: IdReadEvent, ctx: DecodeContext) -> Accepted 
     base = {"id_hash": hashed, "id_masked": masked, "operator": event.operator}
     if problems:
         acc.signals.append(
-            _signal(acc, "id_invalid", None, 1.0, {**base, "problems": [p.value for p in problems]})
+            signal_of(acc, "id_invalid", None, {**base, "problems": [p.value for p in problems]})
         )
     elif expired:
         assert valid_to is not None
         acc.signals.append(
-            _signal(acc, "id_expired", None, 1.0, {**base, "valid_to": valid_to.isoformat()})
+            signal_of(acc, "id_expired", None, {**base, "valid_to": valid_to.isoformat()})
         )
     return acc
 
 
-def _signal(
-    acc: Accepted, kind: str, value: float | None, confidence: float, attrs: dict[str, Any]
+def signal_of(
+    acc: Accepted,
+    kind: str,
+    value: float | None = None,
+    attrs: dict[str, Any] | None = None,
+    *,
+    confidence: float = 1.0,
 ) -> Signal:
+    """A signal about the device that sent `acc`, at its event time; None attrs are dropped."""
     device = acc.device
     return Signal(
         ts=acc.ts,
@@ -270,7 +276,7 @@ def _signal(
         building=device.building,
         value=value,
         confidence=confidence,
-        attrs={k: v for k, v in attrs.items() if v is not None},
+        attrs={k: v for k, v in (attrs or {}).items() if v is not None},
     )
 
 

@@ -21,7 +21,7 @@ from psycopg.types.json import Jsonb
 
 from hub.events import announce
 from hub.signals import SIGNAL_COLUMNS, Signal
-from ingest.decode import Accepted, IdRead, Message, Reason, Rejection
+from ingest.decode import Accepted, IdRead, Message, Reason, Rejection, signal_of
 
 BATTERY_LOW_PCT = 20.0
 # Faster than any road or rail trip between two reads means a cloned or shared card.
@@ -191,7 +191,7 @@ async def _state_transitions(conn: AsyncConnection[DictRow], fresh: list[Accepte
         if not online and offline_since is None:
             offline_since = state["last_seen"]
         if online and reported:
-            signals.append(_device_signal(last, "device_online", None, {}))
+            signals.append(signal_of(last, "device_online", None, {}))
             await announce(conn, "device.online", id=device_id, area=last.device.area)
             reported = False
         battery = state.get("battery_pct")
@@ -201,7 +201,7 @@ async def _state_transitions(conn: AsyncConnection[DictRow], fresh: list[Accepte
             and battery < BATTERY_LOW_PCT
             and (old_battery is None or old_battery >= BATTERY_LOW_PCT)
         ):
-            signals.append(_device_signal(last, "battery_low", battery, {"battery_pct": battery}))
+            signals.append(signal_of(last, "battery_low", battery, {"battery_pct": battery}))
         rows.append(
             (
                 device_id,
@@ -247,21 +247,6 @@ async def _upsert_state(conn: AsyncConnection[DictRow], rows: list[tuple[Any, ..
         await cur.execute("DELETE FROM _batch_state")
 
 
-def _device_signal(acc: Accepted, kind: str, value: float | None, attrs: dict[str, Any]) -> Signal:
-    device = acc.device
-    return Signal(
-        ts=acc.ts,
-        kind=kind,
-        source_id=device.id,
-        source_type=device.type,
-        area=device.area,
-        site=device.site,
-        building=device.building,
-        value=value,
-        attrs=attrs,
-    )
-
-
 async def _enrich_id_reads(conn: AsyncConnection[DictRow], reads: list[Accepted]) -> list[Signal]:
     """Watch-list hits and impossible travel, against stored reads and within the batch."""
     hashes = list({acc.id_read.id_hash for acc in reads if acc.id_read})
@@ -287,7 +272,7 @@ async def _enrich_id_reads(conn: AsyncConnection[DictRow], reads: list[Accepted]
         base = {"id_hash": read.id_hash, "id_masked": read.id_masked, "operator": read.operator}
         for hit in hits.get(read.id_hash, []):
             signals.append(
-                _device_signal(
+                signal_of(
                     acc,
                     "id_watchlist_hit",
                     None,
@@ -304,7 +289,7 @@ async def _enrich_id_reads(conn: AsyncConnection[DictRow], reads: list[Accepted]
             speed = _speed_kmh(previous, read, acc.ts)
             if speed is not None and speed > MAX_TRAVEL_KMH:
                 signals.append(
-                    _device_signal(
+                    signal_of(
                         acc,
                         "id_impossible_travel",
                         speed,
