@@ -53,13 +53,3 @@ def parent_code(code: str) -> str | None:
     """The code one level up (12 → 9 → 6 → 4 digits); None for a city."""
     length = _PARENT_LENGTH.get(len(code))
     return code[:length] if length else None
-
-
-def ancestors(code: str) -> list[str]:
-    """Parent, grandparent, ... up to the city, nearest first."""
-    chain: list[str] = []
-    parent = parent_code(code)
-    while parent:
-        chain.append(parent)
-        parent = parent_code(parent)
-    return chain

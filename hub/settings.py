@@ -54,9 +54,6 @@ class MqttUrl:
             tls=tls,
         )
 
-    def with_credentials(self, username: str, password: str) -> MqttUrl:
-        return MqttUrl(self.host, self.port, username, password, self.tls)
-
 
 _BIND = re.compile(r"^(?P<host>[^:\s]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})$")
 _DEVICE = re.compile(r"^(cpu|cuda(:\d+)?|mps|\d+)$")

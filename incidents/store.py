@@ -49,7 +49,9 @@ async def open_or_attach(
         ON CONFLICT (rule_id, group_key) WHERE status <> 'closed' DO UPDATE SET
             signal_count = i.signal_count + 1,
             last_signal_at = greatest(i.last_signal_at, excluded.last_signal_at),
-            evidence = i.evidence || excluded.evidence,
+            -- The first few signals are the evidence; later ones only count.
+            evidence = CASE WHEN jsonb_array_length(i.evidence) < %(max_evidence)s
+                            THEN i.evidence || excluded.evidence ELSE i.evidence END,
             updated_at = excluded.updated_at
         RETURNING {_COLUMNS}, (xmax = 0) AS created, i.priority AS old_priority
         """,
@@ -60,6 +62,7 @@ async def open_or_attach(
             "accept_by": now + accept,
             "resolve_by": now + resolve,
             "evidence": Jsonb(new.evidence[:MAX_EVIDENCE]),
+            "max_evidence": MAX_EVIDENCE,
         },
     )
     row = await cur.fetchone()
@@ -80,7 +83,6 @@ async def open_or_attach(
         )
         await _notify(conn, "incident.created", incident)
         return incident, True
-    await _trim_evidence(conn, incident.id)
     if _RANK[new.priority] > _RANK[incident.priority]:
         incident = await _raise_priority(conn, incident, new.priority, now)
     await _audit(
@@ -284,15 +286,6 @@ async def _raise_priority(
         data={"from": incident.priority, "to": priority},
     )
     return Incident.model_validate(row)
-
-
-async def _trim_evidence(conn: AsyncConnection[DictRow], incident_id: int) -> None:
-    await conn.execute(
-        "UPDATE incidents SET evidence = (SELECT coalesce(jsonb_agg(e), '[]'::jsonb) FROM"
-        " (SELECT e FROM jsonb_array_elements(evidence) e LIMIT %s) t) WHERE id = %s"
-        " AND jsonb_array_length(evidence) > %s",
-        (MAX_EVIDENCE, incident_id, MAX_EVIDENCE),
-    )
 
 
 async def _audit(

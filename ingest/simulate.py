@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -288,7 +288,3 @@ class Simulator:
 
     def _topic(self, device_id: str, channel: str) -> str:
         return f"sb/{self.cfg.area}/{device_id}/{channel}"
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)

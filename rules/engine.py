@@ -71,6 +71,7 @@ class _Loaded:
     version: int
     within: timedelta
     hold: timedelta
+    confirm_window: timedelta
     groups: dict[str, _GroupState] = field(default_factory=dict)
 
 
@@ -85,11 +86,15 @@ class Engine:
 
     def load(self, rule: Rule, version: int) -> None:
         """Add or replace a rule; a changed rule starts with empty windows."""
+        confirm_window = parse_duration(rule.confirm.within) if rule.confirm else timedelta(0)
         self._rules[rule.id] = _Loaded(
-            rule, version, parse_duration(rule.threshold.within), parse_duration(rule.for_)
+            rule,
+            version,
+            parse_duration(rule.threshold.within),
+            parse_duration(rule.for_),
+            confirm_window,
         )
-        if rule.confirm:
-            self._confirm_window = max(self._confirm_window, parse_duration(rule.confirm.within))
+        self._confirm_window = max(self._confirm_window, confirm_window)
 
     def rule_ids(self) -> list[str]:
         return list(self._rules)
@@ -132,7 +137,7 @@ class Engine:
             return None
         key = group_key(rule, signal)
         state = loaded.groups.setdefault(key, _GroupState())
-        priority = self._priority(rule, signal)
+        priority = self._priority(loaded, signal)
         if state.open:
             return Decision(rule, loaded.version, key, signal, False, priority, len(state.hits))
         _slide(state.hits, signal.ts, loaded.within)
@@ -163,7 +168,7 @@ class Engine:
                     state.holding_since = None
                 elif now - state.holding_since >= loaded.hold:
                     state.open = True
-                    priority = self._priority(loaded.rule, state.last)
+                    priority = self._priority(loaded, state.last)
                     decisions.append(
                         Decision(
                             loaded.rule,
@@ -197,11 +202,10 @@ class Engine:
             )
         return True
 
-    def _priority(self, rule: Rule, signal: Signal) -> Priority:
-        confirm = rule.confirm
+    def _priority(self, loaded: _Loaded, signal: Signal) -> Priority:
+        rule, confirm, window = loaded.rule, loaded.rule.confirm, loaded.confirm_window
         if confirm is None:
             return rule.incident.priority
-        window = parse_duration(confirm.within)
         where = getattr(signal, confirm.same)
         for other in self._recent:
             if (
@@ -220,7 +224,7 @@ class Engine:
             confirm = loaded.rule.confirm
             if confirm is None or signal.kind not in confirm.kind:
                 continue
-            window = parse_duration(confirm.within)
+            window = loaded.confirm_window
             for other in self._recent:
                 if (
                     _matching_branches(loaded.rule.match, other)

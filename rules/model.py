@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import string
-from datetime import time, timedelta
+from datetime import time
 from enum import StrEnum
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -207,13 +207,6 @@ class Rule(Strict):
     def area_prefix(self) -> str:
         """The narrowest area every matched signal must be in (for scoping who may edit)."""
         return _prefix(self.match)
-
-    def durations(self) -> dict[str, timedelta]:
-        return {
-            "within": parse_duration(self.threshold.within),
-            "for": parse_duration(self.for_),
-            "cooldown": parse_duration(self.cooldown),
-        }
 
     def document(self) -> dict[str, object]:
         """The rule as stored and returned: JSON with `for`, not `for_`."""

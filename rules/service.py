@@ -13,7 +13,9 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 from pydantic import BaseModel
 
+from devices.registry import get_device
 from hub.db import connect
+from hub.errors import NotFound
 from hub.logs import get_logger
 from hub.signals import Signal
 from incidents.models import NewIncident
@@ -120,7 +122,15 @@ async def apply_decision(
         # Closed by a person since: start counting afresh (the cooldown applies on firing).
         engine.closed(rule.id, decision.key)
         return
-    await open_or_attach(conn, new_incident(decision), now=signal.ts)
+    new = new_incident(decision)
+    if decision.opens and rule.incident.dispatch == "nearest":
+        # Signals carry no coordinates; the device that raised this one has them.
+        try:
+            device = await get_device(conn, signal.source_id, scope="")
+            new = new.model_copy(update={"lat": device.lat, "lon": device.lon})
+        except NotFound:
+            pass
+    await open_or_attach(conn, new, now=signal.ts)
     await conn.commit()
 
 

@@ -152,13 +152,18 @@ def test_signals_attach_instead_of_duplicating(world: httpx.Client, database_url
     raised, _ = open_incident(database_url, priority="emergency")
     assert raised.id == first.id and raised.priority is Priority.EMERGENCY
     assert raised.accept_by - raised.created_at == timedelta(minutes=1)
+    for _ in range(25):  # later signals count, but the evidence stays at the first twenty
+        crowded, _ = open_incident(database_url)
+    assert crowded.signal_count == 28 and len(crowded.evidence) == 20
     other, created_other = open_incident(database_url, key="B4")
     assert created_other and other.id != first.id
     act(world, first.id, "close", reason="false_alarm")
     reopened, created_again = open_incident(database_url)
     assert created_again and reopened.id != first.id
     trail = world.get(f"/api/v1/incidents/{first.id}/audit").json()
-    assert [t["action"] for t in trail] == ["report", "attach", "raise_priority", "attach", "close"]
+    assert [t["action"] for t in trail] == [
+        "report", "attach", "raise_priority", "attach", *["attach"] * 25, "close",
+    ]  # fmt: skip
 
 
 def test_roles_and_area_scope(world: httpx.Client, database_url: str, client_for: Any) -> None:

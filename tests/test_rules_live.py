@@ -216,3 +216,16 @@ def test_rule_precision(live: Any, admin: httpx.Client, database_url: str) -> No
     stats = admin.get("/api/v1/rules/smoke-alarm/stats", params=span).json()
     assert stats == {"rule_id": "smoke-alarm", "fired": 3, "attached": 1, "closed": 2,
                      "false_alarms": 1, "precision": 0.5}  # fmt: skip
+
+
+def test_live_incidents_propose_the_nearest_unit(live: Any, admin: httpx.Client) -> None:
+    admin.post("/api/v1/devices", json={"id": "SD-1", "type": "smoke_sensor", "area": COMMUNITY,
+                                        "building": "3栋", "lat": 22.780, "lon": 113.930})  # fmt: skip
+    for unit_id, lat, lon in (("U-NEAR", 22.781, 113.931), ("U-FAR", 22.90, 113.99)):
+        admin.post("/api/v1/units", json={"id": unit_id, "name": unit_id, "kind": "fire",
+                                          "area": COMMUNITY, "lat": lat, "lon": lon,
+                                          "categories": ["fire"]})  # fmt: skip
+    live([alarm(0)])  # smoke-alarm has "dispatch": "nearest"
+    [incident] = admin.get("/api/v1/incidents").json()["items"]
+    assert incident["suggested_unit_id"] == "U-NEAR"
+    assert (incident["lat"], incident["lon"]) == (22.780, 113.930)

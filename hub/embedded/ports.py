@@ -13,7 +13,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_port(host: str, port: int, *, timeout: float, alive: object = None) -> bool:
+def wait_for_port(host: str, port: int, *, timeout: float) -> bool:
     """Poll until something accepts on host:port; False on timeout."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
