@@ -12,7 +12,7 @@ $(BIN)/python:
 
 # Reinstall whenever the dependencies change.
 $(INSTALLED): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q -e ".[dev,vision]"
 	touch $@
 
 ## run: install, then start the hub on embedded PostgreSQL and an embedded MQTT broker

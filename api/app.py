@@ -16,6 +16,7 @@ from api.routers import (
     areas,
     cameras,
     devices,
+    evidence,
     health,
     incidents,
     push,
@@ -83,6 +84,7 @@ def create_app(settings: Settings, *, bus: SignalBus | None = None) -> FastAPI:
         silences,
         incidents,
         stats,
+        evidence,
     )
     for router in (module.router for module in routers):
         app.include_router(router, prefix=API_PREFIX)

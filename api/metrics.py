@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
+from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from vision import stats as vision_stats
 
 REQUESTS = Counter("sb_http_requests_total", "HTTP requests handled", ["method", "route", "status"])
 LATENCY = Histogram(
@@ -20,8 +26,35 @@ router = APIRouter()
 
 
 @router.get("/metrics", include_in_schema=False)
-def metrics() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+async def metrics(request: Request) -> Response:
+    """This process's metrics, plus every camera's latest figures from the vision workers."""
+    async with request.app.state.pool.connection() as conn:
+        rows = await vision_stats.all_camera_stats(conn)
+    body = generate_latest() + generate_latest(_CameraCollector(rows))
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+class _CameraCollector(Collector):
+    """Per-camera figures as gauges, read from the table the workers keep up to date."""
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        self.rows = rows
+
+    def collect(self) -> Iterable[Metric]:
+        fps = GaugeMetricFamily("sb_camera_fps", "Camera frames per second by stage",
+                                labels=["camera", "stage"])  # fmt: skip
+        frames = GaugeMetricFamily("sb_camera_frames", "Camera frame counts by outcome",
+                                   labels=["camera", "outcome"])  # fmt: skip
+        reconnects = GaugeMetricFamily("sb_camera_reconnects", "Stream reconnects",
+                                       labels=["camera"])  # fmt: skip
+        for row in self.rows:
+            cid = row["camera_id"]
+            for stage in ("camera", "process", "skipped", "detection"):
+                fps.add_metric([cid, stage], float(row[f"{stage}_fps"]))
+            for outcome in ("read", "dropped", "skipped"):
+                frames.add_metric([cid, outcome], float(row[f"frames_{outcome}"]))
+            reconnects.add_metric([cid], float(row["reconnects"]))
+        yield from (fps, frames, reconnects)
 
 
 class MetricsMiddleware:

@@ -132,3 +132,9 @@ async def set_zones(
         raise NotFound(f"camera {camera_id} not found")
     await conn.execute("UPDATE devices SET updated_at = now() WHERE id = %s", (camera_id,))
     return await get_camera(conn, camera_id, scope=scope)
+
+
+async def enabled_cameras(conn: AsyncConnection[DictRow]) -> list[Camera]:
+    """Every enabled camera, in id order: what the vision workers share out."""
+    cur = await conn.execute(f"{_SELECT} WHERE d.enabled ORDER BY d.id")
+    return [Camera.model_validate(row) for row in await cur.fetchall()]

@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from shapely.geometry import Polygon
 from shapely.validation import explain_validity
 
+from devices.zone_params import parse_params
+
 Coordinate = Annotated[float, Field(ge=0.0, le=1.0)]
 Point = tuple[Coordinate, Coordinate]
 
@@ -33,6 +35,7 @@ class Zone(BaseModel):
 
     @model_validator(mode="after")
     def _check_shape(self) -> Zone:
+        parse_params(self.kind.value, self.params)
         if self.kind is ZoneKind.LINE:
             if len(self.polygon) != 2:
                 raise ValueError(f"a line zone has exactly 2 points, got {len(self.polygon)}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -77,6 +78,39 @@ def ingest(metrics_port: int) -> None:
     start_http_server(metrics_port, addr="127.0.0.1")
     with _startup_errors():
         asyncio.run(run_ingest_alone(settings))
+
+
+@main.command()
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True)
+@click.option(
+    "--metrics-port", type=int, default=9110, show_default=True,
+    help="Prometheus port of the first worker; the next ones count up from it",
+)  # fmt: skip
+def vision(workers: int, metrics_port: int) -> None:
+    """Run vision workers alone: they share the enabled cameras through leases."""
+    from hub.logs import configure_logging
+    from vision.processes import WorkerPool, vision_available
+
+    settings = _settings()
+    if missing := vision_available():
+        raise click.ClickException(missing)
+    if not settings.database_url or not settings.mqtt_url:
+        raise click.ClickException(
+            "shaobing vision needs SB_DATABASE_URL and SB_MQTT_URL;"
+            " use `shaobing up` for embedded services"
+        )
+    configure_logging(settings.log_level.value)
+    pool = WorkerPool(settings, workers, metrics_port)
+    pool.start()
+    click.echo(f"vision: {workers} worker(s) started", err=True)
+    try:
+        while True:
+            time.sleep(2)
+            pool.check()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        pool.stop()
 
 
 @main.command()

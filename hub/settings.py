@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     fire_model: str | None = None
     pose_model: str | None = None
     vision_device: str = "cpu"
+    vision_workers: int = Field(default=1, ge=0, le=64)  # `shaobing up` starts these; 0: none
+    vision_lease_s: float = Field(default=15.0, ge=2.0, le=600.0)
     log_level: LogLevel = LogLevel.INFO
     mqtt_protocol: Literal["5", "3.1.1"] = "5"
     ingest_shared: bool = False

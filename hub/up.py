@@ -22,6 +22,7 @@ from incidents.timers import run_timers
 from ingest.service import run_ingest
 from ingest.simulate import SimConfig, Simulator, register
 from rules.service import RulesService
+from vision.processes import WorkerPool, supervise, vision_available
 
 log = get_logger(__name__)
 
@@ -38,15 +39,17 @@ async def run_up(settings: Settings, *, simulate: SimConfig | None = None) -> No
         ingest = asyncio.create_task(_supervised("ingest", run_ingest(runtime.settings, bus)))
         timers = asyncio.create_task(_supervised("timers", run_timers(runtime.database_url)))
         simulator = await _start_simulator(runtime, simulate) if simulate else None
+        vision = _start_vision(runtime.settings)
         _print_banner(runtime, first_token, simulate)
         try:
             await _serve(runtime.settings, bus)
         finally:
             if simulator:
                 simulator.stop()
-            for task in (ingest, timers, engine):
+            tasks = [t for t in (vision, ingest, timers, engine) if t is not None]
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(ingest, timers, engine, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def run_ingest_alone(settings: Settings) -> None:
@@ -65,6 +68,17 @@ async def _supervised(name: str, work: Awaitable[None]) -> None:
         raise
     except Exception:
         log.exception("component stopped with an error", component=name)
+
+
+def _start_vision(settings: Settings) -> asyncio.Task[None] | None:
+    """Vision worker processes, when the vision extra is installed and SB_VISION_WORKERS > 0."""
+    if settings.vision_workers == 0:
+        return None
+    if missing := vision_available():
+        log.warning("vision workers not started", reason=missing)
+        return None
+    pool = WorkerPool(settings, settings.vision_workers)
+    return asyncio.create_task(_supervised("vision", supervise(pool)))
 
 
 async def _start_simulator(runtime: Runtime, cfg: SimConfig) -> Simulator:

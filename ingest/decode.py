@@ -198,7 +198,7 @@ def _interpret(acc: Accepted, payload: BaseModel, ctx: DecodeContext) -> Accepte
         case CameraEvent():
             kind = CAMERA_EVENT_SIGNALS.get(payload.type, payload.type)
             attrs = payload.model_dump(
-                include={"zone", "track_id", "count", "bbox", "evidence", "direction"},
+                include={"zone", "track_id", "count", "bbox", "evidence", "direction", "reason"},
                 exclude_none=True,
             )
             value = float(payload.count) if payload.count is not None else None

@@ -114,6 +114,7 @@ class CameraEvent(Uplink):
     bbox: tuple[Unit, Unit, Unit, Unit] | None = None
     evidence: Annotated[str, Field(max_length=128)] | None = None
     direction: Annotated[str, Field(max_length=16)] | None = None
+    reason: Annotated[str, Field(max_length=64)] | None = None  # tamper or stream_lost: why
 
 
 class CameraTelemetry(Uplink):

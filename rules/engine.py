@@ -14,11 +14,10 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from hub.signals import Signal
 from rules.durations import parse_duration
-from rules.model import AllOf, AnyOf, Condition, Match, Priority, Rule, Schedule
+from rules.model import AllOf, AnyOf, Condition, Match, Priority, Rule
 
 CAMERA_ANALYTICS = frozenset(
     {
@@ -133,7 +132,7 @@ class Engine:
         if not rule.enabled:
             return None
         branches = _matching_branches(rule.match, signal)
-        if not branches or not _in_schedule(rule.schedule, signal.ts):
+        if not branches or not (rule.schedule is None or rule.schedule.contains(signal.ts)):
             return None
         key = group_key(rule, signal)
         state = loaded.groups.setdefault(key, _GroupState())
@@ -309,21 +308,6 @@ def _matches(match: Match, signal: Signal) -> bool:
         if where.value.lte is not None and signal.value > where.value.lte:
             return False
     return all(str(signal.attrs.get(k)) == v for k, v in where.tags.items())
-
-
-def _in_schedule(schedule: Schedule | None, ts: datetime) -> bool:
-    if schedule is None:
-        return True
-    local = ts.astimezone(ZoneInfo(schedule.tz))
-    start, end = schedule.window()
-    now = local.time()
-    days = schedule.weekdays()
-    if end is None or start < end:  # a window inside one day
-        return local.weekday() in days and now >= start and (end is None or now < end)
-    # Across midnight: the early-morning part belongs to the window that began the day before.
-    if now >= start:
-        return local.weekday() in days
-    return now < end and (local.weekday() - 1) % 7 in days
 
 
 def _slide(hits: deque[datetime], now: datetime, within: timedelta) -> None:

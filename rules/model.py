@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import string
-from datetime import time
+from datetime import datetime, time
 from enum import StrEnum
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -154,6 +154,19 @@ class Schedule(Strict):
         if end == start:
             raise ValueError(f"hours {self.hours!r} is an empty window")
         return start, end
+
+    def contains(self, ts: datetime) -> bool:
+        """Whether the aware instant `ts` falls inside the schedule."""
+        local = ts.astimezone(ZoneInfo(self.tz))
+        start, end = self.window()
+        now = local.time()
+        days = self.weekdays()
+        if end is None or start < end:  # a window inside one day
+            return local.weekday() in days and now >= start and (end is None or now < end)
+        # Across midnight: the early-morning part belongs to the window that began the day before.
+        if now >= start:
+            return local.weekday() in days
+        return now < end and (local.weekday() - 1) % 7 in days
 
 
 _PLACEHOLDERS = {"site", "building", "area", "source_id", "kind", "count", "zone"}

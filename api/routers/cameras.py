@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Response
 
 from api.deps import AreaFilter, DbPool, Limit, Reader, RegistryWriter, ZoneWriter
@@ -9,6 +11,7 @@ from devices import cameras, registry
 from devices.cameras import public_view
 from devices.models import Camera, CameraIn, CameraUpdate, CameraWithCredentials, ZonesIn
 from devices.paging import Page
+from vision import stats as vision_stats
 
 router = APIRouter(prefix="/cameras", tags=["cameras"])
 
@@ -67,3 +70,14 @@ async def delete_camera(camera_id: str, who: RegistryWriter, pool: DbPool) -> Re
         await cameras.get_camera(conn, camera_id, scope=who.area_prefix)
         await registry.delete_device(conn, camera_id, scope=who.area_prefix)
     return Response(status_code=204)
+
+
+@router.get("/{camera_id}/stats")
+async def camera_stats(camera_id: str, who: Reader, pool: DbPool) -> dict[str, Any]:
+    """What the camera's vision worker last reported: rates, counts, reconnects, line counts."""
+    async with pool.connection() as conn:
+        await cameras.get_camera(conn, camera_id, scope=who.area_prefix)
+        found = await vision_stats.camera_stats(conn, camera_id)
+    if found is None:
+        return {"camera_id": camera_id, "stream": "not_analysed"}
+    return found

@@ -1,0 +1,110 @@
+"""The knobs of each zone kind (a zone's `params`), validated when the camera is registered.
+
+Vocabulary follows Frigate where it has a word for it: `inertia` (frames a box must be inside
+before it counts as present), `loitering_time`, and per-label `filters` with `min_score`,
+`threshold` (the median score a track needs) and `min_area` / `max_area` (fractions of the frame).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from rules.model import Schedule
+
+Label = Annotated[str, Field(pattern=r"^[a-z][a-z0-9 _-]{0,31}$")]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+Seconds = Annotated[float, Field(ge=0.0, le=86_400.0)]
+
+VEHICLES = ["car", "truck", "bus", "motorcycle"]
+TWO_WHEELERS = ["bicycle", "motorcycle"]
+
+
+class LabelFilter(BaseModel):
+    """When a detection of one label is believed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_score: Fraction = 0.3
+    threshold: Fraction = 0.45
+    min_area: Fraction = 0.0
+    max_area: Fraction = 1.0
+
+
+class ZoneParams(BaseModel):
+    """Knobs every zone kind shares."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    objects: Annotated[list[Label], Field(min_length=1, max_length=16)] = ["person"]
+    inertia: Annotated[int, Field(ge=1, le=50)] = 3
+    filters: dict[Label, LabelFilter] = Field(default_factory=dict)
+    loitering_time: Seconds = 0.0  # 0: no loitering events from this zone
+
+    def filter_for(self, label: str) -> LabelFilter:
+        return self.filters.get(label, _DEFAULT_FILTER)
+
+
+_DEFAULT_FILTER = LabelFilter()
+
+
+class RestrictedParams(ZoneParams):
+    """Intrusion: any of `objects` present in the zone (only inside `schedule` when given)."""
+
+    schedule: Schedule | None = None
+
+
+class CrowdParams(ZoneParams):
+    """Crowd: at least `min_persons` present for `for_s` seconds."""
+
+    min_persons: Annotated[int, Field(ge=2, le=10_000)] = 10
+    for_s: Annotated[Seconds, Field(alias="for")] = 3.0
+
+
+class FireLaneParams(ZoneParams):
+    """A vehicle standing still (moving less than `max_movement` of the frame) for `for_s`."""
+
+    objects: Annotated[list[Label], Field(min_length=1, max_length=16)] = VEHICLES
+    for_s: Annotated[Seconds, Field(alias="for")] = 60.0
+    max_movement: Annotated[float, Field(gt=0.0, le=1.0)] = 0.03
+
+
+class ElevatorParams(ZoneParams):
+    """An e-bike (bicycle or motorcycle) inside the car."""
+
+    objects: Annotated[list[Label], Field(min_length=1, max_length=16)] = TWO_WHEELERS
+
+
+class LineParams(BaseModel):
+    """A tripwire; `forward` is crossing from the left of the line (looking from its first point
+    to its second) to its right."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    objects: Annotated[list[Label], Field(min_length=1, max_length=16)] = ["person"]
+    filters: dict[Label, LabelFilter] = Field(default_factory=dict)
+    forward: Annotated[str, Field(pattern=r"^[a-z_]{1,16}$")] = "forward"
+    backward: Annotated[str, Field(pattern=r"^[a-z_]{1,16}$")] = "backward"
+
+    def filter_for(self, label: str) -> LabelFilter:
+        return self.filters.get(label, _DEFAULT_FILTER)
+
+
+PARAMS_BY_KIND: dict[str, type[BaseModel]] = {
+    "restricted": RestrictedParams,
+    "crowd": CrowdParams,
+    "fire_lane": FireLaneParams,
+    "elevator": ElevatorParams,
+    "line": LineParams,
+}
+
+
+def parse_params(kind: str, params: dict[str, Any]) -> BaseModel:
+    """The typed params of a zone kind; ValueError naming the bad field otherwise."""
+    try:
+        return PARAMS_BY_KIND[kind].model_validate(params)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "params"
+        raise ValueError(f"params.{where}: {first['msg']}") from None

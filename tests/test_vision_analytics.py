@@ -1,0 +1,233 @@
+"""The vision engine on real clips and real weights: four cameras batched through one engine."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.vision_media import (
+    FIRE,
+    MEDIA,
+    OFF_WALKWAY,
+    POSE,
+    WALKWAY,
+    YOLO,
+    camera,
+    replay,
+    require_media,
+)
+
+
+@dataclass
+class Run:
+    events: dict[str, list[object]]
+    pictures: dict[str, list[bytes]]
+    counters: dict[str, object]
+    line_counts: dict[str, dict[str, dict[str, int]]]
+    batch_sizes: list[int]
+
+
+@pytest.fixture(scope="module")
+def models() -> object:
+    require_media()
+    from vision.detector import Detector
+    from vision.pipeline import Models
+
+    return Models(Detector(YOLO), Detector(FIRE), Detector(POSE, task="pose"))
+
+
+@pytest.fixture(scope="module")
+def run(models: object) -> Run:
+    """Every clip once, all cameras stepped together so frames share inference batches."""
+    from vision.pipeline import Engine, Models
+
+    assert isinstance(models, Models)
+    engine = Engine(models)
+    engine.add(camera("CROSS", replay("pedestrians_crosswalk.mp4"), zones=[
+        {"name": "walkway", "kind": "restricted", "polygon": WALKWAY},
+        {"name": "rooftops", "kind": "restricted", "polygon": OFF_WALKWAY},
+        {"name": "tripwire", "kind": "line", "polygon": [[0.0, 0.75], [1.0, 0.75]],
+         "params": {"forward": "south", "backward": "north"}},
+    ]))  # fmt: skip
+    engine.add(camera("PLAZA", replay("pedestrians_overhead.avi"), zones=[
+        {"name": "plaza", "kind": "crowd", "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]],
+         "params": {"min_persons": 10, "for": 2}},
+    ]))  # fmt: skip
+    engine.add(camera("GARAGE", replay("fire_smoke_cctv.mp4"), fps=2))
+    engine.add(camera("OFFICE", replay("fall_indoor.mp4"), fps=5))
+    found = Run({c: [] for c in engine.pipelines}, {c: [] for c in engine.pipelines}, {}, {}, [])
+    while not engine.finished:
+        frames, outcomes = engine.step()
+        found.batch_sizes.append(frames)
+        for outcome in outcomes:
+            found.events[outcome.camera_id].append(outcome.event)
+            if outcome.picture:
+                found.pictures[outcome.camera_id].append(outcome.picture.jpeg)
+    for camera_id, pipeline in engine.pipelines.items():
+        found.counters[camera_id] = pipeline.counters
+        found.line_counts[camera_id] = pipeline.line_counts
+    engine.close()
+    return found
+
+
+def types(run: Run, camera_id: str) -> list[str]:
+    return [e.type for e in run.events[camera_id]]  # type: ignore[attr-defined]
+
+
+def test_frames_of_several_cameras_share_inference_batches(run: Run) -> None:
+    assert max(run.batch_sizes) == 4
+
+
+def test_intrusion_on_the_walkway_with_snapshots_and_none_off_it(run: Run) -> None:
+    intrusions = [e for e in run.events["CROSS"] if e.type == "intrusion"]  # type: ignore[attr-defined]
+    assert len(intrusions) >= 5
+    assert {e.zone for e in intrusions} == {"walkway"}  # type: ignore[attr-defined]
+    track_ids = [e.track_id for e in intrusions]  # type: ignore[attr-defined]
+    assert len(track_ids) == len(set(track_ids)), "one event per track and zone episode"
+    picture = cv2.imdecode(np.frombuffer(run.pictures["CROSS"][0], np.uint8), cv2.IMREAD_COLOR)
+    assert picture is not None and picture.shape[:2] == (360, 640)
+
+
+def test_line_crossing_counts_each_direction(run: Run) -> None:
+    counts = run.line_counts["CROSS"]["tripwire"]
+    crossings = [e for e in run.events["CROSS"] if e.type == "line_crossing"]  # type: ignore[attr-defined]
+    assert counts["south"] >= 1 and counts["north"] >= 1
+    assert len(crossings) == counts["south"] + counts["north"]
+    assert {e.direction for e in crossings} == {"south", "north"}  # type: ignore[attr-defined]
+
+
+def test_crowd_on_the_overhead_clip(run: Run) -> None:
+    crowds = [e for e in run.events["PLAZA"] if e.type == "crowd"]  # type: ignore[attr-defined]
+    assert len(crowds) == 1, "one event per crowd episode"
+    assert crowds[0].count >= 10  # type: ignore[attr-defined]
+
+
+def test_smoke_on_the_fire_clip_and_none_on_pedestrians(run: Run) -> None:
+    assert "smoke" in types(run, "GARAGE")
+    for camera_id in ("CROSS", "PLAZA", "OFFICE"):
+        assert not {"smoke", "fire"} & set(types(run, camera_id)), camera_id
+
+
+def test_fall_on_the_indoor_clip_and_none_on_the_crosswalk(run: Run) -> None:
+    falls = [e for e in run.events["OFFICE"] if e.type == "fall"]  # type: ignore[attr-defined]
+    assert len(falls) == 1
+    assert "fall" not in types(run, "CROSS")
+
+
+def static_clip(tmp: Path) -> Path:
+    """A real frame held still for six seconds, as a parked camera on an empty yard sees it."""
+    cap = cv2.VideoCapture(str(MEDIA / "fire_smoke_cctv.mp4"))
+    ok, frame = cap.read()
+    cap.release()
+    assert ok
+    path = tmp / "still.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 10, frame.shape[1::-1])
+    for _ in range(60):
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def test_motion_gating_skips_a_still_scene(models: object, tmp_path: Path) -> None:
+    from vision.pipeline import Engine, Gating, Models
+
+    assert isinstance(models, Models)
+    engine = Engine(Models(models.detector), Gating(refresh_s=5.0))
+    pipeline = engine.add(camera("STILL", f"file://{static_clip(tmp_path)}?realtime=0", fps=5))
+    while not engine.finished:
+        engine.step()
+    counters = pipeline.counters
+    assert counters.analysed == 30
+    assert counters.detected <= 3  # the first frame, then one refresh every 5 s
+    assert counters.skipped == counters.analysed - counters.detected
+
+
+@pytest.fixture
+def short_clip(tmp_path: Path) -> Iterator[Path]:
+    require_media()
+    cap = cv2.VideoCapture(str(MEDIA / "fall_indoor.mp4"))
+    path = tmp_path / "short.avi"
+    writer = None
+    for _ in range(12):
+        ok, frame = cap.read()
+        assert ok
+        if writer is None:
+            writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 12,
+                                     frame.shape[1::-1])  # fmt: skip
+        writer.write(frame)
+    assert writer is not None
+    writer.release()
+    cap.release()
+    yield path
+
+
+def test_a_stream_that_dies_and_comes_back(short_clip: Path) -> None:
+    import time
+
+    from vision.capture import open_source
+
+    source = open_source(f"file://{short_clip}?loop=1", fps=5)
+    try:
+        _wait(lambda: source.state == "live")
+        hidden = short_clip.with_suffix(".gone")
+        short_clip.rename(hidden)  # the camera disappears: the loop cannot reopen it
+        _wait(lambda: source.state == "lost")
+        hidden.rename(short_clip)
+        _wait(lambda: source.state == "live", timeout=10)
+        time.sleep(0.2)
+        changes = [c.type for c in source.changes()]
+        assert changes == ["stream_lost", "stream_restored"]
+        assert source.counters.reconnects >= 1
+    finally:
+        source.close()
+
+
+def test_an_unreachable_stream_is_reported_lost_not_raised() -> None:
+    from vision.capture import open_source
+
+    source = open_source("rtsp://127.0.0.1:9/nothing", fps=2)
+    try:
+        _wait(lambda: source.state == "lost", timeout=15)
+        lost = source.changes()
+        assert [c.type for c in lost] == ["stream_lost"] and lost[0].reason
+    finally:
+        source.close()
+
+
+def _wait(condition: object, timeout: float = 5.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_tamper_from_image_statistics_on_real_frames() -> None:
+    require_media()
+    from vision.analytics.tamper import Tamper
+
+    cap = cv2.VideoCapture(str(MEDIA / "pedestrians_crosswalk.mp4"))
+    frames = []
+    while len(frames) < 40:
+        ok, frame = cap.read()
+        assert ok
+        frames.append(frame)
+    cap.release()
+
+    def judge(spoil: object) -> list[str | None]:
+        tamper = Tamper()
+        found = []
+        for i, frame in enumerate(frames):
+            image = spoil(frame) if i >= 16 else frame  # type: ignore[operator]
+            found += [e.reason for e in tamper.update(i * 0.25, image)]
+        return found
+
+    assert judge(lambda f: f) == []
+    assert judge(lambda f: np.full_like(f, 30)) == ["covered"]
+    assert judge(lambda f: cv2.GaussianBlur(f, (0, 0), 8)) == ["defocused"]

@@ -1,0 +1,148 @@
+"""Vision workers end to end: real processes share cameras by lease, publish over real MQTT
+into ingest, and the evidence they store is served by the API to the right roles only."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+
+import httpx
+import psycopg
+import pytest
+
+from hub.settings import MqttUrl, Settings
+from tests.conftest import TokenFactory
+from tests.ingest_helpers import running_consumer, wait_for
+from tests.vision_media import MEDIA, WALKWAY, YOLO, require_media
+
+AREA = "440311001002"
+
+
+def _url(broker: MqttUrl) -> str:
+    auth = f"{broker.username}:{broker.password}@" if broker.username else ""
+    return f"mqtt://{auth}{broker.host}:{broker.port}"
+
+
+@pytest.fixture
+def cameras(admin: httpx.Client) -> httpx.Client:
+    require_media()
+    admin.post("/api/v1/areas", json={"code": AREA, "name": "楼村社区"}).raise_for_status()
+    for camera_id, clip, zones in (
+        ("CAM-CROSS", "pedestrians_crosswalk.mp4",
+         [{"name": "walkway", "kind": "restricted", "polygon": WALKWAY}]),
+        ("CAM-PLAZA", "pedestrians_overhead.avi", []),
+    ):  # fmt: skip
+        response = admin.post("/api/v1/cameras", json={
+            "id": camera_id, "area": AREA, "building": "B1", "fps": 3, "zones": zones,
+            "stream_url": f"file://{(MEDIA / clip).resolve()}?loop=1",
+        })  # fmt: skip
+        assert response.status_code == 201, response.text
+    return admin
+
+
+@pytest.fixture
+def pool(settings: Settings, mqtt_server: MqttUrl, cameras: httpx.Client) -> Iterator[object]:
+    from vision.processes import WorkerPool
+
+    worker_settings = settings.model_copy(
+        update={
+            "mqtt_url": _url(mqtt_server),
+            "yolo_model": YOLO,
+            "fire_model": None,
+            "pose_model": None,
+            "vision_lease_s": 3.0,
+        }  # fmt: skip
+    )
+    workers = WorkerPool(worker_settings, 2)
+    workers.start()
+    yield workers
+    workers.stop()
+
+
+def holders(database_url: str) -> dict[str, str]:
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT camera_id, worker_id FROM camera_leases WHERE expires_at > now()"
+        ).fetchall()
+    return {camera: worker for camera, worker in rows}
+
+
+def test_two_workers_share_cameras_publish_events_and_survive_a_kill(
+    pool: object,
+    cameras: httpx.Client,
+    database_url: str,
+    mqtt_server: MqttUrl,
+    client_for: TokenFactory,
+) -> None:
+    from vision.processes import WorkerPool
+
+    assert isinstance(pool, WorkerPool)
+    with running_consumer(database_url, mqtt_server) as collected:
+        # Each worker holds one camera: the fair share of two cameras between two workers.
+        wait_for(database_url, "SELECT count(DISTINCT worker_id) FROM camera_leases"
+                 " WHERE expires_at > now()", lambda n: n == 2, timeout=90)  # fmt: skip
+        wait_for(database_url, "SELECT count(*) FROM signals WHERE kind = 'intrusion'",
+                 lambda n: n >= 1, timeout=60)  # fmt: skip
+        assert "intrusion" in collected.kinds()
+
+        # Kill the worker holding the crosswalk camera outright: its lease lapses, the other
+        # worker takes the camera over.
+        before = holders(database_url)
+        victim = next(
+            p for p in pool.processes
+            if p is not None and p.pid is not None and str(p.pid) in before["CAM-CROSS"]
+        )  # fmt: skip
+        assert victim.pid is not None
+        os.kill(victim.pid, signal.SIGKILL)
+        survivor = before["CAM-PLAZA"]
+        wait_for(database_url, "SELECT count(*) FROM camera_leases WHERE expires_at > now()"
+                 f" AND worker_id = '{survivor}'", lambda n: n == 2, timeout=30)  # fmt: skip
+
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT attrs->>'evidence', source_id, area FROM signals WHERE kind = 'intrusion'"
+            " ORDER BY ts LIMIT 1"
+        ).fetchone()
+    assert row is not None
+    evidence_id, source, area = row
+    assert (source, area) == ("CAM-CROSS", AREA)
+
+    picture = cameras.get(f"/api/v1/evidence/{evidence_id}")
+    assert picture.status_code == 200
+    assert picture.headers["content-type"] == "image/jpeg"
+    assert picture.content[:3] == b"\xff\xd8\xff"
+    listed = cameras.get("/api/v1/evidence", params={"camera_id": "CAM-CROSS"}).json()["items"]
+    assert evidence_id in {item["id"] for item in listed}
+
+    with client_for("dispatcher", AREA) as dispatcher:
+        assert dispatcher.get(f"/api/v1/evidence/{evidence_id}").status_code == 200
+    with client_for("viewer", AREA) as viewer:
+        assert viewer.get(f"/api/v1/evidence/{evidence_id}").status_code == 403
+    with client_for("dispatcher", "440311001003") as elsewhere:
+        assert elsewhere.get(f"/api/v1/evidence/{evidence_id}").status_code == 404
+    assert cameras.get("/api/v1/evidence/" + "0" * 32).status_code == 404
+    assert cameras.get("/api/v1/evidence/../../etc/passwd").status_code == 404
+
+    wait_for(database_url, "SELECT count(*) FROM camera_stats WHERE camera_id = 'CAM-CROSS'"
+             " AND process_fps > 0", lambda n: n == 1, timeout=20)  # fmt: skip
+    stats = cameras.get("/api/v1/cameras/CAM-CROSS/stats").json()
+    assert stats["stream"] == "live" and stats["process_fps"] > 0 and stats["frames_read"] > 0
+    metrics = cameras.get("/metrics").text
+    assert 'sb_camera_fps{camera="CAM-CROSS",stage="process"}' in metrics
+
+
+def test_bad_zone_params_are_refused_at_registration(admin: httpx.Client) -> None:
+    admin.post("/api/v1/areas", json={"code": AREA, "name": "楼村社区"})
+    response = admin.post("/api/v1/cameras", json={
+        "id": "CAM-BAD", "area": AREA, "stream_url": "rtsp://10.0.0.9/live",
+        "zones": [{"name": "z", "kind": "crowd", "polygon": [[0, 0], [1, 0], [1, 1]],
+                   "params": {"min_persons": 1}}],
+    })  # fmt: skip
+    assert response.status_code == 422
+    assert "min_persons" in response.text
+    response = admin.post("/api/v1/cameras", json={
+        "id": "CAM-BAD", "area": AREA, "stream_url": "rtsp://10.0.0.9/live",
+        "zones": [{"name": "z", "kind": "restricted", "polygon": [[0, 0], [1.2, 0], [1, 1]]}],
+    })  # fmt: skip
+    assert response.status_code == 422

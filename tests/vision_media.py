@@ -1,0 +1,47 @@
+"""Where the real models and clips are (../shared), and cameras built on them for tests."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devices.models import Camera
+from devices.zones import Zone
+
+MEDIA = Path(os.environ.get("SB_TEST_MEDIA_DIR", "../shared/media"))
+YOLO = os.environ.get("SB_YOLO_MODEL", "")
+FIRE = os.environ.get("SB_FIRE_MODEL", "")
+POSE = os.environ.get("SB_POSE_MODEL", "")
+
+
+def require_media() -> None:
+    """Skip loudly when the shared models or clips are not beside the checkout."""
+    missing = [name for name, path in (("SB_YOLO_MODEL", YOLO), ("SB_FIRE_MODEL", FIRE),
+               ("SB_POSE_MODEL", POSE)) if not path or not Path(path).exists()]  # fmt: skip
+    if not MEDIA.is_dir():
+        missing.append(f"SB_TEST_MEDIA_DIR ({MEDIA})")
+    if missing:
+        pytest.skip(f"VISION TESTS SKIPPED: real models/clips not found: {', '.join(missing)}")
+
+
+def camera(
+    camera_id: str, url: str, *, fps: float = 4.0, zones: list[dict[str, Any]] | None = None
+) -> Camera:
+    now = datetime.now(UTC)
+    return Camera(
+        id=camera_id, type="camera", area="440311001002", site="site", building="B1", floor=None,
+        lat=None, lon=None, tags={}, enabled=True, credentials_rotated_at=now, created_at=now,
+        updated_at=now, stream_url=url, fps=fps, zones=[Zone(**z) for z in zones or []],
+    )  # fmt: skip
+
+
+def replay(clip: str) -> str:
+    return f"file://{(MEDIA / clip).resolve()}?realtime=0"
+
+
+WALKWAY = [[0.0, 0.6], [1.0, 0.6], [1.0, 1.0], [0.0, 1.0]]  # the zebra crossing, near the camera
+OFF_WALKWAY = [[0.0, 0.0], [0.3, 0.0], [0.3, 0.15], [0.0, 0.15]]  # buildings at the top left

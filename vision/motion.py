@@ -1,0 +1,54 @@
+"""Cheap motion detection on a small grey frame: whether the detector must run (as in Frigate)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+HEIGHT = 120  # rows of the analysed thumbnail; motion does not need more
+_KERNEL = np.ones((3, 3), np.uint8)
+
+
+@dataclass(frozen=True, slots=True)
+class MotionConfig:
+    threshold: int = 25  # grey-level change that counts as a moving pixel
+    contour_area: int = 12  # smallest moving blob, in thumbnail pixels
+    alpha: float = 0.1  # how fast the background follows the scene
+    recalibrate: float = 0.6  # above this moving fraction (light switched, camera moved) relearn
+
+
+class MotionDetector:
+    """Keeps a running-average background; `update` says what fraction of the frame moved."""
+
+    def __init__(self, config: MotionConfig | None = None) -> None:
+        self.config = config or MotionConfig()
+        self._background: np.ndarray | None = None
+
+    def update(self, image: np.ndarray) -> float:
+        """Fraction of the frame (0..1) covered by moving blobs; 1.0 for the first frame."""
+        grey = _thumbnail(image)
+        if self._background is None or self._background.shape != grey.shape:
+            self._background = grey.astype(np.float32)
+            return 1.0
+        diff = cv2.absdiff(grey, cv2.convertScaleAbs(self._background))
+        _, mask = cv2.threshold(diff, self.config.threshold, 255, cv2.THRESH_BINARY)
+        mask = cv2.dilate(mask, _KERNEL, iterations=2)
+        contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        moving = sum(
+            area for c in contours if (area := cv2.contourArea(c)) >= self.config.contour_area
+        )
+        fraction = float(moving) / float(grey.size)
+        if fraction > self.config.recalibrate:
+            self._background = grey.astype(np.float32)
+        else:
+            cv2.accumulateWeighted(grey, self._background, self.config.alpha)
+        return fraction
+
+
+def _thumbnail(image: np.ndarray) -> np.ndarray:
+    height, width = image.shape[:2]
+    size = (max(1, round(width * HEIGHT / height)), HEIGHT)
+    grey = cv2.cvtColor(cv2.resize(image, size, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
+    return cv2.GaussianBlur(grey, (3, 3), 0)

@@ -1,0 +1,70 @@
+"""MQTT publishing on the cameras' behalf (DESIGN §3), at QoS 1 through a resilient client."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import threading
+import time
+import uuid
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from hub.logs import get_logger
+from hub.settings import MqttUrl
+
+log = get_logger(__name__)
+
+
+class Publisher:
+    """Publishes camera events, telemetry and status; paho reconnects and resends QoS 1."""
+
+    def __init__(self, url: MqttUrl, *, mqtt_v5: bool = True) -> None:
+        self._client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"shaobing-vision-{uuid.uuid4().hex[:12]}",
+            protocol=mqtt.MQTTv5 if mqtt_v5 else mqtt.MQTTv311,
+        )
+        if url.username:
+            self._client.username_pw_set(url.username, url.password)
+        if url.tls:
+            self._client.tls_set_context(ssl.create_default_context())
+        self._client.reconnect_delay_set(1, 30)
+        self._client.on_connect = self._on_connect
+        self._connected = threading.Event()
+        self._seq_lock = threading.Lock()
+        self._last_seq = 0
+        self._client.connect_async(url.host, url.port, keepalive=30)
+        self._client.loop_start()
+
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any
+    ) -> None:
+        if rc.is_failure:
+            log.warning("vision MQTT connection refused", reason=str(rc))
+            return
+        self._connected.set()
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self._connected.wait(timeout)
+
+    def next_seq(self) -> int:
+        """Microseconds since the epoch, strictly rising: unique across restarts and workers."""
+        with self._seq_lock:
+            self._last_seq = max(self._last_seq + 1, time.time_ns() // 1000)
+            return self._last_seq
+
+    def publish(self, area: str, camera_id: str, channel: str, body: dict[str, Any],
+                *, retain: bool = False) -> mqtt.MQTTMessageInfo:  # fmt: skip
+        topic = f"sb/{area}/{camera_id}/{channel}"
+        return self._client.publish(topic, json.dumps(body), qos=1, retain=retain)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Let queued messages go out, then disconnect."""
+        deadline = time.monotonic() + timeout
+        while self._client.want_write() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self._client.disconnect()
+        self._client.loop_stop()

@@ -1,0 +1,170 @@
+"""A vision worker: claims cameras, analyses them, stores evidence and publishes events.
+
+Inference runs in a thread (`Engine.step`) so that lease heartbeats, evidence rows and MQTT
+publishing stay on the event loop and a slow batch never lets a lease lapse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow
+
+from devices.cameras import enabled_cameras
+from devices.models import Camera
+from hub.db import connect
+from hub.logs import get_logger
+from hub.settings import Settings
+from vision import evidence, evidence_store, leases, stats
+from vision.detector import Detector
+from vision.pipeline import Engine, Gating, Models, Outcome
+from vision.publisher import Publisher
+
+log = get_logger(__name__)
+
+
+def load_models(settings: Settings) -> Models:
+    """The detector, and the fire and pose models when configured."""
+    device = settings.vision_device
+    fire = Detector(settings.fire_model, device=device) if settings.fire_model else None
+    pose = (
+        Detector(settings.pose_model, task="pose", device=device) if settings.pose_model else None
+    )
+    return Models(Detector(settings.yolo_model, device=device), fire, pose)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerTiming:
+    stats_every_s: float = 5.0
+    telemetry_every_s: float = 30.0  # also the camera's heartbeat for device health
+    idle_sleep_s: float = 0.02
+
+
+class VisionWorker:
+    def __init__(
+        self,
+        settings: Settings,
+        models: Models,
+        *,
+        worker_id: str | None = None,
+        gating: Gating | None = None,
+        timing: WorkerTiming | None = None,
+    ) -> None:
+        assert settings.database_url and settings.mqtt
+        self.settings = settings
+        self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.engine = Engine(models, gating or Gating())
+        self.timing = timing or WorkerTiming()
+        self.lease = timedelta(seconds=settings.vision_lease_s)
+        self.desired: dict[str, Camera] = {}
+        self.keeper = stats.StatsKeeper()
+        self.publisher = Publisher(settings.mqtt, mqtt_v5=settings.mqtt_protocol == "5")
+
+    async def run(self, stop: asyncio.Event) -> None:
+        assert self.settings.database_url
+        conn = await connect(self.settings.database_url)
+        lease_conn = await connect(self.settings.database_url)
+        await leases.register_worker(lease_conn, self.id, socket.gethostname(), os.getpid())
+        await lease_conn.commit()
+        log.info("vision worker started", worker=self.id)
+        heartbeats = asyncio.create_task(self._heartbeats(lease_conn, stop))
+        try:
+            await self._analyse(conn, stop)
+        finally:
+            heartbeats.cancel()
+            await asyncio.gather(heartbeats, return_exceptions=True)
+            self.engine.close()
+            await leases.retire(lease_conn, self.id)
+            await lease_conn.commit()
+            await asyncio.to_thread(self.publisher.close)
+            await conn.close()
+            await lease_conn.close()
+            log.info("vision worker stopped", worker=self.id)
+
+    async def _heartbeats(self, conn: AsyncConnection[DictRow], stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            cameras = await enabled_cameras(conn)
+            held = await leases.heartbeat(conn, self.id, [c.id for c in cameras], self.lease)
+            await conn.commit()
+            self.desired = {c.id: c for c in cameras if c.id in held}
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.lease.total_seconds() / 3)
+
+    async def _analyse(self, conn: AsyncConnection[DictRow], stop: asyncio.Event) -> None:
+        next_stats = next_telemetry = time.monotonic()
+        while not stop.is_set():
+            self._follow_leases()
+            frames, outcomes = await asyncio.to_thread(self.engine.step)
+            for outcome in outcomes:
+                await self._emit(conn, outcome)
+            now = time.monotonic()
+            if now >= next_stats:
+                await self._save_stats(conn, telemetry=now >= next_telemetry)
+                if now >= next_telemetry:
+                    next_telemetry = now + self.timing.telemetry_every_s
+                next_stats = now + self.timing.stats_every_s
+            if frames == 0:
+                await asyncio.sleep(self.timing.idle_sleep_s)
+
+    def _follow_leases(self) -> None:
+        """Start cameras newly held or reconfigured; stop those no longer held."""
+        running = self.engine.pipelines
+        for camera_id in [cid for cid in running if cid not in self.desired]:
+            self.engine.remove(camera_id)
+            self.keeper.forget(camera_id)
+            log.info("camera released", camera=camera_id, worker=self.id)
+        for camera_id, camera in self.desired.items():
+            current = running.get(camera_id)
+            if current is not None and current.camera == camera:
+                continue
+            if current is not None:
+                self.engine.remove(camera_id)
+            try:
+                self.engine.add(camera)
+            except ValueError as exc:  # a zone stored before its params were checked
+                log.error("camera config rejected", camera=camera_id, error=str(exc))
+                continue
+            self.publisher.publish(camera.area, camera_id, "status", {"online": True},
+                                   retain=True)  # fmt: skip
+            log.info("camera claimed", camera=camera_id, worker=self.id)
+
+    async def _emit(self, conn: AsyncConnection[DictRow], outcome: Outcome) -> None:
+        """Store the evidence first, so the event never names a picture that is not there."""
+        evidence_id = None
+        if outcome.picture is not None:
+            path = await asyncio.to_thread(
+                evidence.write_file, self.settings.data_dir, outcome.picture
+            )
+            await evidence_store.record(conn, outcome.picture, path, camera_id=outcome.camera_id,
+                                  area=outcome.area, event=outcome.event)  # fmt: skip
+            await conn.commit()
+            evidence_id = outcome.picture.id
+        body = outcome.event.payload(self.publisher.next_seq(), evidence_id)
+        self.publisher.publish(outcome.area, outcome.camera_id, "event", body)
+        stats.EVENTS.labels(outcome.camera_id, outcome.event.type).inc()
+        event = outcome.event
+        log.info("camera event", camera=outcome.camera_id, type=event.type, zone=event.zone,
+                 track=event.track_id, evidence=evidence_id)  # fmt: skip
+
+    async def _save_stats(self, conn: AsyncConnection[DictRow], *, telemetry: bool) -> None:
+        for pipeline in self.engine.pipelines.values():
+            rates = self.keeper.sample(pipeline)
+            await stats.save(conn, self.id, pipeline, rates)
+            if telemetry:
+                body = {
+                    "seq": self.publisher.next_seq(),
+                    "ts": int(time.time() * 1000),
+                    "fps": round(rates.camera_fps, 2),
+                    "process_fps": round(rates.process_fps, 2),
+                    "skipped_fps": round(rates.skipped_fps, 2),
+                }
+                self.publisher.publish(pipeline.camera.area, pipeline.camera.id, "telemetry", body)
+        await conn.commit()
