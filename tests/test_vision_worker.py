@@ -52,7 +52,7 @@ def pool(settings: Settings, mqtt_server: MqttUrl, cameras: httpx.Client) -> Ite
             "fire_model": None,
             "pose_model": None,
             "vision_lease_s": 3.0,
-        }  # fmt: skip
+        }
     )
     workers = WorkerPool(worker_settings, 2)
     workers.start()
