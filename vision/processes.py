@@ -14,6 +14,7 @@ from hub.settings import Settings
 
 log = get_logger(__name__)
 RESTART_DELAY_S = 5.0
+MAX_RESTART_DELAY_S = 300.0
 
 
 def vision_available() -> str | None:
@@ -36,7 +37,11 @@ def worker_main(settings: Settings, index: int, metrics_port: int | None) -> Non
     from vision.worker import VisionWorker, load_models
 
     started = time.perf_counter()
-    models = load_models(settings)
+    try:
+        models = load_models(settings)
+    except Exception as exc:  # a missing or unreadable model: say which, do not crash-loop fast
+        log.error("vision models could not be loaded", model=settings.yolo_model, error=str(exc))
+        raise SystemExit(2) from None
     log.info("vision models loaded", seconds=round(time.perf_counter() - started, 1))
 
     async def run() -> None:
@@ -58,6 +63,7 @@ class WorkerPool:
     metrics_port: int | None = None
     processes: list[BaseProcess | None] = field(default_factory=list)
     _died_at: dict[int, float] = field(default_factory=dict)
+    _delay: dict[int, float] = field(default_factory=dict)
 
     def start(self) -> None:
         self.processes = [None] * self.size
@@ -81,10 +87,12 @@ class WorkerPool:
             if process is None or process.is_alive():
                 continue
             died = self._died_at.setdefault(index, now)
-            if now - died >= RESTART_DELAY_S:
+            delay = self._delay.get(index, RESTART_DELAY_S)
+            if now - died >= delay:
                 log.warning("vision worker died; restarting", index=index,
-                            exitcode=process.exitcode)  # fmt: skip
+                            exitcode=process.exitcode, waited_s=delay)  # fmt: skip
                 del self._died_at[index]
+                self._delay[index] = min(delay * 2, MAX_RESTART_DELAY_S)  # a crash loop slows
                 self._spawn(index)
 
     def stop(self, timeout: float = 15.0) -> None:
