@@ -91,9 +91,11 @@ class Publisher:
         self.client.connect(broker.host, broker.port)
         self.client.loop_start()
 
-    def send(self, topic: str, payload: bytes | dict[str, Any] | list[Any]) -> None:
+    def send(
+        self, topic: str, payload: bytes | dict[str, Any] | list[Any], *, retain: bool = False
+    ) -> None:
         body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        self.client.publish(topic, body, qos=1).wait_for_publish(10)
+        self.client.publish(topic, body, qos=1, retain=retain).wait_for_publish(10)
 
     def close(self) -> None:
         self.client.disconnect()

@@ -13,7 +13,7 @@ import pytest
 
 from hub.settings import MqttUrl, Settings
 from tests.conftest import TokenFactory
-from tests.ingest_helpers import running_consumer, wait_for
+from tests.ingest_helpers import Publisher, running_consumer, wait_for
 from tests.vision_media import MEDIA, WALKWAY, YOLO, require_media
 
 AREA = "440311001002"
@@ -58,6 +58,16 @@ def pool(settings: Settings, mqtt_server: MqttUrl, cameras: httpx.Client) -> Ite
     workers.start()
     yield workers
     workers.stop()
+    clear_retained_status(mqtt_server, ["CAM-CROSS", "CAM-PLAZA"])
+
+
+def clear_retained_status(broker: MqttUrl, cameras: list[str]) -> None:
+    """Workers leave each camera's status retained; a shared broker must not hand it to the
+    next test's subscribers (they do not know these cameras)."""
+    publisher = Publisher(broker)
+    for camera_id in cameras:
+        publisher.send(f"sb/{AREA}/{camera_id}/status", b"", retain=True)  # empty clears it
+    publisher.close()
 
 
 def holders(database_url: str) -> dict[str, str]:
