@@ -20,10 +20,6 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import cv2
 import numpy as np
 
-from hub.logs import get_logger
-
-log = get_logger(__name__)
-
 OPEN_TIMEOUT_MS = 5000
 READ_TIMEOUT_MS = 5000
 MAX_BACKOFF_S = 30.0
@@ -33,7 +29,6 @@ MAX_BACKOFF_S = 30.0
 class Frame:
     image: np.ndarray
     ts: float  # epoch seconds; media time for a replayed file
-    index: int  # position in the stream since the source opened
 
 
 @dataclass(slots=True)
@@ -48,7 +43,6 @@ class StreamChange:
 @dataclass(slots=True)
 class CaptureCounters:
     frames_read: int = 0  # decoded from the stream
-    frames_retrieved: int = 0  # converted for the analyser
     frames_dropped: int = 0  # converted but replaced by a newer one before the analyser came
     reconnects: int = 0
 
@@ -225,8 +219,7 @@ class LiveSource:
             with self._lock:
                 if self._latest is not None:
                     self.counters.frames_dropped += 1
-                self._latest = Frame(image, time.time(), index)
-            self.counters.frames_retrieved += 1
+                self._latest = Frame(image, time.time())
         return None
 
 
@@ -269,8 +262,7 @@ class ReplaySource:
             return self._end()
         self._index += 1
         self.counters.frames_read += 1
-        self.counters.frames_retrieved += 1
-        return Frame(image, self.started + self._index / self._native, self._index)
+        return Frame(image, self.started + self._index / self._native)
 
     def _end(self) -> Frame | None:
         assert self._cap is not None

@@ -57,9 +57,6 @@ class Detector:
         )
         return [_detections(r) for r in results]
 
-    def label_ids(self, labels: set[str]) -> set[int]:
-        return {i for i, name in self.names.items() if name in labels}
-
 
 def _detections(result: Any) -> Detections:
     boxes = result.boxes

@@ -5,19 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from devices.models import Camera
-from hub.logs import get_logger
 from vision.analytics.fall import Fall
 from vision.analytics.fire import FireSmoke
 from vision.analytics.tamper import Tamper
-from vision.analytics.zones import Analytic, analytics_for
+from vision.analytics.zones import Analytic, LineCrossing, analytics_for
 from vision.capture import Frame, FrameSource, open_source
 from vision.detector import Detections, Detector
 from vision.events import Event
 from vision.evidence import Picture, render
 from vision.motion import MotionDetector
 from vision.tracking import CameraTracker, Track
-
-log = get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +26,6 @@ class Models:
 
 @dataclass(frozen=True, slots=True)
 class Gating:
-    enabled: bool = True
     refresh_s: float = 5.0  # detect at least this often even in a still scene
 
 
@@ -76,12 +72,7 @@ class CameraPipeline:
 
     @property
     def line_counts(self) -> dict[str, dict[str, int]]:
-        counts = {}
-        for analytic in self.zones:
-            found = getattr(analytic, "counts", None)
-            if found is not None:
-                counts[getattr(analytic, "name", "")] = dict(found)
-        return counts
+        return {a.name: dict(a.counts) for a in self.zones if isinstance(a, LineCrossing)}
 
     def stream_events(self) -> list[Event]:
         return [Event(c.type, c.ts, reason=c.reason) for c in self.source.changes()]
@@ -93,7 +84,7 @@ class CameraPipeline:
         if moving:
             self.last_motion = frame.ts
         due = frame.ts - self.last_detect >= self.gating.refresh_s
-        if not self.gating.enabled or moving or due:
+        if moving or due:
             return True
         self.counters.skipped += 1
         return False
@@ -178,35 +169,25 @@ class Engine:
             pipeline.detected(frame, dets)
         for pipeline, frame in frames:
             found += [(pipeline, e, frame) for e in pipeline.zone_events(frame)]
-        found += self._with_model(frames, self.models.pose, "pose")
-        found += self._with_model(frames, self.models.fire, "fire")
+        pose = _batched(self.models.pose, [(p, f) for p, f in frames if p.wants_pose_model(f)])
+        found += [(p, e, f) for p, f in frames for e in p.fall_events(f, pose.get(id(f)))]
+        fire = _batched(self.models.fire, [(p, f) for p, f in frames if p.wants_fire_model(f)])
+        found += [(p, e, f) for p, f in frames if id(f) in fire
+                  for e in p.fire_events(f, fire[id(f)])]  # fmt: skip
         return len(frames), [self._outcome(p, e, f) for p, e, f in found]
-
-    def _with_model(
-        self, frames: list[tuple[CameraPipeline, Frame]], model: Detector | None, kind: str
-    ) -> list[tuple[CameraPipeline, Event, Frame | None]]:
-        if model is None:
-            return []
-        wants = (
-            CameraPipeline.wants_pose_model if kind == "pose" else CameraPipeline.wants_fire_model
-        )
-        chosen = [(p, f) for p, f in frames if wants(p, f)]
-        results = dict(zip((id(f) for _, f in chosen), model.detect([f.image for _, f in chosen]),
-                           strict=True))  # fmt: skip
-        found: list[tuple[CameraPipeline, Event, Frame | None]] = []
-        for pipeline, frame in frames:
-            dets = results.get(id(frame))
-            if kind == "pose":
-                events = pipeline.fall_events(frame, dets)
-            elif dets is not None:
-                events = pipeline.fire_events(frame, dets)
-            else:
-                events = []
-            found += [(pipeline, e, frame) for e in events]
-        return found
 
     @staticmethod
     def _outcome(pipeline: CameraPipeline, event: Event, frame: Frame | None) -> Outcome:
         pipeline.counters.events += 1
         picture = render(frame.image, event) if frame is not None else None
         return Outcome(pipeline.camera.id, pipeline.camera.area, event, picture)
+
+
+def _batched(
+    model: Detector | None, chosen: list[tuple[CameraPipeline, Frame]]
+) -> dict[int, Detections]:
+    """One inference call over the chosen frames; detections keyed by id(frame)."""
+    if model is None or not chosen:
+        return {}
+    found = model.detect([f.image for _, f in chosen])
+    return {id(f): dets for (_, f), dets in zip(chosen, found, strict=True)}
