@@ -22,6 +22,7 @@ from ingest.store import copy_signals
 from rules.service import RulesService
 from rules.store import seed_builtin_rules
 from tests.ingest_helpers import Publisher, running_consumer, wait_for
+from tests.rules_helpers import started_rules_service
 from tests.test_registry_api import COMMUNITY, register_area
 
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -151,15 +152,7 @@ def test_mqtt_smoke_alarm_becomes_an_incident(
     admin.post("/api/v1/devices", json={"id": "SD-E2E", "type": "smoke_sensor", "area": COMMUNITY,
                                         "site": "楼村花园", "building": "7栋"})  # fmt: skip
 
-    async def seeded() -> RulesService:
-        conn = await connect(database_url)
-        async with conn:
-            await seed_builtin_rules(conn)
-        service = RulesService(database_url)
-        await service.start(datetime.now(UTC))
-        return service
-
-    service = asyncio.run(seeded())
+    service = started_rules_service(database_url)
     with running_consumer(database_url, mqtt_server, service.on_signals):
         pub = Publisher(mqtt_server)
         pub.send(f"sb/{COMMUNITY}/SD-E2E/event",

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -15,12 +13,10 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from hub.db import connect as db_connect
 from hub.settings import MqttUrl
-from rules.service import RulesService
-from rules.store import seed_builtin_rules
 from tests.conftest import issue
 from tests.ingest_helpers import Publisher, running_consumer
+from tests.rules_helpers import started_rules_service
 from tests.test_registry_api import COMMUNITY, register_area
 
 OPEN_IN_ANOTHER_PROCESS = """
@@ -100,15 +96,7 @@ def test_mqtt_smoke_alarm_to_websocket(
     admin.post("/api/v1/devices", json={"id": "SD-WS", "type": "smoke_sensor", "area": COMMUNITY,
                                         "site": "楼村花园", "building": "8栋"})  # fmt: skip
 
-    async def rules() -> RulesService:
-        conn = await db_connect(database_url)
-        async with conn:
-            await seed_builtin_rules(conn)
-        service = RulesService(database_url)
-        await service.start(datetime.now(UTC))
-        return service
-
-    service = asyncio.run(rules())
+    service = started_rules_service(database_url)
     token = issue(api_url, "viewer", "440311001002")
     with (
         connect(ws_url(api_url, token)) as ws,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,32 +22,31 @@ from tests.vision_media import (
     replay,
     require_media,
 )
+from vision.analytics.tamper import Tamper
+from vision.capture import open_source
+from vision.detector import Detector
+from vision.events import Event
+from vision.pipeline import CameraCounters, Engine, Gating, Models
 
 
 @dataclass
 class Run:
-    events: dict[str, list[object]]
+    events: dict[str, list[Event]]
     pictures: dict[str, list[bytes]]
-    counters: dict[str, object]
+    counters: dict[str, CameraCounters]
     line_counts: dict[str, dict[str, dict[str, int]]]
     batch_sizes: list[int]
 
 
 @pytest.fixture(scope="module")
-def models() -> object:
+def models() -> Models:
     require_media()
-    from vision.detector import Detector
-    from vision.pipeline import Models
-
     return Models(Detector(YOLO), Detector(FIRE), Detector(POSE, task="pose"))
 
 
 @pytest.fixture(scope="module")
-def run(models: object) -> Run:
+def run(models: Models) -> Run:
     """Every clip once, all cameras stepped together so frames share inference batches."""
-    from vision.pipeline import Engine, Models
-
-    assert isinstance(models, Models)
     engine = Engine(models)
     engine.add(camera("CROSS", replay("pedestrians_crosswalk.mp4"), zones=[
         {"name": "walkway", "kind": "restricted", "polygon": WALKWAY},
@@ -76,7 +76,7 @@ def run(models: object) -> Run:
 
 
 def types(run: Run, camera_id: str) -> list[str]:
-    return [e.type for e in run.events[camera_id]]  # type: ignore[attr-defined]
+    return [e.type for e in run.events[camera_id]]
 
 
 def test_frames_of_several_cameras_share_inference_batches(run: Run) -> None:
@@ -84,10 +84,10 @@ def test_frames_of_several_cameras_share_inference_batches(run: Run) -> None:
 
 
 def test_intrusion_on_the_walkway_with_snapshots_and_none_off_it(run: Run) -> None:
-    intrusions = [e for e in run.events["CROSS"] if e.type == "intrusion"]  # type: ignore[attr-defined]
+    intrusions = [e for e in run.events["CROSS"] if e.type == "intrusion"]
     assert len(intrusions) >= 5
-    assert {e.zone for e in intrusions} == {"walkway"}  # type: ignore[attr-defined]
-    track_ids = [e.track_id for e in intrusions]  # type: ignore[attr-defined]
+    assert {e.zone for e in intrusions} == {"walkway"}
+    track_ids = [e.track_id for e in intrusions]
     assert len(track_ids) == len(set(track_ids)), "one event per track and zone episode"
     picture = cv2.imdecode(np.frombuffer(run.pictures["CROSS"][0], np.uint8), cv2.IMREAD_COLOR)
     assert picture is not None and picture.shape[:2] == (360, 640)
@@ -95,16 +95,16 @@ def test_intrusion_on_the_walkway_with_snapshots_and_none_off_it(run: Run) -> No
 
 def test_line_crossing_counts_each_direction(run: Run) -> None:
     counts = run.line_counts["CROSS"]["tripwire"]
-    crossings = [e for e in run.events["CROSS"] if e.type == "line_crossing"]  # type: ignore[attr-defined]
+    crossings = [e for e in run.events["CROSS"] if e.type == "line_crossing"]
     assert counts["south"] >= 1 and counts["north"] >= 1
     assert len(crossings) == counts["south"] + counts["north"]
-    assert {e.direction for e in crossings} == {"south", "north"}  # type: ignore[attr-defined]
+    assert {e.direction for e in crossings} == {"south", "north"}
 
 
 def test_crowd_on_the_overhead_clip(run: Run) -> None:
-    crowds = [e for e in run.events["PLAZA"] if e.type == "crowd"]  # type: ignore[attr-defined]
+    crowds = [e for e in run.events["PLAZA"] if e.type == "crowd"]
     assert len(crowds) == 1, "one event per crowd episode"
-    assert crowds[0].count >= 10  # type: ignore[attr-defined]
+    assert crowds[0].count is not None and crowds[0].count >= 10
 
 
 def test_smoke_on_the_fire_clip_and_none_on_pedestrians(run: Run) -> None:
@@ -114,7 +114,7 @@ def test_smoke_on_the_fire_clip_and_none_on_pedestrians(run: Run) -> None:
 
 
 def test_fall_on_the_indoor_clip_and_none_on_the_crosswalk(run: Run) -> None:
-    falls = [e for e in run.events["OFFICE"] if e.type == "fall"]  # type: ignore[attr-defined]
+    falls = [e for e in run.events["OFFICE"] if e.type == "fall"]
     assert len(falls) == 1
     assert "fall" not in types(run, "CROSS")
 
@@ -133,10 +133,7 @@ def static_clip(tmp: Path) -> Path:
     return path
 
 
-def test_motion_gating_skips_a_still_scene(models: object, tmp_path: Path) -> None:
-    from vision.pipeline import Engine, Gating, Models
-
-    assert isinstance(models, Models)
+def test_motion_gating_skips_a_still_scene(models: Models, tmp_path: Path) -> None:
     engine = Engine(Models(models.detector), Gating(refresh_s=5.0))
     pipeline = engine.add(camera("STILL", f"file://{static_clip(tmp_path)}?realtime=0", fps=5))
     while not engine.finished:
@@ -167,10 +164,6 @@ def short_clip(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_a_stream_that_dies_and_comes_back(short_clip: Path) -> None:
-    import time
-
-    from vision.capture import open_source
-
     source = open_source(f"file://{short_clip}?loop=1", fps=5)
     try:
         _wait(lambda: source.state == "live")
@@ -188,8 +181,6 @@ def test_a_stream_that_dies_and_comes_back(short_clip: Path) -> None:
 
 
 def test_an_unreachable_stream_is_reported_lost_not_raised() -> None:
-    from vision.capture import open_source
-
     source = open_source("rtsp://127.0.0.1:9/nothing", fps=2)
     try:
         _wait(lambda: source.state == "lost", timeout=15)
@@ -199,32 +190,28 @@ def test_an_unreachable_stream_is_reported_lost_not_raised() -> None:
         source.close()
 
 
-def _wait(condition: object, timeout: float = 5.0) -> None:
-    import time
-
+def _wait(condition: Callable[[], bool], timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
+    while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
 
 
 def test_tamper_from_image_statistics_on_real_frames() -> None:
     require_media()
-    from vision.analytics.tamper import Tamper
-
     cap = cv2.VideoCapture(str(MEDIA / "pedestrians_crosswalk.mp4"))
-    frames = []
+    frames: list[np.ndarray] = []
     while len(frames) < 40:
         ok, frame = cap.read()
         assert ok
         frames.append(frame)
     cap.release()
 
-    def judge(spoil: object) -> list[str | None]:
+    def judge(spoil: Callable[[np.ndarray], np.ndarray]) -> list[str | None]:
         tamper = Tamper()
         found = []
         for i, frame in enumerate(frames):
-            image = spoil(frame) if i >= 16 else frame  # type: ignore[operator]
+            image = spoil(frame) if i >= 16 else frame
             found += [e.reason for e in tamper.update(i * 0.25, image)]
         return found
 
