@@ -6,10 +6,12 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+import psycopg
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from psycopg_pool import PoolTimeout
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vision import stats as vision_stats
@@ -27,9 +29,15 @@ router = APIRouter()
 
 @router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
-    """This process's metrics, plus every camera's latest figures from the vision workers."""
-    async with request.app.state.pool.connection() as conn:
-        rows = await vision_stats.all_camera_stats(conn)
+    """This process's metrics, plus every camera's latest figures from the vision workers.
+
+    The camera figures come from the database; when it cannot answer, the scrape still
+    returns this process's own metrics (which say how the API is doing meanwhile)."""
+    try:
+        async with request.app.state.pool.connection(timeout=2) as conn:
+            rows = await vision_stats.all_camera_stats(conn)
+    except (psycopg.Error, PoolTimeout):
+        rows = []
     body = generate_latest() + generate_latest(_CameraCollector(rows))
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
