@@ -59,6 +59,7 @@ def main() -> None:
             "SB_MQTT_URL": f"mqtt://{broker.host}:{broker.port}",
             "SB_API_BIND": f"127.0.0.1:{port}",
             "SB_LOG_LEVEL": "WARNING",
+            "SB_VISION_WORKERS": "0",  # no cameras here; loading models would only add noise
             "SB_DATA_DIR": stack.enter_context(__import__("tempfile").TemporaryDirectory()),
         }
         token = subprocess.run(

@@ -25,8 +25,9 @@ from hub.logs import get_logger
 from hub.settings import MqttUrl
 from ingest.decode import Message
 from ingest.health import HealthPolicy, sweep
-from ingest.pipeline import Pipeline
+from ingest.pipeline import Decoded, Pipeline
 from ingest.receiver import CONNECTED, MESSAGES, SessionConfig, run_receiver
+from ingest.store import Turn
 
 log = get_logger(__name__)
 UPLINKS = "sb/+/+/+"
@@ -41,9 +42,12 @@ class ConsumerConfig:
     shared: bool = False
     mqtt_v5: bool = True
     max_batch: int = 2000
+    # Telemetry batches written at once, each on its own connection: the database works on
+    # one batch's readings while the previous one updates device state and commits.
+    telemetry_writers: int = 2
     flush_interval: float = 0.005
     health_interval: float = 10.0
-    receive_maximum: int = 2000
+    receive_maximum: int = 8000
 
     @property
     def subscription(self) -> str:
@@ -187,47 +191,134 @@ class MqttConsumer:
         delay = 0.5
         while True:
             try:
-                return await connect(self.config.database_url)
+                conn = await connect(self.config.database_url)
+                # A lock wait that involves a batch waiting for its turn (which PostgreSQL
+                # cannot see) ends in an error, and the batch is retried, instead of a hang.
+                await conn.execute("SET lock_timeout = '10s'")
+                await conn.commit()
+                return conn
             except psycopg.OperationalError as exc:
                 log.warning("database unavailable; retrying", error=str(exc), delay=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10)
 
-    async def _drain_loop(self, conn: AsyncConnection[DictRow], acks: Connection) -> None:
-        second = await self._connect_db()
+    async def _drain_loop(self, lookups: AsyncConnection[DictRow], acks: Connection) -> None:
+        events = [await self._connect_db()]
+        telemetry = [await self._connect_db() for _ in range(self.config.telemetry_writers)]
         try:
             await asyncio.gather(
-                self._drain(self._lanes["events"], second, acks),
-                self._drain(self._lanes["telemetry"], conn, acks),
+                self._drain(self._lanes["events"], lookups, events, acks),
+                self._drain(self._lanes["telemetry"], lookups, telemetry, acks),
             )
         finally:
-            await second.close()
+            for conn in events + telemetry:
+                await conn.close()
 
-    async def _drain(self, lane: _Lane, conn: AsyncConnection[DictRow], acks: Connection) -> None:
-        while True:
-            if not lane.queue:
-                if self._receiver_gone and not self._stopping:
-                    raise ReceiverGone("the MQTT receiver process exited")
-                lane.arrived.clear()
-                await lane.arrived.wait()
-                continue
-            count = min(len(lane.queue), self.config.max_batch)
-            batch = [lane.queue.popleft() for _ in range(count)]
-            conn = await self._commit(conn, [message for _, message in batch])
-            ready = self._acks.committed(order for order, _ in batch)
-            if ready:
-                acks.send(ready)
+    async def _drain(
+        self,
+        lane: _Lane,
+        lookups: AsyncConnection[DictRow],
+        writers: list[AsyncConnection[DictRow]],
+        acks: Connection,
+    ) -> None:
+        """Write the lane's batches, up to one per writer connection at a time, decoding the
+        next batch meanwhile. Each batch's order-dependent part (device state) waits until
+        the batch before it has committed, so state still moves in arrival order."""
+        idle: asyncio.Queue[AsyncConnection[DictRow]] = asyncio.Queue()
+        for conn in writers:
+            idle.put_nowait(conn)
+        previous: asyncio.Future[None] | None = None
+        writing: set[asyncio.Task[None]] = set()
+        # (device_id, seq) keys of batches not yet committed. A batch that shares one with
+        # them is written only after they commit: otherwise it could take that key's row lock
+        # in `uplinks` first and wait for its turn while the earlier batch waits for the lock.
+        claimed: list[tuple[set[tuple[str, int]], asyncio.Future[None]]] = []
+
+        def finished(task: asyncio.Task[None]) -> None:
+            if task.cancelled() or task.exception() is None:
+                writing.discard(task)
+            else:
+                lane.arrived.set()  # wake the loop to raise it
+
+        try:
+            while True:
+                await self._wait_for(lane, writing)
+                self._raise_failed(writing)
+                count = min(len(lane.queue), self.config.max_batch)
+                batch = [lane.queue.popleft() for _ in range(count)]
+                decoded = await self.pipeline.decode(lookups, [message for _, message in batch])
+                keys = decoded.keys()
+                claimed = [(k, done) for k, done in claimed if not done.done()]
+                serial = any(keys & earlier for earlier, _ in claimed)
+                conn = await idle.get()
+                committed = asyncio.get_running_loop().create_future()
+                claimed.append((keys, committed))
+                task = asyncio.create_task(
+                    self._write(conn, batch, decoded, previous, committed, idle, acks, serial)
+                )
+                writing.add(task)
+                task.add_done_callback(finished)
+                previous = committed
+        finally:
+            for task in writing:
+                task.cancel()
+            await asyncio.gather(*writing, return_exceptions=True)
+
+    async def _wait_for(self, lane: _Lane, writing: set[asyncio.Task[None]]) -> None:
+        while not lane.queue:
+            self._raise_failed(writing)
+            if self._receiver_gone and not self._stopping:
+                raise ReceiverGone("the MQTT receiver process exited")
+            lane.arrived.clear()
+            await lane.arrived.wait()
+
+    @staticmethod
+    def _raise_failed(writing: set[asyncio.Task[None]]) -> None:
+        """A write that failed for good (not a lost connection: that is retried) takes the
+        consumer down, as it would have before writes overlapped."""
+        for task in [t for t in writing if t.done() and not t.cancelled()]:
+            task.result()
+
+    async def _write(
+        self,
+        conn: AsyncConnection[DictRow],
+        batch: list[tuple[int, Message]],
+        decoded: Decoded,
+        previous: asyncio.Future[None] | None,
+        committed: asyncio.Future[None],
+        idle: asyncio.Queue[AsyncConnection[DictRow]],
+        acks: Connection,
+        serial: bool,
+    ) -> None:
+        async def turn() -> None:
+            if previous is not None:
+                await asyncio.shield(previous)
+
+        try:
+            if serial:
+                await turn()
+            conn = await self._commit(conn, decoded, turn)
+        except BaseException as exc:
+            committed.set_exception(exc)  # the batches after this one fail with it
+            committed.exception()  # marked as seen: the task's own failure is what is reported
+            raise
+        finally:
+            idle.put_nowait(conn)
+        committed.set_result(None)
+        ready = self._acks.committed(order for order, _ in batch)
+        if ready:
+            acks.send(ready)
 
     async def _commit(
-        self, conn: AsyncConnection[DictRow], batch: list[Message]
+        self, conn: AsyncConnection[DictRow], batch: Decoded, turn: Turn
     ) -> AsyncConnection[DictRow]:
-        """Process a batch until it commits, reconnecting as needed; returns the connection."""
+        """Write a batch until it commits, reconnecting as needed; returns the connection."""
         while True:
             try:
-                await self.pipeline.process(conn, batch)
+                await self.pipeline.write(conn, batch, turn)
                 return conn
             except psycopg.OperationalError as exc:
-                log.warning("batch not committed; retrying", error=str(exc), size=len(batch))
+                log.warning("batch not committed; retrying", error=str(exc), size=batch.size)
                 await conn.close()
                 conn = await self._connect_db()
 

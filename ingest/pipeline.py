@@ -25,10 +25,24 @@ from ingest.decode import (
     parse_topic,
 )
 from ingest.registry_view import RegistryView
-from ingest.store import BatchResult, prepare_connection, write_batch
+from ingest.store import BatchResult, Turn, no_wait, prepare_connection, write_batch
 
 log = get_logger(__name__)
 _THREAD_FROM = 200  # messages; a thread hop costs more than decoding a small batch
+
+
+@dataclass
+class Decoded:
+    """A batch after decoding, ready to be written."""
+
+    size: int
+    accepted: list[Accepted]
+    rejected: list[tuple[Message, Rejection]]
+    started: float
+
+    def keys(self) -> set[tuple[str, int]]:
+        """The (device_id, seq) keys this batch will claim in `uplinks`."""
+        return {(acc.device.id, acc.seq) for acc in self.accepted if acc.seq is not None}
 
 
 @dataclass
@@ -44,6 +58,11 @@ class Pipeline:
     ) -> BatchResult:
         """Handle a batch on `conn`; returns after commit. Raises (nothing committed) on a
         database failure, so the caller can retry without acknowledging."""
+        return await self.write(conn, await self.decode(conn, messages))
+
+    async def decode(self, conn: AsyncConnection[DictRow], messages: Sequence[Message]) -> Decoded:
+        """Check topics, registry and schemas; `conn` is used only to look up devices this
+        process has not seen yet (and committed at once)."""
         started = time.perf_counter()
         topics = [parse_topic(m.topic) for m in messages]
         unknown = {
@@ -61,15 +80,25 @@ class Pipeline:
             accepted, rejected = await asyncio.to_thread(_decode_all, messages, topics, ctx)
         else:
             accepted, rejected = _decode_all(messages, topics, ctx)
+        return Decoded(len(messages), accepted, rejected, started)
+
+    async def write(
+        self, conn: AsyncConnection[DictRow], batch: Decoded, turn: Turn = no_wait
+    ) -> BatchResult:
+        """Store a decoded batch in one transaction, then publish its signals. Raises
+        (nothing committed) on a database failure; the same batch can be written again.
+        `turn`: see `write_batch`."""
         await prepare_connection(conn)
+        rejected = list(batch.rejected)  # the one-by-one path appends to it
         try:
             async with conn.transaction():
-                result = await write_batch(conn, accepted, rejected)
+                result = await write_batch(conn, batch.accepted, rejected, turn)
         except psycopg.DataError:
             # A value the database refuses (a NUL in text, say) fails the whole COPY; find the
             # culprits one by one so every good message beside them still lands.
-            result = await self._write_one_by_one(conn, accepted, rejected)
-        self._count(result, len(messages), time.perf_counter() - started)
+            await turn()
+            result = await self._write_one_by_one(conn, batch.accepted, rejected)
+        self._count(result, batch.size, time.perf_counter() - batch.started)
         await self.bus.publish(result.signals)
         return result
 
@@ -135,4 +164,4 @@ def _decode_all(
     return accepted, rejected
 
 
-__all__ = ["Message", "Pipeline", "Reason"]
+__all__ = ["Decoded", "Message", "Pipeline", "Reason"]

@@ -7,9 +7,11 @@ not have yet produce readings and signals, so a redelivered message changes noth
 from __future__ import annotations
 
 import math
+import operator
 import re
 import weakref
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,6 +26,7 @@ from hub.signals import SIGNAL_COLUMNS, Signal
 from ingest.decode import Accepted, IdRead, Message, Reason, Rejection, signal_of
 
 BATTERY_LOW_PCT = 20.0
+_DEVICE_METRIC = operator.itemgetter(1, 2)  # readings rows: (ts, device_id, metric, value)
 # Faster than any road or rail trip between two reads means a cloned or shared card.
 MAX_TRAVEL_KMH = 300.0
 _HEAD_BYTES = 256
@@ -39,25 +42,40 @@ class BatchResult:
     readings: int = 0
 
 
+Turn = Callable[[], Awaitable[None]]
+
+
+async def no_wait() -> None:
+    return None
+
+
 async def write_batch(
     conn: AsyncConnection[DictRow],
     accepted: list[Accepted],
     rejected: list[tuple[Message, Rejection]],
+    turn: Turn = no_wait,
 ) -> BatchResult:
-    """Store a batch inside the caller's transaction; the caller commits, then acknowledges."""
+    """Store a batch inside the caller's transaction; the caller commits, then acknowledges.
+
+    The order-free part (deduplication, readings) comes first; `turn` is awaited before the
+    part that depends on earlier batches being committed (device state, ID-read history), so
+    a caller writing several batches at once can let them overlap up to that point.
+    """
     fresh, duplicates = await _deduplicate(conn, accepted)
     rejected = rejected + duplicates
     result = BatchResult(accepted=len(fresh))
     result.rejected.update(r.reason.value for _, r in rejected)
+    # In index order: neighbouring index entries then land on the same leaf pages.
+    readings = sorted((row for acc in fresh for row in acc.readings), key=_DEVICE_METRIC)
+    await _copy_readings(conn, readings)
 
-    readings = [row for acc in fresh for row in acc.readings]
+    await turn()
     signals = [sig for acc in fresh for sig in acc.signals]
     signals += await _state_transitions(conn, fresh)
     id_reads = [acc for acc in fresh if acc.id_read is not None]
     if id_reads:
         signals += await _enrich_id_reads(conn, id_reads)
         await _copy_id_reads(conn, id_reads)
-    await _copy_readings(conn, readings)
     await copy_signals(conn, signals)
     await _copy_dead_letters(conn, rejected)
     result.readings = len(readings)
@@ -176,13 +194,13 @@ async def _state_transitions(conn: AsyncConnection[DictRow], fresh: list[Accepte
         return []
     cur = await conn.execute(
         "SELECT device_id, online, reported_offline, offline_since, battery_pct"
-        " FROM device_state WHERE device_id = ANY(%s) FOR UPDATE",
+        " FROM device_state WHERE device_id = ANY(%s) ORDER BY device_id FOR UPDATE",
         (list(latest),),
     )
     before = {row["device_id"]: row for row in await cur.fetchall()}
     signals: list[Signal] = []
     rows = []
-    for device_id, state in latest.items():
+    for device_id, state in sorted(latest.items()):  # one lock order for every writer
         last: Accepted = state["acc"]
         old = before.get(device_id, {})
         online = state.get("online", True)

@@ -42,17 +42,23 @@ class Collected:
 
 
 @contextmanager
-def running_consumer(database_url: str, broker: MqttUrl, *also: Subscriber) -> Iterator[Collected]:
-    """The real MqttConsumer in a thread of its own; yields once it is subscribed."""
+def running_consumer(
+    database_url: str, broker: MqttUrl, *also: Subscriber, **config: Any
+) -> Iterator[Collected]:
+    """The real MqttConsumer in a thread of its own; yields once it is subscribed.
+    `config`: ConsumerConfig fields to override."""
     collected = Collected()
     bus = SignalBus()
     bus.subscribe(collected)
     for subscriber in also:
         bus.subscribe(subscriber)
-    config = ConsumerConfig(
-        mqtt=broker, database_url=database_url, client_id=f"test-ingest-{uuid.uuid4().hex[:8]}"
+    settings = ConsumerConfig(
+        mqtt=broker,
+        database_url=database_url,
+        client_id=f"test-ingest-{uuid.uuid4().hex[:8]}",
+        **config,
     )
-    consumer = MqttConsumer(config, Pipeline(RegistryView(), SECRET, bus))
+    consumer = MqttConsumer(settings, Pipeline(RegistryView(), SECRET, bus))
     loop = asyncio.new_event_loop()
     task: asyncio.Task[None] | None = None
 

@@ -51,6 +51,30 @@ def registry(admin: httpx.Client) -> httpx.Client:
     return admin
 
 
+def test_redeliveries_across_batches_written_at_once(
+    registry: httpx.Client, database_url: str, mqtt_server: MqttUrl
+) -> None:
+    """Telemetry batches overlap in the database; a key claimed by a batch still being
+    written must not stall the next one (each pair of seqs arrives twice in a row)."""
+    seqs = list(range(1, 301))
+    order = [seq for start in range(0, 300, 2) for seq in seqs[start : start + 2] * 2]
+    with running_consumer(database_url, mqtt_server, max_batch=2, telemetry_writers=2):
+        pub = Publisher(mqtt_server, in_flight=100)
+        sent = [
+            pub.client.publish(topic("SD-1"), json.dumps(telemetry(seq)).encode(), qos=1)
+            for seq in order
+        ]
+        for info in sent:
+            info.wait_for_publish(10)
+        pub.close()
+        count = "SELECT count(*) FROM uplinks WHERE device_id = 'SD-1'"
+        wait_for(database_url, count, lambda n: n == 300)
+        wait_for(database_url, "SELECT count(*) FROM dead_letters", lambda n: n == 300)
+    with psycopg.connect(database_url) as conn:
+        readings = conn.execute("SELECT count(*) FROM readings WHERE device_id = 'SD-1'")
+        assert readings.fetchone() == (600,)  # smoke and temp_c, once per seq
+
+
 def test_every_dead_letter_reason_beside_good_messages(
     registry: httpx.Client, database_url: str, mqtt_server: MqttUrl
 ) -> None:
