@@ -3,16 +3,15 @@
 Receiving is CPU work of its own (even with `BatchingClient`, about a third of a core per 10k
 msgs/s), so it gets its own process: it receives, hands batches to the ingest process through a
 pipe, and sends the PUBACKs of a batch, in one write, only when the ingest process says the
-batch is committed. Acks carry the connection
-generation: a message delivered on an earlier connection is not acknowledged (the broker
-redelivers it, and (device_id, seq) makes that harmless).
+batch is committed. Acks carry the connection generation: a message delivered on an earlier
+connection is not acknowledged (the broker redelivers it, and (device_id, seq) makes that
+harmless).
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import ssl
 import threading
 import time
 from collections import deque
@@ -25,6 +24,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from hub.mqtt import configure
 from hub.settings import MqttUrl
 from ingest.mqtt_client import BatchingClient
 
@@ -105,11 +105,7 @@ class Receiver:
             clean_session=None if cfg.mqtt_v5 else False,
             manual_ack=True,
         )
-        if cfg.mqtt.username:
-            client.username_pw_set(cfg.mqtt.username, cfg.mqtt.password)
-        if cfg.mqtt.tls:
-            client.tls_set_context(ssl.create_default_context())
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        configure(client, cfg.mqtt)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message

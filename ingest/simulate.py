@@ -25,6 +25,7 @@ from devices.area_codes import parent_code
 from devices.areas import create_area, existing_areas
 from devices.models import AreaIn, DeviceIn, DeviceType
 from devices.registry import create_devices_bulk, existing_ids
+from hub.mqtt import configure
 from hub.settings import MqttUrl
 from ingest.idcard import check_digit
 
@@ -135,8 +136,7 @@ class Simulator:
             client_id=f"shaobing-sim-{self._rng.randint(0, 1 << 30)}",
             protocol=mqtt.MQTTv5 if mqtt_v5 else mqtt.MQTTv311,
         )
-        if mqtt_url.username:
-            self._client.username_pw_set(mqtt_url.username, mqtt_url.password)
+        configure(self._client, mqtt_url)
         self._client.max_inflight_messages_set(200)
 
     def stop(self) -> None:

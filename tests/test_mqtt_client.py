@@ -14,22 +14,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from hub.mqtt import configure
 from hub.settings import MqttUrl
 from ingest.mqtt_client import BatchingClient
 
 Received = tuple[str, bytes, int, bool, list[tuple[str, str]]]
-
-
-def _client(cls: type[mqtt.Client], broker: MqttUrl, **kwargs: object) -> mqtt.Client:
-    client = cls(
-        CallbackAPIVersion.VERSION2,
-        client_id=f"test-{uuid.uuid4().hex[:8]}",
-        protocol=mqtt.MQTTv5,
-        **kwargs,
-    )
-    if broker.username:
-        client.username_pw_set(broker.username, broker.password)
-    return client
 
 
 @contextmanager
@@ -37,14 +26,14 @@ def subscriber(
     broker: MqttUrl, topic: str, *, client_id: str | None = None, manual_ack: bool = False
 ) -> Iterator[tuple[BatchingClient, queue.Queue[Received]]]:
     inbox: queue.Queue[Received] = queue.Queue()
+    client_id = client_id or f"test-{uuid.uuid4().hex[:8]}"
     client = BatchingClient(
         CallbackAPIVersion.VERSION2,
-        client_id=client_id or f"test-{uuid.uuid4().hex[:8]}",
+        client_id=client_id,
         protocol=mqtt.MQTTv5,
         manual_ack=manual_ack,
     )
-    if broker.username:
-        client.username_pw_set(broker.username, broker.password)
+    configure(client, broker)
 
     def on_message(c: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         user = list(getattr(msg.properties, "UserProperty", []) or [])
@@ -68,7 +57,10 @@ def subscriber(
 
 
 def publish(broker: MqttUrl, messages: list[tuple[str, bytes, Properties | None]]) -> None:
-    client = _client(mqtt.Client, broker)
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=f"test-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv5
+    )
+    configure(client, broker)
     client.connect(broker.host, broker.port)
     client.loop_start()
     for topic, payload, properties in messages:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import ssl
 import threading
 import time
 import uuid
@@ -13,6 +12,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from hub.logs import get_logger
+from hub.mqtt import configure
 from hub.settings import MqttUrl
 
 log = get_logger(__name__)
@@ -27,11 +27,7 @@ class Publisher:
             client_id=f"shaobing-vision-{uuid.uuid4().hex[:12]}",
             protocol=mqtt.MQTTv5 if mqtt_v5 else mqtt.MQTTv311,
         )
-        if url.username:
-            self._client.username_pw_set(url.username, url.password)
-        if url.tls:
-            self._client.tls_set_context(ssl.create_default_context())
-        self._client.reconnect_delay_set(1, 30)
+        configure(self._client, url)
         self._client.on_connect = self._on_connect
         self._connected = threading.Event()
         self._seq_lock = threading.Lock()
