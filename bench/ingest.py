@@ -110,11 +110,20 @@ class TimedPipeline(Pipeline):
 
 
 def ingest_process(
-    url: MqttUrl, database_url: str, expected: int, rss_every: float, ready: Any, out: Any
+    url: MqttUrl,
+    database_url: str,
+    expected: int,
+    rss_every: float,
+    tuning: dict[str, int],
+    ready: Any,
+    out: Any,
 ) -> None:
     pipeline = TimedPipeline(RegistryView(), b"bench-secret", SignalBus())
     config = ConsumerConfig(
-        mqtt=url, database_url=database_url, client_id=f"bench-ingest-{uuid.uuid4().hex[:6]}"
+        mqtt=url,
+        database_url=database_url,
+        client_id=f"bench-ingest-{uuid.uuid4().hex[:6]}",
+        **tuning,
     )
     consumer = MqttConsumer(config, pipeline)
     rss: list[tuple[float, float]] = []
@@ -160,16 +169,22 @@ def _rss_mb() -> float:
 
 
 def publisher(
-    url: MqttUrl, qos: int, devices: list[str], count: int, rate: float, window: int, start_seq: int
+    url: MqttUrl,
+    qos: int,
+    devices: list[str],
+    count: int,
+    rate: float,
+    window: int,
+    start_seq: int,
+    chunk: int = 200,
 ) -> None:
     """Publish `count` smoke telemetry messages round-robin over `devices`, paced in chunks of
-    200 when `rate` is set, with at most `window` QoS 1 messages unacknowledged.
+    `chunk` when `rate` is set, with at most `window` QoS 1 messages unacknowledged.
 
     An unpaced burst is encoded before the first message goes out, so that the load generator
     does not take CPU from the receiver under test while it is being measured (on two cores
     that is a fifth of the machine); paced runs encode each chunk as they go.
     """
-    chunk = 200
 
     def encode(first: int) -> list[bytes]:
         now_ms = int(time.time() * 1000)
@@ -331,7 +346,16 @@ def main() -> None:
     parser.add_argument("--pipeline-only", action="store_true", help="skip the bare subscriber")
     parser.add_argument("--soak", type=float, default=0, help="seconds of paced load for RSS")
     parser.add_argument("--soak-rate", type=float, default=10_000)
+    defaults = ConsumerConfig(mqtt=MqttUrl.parse("mqtt://localhost"), database_url="")
+    parser.add_argument("--writers", type=int, default=defaults.telemetry_writers)
+    parser.add_argument("--receive-maximum", type=int, default=defaults.receive_maximum)
+    parser.add_argument("--max-batch", type=int, default=defaults.max_batch)
     args = parser.parse_args()
+    tuning = {
+        "telemetry_writers": args.writers,
+        "receive_maximum": args.receive_maximum,
+        "max_batch": args.max_batch,
+    }
     mp.set_start_method("spawn")
 
     with ExitStack() as stack:
@@ -367,7 +391,7 @@ def main() -> None:
         if args.bare_only:
             return
 
-        pipe = run_receiver(ingest_process, (url, database_url, args.messages, 0.0), burst)
+        pipe = run_receiver(ingest_process, (url, database_url, args.messages, 0.0, tuning), burst)
         rate = pipe["committed"] / pipe["seconds"]
         print(
             f"ingest pipeline e2e:    {rate:9.0f} msgs/s  ({pipe['committed']} committed in"
@@ -385,7 +409,7 @@ def main() -> None:
                     url, args.qos, devices, total, args.publishers, args.soak_rate, args.window
                 )
 
-            soak = run_receiver(ingest_process, (url, database_url, total, 30.0), paced)
+            soak = run_receiver(ingest_process, (url, database_url, total, 30.0, tuning), paced)
             samples = ", ".join(f"{t:.0f}s {mb:.0f}MB" for t, mb in soak["rss"])
             print(
                 f"soak {args.soak:.0f} s at {args.soak_rate:.0f} msgs/s:"

@@ -168,18 +168,17 @@ class MqttConsumer:
                 lane.arrived.set()
             return
         if kind == MESSAGES:
-            for topic, payload, epoch, mid, qos, generation in body:
-                message = Message(
-                    topic=topic,
-                    payload=payload,
-                    received_at=datetime.fromtimestamp(epoch, UTC),
-                    mid=mid,
-                    qos=qos,
-                    generation=generation,
-                )
-                lane = self._lanes["events" if topic.endswith("/event") else "telemetry"]
-                lane.queue.append((self._acks.arrived(message), message))
-                lane.arrived.set()
+            epoch, delivered = body
+            received_at = datetime.fromtimestamp(epoch, UTC)
+            events, telemetry = self._lanes["events"], self._lanes["telemetry"]
+            arrived = self._acks.arrived
+            for topic, payload, mid, qos, generation in delivered:
+                message = Message(topic, payload, received_at, mid, qos, generation)
+                lane = events if topic.endswith("/event") else telemetry
+                lane.queue.append((arrived(message), message))
+            for lane in (events, telemetry):
+                if lane.queue:
+                    lane.arrived.set()
         elif kind == CONNECTED:
             log.info("MQTT connected", subscription=body)
             self.connected.set()

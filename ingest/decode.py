@@ -209,12 +209,16 @@ def _interpret(acc: Accepted, payload: BaseModel, ctx: DecodeContext) -> Accepte
 
 
 def _read(acc: Accepted, payload: BaseModel, metrics: tuple[str, ...]) -> None:
-    for metric in metrics:
-        value = getattr(payload, metric)
-        if value is not None:
-            acc.readings.append((acc.ts, acc.device.id, metric, float(value)))
-    acc.battery_pct = getattr(payload, "battery_pct", None)
-    acc.rssi_dbm = getattr(payload, "rssi_dbm", None)
+    # Every telemetry message passes here: read the model's field dict once.
+    fields = payload.__dict__
+    ts, device_id = acc.ts, acc.device.id
+    acc.readings = [
+        (ts, device_id, metric, float(fields[metric]))
+        for metric in metrics
+        if fields[metric] is not None
+    ]
+    acc.battery_pct = fields.get("battery_pct")
+    acc.rssi_dbm = fields.get("rssi_dbm")
 
 
 def _id_read(acc: Accepted, event: IdReadEvent, ctx: DecodeContext) -> Accepted | Rejection:

@@ -7,26 +7,35 @@ for every PUBLISH, properties or not, which costs more than everything else toge
 client keeps paho's protocol and session handling and changes only those hot spots: reads are
 served from a 64 KiB buffer and a whole buffer is parsed per loop turn, a batch of PUBACKs goes
 out as one write, and a QoS 0/1 PUBLISH without properties (every device message) is decoded
-directly. Anything else (QoS 2, properties, MQTT 3.1.1) goes through paho's own code.
+directly. Anything else (QoS 2, properties, a packet cut by the end of a read) goes through
+paho's own code.
 
-It overrides three of paho's internals (`_create_socket`, `_handle_publish`, `_packet_queue`),
-so pyproject pins paho-mqtt below its next minor release; the ingest tests run all three.
+With `on_delivery` set, messages skip paho's `MQTTMessage` (a lock and a condition variable
+each) and its topic-filter matching: complete PUBLISH packets are taken straight from the
+buffer and handed over as (topic, payload, mid, qos).
+
+It overrides four of paho's internals (`_create_socket`, `_handle_publish`,
+`_handle_on_message`, `_packet_queue`) and reads `_in_packet`, so pyproject pins paho-mqtt
+below its next minor release; tests/test_mqtt_client.py runs every path.
 """
 
 from __future__ import annotations
 
 import struct
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode, MQTTProtocolVersion
 
 _PUBACK = 0x40
+_PUBLISH = 0x30
 _READ_SIZE = 65536
 # Packets parsed per loop turn at most, so keepalive and outgoing acks still get their turn.
 _MAX_PACKETS_PER_READ = 2000
+# topic, payload, packet id, QoS
+Delivery = Callable[[str, bytes, int, int], None]
 
 
 class BufferedSocket:
@@ -48,6 +57,13 @@ class BufferedSocket:
         data = self._buffer[self._pos : end]
         self._pos = min(end, len(self._buffer))
         return data
+
+    def unread(self) -> tuple[bytes, int]:
+        """The read-ahead buffer and the position of its first byte not yet consumed."""
+        return self._buffer, self._pos
+
+    def consume_to(self, pos: int) -> None:
+        self._pos = pos
 
     def pending(self) -> int:
         """Bytes already read but not yet handed to paho (plus TLS's own, if any)."""
@@ -72,22 +88,76 @@ class BufferedSocket:
 class BatchingClient(mqtt.Client):
     """`paho.mqtt.client.Client` with buffered reads and batched PUBACKs."""
 
+    def __init__(self, *args: Any, on_delivery: Delivery | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # When set, every message goes here instead of to on_message.
+        self.on_delivery = on_delivery
+
     def _create_socket(self) -> Any:
         return BufferedSocket(super()._create_socket())
 
     def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
         # paho reads one packet per select(); keep going while the buffer holds more.
+        sock = self._sock
         rc = super().loop_read(max_packets)
+        if not isinstance(sock, BufferedSocket):
+            return rc
         turns = 1
         while (
             rc == MQTTErrorCode.MQTT_ERR_SUCCESS
-            and isinstance(self._sock, BufferedSocket)
-            and self._sock.pending() > 0
+            and self._reading_from(sock)
             and turns < _MAX_PACKETS_PER_READ
         ):
-            rc = super().loop_read(max_packets)
+            if self.on_delivery is not None and self._in_packet["command"] == 0:
+                turns += self._deliver_buffered(sock, self.on_delivery)
+            if sock.pending() == 0:
+                break
+            rc = super().loop_read(max_packets)  # a packet the fast path leaves to paho
             turns += 1
         return rc
+
+    def _reading_from(self, sock: BufferedSocket) -> bool:
+        """False once paho has dropped or replaced the socket (a disconnect, a reconnect)."""
+        return self._sock is sock
+
+    def _deliver_buffered(self, sock: BufferedSocket, deliver: Delivery) -> int:
+        """Hand over the complete QoS 0/1 PUBLISH packets at the head of the buffer; stops at
+        the first packet of another kind, with properties, or not wholly read. Returns how
+        many were delivered."""
+        buffer, pos = sock.unread()
+        end = len(buffer)
+        v5 = self._protocol == MQTTProtocolVersion.MQTTv5
+        manual_ack = self._manual_ack
+        delivered = 0
+        while pos + 2 <= end and delivered < _MAX_PACKETS_PER_READ:
+            header = buffer[pos]
+            qos = (header & 0x06) >> 1
+            if header & 0xF0 != _PUBLISH or qos == 2:
+                break
+            length, start = _remaining_length(buffer, pos + 1, end)
+            stop = start + length
+            if length < 2 or stop > end:
+                break  # cut by the end of the read, or malformed: paho's code decides
+            topic_end = start + 2 + ((buffer[start] << 8) | buffer[start + 1])
+            body = topic_end + (2 if qos else 0)
+            if body + v5 > stop:
+                break  # malformed: paho's code says so
+            mid = (buffer[topic_end] << 8) | buffer[topic_end + 1] if qos else 0
+            if v5:
+                if buffer[body] != 0:
+                    break  # properties present
+                body += 1
+            topic = buffer[start + 2 : topic_end].decode("utf-8", errors="replace")
+            deliver(topic, buffer[body:stop], mid, qos)
+            if qos and not manual_ack:
+                self._send_puback(mid)
+            pos = stop
+            delivered += 1
+        if delivered:
+            sock.consume_to(pos)
+            with self._msgtime_mutex:
+                self._last_bytes_received = mqtt.time_func()
+        return delivered
 
     def _handle_publish(self) -> MQTTErrorCode:
         header: int = self._in_packet["command"]
@@ -114,6 +184,13 @@ class BatchingClient(mqtt.Client):
             return self._send_puback(mid)
         return MQTTErrorCode.MQTT_ERR_SUCCESS
 
+    def _handle_on_message(self, message: mqtt.MQTTMessage) -> None:
+        if self.on_delivery is None:
+            super()._handle_on_message(message)
+            return
+        topic = message._topic.decode("utf-8", errors="replace")
+        self.on_delivery(topic, bytes(message.payload), message.mid, message.qos)
+
     def ack_many(self, mids: Iterable[int]) -> MQTTErrorCode:
         """Acknowledge QoS 1 messages (manual_ack mode) with one write for all of them."""
         packet = b"".join(struct.pack("!BBH", _PUBACK, 2, mid) for mid in mids)
@@ -122,3 +199,18 @@ class BatchingClient(mqtt.Client):
         # One queued entry holding many PUBACKs: paho writes it as it would one packet.
         rc: MQTTErrorCode = self._packet_queue(_PUBACK, packet, 0, 0)
         return rc
+
+
+def _remaining_length(buffer: bytes, pos: int, end: int) -> tuple[int, int]:
+    """MQTT's variable-length integer at `pos`: (value, position after it). A length that is
+    not wholly in the buffer, or longer than the four bytes MQTT allows, reads as -1."""
+    value = 0
+    for shift in (0, 7, 14, 21):
+        if pos >= end:
+            return -1, pos
+        byte = buffer[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+    return -1, pos

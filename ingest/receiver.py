@@ -28,8 +28,9 @@ from hub.mqtt import configure
 from hub.settings import MqttUrl
 from ingest.mqtt_client import BatchingClient
 
-# What crosses the pipe: compact tuples, pickled in batches.
-Delivered = tuple[str, bytes, float, int, int, int]  # topic, payload, epoch s, mid, qos, gen
+# What crosses the pipe: compact tuples, pickled in batches with the time they were sent,
+# which is within a flush interval of when they arrived.
+Delivered = tuple[str, bytes, int, int, int]  # topic, payload, mid, qos, generation
 Ack = tuple[int, int, int]  # mid, qos, generation
 CONNECTED, DISCONNECTED, MESSAGES = "connected", "disconnected", "messages"
 
@@ -75,7 +76,7 @@ class Receiver:
                     time.sleep(self.config.flush_interval)
                     continue
                 batch = [self.inbox.popleft() for _ in range(len(self.inbox))]
-                self._send((MESSAGES, batch))
+                self._send((MESSAGES, (time.time(), batch)))
         finally:
             self.client.disconnect()
             self.client.loop_stop()
@@ -108,7 +109,7 @@ class Receiver:
         configure(client, cfg.mqtt)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_message
+        client.on_delivery = self._on_delivery
         return client
 
     def _connect(self) -> None:
@@ -142,7 +143,5 @@ class Receiver:
     ) -> None:
         self._send((DISCONNECTED, str(reason)))
 
-    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
-        self.inbox.append(
-            (msg.topic, bytes(msg.payload), time.time(), msg.mid, msg.qos, self.generation)
-        )
+    def _on_delivery(self, topic: str, payload: bytes, mid: int, qos: int) -> None:
+        self.inbox.append((topic, payload, mid, qos, self.generation))
