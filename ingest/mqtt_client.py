@@ -14,6 +14,9 @@ With `on_delivery` set, messages skip paho's `MQTTMessage` (a lock and a conditi
 each) and its topic-filter matching: complete PUBLISH packets are taken straight from the
 buffer and handed over as (topic, payload, mid, qos).
 
+It also turns off delayed TCP acknowledgements on Linux (TCP_QUICKACK, re-armed after every
+read), so a broker that keeps Nagle's algorithm on does not hold an alarm back for up to 40 ms.
+
 It overrides four of paho's internals (`_create_socket`, `_handle_publish`,
 `_handle_on_message`, `_packet_queue`) and reads `_in_packet`, so pyproject pins paho-mqtt
 below its next minor release; tests/test_mqtt_client.py runs every path.
@@ -21,6 +24,7 @@ below its next minor release; tests/test_mqtt_client.py runs every path.
 
 from __future__ import annotations
 
+import socket
 import struct
 import time
 from collections.abc import Callable, Iterable
@@ -29,6 +33,11 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode, MQTTProtocolVersion
 
+# Acknowledge TCP segments at once. A broker that leaves Nagle's algorithm on (mosquitto's
+# default: set_tcp_nodelay false) holds a small PUBLISH back until its previous segment is
+# acknowledged, and Linux delays ACKs by up to 40 ms: an alarm could wait that long behind
+# telemetry. Linux only; elsewhere the broker's set_tcp_nodelay is the remedy.
+_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
 _PUBACK = 0x40
 _PUBLISH = 0x30
 _READ_SIZE = 65536
@@ -43,6 +52,8 @@ class BufferedSocket:
 
     def __init__(self, sock: Any) -> None:
         self._sock = sock
+        tcp = getattr(sock, "family", None) in (socket.AF_INET, socket.AF_INET6)
+        self._quickack = _QUICKACK if tcp else None
         self._buffer = b""
         self._pos = 0
 
@@ -52,6 +63,9 @@ class BufferedSocket:
             chunk = self._sock.recv(max(bufsize, _READ_SIZE))
             if not chunk:
                 return b""
+            if self._quickack:
+                # Linux drops back to delayed ACKs after a while; re-arm after every read.
+                self._sock.setsockopt(socket.IPPROTO_TCP, self._quickack, 1)
             self._buffer, self._pos = chunk, 0
         end = self._pos + bufsize
         data = self._buffer[self._pos : end]

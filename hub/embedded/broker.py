@@ -118,6 +118,9 @@ class EmbeddedBroker:
                     # Ingest keeps a persistent session; queue enough for a restart of it.
                     "max_queued_messages 1000000",
                     "max_inflight_messages 1000",
+                    # Send small packets (an alarm, a command) at once instead of waiting,
+                    # under Nagle's algorithm, for the previous one to be acknowledged.
+                    "set_tcp_nodelay true",
                     "log_dest stdout",
                     "log_type error",
                     "log_type warning",
