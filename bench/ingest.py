@@ -123,7 +123,9 @@ def ingest_process(
         mqtt=url,
         database_url=database_url,
         client_id=f"bench-ingest-{uuid.uuid4().hex[:6]}",
-        **tuning,
+        telemetry_writers=tuning["telemetry_writers"],
+        receive_maximum=tuning["receive_maximum"],
+        max_batch=tuning["max_batch"],
     )
     consumer = MqttConsumer(config, pipeline)
     rss: list[tuple[float, float]] = []
@@ -259,6 +261,13 @@ def publish_all(
 # --- set-up ------------------------------------------------------------------------------------
 
 
+def database_server() -> str:
+    """The PostgreSQL server benches make their scratch databases on."""
+    return os.environ.get("SB_BENCH_DATABASE_URL") or os.environ.get(
+        "SB_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
+    )
+
+
 def prepare_database(
     server_url: str, devices: list[str], buildings: dict[str, str] | None = None
 ) -> str:
@@ -359,9 +368,7 @@ def main() -> None:
     mp.set_start_method("spawn")
 
     with ExitStack() as stack:
-        server = os.environ.get("SB_BENCH_DATABASE_URL") or os.environ.get(
-            "SB_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
-        )
+        server = database_server()
         url = (
             MqttUrl.parse(os.environ["SB_BENCH_MQTT_URL"])
             if os.environ.get("SB_BENCH_MQTT_URL")

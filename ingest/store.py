@@ -88,30 +88,25 @@ async def write_batch(
 async def _deduplicate(
     conn: AsyncConnection[DictRow], accepted: list[Accepted]
 ) -> tuple[list[Accepted], list[tuple[Message, Rejection]]]:
-    duplicates: list[tuple[Message, Rejection]] = []
+    """Claim each (device_id, seq) in `uplinks`; returns the messages not seen before, still in
+    arrival order (device state depends on it), and the duplicates as rejections."""
     keyed: dict[tuple[str, int], Accepted] = {}
-    unkeyed: list[Accepted] = []
+    for acc in accepted:
+        if acc.seq is not None:
+            keyed.setdefault((acc.device.id, acc.seq), acc)
+    new = await _claim_uplinks(conn, keyed) if keyed else None
+    fresh: list[Accepted] = []
+    duplicates: list[tuple[Message, Rejection]] = []
     for acc in accepted:
         if acc.seq is None:
-            unkeyed.append(acc)
+            fresh.append(acc)  # status messages carry no seq
             continue
         key = (acc.device.id, acc.seq)
-        if key in keyed:
-            duplicates.append((acc.message, _duplicate(key)))
-        else:
-            keyed[key] = acc
-    if not keyed:
-        return unkeyed, duplicates
-    new = await _claim_uplinks(conn, keyed)
-    if new is None:  # the common case: nothing was seen before
-        return list(keyed.values()) + unkeyed, duplicates
-    fresh = []
-    for key, acc in keyed.items():
-        if key in new:
+        if keyed[key] is acc and (new is None or key in new):
             fresh.append(acc)
-        else:
+        else:  # seen before, or earlier in this batch
             duplicates.append((acc.message, _duplicate(key)))
-    return fresh + unkeyed, duplicates
+    return fresh, duplicates
 
 
 _STAGED: weakref.WeakSet[AsyncConnection[DictRow]] = weakref.WeakSet()
@@ -194,7 +189,7 @@ async def _state_transitions(conn: AsyncConnection[DictRow], fresh: list[Accepte
     """Update device_state from the batch; say device_online after a reported outage and
     battery_low when the battery crosses the threshold."""
     latest: dict[str, dict[str, Any]] = {}
-    for acc in sorted(fresh, key=lambda a: a.message.received_at):
+    for acc in fresh:  # in arrival order: the last message of a device sets its state
         state = latest.setdefault(acc.device.id, {"acc": acc})
         state["acc"] = acc
         state["last_seen"] = acc.message.received_at

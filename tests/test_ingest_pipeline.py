@@ -44,14 +44,26 @@ class Harness:
         self.pipeline = Pipeline(RegistryView(), secret, bus)
 
     def send(self, at: datetime, topic: str, body: dict[str, Any]) -> None:
-        message = Message(topic=topic, payload=json.dumps(body).encode(), received_at=at)
+        self.send_batch(at, [(topic, body)])
+
+    def send_batch(self, at: datetime, messages: list[tuple[str, dict[str, Any]]]) -> None:
+        """One batch, every message received at `at` (as the MQTT receiver stamps them)."""
+        batch = [Message(t, json.dumps(body).encode(), received_at=at) for t, body in messages]
 
         async def run() -> None:
             conn = await connect(self.url)
             async with conn:
-                await self.pipeline.process(conn, [message])
+                await self.pipeline.process(conn, batch)
 
         asyncio.run(run())
+
+    def online(self, device_id: str) -> bool:
+        with psycopg.connect(self.url) as conn:
+            row = conn.execute(
+                "SELECT online FROM device_state WHERE device_id = %s", (device_id,)
+            ).fetchone()
+        assert row is not None
+        return bool(row[0])
 
     def sweep(self, now: datetime, policy: HealthPolicy | None = None) -> list[str]:
         async def run() -> list[Signal]:
@@ -117,6 +129,16 @@ def test_last_will_then_return(harness: Harness) -> None:
         ("device.offline", "SD-1", COMMUNITY),
         ("device.online", "SD-1", COMMUNITY),
     ]
+
+
+def test_state_follows_arrival_order_within_a_batch(harness: Harness) -> None:
+    """A last will and the device's next report can share a batch and a receive time; the
+    one that arrived later decides the state (status messages carry no seq, telemetry does)."""
+    harness.send_batch(T0, [(SD_STATUS, {"online": False}), (SD, smoke(1, T0))])
+    assert harness.online("SD-1")
+    later = T0 + timedelta(seconds=5)
+    harness.send_batch(later, [(SD, smoke(2, later)), (SD_STATUS, {"online": False})])
+    assert not harness.online("SD-1")
 
 
 def test_heartbeat_timeout_per_device_type(harness: Harness) -> None:
