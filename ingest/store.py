@@ -27,7 +27,7 @@ from hub.signals import SIGNAL_COLUMNS, Signal
 from ingest.decode import Accepted, IdRead, Message, Reason, Rejection, signal_of
 
 BATTERY_LOW_PCT = 20.0
-_DEVICE_METRIC = operator.itemgetter(1, 2)  # readings rows: (ts, device_id, metric, value)
+_DEVICE_TS = operator.itemgetter(1, 0)  # readings rows: (ts, device_id, metric, value)
 # Faster than any road or rail trip between two reads means a cloned or shared card.
 MAX_TRAVEL_KMH = 300.0
 _HEAD_BYTES = 256
@@ -68,7 +68,7 @@ async def write_batch(
     result = BatchResult(accepted=len(fresh))
     result.rejected.update(r.reason.value for _, r in rejected)
     # In index order: neighbouring index entries then land on the same leaf pages.
-    readings = sorted((row for acc in fresh for row in acc.readings), key=_DEVICE_METRIC)
+    readings = sorted((row for acc in fresh for row in acc.readings), key=_DEVICE_TS)
     await _copy_readings(conn, readings)
 
     await turn()
