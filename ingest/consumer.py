@@ -23,6 +23,7 @@ from psycopg.rows import DictRow
 from hub.db import connect
 from hub.logs import get_logger
 from hub.settings import MqttUrl
+from ingest import metrics
 from ingest.decode import Message
 from ingest.health import HealthPolicy, sweep
 from ingest.pipeline import Decoded, Pipeline
@@ -48,6 +49,10 @@ class ConsumerConfig:
     flush_interval: float = 0.005
     health_interval: float = 10.0
     receive_maximum: int = 8000
+    # Messages received but not yet committed, at most: past it the receiver stops reading
+    # and the broker keeps the rest. (mosquitto 2.0 has been seen sending far beyond the
+    # Receive Maximum during a backlog, which without this grew the process by 300k messages.)
+    max_in_hand: int = 50_000
 
     @property
     def subscription(self) -> str:
@@ -69,6 +74,10 @@ class AckSequencer:
         self._first_unacked = 0
         self._waiting: dict[int, Message] = {}
         self._done: set[int] = set()
+
+    def __len__(self) -> int:
+        """Messages arrived and not yet committed."""
+        return len(self._waiting)
 
     def arrived(self, message: Message) -> int:
         order = self._next
@@ -107,6 +116,7 @@ class MqttConsumer:
         self._lanes = {"events": _Lane(), "telemetry": _Lane()}
         self._acks = AckSequencer()
         self.connected = asyncio.Event()
+        metrics.IN_HAND.set_function(lambda: len(self._acks))
         self._stopping = False
         self._receiver_gone = False
 
@@ -145,6 +155,7 @@ class MqttConsumer:
             mqtt_v5=cfg.mqtt_v5,
             receive_maximum=cfg.receive_maximum,
             flush_interval=cfg.flush_interval,
+            max_in_hand=cfg.max_in_hand,
         )
         ctx = mp.get_context("spawn")  # this process has threads; fork would copy their locks
         messages_in, messages_out = ctx.Pipe(duplex=False)  # (receiving end, sending end)
@@ -271,6 +282,11 @@ class MqttConsumer:
             lane.arrived.clear()
             await lane.arrived.wait()
 
+    @property
+    def in_hand(self) -> int:
+        """Messages received from the broker and not yet committed."""
+        return len(self._acks)
+
     @staticmethod
     def _raise_failed(writing: set[asyncio.Task[None]]) -> None:
         """A write that failed for good (not a lost connection: that is retried) takes the
@@ -305,8 +321,7 @@ class MqttConsumer:
             idle.put_nowait(conn)
         committed.set_result(None)
         ready = self._acks.committed(order for order, _ in batch)
-        if ready:
-            acks.send(ready)
+        acks.send((len(batch), ready))  # the count frees room in the receiver
 
     async def _commit(
         self, conn: AsyncConnection[DictRow], batch: Decoded, turn: Turn

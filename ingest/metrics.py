@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 MESSAGES = Counter("sb_ingest_messages_total", "Uplinks handled", ["outcome"])
 DEAD_LETTERS = Counter("sb_ingest_dead_letters_total", "Rejected uplinks", ["reason"])
@@ -16,3 +16,4 @@ BATCH_SECONDS = Histogram(
 BATCH_SIZE = Histogram(
     "sb_ingest_batch_size", "Messages per batch", buckets=(1, 10, 50, 100, 500, 1000, 5000)
 )
+IN_HAND = Gauge("sb_ingest_in_hand", "Uplinks received from the broker and not yet committed")

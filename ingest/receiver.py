@@ -6,7 +6,8 @@ it gets its own process: it receives, hands batches to the ingest process throug
 sends the PUBACKs of a batch, in one write, only when the ingest process says the batch is
 committed. Acks carry the connection generation: a message delivered on an earlier
 connection is not acknowledged (the broker redelivers it, and (device_id, seq) makes that
-harmless).
+harmless). With `max_in_hand` messages delivered and not yet committed, it stops reading
+until commits make room, so a backlog waits in the broker, not in this pair of processes.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from ingest.mqtt_client import BatchingClient
 # which is within a flush interval of when they arrived.
 Delivered = tuple[str, bytes, int, int, int]  # topic, payload, mid, qos, generation
 Ack = tuple[int, int, int]  # mid, qos, generation
+Committed = tuple[int, list[Ack]]  # messages committed (any QoS), the PUBACKs now due
 CONNECTED, DISCONNECTED, MESSAGES = "connected", "disconnected", "messages"
 
 
@@ -44,6 +46,7 @@ class SessionConfig:
     mqtt_v5: bool
     receive_maximum: int
     flush_interval: float
+    max_in_hand: int
 
 
 def run_receiver(config: SessionConfig, out: Connection, acks: Connection) -> None:
@@ -61,6 +64,9 @@ class Receiver:
         self.generation = 0
         self.inbox: deque[Delivered] = deque()
         self.stopped = threading.Event()
+        # Delivered to the ingest process and not yet reported committed.
+        self.in_hand = 0
+        self.room = threading.Condition()
         self.client = self._make_client()
 
     def run(self) -> None:
@@ -79,22 +85,32 @@ class Receiver:
                 batch = [self.inbox.popleft() for _ in range(len(self.inbox))]
                 self._send((MESSAGES, (time.time(), batch)))
         finally:
+            self._stop()
             self.client.disconnect()
             self.client.loop_stop()
+
+    def _stop(self) -> None:
+        self.stopped.set()
+        with self.room:
+            self.room.notify_all()  # a network thread waiting for room gives up
 
     def _send(self, item: tuple[str, Any]) -> None:
         try:
             self.out.send(item)
         except (BrokenPipeError, EOFError, OSError):
-            self.stopped.set()  # the ingest process is gone; so is our reason to run
+            self._stop()  # the ingest process is gone; so is our reason to run
 
     def _acknowledge(self) -> None:
         while not self.stopped.is_set():
             try:
-                batch: list[Ack] = self.acks.recv()
+                message: Committed = self.acks.recv()
             except (EOFError, OSError):
-                self.stopped.set()
+                self._stop()
                 return
+            committed, batch = message
+            with self.room:
+                self.in_hand -= committed
+                self.room.notify_all()
             generation = self.generation
             self.client.ack_many(mid for mid, qos, gen in batch if qos == 1 and gen == generation)
 
@@ -145,4 +161,10 @@ class Receiver:
         self._send((DISCONNECTED, str(reason)))
 
     def _on_delivery(self, topic: str, payload: bytes, mid: int, qos: int) -> None:
+        # Called on paho's network thread: waiting here stops reading, so the broker, not
+        # this process, holds the backlog once the ingest process has enough in hand.
+        with self.room:
+            while self.in_hand >= self.config.max_in_hand and not self.stopped.is_set():
+                self.room.wait(1.0)
+            self.in_hand += 1
         self.inbox.append((topic, payload, mid, qos, self.generation))

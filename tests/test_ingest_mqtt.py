@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+from prometheus_client import REGISTRY
 
 from hub.settings import MqttUrl
 from tests.ingest_helpers import Publisher, running_consumer, wait_for
@@ -73,6 +75,41 @@ def test_redeliveries_across_batches_written_at_once(
     with psycopg.connect(database_url) as conn:
         readings = conn.execute("SELECT count(*) FROM readings WHERE device_id = 'SD-1'")
         assert readings.fetchone() == (600,)  # smoke and temp_c, once per seq
+
+
+def test_a_backlog_waits_in_the_broker_not_in_ingest(
+    registry: httpx.Client, database_url: str, mqtt_server: MqttUrl
+) -> None:
+    """With a slow consumer (a signal subscriber taking 20 ms per batch), the receiver stops
+    reading once `max_in_hand` messages are received and not committed; the broker keeps
+    the rest, and every message still lands."""
+
+    async def slow(signals: object) -> None:
+        await asyncio.sleep(0.02)
+
+    bound, count = 30, 300
+    peak = 0
+    with running_consumer(database_url, mqtt_server, slow, max_in_hand=bound, max_batch=10):
+        pub = Publisher(mqtt_server, in_flight=count)
+        sent = [
+            pub.client.publish(
+                topic("SD-1", "event"),
+                json.dumps({"seq": seq, "ts": now_ms(), "type": "test"}).encode(),
+                qos=1,
+            )
+            for seq in range(1, count + 1)
+        ]
+        stored = "SELECT count(*) FROM uplinks WHERE device_id = 'SD-1'"
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            deadline = time.monotonic() + 30
+            while (conn.execute(stored).fetchone() or (0,))[0] < count:  # type: ignore[arg-type]
+                assert time.monotonic() < deadline, "the backlog did not drain"
+                peak = max(peak, int(REGISTRY.get_sample_value("sb_ingest_in_hand") or 0))
+                time.sleep(0.002)
+        for info in sent:
+            info.wait_for_publish(10)
+        pub.close()
+    assert bound // 2 < peak <= bound  # it filled up to the bound, and no further
 
 
 def test_every_dead_letter_reason_beside_good_messages(
