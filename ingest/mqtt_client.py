@@ -14,6 +14,9 @@ With `on_delivery` set, messages skip paho's `MQTTMessage` (a lock and a conditi
 each) and its topic-filter matching: complete PUBLISH packets are taken straight from the
 buffer and handed over as (topic, payload, mid, qos).
 
+Over TLS, where a read returns one record and mosquitto sends a record per packet, the buffer
+gathers every record already readable, so the fast path sees many packets there too.
+
 It also turns off delayed TCP acknowledgements on Linux (TCP_QUICKACK, re-armed after every
 read), so a broker that keeps Nagle's algorithm on does not hold an alarm back for up to 40 ms.
 
@@ -25,6 +28,7 @@ below its next minor release; tests/test_mqtt_client.py runs every path.
 from __future__ import annotations
 
 import socket
+import ssl
 import struct
 import time
 from collections.abc import Callable, Iterable
@@ -54,6 +58,7 @@ class BufferedSocket:
         self._sock = sock
         tcp = getattr(sock, "family", None) in (socket.AF_INET, socket.AF_INET6)
         self._quickack = _QUICKACK if tcp else None
+        self._tls = isinstance(sock, ssl.SSLSocket)
         self._buffer = b""
         self._pos = 0
 
@@ -63,6 +68,8 @@ class BufferedSocket:
             chunk = self._sock.recv(max(bufsize, _READ_SIZE))
             if not chunk:
                 return b""
+            if self._tls and self._sock.gettimeout() == 0.0:
+                chunk = self._more_records(chunk)
             if self._quickack:
                 # Linux drops back to delayed ACKs after a while; re-arm after every read.
                 self._sock.setsockopt(socket.IPPROTO_TCP, self._quickack, 1)
@@ -71,6 +78,21 @@ class BufferedSocket:
         data = self._buffer[self._pos : end]
         self._pos = min(end, len(self._buffer))
         return data
+
+    def _more_records(self, first: bytes) -> bytes:
+        """A TLS recv returns one record, and mosquitto sends a record per packet: take every
+        record already readable, so that one buffer holds many packets here too."""
+        parts, size = [first], len(first)
+        while size < _READ_SIZE:
+            try:
+                more = self._sock.recv(_READ_SIZE - size)
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+                break
+            if not more:
+                break  # closed: the next recv says so
+            parts.append(more)
+            size += len(more)
+        return b"".join(parts)
 
     def unread(self) -> tuple[bytes, int]:
         """The read-ahead buffer and the position of its first byte not yet consumed."""

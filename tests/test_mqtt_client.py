@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import getpass
 import queue
+import shutil
+import ssl
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -14,11 +19,23 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from hub.embedded.ports import free_port, wait_for_port
 from hub.mqtt import configure
 from hub.settings import MqttUrl
-from ingest.mqtt_client import BatchingClient
+from ingest.mqtt_client import BatchingClient, BufferedSocket, Delivery
 
 Received = tuple[str, bytes, int, bool, list[tuple[str, str]]]
+
+
+class CountingClient(BatchingClient):
+    """Counts the messages the fast path delivered, to check that it is the one at work."""
+
+    fast = 0
+
+    def _deliver_buffered(self, sock: BufferedSocket, deliver: Delivery) -> int:
+        delivered = super()._deliver_buffered(sock, deliver)
+        self.fast += delivered
+        return delivered
 
 
 @contextmanager
@@ -30,20 +47,24 @@ def subscriber(
     manual_ack: bool = False,
     deliver: bool = False,
     protocol: mqtt.MQTTProtocolVersion = mqtt.MQTTv5,
-) -> Iterator[tuple[BatchingClient, queue.Queue[Received]]]:
+    tls: ssl.SSLContext | None = None,
+) -> Iterator[tuple[CountingClient, queue.Queue[Received]]]:
     """A BatchingClient subscribed to `topic`; `deliver` uses on_delivery (no retain flag or
-    properties seen) instead of on_message."""
+    properties seen) instead of on_message; `tls` connects with that context."""
     inbox: queue.Queue[Received] = queue.Queue()
     client_id = client_id or f"test-{uuid.uuid4().hex[:8]}"
     v5 = protocol == mqtt.MQTTv5
-    client = BatchingClient(
+    client = CountingClient(
         CallbackAPIVersion.VERSION2,
         client_id=client_id,
         protocol=protocol,
         manual_ack=manual_ack,
         clean_session=None if v5 else False,
     )
-    configure(client, broker)
+    if tls is None:
+        configure(client, broker)
+    else:
+        client.tls_set_context(tls)
 
     def on_message(c: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         user = list(getattr(msg.properties, "UserProperty", []) or [])
@@ -123,6 +144,63 @@ def test_a_burst_is_delivered_whole_and_in_order(
     """Messages arrive many to a read, some cut by the read's end and some with properties:
     the fast path and paho's code take turns and nothing is lost or reordered. (900 of up to
     3 KB: the shared test broker queues at most 1,000 per client and drops the rest.)"""
+    assert_burst_arrives(mqtt_server, mqtt_server, protocol)
+
+
+@pytest.fixture(scope="module")
+def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[MqttUrl, MqttUrl, Path]]:
+    """A mosquitto with a plain and a TLS listener (self-signed certificate for 127.0.0.1):
+    (plain URL, TLS URL, certificate)."""
+    openssl, mosquitto = shutil.which("openssl"), shutil.which("mosquitto")
+    if openssl is None or mosquitto is None:
+        pytest.skip("the TLS test needs the openssl and mosquitto programs")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    plain, secure = free_port(), free_port()
+    (folder / "m.conf").write_text(
+        f"per_listener_settings false\nallow_anonymous true\nuser {getpass.getuser()}\n"
+        f"max_queued_messages 100000\nmax_inflight_messages 1000\n"
+        f"listener {plain} 127.0.0.1\n"
+        f"listener {secure} 127.0.0.1\ncertfile {cert}\nkeyfile {key}\n"
+    )
+    process = subprocess.Popen(
+        [mosquitto, "-c", str(folder / "m.conf")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert wait_for_port("127.0.0.1", secure, timeout=10), "TLS mosquitto did not start"
+        yield (
+            MqttUrl("127.0.0.1", plain, None, None, tls=False),
+            MqttUrl("127.0.0.1", secure, None, None, tls=True),
+            cert,
+        )
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_a_burst_over_tls_is_delivered_whole_and_in_order(
+    tls_broker: tuple[MqttUrl, MqttUrl, Path],
+) -> None:
+    """mosquitto sends a TLS record per packet and a TLS read returns one record: the buffer
+    must gather the readable records for the fast path to see many packets at once."""
+    plain, secure, cert = tls_broker
+    assert_burst_arrives(secure, plain, mqtt.MQTTv5, ssl.create_default_context(cafile=cert))
+
+
+def assert_burst_arrives(
+    receive: MqttUrl,
+    send: MqttUrl,
+    protocol: mqtt.MQTTProtocolVersion,
+    tls: ssl.SSLContext | None = None,
+) -> None:
     base = f"test/batching/{uuid.uuid4().hex[:8]}"
     with_props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
     with_props.UserProperty = ("k", "v")
@@ -131,12 +209,16 @@ def test_a_burst_is_delivered_whole_and_in_order(
          with_props if i % 97 == 0 else None)
         for i in range(900)
     ]  # fmt: skip
-    with subscriber(mqtt_server, f"{base}/#", deliver=True, protocol=protocol) as (_, inbox):
-        publish(mqtt_server, sent)
+    with subscriber(receive, f"{base}/#", deliver=True, protocol=protocol, tls=tls) as (
+        client,
+        inbox,
+    ):
+        publish(send, sent)
         got = [inbox.get(timeout=10) for _ in sent]
         with pytest.raises(queue.Empty):  # acknowledged as they came: nothing redelivered
             inbox.get(timeout=0.5)
     assert [(t, p) for t, p, *_ in got] == [(t, p) for t, p, _ in sent]
+    assert client.fast > len(sent) // 2  # most skipped paho's per-packet path
 
 
 def test_ack_many_acknowledges_so_nothing_is_redelivered(mqtt_server: MqttUrl) -> None:
