@@ -309,6 +309,19 @@ def drop_database(server_url: str, database_url: str) -> None:
 
 
 def start_mosquitto(stack: ExitStack) -> MqttUrl:
+    """A mosquitto for the bench on a free port, stopped with `stack`."""
+    return _start_mosquitto(stack, tls=False)[0]
+
+
+def start_mosquitto_with_tls(stack: ExitStack) -> tuple[MqttUrl, MqttUrl, Path]:
+    """The same with a second, TLS listener (a self-signed certificate for 127.0.0.1):
+    (plain URL, TLS URL, certificate to trust)."""
+    plain, secure, cert = _start_mosquitto(stack, tls=True)
+    assert secure is not None and cert is not None
+    return plain, secure, cert
+
+
+def _start_mosquitto(stack: ExitStack, *, tls: bool) -> tuple[MqttUrl, MqttUrl | None, Path | None]:
     import getpass
     import shutil
     import subprocess
@@ -320,14 +333,29 @@ def start_mosquitto(stack: ExitStack) -> MqttUrl:
         sys.exit("bench needs mosquitto on PATH or SB_BENCH_MQTT_URL")
     folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
     port = free_port()
-    (folder / "m.conf").write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 2000000\n"
-        f"max_inflight_messages 1000\nuser {getpass.getuser()}\n"
+    config = (
+        f"per_listener_settings false\nallow_anonymous true\nmax_queued_messages 2000000\n"
+        f"max_inflight_messages 1000\nuser {getpass.getuser()}\nlistener {port} 127.0.0.1\n"
     )
+    secure, cert = None, None
+    if tls:
+        openssl = shutil.which("openssl") or sys.exit("--tls needs the openssl program")
+        cert, key = folder / "cert.pem", folder / "key.pem"
+        subprocess.run(
+            [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+             "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+             "-addext", "subjectAltName=IP:127.0.0.1"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        secure_port = free_port()
+        config += f"listener {secure_port} 127.0.0.1\ncertfile {cert}\nkeyfile {key}\n"
+        secure = MqttUrl("127.0.0.1", secure_port, None, None, tls=True)
+    (folder / "m.conf").write_text(config)
     proc = subprocess.Popen([binary, "-c", str(folder / "m.conf")], stderr=subprocess.DEVNULL)
     stack.callback(proc.terminate)
-    wait_for_port("127.0.0.1", port, timeout=10)
-    return MqttUrl("127.0.0.1", port, None, None, tls=False)
+    for listening in (port, secure.port if secure else port):
+        wait_for_port("127.0.0.1", listening, timeout=10)
+    return MqttUrl("127.0.0.1", port, None, None, tls=False), secure, cert
 
 
 def run_receiver(target: Any, args: tuple[Any, ...], publish: Any) -> dict[str, Any]:

@@ -1,11 +1,13 @@
 """Receive rate of a counting QoS 1 subscriber: stock paho against ingest's BatchingClient.
 
-    python -m bench.mqtt_receive [--messages 200000] [--devices 1000]
+    python -m bench.mqtt_receive [--messages 200000] [--devices 1000] [--tls]
 
 Each variant gets its own process and the same pre-encoded burst from bench.ingest's
 publisher, against a mosquitto the bench starts. Prints msgs/s and the subscriber's CPU
-seconds for: stock paho on MQTT 5 and 3.1.1, and BatchingClient on MQTT 5 with auto-ack and
-with manual acks sent in batches (as the ingest receiver does).
+seconds for: stock paho on MQTT 5 and 3.1.1; BatchingClient on MQTT 5 with on_message and
+auto-ack, with on_message and manual acks sent in batches, and with on_delivery and batched
+acks (as the ingest receiver does). With --tls the subscribers connect over TLS (a
+self-signed certificate); the publisher stays on the plain listener.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import resource
+import ssl
 import threading
 import time
 import uuid
@@ -22,29 +25,43 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from bench.ingest import publish_all, run_receiver, start_mosquitto
+from bench.ingest import publish_all, run_receiver, start_mosquitto, start_mosquitto_with_tls
 from hub.settings import MqttUrl
 from ingest.mqtt_client import BatchingClient
 
-VARIANTS = ("stock-v5", "stock-v311", "batching-v5", "batching-v5-manual-ack")
+VARIANTS = (
+    "stock-v5",
+    "stock-v311",
+    "batching-v5",
+    "batching-v5-manual-ack",
+    "batching-v5-delivery-manual-ack",
+)
 
 
-def counting_subscriber(url: MqttUrl, variant: str, expected: int, ready: Any, out: Any) -> None:
+def counting_subscriber(
+    url: MqttUrl, cafile: str | None, variant: str, expected: int, ready: Any, out: Any
+) -> None:
     received = 0
     first = last = 0.0
     done = threading.Event()
     mids: list[int] = []
     manual = variant.endswith("manual-ack")
 
-    def on_message(client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+    def count(mid: int) -> None:
         nonlocal received, first, last
         last = time.perf_counter()
         first = first or last
         received += 1
         if manual:
-            mids.append(msg.mid)
+            mids.append(mid)
         if received >= expected:
             done.set()
+
+    def on_message(client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        count(msg.mid)
+
+    def on_delivery(topic: str, payload: bytes, mid: int, qos: int) -> None:
+        count(mid)
 
     cls = BatchingClient if variant.startswith("batching") else mqtt.Client
     client = cls(
@@ -53,7 +70,12 @@ def counting_subscriber(url: MqttUrl, variant: str, expected: int, ready: Any, o
         protocol=mqtt.MQTTv311 if variant.endswith("v311") else mqtt.MQTTv5,
         manual_ack=manual,
     )
-    client.on_message = on_message
+    if url.tls:
+        client.tls_set_context(ssl.create_default_context(cafile=cafile))
+    if isinstance(client, BatchingClient) and "delivery" in variant:
+        client.on_delivery = on_delivery
+    else:
+        client.on_message = on_message
     client.on_connect = lambda c, u, f, rc, p: (c.subscribe("sb/+/+/+", qos=1), ready.set())
     client.connect(url.host, url.port)
     client.loop_start()
@@ -77,20 +99,31 @@ def main() -> None:
     )
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--devices", type=int, default=1000)
+    parser.add_argument("--tls", action="store_true", help="subscribers connect over TLS")
     args = parser.parse_args()
     mp.set_start_method("spawn")
     devices = [f"BENCH-{i:05d}" for i in range(args.devices)]
     with ExitStack() as stack:
-        url = start_mosquitto(stack)
-        print(f"bench: {args.messages} QoS 1 msgs per variant, 1 publisher, window 500")
+        cafile = None
+        if args.tls:
+            url, receive_url, cert = start_mosquitto_with_tls(stack)
+            cafile = str(cert)
+        else:
+            url = receive_url = start_mosquitto(stack)
+        print(
+            f"bench: {args.messages} QoS 1 msgs per variant, 1 publisher, window 500"
+            + (", subscribers over TLS" if args.tls else "")
+        )
         for variant in VARIANTS:
 
             def burst() -> None:
                 publish_all(url, 1, devices, args.messages, 1, 0, 500)
 
-            result = run_receiver(counting_subscriber, (url, variant, args.messages), burst)
+            result = run_receiver(
+                counting_subscriber, (receive_url, cafile, variant, args.messages), burst
+            )
             print(
-                f"{variant:24s} {result['rate']:9.0f} msgs/s   subscriber CPU"
+                f"{variant:32s} {result['rate']:9.0f} msgs/s   subscriber CPU"
                 f" {result['cpu_s']:5.1f} s",
                 flush=True,
             )

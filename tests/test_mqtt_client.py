@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import getpass
 import queue
 import shutil
 import ssl
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -19,7 +17,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from hub.embedded.ports import free_port, wait_for_port
+from bench.ingest import start_mosquitto_with_tls
 from hub.mqtt import configure
 from hub.settings import MqttUrl
 from ingest.mqtt_client import BatchingClient, BufferedSocket, Delivery
@@ -148,42 +146,13 @@ def test_a_burst_is_delivered_whole_and_in_order(
 
 
 @pytest.fixture(scope="module")
-def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[MqttUrl, MqttUrl, Path]]:
+def tls_broker() -> Iterator[tuple[MqttUrl, MqttUrl, Path]]:
     """A mosquitto with a plain and a TLS listener (self-signed certificate for 127.0.0.1):
     (plain URL, TLS URL, certificate)."""
-    openssl, mosquitto = shutil.which("openssl"), shutil.which("mosquitto")
-    if openssl is None or mosquitto is None:
+    if shutil.which("openssl") is None or shutil.which("mosquitto") is None:
         pytest.skip("the TLS test needs the openssl and mosquitto programs")
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    plain, secure = free_port(), free_port()
-    (folder / "m.conf").write_text(
-        f"per_listener_settings false\nallow_anonymous true\nuser {getpass.getuser()}\n"
-        f"max_queued_messages 100000\nmax_inflight_messages 1000\n"
-        f"listener {plain} 127.0.0.1\n"
-        f"listener {secure} 127.0.0.1\ncertfile {cert}\nkeyfile {key}\n"
-    )
-    process = subprocess.Popen(
-        [mosquitto, "-c", str(folder / "m.conf")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        assert wait_for_port("127.0.0.1", secure, timeout=10), "TLS mosquitto did not start"
-        yield (
-            MqttUrl("127.0.0.1", plain, None, None, tls=False),
-            MqttUrl("127.0.0.1", secure, None, None, tls=True),
-            cert,
-        )
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with ExitStack() as stack:
+        yield start_mosquitto_with_tls(stack)  # the benches' broker, so both test the same
 
 
 def test_a_burst_over_tls_is_delivered_whole_and_in_order(
