@@ -353,8 +353,9 @@ def _start_mosquitto(stack: ExitStack, *, tls: bool) -> tuple[MqttUrl, MqttUrl |
     (folder / "m.conf").write_text(config)
     proc = subprocess.Popen([binary, "-c", str(folder / "m.conf")], stderr=subprocess.DEVNULL)
     stack.callback(proc.terminate)
-    for listening in (port, secure.port if secure else port):
-        wait_for_port("127.0.0.1", listening, timeout=10)
+    wait_for_port("127.0.0.1", port, timeout=10)
+    if secure:
+        wait_for_port("127.0.0.1", secure.port, timeout=10)
     return MqttUrl("127.0.0.1", port, None, None, tls=False), secure, cert
 
 

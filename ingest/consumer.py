@@ -282,11 +282,6 @@ class MqttConsumer:
             lane.arrived.clear()
             await lane.arrived.wait()
 
-    @property
-    def in_hand(self) -> int:
-        """Messages received from the broker and not yet committed."""
-        return len(self._acks)
-
     @staticmethod
     def _raise_failed(writing: set[asyncio.Task[None]]) -> None:
         """A write that failed for good (not a lost connection: that is retried) takes the

@@ -30,7 +30,6 @@ from __future__ import annotations
 import socket
 import ssl
 import struct
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -172,17 +171,12 @@ class BatchingClient(mqtt.Client):
                 break
             length, start = _remaining_length(buffer, pos + 1, end)
             stop = start + length
-            if length < 2 or stop > end:
-                break  # cut by the end of the read, or malformed: paho's code decides
-            topic_end = start + 2 + ((buffer[start] << 8) | buffer[start + 1])
-            body = topic_end + (2 if qos else 0)
-            if body + v5 > stop:
-                break  # malformed: paho's code says so
-            mid = (buffer[topic_end] << 8) | buffer[topic_end + 1] if qos else 0
-            if v5:
-                if buffer[body] != 0:
-                    break  # properties present
-                body += 1
+            if length < 0 or stop > end:
+                break  # cut by the end of the read: paho's code reads the rest
+            parts = _plain_publish(buffer, start, stop, qos, v5)
+            if parts is None:
+                break  # properties, or malformed: paho's code decides
+            topic_end, mid, body = parts
             topic = buffer[start + 2 : topic_end].decode("utf-8", errors="replace")
             deliver(topic, buffer[body:stop], mid, qos)
             if qos and not manual_ack:
@@ -201,20 +195,16 @@ class BatchingClient(mqtt.Client):
         qos = (header & 0x06) >> 1
         if self._protocol != MQTTProtocolVersion.MQTTv5 or qos == 2:
             return super()._handle_publish()
-        (topic_length,) = struct.unpack_from("!H", packet, 0)
-        pos = 2 + topic_length
-        mid = 0
-        if qos:
-            (mid,) = struct.unpack_from("!H", packet, pos)
-            pos += 2
-        if pos >= len(packet) or packet[pos] != 0:
+        parts = _plain_publish(packet, 0, len(packet), qos, v5=True)
+        if parts is None:
             return super()._handle_publish()  # properties present (or a malformed packet)
-        message = mqtt.MQTTMessage(mid=mid, topic=bytes(packet[2 : 2 + topic_length]))
+        topic_end, mid, body = parts
+        message = mqtt.MQTTMessage(mid=mid, topic=bytes(packet[2:topic_end]))
         message.dup = bool(header & 0x08)
         message.qos = qos
         message.retain = bool(header & 0x01)
-        message.payload = bytes(packet[pos + 1 :])
-        message.timestamp = time.monotonic()
+        message.payload = bytes(packet[body:])
+        message.timestamp = mqtt.time_func()
         self._handle_on_message(message)
         if qos and not self._manual_ack:
             return self._send_puback(mid)
@@ -235,6 +225,26 @@ class BatchingClient(mqtt.Client):
         # One queued entry holding many PUBACKs: paho writes it as it would one packet.
         rc: MQTTErrorCode = self._packet_queue(_PUBACK, packet, 0, 0)
         return rc
+
+
+def _plain_publish(
+    data: bytes | bytearray, start: int, stop: int, qos: int, v5: bool
+) -> tuple[int, int, int] | None:
+    """Where the parts of a QoS 0/1 PUBLISH body `data[start:stop]` lie: (end of the topic,
+    packet id, start of the payload); None when it carries MQTT 5 properties or is too short
+    to be a PUBLISH, which paho's own code handles."""
+    if stop - start < 2:
+        return None
+    topic_end = start + 2 + ((data[start] << 8) | data[start + 1])
+    body = topic_end + (2 if qos else 0)
+    if body + v5 > stop:
+        return None
+    mid = (data[topic_end] << 8) | data[topic_end + 1] if qos else 0
+    if v5:
+        if data[body] != 0:
+            return None
+        body += 1
+    return topic_end, mid, body
 
 
 def _remaining_length(buffer: bytes, pos: int, end: int) -> tuple[int, int]:
