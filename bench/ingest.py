@@ -36,6 +36,7 @@ from bench.fastpub import FastPublisher, publish_packet
 from devices.models import AreaIn, DeviceIn, DeviceType
 from hub.db import connect
 from hub.migrations import migrate
+from hub.pauses import tune_garbage_collector
 from hub.settings import MqttUrl
 from hub.signals import SignalBus
 from ingest.consumer import ConsumerConfig, MqttConsumer
@@ -131,6 +132,7 @@ def ingest_process(
     rss: list[tuple[float, float]] = []
 
     async def main() -> None:
+        tune_garbage_collector()  # as `shaobing ingest` does once started
         task = asyncio.create_task(consumer.run())
         await consumer.connected.wait()
         await asyncio.sleep(0.5)

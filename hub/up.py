@@ -15,7 +15,7 @@ from api.app import create_app
 from api.tokens import Role, TokenIn, has_admin_token, issue_token
 from hub.db import connect
 from hub.logs import get_logger
-from hub.pauses import freeze_startup_objects
+from hub.pauses import tune_garbage_collector
 from hub.runtime import Runtime, database, services
 from hub.settings import Settings
 from hub.signals import SignalBus
@@ -57,7 +57,7 @@ async def run_ingest_alone(settings: Settings) -> None:
     """`shaobing ingest`: MQTT consumer, device health, rules engine and incident timers."""
     async with database(settings):  # migrates, like every process that starts
         assert settings.database_url
-        freeze_startup_objects()
+        tune_garbage_collector()
         # Alone, a crash ends the process so that its supervisor restarts it.
         await asyncio.gather(run_ingest(settings, SignalBus()), run_timers(settings.database_url))
 
@@ -119,7 +119,7 @@ async def _serve(settings: Settings, bus: SignalBus | None = None) -> None:
         access_log=False,
         proxy_headers=True,
     )
-    freeze_startup_objects()
+    tune_garbage_collector()
     await _Server(config).serve()
 
 

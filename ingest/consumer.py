@@ -27,7 +27,7 @@ from ingest import metrics
 from ingest.decode import Message
 from ingest.health import HealthPolicy, sweep
 from ingest.pipeline import Decoded, Pipeline
-from ingest.receiver import CONNECTED, MESSAGES, SessionConfig, run_receiver
+from ingest.receiver import CONNECTED, MESSAGES, Delivered, SessionConfig, run_receiver
 from ingest.store import Turn
 
 log = get_logger(__name__)
@@ -59,9 +59,15 @@ class ConsumerConfig:
         return f"$share/{SHARED_GROUP}/{UPLINKS}" if self.shared else UPLINKS
 
 
+# What waits in a lane: (arrival number, receive time, delivery as the receiver sent it). Plain
+# tuples of plain values, which the garbage collector stops tracking once it has seen them:
+# tens of thousands wait here under load, and every collection would walk them again.
+_Waiting = tuple[int, datetime, Delivered]
+
+
 @dataclass
 class _Lane:
-    queue: deque[tuple[int, Message]] = field(default_factory=deque)
+    queue: deque[_Waiting] = field(default_factory=deque)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -72,17 +78,18 @@ class AckSequencer:
     def __init__(self) -> None:
         self._next = 0  # arrival number of the next message
         self._first_unacked = 0
-        self._waiting: dict[int, Message] = {}
+        self._waiting: dict[int, tuple[int, int, int]] = {}  # order → (mid, qos, generation)
         self._done: set[int] = set()
 
     def __len__(self) -> int:
         """Messages arrived and not yet committed."""
         return len(self._waiting)
 
-    def arrived(self, message: Message) -> int:
+    def arrived(self, ack: tuple[int, int, int]) -> int:
+        """Register a message by its (mid, qos, generation); returns its arrival number."""
         order = self._next
         self._next += 1
-        self._waiting[order] = message
+        self._waiting[order] = ack
         return order
 
     def committed(self, orders: Iterable[int]) -> list[tuple[int, int, int]]:
@@ -91,11 +98,16 @@ class AckSequencer:
         ready = []
         while self._first_unacked in self._done:
             self._done.discard(self._first_unacked)
-            message = self._waiting.pop(self._first_unacked)
-            if message.qos > 0:
-                ready.append((message.mid, message.qos, message.generation))
+            ack = self._waiting.pop(self._first_unacked)
+            if ack[1] > 0:  # QoS 0 is not acknowledged
+                ready.append(ack)
             self._first_unacked += 1
         return ready
+
+
+def _message(waiting: _Waiting) -> tuple[int, Message]:
+    order, received_at, (topic, payload, mid, qos, generation) = waiting
+    return order, Message(topic, payload, received_at, mid, qos, generation)
 
 
 class ReceiverGone(RuntimeError):
@@ -183,10 +195,9 @@ class MqttConsumer:
             received_at = datetime.fromtimestamp(epoch, UTC)
             events, telemetry = self._lanes["events"], self._lanes["telemetry"]
             arrived = self._acks.arrived
-            for topic, payload, mid, qos, generation in delivered:
-                message = Message(topic, payload, received_at, mid, qos, generation)
-                lane = events if topic.endswith("/event") else telemetry
-                lane.queue.append((arrived(message), message))
+            for delivery in delivered:  # (topic, payload, mid, qos, generation)
+                lane = events if delivery[0].endswith("/event") else telemetry
+                lane.queue.append((arrived(delivery[2:]), received_at, delivery))
             for lane in (events, telemetry):
                 if lane.queue:
                     lane.arrived.set()
@@ -255,7 +266,7 @@ class MqttConsumer:
                 await self._wait_for(lane, writing)
                 self._raise_failed(writing)
                 count = min(len(lane.queue), self.config.max_batch)
-                batch = [lane.queue.popleft() for _ in range(count)]
+                batch = [_message(lane.queue.popleft()) for _ in range(count)]
                 decoded = await self.pipeline.decode(lookups, [message for _, message in batch])
                 keys = decoded.keys()
                 claimed = [(k, done) for k, done in claimed if not done.done()]
