@@ -6,13 +6,15 @@
 Uses SB_BENCH_DATABASE_URL / SB_BENCH_MQTT_URL when set, else SB_TEST_DATABASE_URL's server
 (a scratch database) and a mosquitto it starts on a free port. Prints: the bare subscriber's
 receive rate, the pipeline's published→committed rate, their ratio, batch latency
-p50/p99, and the ingest process's peak RSS (and RSS over time with --soak).
+p50/p99, the ingest process's peak RSS and garbage collections (and RSS over time with
+--soak).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import multiprocessing as mp
 import os
@@ -110,6 +112,23 @@ class TimedPipeline(Pipeline):
         return result
 
 
+class CollectorClock:
+    """Collections and the time they took, per generation, from `gc.callbacks`."""
+
+    def __init__(self) -> None:
+        self.count = [0, 0, 0]
+        self.seconds = [0.0, 0.0, 0.0]
+        self._started = 0.0
+        gc.callbacks.append(self._on_collection)
+
+    def _on_collection(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        self.count[info["generation"]] += 1
+        self.seconds[info["generation"]] += time.perf_counter() - self._started
+
+
 def ingest_process(
     url: MqttUrl,
     database_url: str,
@@ -130,6 +149,7 @@ def ingest_process(
     )
     consumer = MqttConsumer(config, pipeline)
     rss: list[tuple[float, float]] = []
+    collector = CollectorClock()
 
     async def main() -> None:
         tune_garbage_collector()  # as `shaobing ingest` does once started
@@ -159,6 +179,8 @@ def ingest_process(
             "p50_ms": 1000 * latencies[len(latencies) // 2],
             "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "gc_count": collector.count,
+            "gc_seconds": collector.seconds,
             "rss": rss,
         }
     )
@@ -437,7 +459,13 @@ def main() -> None:
         )
         print(f"ratio pipeline / bare:  {rate / bare_rate:9.2f}")
         print(f"batch latency:          p50 {pipe['p50_ms']:.1f} ms   p99 {pipe['p99_ms']:.1f} ms")
-        print(f"ingest peak RSS:        {pipe['peak_rss_mb']:.0f} MB", flush=True)
+        print(f"ingest peak RSS:        {pipe['peak_rss_mb']:.0f} MB")
+        print(
+            "ingest GC:              collections by generation"
+            f" {'/'.join(map(str, pipe['gc_count']))},"
+            f" {sum(pipe['gc_seconds']):.2f} s in all",
+            flush=True,
+        )
 
         if args.soak:
             total = int(args.soak * args.soak_rate)
