@@ -185,19 +185,34 @@ def _duplicate(key: tuple[str, int]) -> Rejection:
     return Rejection(Reason.DUPLICATE, f"seq {key[1]} of {key[0]} was already stored")
 
 
+@dataclass(slots=True)
+class _Latest:
+    """A device's state after the batch's messages, applied in arrival order."""
+
+    last: Accepted
+    online: bool = True
+    battery_pct: float | None = None
+    rssi_dbm: float | None = None
+    fw: str | None = None
+
+
 async def _state_transitions(conn: AsyncConnection[DictRow], fresh: list[Accepted]) -> list[Signal]:
     """Update device_state from the batch; say device_online after a reported outage and
     battery_low when the battery crosses the threshold."""
-    latest: dict[str, dict[str, Any]] = {}
+    latest: dict[str, _Latest] = {}
     for acc in fresh:  # in arrival order: the last message of a device sets its state
-        state = latest.setdefault(acc.device.id, {"acc": acc})
-        state["acc"] = acc
-        state["last_seen"] = acc.message.received_at
-        for name in ("battery_pct", "rssi_dbm", "fw"):
-            if getattr(acc, name) is not None:
-                state[name] = getattr(acc, name)
+        state = latest.get(acc.device.id)
+        if state is None:
+            state = latest[acc.device.id] = _Latest(acc)
+        state.last = acc
         if acc.online is not None:
-            state["online"] = acc.online
+            state.online = acc.online
+        if acc.battery_pct is not None:
+            state.battery_pct = acc.battery_pct
+        if acc.rssi_dbm is not None:
+            state.rssi_dbm = acc.rssi_dbm
+        if acc.fw is not None:
+            state.fw = acc.fw
     if not latest:
         return []
     # Plain tuples: a batch reads a row per device, and dict rows cost a tenth of the batch.
@@ -211,19 +226,18 @@ async def _state_transitions(conn: AsyncConnection[DictRow], fresh: list[Accepte
     signals: list[Signal] = []
     rows = []
     for device_id, state in sorted(latest.items()):  # one lock order for every writer
-        last: Accepted = state["acc"]
+        last, online, battery = state.last, state.online, state.battery_pct
+        last_seen = last.message.received_at
         _, reported, offline_since, old_battery = before.get(device_id, _NO_STATE)
-        online = state.get("online", True)
         reported = bool(reported)
         if online:
             offline_since = None
         elif offline_since is None:
-            offline_since = state["last_seen"]
+            offline_since = last_seen
         if online and reported:
             signals.append(signal_of(last, "device_online", None, {}))
             await announce(conn, "device.online", id=device_id, area=last.device.area)
             reported = False
-        battery = state.get("battery_pct")
         if (
             battery is not None
             and battery < BATTERY_LOW_PCT
@@ -231,17 +245,9 @@ async def _state_transitions(conn: AsyncConnection[DictRow], fresh: list[Accepte
         ):
             signals.append(signal_of(last, "battery_low", battery, {"battery_pct": battery}))
         rows.append(
-            (
-                device_id,
-                state["last_seen"],
-                online,
-                offline_since,
-                reported,
-                battery,
-                state.get("rssi_dbm"),
-                state.get("fw"),
-            )
-        )
+            (device_id, last_seen, online, offline_since, reported, battery, state.rssi_dbm,
+             state.fw)
+        )  # fmt: skip
     await _upsert_state(conn, rows)
     return signals
 
