@@ -194,6 +194,13 @@ def _rss_mb() -> float:
 # --- publishers --------------------------------------------------------------------------------
 
 
+def smoke_telemetry(device: str, seq: int, ts_ms: int) -> tuple[str, bytes]:
+    """The message every bench device sends: (topic, payload), four readings."""
+    body = {"seq": seq, "ts": ts_ms, "smoke": 0.05, "temp_c": 24.5, "battery_pct": 87,
+            "rssi_dbm": -95}  # fmt: skip
+    return f"sb/{AREA}/{device}/telemetry", json.dumps(body).encode()
+
+
 def publisher(
     url: MqttUrl,
     qos: int,
@@ -216,16 +223,10 @@ def publisher(
         now_ms = int(time.time() * 1000)
         packets = []
         for i in range(first, min(first + chunk, count)):
-            body = {
-                "seq": start_seq + i // len(devices),
-                "ts": now_ms,
-                "smoke": 0.05,
-                "temp_c": 24.5,
-                "battery_pct": 87,
-                "rssi_dbm": -95,
-            }
-            topic = f"sb/{AREA}/{devices[i % len(devices)]}/telemetry"
-            packets.append(publish_packet(topic, json.dumps(body).encode(), qos, i % 65535 + 1))
+            topic, payload = smoke_telemetry(
+                devices[i % len(devices)], start_seq + i // len(devices), now_ms
+            )
+            packets.append(publish_packet(topic, payload, qos, i % 65535 + 1))
         return packets
 
     starts = range(0, count, chunk)

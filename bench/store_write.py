@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import time
 from collections import defaultdict
@@ -22,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from bench.ingest import AREA, database_server, drop_database, prepare_database
+from bench.ingest import database_server, drop_database, prepare_database, smoke_telemetry
 from hub.db import connect
 from hub.signals import SignalBus
 from ingest import store
@@ -58,10 +57,9 @@ def messages(devices: list[str], batch: int, size: int, seq0: int) -> list[Messa
     now = datetime.now(UTC)
     out = []
     for n in range(batch * size, (batch + 1) * size):
-        body = {"seq": seq0 + n // len(devices), "ts": int(time.time() * 1000), "smoke": 0.05,
-                "temp_c": 24.5, "battery_pct": 87, "rssi_dbm": -95}  # fmt: skip
-        topic = f"sb/{AREA}/{devices[n % len(devices)]}/telemetry"
-        out.append(Message(topic, json.dumps(body).encode(), now))
+        device, seq = devices[n % len(devices)], seq0 + n // len(devices)
+        topic, payload = smoke_telemetry(device, seq, int(time.time() * 1000))
+        out.append(Message(topic, payload, now))
     return out
 
 
