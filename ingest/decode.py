@@ -52,6 +52,13 @@ _EVENT_TYPES = {
 }  # fmt: skip
 
 
+# pydantic's words for the two mistakes devices make most with `ts`, in the contract's terms.
+_TS_PROBLEMS = {
+    "timezone_aware": "needs a UTC offset (e.g. +08:00 or Z)",
+    "datetime_type": "is RFC 3339 text or epoch milliseconds",
+}
+
+
 class Reason(StrEnum):
     BAD_JSON = "bad_json"
     NOT_OBJECT = "not_object"
@@ -295,7 +302,7 @@ def _schema_rejection(
     if kind in ("model_type", "model_attributes_type") and not first["loc"]:
         return Rejection(Reason.NOT_OBJECT, "payload is not a JSON object")
     if first["loc"] and first["loc"][0] == "ts":
-        return Rejection(Reason.BAD_TIMESTAMP, f"ts: {first['msg']}")
+        return Rejection(Reason.BAD_TIMESTAMP, f"ts: {_TS_PROBLEMS.get(kind, first['msg'])}")
     if channel == "event" and first["loc"] == ("type",):
         sent = _event_type(payload)
         owners = [t for t, types in _EVENT_TYPES.items() if sent in types and t != device_type]

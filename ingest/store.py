@@ -27,7 +27,7 @@ from hub.signals import SIGNAL_COLUMNS, Signal
 from ingest.decode import Accepted, IdRead, Message, Reason, Rejection, signal_of
 
 BATTERY_LOW_PCT = 20.0
-_DEVICE_TS = operator.itemgetter(1, 0)  # readings rows: (ts, device_id, metric, value)
+_DEVICE_ID = operator.attrgetter("device.id")
 # Faster than any road or rail trip between two reads means a cloned or shared card.
 MAX_TRAVEL_KMH = 300.0
 _HEAD_BYTES = 256
@@ -67,8 +67,10 @@ async def write_batch(
     rejected = rejected + duplicates
     result = BatchResult(accepted=len(fresh))
     result.rejected.update(r.reason.value for _, r in rejected)
-    # In index order: neighbouring index entries then land on the same leaf pages.
-    readings = sorted((row for acc in fresh for row in acc.readings), key=_DEVICE_TS)
+    # Near index order (device_id, ts): neighbouring index entries then land on the same leaf
+    # pages. A device's messages arrive in time order, so a stable sort of the messages by
+    # device does it, at a fifth of the cost of sorting the rows.
+    readings = [row for acc in sorted(fresh, key=_DEVICE_ID) for row in acc.readings]
     await _copy_readings(conn, readings)
 
     await turn()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -102,6 +102,33 @@ SD_STATUS = f"sb/{COMMUNITY}/SD-1/status"
 
 
 # --- device health ---------------------------------------------------------------------------
+# --- timestamps ------------------------------------------------------------------------------
+
+
+def test_ts_is_rfc3339_with_an_offset_or_epoch_milliseconds(harness: Harness) -> None:
+    at = T0 + timedelta(seconds=1.5)
+    ms = int(at.timestamp() * 1000)
+    beijing = at.astimezone(timezone(timedelta(hours=8))).isoformat()
+    harness.send_batch(
+        T0 + timedelta(seconds=2),
+        [
+            (SD, {"seq": 1, "ts": beijing, "smoke": 0.1}),
+            (SD, {"seq": 2, "ts": ms, "smoke": 0.2}),
+            (SD, {"seq": 3, "ts": str(ms), "smoke": 0.3}),  # epoch ms sent as text
+            (SD, {"seq": 4, "ts": at.replace(tzinfo=None).isoformat(), "smoke": 0.4}),
+            (SD, {"seq": 5, "ts": True, "smoke": 0.5}),
+            (SD, {"seq": 6, "ts": ms // 1000, "smoke": 0.6}),  # seconds, read as ms: 1970
+            (SD, {"seq": 7, "ts": "yesterday", "smoke": 0.7}),
+        ],
+    )
+    with psycopg.connect(harness.url) as conn:
+        stored = conn.execute("SELECT ts, value FROM readings WHERE metric = 'smoke'").fetchall()
+        dead = conn.execute("SELECT reason, detail FROM dead_letters ORDER BY id").fetchall()
+    assert sorted(stored, key=lambda r: r[1]) == [(at, 0.1), (at, 0.2), (at, 0.3)]
+    assert [reason for reason, _ in dead] == ["bad_timestamp"] * 4
+    assert dead[0][1] == "ts: needs a UTC offset (e.g. +08:00 or Z)"
+    assert dead[1][1] == "ts: is RFC 3339 text or epoch milliseconds"
+    assert "too old" in dead[2][1] and "valid datetime" in dead[3][1]
 
 
 def test_a_short_blip_raises_nothing(harness: Harness) -> None:
