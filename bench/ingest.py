@@ -6,8 +6,9 @@
 Uses SB_BENCH_DATABASE_URL / SB_BENCH_MQTT_URL when set, else SB_TEST_DATABASE_URL's server
 (a scratch database) and a mosquitto it starts on a free port. Prints: the bare subscriber's
 receive rate, the pipeline's published→committed rate, their ratio, batch latency
-p50/p99, the ingest process's peak RSS and garbage collections (and RSS over time with
---soak).
+p50/p99, the ingest process's peak RSS, CPU per message by process (ingest, its MQTT
+receiver, mosquitto, the database backends, the rest of the machine) and the ingest process's
+garbage collections (and RSS over time with --soak).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
+from bench.cpu import CpuClock, children, process_name
 from bench.fastpub import FastPublisher, publish_packet
 from devices.models import AreaIn, DeviceIn, DeviceType
 from hub.db import connect
@@ -150,22 +152,27 @@ def ingest_process(
     consumer = MqttConsumer(config, pipeline)
     rss: list[tuple[float, float]] = []
     collector = CollectorClock()
+    cpu: dict[str, float] = {}
 
     async def main() -> None:
         tune_garbage_collector()  # as `shaobing ingest` does once started
         task = asyncio.create_task(consumer.run())
         await consumer.connected.wait()
         await asyncio.sleep(0.5)
+        clock = CpuClock(await _processes_involved(database_url))
         ready.set()
         started = time.monotonic()
         next_sample = 0.0
         while pipeline.committed < expected:
             await asyncio.sleep(0.05)
+            if pipeline.first_received and not clock.started:
+                clock.start()  # the rate's clock starts there too (within 50 ms)
             if rss_every and time.monotonic() - started >= next_sample:
                 rss.append((time.monotonic() - started, _rss_mb()))
                 next_sample += rss_every
             if task.done():
                 task.result()
+        cpu.update(clock.stop())
         task.cancel()
 
     asyncio.run(main())
@@ -182,8 +189,45 @@ def ingest_process(
             "gc_count": collector.count,
             "gc_seconds": collector.seconds,
             "rss": rss,
+            "cpu": cpu,
         }
     )
+
+
+async def _processes_involved(database_url: str) -> dict[str, list[int]]:
+    """This process, its MQTT receiver, the bench's mosquitto and this database's backends,
+    as far as they run on this machine."""
+    conn = await connect(database_url)
+    async with conn:
+        cur = await conn.execute(
+            "SELECT pid FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        backends = [row["pid"] for row in await cur.fetchall()]
+    return {
+        "ingest": [os.getpid()],
+        "receiver": children(os.getpid()),
+        "mosquitto": [p for p in children(os.getppid()) if process_name(p) == "mosquitto"],
+        # A remote server's pids may exist here as other processes: check the name.
+        "PostgreSQL": [p for p in backends if (process_name(p) or "").startswith("postgres")],
+    }
+
+
+def print_cpu(cpu: dict[str, float], messages: int, seconds: float) -> None:
+    """CPU per committed message by process, and what the machine's cores did meanwhile."""
+    if not cpu or not messages:
+        return
+    machine = cpu.pop("machine", None)
+    parts = [f"{name} {spent / messages * 1e6:.1f}" for name, spent in cpu.items()]
+    line = f"CPU per message (µs):   {', '.join(parts)}"
+    if machine is not None:
+        other = machine - sum(cpu.values())
+        cores = os.cpu_count() or 1
+        line += (
+            f", other {other / messages * 1e6:.1f} (publishers, system);"
+            f" machine {machine / seconds / cores:.0%} busy of {cores} cores"
+        )
+    print(line)
 
 
 def _rss_mb() -> float:
@@ -461,6 +505,7 @@ def main() -> None:
         print(f"ratio pipeline / bare:  {rate / bare_rate:9.2f}")
         print(f"batch latency:          p50 {pipe['p50_ms']:.1f} ms   p99 {pipe['p99_ms']:.1f} ms")
         print(f"ingest peak RSS:        {pipe['peak_rss_mb']:.0f} MB")
+        print_cpu(pipe["cpu"], pipe["committed"], pipe["seconds"])
         print(
             "ingest GC:              collections by generation"
             f" {'/'.join(map(str, pipe['gc_count']))},"

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from bench.cpu import process_seconds
 from bench.ingest import database_server, drop_database, prepare_database, smoke_telemetry
 from hub.db import connect
 from hub.signals import SignalBus
@@ -34,10 +35,11 @@ WARM_UP = 5  # batches written before the clock starts
 
 
 def backend_cpu(pid: int) -> float:
-    """User + system CPU seconds of a local process."""
-    with open(f"/proc/{pid}/stat") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU seconds of the database backend, which must run on this machine."""
+    seconds = process_seconds(pid)
+    if seconds is None:
+        sys.exit("bench.store_write reads the backend's CPU from /proc: run it beside the server")
+    return seconds
 
 
 def timed(
