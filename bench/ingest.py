@@ -217,11 +217,12 @@ def print_cpu(cpu: dict[str, float], messages: int, seconds: float) -> None:
     """CPU per committed message by process, and what the machine's cores did meanwhile."""
     if not cpu or not messages:
         return
-    machine = cpu.pop("machine", None)
-    parts = [f"{name} {spent / messages * 1e6:.1f}" for name, spent in cpu.items()]
+    machine = cpu.get("machine")
+    named = {name: spent for name, spent in cpu.items() if name != "machine"}
+    parts = [f"{name} {spent / messages * 1e6:.1f}" for name, spent in named.items()]
     line = f"CPU per message (µs):   {', '.join(parts)}"
     if machine is not None:
-        other = machine - sum(cpu.values())
+        other = machine - sum(named.values())
         cores = os.cpu_count() or 1
         line += (
             f", other {other / messages * 1e6:.1f} (publishers, system);"
