@@ -101,7 +101,6 @@ SD = f"sb/{COMMUNITY}/SD-1/telemetry"
 SD_STATUS = f"sb/{COMMUNITY}/SD-1/status"
 
 
-# --- device health ---------------------------------------------------------------------------
 # --- timestamps ------------------------------------------------------------------------------
 
 
@@ -129,6 +128,9 @@ def test_ts_is_rfc3339_with_an_offset_or_epoch_milliseconds(harness: Harness) ->
     assert dead[0][1] == "ts: needs a UTC offset (e.g. +08:00 or Z)"
     assert dead[1][1] == "ts: is RFC 3339 text or epoch milliseconds"
     assert "too old" in dead[2][1] and "valid datetime" in dead[3][1]
+
+
+# --- device health ---------------------------------------------------------------------------
 
 
 def test_a_short_blip_raises_nothing(harness: Harness) -> None:
