@@ -80,7 +80,8 @@ def main() -> None:
             check=True,
         ).stdout.strip()
         hub = subprocess.Popen([sys.executable, "-m", "hub.cli", "up"], env=env)
-        stack.callback(lambda: (hub.send_signal(signal.SIGTERM), hub.wait(30)))
+        stack.callback(hub.wait, 30)  # callbacks run last-in first-out: signal, then wait
+        stack.callback(hub.send_signal, signal.SIGTERM)
         assert wait_for_port("127.0.0.1", port, timeout=60), "hub did not start"
         time.sleep(2)  # ingest subscribes and the rules engine loads
 

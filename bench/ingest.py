@@ -28,12 +28,16 @@ import time
 import uuid
 from collections.abc import Sequence
 from contextlib import ExitStack
+from dataclasses import dataclass
+from itertools import pairwise
+from multiprocessing.queues import Queue
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
+from prometheus_client import REGISTRY
 
 from bench.cpu import CpuClock, children, process_name
 from bench.fastpub import FastPublisher, publish_packet
@@ -77,8 +81,15 @@ def bare_subscriber(url: MqttUrl, qos: int, expected: int, ready: Any, out: Any)
     )
     if url.username:
         client.username_pw_set(url.username, url.password)
+
+    def on_connect(
+        client: mqtt.Client, userdata: object, flags: object, reason: object, props: object
+    ) -> None:
+        client.subscribe("sb/+/+/+", qos=qos)
+        ready.set()
+
     client.on_message = on_message
-    client.on_connect = lambda c, u, f, rc, p: (c.subscribe("sb/+/+/+", qos=qos), ready.set())
+    client.on_connect = on_connect
     client.connect(url.host, url.port)
     client.loop_start()
     done.wait(600)
@@ -90,6 +101,22 @@ def bare_subscriber(url: MqttUrl, qos: int, expected: int, ready: Any, out: Any)
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         }
     )
+
+
+# Seconds without a commit after which a run stops waiting. A load that outruns the pipeline
+# for minutes fills mosquitto's queue for the ingest session (`max_queued_messages`), and the
+# broker drops what comes after: those messages never arrive.
+_STALLED = 30.0
+
+
+@dataclass(frozen=True)
+class Sample:
+    """The ingest process during a soak, taken every `rss_every` seconds."""
+
+    seconds: float
+    rss_mb: float
+    in_hand: int  # the most messages received and not committed since the previous sample
+    committed: int
 
 
 class TimedPipeline(Pipeline):
@@ -150,7 +177,7 @@ def ingest_process(
         max_batch=tuning["max_batch"],
     )
     consumer = MqttConsumer(config, pipeline)
-    rss: list[tuple[float, float]] = []
+    samples: list[Sample] = []
     collector = CollectorClock()
     cpu: dict[str, float] = {}
 
@@ -163,13 +190,19 @@ def ingest_process(
         ready.set()
         started = time.monotonic()
         next_sample = 0.0
+        in_hand = 0
         while pipeline.committed < expected:
             await asyncio.sleep(0.05)
+            in_hand = max(in_hand, int(REGISTRY.get_sample_value("sb_ingest_in_hand") or 0))
             if pipeline.first_received and not clock.started:
                 clock.start()  # the rate's clock starts there too (within 50 ms)
             if rss_every and time.monotonic() - started >= next_sample:
-                rss.append((time.monotonic() - started, _rss_mb()))
+                elapsed = time.monotonic() - started
+                samples.append(Sample(elapsed, _rss_mb(), in_hand, pipeline.committed))
+                in_hand = 0
                 next_sample += rss_every
+            if pipeline.last_commit and time.perf_counter() - pipeline.last_commit > _STALLED:
+                break  # the rest will not come: the broker dropped it (see `Sample`)
             if task.done():
                 task.result()
         cpu.update(clock.stop())
@@ -188,7 +221,7 @@ def ingest_process(
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "gc_count": collector.count,
             "gc_seconds": collector.seconds,
-            "rss": rss,
+            "samples": samples,
             "cpu": cpu,
         }
     )
@@ -229,6 +262,31 @@ def print_cpu(cpu: dict[str, float], messages: int, seconds: float) -> None:
             f" machine {machine / seconds / cores:.0%} busy of {cores} cores"
         )
     print(line)
+
+
+def print_soak(soak: dict[str, Any], seconds: float, rate: float, total: int) -> None:
+    samples: list[Sample] = soak["samples"]
+    print(
+        f"soak {seconds:.0f} s at {rate:.0f} msgs/s: committed {soak['committed']} in"
+        f" {soak['seconds']:.1f} s ({soak['committed'] / soak['seconds']:.0f} msgs/s),"
+        f" batch p99 {soak['p99_ms']:.0f} ms"
+    )
+    every = ", ".join(f"{s.seconds:.0f}s" for s in samples)
+    print(f"  sampled at:             {every}")
+    print(f"  RSS, MB:                {', '.join(f'{s.rss_mb:.0f}' for s in samples)}")
+    print(f"  most in hand:           {', '.join(str(s.in_hand) for s in samples)}")
+    rates = [(b.committed - a.committed) / (b.seconds - a.seconds) for a, b in pairwise(samples)]
+    print(f"  committed msgs/s since the sample before: {', '.join(f'{r:.0f}' for r in rates)}")
+    warn_if_incomplete(soak["committed"], total)
+
+
+def warn_if_incomplete(committed: int, sent: int) -> None:
+    if committed < sent:
+        print(
+            f"  {sent - committed} messages never arrived ({_STALLED:.0f} s without a commit):"
+            " once the offered load has outrun the pipeline long enough, mosquitto drops what"
+            " exceeds its queue for the session ($SYS/broker/load/publish/dropped counts them)"
+        )
 
 
 def _rss_mb() -> float:
@@ -430,7 +488,8 @@ def _start_mosquitto(stack: ExitStack, *, tls: bool) -> tuple[MqttUrl, MqttUrl |
 
 
 def run_receiver(target: Any, args: tuple[Any, ...], publish: Any) -> dict[str, Any]:
-    ready, out = mp.Event(), mp.Queue()
+    ready = mp.Event()
+    out: Queue[dict[str, Any]] = mp.Queue()
     proc = mp.Process(target=target, args=(*args, ready, out))
     proc.start()
     if not ready.wait(60):
@@ -503,7 +562,9 @@ def main() -> None:
             f"ingest pipeline e2e:    {rate:9.0f} msgs/s  ({pipe['committed']} committed in"
             f" {pipe['seconds']:.2f} s, {pipe['batches']} batches of {pipe['mean_batch']:.0f})"
         )
-        print(f"ratio pipeline / bare:  {rate / bare_rate:9.2f}")
+        warn_if_incomplete(pipe["committed"], args.messages)
+        if not args.pipeline_only:
+            print(f"ratio pipeline / bare:  {rate / bare_rate:9.2f}")
         print(f"batch latency:          p50 {pipe['p50_ms']:.1f} ms   p99 {pipe['p99_ms']:.1f} ms")
         print(f"ingest peak RSS:        {pipe['peak_rss_mb']:.0f} MB")
         print_cpu(pipe["cpu"], pipe["committed"], pipe["seconds"])
@@ -523,11 +584,7 @@ def main() -> None:
                 )
 
             soak = run_receiver(ingest_process, (url, database_url, total, 30.0, tuning), paced)
-            samples = ", ".join(f"{t:.0f}s {mb:.0f}MB" for t, mb in soak["rss"])
-            print(
-                f"soak {args.soak:.0f} s at {args.soak_rate:.0f} msgs/s:"
-                f" committed {soak['committed']}, RSS {samples}"
-            )
+            print_soak(soak, args.soak, args.soak_rate, total)
 
 
 if __name__ == "__main__":

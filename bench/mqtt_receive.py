@@ -76,7 +76,14 @@ def counting_subscriber(
         client.on_delivery = on_delivery
     else:
         client.on_message = on_message
-    client.on_connect = lambda c, u, f, rc, p: (c.subscribe("sb/+/+/+", qos=1), ready.set())
+
+    def on_connect(
+        client: mqtt.Client, userdata: object, flags: object, reason: object, props: object
+    ) -> None:
+        client.subscribe("sb/+/+/+", qos=1)
+        ready.set()
+
+    client.on_connect = on_connect
     client.connect(url.host, url.port)
     client.loop_start()
     while not done.wait(0.02):

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from devices.models import Camera
 from vision.detector import Detector
@@ -33,9 +34,9 @@ CLIPS = [
 ]
 
 
-def read_frames(path: Path, limit: int) -> list[object]:
+def read_frames(path: Path, limit: int) -> list[np.ndarray]:
     cap = cv2.VideoCapture(str(path))
-    frames = []
+    frames: list[np.ndarray] = []
     while len(frames) < limit:
         ok, frame = cap.read()
         if not ok:
@@ -48,9 +49,9 @@ def read_frames(path: Path, limit: int) -> list[object]:
 def still_clip(media: Path, frames: int, folder: Path) -> Path:
     first = read_frames(media / "fire_smoke_cctv.mp4", 1)[0]
     path = folder / "still.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 25, first.shape[1::-1])  # type: ignore[attr-defined]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 25, first.shape[1::-1])
     for _ in range(frames):
-        writer.write(first)  # type: ignore[arg-type]
+        writer.write(first)
     writer.release()
     return path
 
