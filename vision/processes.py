@@ -40,7 +40,13 @@ def worker_main(settings: Settings, index: int, metrics_port: int | None) -> Non
     try:
         models = load_models(settings)
     except Exception as exc:  # a missing or unreadable model: say which, do not crash-loop fast
-        log.error("vision models could not be loaded", model=settings.yolo_model, error=str(exc))
+        log.error(
+            "vision models could not be loaded",
+            model=settings.yolo_model,
+            error=str(exc),
+            hint="a model name such as yolov8n.pt is downloaded on first use; offline, point"
+            " SB_YOLO_MODEL (SB_FIRE_MODEL, SB_POSE_MODEL) at files on this machine",
+        )
         raise SystemExit(2) from None
     log.info("vision models loaded", seconds=round(time.perf_counter() - started, 1))
 
