@@ -116,7 +116,9 @@ def vision(workers: int, metrics_port: int) -> None:
 @main.command()
 @click.option("--smoke", default=100, show_default=True, help="simulated smoke sensors")
 @click.option("--readers", default=10, show_default=True, help="simulated ID-card readers")
-@click.option("--rate", default=50.0, show_default=True, help="messages per second in all")
+@click.option(
+    "--rate", default=50.0, show_default=True, help="messages per second in all (0: unpaced)"
+)
 @click.option("--alarms", is_flag=True, help="raise occasional smoke alarms")
 @click.option("--bad", is_flag=True, help="mix in about 2% malformed messages")
 @click.option("--duration", type=float, default=None, help="stop after this many seconds")

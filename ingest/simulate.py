@@ -12,6 +12,7 @@ import json
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -33,6 +34,7 @@ AREA = "440311001002"
 CENTRE = (22.780, 113.930)
 _SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗高"
 _GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英"
+_WINDOW = 200  # QoS 1 messages in flight to the broker at most
 
 
 @dataclass
@@ -137,7 +139,9 @@ class Simulator:
             protocol=mqtt.MQTTv5 if mqtt_v5 else mqtt.MQTTv311,
         )
         configure(self._client, mqtt_url)
-        self._client.max_inflight_messages_set(200)
+        self._client.max_inflight_messages_set(_WINDOW)
+        # Published and not yet acknowledged by the broker, oldest first.
+        self._unacked: deque[mqtt.MQTTMessageInfo] = deque()
 
     def stop(self) -> None:
         self._stop.set()
@@ -148,6 +152,7 @@ class Simulator:
         try:
             self._publish_status()
             self._loop()
+            self._settle(0)  # what was counted as sent has reached the broker
         finally:
             self._client.disconnect()
             self._client.loop_stop()
@@ -171,8 +176,11 @@ class Simulator:
             if cfg.duration is not None and time.monotonic() - self.stats.started >= cfg.duration:
                 break
             topic, payload = self._next_message()
-            self._client.publish(topic, payload, qos=1)
+            self._unacked.append(self._client.publish(topic, payload, qos=1))
             self.stats.sent += 1
+            # paho queues without limit past its in-flight window, and what is still queued
+            # at disconnect is lost: past a window's worth, wait for the broker.
+            self._settle(_WINDOW)
             next_at += interval
             delay = next_at - time.monotonic()
             if delay > 0:
@@ -184,6 +192,18 @@ class Simulator:
                     f"simulate: {self.stats.sent} sent ({self.stats.sent / elapsed:.0f}/s),"
                     f" {self.stats.alarms} alarms, {self.stats.bad} malformed"
                 )
+
+    def _settle(self, at_most: int) -> None:
+        """Wait until no more than `at_most` messages await the broker's PUBACK (or stop)."""
+        unacked = self._unacked
+        while unacked and unacked[0].is_published():
+            unacked.popleft()
+        while len(unacked) > at_most and not self._stop.is_set():
+            # Polled: `wait_for_publish` refuses a message published while disconnected, which
+            # paho still sends once it has reconnected.
+            self._stop.wait(0.002)
+            while unacked and unacked[0].is_published():
+                unacked.popleft()
 
     def _next_message(self) -> tuple[str, bytes]:
         rng = self._rng

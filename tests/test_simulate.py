@@ -1,0 +1,108 @@
+"""`shaobing simulate` as users run it, into the real consumer, broker and database."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from hub.settings import MqttUrl
+from tests.ingest_helpers import running_consumer, wait_for
+from tests.services import local_mosquitto
+
+SMOKE, READERS = 8, 3
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[MqttUrl]:
+    """A broker of this test's own: the simulator leaves retained status messages behind."""
+    with local_mosquitto(tmp_path / "broker") as url:
+        yield url
+
+
+@pytest.mark.parametrize(
+    ("rate", "count"),
+    [
+        (200, 1200),  # paced, long enough for a progress line (every 5 s)
+        (0, 5000),  # as fast as the broker takes them: nothing may be left behind at the end
+    ],
+    ids=["paced", "unpaced"],
+)
+def test_simulated_traffic_lands_with_its_alarms_reads_and_dead_letters(
+    clean_registry: None,
+    database_url: str,
+    own_broker: MqttUrl,
+    tmp_path: Path,
+    rate: int,
+    count: int,
+) -> None:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("SB_")},
+        "SB_DATABASE_URL": database_url,
+        "SB_MQTT_URL": f"mqtt://{own_broker.host}:{own_broker.port}",
+        "SB_DATA_DIR": str(tmp_path / "var"),
+    }
+    command = [sys.executable, "-m", "hub.cli", "simulate", "--smoke", str(SMOKE)]
+    command += ["--readers", str(READERS), "--rate", str(rate), "--count", str(count)]
+    command += ["--alarms", "--bad"]
+    with running_consumer(database_url, own_broker):
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert f"simulate: {SMOKE + READERS} device(s) registered" in done.stderr
+        if rate:
+            progress = r"simulate: \d+ sent \(\d+/s\), \d+ alarms, \d+ malformed"
+            assert re.search(progress, done.stderr), done.stderr
+        summary = re.search(
+            r"simulate: done, (\d+) sent, (\d+) alarms, (\d+) malformed", done.stderr
+        )
+        assert summary, done.stderr
+        sent, alarms, bad = map(int, summary.groups())
+        assert sent == count and bad > 0  # about 2 % malformed: none in 1,200 is p ≈ 3e-11
+        # Every well-formed message lands, malformed ones beside them notwithstanding.
+        wait_for(
+            database_url,
+            "SELECT count(*) FROM uplinks WHERE device_id LIKE 'SIM-%'",
+            lambda n: n == sent - bad,
+        )
+        wait_for(
+            database_url,
+            "SELECT count(*) FROM device_state WHERE device_id LIKE 'SIM-%' AND fw = 'sim-1.0'",
+            lambda n: n == SMOKE + READERS,
+        )
+
+    with psycopg.connect(database_url) as conn:
+        smoke_uplinks, reader_uplinks = conn.execute(
+            "SELECT count(*) FILTER (WHERE device_id LIKE 'SIM-SD-%'),"
+            " count(*) FILTER (WHERE device_id LIKE 'SIM-RD-%') FROM uplinks"
+        ).fetchone() or (0, 0)
+        metrics = conn.execute(
+            "SELECT metric, count(DISTINCT device_id) FROM readings"
+            " WHERE device_id LIKE 'SIM-SD-%' GROUP BY metric ORDER BY metric"
+        ).fetchall()
+        # Smoke levels that drift: telemetry values differ from message to message.
+        distinct_levels = conn.execute(
+            "SELECT count(DISTINCT value) FROM readings WHERE metric = 'smoke'"
+        ).fetchone()
+        reads = conn.execute("SELECT status, count(*) FROM id_reads GROUP BY status").fetchall()
+        signals = dict(
+            conn.execute(
+                "SELECT kind, count(*) FROM signals WHERE source_id LIKE 'SIM-%' GROUP BY kind"
+            ).fetchall()
+        )
+        dead_letters = conn.execute("SELECT count(*) FROM dead_letters").fetchone()
+
+    assert metrics == [(m, SMOKE) for m in ("battery_pct", "rssi_dbm", "smoke", "temp_c")]
+    assert distinct_levels is not None and distinct_levels[0] > 100
+    # Readers send only ID reads, and every simulated card has a valid check digit and date.
+    assert reads == [("ok", reader_uplinks)] and reader_uplinks > 0
+    assert smoke_uplinks + reader_uplinks == sent - bad
+    assert signals.get("smoke_alarm", 0) == alarms
+    assert "id_invalid" not in signals and "id_expired" not in signals
+    # One of the malformed kinds has a topic outside `sb/+/+/+`, which ingest never receives.
+    assert dead_letters is not None and 0 < dead_letters[0] <= bad
