@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import ssl
+import threading
+import time
+from collections import deque
 
 import paho.mqtt.client as mqtt
 
@@ -17,3 +20,47 @@ def configure(client: mqtt.Client, url: MqttUrl) -> None:
     if url.tls:
         client.tls_set_context(ssl.create_default_context())
     client.reconnect_delay_set(min_delay=1, max_delay=30)
+
+
+class Unacknowledged:
+    """QoS 1 messages handed to paho that the broker has not acknowledged yet, oldest first.
+
+    paho queues publishes without limit past its in-flight window and drops what is still
+    queued when the client disconnects: a publisher waits here to bound its queue and, before
+    it disconnects, to lose nothing.
+    """
+
+    def __init__(self) -> None:
+        self._messages: deque[mqtt.MQTTMessageInfo] = deque()
+        self._lock = threading.Lock()
+
+    def add(self, message: mqtt.MQTTMessageInfo) -> None:
+        with self._lock:
+            self._forget_acknowledged()
+            self._messages.append(message)
+
+    def __len__(self) -> int:
+        with self._lock:
+            self._forget_acknowledged()
+            return len(self._messages)
+
+    def _forget_acknowledged(self) -> None:
+        # The broker acknowledges in order, so the acknowledged ones are at the front.
+        while self._messages and self._messages[0].is_published():
+            self._messages.popleft()
+
+    def wait(
+        self, at_most: int, *, stop: threading.Event | None = None, timeout: float | None = None
+    ) -> bool:
+        """Wait until no more than `at_most` are unacknowledged; False if `stop` was set or
+        `timeout` seconds passed first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        # Polled: `wait_for_publish` refuses a message published while disconnected, which
+        # paho still sends once it has reconnected.
+        while len(self) > at_most:
+            if (stop is not None and stop.is_set()) or (
+                deadline is not None and time.monotonic() >= deadline
+            ):
+                return False
+            time.sleep(0.002)
+        return True

@@ -12,7 +12,6 @@ import json
 import random
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -26,7 +25,7 @@ from devices.area_codes import parent_code
 from devices.areas import create_area, existing_areas
 from devices.models import AreaIn, DeviceIn, DeviceType
 from devices.registry import create_devices_bulk, existing_ids
-from hub.mqtt import configure
+from hub.mqtt import Unacknowledged, configure
 from hub.settings import MqttUrl
 from ingest.idcard import check_digit
 
@@ -140,8 +139,7 @@ class Simulator:
         )
         configure(self._client, mqtt_url)
         self._client.max_inflight_messages_set(_WINDOW)
-        # Published and not yet acknowledged by the broker, oldest first.
-        self._unacked: deque[mqtt.MQTTMessageInfo] = deque()
+        self._unacked = Unacknowledged()
 
     def stop(self) -> None:
         self._stop.set()
@@ -152,7 +150,7 @@ class Simulator:
         try:
             self._publish_status()
             self._loop()
-            self._settle(0)  # what was counted as sent has reached the broker
+            self._unacked.wait(0, stop=self._stop)  # what was counted as sent reached the broker
         finally:
             self._client.disconnect()
             self._client.loop_stop()
@@ -160,10 +158,15 @@ class Simulator:
 
     def _publish_status(self) -> None:
         for device_id in [*self._smoke, *self._readers]:
-            self._client.publish(
-                self._topic(device_id, "status"), json.dumps({"online": True, "fw": "sim-1.0"}),
-                qos=1, retain=True,
-            )  # fmt: skip
+            self._unacked.add(
+                self._client.publish(
+                    self._topic(device_id, "status"),
+                    json.dumps({"online": True, "fw": "sim-1.0"}),
+                    qos=1,
+                    retain=True,
+                )
+            )
+            self._unacked.wait(_WINDOW, stop=self._stop)
 
     def _loop(self) -> None:
         cfg = self.cfg
@@ -176,11 +179,9 @@ class Simulator:
             if cfg.duration is not None and time.monotonic() - self.stats.started >= cfg.duration:
                 break
             topic, payload = self._next_message()
-            self._unacked.append(self._client.publish(topic, payload, qos=1))
+            self._unacked.add(self._client.publish(topic, payload, qos=1))
             self.stats.sent += 1
-            # paho queues without limit past its in-flight window, and what is still queued
-            # at disconnect is lost: past a window's worth, wait for the broker.
-            self._settle(_WINDOW)
+            self._unacked.wait(_WINDOW, stop=self._stop)
             next_at += interval
             delay = next_at - time.monotonic()
             if delay > 0:
@@ -192,18 +193,6 @@ class Simulator:
                     f"simulate: {self.stats.sent} sent ({self.stats.sent / elapsed:.0f}/s),"
                     f" {self.stats.alarms} alarms, {self.stats.bad} malformed"
                 )
-
-    def _settle(self, at_most: int) -> None:
-        """Wait until no more than `at_most` messages await the broker's PUBACK (or stop)."""
-        unacked = self._unacked
-        while unacked and unacked[0].is_published():
-            unacked.popleft()
-        while len(unacked) > at_most and not self._stop.is_set():
-            # Polled: `wait_for_publish` refuses a message published while disconnected, which
-            # paho still sends once it has reconnected.
-            self._stop.wait(0.002)
-            while unacked and unacked[0].is_published():
-                unacked.popleft()
 
     def _next_message(self) -> tuple[str, bytes]:
         rng = self._rng

@@ -12,7 +12,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from hub.logs import get_logger
-from hub.mqtt import configure
+from hub.mqtt import Unacknowledged, configure
 from hub.settings import MqttUrl
 
 log = get_logger(__name__)
@@ -29,6 +29,7 @@ class Publisher:
         )
         configure(self._client, url)
         self._client.on_connect = self._on_connect
+        self._unacked = Unacknowledged()
         self._connected = threading.Event()
         self._seq_lock = threading.Lock()
         self._last_seq = 0
@@ -55,12 +56,13 @@ class Publisher:
     def publish(self, area: str, camera_id: str, channel: str, body: dict[str, Any],
                 *, retain: bool = False) -> mqtt.MQTTMessageInfo:  # fmt: skip
         topic = f"sb/{area}/{camera_id}/{channel}"
-        return self._client.publish(topic, json.dumps(body), qos=1, retain=retain)
+        message = self._client.publish(topic, json.dumps(body), qos=1, retain=retain)
+        self._unacked.add(message)
+        return message
 
     def close(self, timeout: float = 5.0) -> None:
-        """Let queued messages go out, then disconnect."""
-        deadline = time.monotonic() + timeout
-        while self._client.want_write() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        """Wait (up to `timeout`) until the broker has every message, then disconnect."""
+        if not self._unacked.wait(0, timeout=timeout):
+            log.warning("vision MQTT messages not acknowledged at close", left=len(self._unacked))
         self._client.disconnect()
         self._client.loop_stop()

@@ -1,0 +1,92 @@
+"""Our QoS 1 publishers against a real broker: a bounded queue, and nothing lost at close."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from hub.mqtt import Unacknowledged, configure
+from hub.settings import MqttUrl
+from tests.services import local_mosquitto
+from vision.publisher import Publisher
+
+COUNT = 3000
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[MqttUrl]:
+    """A broker that queues a million messages for a subscriber: a stock one keeps 1,000 and
+    drops the rest, and these tests are about what the publisher loses."""
+    with local_mosquitto(tmp_path / "broker") as url:
+        yield url
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.payloads: set[bytes] = set()
+        self.lock = threading.Lock()
+        self.all_in = threading.Event()
+
+    def add(self, payload: bytes) -> None:
+        with self.lock:
+            self.payloads.add(payload)
+            if len(self.payloads) >= COUNT:
+                self.all_in.set()
+
+
+@contextmanager
+def counting_subscriber(broker: MqttUrl, topic: str) -> Iterator[Counter]:
+    counter = Counter()
+    subscribed = threading.Event()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"test-{uuid.uuid4().hex[:8]}")
+    configure(client, broker)
+    client.on_message = lambda c, u, msg: counter.add(msg.payload)
+    client.on_subscribe = lambda *args: subscribed.set()
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    client.subscribe(topic, qos=1)
+    assert subscribed.wait(10)
+    try:
+        yield counter
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def test_waiting_bounds_the_queue_and_loses_nothing_at_disconnect(broker: MqttUrl) -> None:
+    topic = f"test/publishing/{uuid.uuid4().hex[:8]}"
+    with counting_subscriber(broker, topic) as counter:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"test-{uuid.uuid4().hex[:8]}")
+        configure(client, broker)
+        client.max_inflight_messages_set(20)
+        client.connect(broker.host, broker.port)
+        client.loop_start()
+        unacked = Unacknowledged()
+        most = 0
+        for i in range(COUNT):
+            unacked.add(client.publish(topic, f"{i}".encode(), qos=1))
+            most = max(most, len(unacked))
+            assert unacked.wait(100, timeout=30)
+        assert 20 < most <= 101  # paho queued past its window, and the wait bounded it
+        assert unacked.wait(0, timeout=30)
+        client.disconnect()
+        client.loop_stop()
+        assert counter.all_in.wait(30), f"{len(counter.payloads)} of {COUNT} arrived"
+
+
+def test_vision_publisher_close_delivers_everything_queued(broker: MqttUrl) -> None:
+    area = f"9{uuid.uuid4().int % 10**11:011d}"  # a 12-digit code of its own
+    with counting_subscriber(broker, f"sb/{area}/+/+") as counter:
+        publisher = Publisher(broker)
+        assert publisher.wait_connected(10)
+        for i in range(COUNT):  # far past paho's default window of 20 in flight
+            publisher.publish(area, "CAM-1", "telemetry", {"seq": i})
+        publisher.close(timeout=30)
+        assert counter.all_in.wait(30), f"{len(counter.payloads)} of {COUNT} arrived"
