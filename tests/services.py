@@ -80,26 +80,49 @@ def api_server(settings: Settings) -> Iterator[str]:
         thread.join(timeout=10)
 
 
+class LocalMosquitto:
+    """A mosquitto allowing anonymous clients, with a persistent store, that can be stopped
+    and started again on the same port."""
+
+    def __init__(self, folder: Path) -> None:
+        binary = shutil.which("mosquitto")
+        if binary is None:
+            pytest.skip(
+                "mosquitto is not installed (apt-get install mosquitto); ingest tests need it"
+            )
+        folder.mkdir(parents=True, exist_ok=True)
+        self.binary = binary
+        self.url = MqttUrl("127.0.0.1", free_port(), None, None, tls=False)
+        self.config = folder / "mosquitto.conf"
+        self.config.write_text(
+            f"listener {self.url.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+            f"persistence_location {folder}/\nmax_queued_messages 1000000\n"
+            f"max_inflight_messages 1000\nuser {getpass.getuser()}\n"
+        )
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> MqttUrl:
+        self.process = subprocess.Popen(
+            [self.binary, "-c", str(self.config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        assert wait_for_port("127.0.0.1", self.url.port, timeout=10), "mosquitto did not start"
+        return self.url
+
+    def stop(self) -> None:
+        """SIGTERM: mosquitto writes its store (sessions, queued messages) on the way out."""
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
 @contextmanager
 def local_mosquitto(folder: Path) -> Iterator[MqttUrl]:
-    """A mosquitto (or amqtt, where mosquitto is missing) allowing anonymous clients."""
-    folder.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    binary = shutil.which("mosquitto")
-    if binary is None:
-        pytest.skip("mosquitto is not installed (apt-get install mosquitto); ingest tests need it")
-    config = folder / "mosquitto.conf"
-    config.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
-        f"persistence_location {folder}/\nmax_queued_messages 1000000\n"
-        f"max_inflight_messages 1000\nuser {getpass.getuser()}\n"
-    )
-    process = subprocess.Popen(
-        [binary, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    """A running `LocalMosquitto`, stopped on leaving."""
+    broker = LocalMosquitto(folder)
     try:
-        assert wait_for_port("127.0.0.1", port, timeout=10), "test mosquitto did not start"
-        yield MqttUrl("127.0.0.1", port, None, None, tls=False)
+        yield broker.start()
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        broker.stop()

@@ -21,7 +21,7 @@ from prometheus_client import REGISTRY
 
 from hub.settings import MqttUrl
 from tests.ingest_helpers import Publisher, running_consumer, wait_for
-from tests.services import local_mosquitto
+from tests.services import LocalMosquitto, local_mosquitto
 from tests.test_registry_api import COMMUNITY, register_area
 
 OTHER = "440311001003"
@@ -304,6 +304,54 @@ def test_zero_loss_across_sigkill(
         ).fetchone()
         # Every device got exactly its 200 messages (ZL-000 one more: the probe).
         assert per_device == (100, 200, 201)
+
+
+def test_a_broker_restart_loses_nothing(
+    registry: httpx.Client, database_url: str, tmp_path: Path
+) -> None:
+    """The broker stops while ingest holds messages it has not committed (a table lock
+    holds its writes) and more wait in the broker's queue; the held ones commit after the
+    broker is gone, so their PUBACKs are never sent. After the restart the broker delivers
+    both again from its store, ingest stores each message once, and new traffic flows."""
+    broker = LocalMosquitto(tmp_path / "broker")
+    url = broker.start()
+    first, second = 3000, 1000
+    try:
+        # At most 1,000 in hand, so that some still wait in the broker's queue for the session
+        # when it stops (in one run 2,336 had reached ingest's socket, 664 had not).
+        with running_consumer(database_url, url, max_in_hand=1000):
+            with psycopg.connect(database_url) as locker:
+                locker.execute("LOCK TABLE uplinks IN SHARE ROW EXCLUSIVE MODE")  # no inserts
+                pub = Publisher(url, in_flight=500)
+                sent = [
+                    pub.client.publish(topic("SD-1"), json.dumps(telemetry(seq)), qos=1)
+                    for seq in range(1, first + 1)
+                ]
+                for info in sent:
+                    info.wait_for_publish(10)  # the broker has every one of them
+                pub.close()
+                deadline = time.monotonic() + 10
+                while not REGISTRY.get_sample_value("sb_ingest_in_hand"):
+                    assert time.monotonic() < deadline, "ingest received nothing"
+                    time.sleep(0.05)
+                broker.stop()
+            # The lock is gone: what ingest held commits now, unacknowledged.
+            count = "SELECT count(*) FROM uplinks WHERE device_id = 'SD-1'"
+            wait_for(database_url, count, lambda n: n > 0)
+            broker.start()
+            pub = Publisher(url)
+            for seq in range(first + 1, first + second + 1):
+                pub.send(topic("SD-1"), telemetry(seq))
+            pub.close()
+            wait_for(database_url, count, lambda n: n == first + second, timeout=60)
+            # The messages committed while the broker was down came again, as duplicates.
+            redelivered = "SELECT count(*) FROM dead_letters WHERE reason = 'duplicate'"
+            wait_for(database_url, redelivered, lambda n: n > 0)
+    finally:
+        broker.stop()
+    with psycopg.connect(database_url) as conn:
+        readings = conn.execute("SELECT count(*) FROM readings WHERE device_id = 'SD-1'")
+        assert readings.fetchone() == (2 * (first + second),)  # smoke and temp_c, once each
 
 
 def test_status_and_last_will_update_device_state(
