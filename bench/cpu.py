@@ -1,59 +1,41 @@
-"""CPU time of the processes taking part in a bench run, read from /proc.
+"""CPU time of the processes taking part in a bench run (psutil).
 
-Linux only, and only for processes on this machine: elsewhere the figures are simply absent.
+Only processes on this machine can be read: for a remote database the figures are absent.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
-_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+import psutil
 
 
 def process_seconds(pid: int) -> float | None:
     """User + system CPU seconds of a process; None when it is gone or unreadable."""
     try:
-        with open(f"/proc/{pid}/stat") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-    except OSError:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.Error:
         return None
-    return (int(fields[11]) + int(fields[12])) / _TICK
+    return times.user + times.system
 
 
-def process_name(pid: int) -> str | None:
-    try:
-        with open(f"/proc/{pid}/comm") as fh:
-            return fh.read().strip()
-    except OSError:
-        return None
-
-
-def children(pid: int) -> list[int]:
-    """The direct children of a process."""
+def named(pids: list[int], prefix: str) -> list[int]:
+    """The processes among `pids` whose name starts with `prefix` (a pid from another machine
+    may belong to some other process here)."""
     found = []
-    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
-        if not entry.isdigit():
-            continue
+    for pid in pids:
         try:
-            with open(f"/proc/{entry}/stat") as fh:
-                parent = int(fh.read().rsplit(")", 1)[1].split()[1])
-        except OSError:
+            if psutil.Process(pid).name().startswith(prefix):
+                found.append(pid)
+        except psutil.Error:
             continue
-        if parent == pid:
-            found.append(int(entry))
     return found
 
 
-def machine_busy_seconds() -> float | None:
+def machine_busy_seconds() -> float:
     """CPU seconds all cores together have spent on anything but idling, since boot."""
-    try:
-        with open("/proc/stat") as fh:
-            ticks = [int(n) for n in fh.readline().split()[1:9]]
-    except OSError:
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq, steal = ticks
-    return (user + nice + system + irq + softirq + steal) / _TICK
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
 
 
 @dataclass
@@ -86,7 +68,5 @@ class CpuClock:
             for pid in pids
             if (s := process_seconds(pid)) is not None
         }
-        machine = machine_busy_seconds()
-        if machine is not None:
-            seconds[("machine", 0)] = machine
+        seconds[("machine", 0)] = machine_busy_seconds()
         return seconds

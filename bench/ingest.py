@@ -35,11 +35,12 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+import psutil
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 from prometheus_client import REGISTRY
 
-from bench.cpu import CpuClock, children, process_name
+from bench.cpu import CpuClock, named
 from bench.fastpub import FastPublisher, publish_packet
 from devices.models import AreaIn, DeviceIn, DeviceType
 from hub.db import connect
@@ -239,10 +240,9 @@ async def _processes_involved(database_url: str) -> dict[str, list[int]]:
         backends = [row["pid"] for row in await cur.fetchall()]
     return {
         "ingest": [os.getpid()],
-        "receiver": children(os.getpid()),
-        "mosquitto": [p for p in children(os.getppid()) if process_name(p) == "mosquitto"],
-        # A remote server's pids may exist here as other processes: check the name.
-        "PostgreSQL": [p for p in backends if (process_name(p) or "").startswith("postgres")],
+        "receiver": [child.pid for child in psutil.Process().children()],
+        "mosquitto": named([c.pid for c in psutil.Process(os.getppid()).children()], "mosquitto"),
+        "PostgreSQL": named(backends, "postgres"),
     }
 
 
@@ -250,18 +250,15 @@ def print_cpu(cpu: dict[str, float], messages: int, seconds: float) -> None:
     """CPU per committed message by process, and what the machine's cores did meanwhile."""
     if not cpu or not messages:
         return
-    machine = cpu.get("machine")
-    named = {name: spent for name, spent in cpu.items() if name != "machine"}
-    parts = [f"{name} {spent / messages * 1e6:.1f}" for name, spent in named.items()]
-    line = f"CPU per message (µs):   {', '.join(parts)}"
-    if machine is not None:
-        other = machine - sum(named.values())
-        cores = os.cpu_count() or 1
-        line += (
-            f", other {other / messages * 1e6:.1f} (publishers, system);"
-            f" machine {machine / seconds / cores:.0%} busy of {cores} cores"
-        )
-    print(line)
+    machine = cpu["machine"]
+    groups = {name: spent for name, spent in cpu.items() if name != "machine"}
+    parts = [f"{name} {spent / messages * 1e6:.1f}" for name, spent in groups.items()]
+    other = machine - sum(groups.values())
+    cores = os.cpu_count() or 1
+    print(
+        f"CPU per message (µs):   {', '.join(parts)}, other {other / messages * 1e6:.1f}"
+        f" (publishers, system); machine {machine / seconds / cores:.0%} busy of {cores} cores"
+    )
 
 
 def print_soak(soak: dict[str, Any], seconds: float, rate: float, total: int) -> None:
