@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import threading
+import queue
+import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -15,6 +15,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from hub.mqtt import Unacknowledged, configure
 from hub.settings import MqttUrl
 from tests.services import local_mosquitto
+from tests.test_mqtt_client import Received, subscriber
 from vision.publisher import Publisher
 
 COUNT = 3000
@@ -28,41 +29,20 @@ def broker(tmp_path: Path) -> Iterator[MqttUrl]:
         yield url
 
 
-class Counter:
-    def __init__(self) -> None:
-        self.payloads: set[bytes] = set()
-        self.lock = threading.Lock()
-        self.all_in = threading.Event()
-
-    def add(self, payload: bytes) -> None:
-        with self.lock:
-            self.payloads.add(payload)
-            if len(self.payloads) >= COUNT:
-                self.all_in.set()
-
-
-@contextmanager
-def counting_subscriber(broker: MqttUrl, topic: str) -> Iterator[Counter]:
-    counter = Counter()
-    subscribed = threading.Event()
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"test-{uuid.uuid4().hex[:8]}")
-    configure(client, broker)
-    client.on_message = lambda c, u, msg: counter.add(msg.payload)
-    client.on_subscribe = lambda *args: subscribed.set()
-    client.connect(broker.host, broker.port)
-    client.loop_start()
-    client.subscribe(topic, qos=1)
-    assert subscribed.wait(10)
-    try:
-        yield counter
-    finally:
-        client.disconnect()
-        client.loop_stop()
+def assert_all_arrive(inbox: queue.Queue[Received], timeout: float = 30) -> None:
+    payloads: set[bytes] = set()
+    deadline = time.monotonic() + timeout
+    while len(payloads) < COUNT and time.monotonic() < deadline:
+        try:
+            payloads.add(inbox.get(timeout=0.5)[1])
+        except queue.Empty:
+            continue
+    assert len(payloads) == COUNT, f"{len(payloads)} of {COUNT} arrived"
 
 
 def test_waiting_bounds_the_queue_and_loses_nothing_at_disconnect(broker: MqttUrl) -> None:
     topic = f"test/publishing/{uuid.uuid4().hex[:8]}"
-    with counting_subscriber(broker, topic) as counter:
+    with subscriber(broker, topic) as (_, inbox):
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"test-{uuid.uuid4().hex[:8]}")
         configure(client, broker)
         client.max_inflight_messages_set(20)
@@ -78,15 +58,15 @@ def test_waiting_bounds_the_queue_and_loses_nothing_at_disconnect(broker: MqttUr
         assert unacked.wait(0, timeout=30)
         client.disconnect()
         client.loop_stop()
-        assert counter.all_in.wait(30), f"{len(counter.payloads)} of {COUNT} arrived"
+        assert_all_arrive(inbox)
 
 
 def test_vision_publisher_close_delivers_everything_queued(broker: MqttUrl) -> None:
     area = f"9{uuid.uuid4().int % 10**11:011d}"  # a 12-digit code of its own
-    with counting_subscriber(broker, f"sb/{area}/+/+") as counter:
+    with subscriber(broker, f"sb/{area}/+/+") as (_, inbox):
         publisher = Publisher(broker)
         assert publisher.wait_connected(10)
         for i in range(COUNT):  # far past paho's default window of 20 in flight
             publisher.publish(area, "CAM-1", "telemetry", {"seq": i})
         publisher.close(timeout=30)
-        assert counter.all_in.wait(30), f"{len(counter.payloads)} of {COUNT} arrived"
+        assert_all_arrive(inbox)
