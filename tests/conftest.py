@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import psycopg
@@ -118,4 +119,14 @@ def mqtt_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MqttUrl]:
         yield MqttUrl.parse(env)
         return
     with local_mosquitto(tmp_path_factory.mktemp("mqtt")) as url:
+        yield url
+
+
+@pytest.fixture
+def queueing_broker(tmp_path: Path) -> Iterator[MqttUrl]:
+    """A mosquitto of the test's own that keeps a large queue for each session, as the
+    embedded one does. (Stock mosquitto keeps 1,000 and drops the rest: any deployment must
+    raise max_queued_messages for ingest to lose nothing across a restart.) Being the test's
+    own, what it retains reaches no other test."""
+    with local_mosquitto(tmp_path / "broker") as url:
         yield url

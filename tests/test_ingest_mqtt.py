@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from prometheus_client import REGISTRY
 
 from hub.settings import MqttUrl
 from tests.ingest_helpers import Publisher, running_consumer, wait_for
-from tests.services import LocalMosquitto, local_mosquitto
+from tests.services import LocalMosquitto
 from tests.test_registry_api import COMMUNITY, register_area
 
 OTHER = "440311001003"
@@ -217,15 +216,6 @@ def test_nul_bytes_cost_only_their_own_message(
         wait_for(database_url, "SELECT count(*) FROM dead_letters", lambda n: n == 1)
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT reason FROM dead_letters").fetchone() == ("schema",)
-
-
-@pytest.fixture
-def queueing_broker(tmp_path: Path) -> Iterator[MqttUrl]:
-    """A mosquitto that keeps a large queue for a disconnected persistent session, as the
-    embedded one does. (Stock mosquitto keeps 1,000 and drops the rest: any deployment must
-    raise max_queued_messages for ingest to lose nothing across a restart.)"""
-    with local_mosquitto(tmp_path / "broker") as url:
-        yield url
 
 
 def test_zero_loss_across_sigkill(

@@ -5,30 +5,20 @@ from __future__ import annotations
 import queue
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import paho.mqtt.client as mqtt
-import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from hub.mqtt import Unacknowledged, configure
 from hub.settings import MqttUrl
-from tests.services import local_mosquitto
 from tests.test_mqtt_client import Received, subscriber
 from vision.publisher import Publisher
 
 COUNT = 3000
 
 
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[MqttUrl]:
-    """A broker that queues a million messages for a subscriber: a stock one keeps 1,000 and
-    drops the rest, and these tests are about what the publisher loses."""
-    with local_mosquitto(tmp_path / "broker") as url:
-        yield url
-
-
+# Against `queueing_broker`: a stock mosquitto keeps 1,000 messages for a subscriber and drops
+# the rest, and these tests are about what the publisher loses.
 def assert_all_arrive(inbox: queue.Queue[Received], timeout: float = 30) -> None:
     payloads: set[bytes] = set()
     deadline = time.monotonic() + timeout
@@ -40,13 +30,13 @@ def assert_all_arrive(inbox: queue.Queue[Received], timeout: float = 30) -> None
     assert len(payloads) == COUNT, f"{len(payloads)} of {COUNT} arrived"
 
 
-def test_waiting_bounds_the_queue_and_loses_nothing_at_disconnect(broker: MqttUrl) -> None:
+def test_waiting_bounds_the_queue_and_loses_nothing_at_disconnect(queueing_broker: MqttUrl) -> None:
     topic = f"test/publishing/{uuid.uuid4().hex[:8]}"
-    with subscriber(broker, topic) as (_, inbox):
+    with subscriber(queueing_broker, topic) as (_, inbox):
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"test-{uuid.uuid4().hex[:8]}")
-        configure(client, broker)
+        configure(client, queueing_broker)
         client.max_inflight_messages_set(20)
-        client.connect(broker.host, broker.port)
+        client.connect(queueing_broker.host, queueing_broker.port)
         client.loop_start()
         unacked = Unacknowledged()
         most = 0
@@ -61,10 +51,10 @@ def test_waiting_bounds_the_queue_and_loses_nothing_at_disconnect(broker: MqttUr
         assert_all_arrive(inbox)
 
 
-def test_vision_publisher_close_delivers_everything_queued(broker: MqttUrl) -> None:
+def test_vision_publisher_close_delivers_everything_queued(queueing_broker: MqttUrl) -> None:
     area = f"9{uuid.uuid4().int % 10**11:011d}"  # a 12-digit code of its own
-    with subscriber(broker, f"sb/{area}/+/+") as (_, inbox):
-        publisher = Publisher(broker)
+    with subscriber(queueing_broker, f"sb/{area}/+/+") as (_, inbox):
+        publisher = Publisher(queueing_broker)
         assert publisher.wait_connected(10)
         for i in range(COUNT):  # far past paho's default window of 20 in flight
             publisher.publish(area, "CAM-1", "telemetry", {"seq": i})

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -14,16 +11,9 @@ import pytest
 
 from hub.settings import MqttUrl
 from tests.ingest_helpers import running_consumer, wait_for
-from tests.services import local_mosquitto
+from tests.test_cli import SHAOBING, clean_env
 
 SMOKE, READERS = 8, 3
-
-
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[MqttUrl]:
-    """A broker of this test's own: the simulator leaves retained status messages behind."""
-    with local_mosquitto(tmp_path / "broker") as url:
-        yield url
 
 
 @pytest.mark.parametrize(
@@ -37,21 +27,20 @@ def own_broker(tmp_path: Path) -> Iterator[MqttUrl]:
 def test_simulated_traffic_lands_with_its_alarms_reads_and_dead_letters(
     clean_registry: None,
     database_url: str,
-    own_broker: MqttUrl,
+    queueing_broker: MqttUrl,
     tmp_path: Path,
     rate: int,
     count: int,
 ) -> None:
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("SB_")},
-        "SB_DATABASE_URL": database_url,
-        "SB_MQTT_URL": f"mqtt://{own_broker.host}:{own_broker.port}",
-        "SB_DATA_DIR": str(tmp_path / "var"),
-    }
-    command = [sys.executable, "-m", "hub.cli", "simulate", "--smoke", str(SMOKE)]
+    env = clean_env(
+        SB_DATABASE_URL=database_url,
+        SB_MQTT_URL=f"mqtt://{queueing_broker.host}:{queueing_broker.port}",
+        SB_DATA_DIR=str(tmp_path / "var"),
+    )
+    command = [*SHAOBING, "simulate", "--smoke", str(SMOKE)]
     command += ["--readers", str(READERS), "--rate", str(rate), "--count", str(count)]
     command += ["--alarms", "--bad"]
-    with running_consumer(database_url, own_broker):
+    with running_consumer(database_url, queueing_broker):
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
         assert f"simulate: {SMOKE + READERS} device(s) registered" in done.stderr
