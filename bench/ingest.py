@@ -287,8 +287,7 @@ def warn_if_incomplete(committed: int, sent: int) -> None:
 
 
 def _rss_mb() -> float:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    return psutil.Process().memory_info().rss / 2**20
 
 
 # --- publishers --------------------------------------------------------------------------------

@@ -5,7 +5,7 @@
 Decodes smoke telemetry batches (as bench/ingest.py publishes them), then writes them one
 after another on one connection, as a telemetry writer does, and prints per message: decode
 time, then for each step of `write_batch` the Python CPU time and the CPU time of the
-PostgreSQL backend (read from /proc, so Linux with the server on this machine), and the WAL
+PostgreSQL backend (so the server must run on this machine), and the WAL
 written. No broker is involved. Uses SB_BENCH_DATABASE_URL or SB_TEST_DATABASE_URL's server
 (a scratch database).
 """
@@ -38,7 +38,7 @@ def backend_cpu(pid: int) -> float:
     """CPU seconds of the database backend, which must run on this machine."""
     seconds = process_seconds(pid)
     if seconds is None:
-        sys.exit("bench.store_write reads the backend's CPU from /proc: run it beside the server")
+        sys.exit("bench.store_write reads the backend's CPU: run it beside the database server")
     return seconds
 
 
