@@ -31,13 +31,16 @@ from api.stream import Broadcaster
 from api.stream import router as stream_router
 from hub.db import open_pool
 from hub.settings import Settings
-from hub.signals import SignalBus
+from hub.supervisor import Supervisor
 
 API_PREFIX = "/api/v1"
 
 
-def create_app(settings: Settings, *, bus: SignalBus | None = None) -> FastAPI:
-    """Build the app; its lifespan opens the database pool from `settings.database_url`."""
+def create_app(settings: Settings, *, process: Supervisor | None = None) -> FastAPI:
+    """Build the app; its lifespan opens the database pool from `settings.database_url`.
+
+    `process`: the supervisor of the process the app runs in, whose components `/readyz`
+    reports beside the app's own (the live stream)."""
     if not settings.database_url:
         raise ValueError("create_app needs settings.database_url (shaobing up resolves it)")
     database_url = settings.database_url
@@ -46,12 +49,15 @@ def create_app(settings: Settings, *, bus: SignalBus | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.pool = await open_pool(database_url)
         app.state.broadcaster = Broadcaster(database_url, app.state.pool)
-        live = asyncio.create_task(app.state.broadcaster.run())
+        components = Supervisor("api")
+        components.add("live-stream", app.state.broadcaster.run)
+        app.state.supervisors = [s for s in (process, components) if s is not None]
+        running = asyncio.create_task(components.run())
         try:
             yield
         finally:
-            live.cancel()
-            await asyncio.gather(live, return_exceptions=True)
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
             await app.state.pool.close()
 
     app = FastAPI(
@@ -62,8 +68,6 @@ def create_app(settings: Settings, *, bus: SignalBus | None = None) -> FastAPI:
         license_info={"name": "AGPL-3.0", "identifier": "AGPL-3.0-only"},
     )
     app.state.settings = settings
-    # Signals from HTTP pushes reach the same subscribers as MQTT ones when run in `up`.
-    app.state.bus = bus or SignalBus()
     install_error_handlers(app)
     app.add_middleware(
         BodyLimitMiddleware,

@@ -38,6 +38,11 @@ def area_filter(
 
 
 DbPool = Annotated[Pool, Depends(get_pool)]
+Category = Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+Cursor = Annotated[
+    str | None,
+    Query(max_length=128, pattern=r"^[A-Za-z0-9_-]*$", description="`next` of the page before"),
+]
 AreaFilter = Annotated[str | None, Depends(area_filter)]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 Reader = Annotated[Principal, Depends(allow(ALL_ROLES))]

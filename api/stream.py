@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
-from psycopg import AsyncConnection
 
 from api.auth import Principal, authenticate
 from hub.db import Pool
 from hub.errors import HubError
 from hub.events import EVENTS_CHANNEL
+from hub.listen import wakeups
 from hub.logs import get_logger
+from hub.supervisor import Probe
 from incidents.store import get_incident
 
 log = get_logger(__name__)
@@ -42,21 +43,18 @@ class Broadcaster:
         self.clients: set[_Client] = set()
         self.listening = asyncio.Event()
 
-    async def run(self) -> None:
-        while True:
-            try:
-                conn = await AsyncConnection.connect(self.database_url, autocommit=True)
-                async with conn:
-                    await conn.execute(f"LISTEN {EVENTS_CHANNEL}")
-                    self.listening.set()
-                    async for note in conn.notifies():
-                        await self._fan_out(json.loads(note.payload))
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self.listening.clear()
-                log.warning("live stream lost its database connection; retrying", error=str(exc))
-                await asyncio.sleep(1)
+    async def run(self, probe: Probe) -> None:
+        first = True
+        async for wake in wakeups(self.database_url, [EVENTS_CHANNEL], idle=60, probe=probe):
+            if wake.reconnected:
+                self.listening.set()
+                if not first:
+                    # Events announced while the connection was down are lost: tell the
+                    # clients, which fetch what they show again.
+                    await self._fan_out({"type": "stream.gap", "area": ""})
+                first = False
+            for payload in wake.payloads:
+                await self._fan_out(json.loads(payload))
 
     async def _fan_out(self, event: dict[str, Any]) -> None:
         if not self.clients:

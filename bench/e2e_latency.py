@@ -73,13 +73,13 @@ def main() -> None:
             "SB_DATA_DIR": stack.enter_context(__import__("tempfile").TemporaryDirectory()),
         }
         token = subprocess.run(
-            [sys.executable, "-m", "hub.cli", "token", "create", "--role", "viewer"],
+            [sys.executable, "-m", "shaobing.cli", "token", "create", "--role", "viewer"],
             env=env,
             capture_output=True,
             text=True,
             check=True,
         ).stdout.strip()
-        hub = subprocess.Popen([sys.executable, "-m", "hub.cli", "up"], env=env)
+        hub = subprocess.Popen([sys.executable, "-m", "shaobing.cli", "up"], env=env)
         stack.callback(hub.wait, 30)  # callbacks run last-in first-out: signal, then wait
         stack.callback(hub.send_signal, signal.SIGTERM)
         assert wait_for_port("127.0.0.1", port, timeout=60), "hub did not start"

@@ -47,7 +47,6 @@ from hub.db import connect
 from hub.migrations import migrate
 from hub.pauses import tune_garbage_collector
 from hub.settings import MqttUrl
-from hub.signals import SignalBus
 from ingest.consumer import ConsumerConfig, MqttConsumer
 from ingest.decode import Message
 from ingest.pipeline import Decoded, Pipeline
@@ -168,7 +167,7 @@ def ingest_process(
     ready: Any,
     out: Any,
 ) -> None:
-    pipeline = TimedPipeline(RegistryView(), b"bench-secret", SignalBus())
+    pipeline = TimedPipeline(RegistryView(), b"bench-secret")
     config = ConsumerConfig(
         mqtt=url,
         database_url=database_url,

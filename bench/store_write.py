@@ -24,13 +24,12 @@ from typing import Any
 from bench.cpu import process_seconds
 from bench.ingest import database_server, drop_database, prepare_database, smoke_telemetry
 from hub.db import connect
-from hub.signals import SignalBus
 from ingest import store
 from ingest.decode import Message
 from ingest.pipeline import Decoded, Pipeline
 from ingest.registry_view import RegistryView
 
-STEPS = ("_deduplicate", "_copy_readings", "_state_transitions")
+STEPS = ("_deduplicate", "_copy_readings", "state_transitions")
 WARM_UP = 5  # batches written before the clock starts
 
 
@@ -66,7 +65,7 @@ def messages(devices: list[str], batch: int, size: int, seq0: int) -> list[Messa
 
 
 async def run(database_url: str, devices: list[str], batches: int, size: int) -> None:
-    pipeline = Pipeline(RegistryView(), b"bench-secret", SignalBus())
+    pipeline = Pipeline(RegistryView(), b"bench-secret")
     conn = await connect(database_url)
     async with conn:
         await pipeline.registry.load(conn)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from typing import Generic, TypeVar
 
 from psycopg.rows import DictRow
@@ -26,15 +27,36 @@ def encode_cursor(last_id: str) -> str:
     return base64.urlsafe_b64encode(last_id.encode()).decode().rstrip("=")
 
 
+_BAD_CURSOR = "cursor is not one this API returned"
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
 def decode_cursor(cursor: str | None) -> str:
-    """The id to continue after; '' for the first page."""
+    """The text id to continue after; '' for the first page."""
     if not cursor:
         return ""
+    value = _decode(cursor)
+    if not _ID.match(value):
+        raise Invalid(_BAD_CURSOR, field="cursor")
+    return value
+
+
+def decode_int_cursor(cursor: str | None) -> int | None:
+    """The numeric id to continue after; None for the first page."""
+    if not cursor:
+        return None
+    value = _decode(cursor)
+    if not value.isascii() or not value.isdigit() or len(value) > 18:
+        raise Invalid(_BAD_CURSOR, field="cursor")
+    return int(value)
+
+
+def _decode(cursor: str) -> str:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         return base64.b64decode(padded, altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise Invalid("cursor is not one this API returned", field="cursor") from None
+        raise Invalid(_BAD_CURSOR, field="cursor") from None
 
 
 def page_of(model: type[M], rows: list[DictRow], limit: int, *, key: str = "id") -> Page[M]:

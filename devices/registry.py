@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from psycopg import AsyncConnection, errors, sql
@@ -215,6 +215,10 @@ class DeviceRef:
     site: str | None
     building: str | None
     enabled: bool
+    tags: dict[str, Any] = field(default_factory=dict)
+
+
+_REF_COLUMNS = "id, type, area, site, building, enabled, tags"
 
 
 async def device_refs(
@@ -222,8 +226,7 @@ async def device_refs(
 ) -> list[DeviceRef]:
     """All devices, or those with these ids."""
     cur = await conn.execute(
-        "SELECT id, type, area, site, building, enabled FROM devices"
-        " WHERE %s::text[] IS NULL OR id = ANY(%s)",
+        f"SELECT {_REF_COLUMNS} FROM devices WHERE %s::text[] IS NULL OR id = ANY(%s)",
         (ids, ids),
     )
     return [DeviceRef(**row) for row in await cur.fetchall()]
@@ -232,8 +235,7 @@ async def device_refs(
 async def find_by_tag(conn: AsyncConnection[DictRow], key: str, value: str) -> DeviceRef | None:
     """The device whose tag `key` equals `value` (e.g. a carrier platform's IMEI)."""
     cur = await conn.execute(
-        "SELECT id, type, area, site, building, enabled FROM devices"
-        " WHERE tags ->> %s = %s ORDER BY id LIMIT 1",
+        f"SELECT {_REF_COLUMNS} FROM devices WHERE tags ->> %s = %s ORDER BY id LIMIT 1",
         (key, value),
     )
     row = await cur.fetchone()

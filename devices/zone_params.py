@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from rules.model import Schedule
+from hub.contracts import Schedule
 
 Label = Annotated[str, Field(pattern=r"^[a-z][a-z0-9 _-]{0,31}$")]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]

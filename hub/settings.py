@@ -12,6 +12,8 @@ from urllib.parse import unquote, urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from hub.durations import parse_duration
+
 
 class SettingsError(ValueError):
     """A setting has a value the hub cannot use; the message names the variable."""
@@ -86,6 +88,29 @@ class Settings(BaseSettings):
     onenet_token: SecretStr | None = None
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_import_bytes: int = Field(default=16_777_216, ge=1024)
+    # Accept and resolve deadlines per priority, `accept/resolve` (DESIGN §7's defaults).
+    sla_emergency: str = "1m/30m"
+    sla_major: str = "5m/4h"
+    sla_routine: str = "30m/3d"
+    # How much older than the newest signal of its group a signal may arrive and still get
+    # the answer it would have got in order (windows, `for`, confirmations).
+    rules_lateness: str = "5m"
+
+    @field_validator("sla_emergency", "sla_major", "sla_routine")
+    @classmethod
+    def _check_sla(cls, value: str) -> str:
+        accept, slash, resolve = value.partition("/")
+        if not slash:
+            raise ValueError(f"expected accept/resolve durations such as 5m/4h, got {value!r}")
+        if parse_duration(accept) > parse_duration(resolve):
+            raise ValueError(f"the accept time {accept} is longer than the resolve time {resolve}")
+        return value
+
+    @field_validator("rules_lateness")
+    @classmethod
+    def _check_lateness(cls, value: str) -> str:
+        parse_duration(value)
+        return value
 
     @field_validator("database_url")
     @classmethod

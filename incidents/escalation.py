@@ -1,9 +1,10 @@
 """SLA escalation: an overdue incident goes up the area hierarchy (12 → 9 → 6 → 4 digits).
 
 Not accepted by `accept_by`, or not resolved by `resolve_by`: the incident is escalated one
-level up, the live stream says so (`incident.escalated`, with the area it went to), and the
-missed deadline moves on by the same SLA period, so a level that also lets it lapse hands it
-further up. A city-level incident has nowhere further to go.
+level up, the live stream says so (`incident.escalated`, with the area it went to), and each
+missed deadline moves on by its SLA period, so a level that also lets it lapse hands it
+further up. One escalation per incident per tick at most: an incident past both deadlines
+escalates once, for both. A city-level incident has nowhere further to go.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
 from devices.area_codes import parent_code
+from hub.contracts import Priority
 from hub.events import announce
-from incidents.states import SLA, Status
-from rules.model import Priority
+from incidents.sla import Sla
+from incidents.states import Status
 
 _UNRESOLVED = (Status.REPORTED, Status.ACCEPTED, Status.DISPATCHED, Status.HANDLING)
 
@@ -27,11 +29,13 @@ _UNRESOLVED = (Status.REPORTED, Status.ACCEPTED, Status.DISPATCHED, Status.HANDL
 class Escalation:
     incident_id: int
     to_area: str
-    reason: str  # accept_overdue | resolve_overdue
+    reason: str  # accept_overdue | resolve_overdue | accept_overdue+resolve_overdue
 
 
-async def escalate_overdue(conn: AsyncConnection[DictRow], now: datetime) -> list[Escalation]:
-    """Escalate every overdue incident once; run inside a transaction, on a timer.
+async def escalate_overdue(
+    conn: AsyncConnection[DictRow], now: datetime, sla: Sla, *, area_prefix: str = ""
+) -> list[Escalation]:
+    """Escalate every overdue incident in the area once; run inside a transaction, on a timer.
 
     SKIP LOCKED lets several processes run the timer without escalating anything twice.
     """
@@ -39,24 +43,29 @@ async def escalate_overdue(conn: AsyncConnection[DictRow], now: datetime) -> lis
         """
         SELECT id, area, priority, status, accept_by, resolve_by, escalated_to
         FROM incidents
-        WHERE (status = 'reported' AND accept_by < %(now)s)
-           OR (status = ANY(%(unresolved)s) AND resolve_by < %(now)s)
+        WHERE area LIKE %(prefix)s
+          AND ((status = 'reported' AND accept_by < %(now)s)
+               OR (status = ANY(%(unresolved)s) AND resolve_by < %(now)s))
         ORDER BY id
         FOR UPDATE SKIP LOCKED
         """,
-        {"now": now, "unresolved": [s.value for s in _UNRESOLVED]},
+        {"now": now, "unresolved": [s.value for s in _UNRESOLVED], "prefix": area_prefix + "%"},
     )
     done: list[Escalation] = []
     for row in await cur.fetchall():
-        accept, resolve = SLA[Priority(row["priority"])]
-        late_accept = row["status"] == Status.REPORTED and row["accept_by"] < now
-        reason = "accept_overdue" if late_accept else "resolve_overdue"
+        deadlines = sla[Priority(row["priority"])]
+        changes: dict[str, object] = {}
+        reasons = []
+        if row["status"] == Status.REPORTED and row["accept_by"] < now:
+            changes["accept_by"] = now + deadlines.accept
+            reasons.append("accept_overdue")
+        if row["resolve_by"] < now:
+            changes["resolve_by"] = now + deadlines.resolve
+            reasons.append("resolve_overdue")
+        reason = "+".join(reasons)
         target = parent_code(row["escalated_to"] or row["area"])
-        changes: dict[str, object] = (
-            {"accept_by": now + accept} if late_accept else {"resolve_by": now + resolve}
-        )
         if target is None:
-            # Already at the top: push the deadline on without another escalation.
+            # Already at the top: push the deadlines on without another escalation.
             await _update(conn, row["id"], changes, now)
             continue
         await _update(conn, row["id"], {**changes, "escalated_to": target}, now, escalate=True)
@@ -65,15 +74,16 @@ async def escalate_overdue(conn: AsyncConnection[DictRow], now: datetime) -> lis
             " data) VALUES (%s, %s, 'shaobing', 'escalate', %s, %s, %s)",
             (row["id"], now, row["status"], row["status"], Jsonb({"to": target, "reason": reason})),
         )
-        payload = {
-            "id": row["id"],
-            "area": row["area"],
-            "escalated_to": target,
-            "reason": reason,
-            "status": row["status"],
-            "priority": row["priority"],
-        }
-        await announce(conn, "incident.escalated", **payload)
+        await announce(
+            conn,
+            "incident.escalated",
+            id=row["id"],
+            area=row["area"],
+            escalated_to=target,
+            reason=reason,
+            status=row["status"],
+            priority=row["priority"],
+        )
         done.append(Escalation(row["id"], target, reason))
     return done
 
@@ -89,6 +99,7 @@ async def _update(
     assignments = ", ".join(f"{name} = %({name})s" for name in changes)
     bump = ", escalations = escalations + 1" if escalate else ""
     await conn.execute(
-        f"UPDATE incidents SET {assignments}{bump}, updated_at = %(now)s WHERE id = %(id)s",
+        f"UPDATE incidents SET {assignments}{bump}, updated_at = greatest(updated_at, %(now)s)"
+        " WHERE id = %(id)s",
         {**changes, "now": now, "id": incident_id},
     )

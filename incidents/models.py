@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from hub.contracts import Priority
 from incidents.states import Action, CloseReason, Status
-from rules.model import Priority
 
 
 class Incident(BaseModel):
@@ -73,7 +73,10 @@ class AuditEntry(BaseModel):
 
 
 class NewIncident(BaseModel):
-    """What the rules engine (or a test) asks to open; attaches if one is open already."""
+    """What the rules engine (or a test) asks to open; attaches if one is open already.
+
+    `signal_ids` are the signals of the log behind it; without them (a test) the incident
+    counts `signal_count` signals."""
 
     rule_id: str
     rule_version: int
@@ -84,8 +87,26 @@ class NewIncident(BaseModel):
     site: str | None = None
     building: str | None = None
     title: str
-    signal_at: datetime
+    first_signal_at: datetime
+    last_signal_at: datetime
+    signal_ids: list[int] = Field(default_factory=list)
+    signal_count: int = Field(default=1, ge=1)
     lat: float | None = None
     lon: float | None = None
     dispatch: Literal["nearest", "none"] = "none"
+    evidence: list[Any] = Field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return len(self.signal_ids) or self.signal_count
+
+
+class Attachment(BaseModel):
+    """Signals the rules engine adds to an open incident of (rule, group)."""
+
+    rule_id: str
+    group_key: str
+    priority: Priority
+    signal_at: datetime
+    signal_ids: list[int] = Field(default_factory=list)
     evidence: list[Any] = Field(default_factory=list)

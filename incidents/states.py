@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from enum import StrEnum
-
-from rules.model import Priority
 
 
 class Status(StrEnum):
@@ -16,6 +13,9 @@ class Status(StrEnum):
     RESOLVED = "resolved"
     VERIFIED = "verified"
     CLOSED = "closed"
+
+
+OPEN_STATUSES = [s for s in Status if s is not Status.CLOSED]
 
 
 class Action(StrEnum):
@@ -48,13 +48,6 @@ TRANSITIONS: dict[tuple[Status, Action], Status] = {
 }
 # `close` (with a reason) is allowed from every state but closed; `comment` from every state;
 # `rate` only once, when closed.
-
-# Accept and resolve deadlines per priority.
-SLA: dict[Priority, tuple[timedelta, timedelta]] = {
-    Priority.EMERGENCY: (timedelta(minutes=1), timedelta(minutes=30)),
-    Priority.MAJOR: (timedelta(minutes=5), timedelta(hours=4)),
-    Priority.ROUTINE: (timedelta(minutes=30), timedelta(days=3)),
-}
 
 
 def next_status(status: Status, action: Action) -> Status | None:

@@ -1,5 +1,17 @@
-"""Incident statistics for a range: counts by state, closure rate (办结率), on-time acceptance,
-time to accept and to close (mean and p90), mean rating."""
+"""Incident statistics for a range, defined so that a figure never changes after the fact.
+
+For the incidents created in [start, end) (hub time), within the caller's area:
+- `total`, `by_status`: as they stand now.
+- On-time acceptance (按时受理率): an incident's acceptance is *determined* once it was
+  accepted, or closed without being accepted, or its accept deadline passed; it was *on time*
+  when it was accepted (or closed, say as a false alarm) by that deadline. The rate is on time
+  over determined; an incident whose deadline has not come yet is left out until it has.
+- Closure rate (按期办结率): likewise with the resolve deadline and closing.
+- Deadlines are the ones the incident had at its own level when it opened (tightened if a
+  confirmation raised its priority), not the later ones escalation gives the next level.
+- Times to accept and to close (mean, p90): over the incidents accepted / closed, from
+  creation. Mean rating over the rated ones.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +22,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 from pydantic import BaseModel
 
-from incidents.states import SLA
-from rules.model import Priority
+from hub.contracts import Priority
 
 GroupBy = Literal["none", "area", "category", "priority"]
 
@@ -20,8 +31,12 @@ class GroupStats(BaseModel):
     key: str
     total: int
     by_status: dict[str, int]
-    closure_rate: float | None
+    accept_determined: int
+    accepted_on_time: int
     on_time_accept_rate: float | None
+    close_determined: int
+    closed_on_time: int
+    closure_rate: float | None
     accept_mean_s: float | None
     accept_p90_s: float | None
     close_mean_s: float | None
@@ -42,28 +57,27 @@ async def incident_stats(
     scope: str,
     start: datetime,
     end: datetime,
+    now: datetime,
     group_by: GroupBy = "none",
     area: str | None = None,
     category: str | None = None,
     priority: Priority | None = None,
 ) -> Stats:
-    """Incidents created in [start, end), within the caller's area."""
+    """Incidents created in [start, end), within the caller's area, as of `now`."""
     columns = {"none": "'all'", "area": "area", "category": "category", "priority": "priority"}
     key = columns[group_by]
-    # On time means within the priority's own accept time, whatever escalation did later.
-    accept_limit = " ".join(
-        f"WHEN '{p.value}' THEN {int(SLA[p][0].total_seconds())}" for p in Priority
-    )
     cur = await conn.execute(
         f"""
         WITH chosen AS (
             SELECT {key} AS key, status, rating,
                    extract(epoch FROM accepted_at - created_at) AS accept_s,
                    extract(epoch FROM closed_at - created_at) AS close_s,
-                   CASE priority {accept_limit} END AS limit_s,
-                   accepted_at IS NULL
-                     AND created_at + CASE priority {accept_limit} END * interval '1 second'
-                         < now() AS overdue
+                   -- handled in time: accepted, or closed without acceptance, by the deadline
+                   coalesce(accepted_at, closed_at) <= accept_deadline AS accept_on_time,
+                   accepted_at IS NOT NULL OR closed_at IS NOT NULL
+                     OR accept_deadline <= %(now)s AS accept_known,
+                   closed_at <= resolve_deadline AS close_on_time,
+                   closed_at IS NOT NULL OR resolve_deadline <= %(now)s AS close_known
             FROM incidents
             WHERE area LIKE %(scope)s AND area LIKE %(area)s
               AND created_at >= %(start)s AND created_at < %(end)s
@@ -74,10 +88,14 @@ async def incident_stats(
             FROM (SELECT key, status, count(*) AS n FROM chosen GROUP BY 1, 2) s GROUP BY key
         )
         SELECT c.key, count(*) AS total, s.by_status,
-            (count(*) FILTER (WHERE status = 'closed'))::float8 / count(*) AS closure_rate,
-            (count(*) FILTER (WHERE accept_s <= limit_s))::float8
-              / nullif(count(*) FILTER (WHERE accept_s IS NOT NULL OR overdue), 0)
-              AS on_time_accept_rate,
+            count(*) FILTER (WHERE accept_known) AS accept_determined,
+            count(*) FILTER (WHERE accept_known AND accept_on_time) AS accepted_on_time,
+            (count(*) FILTER (WHERE accept_known AND accept_on_time))::float8
+              / nullif(count(*) FILTER (WHERE accept_known), 0) AS on_time_accept_rate,
+            count(*) FILTER (WHERE close_known) AS close_determined,
+            count(*) FILTER (WHERE close_known AND close_on_time) AS closed_on_time,
+            (count(*) FILTER (WHERE close_known AND close_on_time))::float8
+              / nullif(count(*) FILTER (WHERE close_known), 0) AS closure_rate,
             avg(accept_s)::float8 AS accept_mean_s,
             percentile_cont(0.9) WITHIN GROUP (ORDER BY accept_s) AS accept_p90_s,
             avg(close_s)::float8 AS close_mean_s,
@@ -91,6 +109,7 @@ async def incident_stats(
             "area": (area or "") + "%",
             "start": start,
             "end": end,
+            "now": now,
             "category": category,
             "priority": priority.value if priority else None,
         },

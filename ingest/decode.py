@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from devices.area_codes import check_area_code
 from devices.registry import DeviceRef
-from hub.signals import Signal
+from hub.contracts import CAMERA_EVENT_SIGNALS, CAMERA_EVENT_TYPES, SMOKE_EVENT_SIGNALS, Signal
 from ingest import idcard
 from ingest.payloads import (
     SCHEMAS,
@@ -32,24 +32,12 @@ MAX_PAYLOAD = 64 * 1024
 CHANNELS = ("telemetry", "event", "status")
 _DEVICE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
-SMOKE_EVENT_SIGNALS = {
-    "smoke_alarm": "smoke_alarm",
-    "alarm_cleared": "smoke_alarm_cleared",
-    "tamper": "tamper",
-    "low_battery": "battery_low",
-    "fault": "device_fault",
-    "test": "smoke_test",  # a test alarm is not a fire
-}
-CAMERA_EVENT_SIGNALS = {"fire": "camera_fire", "smoke": "camera_smoke", "tamper": "camera_tamper"}
 # Event types by the device type that sends them, to tell a type mismatch from a typo.
 _EVENT_TYPES = {
     "smoke_sensor": set(SMOKE_EVENT_SIGNALS),
     "id_reader": {"id_read"},
-    "camera": {
-        "intrusion", "loitering", "crowd", "fire", "smoke", "fall", "fire_lane_blocked",
-        "ebike_in_elevator", "tamper", "stream_lost", "stream_restored", "line_crossing",
-    },
-}  # fmt: skip
+    "camera": set(CAMERA_EVENT_TYPES),
+}
 
 
 # pydantic's words for the two mistakes devices make most with `ts`, in the contract's terms.
@@ -90,6 +78,9 @@ class Message:
 class Rejection:
     reason: Reason
     detail: str
+    # The registered device it came from, when known (dead letters keep bytes only then).
+    device_id: str | None = None
+    device_type: str | None = None
 
 
 @dataclass(slots=True)
@@ -161,7 +152,17 @@ def decode(message: Message, topic: Topic, ctx: DecodeContext) -> Accepted | Rej
     """Check a message against the registry and its schema and turn it into rows and signals."""
     device = ctx.devices.get(topic.device_id)
     if device is None:
-        return Rejection(Reason.UNKNOWN_DEVICE, f"device {topic.device_id} is not registered")
+        return Rejection(Reason.UNKNOWN_DEVICE, f"device {topic.device_id} is not registered",
+                         device_id=topic.device_id)  # fmt: skip
+    outcome = _decode_for(message, topic, device, ctx)
+    if isinstance(outcome, Rejection):
+        outcome.device_id, outcome.device_type = device.id, device.type
+    return outcome
+
+
+def _decode_for(
+    message: Message, topic: Topic, device: DeviceRef, ctx: DecodeContext
+) -> Accepted | Rejection:
     if not device.enabled:
         return Rejection(Reason.DISABLED_DEVICE, f"device {device.id} is disabled")
     if device.area != topic.area:
@@ -289,6 +290,7 @@ def signal_of(
         value=value,
         confidence=confidence,
         attrs={k: v for k, v in (attrs or {}).items() if v is not None},
+        tags=device.tags,
     )
 
 

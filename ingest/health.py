@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
+import psycopg
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 
 from devices.registry import DeviceRef
+from hub import signal_log
+from hub.contracts import Signal
+from hub.db import connect
 from hub.events import announce
-from hub.signals import Signal
-from ingest.store import copy_signals
+from hub.logs import get_logger
+from hub.supervisor import Probe
+from ingest.registry_view import RegistryView
+
+log = get_logger(__name__)
 
 # NB-IoT smoke sensors report a heartbeat about once a day; cameras are watched constantly.
 DEFAULT_HEARTBEATS = {
@@ -70,6 +78,7 @@ async def sweep(
                 area=device.area,
                 site=device.site,
                 building=device.building,
+                tags=device.tags,
                 attrs={
                     "reason": reason,
                     "last_seen": row["last_seen"].isoformat() if row["last_seen"] else None,
@@ -83,7 +92,6 @@ async def sweep(
             " WHERE device_id = ANY(%s)",
             (now, [s.source_id for s in signals]),
         )
-        await copy_signals(conn, signals)
         for s in signals:
             await announce(
                 conn,
@@ -93,4 +101,27 @@ async def sweep(
                 reason=s.attrs["reason"],
                 last_seen=s.attrs["last_seen"],
             )
+        await signal_log.append(conn, signals)  # last: it holds the log's lock until commit
     return signals
+
+
+async def run_health(
+    database_url: str,
+    registry: RegistryView,
+    probe: Probe,
+    *,
+    policy: HealthPolicy | None = None,
+    interval: float = 10.0,
+) -> None:
+    """Sweep every `interval` seconds until cancelled, against the live registry view."""
+    policy = policy or HealthPolicy()
+    while True:
+        try:
+            conn = await connect(database_url)
+            async with conn, conn.transaction():
+                await sweep(conn, registry.devices, policy, datetime.now(UTC))
+            probe.ready()
+        except psycopg.OperationalError as exc:
+            probe.down(f"database: {type(exc).__name__}")
+            log.warning("health sweep skipped", error=str(exc))
+        await asyncio.sleep(interval)

@@ -12,7 +12,6 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 
 from hub.logs import get_logger
-from hub.signals import SignalBus
 from ingest import metrics
 from ingest.decode import (
     Accepted,
@@ -25,7 +24,8 @@ from ingest.decode import (
     parse_topic,
 )
 from ingest.registry_view import RegistryView
-from ingest.store import BatchResult, Turn, no_wait, prepare_connection, write_batch
+from ingest.staging import prepare_connection
+from ingest.store import BatchResult, Turn, no_wait, write_batch
 
 log = get_logger(__name__)
 _DECODE_SLICE = 200  # messages decoded between turns of the event loop: about 2 ms
@@ -47,11 +47,11 @@ class Decoded:
 
 @dataclass
 class Pipeline:
-    """Decode, validate against the registry, store in one transaction, then publish signals."""
+    """Decode, validate against the registry, and store in one transaction (signals included,
+    in the signal log that the rules engine reads)."""
 
     registry: RegistryView
     secret: bytes
-    bus: SignalBus
 
     async def process(
         self, conn: AsyncConnection[DictRow], messages: Sequence[Message]
@@ -90,9 +90,8 @@ class Pipeline:
     async def write(
         self, conn: AsyncConnection[DictRow], batch: Decoded, turn: Turn = no_wait
     ) -> BatchResult:
-        """Store a decoded batch in one transaction, then publish its signals. Raises
-        (nothing committed) on a database failure; the same batch can be written again.
-        `turn`: see `write_batch`."""
+        """Store a decoded batch in one transaction. Raises (nothing committed) on a database
+        failure; the same batch can be written again. `turn`: see `write_batch`."""
         await prepare_connection(conn)
         rejected = list(batch.rejected)  # the one-by-one path appends to it
         try:
@@ -104,7 +103,6 @@ class Pipeline:
             await turn()
             result = await self._write_one_by_one(conn, batch.accepted, rejected)
         self._count(result, batch.size, time.perf_counter() - batch.started)
-        await self.bus.publish(result.signals)
         return result
 
     @staticmethod
@@ -163,7 +161,10 @@ def _decode_into(
             outcome = decode(message, topic, ctx)
         except Exception as exc:  # a decoder bug must cost one message, not the consumer
             log.exception("decoder failed", topic=message.topic)
-            outcome = Rejection(Reason.SCHEMA, f"could not decode: {type(exc).__name__}")
+            device = ctx.devices.get(topic.device_id)
+            outcome = Rejection(Reason.SCHEMA, f"could not decode: {type(exc).__name__}",
+                                device_id=topic.device_id,
+                                device_type=device.type if device else None)  # fmt: skip
         if isinstance(outcome, Rejection):
             rejected.append((message, outcome))
         else:

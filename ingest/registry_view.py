@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 from psycopg import AsyncConnection
@@ -10,9 +9,9 @@ from psycopg.rows import DictRow
 
 from devices.registry import REGISTRY_CHANNEL, DeviceRef, device_refs
 from hub.db import connect
-from hub.logs import get_logger
+from hub.listen import wakeups
+from hub.supervisor import Probe
 
-log = get_logger(__name__)
 _MISS_TTL = 5.0  # seconds before an unknown id is looked up again
 
 
@@ -39,26 +38,10 @@ class RegistryView:
             if device_id not in self.devices:
                 self._misses[device_id] = now + _MISS_TTL
 
-    async def follow(self, url: str) -> None:
-        """Reload whenever the registry changes (and every 5 minutes); runs until cancelled."""
-        while True:
-            try:
-                listener = await AsyncConnection.connect(url, autocommit=True)
-                async with listener:
-                    await listener.execute(f"LISTEN {REGISTRY_CHANNEL}")
-                    while True:
-                        await self._reload(url)
-                        async for _ in listener.notifies(timeout=300, stop_after=1):
-                            pass
-                        async for _ in listener.notifies(timeout=0.1):
-                            pass  # coalesce a burst of changes into one reload
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("registry follower lost its connection; retrying", error=str(exc))
-                await asyncio.sleep(2)
-
-    async def _reload(self, url: str) -> None:
-        conn = await connect(url)
-        async with conn:
-            await self.load(conn)
+    async def follow(self, url: str, probe: Probe | None = None) -> None:
+        """Reload whenever the registry changes, after every reconnection, and every 5
+        minutes; runs until cancelled."""
+        async for _ in wakeups(url, [REGISTRY_CHANNEL], idle=300, coalesce=0.1, probe=probe):
+            conn = await connect(url)
+            async with conn:
+                await self.load(conn)

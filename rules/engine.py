@@ -1,67 +1,89 @@
-"""The rules engine: signals in (in event time), decisions to open or attach incidents out.
+"""The rules engine: signals in, decisions to open or attach incidents out.
 
-Pure and deterministic: no clock, no database. Live evaluation and backtests feed it the same
-signals and get the same decisions. Per rule and group key it keeps the recent matching
-signals (the `threshold` window), the time the condition started to hold (`for`), and whether
-an incident is open (later matches attach to it). Per source it keeps inhibitions: a camera
-whose stream is lost or that was tampered with raises no analytics; a smoke sensor under test
-or tampered with raises no alarm.
+Pure and deterministic: no database and no clock of its own. Every call says what time it is
+for the hub (`now`: when the signal was received, or when a tick runs), so live evaluation
+and a backtest that replays the same signals, closes and ticks get the same decisions.
+
+Time, as the README's Rules section defines it:
+- What a rule matches, its windows, `for`, schedules and confirmations are in event time,
+  the `ts` the device stamped. Per rule and group key the engine keeps the matching signals
+  sorted by `ts`, so the answer does not depend on the order they arrive in, as long as a
+  signal is no more than `lateness` older than the newest one of its group.
+- A group's own clock is the newest `ts` it has seen, carried forward at the hub's pace
+  since that signal was received: `for` then measures the device's time whether its clock is
+  fast or slow, and a hold fires on a tick without another signal.
+- Cooldown is hub time: quiet for `cooldown` after the hub closed the incident.
+
+Conditions are monotone (more signals can only make a threshold hold), so firing as soon as
+the signals at hand justify it is never wrong; a late signal can only make it fire sooner.
 """
 
 from __future__ import annotations
 
-from collections import deque
+import bisect
+from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from hub.signals import Signal
-from rules.durations import parse_duration
-from rules.model import AllOf, AnyOf, Condition, Match, Priority, Rule
+from hub.contracts import Priority, Signal
+from hub.durations import parse_duration
+from rules.model import AllOf, AnyOf, Condition, Match, Rule
+from rules.muting import Muting
+from rules.silences import Silence
 
-CAMERA_ANALYTICS = frozenset(
-    {
-        "camera_fire",
-        "camera_smoke",
-        "intrusion",
-        "loitering",
-        "crowd",
-        "fall",
-        "fire_lane_blocked",
-        "ebike_in_elevator",
-        "line_crossing",
-    }
-)
-# What mutes a source, for how long (None: until the matching "restored" signal).
-INHIBITORS: dict[str, tuple[frozenset[str], timedelta | None]] = {
-    "stream_lost": (CAMERA_ANALYTICS, None),
-    "camera_tamper": (CAMERA_ANALYTICS, timedelta(minutes=10)),
-    "smoke_test": (frozenset({"smoke_alarm"}), timedelta(minutes=5)),
-    "tamper": (frozenset({"smoke_alarm"}), timedelta(minutes=10)),
-}
-RESTORES = {"stream_restored": "stream_lost"}
+LATENESS = timedelta(minutes=5)
+MAX_HITS = 10_000  # per group: a flood keeps the newest ones
+_ZERO = timedelta(0)
+# A group by one of these means the place as a whole, so that "3栋" of one site (or one
+# district) is never "3栋" of another.
+_EXPANDS = {"building": ("site", "building"), "site": ("site",), "zone": ("source_id", "zone")}
 
 
 @dataclass(frozen=True)
 class Decision:
-    """Open an incident for (rule, key), or attach the signal to the open one."""
+    """Open an incident for (rule, key) with `signals`, or attach `signal` to the open one."""
 
     rule: Rule
     rule_version: int
     key: str
-    signal: Signal
+    signal: Signal  # the latest signal behind the decision
     opens: bool
     priority: Priority
-    count: int
+    signals: tuple[Signal, ...]
+
+    @property
+    def count(self) -> int:
+        return len(self.signals)
+
+
+@dataclass(slots=True)
+class _Hit:
+    ts: datetime
+    order: int  # arrival order: ties in `ts` stay in it
+    branches: frozenset[int]
+    signal: Signal
 
 
 @dataclass
-class _GroupState:
-    hits: deque[datetime] = field(default_factory=deque)
-    branch_seen: dict[int, datetime] = field(default_factory=dict)
-    holding_since: datetime | None = None
-    last: Signal | None = None
+class _Group:
+    hits: list[_Hit] = field(default_factory=list)
+    newest_ts: datetime | None = None
+    newest_at: datetime | None = None  # hub time the newest signal was received
     open: bool = False
+    quiet_until: datetime | None = None  # hub time: cooldown after a close
+
+    def clock(self, now: datetime) -> datetime | None:
+        if self.newest_ts is None or self.newest_at is None:
+            return None
+        return self.newest_ts + max(now - self.newest_at, _ZERO)
+
+    def idle(self, now: datetime) -> bool:
+        return (
+            not self.hits
+            and not self.open
+            and (self.quiet_until is None or now >= self.quiet_until)
+        )
 
 
 @dataclass
@@ -71,29 +93,60 @@ class _Loaded:
     within: timedelta
     hold: timedelta
     confirm_window: timedelta
-    groups: dict[str, _GroupState] = field(default_factory=dict)
+    cooldown: timedelta
+    branches_needed: int  # every branch of an `all` must be seen within the window
+    groups: dict[str, _Group] = field(default_factory=dict)
+
+    def keeps(self, lateness: timedelta) -> timedelta:
+        """How far behind a group's clock its signals still matter."""
+        return self.within + self.hold + lateness
 
 
 class Engine:
-    def __init__(self, rules: Iterable[tuple[Rule, int]] = ()) -> None:
+    def __init__(
+        self,
+        rules: Iterable[tuple[Rule, int]] = (),
+        *,
+        lateness: timedelta = LATENESS,
+        silences: Iterable[Silence] = (),
+    ) -> None:
+        self.lateness = lateness
+        self.muting = Muting(silences)
+        self.late_signals = 0  # signals older than `lateness` behind their group's newest
         self._rules: dict[str, _Loaded] = {}
-        self._mutes: dict[tuple[str, str], datetime | None] = {}  # (source, inhibitor) → until
-        self._recent: deque[Signal] = deque()  # for confirmations
-        self._confirm_window = timedelta(0)
+        self._recent: deque[Signal] = deque()  # un-muted signals that may confirm
+        self._confirm_kinds: frozenset[str] = frozenset()
+        self._confirm_window = _ZERO
+        self._watermark: datetime | None = None
+        self._order = 0
         for rule, version in rules:
             self.load(rule, version)
 
+    # --- rules -----------------------------------------------------------------------------
+
     def load(self, rule: Rule, version: int) -> None:
-        """Add or replace a rule; a changed rule starts with empty windows."""
-        confirm_window = parse_duration(rule.confirm.within) if rule.confirm else timedelta(0)
-        self._rules[rule.id] = _Loaded(
+        """Add or replace a rule. A changed rule starts with empty windows; which of its
+        groups have an open incident (or are cooling down) carries over."""
+        previous = self._rules.get(rule.id)
+        loaded = _Loaded(
             rule,
             version,
             parse_duration(rule.threshold.within),
             parse_duration(rule.for_),
-            confirm_window,
+            parse_duration(rule.confirm.within) if rule.confirm else _ZERO,
+            parse_duration(rule.cooldown),
+            len(rule.match.all) if isinstance(rule.match, AllOf) else 0,
         )
-        self._confirm_window = max(self._confirm_window, confirm_window)
+        if previous:
+            for key, group in previous.groups.items():
+                if group.open or group.quiet_until:
+                    loaded.groups[key] = _Group(open=group.open, quiet_until=group.quiet_until)
+        self._rules[rule.id] = loaded
+        self._confirm_settings()
+
+    def remove(self, rule_id: str) -> None:
+        self._rules.pop(rule_id, None)
+        self._confirm_settings()
 
     def rule_ids(self) -> list[str]:
         return list(self._rules)
@@ -102,32 +155,102 @@ class Engine:
         loaded = self._rules.get(rule_id)
         return loaded.version if loaded else None
 
-    def remove(self, rule_id: str) -> None:
-        self._rules.pop(rule_id, None)
+    def longest_memory(self) -> timedelta:
+        """How much history the rules' windows can use (for rebuilding them)."""
+        return max((r.keeps(self.lateness) for r in self._rules.values()), default=_ZERO)
 
-    def closed(self, rule_id: str, key: str) -> None:
-        """An incident was closed: the next firing for this key opens a new one."""
+    def longest_cooldown(self) -> timedelta:
+        return max((r.cooldown for r in self._rules.values()), default=_ZERO)
+
+    def set_silences(self, silences: Iterable[Silence]) -> None:
+        self.muting.silences = list(silences)
+
+    def _confirm_settings(self) -> None:
+        confirms = [r.rule.confirm for r in self._rules.values() if r.rule.confirm]
+        self._confirm_kinds = frozenset(k for c in confirms for k in c.kind)
+        self._confirm_window = max((r.confirm_window for r in self._rules.values()), default=_ZERO)
+
+    # --- what the incidents table says -------------------------------------------------------
+
+    def closed(self, rule_id: str, key: str, at: datetime) -> None:
+        """The incident of (rule, key) was closed at hub time `at`: the group starts afresh,
+        quiet for the rule's cooldown, and the next firing opens a new incident."""
         loaded = self._rules.get(rule_id)
-        if loaded and key in loaded.groups:
-            loaded.groups[key] = _GroupState()
+        if loaded is None:
+            return
+        quiet = at + loaded.cooldown if loaded.cooldown else None
+        loaded.groups[key] = _Group(quiet_until=quiet)
 
-    def process(self, signal: Signal) -> list[Decision]:
-        """Feed one signal (in event-time order); returns what to do about it."""
-        self._inhibit(signal)
-        self._remember(signal)
-        if self._muted(signal):
+    def mark_open(self, open_keys: set[tuple[str, str]]) -> None:
+        """Align with the incidents table: which (rule, key) have an open incident."""
+        for rule_id, loaded in self._rules.items():
+            for key, group in loaded.groups.items():
+                group.open = (rule_id, key) in open_keys
+            for r, key in open_keys:
+                if r == rule_id and key not in loaded.groups:
+                    loaded.groups[key] = _Group(open=True)
+
+    # --- signals and time ------------------------------------------------------------------
+
+    def process(self, signal: Signal, now: datetime) -> list[Decision]:
+        """Feed one signal, received at hub time `now`; returns what to do about it."""
+        self._order += 1
+        self.muting.observe(signal)
+        if self._watermark is None or signal.ts > self._watermark:
+            self._watermark = signal.ts
+        if self.muting.muted(signal):
             return []
+        self._remember(signal)
         decisions = []
         for loaded in self._rules.values():
-            decision = self._evaluate(loaded, signal)
+            decision = self._evaluate(loaded, signal, now)
             if decision:
                 decisions.append(decision)
-        decisions += self._confirmations(signal)
+        attached = {(d.rule.id, d.key) for d in decisions}
+        decisions += [d for d in self._confirmations(signal) if (d.rule.id, d.key) not in attached]
         return decisions
+
+    def advance(self, now: datetime) -> list[Decision]:
+        """Let hub time pass without signals: a condition held for its `for` fires."""
+        decisions = []
+        for loaded in self._rules.values():
+            for key, group in list(loaded.groups.items()):
+                self._prune(loaded, group, group.clock(now))
+                if group.idle(now):
+                    del loaded.groups[key]
+                    continue
+                if not loaded.hold or group.open or not group.hits or not loaded.rule.enabled:
+                    continue
+                if group.quiet_until and now < group.quiet_until:
+                    continue
+                decision = self._fire(loaded, key, group, now)
+                if decision:
+                    decisions.append(decision)
+        return decisions
+
+    def next_deadline(self) -> datetime | None:
+        """The hub time at which the earliest pending `for` fires if nothing else arrives
+        (in the past when no tick has come since it fell due)."""
+        due: list[datetime] = []
+        for loaded in self._rules.values():
+            if not loaded.hold or not loaded.rule.enabled:
+                continue
+            for group in loaded.groups.values():
+                if group.open or group.newest_ts is None or group.newest_at is None:
+                    continue
+                for start, end in _holding(group.hits, loaded):
+                    fires = start + loaded.hold
+                    if fires < end:
+                        at = group.newest_at + (fires - group.newest_ts)
+                        if group.quiet_until:
+                            at = max(at, group.quiet_until)
+                        due.append(at)
+                        break
+        return min(due, default=None)
 
     # --- per rule ----------------------------------------------------------------------------
 
-    def _evaluate(self, loaded: _Loaded, signal: Signal) -> Decision | None:
+    def _evaluate(self, loaded: _Loaded, signal: Signal, now: datetime) -> Decision | None:
         rule = loaded.rule
         if not rule.enabled:
             return None
@@ -135,148 +258,148 @@ class Engine:
         if not branches or not (rule.schedule is None or rule.schedule.contains(signal.ts)):
             return None
         key = group_key(rule, signal)
-        state = loaded.groups.setdefault(key, _GroupState())
-        priority = self._priority(loaded, signal)
-        if state.open:
-            return Decision(rule, loaded.version, key, signal, False, priority, len(state.hits))
-        _slide(state.hits, signal.ts, loaded.within)
-        state.hits.append(signal.ts)
-        state.last = signal
-        for branch in branches:
-            state.branch_seen[branch] = signal.ts
-        if not self._holds(loaded, state, signal.ts):
-            state.holding_since = None
+        group = loaded.groups.setdefault(key, _Group())
+        if group.quiet_until is not None:
+            if now < group.quiet_until:
+                return None
+            group.quiet_until = None
+        if group.newest_ts is not None and signal.ts < group.newest_ts - self.lateness:
+            self.late_signals += 1
+        hit = _Hit(signal.ts, self._order, frozenset(branches), signal)
+        bisect.insort(group.hits, hit, key=lambda h: (h.ts, h.order))
+        if group.newest_ts is None or signal.ts >= group.newest_ts:
+            group.newest_ts, group.newest_at = signal.ts, now
+        self._prune(loaded, group, group.clock(now))
+        if group.open:
+            priority = self._priority(loaded, [signal])
+            return Decision(rule, loaded.version, key, signal, False, priority, (signal,))
+        return self._fire(loaded, key, group, now)
+
+    def _fire(self, loaded: _Loaded, key: str, group: _Group, now: datetime) -> Decision | None:
+        """Open when the condition has held for `for` by the group's clock."""
+        clock = group.clock(now)
+        if clock is None:
             return None
-        state.holding_since = state.holding_since or signal.ts
-        if signal.ts - state.holding_since < loaded.hold:
-            return None  # pending: `for` has not elapsed
-        state.open = True
-        return Decision(rule, loaded.version, key, signal, True, priority, len(state.hits))
+        for start, end in _holding(group.hits, loaded):
+            if start + loaded.hold < end and start + loaded.hold <= clock:
+                until = min(end, clock)
+                chosen = [h.signal for h in group.hits if start - loaded.within < h.ts <= until]
+                group.open = True
+                latest = chosen[-1]
+                priority = self._priority(loaded, chosen)
+                return Decision(
+                    loaded.rule, loaded.version, key, latest, True, priority, tuple(chosen)
+                )
+        return None
 
-    def advance(self, now: datetime) -> list[Decision]:
-        """Let time pass without signals: a condition held for its `for` duration fires."""
-        decisions = []
-        for loaded in self._rules.values():
-            if not loaded.hold:
-                continue
-            for key, state in loaded.groups.items():
-                if state.open or state.holding_since is None or state.last is None:
-                    continue
-                _slide(state.hits, now, loaded.within)
-                if not self._holds(loaded, state, now):
-                    state.holding_since = None
-                elif now - state.holding_since >= loaded.hold:
-                    state.open = True
-                    priority = self._priority(loaded, state.last)
-                    decisions.append(
-                        Decision(
-                            loaded.rule,
-                            loaded.version,
-                            key,
-                            state.last,
-                            True,
-                            priority,
-                            len(state.hits),
-                        )
-                    )
-        return decisions
+    def _prune(self, loaded: _Loaded, group: _Group, clock: datetime | None) -> None:
+        if clock is None or not group.hits:
+            return
+        oldest = clock - loaded.keeps(self.lateness)
+        cut = bisect.bisect_left(group.hits, oldest, key=lambda h: h.ts)
+        cut = max(cut, len(group.hits) - MAX_HITS)
+        if cut > 0:
+            del group.hits[:cut]
 
-    def mark_open(self, open_keys: set[tuple[str, str]]) -> None:
-        """Align with the incidents table after a restart: which (rule, key) are open."""
-        for rule_id, loaded in self._rules.items():
-            for key, state in loaded.groups.items():
-                state.open = (rule_id, key) in open_keys
-            for r, key in open_keys:
-                if r == rule_id and key not in loaded.groups:
-                    loaded.groups[key] = _GroupState(open=True)
-
-    def _holds(self, loaded: _Loaded, state: _GroupState, now: datetime) -> bool:
-        if len(state.hits) < loaded.rule.threshold.count:
-            return False
-        if isinstance(loaded.rule.match, AllOf):
-            needed = range(len(loaded.rule.match.all))
-            return all(
-                b in state.branch_seen and now - state.branch_seen[b] <= loaded.within
-                for b in needed
-            )
-        return True
-
-    def _priority(self, loaded: _Loaded, signal: Signal) -> Priority:
+    def _priority(self, loaded: _Loaded, signals: list[Signal]) -> Priority:
+        """The confirmation's priority when a corroborating signal was seen at the same
+        place within the window, before or after; else the rule's own."""
         rule, confirm, window = loaded.rule, loaded.rule.confirm, loaded.confirm_window
         if confirm is None:
             return rule.incident.priority
-        where = getattr(signal, confirm.same)
-        for other in self._recent:
-            if (
-                other.kind in confirm.kind
-                and abs(other.ts - signal.ts) <= window
-                and getattr(other, confirm.same) == where
-                and where is not None
-            ):
-                return confirm.priority
+        for signal in signals:
+            place = signal.place(confirm.same)
+            if place is None:
+                continue
+            for other in self._recent:
+                if (
+                    other.kind in confirm.kind
+                    and abs(other.ts - signal.ts) <= window
+                    and other.place(confirm.same) == place
+                ):
+                    return confirm.priority
         return rule.incident.priority
 
     def _confirmations(self, signal: Signal) -> list[Decision]:
-        """A confirming signal raises an open incident it corroborates."""
+        """A confirming signal raises every open incident it corroborates: those with a
+        matching signal at the same place within the window."""
         decisions = []
         for loaded in self._rules.values():
             confirm = loaded.rule.confirm
             if confirm is None or signal.kind not in confirm.kind:
                 continue
+            place = signal.place(confirm.same)
+            if place is None:
+                continue
             window = loaded.confirm_window
-            for other in self._recent:
-                if (
-                    _matching_branches(loaded.rule.match, other)
-                    and getattr(other, confirm.same) == getattr(signal, confirm.same)
-                    and getattr(signal, confirm.same) is not None
-                    and abs(signal.ts - other.ts) <= window
+            for key, group in loaded.groups.items():
+                if group.open and any(
+                    abs(h.ts - signal.ts) <= window and h.signal.place(confirm.same) == place
+                    for h in group.hits
                 ):
-                    key = group_key(loaded.rule, other)
-                    state = loaded.groups.get(key)
-                    if state and state.open:
-                        decisions.append(
-                            Decision(
-                                loaded.rule,
-                                loaded.version,
-                                key,
-                                signal,
-                                False,
-                                confirm.priority,
-                                len(state.hits),
-                            )
-                        )
-                    break
+                    decisions.append(
+                        Decision(loaded.rule, loaded.version, key, signal, False,
+                                 confirm.priority, (signal,))
+                    )  # fmt: skip
         return decisions
 
-    # --- inhibition and memory ----------------------------------------------------------------
-
-    def _inhibit(self, signal: Signal) -> None:
-        if signal.kind in RESTORES:
-            self._mutes.pop((signal.source_id, RESTORES[signal.kind]), None)
-        rule = INHIBITORS.get(signal.kind)
-        if rule:
-            _, lasts = rule
-            self._mutes[(signal.source_id, signal.kind)] = signal.ts + lasts if lasts else None
-
-    def _muted(self, signal: Signal) -> bool:
-        for (source, inhibitor), until in list(self._mutes.items()):
-            if source != signal.source_id or signal.kind not in INHIBITORS[inhibitor][0]:
-                continue
-            if until is None or signal.ts < until:
-                return True
-            del self._mutes[(source, inhibitor)]
-        return False
-
     def _remember(self, signal: Signal) -> None:
+        if signal.kind not in self._confirm_kinds:
+            return
         self._recent.append(signal)
-        while self._recent and signal.ts - self._recent[0].ts > self._confirm_window:
+        assert self._watermark is not None
+        oldest = self._watermark - self._confirm_window - self.lateness
+        while self._recent and self._recent[0].ts < oldest:
             self._recent.popleft()
 
 
-def group_key(rule: Rule, signal: Signal) -> str:
-    """The values of the rule's `group_by` fields, e.g. `building=3栋|source_id=SD-1`."""
-    parts = []
+def _holding(hits: list[_Hit], loaded: _Loaded) -> list[tuple[datetime, datetime]]:
+    """The event-time intervals [start, end) in which the rule's threshold holds: at least
+    `count` matching signals in the window (each counts from its `ts` for `within`), and
+    for an `all`, every branch among them."""
+    needed = loaded.rule.threshold.count
+    edges: list[tuple[datetime, int, frozenset[int]]] = []
+    for hit in hits:
+        edges.append((hit.ts, 1, hit.branches))
+        edges.append((hit.ts + loaded.within, -1, hit.branches))
+    edges.sort(key=lambda e: (e[0], e[1]))  # at one instant, leaving comes before arriving
+    count = 0
+    per_branch: Counter[int] = Counter()
+    found: list[tuple[datetime, datetime]] = []
+    start: datetime | None = None
+    i = 0
+    while i < len(edges):
+        instant = edges[i][0]
+        while i < len(edges) and edges[i][0] == instant:
+            _, step, branches = edges[i]
+            count += step
+            for branch in branches:
+                per_branch[branch] += step
+            i += 1
+        holds = count >= needed and all(per_branch[b] > 0 for b in range(loaded.branches_needed))
+        if holds and start is None:
+            start = instant
+        elif not holds and start is not None:
+            found.append((start, instant))
+            start = None
+    return found
+
+
+def group_fields(rule: Rule) -> list[str]:
+    """The fields that make a rule's group key: always the area first, then `group_by` with
+    a building meaning its site too."""
+    fields = ["area"]
     for name in rule.group_by:
+        for part in _EXPANDS.get(name, (name,)):
+            if part not in fields:
+                fields.append(part)
+    return fields
+
+
+def group_key(rule: Rule, signal: Signal) -> str:
+    """E.g. `area=440311001002|site=楼村花园|building=3栋`."""
+    parts = []
+    for name in group_fields(rule):
         value = signal.attrs.get("zone") if name == "zone" else getattr(signal, name)
         parts.append(f"{name}={value if value is not None else ''}")
     return "|".join(parts)
@@ -307,9 +430,13 @@ def _matches(match: Match, signal: Signal) -> bool:
             return False
         if where.value.lte is not None and signal.value > where.value.lte:
             return False
-    return all(str(signal.attrs.get(k)) == v for k, v in where.tags.items())
+    return all(_tag_text(signal.tags.get(k)) == v for k, v in where.tags.items())
 
 
-def _slide(hits: deque[datetime], now: datetime, within: timedelta) -> None:
-    while hits and now - hits[0] >= within:
-        hits.popleft()
+def _tag_text(value: object) -> str | None:
+    """A registry tag as a rule writes it: `true`, `3`, `acme`."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

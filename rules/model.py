@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import re
 import string
-from datetime import datetime, time
-from enum import StrEnum
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
@@ -19,16 +15,13 @@ from pydantic import (
     model_validator,
 )
 
-from hub.signals import KINDS
-from rules.durations import parse_duration
+from hub.contracts import KINDS, Priority, Schedule
+from hub.durations import parse_duration
 
-
-class Priority(StrEnum):
-    """The three whistles."""
-
-    EMERGENCY = "emergency"  # 应急哨
-    MAJOR = "major"  # 攻坚哨
-    ROUTINE = "routine"  # 日常哨
+# A condition is at most this many `any`/`all` levels deep, with this many matches in all:
+# every signal is checked against every enabled rule.
+MAX_CONDITION_DEPTH = 4
+MAX_CONDITION_MATCHES = 64
 
 
 def _duration(text: str) -> str:
@@ -58,6 +51,9 @@ class ValueRange(Strict):
 
 
 class Where(Strict):
+    """Which signals a match takes. `tags` are the source device's registry tags (as they
+    were when the signal was raised): `{"vendor": "acme"}`."""
+
     area_prefix: Annotated[str, Field(pattern=r"^\d{0,12}$")] = ""
     min_confidence: Annotated[float, Field(ge=0, le=1)] = 0.0
     source_type: Literal["smoke_sensor", "id_reader", "camera"] | None = None
@@ -107,68 +103,6 @@ class Confirm(Strict):
     priority: Priority = Priority.EMERGENCY
 
 
-_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_HOURS = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
-
-
-class Schedule(Strict):
-    """When the rule is active: `days` like `mon-fri` or `sat,sun`; `hours` like `22:00-06:00`
-    (crossing midnight is allowed); in the time zone `tz`."""
-
-    days: str = "mon-sun"
-    hours: str = "00:00-24:00"
-    tz: str = "Asia/Shanghai"
-
-    @model_validator(mode="after")
-    def _check(self) -> Schedule:
-        self.weekdays()
-        self.window()
-        try:
-            ZoneInfo(self.tz)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"tz {self.tz!r} is not an IANA time zone such as Asia/Shanghai"
-            ) from None
-        return self
-
-    def weekdays(self) -> frozenset[int]:
-        """0 = Monday."""
-        found: set[int] = set()
-        for part in self.days.lower().split(","):
-            first, _, last = part.strip().partition("-")
-            if first not in _DAYS or (last and last not in _DAYS):
-                raise ValueError(f"days {self.days!r}: use mon..sun, ranges (mon-fri) and commas")
-            a, b = _DAYS.index(first), _DAYS.index(last or first)
-            found.update(range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)])
-        return frozenset(found)
-
-    def window(self) -> tuple[time, time | None]:
-        """Start and end of the daily window; end None means midnight (24:00)."""
-        match = _HOURS.match(self.hours)
-        if not match:
-            raise ValueError(f"hours {self.hours!r}: use HH:MM-HH:MM, e.g. 22:00-06:00")
-        h1, m1, h2, m2 = (int(g) for g in match.groups())
-        if h1 > 23 or m1 > 59 or m2 > 59 or h2 > 24 or (h2 == 24 and m2):
-            raise ValueError(f"hours {self.hours!r} is not a time of day")
-        start, end = time(h1, m1), None if h2 == 24 else time(h2, m2)
-        if end == start:
-            raise ValueError(f"hours {self.hours!r} is an empty window")
-        return start, end
-
-    def contains(self, ts: datetime) -> bool:
-        """Whether the aware instant `ts` falls inside the schedule."""
-        local = ts.astimezone(ZoneInfo(self.tz))
-        start, end = self.window()
-        now = local.time()
-        days = self.weekdays()
-        if end is None or start < end:  # a window inside one day
-            return local.weekday() in days and now >= start and (end is None or now < end)
-        # Across midnight: the early-morning part belongs to the window that began the day before.
-        if now >= start:
-            return local.weekday() in days
-        return now < end and (local.weekday() - 1) % 7 in days
-
-
 _PLACEHOLDERS = {"site", "building", "area", "source_id", "kind", "count", "zone"}
 
 
@@ -216,6 +150,17 @@ class Rule(Strict):
     incident: IncidentSpec
     cooldown: Duration = "0s"
 
+    @model_validator(mode="after")
+    def _bounded(self) -> Rule:
+        depth, matches = _size(self.match)
+        if depth > MAX_CONDITION_DEPTH:
+            raise ValueError(
+                f"match nests {depth} levels of any/all; at most {MAX_CONDITION_DEPTH}"
+            )
+        if matches > MAX_CONDITION_MATCHES:
+            raise ValueError(f"match has {matches} conditions; at most {MAX_CONDITION_MATCHES}")
+        return self
+
     @property
     def area_prefix(self) -> str:
         """The narrowest area every matched signal must be in (for scoping who may edit)."""
@@ -224,6 +169,14 @@ class Rule(Strict):
     def document(self) -> dict[str, object]:
         """The rule as stored and returned: JSON with `for`, not `for_`."""
         return self.model_dump(mode="json", by_alias=True)
+
+
+def _size(condition: Condition) -> tuple[int, int]:
+    """(levels of any/all, matches) of a condition."""
+    if isinstance(condition, Match):
+        return 0, 1
+    parts = [_size(c) for c in (condition.any if isinstance(condition, AnyOf) else condition.all)]
+    return 1 + max(d for d, _ in parts), sum(n for _, n in parts)
 
 
 def _prefix(condition: Condition) -> str:

@@ -10,8 +10,8 @@ from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from hub.contracts import Signal
 from hub.db import fetch_model
-from hub.signals import Signal
 from rules.model import Kind
 from rules.store import RULES_CHANNEL
 
@@ -89,13 +89,20 @@ async def create_silence(conn: AsyncConnection[DictRow], data: SilenceIn, *, by:
 
 
 async def list_silences(
-    conn: AsyncConnection[DictRow], *, scope: str, active_at: datetime | None = None
+    conn: AsyncConnection[DictRow],
+    *,
+    scope: str,
+    active_at: datetime | None = None,
+    in_force_at: datetime | None = None,
 ) -> list[Silence]:
-    """Silences in the caller's area; with `active_at`, only those not yet over then."""
+    """Silences in the caller's area; with `active_at`, only those not yet over then; with
+    `in_force_at`, only those in force then (started and not over)."""
     cur = await conn.execute(
-        f"SELECT {_COLUMNS} FROM silences WHERE area_prefix LIKE %s"
-        " AND (%s::timestamptz IS NULL OR ends_at > %s) ORDER BY starts_at, id",
-        (scope + "%", active_at, active_at),
+        f"SELECT {_COLUMNS} FROM silences WHERE area_prefix LIKE %(scope)s"
+        " AND (%(active)s::timestamptz IS NULL OR ends_at > %(active)s)"
+        " AND (%(force)s::timestamptz IS NULL OR (starts_at <= %(force)s AND ends_at > %(force)s))"
+        " ORDER BY starts_at, id",
+        {"scope": scope + "%", "active": active_at, "force": in_force_at},
     )
     return [Silence.model_validate(row) for row in await cur.fetchall()]
 

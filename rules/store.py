@@ -33,6 +33,7 @@ class RuleVersion(BaseModel):
 
 
 RULES_CHANNEL = "sb_rules"
+_SEED_LOCK = 0x5B_0003  # pg_advisory_xact_lock key: one seeder at a time
 _COLUMNS = "id, version, enabled, builtin, document, created_at, updated_at"
 # A caller sees rules inside its area and the wider rules that reach into it.
 _VISIBLE = "(area_prefix LIKE %(scope)s || '%%' OR %(scope)s LIKE area_prefix || '%%')"
@@ -117,14 +118,15 @@ async def versions(
 
 
 async def seed_builtin_rules(conn: AsyncConnection[DictRow]) -> int:
-    """Insert the built-in rules that are missing; never touches an existing (edited) one."""
-    cur = await conn.execute("SELECT id FROM rules WHERE builtin")
-    present = {row["id"] for row in await cur.fetchall()}
+    """Insert the built-in rules that are missing; never touches an existing (edited) one.
+    Safe when several processes start at once: they take turns."""
     added = 0
-    for rule in BUILTIN_RULES:
-        if rule.id not in present:
-            cur = await conn.execute("SELECT 1 FROM rules WHERE id = %s", (rule.id,))
-            if await cur.fetchone() is None:
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SEED_LOCK,))
+        cur = await conn.execute("SELECT id FROM rules")
+        present = {row["id"] for row in await cur.fetchall()}
+        for rule in BUILTIN_RULES:
+            if rule.id not in present:
                 await create_rule(conn, rule, by="shaobing", builtin=True)
                 added += 1
     return added

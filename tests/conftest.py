@@ -20,7 +20,8 @@ ADMIN_TOKEN = "test-admin-token-0123456789"
 REGISTRY_TABLES = (
     "areas, devices, cameras, units, api_tokens, uplinks, readings, device_state, dead_letters,"
     " id_reads, watchlists, watchlist_entries, signals, rules, rule_versions, incidents,"
-    " incident_audit, silences, vision_workers, camera_leases, evidence, camera_stats"
+    " incident_audit, incident_signals, silences, rule_cursors, rule_partitions, vision_workers,"
+    " camera_leases, evidence, camera_stats"
 )
 
 

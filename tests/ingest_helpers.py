@@ -2,86 +2,62 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
+from psycopg.rows import dict_row
 
+from hub.contracts import Signal
 from hub.settings import MqttUrl
-from hub.signals import Signal, SignalBus, Subscriber
 from ingest.consumer import ConsumerConfig, MqttConsumer
 from ingest.pipeline import Pipeline
 from ingest.registry_view import RegistryView
+from tests.threads import in_background
 
 SECRET = b"test-secret-key"
 
 
 class Collected:
-    """Signals a bus delivered, for assertions."""
+    """The signals the log holds, in log order, for assertions."""
 
-    def __init__(self) -> None:
-        self.signals: list[Signal] = []
-        self._lock = threading.Lock()
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
 
-    async def __call__(self, signals: Sequence[Signal]) -> None:
-        with self._lock:
-            self.signals.extend(signals)
+    @property
+    def signals(self) -> list[Signal]:
+        with psycopg.connect(self.database_url, row_factory=dict_row) as conn:
+            rows = conn.execute(
+                "SELECT id, received_at, ts, kind, source_id, source_type, area, site, building,"
+                " value, confidence, attrs, tags FROM signals ORDER BY id"
+            ).fetchall()
+        return [Signal(**row) for row in rows]
 
     def kinds(self) -> list[str]:
-        with self._lock:
-            return [s.kind for s in self.signals]
+        return [s.kind for s in self.signals]
 
 
 @contextmanager
-def running_consumer(
-    database_url: str, broker: MqttUrl, *also: Subscriber, **config: Any
-) -> Iterator[Collected]:
+def running_consumer(database_url: str, broker: MqttUrl, **config: Any) -> Iterator[Collected]:
     """The real MqttConsumer in a thread of its own; yields once it is subscribed.
     `config`: ConsumerConfig fields to override."""
-    collected = Collected()
-    bus = SignalBus()
-    bus.subscribe(collected)
-    for subscriber in also:
-        bus.subscribe(subscriber)
+    collected = Collected(database_url)
     settings = ConsumerConfig(
         mqtt=broker,
         database_url=database_url,
         client_id=f"test-ingest-{uuid.uuid4().hex[:8]}",
         **config,
     )
-    consumer = MqttConsumer(settings, Pipeline(RegistryView(), SECRET, bus))
-    loop = asyncio.new_event_loop()
-    task: asyncio.Task[None] | None = None
-
-    def run() -> None:
-        nonlocal task
-        asyncio.set_event_loop(loop)
-        task = loop.create_task(consumer.run())
-        with contextlib.suppress(asyncio.CancelledError):
-            loop.run_until_complete(task)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not consumer.connected.is_set():
-        assert time.monotonic() < deadline, "consumer did not connect"
-        time.sleep(0.05)
-    time.sleep(0.3)  # the SUBSCRIBE goes out right after CONNACK
-    try:
+    consumer = MqttConsumer(settings, Pipeline(RegistryView(), SECRET))
+    with in_background(consumer.run, consumer.connected.is_set, what="consumer"):
+        time.sleep(0.3)  # the SUBSCRIBE goes out right after CONNACK
         yield collected
-    finally:
-        assert task is not None
-        loop.call_soon_threadsafe(task.cancel)
-        thread.join(timeout=15)
 
 
 class Publisher:

@@ -32,7 +32,7 @@ def broker_config(database_url: str, out: Path) -> str:
         [
             sys.executable,
             "-m",
-            "hub.cli",
+            "shaobing.cli",
             "broker-config",
             "--out",
             str(out),
@@ -77,7 +77,7 @@ def broker(
     assert "2 device(s)" in output
     acl = (tmp_path / "mqtt" / "acl").read_text()
     assert "pattern write sb/+/%u/+" in acl and "topic readwrite sb/#" in acl
-    running = EmbeddedBroker(tmp_path, prefer=broker_kind)
+    running = EmbeddedBroker(tmp_path, amqtt_plugins="devices.amqtt_plugins", prefer=broker_kind)
     running.start()
     yield running
     running.stop()

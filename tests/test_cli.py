@@ -16,7 +16,7 @@ import pytest
 from hub.embedded.ports import free_port
 from tests.mqtt_helpers import connect_reason
 
-SHAOBING = [sys.executable, "-m", "hub.cli"]
+SHAOBING = [sys.executable, "-m", "shaobing.cli"]
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -64,7 +64,8 @@ def test_bad_settings_are_one_clear_line() -> None:
 
 
 def start_up(data_dir: Path, port: int) -> tuple[subprocess.Popen[str], list[str]]:
-    """`shaobing up` with nothing configured; returns once the banner is out."""
+    """`shaobing up` with nothing configured; returns once the banner is out (it comes
+    once the API is listening)."""
     process = subprocess.Popen(
         [*SHAOBING, "up"],
         env=clean_env(SB_DATA_DIR=str(data_dir), SB_API_BIND=f"127.0.0.1:{port}"),
@@ -80,7 +81,7 @@ def start_up(data_dir: Path, port: int) -> tuple[subprocess.Popen[str], list[str
         if not line:
             break
         lines.append(line)
-        if "Application startup complete" in line:
+        if "Ctrl-C stops" in line:  # the banner's last line
             return process, lines
     process.kill()
     raise AssertionError("shaobing up did not start:\n" + "".join(lines))

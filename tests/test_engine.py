@@ -5,13 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from hub.signals import Signal
+from hub.contracts import Priority, Signal
+from rules.backtest import backtest
 from rules.builtin import BUILTIN_RULES
 from rules.engine import Decision, Engine
-from rules.model import Priority, Rule
-from rules.service import backtest
+from rules.model import Rule
 
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)  # 20:00 in Shanghai, a Sunday
+AREA = "440311001002"
+B3 = f"area={AREA}|site=楼村花园|building=3栋"
 
 
 def sig(kind: str, at: float, *, source: str = "SD-1", building: str = "3栋",
@@ -34,7 +36,8 @@ def rule(**overrides: Any) -> Rule:
 
 
 def run(engine: Engine, signals: list[Signal]) -> list[Decision]:
-    return [d for s in signals for d in engine.process(s)]
+    """Each signal received the moment its device says it happened."""
+    return [d for s in signals for d in engine.process(s, s.ts)]
 
 
 def opened(decisions: list[Decision]) -> list[tuple[float, str]]:
@@ -49,7 +52,7 @@ def test_threshold_counts_within_a_sliding_window_per_group() -> None:
         sig("smoke_alarm", 80),  # 30, 70, 80 → fires
         sig("smoke_alarm", 85),  # open: attaches
     ])  # fmt: skip
-    assert opened(decisions) == [(80.0, "building=3栋")]
+    assert opened(decisions) == [(80.0, B3)]
     assert [d.opens for d in decisions] == [True, False]
 
 
@@ -111,7 +114,7 @@ def test_all_needs_every_branch_within_the_window() -> None:
     alone = run(engine, [sig("smoke_alarm", 0)])
     assert alone == []
     both = run(engine, [sig("camera_fire", 60, source="CAM-1")])
-    assert [(d.opens, d.key) for d in both] == [(True, "building=3栋")]
+    assert [(d.opens, d.key) for d in both] == [(True, B3)]
     apart = Engine([(confirmed, 1)])
     assert run(apart, [sig("smoke_alarm", 0), sig("camera_fire", 300, source="CAM-1")]) == []
 
@@ -162,7 +165,7 @@ def test_closed_rearms_the_group() -> None:
         True,
         False,
     ]
-    engine.closed("rule", "source_id=SD-1")
+    engine.closed("rule", f"area={AREA}|source_id=SD-1", T0 + timedelta(seconds=6))
     assert [d.opens for d in run(engine, [sig("smoke_alarm", 10)])] == [True]
 
 
@@ -178,4 +181,4 @@ def test_backtest_counts_per_day() -> None:
     result = backtest(rule(group_by=["building"]), signals)
     assert result.incidents == 3 and result.attached_signals == 3
     assert sorted(result.per_day.values()) == [1, 1, 1]
-    assert result.first[0]["group"] == "building=0栋"
+    assert result.first[0]["group"] == f"area={AREA}|site=楼村花园|building=0栋"

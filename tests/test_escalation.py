@@ -9,11 +9,12 @@ from datetime import timedelta
 import httpx
 import psycopg
 
+from hub.contracts import Priority
 from hub.db import connect
 from incidents.escalation import Escalation, escalate_overdue
 from incidents.models import NewIncident
-from incidents.store import open_or_attach
-from rules.model import Priority
+from incidents.opening import open_or_attach
+from incidents.sla import Sla
 from tests.test_incidents import NOW, act, open_incident
 from tests.test_registry_api import COMMUNITY, register_area
 
@@ -22,7 +23,7 @@ def tick(database_url: str, minutes: float) -> list[Escalation]:
     async def run() -> list[Escalation]:
         conn = await connect(database_url)
         async with conn, conn.transaction():
-            return await escalate_overdue(conn, NOW + timedelta(minutes=minutes))
+            return await escalate_overdue(conn, NOW + timedelta(minutes=minutes), Sla())
 
     return asyncio.run(run())
 
@@ -104,7 +105,8 @@ def test_nearest_on_duty_unit_for_the_category_is_proposed(
         priority=Priority.MAJOR,
         area=COMMUNITY,
         title="t",
-        signal_at=NOW,
+        first_signal_at=NOW,
+        last_signal_at=NOW,
         lat=22.780,
         lon=113.930,
         dispatch="nearest",
@@ -113,7 +115,7 @@ def test_nearest_on_duty_unit_for_the_category_is_proposed(
     async def run() -> int:
         conn = await connect(database_url)
         async with conn:
-            incident, _ = await open_or_attach(conn, new, now=NOW)
+            incident, _ = await open_or_attach(conn, new, now=NOW, sla=Sla())
             assert incident.suggested_unit_id == "U-NEAR"
             return incident.id
 

@@ -12,11 +12,12 @@ import httpx
 import psycopg
 import pytest
 
+from hub.contracts import Priority
 from hub.db import connect
 from incidents.models import Incident, NewIncident
+from incidents.opening import open_or_attach
+from incidents.sla import Sla
 from incidents.states import Action, Status, next_status
-from incidents.store import open_or_attach
-from rules.model import Priority
 from tests.test_registry_api import COMMUNITY, register_area
 
 NOW = datetime(2026, 11, 22, 16, 40, tzinfo=UTC)
@@ -27,13 +28,13 @@ def open_incident(database_url: str, *, key: str = "B3", priority: str = "major"
     new = NewIncident(
         rule_id=rule, rule_version=1, group_key=key, category="fire",
         priority=Priority(priority), area=area, site="楼村花园", building=key,
-        title=f"Smoke alarm at 楼村花园 {key}", signal_at=NOW, evidence=[{"signal": "smoke_alarm"}],
+        title=f"Smoke alarm at 楼村花园 {key}", first_signal_at=NOW, last_signal_at=NOW, evidence=[{"signal": "smoke_alarm"}],
     )  # fmt: skip
 
     async def run() -> tuple[Incident, bool]:
         conn = await connect(database_url)
         async with conn:
-            return await open_or_attach(conn, new, now=NOW)
+            return await open_or_attach(conn, new, now=NOW, sla=Sla())
 
     return asyncio.run(run())
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -10,6 +9,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -79,16 +80,15 @@ def test_redeliveries_across_batches_written_at_once(
 def test_a_backlog_waits_in_the_broker_not_in_ingest(
     registry: httpx.Client, database_url: str, mqtt_server: MqttUrl
 ) -> None:
-    """With a slow consumer (a signal subscriber taking 20 ms per batch), the receiver stops
-    reading once `max_in_hand` messages are received and not committed; the broker keeps
-    the rest, and every message still lands."""
-
-    async def slow(signals: object) -> None:
-        await asyncio.sleep(0.02)
-
+    """With slow commits (a trigger taking 20 ms per batch), the receiver stops reading once
+    `max_in_hand` messages are received and not committed; the broker keeps the rest, and
+    every message still lands."""
     bound, count = 30, 300
     peak = 0
-    with running_consumer(database_url, mqtt_server, slow, max_in_hand=bound, max_batch=10):
+    with (
+        slow_batches(database_url),
+        running_consumer(database_url, mqtt_server, max_in_hand=bound, max_batch=10),
+    ):
         pub = Publisher(mqtt_server, in_flight=count)
         sent = [
             pub.client.publish(
@@ -109,6 +109,25 @@ def test_a_backlog_waits_in_the_broker_not_in_ingest(
             info.wait_for_publish(10)
         pub.close()
     assert bound // 2 < peak <= bound  # it filled up to the bound, and no further
+
+
+@contextmanager
+def slow_batches(database_url: str, seconds: float = 0.02) -> Iterator[None]:
+    """Every batch's write into `uplinks` takes `seconds` longer, until the end."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE FUNCTION test_slow() RETURNS trigger LANGUAGE plpgsql AS"
+            f" $$ BEGIN PERFORM pg_sleep({seconds}); RETURN NULL; END $$"
+        )
+        conn.execute(
+            "CREATE TRIGGER test_slow AFTER INSERT ON uplinks"
+            " FOR EACH STATEMENT EXECUTE FUNCTION test_slow()"
+        )
+        try:
+            yield
+        finally:
+            conn.execute("DROP TRIGGER test_slow ON uplinks")
+            conn.execute("DROP FUNCTION test_slow()")
 
 
 def test_every_dead_letter_reason_beside_good_messages(
@@ -241,7 +260,7 @@ def test_zero_loss_across_sigkill(
 
     def start() -> subprocess.Popen[bytes]:
         return subprocess.Popen(
-            [sys.executable, "-m", "hub.cli", "ingest", "--metrics-port", "0"], env=env
+            [sys.executable, "-m", "shaobing.cli", "ingest", "--metrics-port", "0"], env=env
         )
 
     total = 20_000
@@ -383,7 +402,7 @@ def test_a_dead_receiver_is_replaced(
         "SB_LOG_LEVEL": "WARNING",
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "hub.cli", "ingest", "--metrics-port", "0"], env=env
+        [sys.executable, "-m", "shaobing.cli", "ingest", "--metrics-port", "0"], env=env
     )
     try:
         pub = Publisher(queueing_broker)

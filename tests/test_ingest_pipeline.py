@@ -13,8 +13,8 @@ import httpx
 import psycopg
 import pytest
 
+from hub.contracts import Signal
 from hub.db import connect
-from hub.signals import Signal, SignalBus
 from ingest import idcard
 from ingest.decode import Message
 from ingest.health import HealthPolicy, sweep
@@ -35,13 +35,7 @@ class Harness:
     def __init__(self, database_url: str, secret: bytes) -> None:
         self.url = database_url
         self.signals: list[Signal] = []
-        bus = SignalBus()
-
-        async def collect(signals: Any) -> None:
-            self.signals.extend(signals)
-
-        bus.subscribe(collect)
-        self.pipeline = Pipeline(RegistryView(), secret, bus)
+        self.pipeline = Pipeline(RegistryView(), secret)
 
     def send(self, at: datetime, topic: str, body: dict[str, Any]) -> None:
         self.send_batch(at, [(topic, body)])
@@ -53,7 +47,8 @@ class Harness:
         async def run() -> None:
             conn = await connect(self.url)
             async with conn:
-                await self.pipeline.process(conn, batch)
+                result = await self.pipeline.process(conn, batch)
+            self.signals.extend(result.signals)
 
         asyncio.run(run())
 

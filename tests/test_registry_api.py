@@ -379,7 +379,10 @@ def test_auth_failures(api_url: str, admin: httpx.Client) -> None:
 
 
 def test_health_metrics_and_docs(api_url: str, admin: httpx.Client) -> None:
-    assert httpx.get(f"{api_url}/healthz").json() == {"status": "ok", "database": "ok"}
+    assert httpx.get(f"{api_url}/healthz").json() == {"status": "ok", "process": "api"}
+    ready = httpx.get(f"{api_url}/readyz")
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["database"] == "ok" and ready.json()["components"]["live-stream"]["up"]
     admin.get("/api/v1/devices")
     metrics = httpx.get(f"{api_url}/metrics").text
     assert 'sb_http_requests_total{method="GET",route="/api/v1/devices",status="200"}' in metrics

@@ -1,11 +1,11 @@
-"""Rules live: committed signals → engine → incidents; cooldown, restart, backtest = live, and
-an MQTT smoke alarm all the way to an incident."""
+"""Rules live: the signal log → the rules consumer → incidents; cooldown, restart, backtest =
+live, and an MQTT smoke alarm all the way to an incident."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,19 +13,17 @@ import httpx
 import psycopg
 import pytest
 
+from hub.contracts import Signal
 from hub.db import connect
 from hub.settings import MqttUrl
-from hub.signals import Signal
+from incidents.actions import apply_action
 from incidents.models import ActionIn
-from incidents.store import apply_action
-from ingest.store import copy_signals
-from rules.service import RulesService
-from rules.store import seed_builtin_rules
 from tests.ingest_helpers import Publisher, running_consumer, wait_for
-from tests.rules_helpers import started_rules_service
+from tests.rules_helpers import RulesDriver, running_rules, seed
 from tests.test_registry_api import COMMUNITY, register_area
 
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+PLACE = f"area={COMMUNITY}|site=楼村花园|building="
 
 
 def alarm(
@@ -37,34 +35,21 @@ def alarm(
 
 
 @pytest.fixture
-def live(admin: httpx.Client, database_url: str) -> Any:
+def driver(admin: httpx.Client, database_url: str) -> Iterator[RulesDriver]:
+    """The built-in rules and a consumer at T0; `feed` stores signals received at the
+    driver's clock, which the test moves."""
     register_area(admin)
+    seed(database_url)
+    rules = RulesDriver(database_url, now=T0)
+    yield rules
+    rules.close()
 
-    async def setup() -> None:
-        conn = await connect(database_url)
-        async with conn:
-            await seed_builtin_rules(conn)
 
-    asyncio.run(setup())
-
-    def feed(signals: Sequence[Signal], service: RulesService | None = None) -> RulesService:
-        """A started service (a new one unless given), then signals as ingest delivers them:
-        stored first, then published."""
-
-        async def run() -> RulesService:
-            svc = service
-            if svc is None:
-                svc = RulesService(database_url)
-                await svc.start(T0 + timedelta(hours=1))
-            conn = await connect(database_url)
-            async with conn:
-                await copy_signals(conn, list(signals))
-            await svc.on_signals(signals)
-            return svc
-
-        return asyncio.run(run())
-
-    return feed
+def feed_at(driver: RulesDriver, signals: list[Signal]) -> None:
+    """Each signal received when its device says it happened (a device with a true clock)."""
+    for signal in signals:
+        driver.now = signal.ts + timedelta(milliseconds=50)
+        driver.feed([signal])
 
 
 def incidents(database_url: str) -> list[tuple[Any, ...]]:
@@ -74,56 +59,57 @@ def incidents(database_url: str) -> list[tuple[Any, ...]]:
         ).fetchall()
 
 
-def test_signals_open_and_attach_incidents(live: Any, database_url: str) -> None:
-    live(
-        [
-            alarm(0),
-            alarm(5),
-            alarm(10, building="5栋"),
-            alarm(40, kind="camera_smoke", source="CAM-1"),
-        ]
-    )
+def close(database_url: str, incident_id: int, at: datetime) -> None:
+    async def run() -> None:
+        conn = await connect(database_url)
+        async with conn:
+            await apply_action(conn, incident_id, ActionIn(action="close", reason="false_alarm"),
+                               actor="t", scope="", now=at)  # fmt: skip
+            await conn.commit()
+
+    asyncio.run(run())
+
+
+def test_signals_open_and_attach_incidents(driver: RulesDriver, database_url: str) -> None:
+    feed_at(driver, [alarm(0), alarm(5), alarm(10, building="5栋"),
+                     alarm(40, kind="camera_smoke", source="CAM-1")])  # fmt: skip
     assert incidents(database_url) == [
-        ("smoke-alarm", "building=3栋", "emergency", 3, "Smoke alarm at 楼村花园 3栋"),
-        ("smoke-alarm", "building=5栋", "major", 1, "Smoke alarm at 楼村花园 5栋"),
+        ("smoke-alarm", PLACE + "3栋", "emergency", 3, "Smoke alarm at 楼村花园 3栋"),
+        ("smoke-alarm", PLACE + "5栋", "major", 1, "Smoke alarm at 楼村花园 5栋"),
     ]  # the camera in 3栋 confirmed that one and raised it to emergency
 
 
-def test_cooldown_after_close(live: Any, database_url: str) -> None:
-    service = live([alarm(0)])
-    with psycopg.connect(database_url) as conn:
-        incident_id = conn.execute("SELECT id FROM incidents").fetchone()
-    assert incident_id is not None
-
-    async def close_it() -> None:
-        conn = await connect(database_url)
-        async with conn:
-            await apply_action(conn, incident_id[0], ActionIn(action="close", reason="false_alarm"),
-                               actor="t", scope="", now=T0 + timedelta(seconds=60))  # fmt: skip
-
-    asyncio.run(close_it())
-    live([alarm(120)], service)  # inside the 10-minute cooldown: nothing
+def test_cooldown_after_close(driver: RulesDriver, database_url: str) -> None:
+    feed_at(driver, [alarm(0)])
+    [(incident_id,)] = psycopg.connect(database_url).execute("SELECT id FROM incidents").fetchall()
+    close(database_url, incident_id, T0 + timedelta(seconds=60))
+    feed_at(driver, [alarm(120)])  # inside the 10-minute cooldown: nothing
     assert len(incidents(database_url)) == 1
-    live([alarm(60 + 11 * 60)], service)  # after it: a new incident
+    feed_at(driver, [alarm(60 + 11 * 60)])  # the first alarm after it opens a new incident
     assert len(incidents(database_url)) == 2
 
 
-def test_windows_survive_a_restart(live: Any, database_url: str) -> None:
-    # camera-fire needs 2 signals within 30 s; the first reaches one process, the second
+def test_windows_survive_a_restart(driver: RulesDriver, database_url: str) -> None:
+    # camera-fire needs 2 signals within 30 s; the first reaches one consumer, the second
     # arrives after a restart that rebuilt the window from the stored signals.
-    live([alarm(0, kind="camera_fire", source="CAM-1")])
+    feed_at(driver, [alarm(0, kind="camera_fire", source="CAM-1")])
     assert incidents(database_url) == []
-    live([alarm(10, kind="camera_fire", source="CAM-1")])  # a fresh RulesService
-    assert [(r[0], r[1]) for r in incidents(database_url)] == [("camera-fire", "source_id=CAM-1")]
+    driver.restart()
+    feed_at(driver, [alarm(10, kind="camera_fire", source="CAM-1")])
+    assert [(r[0], r[1], r[3]) for r in incidents(database_url)] == [
+        ("camera-fire", f"area={COMMUNITY}|source_id=CAM-1", 2)
+    ]
 
 
-def test_backtest_agrees_with_live(live: Any, admin: httpx.Client, database_url: str) -> None:
+def test_backtest_agrees_with_live(
+    driver: RulesDriver, admin: httpx.Client, database_url: str
+) -> None:
     signals = [alarm(i * 17, building=f"{i % 3}栋") for i in range(12)]
     signals += [
         alarm(100, kind="camera_fire", source="CAM-1"),
         alarm(110, kind="camera_fire", source="CAM-1"),
     ]
-    live(signals)
+    feed_at(driver, sorted(signals, key=lambda s: s.ts))
     span = {
         "from": (T0 - timedelta(minutes=1)).isoformat(),
         "to": (T0 + timedelta(hours=1)).isoformat(),
@@ -149,11 +135,11 @@ def test_mqtt_smoke_alarm_becomes_an_incident(
     admin: httpx.Client, database_url: str, mqtt_server: MqttUrl
 ) -> None:
     register_area(admin)
+    seed(database_url)
     admin.post("/api/v1/devices", json={"id": "SD-E2E", "type": "smoke_sensor", "area": COMMUNITY,
                                         "site": "楼村花园", "building": "7栋"})  # fmt: skip
 
-    service = started_rules_service(database_url)
-    with running_consumer(database_url, mqtt_server, service.on_signals):
+    with running_rules(database_url), running_consumer(database_url, mqtt_server):
         pub = Publisher(mqtt_server)
         pub.send(f"sb/{COMMUNITY}/SD-E2E/event",
                  {"seq": 1, "ts": int(time.time() * 1000), "type": "smoke_alarm", "smoke": 3.4})  # fmt: skip
@@ -166,7 +152,7 @@ def test_mqtt_smoke_alarm_becomes_an_incident(
 
 
 def test_silences_mute_matching_signals_for_their_time(
-    live: Any, admin: httpx.Client, database_url: str, client_for: Any
+    driver: RulesDriver, admin: httpx.Client, database_url: str, client_for: Any
 ) -> None:
     drill = {
         "matcher": {"kind": ["smoke_alarm"], "building": "3栋", "area_prefix": COMMUNITY},
@@ -176,11 +162,15 @@ def test_silences_mute_matching_signals_for_their_time(
     }
     created = admin.post("/api/v1/silences", json=drill)
     assert created.status_code == 201, created.text
-    live([alarm(60), alarm(61, building="5栋")])  # 3栋 is silenced, 5栋 is not
-    assert [r[1] for r in incidents(database_url)] == ["building=5栋"]
-    service = live([])
-    live([alarm(31 * 60)], service)  # the drill is over
-    assert [r[1] for r in incidents(database_url)] == ["building=5栋", "building=3栋"]
+    driver.restart()  # a silence reaches a running consumer by NOTIFY; this one starts anew
+    # The silence exists since before T0, as far as the hub knows: received after it.
+    created_at = datetime.fromisoformat(created.json()["created_at"])
+    driver.now = max(created_at, T0 + timedelta(seconds=62))
+    driver.feed([alarm(60), alarm(61, building="5栋")])  # 3栋 is silenced, 5栋 is not
+    assert [r[1] for r in incidents(database_url)] == [PLACE + "5栋"]
+    driver.now += timedelta(minutes=31)
+    driver.feed([alarm(31 * 60)])  # the drill is over
+    assert [r[1] for r in incidents(database_url)] == [PLACE + "5栋", PLACE + "3栋"]
     bad = admin.post("/api/v1/silences", json={**drill, "ends_at": T0.isoformat()})
     assert bad.status_code == 422 and "after starts_at" in bad.json()["error"]["message"]
     wide = client_for("operator", "440311002")
@@ -192,8 +182,8 @@ def test_silences_mute_matching_signals_for_their_time(
     assert len(admin.get("/api/v1/silences").json()) == 1  # kept for the record
 
 
-def test_rule_precision(live: Any, admin: httpx.Client, database_url: str) -> None:
-    live([alarm(0), alarm(5), alarm(10, building="5栋"), alarm(12, building="6栋")])
+def test_rule_precision(driver: RulesDriver, admin: httpx.Client, database_url: str) -> None:
+    feed_at(driver, [alarm(0), alarm(5), alarm(10, building="5栋"), alarm(12, building="6栋")])
     listed = admin.get("/api/v1/incidents").json()["items"]
     by_building = {i["building"]: i["id"] for i in listed}
     for building, reason in (("3栋", "false_alarm"), ("5栋", "resolved")):
@@ -211,14 +201,14 @@ def test_rule_precision(live: Any, admin: httpx.Client, database_url: str) -> No
                      "false_alarms": 1, "precision": 0.5}  # fmt: skip
 
 
-def test_live_incidents_propose_the_nearest_unit(live: Any, admin: httpx.Client) -> None:
+def test_live_incidents_propose_the_nearest_unit(driver: RulesDriver, admin: httpx.Client) -> None:
     admin.post("/api/v1/devices", json={"id": "SD-1", "type": "smoke_sensor", "area": COMMUNITY,
                                         "building": "3栋", "lat": 22.780, "lon": 113.930})  # fmt: skip
     for unit_id, lat, lon in (("U-NEAR", 22.781, 113.931), ("U-FAR", 22.90, 113.99)):
         admin.post("/api/v1/units", json={"id": unit_id, "name": unit_id, "kind": "fire",
                                           "area": COMMUNITY, "lat": lat, "lon": lon,
                                           "categories": ["fire"]})  # fmt: skip
-    live([alarm(0)])  # smoke-alarm has "dispatch": "nearest"
+    feed_at(driver, [alarm(0)])  # smoke-alarm has "dispatch": "nearest"
     [incident] = admin.get("/api/v1/incidents").json()["items"]
     assert incident["suggested_unit_id"] == "U-NEAR"
     assert (incident["lat"], incident["lon"]) == (22.780, 113.930)

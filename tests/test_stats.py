@@ -9,10 +9,12 @@ from typing import Any
 import httpx
 import pytest
 
+from hub.contracts import Priority
 from hub.db import connect
+from incidents.actions import apply_action
 from incidents.models import ActionIn, NewIncident
-from incidents.store import apply_action, open_or_attach
-from rules.model import Priority
+from incidents.opening import open_or_attach
+from incidents.sla import Sla
 from tests.test_incidents import NOW
 from tests.test_registry_api import COMMUNITY, register_area
 
@@ -37,9 +39,11 @@ def scenario(database_url: str) -> None:
                         priority=Priority(priority),
                         area=area,
                         title=key,
-                        signal_at=NOW,
+                        first_signal_at=NOW,
+                        last_signal_at=NOW,
                     ),
                     now=NOW,
+                    sla=Sla(),
                 )
                 return incident.id
 

@@ -16,7 +16,7 @@ from websockets.sync.client import ClientConnection, connect
 from hub.settings import MqttUrl
 from tests.conftest import issue
 from tests.ingest_helpers import Publisher, running_consumer
-from tests.rules_helpers import started_rules_service
+from tests.rules_helpers import running_rules, seed
 from tests.test_registry_api import COMMUNITY, register_area
 
 OPEN_IN_ANOTHER_PROCESS = """
@@ -24,8 +24,9 @@ import asyncio, sys
 from datetime import UTC, datetime
 from hub.db import connect
 from incidents.models import NewIncident
-from incidents.store import open_or_attach
-from rules.model import Priority
+from incidents.opening import open_or_attach
+from incidents.sla import Sla
+from hub.contracts import Priority
 
 async def main():
     conn = await connect(sys.argv[1])
@@ -33,8 +34,8 @@ async def main():
         await open_or_attach(conn, NewIncident(
             rule_id="smoke-alarm", rule_version=1, group_key=sys.argv[3], category="fire",
             priority=Priority.MAJOR, area=sys.argv[2], site="楼村花园", building=sys.argv[3],
-            title="Smoke alarm at 楼村花园 " + sys.argv[3], signal_at=datetime.now(UTC)),
-            now=datetime.now(UTC))
+            title="Smoke alarm at 楼村花园 " + sys.argv[3], first_signal_at=datetime.now(UTC), last_signal_at=datetime.now(UTC)),
+            now=datetime.now(UTC), sla=Sla())
 
 asyncio.run(main())
 """
@@ -96,11 +97,12 @@ def test_mqtt_smoke_alarm_to_websocket(
     admin.post("/api/v1/devices", json={"id": "SD-WS", "type": "smoke_sensor", "area": COMMUNITY,
                                         "site": "楼村花园", "building": "8栋"})  # fmt: skip
 
-    service = started_rules_service(database_url)
+    seed(database_url)
     token = issue(api_url, "viewer", "440311001002")
     with (
         connect(ws_url(api_url, token)) as ws,
-        running_consumer(database_url, mqtt_server, service.on_signals),
+        running_rules(database_url),
+        running_consumer(database_url, mqtt_server),
     ):
         next_event(ws, "stream.ready")
         pub = Publisher(mqtt_server)

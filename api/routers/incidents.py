@@ -5,17 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 
 from api.auth import Principal, allow
-from api.deps import AreaFilter, DbPool, Limit, Reader
+from api.deps import AreaFilter, Category, Cursor, DbPool, Limit, Reader
 from api.tokens import Role
 from devices.paging import Page
+from hub.contracts import Priority
 from hub.errors import Forbidden
 from incidents import store
+from incidents.actions import apply_action
 from incidents.models import ActionIn, AuditEntry, Incident
-from incidents.states import Action, Status
-from rules.model import Priority
+from incidents.states import OPEN_STATUSES, Action, Status
 
 router = APIRouter(prefix="/incidents", tags=["incidents"])
 # Dispatchers run the loop; operators may comment (say, on a rule's false alarm).
@@ -28,17 +29,26 @@ Actor = Annotated[
 async def list_incidents(
     who: Reader,
     pool: DbPool,
-    status: Status | None = None,
+    status: Annotated[
+        list[Status] | None,
+        Query(description="repeat for several: ?status=reported&status=accepted"),
+    ] = None,
+    open: Annotated[bool | None, Query(description="true: every state but closed")] = None,
     area: AreaFilter = None,
-    category: str | None = None,
+    category: Category = None,
     priority: Priority | None = None,
     since: datetime | None = None,
     limit: Limit = 100,
-    cursor: str | None = None,
+    cursor: Cursor = None,
 ) -> Page[Incident]:
+    """Newest first, within the caller's area; `next` is the cursor of the following page."""
+    wanted = status
+    if open is not None:
+        chosen = OPEN_STATUSES if open else [Status.CLOSED]
+        wanted = [s for s in chosen if not status or s in status]
     async with pool.connection() as conn:
         return await store.list_incidents(
-            conn, scope=who.area_prefix, status=status, area=area, category=category,
+            conn, scope=who.area_prefix, status=wanted, area=area, category=category,
             priority=priority, since=since, limit=limit, cursor=cursor,
         )  # fmt: skip
 
@@ -61,6 +71,6 @@ async def act(incident_id: int, body: ActionIn, who: Actor, pool: DbPool) -> Inc
     if who.role is Role.OPERATOR and body.action is not Action.COMMENT:
         raise Forbidden("operators may only comment on incidents")
     async with pool.connection() as conn:
-        return await store.apply_action(
+        return await apply_action(
             conn, incident_id, body, actor=who.name, scope=who.area_prefix, now=datetime.now(UTC)
         )

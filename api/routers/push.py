@@ -36,7 +36,7 @@ class PushRejected(HubError):
 
 def _pipeline(request: Request) -> Pipeline:
     # A fresh registry view per request: pushes are rare enough to look devices up each time.
-    return Pipeline(RegistryView(), hmac_key(request.app.state.settings), request.app.state.bus)
+    return Pipeline(RegistryView(), hmac_key(request.app.state.settings))
 
 
 def _summary(result: BatchResult) -> dict[str, Any]:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-import yaml
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -14,9 +12,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from api.auth import Principal, allow
 from api.deps import DbPool, Reader
 from api.tokens import Role
+from hub.durations import parse_duration
 from hub.errors import Invalid, UnsupportedMediaType
 from incidents.stats import RuleStats, rule_stats
-from rules import service, store
+from rules import documents, store
+from rules.backtest import Backtest, backtest, stored_history
 from rules.model import Rule
 
 router = APIRouter(prefix="/rules", tags=["rules"])
@@ -30,7 +30,18 @@ class EnabledIn(BaseModel):
     enabled: bool
 
 
-@router.post("", status_code=201, openapi_extra={"requestBody": {"required": True}})
+_RULE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"type": "object"}},
+            "application/yaml": {"schema": {"type": "string"}},
+        },
+    }
+}
+
+
+@router.post("", status_code=201, openapi_extra=_RULE_BODY)
 async def create_rule(request: Request, who: RuleWriter, pool: DbPool) -> store.StoredRule:
     """Create a rule from a JSON or YAML document (DESIGN §6)."""
     rule = await _rule_from(request)
@@ -53,7 +64,7 @@ async def get_rule(rule_id: str, who: Reader, pool: DbPool) -> store.StoredRule:
         return await store.get_rule(conn, rule_id, scope=who.area_prefix)
 
 
-@router.put("/{rule_id}")
+@router.put("/{rule_id}", openapi_extra=_RULE_BODY)
 async def replace_rule(
     rule_id: str, request: Request, who: RuleWriter, pool: DbPool
 ) -> store.StoredRule:
@@ -99,12 +110,18 @@ class BacktestIn(BaseModel):
 
 @router.post("/{rule_id}/backtest")
 async def backtest_rule(
-    rule_id: str, body: BacktestIn, who: RuleWriter, pool: DbPool
-) -> service.Backtest:
-    """Replay stored signals through the engine with the stored rule, or a draft of it
-    (`rule`), and say what it would have raised."""
+    rule_id: str, body: BacktestIn, request: Request, who: RuleWriter, pool: DbPool
+) -> Backtest:
+    """Replay the signals received in [from, to) through the engine with the stored rule, or
+    a draft of it (`rule`): with the clock, the silences and the closes of the rule's
+    incidents as live evaluation saw them. Says what it would have raised, per day."""
     if body.end <= body.start or body.end - body.start > timedelta(days=31):
         raise Invalid("from must precede to, at most 31 days apart", field="to")
+    if body.rule is not None:
+        try:
+            documents.check_structure(body.rule)
+        except documents.DocumentError as exc:
+            raise Invalid(str(exc), field="body.rule") from None
     async with pool.connection() as conn:
         stored = await store.get_rule(conn, rule_id, scope=who.area_prefix)
         try:
@@ -113,9 +130,12 @@ async def backtest_rule(
             raise RequestValidationError(
                 [{**err, "loc": ("body", "rule", *err["loc"])} for err in exc.errors()]
             ) from None
-        signals = await service.stored_signals(conn, body.start, body.end)
-    visible = [s for s in signals if s.area.startswith(who.area_prefix)]
-    return service.backtest(rule, visible)
+        signals, closes, silences = await stored_history(
+            conn, rule_id, body.start, body.end, scope=who.area_prefix
+        )
+    lateness = parse_duration(request.app.state.settings.rules_lateness)
+    return backtest(rule, signals, closes=closes, silences=silences, until=body.end,
+                    lateness=lateness)  # fmt: skip
 
 
 @router.get("/{rule_id}/stats")
@@ -140,20 +160,15 @@ async def rule_versions(rule_id: str, who: Reader, pool: DbPool) -> list[store.R
 
 async def _rule_from(request: Request) -> Rule:
     raw = await request.body()
-    content_type = request.headers.get("content-type", "application/json").split(";")[0].strip()
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in (*_YAML, "application/json"):
+        raise UnsupportedMediaType(
+            f"send a rule as application/json or application/yaml, not {content_type or 'none'}"
+        )
     try:
-        if content_type in _YAML:
-            document: Any = yaml.safe_load(raw)
-        elif content_type == "application/json":
-            document = json.loads(raw)
-        else:
-            raise UnsupportedMediaType(
-                f"send a rule as application/json or application/yaml, not {content_type}"
-            )
-    except (ValueError, yaml.YAMLError) as exc:
-        raise Invalid(
-            f"body is not valid {'YAML' if content_type in _YAML else 'JSON'}: {exc}", field="body"
-        ) from None
+        document: Any = documents.parse(raw, yaml_text=content_type in _YAML)
+    except documents.DocumentError as exc:
+        raise Invalid(str(exc), field="body") from None
     try:
         return Rule.model_validate(document)
     except ValidationError as exc:

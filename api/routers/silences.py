@@ -28,9 +28,10 @@ async def create(body: SilenceIn, who: Silencer, pool: DbPool) -> Silence:
 
 @router.get("")
 async def list_all(who: Reader, pool: DbPool, active: bool = False) -> list[Silence]:
+    """Silences in the caller's area; `active=true`: only those in force now."""
     async with pool.connection() as conn:
         return await list_silences(
-            conn, scope=who.area_prefix, active_at=datetime.now(UTC) if active else None
+            conn, scope=who.area_prefix, in_force_at=datetime.now(UTC) if active else None
         )
 
 

@@ -29,8 +29,11 @@ class BrokerError(RuntimeError):
 class EmbeddedBroker:
     """A broker process whose files live in `data_dir/mqtt` (persistence included)."""
 
-    def __init__(self, data_dir: Path, *, prefer: str | None = None) -> None:
+    def __init__(self, data_dir: Path, *, amqtt_plugins: str, prefer: str | None = None) -> None:
+        """`amqtt_plugins`: the module whose auth and topic plugins the amqtt fallback loads
+        (they read the same password file and apply the same ACL as mosquitto's)."""
         self.dir = (data_dir / "mqtt").resolve()
+        self.amqtt_plugins = amqtt_plugins
         self.host = "127.0.0.1"
         self.port: int | None = None
         mosquitto = shutil.which("mosquitto")
@@ -134,7 +137,7 @@ class EmbeddedBroker:
 
     def _amqtt_command(self) -> list[str]:
         config = self.dir / "amqtt.yaml"
-        plugins = "hub.embedded.amqtt_plugins"
+        plugins = self.amqtt_plugins
         config.write_text(
             yaml.safe_dump(
                 {

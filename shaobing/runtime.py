@@ -5,20 +5,20 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass, field
-
-from psycopg import AsyncConnection
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from devices.broker_config import HUB_USER, write_broker_files
 from devices.registry import REGISTRY_CHANNEL
 from hub.db import connect
 from hub.embedded.broker import EmbeddedBroker
 from hub.embedded.postgres import EmbeddedPostgres
+from hub.listen import wakeups
 from hub.logs import get_logger
 from hub.migrations import migrate
 from hub.secret import hmac_key, read_or_create, write_private
 from hub.settings import Settings
+from hub.supervisor import Probe
 from rules.store import seed_builtin_rules
 
 log = get_logger(__name__)
@@ -43,7 +43,7 @@ class Runtime:
     settings: Settings
     postgres: EmbeddedPostgres | None = None
     broker: EmbeddedBroker | None = None
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    hub_password: str | None = None  # the embedded broker's password for the hub user
 
     @property
     def database_url(self) -> str:
@@ -82,10 +82,6 @@ async def services(settings: Settings) -> AsyncIterator[Runtime]:
         try:
             yield runtime
         finally:
-            for task in runtime.tasks:
-                task.cancel()
-                with suppress(asyncio.CancelledError):
-                    await task
             if runtime.broker:
                 await asyncio.to_thread(runtime.broker.stop)
                 (runtime.broker.dir / EMBEDDED_BROKER_FILE).unlink(missing_ok=True)
@@ -93,7 +89,7 @@ async def services(settings: Settings) -> AsyncIterator[Runtime]:
 
 async def _start_broker(runtime: Runtime) -> None:
     settings = runtime.settings
-    broker = EmbeddedBroker(settings.data_dir)
+    broker = EmbeddedBroker(settings.data_dir, amqtt_plugins="devices.amqtt_plugins")
     hub_password = read_or_create(broker.dir / "hub.password", nbytes=24)
     conn = await connect(runtime.database_url)
     async with conn:
@@ -106,31 +102,17 @@ async def _start_broker(runtime: Runtime) -> None:
     # `shaobing simulate` in another shell finds the embedded broker here.
     write_private(broker.dir / EMBEDDED_BROKER_FILE, json.dumps({"url": url, "protocol": protocol}))
     runtime.settings = settings.model_copy(update={"mqtt_url": url, "mqtt_protocol": protocol})
-    runtime.tasks.append(asyncio.create_task(_follow_registry(runtime, hub_password)))
+    runtime.hub_password = hub_password
 
 
-async def _follow_registry(runtime: Runtime, hub_password: str) -> None:
-    """Rewrite the broker's password file and reload it whenever the registry changes."""
-    broker = runtime.broker
-    assert broker is not None
-    while True:
-        try:
-            conn = await AsyncConnection.connect(runtime.database_url, autocommit=True)
-            async with conn:
-                await conn.execute(f"LISTEN {REGISTRY_CHANNEL}")
-                while True:
-                    # Wake on a change, or every minute to reconcile in case one was missed.
-                    async for _ in conn.notifies(timeout=60, stop_after=1):
-                        pass
-                    # Coalesce a burst (a CSV import) into one rewrite.
-                    async for _ in conn.notifies(timeout=0.2):
-                        pass
-                    files_conn = await connect(runtime.database_url)
-                    async with files_conn:
-                        await write_broker_files(files_conn, broker.dir, hub_password=hub_password)
-                    broker.reload()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("registry listener lost its connection; retrying", error=str(exc))
-            await asyncio.sleep(2)
+async def follow_registry_for_broker(runtime: Runtime, probe: Probe) -> None:
+    """A component: rewrite the embedded broker's password file and reload it whenever the
+    registry changes (a burst, such as a CSV import, coalesced), and every minute."""
+    broker, password = runtime.broker, runtime.hub_password
+    assert broker is not None and password is not None
+    async for _ in wakeups(runtime.database_url, [REGISTRY_CHANNEL], idle=60, coalesce=0.2,
+                           probe=probe):  # fmt: skip
+        conn = await connect(runtime.database_url)
+        async with conn:
+            await write_broker_files(conn, broker.dir, hub_password=password)
+        broker.reload()

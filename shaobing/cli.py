@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
 from hub.settings import Settings, SettingsError, load_settings
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @contextmanager
@@ -21,12 +23,15 @@ def _startup_errors() -> Iterator[None]:
 
     from hub.embedded.broker import BrokerError
     from hub.embedded.postgres import EmbeddedPostgresError
+    from hub.errors import HubError
     from hub.migrations import MigrationError
 
     try:
         yield
     except KeyboardInterrupt:
         pass
+    except HubError as exc:  # e.g. a rules partition that overlaps a live one
+        raise click.ClickException(exc.message) from None
     except (BrokerError, EmbeddedPostgresError, MigrationError, OperationalError, OSError) as exc:
         raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
 
@@ -44,73 +49,110 @@ def main() -> None:
     """Shaobing (哨兵): IoT and video alert hub for smart-community safety."""
 
 
+_HTTP_HOST = click.option(
+    "--http-host", default="127.0.0.1", show_default=True,
+    help="where /healthz, /readyz and /metrics listen (0.0.0.0 in a container)",
+)  # fmt: skip
+
+
+def _http_port(default: int) -> Callable[[F], F]:
+    return click.option(
+        "--http-port", "--metrics-port", "http_port", type=click.IntRange(0, 65535),
+        default=default, show_default=True,
+        help="port of /healthz, /readyz and /metrics (0: any free port)",
+    )  # fmt: skip
+
+
+def _needs(settings: Settings, command: str, *, mqtt: bool) -> None:
+    missing = [name for name, value in (("SB_DATABASE_URL", settings.database_url),
+                                        ("SB_MQTT_URL", settings.mqtt_url if mqtt else "x"))
+               if not value]  # fmt: skip
+    if missing:
+        raise click.ClickException(
+            f"shaobing {command} needs {' and '.join(missing)};"
+            " use `shaobing up` for embedded services"
+        )
+
+
 @main.command()
 @click.option("--simulate", is_flag=True, help="feed the hub with simulated devices")
 def up(simulate: bool) -> None:
-    """Run the whole hub in one process group, on embedded services unless configured."""
+    """Run the whole hub in one process group, on embedded services unless configured.
+
+    Settings: every SB_* variable (see README); SB_DATABASE_URL and SB_MQTT_URL unset mean
+    an embedded PostgreSQL and broker under SB_DATA_DIR (default ./var)."""
     from hub.logs import configure_logging
-    from hub.up import run_up
     from ingest.simulate import SimConfig
+    from shaobing.processes import run, run_up
 
     settings = _settings()
     configure_logging(settings.log_level.value)
     sim = SimConfig(smoke=20, readers=5, rate=5, alarms=True) if simulate else None
     with _startup_errors():
-        asyncio.run(run_up(settings, simulate=sim))
+        run(run_up(settings, simulate=sim))
 
 
 @main.command()
-@click.option("--metrics-port", type=int, default=9101, show_default=True)
-def ingest(metrics_port: int) -> None:
-    """Run MQTT ingest and device health alone (needs SB_DATABASE_URL and SB_MQTT_URL)."""
-    from prometheus_client import start_http_server
+@_HTTP_HOST
+@_http_port(9101)
+def ingest(http_host: str, http_port: int) -> None:
+    """Run MQTT ingest and device health (needs SB_DATABASE_URL and SB_MQTT_URL).
 
+    Several may run on one broker with SB_INGEST_SHARED=true, each with its own
+    SB_INGEST_CLIENT_ID."""
     from hub.logs import configure_logging
-    from hub.up import run_ingest_alone
+    from shaobing.processes import run, run_ingest
 
     settings = _settings()
-    if not settings.database_url or not settings.mqtt_url:
-        raise click.ClickException(
-            "shaobing ingest needs SB_DATABASE_URL and SB_MQTT_URL;"
-            " use `shaobing up` for embedded services"
-        )
+    _needs(settings, "ingest", mqtt=True)
     configure_logging(settings.log_level.value)
-    start_http_server(metrics_port, addr="127.0.0.1")
     with _startup_errors():
-        asyncio.run(run_ingest_alone(settings))
+        run(run_ingest(settings, host=http_host, port=http_port))
+
+
+@main.command()
+@click.option(
+    "--area", "area", default="", show_default=True,
+    help="area code prefix of this partition (empty: every area); partitions must not overlap",
+)  # fmt: skip
+@_HTTP_HOST
+@_http_port(9102)
+def rules(area: str, http_host: str, http_port: int) -> None:
+    """Run the rules engine and incident timers on the stored signal log (needs
+    SB_DATABASE_URL). Settings: SB_SLA_*, SB_RULES_LATENESS."""
+    from devices.area_codes import check_area_prefix
+    from hub.logs import configure_logging
+    from shaobing.processes import run, run_rules
+
+    settings = _settings()
+    _needs(settings, "rules", mqtt=False)
+    try:
+        check_area_prefix(area)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--area") from None
+    configure_logging(settings.log_level.value)
+    with _startup_errors():
+        run(run_rules(settings, area_prefix=area, host=http_host, port=http_port))
 
 
 @main.command()
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True)
-@click.option(
-    "--metrics-port", type=int, default=9110, show_default=True,
-    help="Prometheus port of the first worker; the next ones count up from it",
-)  # fmt: skip
-def vision(workers: int, metrics_port: int) -> None:
-    """Run vision workers alone: they share the enabled cameras through leases."""
+@_HTTP_HOST
+@_http_port(9110)
+def vision(workers: int, http_host: str, http_port: int) -> None:
+    """Run vision workers alone: they share the enabled cameras through leases (needs
+    SB_DATABASE_URL and SB_MQTT_URL). Worker N's metrics are on the next ports up."""
     from hub.logs import configure_logging
-    from vision.processes import WorkerPool, vision_available
+    from shaobing.processes import run, run_vision
+    from vision.processes import vision_available
 
     settings = _settings()
     if missing := vision_available():
         raise click.ClickException(missing)
-    if not settings.database_url or not settings.mqtt_url:
-        raise click.ClickException(
-            "shaobing vision needs SB_DATABASE_URL and SB_MQTT_URL;"
-            " use `shaobing up` for embedded services"
-        )
+    _needs(settings, "vision", mqtt=True)
     configure_logging(settings.log_level.value)
-    pool = WorkerPool(settings, workers, metrics_port)
-    pool.start()
-    click.echo(f"vision: {workers} worker(s) started", err=True)
-    try:
-        while True:
-            time.sleep(2)
-            pool.check()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        pool.stop()
+    with _startup_errors():
+        run(run_vision(settings, workers=workers, host=http_host, port=http_port))
 
 
 @main.command()
@@ -137,8 +179,8 @@ def simulate(
     """Register simulated devices and publish realistic traffic for them."""
     from hub.db import connect
     from hub.logs import configure_logging
-    from hub.runtime import database, embedded_broker_settings
     from ingest.simulate import SimConfig, Simulator, register
+    from shaobing.runtime import database, embedded_broker_settings
 
     settings = _settings()
     configure_logging("WARNING")
@@ -178,18 +220,16 @@ def simulate(
 
 @main.command()
 def api() -> None:
-    """Run the HTTP API alone (needs SB_DATABASE_URL)."""
+    """Run the HTTP API alone, stateless: any number behind a load balancer (needs
+    SB_DATABASE_URL; listens on SB_API_BIND)."""
     from hub.logs import configure_logging
-    from hub.up import run_api
+    from shaobing.processes import run, run_api
 
     settings = _settings()
-    if not settings.database_url:
-        raise click.ClickException(
-            "shaobing api needs SB_DATABASE_URL; use `shaobing up` for embedded services"
-        )
+    _needs(settings, "api", mqtt=False)
     configure_logging(settings.log_level.value)
     with _startup_errors():
-        asyncio.run(run_api(settings))
+        run(run_api(settings))
 
 
 @main.command()
@@ -198,7 +238,7 @@ def migrate() -> None:
     from hub.db import connect
     from hub.logs import configure_logging
     from hub.migrations import migrate as run_migrations
-    from hub.runtime import database
+    from shaobing.runtime import database
 
     settings = _settings()
     configure_logging(settings.log_level.value)
@@ -233,7 +273,7 @@ def token_create(role: str, area: str, name: str | None) -> None:
     from devices.area_codes import check_area_prefix
     from hub.db import connect
     from hub.logs import configure_logging
-    from hub.runtime import database
+    from shaobing.runtime import database
 
     settings = _settings()
     configure_logging("WARNING")
@@ -268,8 +308,8 @@ def broker_config(out_dir: Path, hub_password: str | None) -> None:
     from devices.broker_config import HUB_USER, write_broker_files
     from hub.db import connect
     from hub.logs import configure_logging
-    from hub.runtime import database
     from hub.secret import read_or_create
+    from shaobing.runtime import database
 
     settings = _settings()
     configure_logging("WARNING")

@@ -1,0 +1,1 @@
+CREATE INDEX signals_received_idx ON signals (received_at);

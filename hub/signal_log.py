@@ -1,0 +1,114 @@
+"""The signal log: every signal stored once, with an id that gives the order consumers read in.
+
+Producers (ingest, device health, carrier pushes) append signals inside the transaction of the
+message that caused them; the rules engine reads committed signals after its cursor.
+
+Ids come from a sequence, and two transactions that take ids concurrently can commit in the
+other order: a reader that had passed id 12 would then never see a late-committing 11. So
+appending is serialised: `append` takes a transaction-scoped advisory lock right before it
+takes ids, and the lock is released only once the transaction's commit is visible
+(PostgreSQL ends a transaction's visibility before it releases its locks). A transaction that
+takes ids after another therefore commits after it, and ids become visible in order. The
+lock is held only from the signals' COPY to the commit, so callers append last, just before
+they commit. Gaps (a rolled-back append) are harmless: readers ask for ids greater than the
+last one they handled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow
+from psycopg.types.json import Jsonb
+
+from hub.contracts import Signal
+
+SIGNALS_CHANNEL = "sb_signals"  # NOTIFY on every append, so consumers wake at once
+_APPEND_LOCK = 0x5B_0002  # pg_advisory_xact_lock key: one appender at a time
+_COLUMNS = (
+    "ts", "kind", "source_id", "source_type", "area", "site", "building", "value",
+    "confidence", "attrs", "tags",
+)  # fmt: skip
+_TYPES = (
+    "timestamptz", "text", "text", "text", "text", "text", "text", "float8", "float8",
+    "jsonb", "jsonb",
+)  # fmt: skip
+_READ = f"SELECT id, received_at, {', '.join(_COLUMNS)} FROM signals"
+
+
+async def append(
+    conn: AsyncConnection[DictRow],
+    signals: Sequence[Signal],
+    *,
+    received_at: datetime | None = None,
+) -> None:
+    """Store `signals` in the caller's transaction; call it last, right before the commit.
+
+    `received_at` overrides the hub's clock (the transaction's start) for replayed history
+    and tests.
+    """
+    if not signals:
+        return
+    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_APPEND_LOCK,))
+    columns = [*_COLUMNS, "received_at"] if received_at else list(_COLUMNS)
+    types = [*_TYPES, "timestamptz"] if received_at else list(_TYPES)
+    async with (
+        conn.cursor() as cur,
+        cur.copy(f"COPY signals ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy,
+    ):
+        copy.set_types(types)
+        for s in signals:
+            row = [s.ts, s.kind, s.source_id, s.source_type, s.area, s.site, s.building,
+                   s.value, s.confidence, Jsonb(s.attrs), Jsonb(s.tags)]  # fmt: skip
+            if received_at:
+                row.append(received_at)
+            await copy.write_row(row)
+    await conn.execute("SELECT pg_notify(%s, '')", (SIGNALS_CHANNEL,))
+
+
+async def read_after(
+    conn: AsyncConnection[DictRow], after_id: int, *, area_prefix: str = "", limit: int = 500
+) -> list[Signal]:
+    """Committed signals with an id above `after_id` in the area, in log order."""
+    cur = await conn.execute(
+        f"{_READ} WHERE id > %s AND area LIKE %s ORDER BY id LIMIT %s",
+        (after_id, area_prefix + "%", limit),
+    )
+    return [Signal(**row) for row in await cur.fetchall()]
+
+
+async def read_received(
+    conn: AsyncConnection[DictRow],
+    start: datetime,
+    end: datetime,
+    *,
+    area_prefix: str = "",
+    through_id: int | None = None,
+) -> list[Signal]:
+    """Signals the hub received in [start, end) in the area, in log order; with
+    `through_id`, only those up to that id (what a consumer has already handled)."""
+    cur = await conn.execute(
+        f"{_READ} WHERE received_at >= %s AND received_at < %s AND area LIKE %s"
+        " AND (%s::bigint IS NULL OR id <= %s) ORDER BY id",
+        (start, end, area_prefix + "%", through_id, through_id),
+    )
+    return [Signal(**row) for row in await cur.fetchall()]
+
+
+async def last_id(conn: AsyncConnection[DictRow]) -> int:
+    """The highest id handed out so far (0 for an empty log)."""
+    cur = await conn.execute("SELECT coalesce(max(id), 0) AS id FROM signals")
+    row = await cur.fetchone()
+    return int(row["id"]) if row else 0
+
+
+async def last_id_before(conn: AsyncConnection[DictRow], received_before: datetime) -> int:
+    """The highest id of a signal received before this instant (0 if none)."""
+    cur = await conn.execute(
+        "SELECT coalesce(max(id), 0) AS id FROM signals WHERE received_at < %s",
+        (received_before,),
+    )
+    row = await cur.fetchone()
+    return int(row["id"]) if row else 0

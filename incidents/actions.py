@@ -1,0 +1,100 @@
+"""People's actions on incidents: accept, dispatch, start, resolve, verify, reject, close,
+rate, comment; each an audit row, a 409 where the state does not allow it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow
+
+from devices.models import Unit
+from devices.units import get_unit
+from hub.errors import Conflict, Invalid, NotFound
+from incidents.models import ActionIn, Incident
+from incidents.states import Action, CloseReason, Status, allowed_actions, next_status
+from incidents.store import COLUMNS, announce_incident, get_incident, record_audit
+
+
+async def apply_action(
+    conn: AsyncConnection[DictRow],
+    incident_id: int,
+    action: ActionIn,
+    *,
+    actor: str,
+    scope: str,
+    now: datetime,
+) -> Incident:
+    """Move an incident through the loop; 409 when its state does not allow the action."""
+    current = await get_incident(conn, incident_id, scope=scope, for_update=True)
+    target = next_status(current.status, action.action)
+    if target is None:
+        allowed = ", ".join(a.value for a in allowed_actions(current.status))
+        raise Conflict(
+            f"cannot {action.action.value} an incident that is {current.status.value}"
+            f" (allowed: {allowed})",
+            field="action",
+        )
+    changes: dict[str, Any] = {"status": target.value, "updated_at": now}
+    match action.action:
+        case Action.ACCEPT:
+            changes["accepted_at"] = now
+        case Action.DISPATCH:
+            unit = await dispatchable_unit(conn, action.unit_id, current, scope=scope)
+            changes["unit_id"] = unit.id
+        case Action.CLOSE:
+            reason = action.reason or (
+                CloseReason.RESOLVED if current.status is Status.VERIFIED else None
+            )
+            if reason is None:
+                raise Invalid(
+                    "close needs a reason: resolved, false_alarm, duplicate, not_responsible",
+                    field="reason",
+                )
+            changes |= {"closed_at": now, "close_reason": reason.value}
+        case Action.RATE:
+            if current.rating is not None:
+                raise Conflict("this incident was rated already", field="rating")
+            changes["rating"] = action.rating
+    assignments = ", ".join(f"{name} = %({name})s" for name in changes)
+    cur = await conn.execute(
+        f"UPDATE incidents SET {assignments} WHERE id = %(id)s RETURNING {COLUMNS}",
+        {**changes, "id": incident_id},
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    updated = Incident.model_validate(row)
+    data = {
+        k: v
+        for k, v in {
+            "unit_id": changes.get("unit_id"),
+            "reason": action.reason,
+            "rating": action.rating,
+        }.items()
+        if v is not None
+    }
+    await record_audit(conn, incident_id, actor, action.action.value, current.status, target, now,
+                       note=action.note, data=data)  # fmt: skip
+    if action.action is not Action.COMMENT:
+        await announce_incident(conn, "incident.updated", updated)
+    return updated
+
+
+async def dispatchable_unit(
+    conn: AsyncConnection[DictRow], unit_id: str | None, incident: Incident, *, scope: str
+) -> Unit:
+    """The unit to send: the one named, else the proposal. It must lie in the caller's area and
+    in the incident's district; any other unit reads as not there, whatever its state."""
+    chosen = unit_id or incident.suggested_unit_id
+    if chosen is None:
+        raise Invalid("dispatch needs unit_id (no unit was proposed)", field="unit_id")
+    try:
+        unit = await get_unit(conn, chosen, scope=scope)
+    except NotFound:
+        unit = None
+    if unit is None or not unit.area.startswith(incident.area[:6]):
+        raise Invalid(f"no unit {chosen} can be dispatched to this incident", field="unit_id")
+    if not unit.on_duty:
+        raise Invalid(f"unit {unit.id} is off duty", field="unit_id")
+    return unit

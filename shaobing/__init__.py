@@ -1,0 +1,2 @@
+"""The composition root: the `shaobing` command and the processes it starts, wired from the
+domain packages. Nothing imports it."""

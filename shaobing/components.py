@@ -1,0 +1,108 @@
+"""The components of each role, added to a process's supervisor.
+
+`shaobing up` adds them all to one process; `shaobing api`, `ingest`, `rules` and `vision`
+each add their own. A component is started afresh (new connections, new state) after a
+failure.
+"""
+
+from __future__ import annotations
+
+import uvicorn
+
+from api.app import create_app
+from hub.durations import parse_duration
+from hub.health_http import health_app
+from hub.http_server import run_server
+from hub.secret import hmac_key
+from hub.settings import Settings
+from hub.supervisor import Probe, Supervisor
+from incidents.sla import Sla
+from incidents.timers import run_timers
+from ingest.consumer import ConsumerConfig, MqttConsumer
+from ingest.health import run_health
+from ingest.pipeline import Pipeline
+from ingest.registry_view import RegistryView
+from rules.consumer import RulesConfig, RulesConsumer
+
+
+def _database_url(settings: Settings) -> str:
+    assert settings.database_url, "resolve the services first"
+    return settings.database_url
+
+
+def add_api(supervisor: Supervisor, settings: Settings) -> None:
+    config = uvicorn.Config(
+        create_app(settings, process=supervisor),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+    )
+
+    async def api(probe: Probe) -> None:
+        await run_server(config, probe)
+
+    supervisor.add("api", api)
+
+
+def add_ingest(supervisor: Supervisor, settings: Settings) -> None:
+    """MQTT ingest, the registry view it checks messages against, and device health."""
+    url = _database_url(settings)
+    assert settings.mqtt, "resolve the services first"
+    registry = RegistryView()
+    secret = hmac_key(settings)
+    config = ConsumerConfig(
+        mqtt=settings.mqtt,
+        database_url=url,
+        client_id=settings.ingest_client_id,
+        shared=settings.ingest_shared,
+        mqtt_v5=settings.mqtt_protocol == "5",
+    )
+
+    async def ingest(probe: Probe) -> None:
+        await MqttConsumer(config, Pipeline(registry, secret)).run(probe)
+
+    async def follow(probe: Probe) -> None:
+        await registry.follow(url, probe)
+
+    async def health(probe: Probe) -> None:
+        await run_health(url, registry, probe)
+
+    supervisor.add("ingest", ingest)
+    supervisor.add("registry", follow)
+    supervisor.add("device-health", health)
+
+
+def rules_config(settings: Settings, area_prefix: str) -> RulesConfig:
+    return RulesConfig(
+        database_url=_database_url(settings),
+        sla=Sla.from_settings(settings),
+        area_prefix=area_prefix,
+        lateness=parse_duration(settings.rules_lateness),
+    )
+
+
+def add_rules(supervisor: Supervisor, settings: Settings, area_prefix: str = "") -> None:
+    """The rules engine of one area-prefix partition, and its incident timers."""
+    config = rules_config(settings, area_prefix)
+
+    async def rules(probe: Probe) -> None:
+        await RulesConsumer(config).run(probe)
+
+    async def timers(probe: Probe) -> None:
+        await run_timers(config.database_url, config.sla, probe, area_prefix=area_prefix)
+
+    supervisor.add("rules", rules)
+    supervisor.add("timers", timers)
+
+
+def add_health_http(supervisor: Supervisor, settings: Settings, host: str, port: int) -> None:
+    """/healthz, /readyz and /metrics of a process without the API."""
+    app = health_app(supervisor.process, supervisor, _database_url(settings))
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)
+
+    async def http(probe: Probe) -> None:
+        await run_server(config, probe)
+
+    supervisor.add("http", http)
