@@ -8,8 +8,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api.auth_limit import FailedAuthentications
 from api.errors import install_error_handlers
-from api.limits import BodyLimitMiddleware
+from api.limits import BodyLimitMiddleware, InputGuardMiddleware
 from api.metrics import MetricsMiddleware
 from api.metrics import router as metrics_router
 from api.routers import (
@@ -68,7 +69,9 @@ def create_app(settings: Settings, *, process: Supervisor | None = None) -> Fast
         license_info={"name": "AGPL-3.0", "identifier": "AGPL-3.0-only"},
     )
     app.state.settings = settings
+    app.state.failed_auth = FailedAuthentications(limit=settings.auth_failure_limit)
     install_error_handlers(app)
+    app.add_middleware(InputGuardMiddleware)  # inside the body limit: bodies are bounded
     app.add_middleware(
         BodyLimitMiddleware,
         limit=settings.max_body_bytes,

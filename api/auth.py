@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
 
+from api.auth_limit import FailedAuthentications
 from api.tokens import Role, find_token
 from hub.errors import Forbidden, Unauthorized
 
@@ -45,6 +46,10 @@ class Principal:
 
 
 async def authenticate(request: HTTPConnection, token: str) -> Principal:
+    """The caller behind `token`; 401 for a wrong one, 429 after too many wrong ones."""
+    limiter: FailedAuthentications = request.app.state.failed_auth
+    client = request.client.host if request.client else "unknown"
+    limiter.check(client)
     admin_token = request.app.state.settings.admin_token
     if admin_token is not None and hmac.compare_digest(
         token.encode(), admin_token.get_secret_value().encode()
@@ -53,6 +58,7 @@ async def authenticate(request: HTTPConnection, token: str) -> Principal:
     async with request.app.state.pool.connection() as conn:
         info = await find_token(conn, token)
     if info is None:
+        limiter.failed(client)
         raise Unauthorized("unknown or revoked token")
     return Principal(token_id=info.id, name=info.name, role=info.role, area_prefix=info.area_prefix)
 

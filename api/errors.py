@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -39,11 +40,23 @@ def _location(loc: tuple[Any, ...]) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HubError)
     async def hub_error(request: Request, exc: HubError) -> JSONResponse:
+        fields = [{"field": exc.field, "message": exc.message}] if exc.field else []
         extra = {"field": exc.field} if exc.field else {}
-        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
+        headers = dict(exc.headers)
+        if isinstance(exc, Unauthorized):
+            headers["WWW-Authenticate"] = "Bearer"
         return JSONResponse(
-            error_body(exc.code, exc.message, **extra), status_code=exc.status, headers=headers
+            error_body(exc.code, exc.message, fields=fields, **extra),
+            status_code=exc.status,
+            headers=headers,
         )
+
+    @app.exception_handler(psycopg.DataError)
+    async def data_error(request: Request, exc: psycopg.DataError) -> JSONResponse:
+        # A value the database cannot hold (out of range, a NUL byte) that got past the checks.
+        log.warning("value refused by the database", path=request.url.path, error=str(exc))
+        message = "a value in the request cannot be stored (out of range or not text)"
+        return JSONResponse(error_body("validation_error", message, fields=[]), status_code=422)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -65,13 +78,13 @@ def install_error_handlers(app: FastAPI) -> None:
         code = _HTTP_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
         return JSONResponse(
-            error_body(code, message), status_code=exc.status_code, headers=exc.headers
+            error_body(code, message, fields=[]), status_code=exc.status_code, headers=exc.headers
         )
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", path=request.url.path, method=request.method)
         return JSONResponse(
-            error_body("internal", "internal error; the server log has the details"),
+            error_body("internal", "internal error; the server log has the details", fields=[]),
             status_code=500,
         )

@@ -1,11 +1,15 @@
-"""Request body size limits, enforced before a handler reads an oversize body."""
+"""Limits on what a request may carry, enforced before a handler reads it: body size, JSON
+nesting, control characters in the path and query."""
 
 from __future__ import annotations
 
 import json
+import re
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from hub.json_depth import TooDeep, check_nesting
 
 
 class BodyTooLarge(HTTPException):
@@ -63,7 +67,13 @@ class BodyLimitMiddleware:
 
 async def _reject(send: Send, limit: int) -> None:
     body = json.dumps(
-        {"error": {"code": "payload_too_large", "message": f"body exceeds {limit} bytes"}}
+        {
+            "error": {
+                "code": "payload_too_large",
+                "message": f"body exceeds {limit} bytes",
+                "fields": [{"field": "body", "message": f"body exceeds {limit} bytes"}],
+            }
+        }
     ).encode()
     await send(
         {
@@ -75,4 +85,76 @@ async def _reject(send: Send, limit: int) -> None:
             ],
         }
     )
+    await send({"type": "http.response.body", "body": body})
+
+
+MAX_JSON_DEPTH = 64
+_JSON_TYPES = ("application/json", "application/merge-patch+json")
+# Percent-encoded control characters (NUL above all: PostgreSQL refuses it in text).
+_CONTROL = re.compile(rb"%(?:0[0-9a-fA-F]|1[0-9a-fA-F]|7[fF])|[\x00-\x1f\x7f]")
+
+
+class InputGuardMiddleware:
+    """Refuse what no handler should see, before one does: control characters in the path
+    or query (a NUL would reach the database), and JSON nested deeper than MAX_JSON_DEPTH
+    (Python's parser recurses once per level). Both are 422s naming what was wrong."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
+        query: bytes = scope.get("query_string", b"")
+        if _CONTROL.search(raw_path) or _CONTROL.search(query):
+            await _refuse(send, scope, "control characters (such as %00) are not accepted in"
+                          " the path or query", "query")  # fmt: skip
+            return
+        content_type = dict(scope.get("headers", [])).get(b"content-type", b"").decode("latin-1")
+        if scope["type"] != "http" or content_type.split(";")[0].strip() not in _JSON_TYPES:
+            await self.app(scope, receive, send)
+            return
+        body, messages = await _read_body(receive)
+        try:
+            check_nesting(body, MAX_JSON_DEPTH)
+        except TooDeep as exc:
+            await _refuse(send, scope, f"body: {exc}", "body")
+            return
+        replay = iter(messages)
+
+        async def replaying() -> Message:
+            return next(replay, None) or await receive()
+
+        await self.app(scope, replaying, send)
+
+
+async def _read_body(receive: Receive) -> tuple[bytes, list[Message]]:
+    """The whole request body (already bounded by BodyLimitMiddleware), and the messages
+    it came in, to hand on unchanged."""
+    messages: list[Message] = []
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    return b"".join(chunks), messages
+
+
+async def _refuse(send: Send, scope: Scope, message: str, field: str) -> None:
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 1008, "reason": message[:120]})
+        return
+    body = json.dumps(
+        {"error": {"code": "validation_error", "message": message,
+                   "fields": [{"field": field, "message": message}]}}
+    ).encode()  # fmt: skip
+    await send({"type": "http.response.start", "status": 422, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+    ]})  # fmt: skip
     await send({"type": "http.response.body", "body": body})

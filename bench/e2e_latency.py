@@ -1,10 +1,12 @@
 """Alarm latency end to end: MQTT publish of a smoke alarm → `incident.created` on the
 WebSocket, with background telemetry at a set rate.
 
-    python -m bench.e2e_latency [--background 5000] [--alarms 200] [--interval 0.1]
+    python -m bench.e2e_latency [--topology up|split] [--background 5000] [--alarms 200]
+                                [--interval 0.1]
 
-Runs the hub as users do (`shaobing up` against SB_BENCH_DATABASE_URL's or
-SB_TEST_DATABASE_URL's server, a scratch database, and a mosquitto it starts), publishes
+Runs the hub as users do, against SB_BENCH_DATABASE_URL's or SB_TEST_DATABASE_URL's server,
+a scratch database and a mosquitto it starts: `shaobing up` (one process), or `shaobing
+rules`, `shaobing ingest` and `shaobing api` as three processes (`--topology split`). Publishes
 background telemetry from another process with a lean publisher, and prints p50/p95/p99/max
 of the alarm latency, the same split at the start of the alarm's ingest transaction, and the
 five slowest alarms with when they were sent.
@@ -50,6 +52,7 @@ def main() -> None:
     parser.add_argument("--alarms", type=int, default=200)
     parser.add_argument("--interval", type=float, default=0.1, help="seconds between alarms")
     parser.add_argument("--devices", type=int, default=1000)
+    parser.add_argument("--topology", choices=("up", "split"), default="up")
     args = parser.parse_args()
     mp.set_start_method("spawn")
     server = database_server()
@@ -71,6 +74,7 @@ def main() -> None:
             "SB_LOG_LEVEL": "WARNING",
             "SB_VISION_WORKERS": "0",  # no cameras here; loading models would only add noise
             "SB_DATA_DIR": stack.enter_context(__import__("tempfile").TemporaryDirectory()),
+            "SB_SECRET": "bench-secret",
         }
         token = subprocess.run(
             [sys.executable, "-m", "shaobing.cli", "token", "create", "--role", "viewer"],
@@ -79,11 +83,14 @@ def main() -> None:
             text=True,
             check=True,
         ).stdout.strip()
-        hub = subprocess.Popen([sys.executable, "-m", "shaobing.cli", "up"], env=env)
-        stack.callback(hub.wait, 30)  # callbacks run last-in first-out: signal, then wait
-        stack.callback(hub.send_signal, signal.SIGTERM)
+        roles = [["up"]] if args.topology == "up" else [["rules"], ["ingest"], ["api"]]
+        for role in roles:
+            http = ["--http-port", str(free_port())] if role[0] in ("rules", "ingest") else []
+            hub = subprocess.Popen([sys.executable, "-m", "shaobing.cli", *role, *http], env=env)
+            stack.callback(hub.wait, 30)  # callbacks run last-in first-out: signal, then wait
+            stack.callback(hub.send_signal, signal.SIGTERM)
         assert wait_for_port("127.0.0.1", port, timeout=60), "hub did not start"
-        time.sleep(2)  # ingest subscribes and the rules engine loads
+        time.sleep(3)  # ingest subscribes and the rules engine loads
 
         duration = args.alarms * args.interval + 5
         feeder = mp.Process(
@@ -114,7 +121,7 @@ def main() -> None:
 
     total = [received - sent for sent, received in timings.values()]
     print(
-        f"e2e alarm latency, {len(total)} alarms of {args.alarms} with"
+        f"e2e alarm latency ({args.topology}), {len(total)} alarms of {args.alarms} with"
         f" {args.background:.0f} msgs/s background telemetry: {_quantiles(total)}"
     )
     # Where the time went, split at the start of the ingest transaction that stored the alarm

@@ -9,10 +9,13 @@ class HubError(Exception):
     code = "error"
     status = 400
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, field: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+        self.headers = headers or {}
 
 
 class NotFound(HubError):
@@ -43,3 +46,12 @@ class Unauthorized(HubError):
 class UnsupportedMediaType(HubError):
     code = "unsupported_media_type"
     status = 415
+
+
+class TooManyRequests(HubError):
+    code = "too_many_requests"
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
+        self.retry_after = retry_after

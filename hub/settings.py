@@ -88,6 +88,8 @@ class Settings(BaseSettings):
     onenet_token: SecretStr | None = None
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_import_bytes: int = Field(default=16_777_216, ge=1024)
+    # Failed authentications a client may make in 10 s before it gets 429s.
+    auth_failure_limit: int = Field(default=20, ge=1, le=1_000_000)
     # Accept and resolve deadlines per priority, `accept/resolve` (DESIGN §7's defaults).
     sla_emergency: str = "1m/30m"
     sla_major: str = "5m/4h"

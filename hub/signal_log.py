@@ -70,13 +70,21 @@ async def append(
 
 async def read_after(
     conn: AsyncConnection[DictRow], after_id: int, *, area_prefix: str = "", limit: int = 500
-) -> list[Signal]:
-    """Committed signals with an id above `after_id` in the area, in log order."""
+) -> tuple[list[Signal], int]:
+    """Committed signals with an id above `after_id` in the area, in log order, at most
+    `limit`; and the id a reader has now handled everything up to (past other areas'
+    signals too, so that a quiet area's reader does not scan them again)."""
+    cur = await conn.execute("SELECT max(id) AS top FROM signals WHERE id > %s", (after_id,))
+    row = await cur.fetchone()
+    top = row["top"] if row and row["top"] is not None else after_id
     cur = await conn.execute(
-        f"{_READ} WHERE id > %s AND area LIKE %s ORDER BY id LIMIT %s",
-        (after_id, area_prefix + "%", limit),
+        f"{_READ} WHERE id > %s AND id <= %s AND area LIKE %s ORDER BY id LIMIT %s",
+        (after_id, top, area_prefix + "%", limit),
     )
-    return [Signal(**row) for row in await cur.fetchall()]
+    signals = [Signal(**row) for row in await cur.fetchall()]
+    if len(signals) == limit:
+        top = signals[-1].id or top  # more to read after these
+    return signals, top
 
 
 async def read_received(

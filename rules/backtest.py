@@ -10,14 +10,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
-from typing import Any
 
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 from pydantic import BaseModel
 
 from hub import signal_log
-from hub.contracts import Signal
+from hub.contracts import PRIORITY_RANK, Priority, Signal
 from incidents.store import closed_since
 from rules.decisions import incident_title
 from rules.engine import LATENESS, Decision, Engine
@@ -26,11 +25,21 @@ from rules.replay import Close, replay
 from rules.silences import Silence, list_silences
 
 
+class BacktestIncident(BaseModel):
+    """An incident the rule would have opened, as it would stand at the end of the range."""
+
+    at: datetime  # event time of the signal that opened it
+    group: str
+    priority: Priority
+    signals: int  # opened with, and attached since
+    title: str
+
+
 class Backtest(BaseModel):
     incidents: int
     attached_signals: int
     per_day: dict[date, int]
-    first: list[dict[str, Any]]
+    first: list[BacktestIncident]
 
 
 def backtest(
@@ -45,21 +54,30 @@ def backtest(
 ) -> Backtest:
     engine = Engine([(rule, 0)], lateness=lateness, silences=silences)
     opened: list[Decision] = []
+    found: list[BacktestIncident] = []
+    current: dict[str, BacktestIncident] = {}  # group → its latest incident
     attached = 0
     for decision in replay(engine, signals, closes, until=until):
         if decision.opens:
             opened.append(decision)
-        else:
-            attached += 1
+            incident = BacktestIncident(at=decision.signal.ts, group=decision.key,
+                                        priority=decision.priority, signals=decision.count,
+                                        title=incident_title(decision))  # fmt: skip
+            found.append(incident)
+            current[decision.key] = incident
+            continue
+        attached += 1
+        latest = current.get(decision.key)
+        if latest is None:
+            continue
+        latest.signals += 1
+        if PRIORITY_RANK[decision.priority] > PRIORITY_RANK[latest.priority]:
+            latest.priority = decision.priority
     per_day = Counter(d.signal.ts.date() for d in opened)
-    first = [
-        {"at": d.signal.ts, "group": d.key, "priority": d.priority, "signals": d.count,
-         "title": incident_title(d)}
-        for d in opened[:limit]
-    ]  # fmt: skip
     return Backtest(
-        incidents=len(opened), attached_signals=attached, per_day=dict(per_day), first=first
-    )
+        incidents=len(opened), attached_signals=attached, per_day=dict(per_day),
+        first=found[:limit],
+    )  # fmt: skip
 
 
 async def stored_history(

@@ -127,7 +127,7 @@ class RulesConsumer:
         now = self.clock()
         async with conn.transaction():
             closes = await self._new_closes(conn)
-            signals = await signal_log.read_after(
+            signals, handled = await signal_log.read_after(
                 conn, self.cursor, area_prefix=self.partition, limit=self.config.batch
             )
             late_before = self.engine.late_signals
@@ -135,8 +135,8 @@ class RulesConsumer:
             LATE.inc(self.engine.late_signals - late_before)
             for decision in decisions:
                 await self._apply(conn, decision, now)
-            if signals:
-                self.cursor = signals[-1].id or self.cursor
+            if handled != self.cursor:
+                self.cursor = handled
                 await _save_cursor(conn, self.partition, self.cursor)
         CURSOR.labels(self.partition).set(self.cursor)
         return len(signals) >= self.config.batch

@@ -71,6 +71,10 @@ class _Group:
     newest_ts: datetime | None = None
     newest_at: datetime | None = None  # hub time the newest signal was received
     open: bool = False
+    # Event time from which signals belong to the open incident (the start of the window
+    # it fired in): a late signal from before it is not part of it.
+    opened_from: datetime | None = None
+    held: set[int] = field(default_factory=set)  # arrival numbers of the signals it holds
     quiet_until: datetime | None = None  # hub time: cooldown after a close
 
     def clock(self, now: datetime) -> datetime | None:
@@ -114,7 +118,8 @@ class Engine:
         self.muting = Muting(silences)
         self.late_signals = 0  # signals older than `lateness` behind their group's newest
         self._rules: dict[str, _Loaded] = {}
-        self._recent: deque[Signal] = deque()  # un-muted signals that may confirm
+        # Un-muted signals that may confirm, with their arrival numbers.
+        self._recent: deque[tuple[int, Signal]] = deque()
         self._confirm_kinds: frozenset[str] = frozenset()
         self._confirm_window = _ZERO
         self._watermark: datetime | None = None
@@ -200,14 +205,16 @@ class Engine:
             self._watermark = signal.ts
         if self.muting.muted(signal):
             return []
-        self._remember(signal)
+        self._remember(self._order, signal)
         decisions = []
         for loaded in self._rules.values():
-            decision = self._evaluate(loaded, signal, now)
-            if decision:
-                decisions.append(decision)
-        attached = {(d.rule.id, d.key) for d in decisions}
-        decisions += [d for d in self._confirmations(signal) if (d.rule.id, d.key) not in attached]
+            decisions += self._evaluate(loaded, signal, now)
+        attached = {(d.rule.id, d.key) for d in decisions if d.signal is signal}
+        decisions += [
+            d
+            for d in self._confirmations(self._order, signal)
+            if (d.rule.id, d.key) not in attached
+        ]
         return decisions
 
     def advance(self, now: datetime) -> list[Decision]:
@@ -250,47 +257,93 @@ class Engine:
 
     # --- per rule ----------------------------------------------------------------------------
 
-    def _evaluate(self, loaded: _Loaded, signal: Signal, now: datetime) -> Decision | None:
+    def _evaluate(self, loaded: _Loaded, signal: Signal, now: datetime) -> list[Decision]:
         rule = loaded.rule
         if not rule.enabled:
-            return None
+            return []
         branches = _matching_branches(rule.match, signal)
         if not branches or not (rule.schedule is None or rule.schedule.contains(signal.ts)):
-            return None
+            return []
         key = group_key(rule, signal)
         group = loaded.groups.setdefault(key, _Group())
         if group.quiet_until is not None:
             if now < group.quiet_until:
-                return None
+                return []
             group.quiet_until = None
-        if group.newest_ts is not None and signal.ts < group.newest_ts - self.lateness:
+        in_order = group.newest_ts is None or signal.ts >= group.newest_ts
+        if not in_order and signal.ts < group.newest_ts - self.lateness:  # type: ignore[operator]
             self.late_signals += 1
         hit = _Hit(signal.ts, self._order, frozenset(branches), signal)
         bisect.insort(group.hits, hit, key=lambda h: (h.ts, h.order))
-        if group.newest_ts is None or signal.ts >= group.newest_ts:
+        if in_order:
             group.newest_ts, group.newest_at = signal.ts, now
         self._prune(loaded, group, group.clock(now))
         if group.open:
-            priority = self._priority(loaded, [signal])
-            return Decision(rule, loaded.version, key, signal, False, priority, (signal,))
-        return self._fire(loaded, key, group, now)
+            return self._attach(loaded, key, group, hit, in_order, now)
+        opened = self._fire(loaded, key, group, now)
+        return [opened] if opened else []
 
-    def _fire(self, loaded: _Loaded, key: str, group: _Group, now: datetime) -> Decision | None:
-        """Open when the condition has held for `for` by the group's clock."""
-        clock = group.clock(now)
+    def _attach(
+        self, loaded: _Loaded, key: str, group: _Group, hit: _Hit, in_order: bool, now: datetime
+    ) -> list[Decision]:
+        """A signal for an open incident, and what else it brings in: a late signal can
+        complete an earlier window than the one the incident opened in, and the incident
+        then reaches back to it (as it would have, had the signals come in order)."""
+        if group.opened_from is None:  # open since before this engine started
+            taken = [hit]
+        else:
+            if not in_order:
+                start = self._first_firing(loaded, group, group.clock(now))
+                if start is not None:
+                    group.opened_from = min(group.opened_from, start - loaded.within)
+            taken = [
+                h for h in group.hits if h.ts > group.opened_from and h.order not in group.held
+            ]
+        decisions = [self._attached(loaded, key, h.signal, self._priority(loaded, [h.signal]))
+                     for h in taken]  # fmt: skip
+        # Corroborating signals seen before these, that the incident does not hold yet.
+        for order, confirming in self._confirming(loaded, [h.signal for h in taken]):
+            if order not in group.held:
+                group.held.add(order)
+                assert loaded.rule.confirm is not None
+                decisions.append(
+                    self._attached(loaded, key, confirming, loaded.rule.confirm.priority)
+                )
+        group.held.update(h.order for h in taken)
+        return decisions
+
+    @staticmethod
+    def _attached(loaded: _Loaded, key: str, signal: Signal, priority: Priority) -> Decision:
+        return Decision(loaded.rule, loaded.version, key, signal, False, priority, (signal,))
+
+    def _first_firing(
+        self, loaded: _Loaded, group: _Group, clock: datetime | None
+    ) -> datetime | None:
+        """The start of the first window in which the rule fires by the group's clock."""
         if clock is None:
             return None
         for start, end in _holding(group.hits, loaded):
             if start + loaded.hold < end and start + loaded.hold <= clock:
-                until = min(end, clock)
-                chosen = [h.signal for h in group.hits if start - loaded.within < h.ts <= until]
-                group.open = True
-                latest = chosen[-1]
-                priority = self._priority(loaded, chosen)
-                return Decision(
-                    loaded.rule, loaded.version, key, latest, True, priority, tuple(chosen)
-                )
+                return start
         return None
+
+    def _fire(self, loaded: _Loaded, key: str, group: _Group, now: datetime) -> Decision | None:
+        """Open when the condition has held for `for` by the group's clock."""
+        start = self._first_firing(loaded, group, group.clock(now))
+        if start is None:
+            return None
+        # Every matching signal from the window's start on: those that made it fire and any
+        # that arrived meanwhile, as they would have attached in order.
+        group.opened_from = start - loaded.within
+        chosen = [h for h in group.hits if h.ts > group.opened_from]
+        signals = [h.signal for h in chosen]
+        priority = self._priority(loaded, signals)
+        # The signals that corroborated it belong to it too (a camera's picture, say).
+        confirming = self._confirming(loaded, signals)
+        group.held = {h.order for h in chosen} | {order for order, _ in confirming}
+        group.open = True
+        return Decision(loaded.rule, loaded.version, key, chosen[-1].signal, True, priority,
+                        tuple(signals + [c for _, c in confirming]))  # fmt: skip
 
     def _prune(self, loaded: _Loaded, group: _Group, clock: datetime | None) -> None:
         if clock is None or not group.hits:
@@ -300,27 +353,35 @@ class Engine:
         cut = max(cut, len(group.hits) - MAX_HITS)
         if cut > 0:
             del group.hits[:cut]
+            if group.held:
+                group.held &= {h.order for h in group.hits}
 
     def _priority(self, loaded: _Loaded, signals: list[Signal]) -> Priority:
         """The confirmation's priority when a corroborating signal was seen at the same
         place within the window, before or after; else the rule's own."""
-        rule, confirm, window = loaded.rule, loaded.rule.confirm, loaded.confirm_window
-        if confirm is None:
-            return rule.incident.priority
-        for signal in signals:
-            place = signal.place(confirm.same)
-            if place is None:
-                continue
-            for other in self._recent:
-                if (
-                    other.kind in confirm.kind
-                    and abs(other.ts - signal.ts) <= window
-                    and other.place(confirm.same) == place
-                ):
-                    return confirm.priority
-        return rule.incident.priority
+        confirm = loaded.rule.confirm
+        if confirm is not None and self._confirming(loaded, signals):
+            return confirm.priority
+        return loaded.rule.incident.priority
 
-    def _confirmations(self, signal: Signal) -> list[Decision]:
+    def _confirming(self, loaded: _Loaded, signals: list[Signal]) -> list[tuple[int, Signal]]:
+        """The recent signals (with their arrival numbers) that corroborate any of
+        `signals`, by the rule's `confirm`."""
+        confirm, window = loaded.rule.confirm, loaded.confirm_window
+        if confirm is None or not signals:
+            return []
+        found = []
+        for order, other in self._recent:
+            if other.kind not in confirm.kind:
+                continue
+            place = other.place(confirm.same)
+            if place is not None and any(
+                s.place(confirm.same) == place and abs(other.ts - s.ts) <= window for s in signals
+            ):
+                found.append((order, other))
+        return found
+
+    def _confirmations(self, order: int, signal: Signal) -> list[Decision]:
         """A confirming signal raises every open incident it corroborates: those with a
         matching signal at the same place within the window."""
         decisions = []
@@ -333,23 +394,22 @@ class Engine:
                 continue
             window = loaded.confirm_window
             for key, group in loaded.groups.items():
-                if group.open and any(
-                    abs(h.ts - signal.ts) <= window and h.signal.place(confirm.same) == place
+                if group.open and order not in group.held and any(
+                    h.order in group.held and abs(h.ts - signal.ts) <= window
+                    and h.signal.place(confirm.same) == place
                     for h in group.hits
-                ):
-                    decisions.append(
-                        Decision(loaded.rule, loaded.version, key, signal, False,
-                                 confirm.priority, (signal,))
-                    )  # fmt: skip
+                ):  # fmt: skip
+                    group.held.add(order)
+                    decisions.append(self._attached(loaded, key, signal, confirm.priority))
         return decisions
 
-    def _remember(self, signal: Signal) -> None:
+    def _remember(self, order: int, signal: Signal) -> None:
         if signal.kind not in self._confirm_kinds:
             return
-        self._recent.append(signal)
+        self._recent.append((order, signal))
         assert self._watermark is not None
         oldest = self._watermark - self._confirm_window - self.lateness
-        while self._recent and self._recent[0].ts < oldest:
+        while self._recent and self._recent[0][1].ts < oldest:
             self._recent.popleft()
 
 

@@ -181,4 +181,4 @@ def test_backtest_counts_per_day() -> None:
     result = backtest(rule(group_by=["building"]), signals)
     assert result.incidents == 3 and result.attached_signals == 3
     assert sorted(result.per_day.values()) == [1, 1, 1]
-    assert result.first[0]["group"] == f"area={AREA}|site=楼村花园|building=0栋"
+    assert result.first[0].group == f"area={AREA}|site=楼村花园|building=0栋"

@@ -45,8 +45,9 @@ class EmbeddedPostgres:
             raise EmbeddedPostgresError("server not started")
         return f"postgresql://postgres@127.0.0.1:{self.port}/{self.database}"
 
-    def start(self) -> str:
-        """Initialise on first use, start (or adopt a running server), create the database."""
+    def start(self, port: int | None = None) -> str:
+        """Initialise on first use, start (or adopt a running server), create the database.
+        `port`: the port to listen on (default: a free one)."""
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
         self._prepare_permissions()
         if not (self.pgdata / "PG_VERSION").exists():
@@ -60,7 +61,7 @@ class EmbeddedPostgres:
             self.port = running
             log.info("adopting running embedded PostgreSQL", port=running)
         else:
-            self.port = free_port()
+            self.port = port or free_port()
             options = f"-h 127.0.0.1 -p {self.port} -k ''"
             self._run(
                 _pg_ctl,
