@@ -7,7 +7,7 @@ from psycopg.rows import DictRow
 
 from devices.area_codes import area_level, parent_code
 from devices.models import Area, AreaIn
-from devices.paging import Page, decode_cursor, page_of
+from devices.paging import AREA_CODE, Page, decode_cursor, page_of
 from hub.db import fetch_model
 from hub.errors import Conflict
 
@@ -46,7 +46,7 @@ async def list_areas(
     limit: int = 100,
     cursor: str | None = None,
 ) -> Page[Area]:
-    after = decode_cursor(cursor)
+    after = decode_cursor(cursor, shape=AREA_CODE)
     cur = await conn.execute(
         f"SELECT {_COLUMNS} FROM areas WHERE code LIKE %s AND code > %s"
         " AND (%s::text IS NULL OR parent_code = %s) ORDER BY code LIMIT %s",

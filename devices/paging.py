@@ -29,14 +29,15 @@ def encode_cursor(last_id: str) -> str:
 
 _BAD_CURSOR = "cursor is not one this API returned"
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+AREA_CODE = re.compile(r"^\d{4,12}$")
 
 
-def decode_cursor(cursor: str | None) -> str:
-    """The text id to continue after; '' for the first page."""
+def decode_cursor(cursor: str | None, *, shape: re.Pattern[str] = _ID) -> str:
+    """The text id (of `shape`) to continue after; '' for the first page."""
     if not cursor:
         return ""
     value = _decode(cursor)
-    if not _ID.match(value):
+    if not shape.match(value):
         raise Invalid(_BAD_CURSOR, field="cursor")
     return value
 

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, model_validator
@@ -31,10 +31,11 @@ PRIORITY_RANK = {Priority.ROUTINE: 0, Priority.MAJOR: 1, Priority.EMERGENCY: 2}
 # --- camera events (DESIGN §3) ------------------------------------------------------------
 
 # What a vision worker may publish on a camera's event channel.
-CAMERA_EVENT_TYPES = (
+CameraEventType = Literal[
     "intrusion", "loitering", "crowd", "fire", "smoke", "fall", "fire_lane_blocked",
     "ebike_in_elevator", "tamper", "stream_lost", "stream_restored", "line_crossing",
-)  # fmt: skip
+]  # fmt: skip
+CAMERA_EVENT_TYPES: tuple[str, ...] = get_args(CameraEventType)
 # Camera event types whose signal kind differs from the type.
 CAMERA_EVENT_SIGNALS = {"fire": "camera_fire", "smoke": "camera_smoke", "tamper": "camera_tamper"}
 # Signal kinds that come from a camera's analytics (a lost stream mutes them).
@@ -46,7 +47,9 @@ CAMERA_ANALYTICS = frozenset(
 
 # --- smoke sensor events ------------------------------------------------------------------
 
-SMOKE_EVENT_SIGNALS = {
+SmokeEventType = Literal["smoke_alarm", "alarm_cleared", "tamper", "low_battery", "fault", "test"]
+# What each smoke sensor event means as a signal.
+SMOKE_EVENT_SIGNALS: dict[str, str] = {
     "smoke_alarm": "smoke_alarm",
     "alarm_cleared": "smoke_alarm_cleared",
     "tamper": "tamper",
@@ -168,3 +171,6 @@ class Schedule(BaseModel):
         if now >= start:
             return local.weekday() in days
         return now < end and (local.weekday() - 1) % 7 in days
+
+
+assert set(SMOKE_EVENT_SIGNALS) == set(get_args(SmokeEventType)), "one name, one meaning"

@@ -120,3 +120,48 @@ async def last_id_before(conn: AsyncConnection[DictRow], received_before: dateti
     )
     row = await cur.fetchone()
     return int(row["id"]) if row else 0
+
+
+async def read_ids(conn: AsyncConnection[DictRow], ids: list[int]) -> list[Signal]:
+    """These signals, in log order."""
+    cur = await conn.execute(f"{_READ} WHERE id = ANY(%s) ORDER BY id", (ids,))
+    return [Signal(**row) for row in await cur.fetchall()]
+
+
+async def search(
+    conn: AsyncConnection[DictRow],
+    *,
+    scope: str,
+    kind: str | None = None,
+    source_id: str | None = None,
+    source_type: str | None = None,
+    area: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    before_id: int | None = None,
+    hidden_source_type: str | None = None,
+    limit: int = 100,
+) -> list[Signal]:
+    """Newest first within the caller's area; `before_id` continues a page. Returns up to
+    `limit + 1` (the extra one says there is more)."""
+    cur = await conn.execute(
+        f"""
+        {_READ}
+        WHERE area LIKE %(scope)s AND area LIKE %(area)s
+          AND (%(kind)s::text IS NULL OR kind = %(kind)s)
+          AND (%(source_id)s::text IS NULL OR source_id = %(source_id)s)
+          AND (%(source_type)s::text IS NULL OR source_type = %(source_type)s)
+          AND (%(since)s::timestamptz IS NULL OR ts >= %(since)s)
+          AND (%(until)s::timestamptz IS NULL OR ts < %(until)s)
+          AND (%(before)s::bigint IS NULL OR id < %(before)s)
+          AND (%(hidden)s::text IS NULL OR source_type <> %(hidden)s)
+        ORDER BY id DESC LIMIT %(limit)s
+        """,
+        {
+            "scope": scope + "%", "area": (area or "") + "%", "kind": kind,
+            "source_id": source_id, "source_type": source_type, "since": since,
+            "until": until, "before": before_id, "hidden": hidden_source_type,
+            "limit": limit + 1,
+        },
+    )  # fmt: skip
+    return [Signal(**row) for row in await cur.fetchall()]

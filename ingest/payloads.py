@@ -6,6 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from hub.contracts import CameraEventType, SmokeEventType
+
 MAX_SEQ = 2**63 - 1
 
 
@@ -29,9 +31,6 @@ class SmokeTelemetry(Uplink):
     temp_c: Annotated[float, Field(ge=-60, le=200)] | None = None
     battery_pct: Annotated[float, Field(ge=0, le=100)] | None = None
     rssi_dbm: Annotated[float, Field(ge=-160, le=0)] | None = None
-
-
-SmokeEventType = Literal["smoke_alarm", "alarm_cleared", "tamper", "low_battery", "fault", "test"]
 
 
 class SmokeEvent(Uplink):
@@ -67,22 +66,6 @@ class IdReadEvent(Uplink):
     lat: Annotated[float, Field(ge=-90, le=90)] | None = None
     lon: Annotated[float, Field(ge=-180, le=180)] | None = None
     card: Card
-
-
-CameraEventType = Literal[
-    "intrusion",
-    "loitering",
-    "crowd",
-    "fire",
-    "smoke",
-    "fall",
-    "fire_lane_blocked",
-    "ebike_in_elevator",
-    "tamper",
-    "stream_lost",
-    "stream_restored",
-    "line_crossing",
-]
 
 
 class CameraEvent(Uplink):

@@ -8,7 +8,8 @@ Time, as the README's Rules section defines it:
 - What a rule matches, its windows, `for`, schedules and confirmations are in event time,
   the `ts` the device stamped. Per rule and group key the engine keeps the matching signals
   sorted by `ts`, so the answer does not depend on the order they arrive in, as long as a
-  signal is no more than `lateness` older than the newest one of its group.
+  signal is no more than `lateness` older than its group's clock. A signal later than that
+  still counts, as if it had happened at the edge of the tolerance.
 - A group's own clock is the newest `ts` it has seen, carried forward at the hub's pace
   since that signal was received: `for` then measures the device's time whether its clock is
   fast or slow, and a hold fires on a tick without another signal.
@@ -271,9 +272,14 @@ class Engine:
                 return []
             group.quiet_until = None
         in_order = group.newest_ts is None or signal.ts >= group.newest_ts
-        if not in_order and signal.ts < group.newest_ts - self.lateness:  # type: ignore[operator]
+        counts_at = signal.ts
+        clock = group.clock(now)
+        if clock is not None and signal.ts < clock - self.lateness:
+            # Later than the tolerance: it still counts (an alarm is never dropped for a
+            # device's clock), as if it had happened at the edge of the tolerance.
             self.late_signals += 1
-        hit = _Hit(signal.ts, self._order, frozenset(branches), signal)
+            counts_at = clock - self.lateness
+        hit = _Hit(counts_at, self._order, frozenset(branches), signal)
         bisect.insort(group.hits, hit, key=lambda h: (h.ts, h.order))
         if in_order:
             group.newest_ts, group.newest_at = signal.ts, now

@@ -135,3 +135,21 @@ async def _migrate_plain(url: str) -> None:
     conn = await psycopg.AsyncConnection.connect(url, row_factory=dict_row)
     async with conn:
         await migrate(conn)
+
+
+def test_the_signal_log_keeps_its_ids_and_compression(timescale: str) -> None:
+    insert = (
+        "INSERT INTO signals (ts, kind, source_id, source_type, area)"
+        " VALUES (now(), 'smoke_alarm', 'SD-TS', 'smoke_sensor', '440311001002') RETURNING id"
+    )
+    with _connect(timescale) as conn:
+        first = conn.execute(insert).fetchone()  # type: ignore[arg-type]
+        second = conn.execute(insert).fetchone()  # type: ignore[arg-type]
+        conn.commit()
+    assert first and second and 0 < first[0] < second[0]
+    compressed = query(
+        timescale,
+        "SELECT compression_enabled FROM timescaledb_information.hypertables"
+        " WHERE hypertable_name = 'signals'",
+    )
+    assert compressed == [(True,)]

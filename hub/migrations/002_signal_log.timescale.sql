@@ -1,1 +1,13 @@
+SELECT remove_compression_policy('signals', if_exists => true);
+SELECT decompress_chunk(c, true) FROM show_chunks('signals') c;
+ALTER TABLE signals SET (timescaledb.compress = false);
+ALTER TABLE signals ADD COLUMN tags jsonb NOT NULL DEFAULT '{}'::jsonb;
+ALTER TABLE signals ADD COLUMN id bigint;
+UPDATE signals SET id = nextval('signals_id_seq');
+ALTER TABLE signals ALTER COLUMN id SET DEFAULT nextval('signals_id_seq');
+ALTER TABLE signals ALTER COLUMN id SET NOT NULL;
+ALTER SEQUENCE signals_id_seq OWNED BY signals.id;
+CREATE INDEX signals_id_idx ON signals (id);
 CREATE INDEX signals_received_idx ON signals (received_at);
+ALTER TABLE signals SET (timescaledb.compress, timescaledb.compress_segmentby = 'kind');
+SELECT add_compression_policy('signals', interval '30 days');
