@@ -51,6 +51,15 @@ def install_error_handlers(app: FastAPI) -> None:
             headers=headers,
         )
 
+    @app.exception_handler(psycopg.OperationalError)
+    async def database_down(request: Request, exc: psycopg.OperationalError) -> JSONResponse:
+        log.warning("database unavailable", path=request.url.path, error=str(exc))
+        return JSONResponse(
+            error_body("unavailable", "the database is unavailable; try again", fields=[]),
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+
     @app.exception_handler(psycopg.DataError)
     async def data_error(request: Request, exc: psycopg.DataError) -> JSONResponse:
         # A value the database cannot hold (out of range, a NUL byte) that got past the checks.

@@ -13,7 +13,12 @@ from pydantic import BaseModel, ValidationError
 
 from devices.areas import existing_areas
 from devices.models import Credentials, DeviceIn
-from devices.registry import create_devices_bulk, existing_ids
+from devices.registry import (
+    PLATFORM_TAGS,
+    create_devices_bulk,
+    existing_ids,
+    taken_platform_ids,
+)
 from hub.errors import Invalid
 
 REQUIRED = ("id", "type", "area")
@@ -90,6 +95,7 @@ async def import_devices(
     for line, device in [v for v in valid if v[1].id in taken]:
         errors.append(RowError(row=line, id=device.id, field="id", message="device already exists"))
     valid = [v for v in valid if v[1].id not in taken]
+    valid = await _without_taken_platform_ids(conn, valid, errors)
     errors.sort(key=lambda e: e.row)
 
     write = not dry_run and not (all_or_nothing and errors)
@@ -103,6 +109,25 @@ async def import_devices(
         errors=errors,
         credentials=credentials,
     )
+
+
+async def _without_taken_platform_ids(
+    conn: AsyncConnection[DictRow], valid: list[tuple[int, DeviceIn]], errors: list[RowError]
+) -> list[tuple[int, DeviceIn]]:
+    """Rows whose carrier-platform identity another device (or an earlier row) has fail."""
+    wanted = [(t, str(d.tags[t])) for _, d in valid for t in PLATFORM_TAGS if t in d.tags]
+    taken = await taken_platform_ids(conn, wanted)
+    kept: list[tuple[int, DeviceIn]] = []
+    for line, device in valid:
+        mine = [(t, str(device.tags[t])) for t in PLATFORM_TAGS if t in device.tags]
+        clash = next((t for t, v in mine if (t, v) in taken), None)
+        if clash:
+            message = f"another device is registered with this {clash}"
+            errors.append(RowError(row=line, id=device.id, field=f"tags.{clash}", message=message))
+            continue
+        taken.update(mine)
+        kept.append((line, device))
+    return kept
 
 
 def _read_rows(text: str) -> list[tuple[int, dict[str, str]]]:

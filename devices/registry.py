@@ -22,6 +22,8 @@ from devices.paging import Page, decode_cursor, page_of
 from hub.db import fetch_model, set_clause
 from hub.errors import Conflict, Invalid
 
+# Tags that name a device on a carrier platform: unique, and resolved within the caller's area.
+PLATFORM_TAGS = ("ctwing_id", "onenet_id", "imei")
 COLUMNS = (
     "id, type, area, site, building, floor, lat, lon, tags, enabled,"
     " credentials_rotated_at, created_at, updated_at"
@@ -58,8 +60,8 @@ async def create_device(conn: AsyncConnection[DictRow], data: DeviceIn) -> Devic
                 hash_password(password),
             ),
         )
-    except errors.UniqueViolation:
-        raise Conflict(f"device {data.id} already exists", field="id") from None
+    except errors.UniqueViolation as exc:
+        raise _conflict(exc, data.id) from None
     except errors.ForeignKeyViolation:
         raise Invalid(f"area {data.area} is not registered", field="area") from None
     row = await cur.fetchone()
@@ -164,6 +166,8 @@ async def update_device(
     ).format(set_clause(values))
     try:
         cur = await conn.execute(query, {**values, "_id": device_id})
+    except errors.UniqueViolation as exc:
+        raise _conflict(exc, device_id) from None
     except errors.ForeignKeyViolation:
         raise Invalid(f"area {changes.area} is not registered", field="area") from None
     row = await cur.fetchone()
@@ -191,6 +195,30 @@ async def delete_device(conn: AsyncConnection[DictRow], device_id: str, *, scope
     await get_device(conn, device_id, scope=scope)
     await conn.execute("DELETE FROM devices WHERE id = %s", (device_id,))
     await notify_registry_changed(conn, device_id)
+
+
+def _conflict(exc: errors.UniqueViolation, device_id: str) -> Conflict:
+    """409 for a taken id, or for a platform identity another device has (not saying which
+    device or where: it may lie outside the caller's area)."""
+    constraint = exc.diag.constraint_name or ""
+    for tag in PLATFORM_TAGS:
+        if constraint == f"devices_{tag}_key":
+            return Conflict(f"another device is registered with this {tag}", field=f"tags.{tag}")
+    return Conflict(f"device {device_id} already exists", field="id")
+
+
+async def taken_platform_ids(
+    conn: AsyncConnection[DictRow], wanted: list[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """Which of these (tag, value) platform identities a device has already."""
+    if not wanted:
+        return set()
+    cur = await conn.execute(
+        "SELECT w.tag, w.value FROM unnest(%s::text[], %s::text[]) AS w(tag, value)"
+        " WHERE EXISTS (SELECT 1 FROM devices d WHERE d.tags ->> w.tag = w.value)",
+        ([t for t, _ in wanted], [v for _, v in wanted]),
+    )
+    return {(row["tag"], row["value"]) for row in await cur.fetchall()}
 
 
 async def existing_ids(conn: AsyncConnection[DictRow], ids: list[str]) -> set[str]:
@@ -222,21 +250,26 @@ _REF_COLUMNS = "id, type, area, site, building, enabled, tags"
 
 
 async def device_refs(
-    conn: AsyncConnection[DictRow], ids: list[str] | None = None
+    conn: AsyncConnection[DictRow], ids: list[str] | None = None, *, scope: str = ""
 ) -> list[DeviceRef]:
-    """All devices, or those with these ids."""
+    """All devices in `scope`, or those of them with these ids."""
     cur = await conn.execute(
-        f"SELECT {_REF_COLUMNS} FROM devices WHERE %s::text[] IS NULL OR id = ANY(%s)",
-        (ids, ids),
+        f"SELECT {_REF_COLUMNS} FROM devices WHERE (%s::text[] IS NULL OR id = ANY(%s))"
+        " AND area LIKE %s",
+        (ids, ids, scope + "%"),
     )
     return [DeviceRef(**row) for row in await cur.fetchall()]
 
 
-async def find_by_tag(conn: AsyncConnection[DictRow], key: str, value: str) -> DeviceRef | None:
-    """The device whose tag `key` equals `value` (e.g. a carrier platform's IMEI)."""
+async def find_by_tag(
+    conn: AsyncConnection[DictRow], key: str, value: str, *, scope: str
+) -> DeviceRef | None:
+    """The device in `scope` whose tag `key` equals `value` (a carrier platform's id, an
+    IMEI): unique for the platform tags."""
     cur = await conn.execute(
-        f"SELECT {_REF_COLUMNS} FROM devices WHERE tags ->> %s = %s ORDER BY id LIMIT 1",
-        (key, value),
+        f"SELECT {_REF_COLUMNS} FROM devices WHERE tags ->> %s = %s AND area LIKE %s"
+        " ORDER BY id LIMIT 1",
+        (key, value, scope + "%"),
     )
     row = await cur.fetchone()
     return DeviceRef(**row) if row else None

@@ -195,7 +195,7 @@ def _decode_for(
 def _interpret(acc: Accepted, payload: BaseModel, ctx: DecodeContext) -> Accepted | Rejection:
     match payload:
         case SmokeTelemetry():
-            _read(acc, payload, ("smoke", "temp_c", "battery_pct", "rssi_dbm"))
+            _read(acc, payload, ("smoke", "temp_c", "battery_pct", "battery_v", "rssi_dbm"))
         case ReaderTelemetry():
             _read(acc, payload, ("battery_pct", "rssi_dbm"))
         case CameraTelemetry():

@@ -30,6 +30,7 @@ class SmokeTelemetry(Uplink):
     smoke: Annotated[float, Field(ge=0, le=100)] | None = None
     temp_c: Annotated[float, Field(ge=-60, le=200)] | None = None
     battery_pct: Annotated[float, Field(ge=0, le=100)] | None = None
+    battery_v: Annotated[float, Field(ge=0, le=20)] | None = None
     rssi_dbm: Annotated[float, Field(ge=-160, le=0)] | None = None
 
 

@@ -1,17 +1,22 @@
-"""/api/v1/push/ctwing and /api/v1/push/onenet: carrier IoT platforms pushing device data."""
+"""/api/v1/push/ctwing and /api/v1/push/onenet: carrier IoT platforms pushing device data.
+
+The platforms retry a push that is not answered 2xx (CTWing three times, OneNET up to 16 times
+over 2 h 45 min), so a push is answered 200 only when what it carried is stored (or was
+stored before: a retry). One the hub cannot use is kept as a dead letter and answered 422
+with the reason; a database outage is a 503, so the platform tries again.
+"""
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import ValidationError
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, ValidationError
 
 from api.auth import Principal, allow_push
 from api.deps import DbPool
-from hub.errors import Forbidden, HubError, Invalid, NotFound
+from hub.errors import Forbidden, HubError, NotFound
 from hub.secret import hmac_key
 from ingest.decode import Reason
 from ingest.pipeline import Pipeline
@@ -22,16 +27,26 @@ from ingest.store import BatchResult
 
 router = APIRouter(prefix="/push", tags=["push"])
 Pusher = Annotated[Principal, Depends(allow_push())]
+_PUSH_ERRORS: dict[int | str, dict[str, Any]] = {
+    422: {"description": "nothing stored: the dead letter's reason (schema, unknown_device)"},
+    503: {"description": "the database is unavailable: push again later"},
+}
 
 
 class PushRejected(HubError):
-    """A push we kept as a dead letter; 422 so the platform does not retry it as is."""
+    """A push we kept as a dead letter; 422 so the platform does not count it delivered."""
 
     status = 422
 
-    def __init__(self, reason: Reason, detail: str) -> None:
+    def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
-        self.code = reason.value
+        self.code = reason
+
+
+class PushResult(BaseModel):
+    result: str
+    accepted: int
+    rejected: dict[str, int]
 
 
 def _pipeline(request: Request) -> Pipeline:
@@ -39,13 +54,20 @@ def _pipeline(request: Request) -> Pipeline:
     return Pipeline(RegistryView(), hmac_key(request.app.state.settings))
 
 
-def _summary(result: BatchResult) -> dict[str, Any]:
-    return {"result": "ok", "accepted": result.accepted, "rejected": dict(result.rejected)}
+def _answer(result: BatchResult) -> PushResult:
+    """200 when something was stored now or before (a retried push is a duplicate)."""
+    stored = result.accepted + result.rejected.get(Reason.DUPLICATE.value, 0)
+    if stored == 0:
+        reasons = ", ".join(f"{k} ×{n}" for k, n in result.rejected.items()) or "nothing to store"
+        first = next(iter(result.rejected), Reason.SCHEMA.value)
+        raise PushRejected(first, f"nothing stored: {reasons} (see /api/v1/dead-letters)")
+    return PushResult(result="ok", accepted=result.accepted, rejected=dict(result.rejected))
 
 
-@router.post("/ctwing")
-async def ctwing_push(request: Request, who: Pusher, pool: DbPool) -> dict[str, Any]:
-    """dataReport, eventReport and deviceOnlineOfflineReport from CTWing (AEP)."""
+@router.post("/ctwing", responses=_PUSH_ERRORS)
+async def ctwing_push(request: Request, who: Pusher, pool: DbPool) -> PushResult:
+    """dataReport (`serviceData` or transparent `APPdata`), eventReport and
+    deviceOnlineOfflineReport from CTWing (AEP), for devices in the token's area."""
     raw = await request.body()
     async with pool.connection() as conn:
         try:
@@ -54,26 +76,26 @@ async def ctwing_push(request: Request, who: Pusher, pool: DbPool) -> dict[str, 
             first = exc.errors()[0]
             detail = f"{'.'.join(map(str, first['loc'])) or 'body'}: {first['msg']}"
             await reject(conn, "ctwing", raw, Reason.SCHEMA, detail)
-            raise PushRejected(Reason.SCHEMA, detail) from None
+            raise PushRejected(Reason.SCHEMA.value, detail) from None
         device, decoder = await resolve_device(
-            conn, push.device_id, tag=ctwing.PLATFORM_TAG, imei=push.imei
+            conn, [push.device_id], tag=ctwing.PLATFORM_TAG, scope=who.area_prefix, imei=push.imei
         )
         if device is None:
             detail = f"no device for CTWing deviceId {push.device_id}"
             await reject(conn, "ctwing", raw, Reason.UNKNOWN_DEVICE, detail)
-            raise PushRejected(Reason.UNKNOWN_DEVICE, detail)
-        if not who.covers(device.area):
-            raise NotFound(f"device {device.id} not found")
+            raise PushRejected(Reason.UNKNOWN_DEVICE.value, detail)
         try:
             uplinks = ctwing.to_uplinks(push, decoder)
         except ValueError as exc:
             await reject(conn, "ctwing", raw, Reason.SCHEMA, str(exc))
-            raise PushRejected(Reason.SCHEMA, str(exc)) from None
+            raise PushRejected(Reason.SCHEMA.value, str(exc)) from None
         result = await deliver(conn, _pipeline(request), device, uplinks)
-    return _summary(result)
+    return _answer(result)
 
 
-@router.get("/onenet", response_class=PlainTextResponse)
+@router.get(
+    "/onenet", response_class=PlainTextResponse, responses={403: {"description": "bad signature"}}
+)
 async def onenet_verify(
     request: Request,
     msg: Annotated[str, Query(max_length=200)],
@@ -87,44 +109,45 @@ async def onenet_verify(
     return msg
 
 
-@router.post("/onenet")
-async def onenet_push(request: Request, who: Pusher, pool: DbPool) -> JSONResponse:
-    """Data points (type 1) and online/offline (type 2), signed with the OneNET token."""
+@router.post("/onenet", responses={**_PUSH_ERRORS, 403: {"description": "bad signature"}})
+async def onenet_push(request: Request, who: Pusher, pool: DbPool) -> PushResult:
+    """Legacy data points (type 1) and online/offline (type 2), or OneNET Studio `notify`
+    (property, event) and `lifeCycle` messages, signed with the OneNET token."""
     token = _onenet_token(request)
     raw = await request.body()
-    try:
-        envelope = json.loads(raw)
-        msg, nonce, given = envelope["msg"], envelope["nonce"], envelope["msg_signature"]
-    except (ValueError, KeyError, TypeError):
-        raise Invalid("body is {msg, nonce, msg_signature}", field="body") from None
-    if not onenet.verify(token, str(nonce), onenet.message_text(msg), str(given)):
-        raise Forbidden("msg_signature does not match SB_ONENET_TOKEN")
-    totals = BatchResult()
     async with pool.connection() as conn:
-        devices = {}
-        for platform_id in onenet.platform_ids(msg):
-            device, decoder = await resolve_device(conn, platform_id, tag=onenet.PLATFORM_TAG)
-            if device is None or not who.covers(device.area):
-                await reject(
-                    conn,
-                    "onenet",
-                    raw,
-                    Reason.UNKNOWN_DEVICE,
-                    f"no device for dev_id {platform_id}",
-                )
-                continue
-            devices[platform_id] = (device, decoder)
         try:
-            by_device = onenet.to_uplinks(msg, {k: v[1] for k, v in devices.items()})
-        except (ValueError, KeyError, TypeError) as exc:
+            msg, nonce, given = onenet.envelope(raw)
+        except ValueError as exc:
             await reject(conn, "onenet", raw, Reason.SCHEMA, str(exc))
-            raise PushRejected(Reason.SCHEMA, str(exc)) from None
-        for platform_id, uplinks in by_device.items():
-            if platform_id in devices:
-                result = await deliver(conn, _pipeline(request), devices[platform_id][0], uplinks)
-                totals.accepted += result.accepted
-                totals.rejected.update(result.rejected)
-    return JSONResponse(_summary(totals))
+            raise PushRejected(Reason.SCHEMA.value, str(exc)) from None
+        if not onenet.verify(token, nonce, onenet.message_text(msg), given):
+            raise Forbidden("msg_signature does not match SB_ONENET_TOKEN")
+        try:
+            reports = onenet.by_source(onenet.parse(msg))
+        except (ValueError, TypeError) as exc:
+            await reject(conn, "onenet", raw, Reason.SCHEMA, str(exc))
+            raise PushRejected(Reason.SCHEMA.value, str(exc)) from None
+        totals = BatchResult()
+        for source, items in reports.items():
+            device, decoder = await resolve_device(
+                conn, source.ids, tag=onenet.PLATFORM_TAG, scope=who.area_prefix, imei=source.imei
+            )
+            if device is None:
+                detail = f"no device for OneNET device {source.ids[0]}"
+                await reject(conn, "onenet", raw, Reason.UNKNOWN_DEVICE, detail)
+                totals.rejected[Reason.UNKNOWN_DEVICE.value] += 1
+                continue
+            try:
+                uplinks = onenet.to_uplinks(items, decoder)
+            except ValueError as exc:
+                await reject(conn, "onenet", raw, Reason.SCHEMA, str(exc))
+                totals.rejected[Reason.SCHEMA.value] += 1
+                continue
+            result = await deliver(conn, _pipeline(request), device, uplinks)
+            totals.accepted += result.accepted
+            totals.rejected.update(result.rejected)
+    return _answer(totals)
 
 
 def _onenet_token(request: Request) -> str:

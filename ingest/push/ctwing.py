@@ -1,4 +1,9 @@
-"""China Telecom CTWing (AEP) HTTP push: dataReport, eventReport, deviceOnlineOfflineReport."""
+"""China Telecom CTWing (AEP) HTTP push: dataReport, eventReport, deviceOnlineOfflineReport.
+
+Reports carry the device's packet number in `upPacketSN`, but LwM2M devices report -1 there
+(and in `upDataSN`): the platform's way of saying "none". Then the report's own timestamp (ms)
+identifies it, so a retried push is still recognised as the same report.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ import binascii
 import json
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ingest.push.receiver import Uplink, decode_fields
 
@@ -15,28 +20,41 @@ PLATFORM_TAG = "ctwing_id"
 
 
 class CtwingPush(BaseModel):
-    """The envelope fields we use; CTWing sends more, which are ignored."""
+    """The envelope fields we use; CTWing sends more (tenantId, productId, protocol,
+    serviceId, IMSI, topic, ...), which are ignored."""
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
-    message_type: str = Field(alias="messageType")
+    message_type: str = Field(alias="messageType", max_length=64)
     device_id: str = Field(alias="deviceId", min_length=1, max_length=64)
-    timestamp: int
-    imei: str | None = Field(default=None, alias="IMEI")
+    timestamp: int = Field(ge=0, le=2**53)
+    imei: str | None = Field(default=None, alias="IMEI", max_length=32)
     up_packet_sn: int | None = Field(default=None, alias="upPacketSN")
     payload: dict[str, Any] | None = None
     event_type: int | None = Field(default=None, alias="eventType")
     event_content: dict[str, Any] | None = Field(default=None, alias="eventContent")
 
+    @field_validator("up_packet_sn")
+    @classmethod
+    def _no_number(cls, value: int | None) -> int | None:
+        """-1 (or any negative value) is how the platform says there is no packet number."""
+        return value if value is not None and 0 <= value < 2**40 else None
+
+    @property
+    def seq(self) -> int:
+        return self.up_packet_sn if self.up_packet_sn is not None else self.timestamp
+
 
 def to_uplinks(push: CtwingPush, decoder: str) -> list[Uplink]:
     """The hub's uplinks for one push; ValueError when the push cannot be understood."""
-    seq = push.up_packet_sn if push.up_packet_sn is not None else push.timestamp
     match push.message_type:
         case "dataReport":
-            return decode_fields(decoder, _report_fields(push.payload or {}), seq, push.timestamp)
+            fields = _report_fields(push.payload or {})
+            return decode_fields(decoder, fields, push.seq, push.timestamp)
         case "eventReport":
-            return decode_fields(decoder, push.event_content or {}, seq, push.timestamp)
+            if not push.event_content:
+                raise ValueError("eventReport needs eventContent")
+            return decode_fields(decoder, push.event_content, push.seq, push.timestamp)
         case "deviceOnlineOfflineReport":
             if push.event_type not in (0, 1):
                 raise ValueError("deviceOnlineOfflineReport needs eventType 1 (online) or 0")
@@ -45,12 +63,13 @@ def to_uplinks(push: CtwingPush, decoder: str) -> list[Uplink]:
 
 
 def _report_fields(payload: dict[str, Any]) -> dict[str, Any]:
-    """Fields of a dataReport: `serviceData` (object model), or `APPdata` (base64 JSON)."""
+    """Fields of a dataReport: `serviceData` (object model), or `APPdata` (base64 JSON of a
+    transparent-transmission device)."""
     if isinstance(payload.get("serviceData"), dict):
         return dict(payload["serviceData"])
     if "APPdata" in payload:
         try:
-            decoded = json.loads(base64.b64decode(payload["APPdata"], validate=True))
+            decoded = json.loads(base64.b64decode(str(payload["APPdata"]), validate=True))
         except (binascii.Error, ValueError):
             raise ValueError("APPdata is not base64 of a JSON object") from None
         if not isinstance(decoded, dict):

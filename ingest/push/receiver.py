@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -12,6 +12,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 
 from devices.registry import DeviceRef, device_refs, find_by_tag
+from ingest import metrics
 from ingest.decode import Message, Reason, Rejection
 from ingest.pipeline import Pipeline
 from ingest.push.vendors import DECODERS, DEFAULT_DECODER, Decoded
@@ -27,16 +28,28 @@ class Uplink:
 
 
 async def resolve_device(
-    conn: AsyncConnection[DictRow], platform_id: str, *, tag: str, imei: str | None = None
+    conn: AsyncConnection[DictRow],
+    platform_ids: Sequence[str],
+    *,
+    tag: str,
+    scope: str,
+    imei: str | None = None,
 ) -> tuple[DeviceRef | None, str]:
-    """A platform device: by our id, by the platform's id in a tag, or by IMEI.
+    """A platform device within `scope` (the pushing token's area): by the platform's id in
+    its tag, by our own id, or by IMEI. A device outside the scope reads as unknown.
 
     Returns the device (or None) and the decoder name from its `vendor_format` tag.
     """
-    refs = await device_refs(conn, [platform_id])
-    device = refs[0] if refs else await find_by_tag(conn, tag, platform_id)
+    device = None
+    for platform_id in platform_ids:
+        device = await find_by_tag(conn, tag, platform_id, scope=scope)
+        if device is None:
+            refs = await device_refs(conn, [platform_id], scope=scope)
+            device = refs[0] if refs else None
+        if device is not None:
+            break
     if device is None and imei:
-        device = await find_by_tag(conn, "imei", imei)
+        device = await find_by_tag(conn, "imei", imei, scope=scope)
     if device is None:
         return None, DEFAULT_DECODER
     cur = await conn.execute(
@@ -46,23 +59,28 @@ async def resolve_device(
     return device, (row["f"] if row and row["f"] else DEFAULT_DECODER)
 
 
+# Uplinks one platform report can become: its telemetry and up to seven events.
+PARTS_PER_REPORT = 8
+
+
 def decode_fields(
     decoder_name: str, fields: Mapping[str, Any], seq: int, ts_ms: int
 ) -> list[Uplink]:
-    """Vendor fields → telemetry and/or event uplinks.
+    """Vendor fields → telemetry and event uplinks.
 
-    The two halves of one report get seq 2n and 2n+1, so both stay idempotent on the
-    platform's packet number n.
+    The parts of report n get seq 8n (telemetry) and 8n+1... (events), so each stays
+    idempotent on the platform's packet number n (or, without one, its timestamp).
     """
     decoder = DECODERS.get(decoder_name)
     if decoder is None:
         raise ValueError(f"unknown vendor_format {decoder_name!r}; known: {', '.join(DECODERS)}")
     decoded: Decoded = decoder.decode(fields)
+    base = PARTS_PER_REPORT * seq
     uplinks = []
     if decoded.telemetry:
-        uplinks.append(Uplink("telemetry", {"seq": 2 * seq, "ts": ts_ms, **decoded.telemetry}))
-    if decoded.event:
-        uplinks.append(Uplink("event", {"seq": 2 * seq + 1, "ts": ts_ms, **decoded.event}))
+        uplinks.append(Uplink("telemetry", {"seq": base, "ts": ts_ms, **decoded.telemetry}))
+    for k, event in enumerate(decoded.events[: PARTS_PER_REPORT - 1], start=1):
+        uplinks.append(Uplink("event", {"seq": base + k, "ts": ts_ms, **event}))
     return uplinks
 
 
@@ -90,8 +108,10 @@ async def deliver(
 async def reject(
     conn: AsyncConnection[DictRow], platform: str, raw: bytes, reason: Reason, detail: str
 ) -> None:
-    """Keep a push that could not be used as a dead letter, like a bad MQTT message."""
+    """Keep a push that could not be used as a dead letter, like a bad MQTT message, and
+    count it in `sb_ingest_dead_letters_total`."""
     message = Message(topic=f"push/{platform}", payload=raw, received_at=datetime.now(UTC))
     await write_batch(conn, [], [(message, Rejection(reason, detail))])
     # Committed now: the request is about to fail, and its failure must not take this along.
     await conn.commit()
+    metrics.DEAD_LETTERS.labels(reason.value).inc()

@@ -1,20 +1,27 @@
-"""Per-vendor smoke-sensor payloads, decoded into the hub's own telemetry and events.
+"""Vendor smoke-sensor reports, decoded into the hub's own telemetry and events.
 
 A vendor decoder takes the fields a device reported (after the platform's envelope is removed)
 and returns uplink bodies in DESIGN §3 shape, without `seq` and `ts` (the receiver adds them).
+
+The default decoder (`alarm_status`) knows the names NB-IoT smoke sensors use on CTWing and
+OneNET object models, in any letter case: the `Alarm_Status` code table, the `smoke_state`,
+`battery_state`, `tamper_state` and `fault_state` flags, and the readings (`Smoke_Value`,
+`Temperature`, `Battery_Level` / `battery_value`, `battery_voltage`, `Signal_Strength` /
+`rsrp`). A report in which it knows no field at all is refused (kept as a dead letter), so a
+vendor format nobody mapped yet shows instead of vanishing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
 class Decoded:
     telemetry: dict[str, Any]
-    event: dict[str, Any] | None
+    events: list[dict[str, Any]] = field(default_factory=list)
 
 
 class VendorDecoder(Protocol):
@@ -33,36 +40,58 @@ ALARM_STATUS_EVENTS: dict[int, str | None] = {
     5: "tamper",  # removed from its base
     6: "test",  # test button: not a fire
 }
+# Readings: our metric ← the names vendors use (compared in lower case).
+READINGS: dict[str, tuple[str, ...]] = {
+    "smoke": ("smoke_value", "smoke_concentration", "smoke"),
+    "temp_c": ("temperature", "temp", "temp_c"),
+    "battery_pct": ("battery_level", "battery_value", "battery_pct", "battery"),
+    "battery_v": ("battery_voltage", "voltage"),
+    "rssi_dbm": ("signal_strength", "rsrp", "rssi", "rssi_dbm"),
+}
+# Flags whose value 1 (or true) raises an event: event ← the names vendors use.
+FLAGS: dict[str, tuple[str, ...]] = {
+    "smoke_alarm": ("smoke_state", "smoke_alarm", "alarm_state"),
+    "low_battery": ("battery_state", "battery_alarm", "low_battery"),
+    "tamper": ("tamper_state", "tamper_alarm", "dismantle_state", "tamper"),
+    "fault": ("fault_state", "error_state", "fault"),
+    "test": ("test_state", "self_test"),
+}
+_ALARM_STATUS = "alarm_status"
+_VOCABULARY = {_ALARM_STATUS, *(name for names in FLAGS.values() for name in names)}
 
 
 class AlarmStatusDecoder:
-    """`Alarm_Status`, `Smoke_Value` (dB/m), `Temperature`, `Battery_Level`, `Signal_Strength`."""
+    """The common NB-IoT smoke-sensor object model (see the module's docstring)."""
 
     name = "alarm_status"
 
     def decode(self, fields: Mapping[str, Any]) -> Decoded:
-        telemetry = {
-            key: fields[source]
-            for key, source in (
-                ("smoke", "Smoke_Value"),
-                ("temp_c", "Temperature"),
-                ("battery_pct", "Battery_Level"),
-                ("rssi_dbm", "Signal_Strength"),
-            )
-            if fields.get(source) is not None
-        }
-        code = fields.get("Alarm_Status")
-        event: dict[str, Any] | None = None
-        if code is not None:
-            if not isinstance(code, int) or code not in ALARM_STATUS_EVENTS:
-                raise ValueError(f"Alarm_Status {code!r} is not in the code table")
-            kind = ALARM_STATUS_EVENTS[code]
-            if kind:
-                event = {
-                    "type": kind,
-                    **{k: telemetry[k] for k in ("smoke", "temp_c") if k in telemetry},
-                }
-        return Decoded(telemetry=telemetry, event=event)
+        lower = {str(k).lower(): v for k, v in fields.items()}
+        telemetry: dict[str, Any] = {}
+        for metric, names in READINGS.items():
+            value = next((lower[n] for n in names if lower.get(n) is not None), None)
+            if value is not None:
+                telemetry[metric] = _number(value, metric)
+        kinds = self._status_events(lower) + [
+            event for event, names in FLAGS.items() if any(_flag(lower.get(n)) for n in names)
+        ]
+        if not telemetry and not _VOCABULARY & lower.keys():
+            raise ValueError(f"no field the decoder knows among {sorted(fields)[:10]}")
+        reading = {k: telemetry[k] for k in ("smoke", "temp_c") if k in telemetry}
+        events = [{"type": kind, **reading} for kind in dict.fromkeys(kinds)]
+        return Decoded(telemetry=telemetry, events=events)
+
+    @staticmethod
+    def _status_events(lower: Mapping[str, Any]) -> list[str]:
+        code = lower.get(_ALARM_STATUS)
+        if code is None:
+            return []
+        if isinstance(code, str) and code.strip().isdigit():
+            code = int(code)
+        if isinstance(code, bool) or not isinstance(code, int) or code not in ALARM_STATUS_EVENTS:
+            raise ValueError(f"Alarm_Status {code!r} is not in the code table (0-6)")
+        kind = ALARM_STATUS_EVENTS[code]
+        return [kind] if kind else []
 
 
 class NativeDecoder:
@@ -73,9 +102,26 @@ class NativeDecoder:
     def decode(self, fields: Mapping[str, Any]) -> Decoded:
         body = dict(fields)
         kind = body.pop("type", None)
-        return Decoded(
-            telemetry={} if kind else body, event={"type": kind, **body} if kind else None
-        )
+        if kind:
+            return Decoded(telemetry={}, events=[{"type": kind, **body}])
+        return Decoded(telemetry=body)
+
+
+def _number(value: Any, metric: str) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"{metric}: {value!r} is not a number")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{metric}: {value!r} is not a number") from None
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return value == 1
+    return isinstance(value, str) and value.strip().lower() in ("1", "true", "alarm")
 
 
 DECODERS: dict[str, VendorDecoder] = {d.name: d for d in (AlarmStatusDecoder(), NativeDecoder())}
