@@ -13,6 +13,7 @@ from api.errors import install_error_handlers
 from api.limits import BodyLimitMiddleware, InputGuardMiddleware
 from api.metrics import MetricsMiddleware
 from api.metrics import router as metrics_router
+from api.openapi import install_openapi
 from api.routers import (
     areas,
     cameras,
@@ -72,6 +73,7 @@ def create_app(settings: Settings, *, process: Supervisor | None = None) -> Fast
     app.state.settings = settings
     app.state.failed_auth = FailedAuthentications(limit=settings.auth_failure_limit)
     install_error_handlers(app)
+    install_openapi(app)
     app.add_middleware(InputGuardMiddleware)  # inside the body limit: bodies are bounded
     app.add_middleware(
         BodyLimitMiddleware,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
 from hub.errors import HubError, Unauthorized
@@ -27,6 +29,24 @@ _HTTP_CODES = {
     422: "validation_error",
     429: "too_many_requests",
 }
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="stable, for programs: validation_error, not_found, ...")
+    message: str = Field(description="for people")
+    field: str | None = Field(default=None, description="the field at fault, when one is")
+    fields: list[FieldError] = Field(default_factory=list)
+
+
+class ErrorBody(BaseModel):
+    """Every error this API answers, whatever its status."""
+
+    error: ErrorDetail
 
 
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
@@ -86,8 +106,20 @@ def install_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+        headers = dict(exc.headers or {})
+        if exc.status_code == 400:  # a body FastAPI could not parse: one more invalid input
+            return JSONResponse(
+                error_body("validation_error", "body could not be read as JSON",
+                           fields=[{"field": "body", "message": "not JSON"}]),
+                status_code=422,
+            )  # fmt: skip
+        if exc.status_code == 405:
+            # Starlette names the methods of the one route it matched; say all of the path's.
+            headers["Allow"] = ", ".join(_methods_of(app, request.url.path)) or headers.get(
+                "Allow", ""
+            )
         return JSONResponse(
-            error_body(code, message, fields=[]), status_code=exc.status_code, headers=exc.headers
+            error_body(code, message, fields=[]), status_code=exc.status_code, headers=headers
         )
 
     @app.exception_handler(Exception)
@@ -97,3 +129,17 @@ def install_error_handlers(app: FastAPI) -> None:
             error_body("internal", "internal error; the server log has the details", fields=[]),
             status_code=500,
         )
+
+
+def _methods_of(app: FastAPI, path: str) -> list[str]:
+    """The methods the OpenAPI document lists for `path` (its literal path if it has one,
+    else the templates it matches)."""
+    paths = app.openapi().get("paths", {})
+    if path in paths:
+        return sorted(m.upper() for m in paths[path])
+    found: set[str] = set()
+    for template, item in paths.items():
+        pattern = "^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)) + "$"
+        if re.match(pattern, path):
+            found.update(m.upper() for m in item)
+    return sorted(found)

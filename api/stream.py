@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from api.auth import Principal, authenticate
+from api.tokens import TOKENS_CHANNEL, live_token_ids
 from hub.db import Pool
 from hub.errors import HubError
 from hub.events import EVENTS_CHANNEL
@@ -26,6 +28,7 @@ from incidents.store import get_incident
 log = get_logger(__name__)
 router = APIRouter()
 QUEUE_LIMIT = 1000  # a client this far behind is disconnected rather than slowing the others
+TOKEN_CHECK_S = 30.0  # how often open streams' tokens are checked for expiry
 
 
 @dataclass(eq=False)
@@ -45,7 +48,9 @@ class Broadcaster:
 
     async def run(self, probe: Probe) -> None:
         first = True
-        async for wake in wakeups(self.database_url, [EVENTS_CHANNEL], idle=60, probe=probe):
+        checked = time.monotonic()
+        channels = [EVENTS_CHANNEL, TOKENS_CHANNEL]
+        async for wake in wakeups(self.database_url, channels, idle=TOKEN_CHECK_S, probe=probe):
             if wake.reconnected:
                 self.listening.set()
                 if not first:
@@ -53,8 +58,30 @@ class Broadcaster:
                     # clients, which fetch what they show again.
                     await self._fan_out({"type": "stream.gap", "area": ""})
                 first = False
-            for payload in wake.payloads:
-                await self._fan_out(json.loads(payload))
+            for channel, payload in wake.notes:
+                if channel == TOKENS_CHANNEL:
+                    self._end_streams_of({int(payload)})
+                else:
+                    await self._fan_out(json.loads(payload))
+            if time.monotonic() - checked >= TOKEN_CHECK_S:
+                await self._end_dead_tokens()
+                checked = time.monotonic()
+
+    async def _end_dead_tokens(self) -> None:
+        """Close the streams of tokens that expired (or were revoked unheard)."""
+        ids = {c.principal.token_id for c in self.clients if c.principal.token_id is not None}
+        if not ids:
+            return
+        async with self.pool.connection() as conn:
+            live = await live_token_ids(conn, list(ids))
+        self._end_streams_of(ids - live)
+
+    def _end_streams_of(self, token_ids: set[int]) -> None:
+        for client in [c for c in self.clients if c.principal.token_id in token_ids]:
+            self.clients.discard(client)
+            while not client.queue.empty():
+                client.queue.get_nowait()
+            client.queue.put_nowait({"type": "stream.revoked"})
 
     async def _fan_out(self, event: dict[str, Any]) -> None:
         if not self.clients:
@@ -113,6 +140,9 @@ async def _send(websocket: WebSocket, client: _Client) -> None:
         await websocket.send_json(event)
         if event["type"] == "stream.overflow":
             await websocket.close(code=1013, reason="too slow; reconnect")
+            return
+        if event["type"] == "stream.revoked":
+            await websocket.close(code=1008, reason="token revoked or expired")
             return
 
 

@@ -10,12 +10,15 @@ from typing import Annotated
 
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
-from devices.area_codes import check_area_prefix
+from devices.area_codes import check_scope
 from hub.errors import NotFound
 
 _PREFIX = "sb_"
+_COLUMNS = "id, name, role, area_prefix, created_at, revoked_at, expires_at"
+_LIVE = "revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())"
+TOKENS_CHANNEL = "sb_tokens"  # NOTIFY with a token id when it is revoked
 
 
 class Role(StrEnum):
@@ -26,7 +29,11 @@ class Role(StrEnum):
     VIEWER = "viewer"
 
 
-AreaPrefix = Annotated[str, AfterValidator(check_area_prefix)]
+AreaScope = Annotated[
+    str,
+    AfterValidator(check_scope),
+    Field(json_schema_extra={"pattern": r"^(\d{4}|\d{6}|\d{9}|\d{12})?$"}),
+]
 
 
 class TokenIn(BaseModel):
@@ -34,7 +41,8 @@ class TokenIn(BaseModel):
 
     name: Annotated[str, Field(min_length=1, max_length=100)]
     role: Role
-    area_prefix: AreaPrefix = ""
+    area_prefix: AreaScope = ""
+    expires_at: AwareDatetime | None = None
 
 
 class TokenInfo(BaseModel):
@@ -44,6 +52,7 @@ class TokenInfo(BaseModel):
     area_prefix: str
     created_at: datetime
     revoked_at: datetime | None
+    expires_at: datetime | None
 
 
 class IssuedToken(TokenInfo):
@@ -60,10 +69,16 @@ async def issue_token(
     """Create a token; its clear text is returned this once and never stored."""
     token = _PREFIX + secrets.token_urlsafe(32)
     cur = await conn.execute(
-        "INSERT INTO api_tokens (name, role, area_prefix, token_hash, created_by)"
-        " VALUES (%s, %s, %s, %s, %s)"
-        " RETURNING id, name, role, area_prefix, created_at, revoked_at",
-        (data.name, data.role.value, data.area_prefix, hash_token(token), created_by),
+        "INSERT INTO api_tokens (name, role, area_prefix, token_hash, created_by, expires_at)"
+        f" VALUES (%s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}",
+        (
+            data.name,
+            data.role.value,
+            data.area_prefix,
+            hash_token(token),
+            created_by,
+            data.expires_at,
+        ),
     )
     row = await cur.fetchone()
     assert row is not None
@@ -75,8 +90,7 @@ async def find_token(conn: AsyncConnection[DictRow], token: str) -> TokenInfo | 
     if not token.startswith(_PREFIX):
         return None
     cur = await conn.execute(
-        "SELECT id, name, role, area_prefix, created_at, revoked_at FROM api_tokens"
-        " WHERE token_hash = %s AND revoked_at IS NULL",
+        f"SELECT {_COLUMNS} FROM api_tokens WHERE token_hash = %s AND {_LIVE}",
         (hash_token(token),),
     )
     row = await cur.fetchone()
@@ -85,8 +99,7 @@ async def find_token(conn: AsyncConnection[DictRow], token: str) -> TokenInfo | 
 
 async def list_tokens(conn: AsyncConnection[DictRow], *, scope: str) -> list[TokenInfo]:
     cur = await conn.execute(
-        "SELECT id, name, role, area_prefix, created_at, revoked_at FROM api_tokens"
-        " WHERE area_prefix LIKE %s ORDER BY id",
+        f"SELECT {_COLUMNS} FROM api_tokens WHERE area_prefix LIKE %s ORDER BY id",
         (scope + "%",),
     )
     return [TokenInfo.model_validate(r) for r in await cur.fetchall()]
@@ -100,6 +113,14 @@ async def revoke_token(conn: AsyncConnection[DictRow], token_id: int, *, scope: 
     )
     if cur.rowcount == 0:
         raise NotFound(f"token {token_id} not found")
+    # Every API process closes the live streams opened with it.
+    await conn.execute("SELECT pg_notify(%s, %s)", (TOKENS_CHANNEL, str(token_id)))
+
+
+async def live_token_ids(conn: AsyncConnection[DictRow], ids: list[int]) -> set[int]:
+    """Which of these tokens are neither revoked nor expired."""
+    cur = await conn.execute(f"SELECT id FROM api_tokens WHERE id = ANY(%s) AND {_LIVE}", (ids,))
+    return {row["id"] for row in await cur.fetchall()}
 
 
 async def has_admin_token(conn: AsyncConnection[DictRow]) -> bool:

@@ -53,3 +53,18 @@ def parent_code(code: str) -> str | None:
     """The code one level up (12 → 9 → 6 → 4 digits); None for a city."""
     length = _PARENT_LENGTH.get(len(code))
     return code[:length] if length else None
+
+
+def check_scope(prefix: str) -> str:
+    """A token's (or a rules partition's) area: everything ('') or a whole city, district,
+    street or community. A prefix of another length would cover several areas of a level
+    (5 digits: ten districts)."""
+    if prefix == "":
+        return prefix
+    try:
+        return check_area_code(prefix)
+    except ValueError:
+        raise ValueError(
+            "an area scope is empty (every area) or an area code of 4, 6, 9 or 12 digits,"
+            f" got {prefix!r}"
+        ) from None

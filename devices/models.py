@@ -19,7 +19,14 @@ from pydantic import (
 from devices.area_codes import AreaLevel, check_area_code
 from devices.zones import Zone
 
-AreaCode = Annotated[str, AfterValidator(check_area_code)]
+AreaCode = Annotated[
+    str,
+    AfterValidator(check_area_code),
+    Field(
+        json_schema_extra={"pattern": r"^(\d{4}|\d{6}|\d{9}|\d{12})$"},
+        description="GB/T 2260 code: 4 (city), 6 (district), 9 (street) or 12 digits",
+    ),
+]
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 Label = Annotated[str, Field(min_length=1, max_length=200)]
 Latitude = Annotated[float, Field(ge=-90, le=90)]
@@ -67,6 +74,12 @@ class Strict(BaseModel):
 
 
 class _Located(Strict):
+    # lat and lon go together, said in the schema too (JSON Schema's dependentRequired).
+    model_config = ConfigDict(
+        extra="forbid", str_strip_whitespace=True,
+        json_schema_extra={"dependentRequired": {"lat": ["lon"], "lon": ["lat"]}},
+    )  # fmt: skip
+
     lat: Latitude | None = None
     lon: Longitude | None = None
 

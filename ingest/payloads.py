@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool
 
 from hub.contracts import CameraEventType, SmokeEventType
 
@@ -20,7 +20,10 @@ class Uplink(BaseModel):
     # lose data. Known fields are checked strictly. `ts` is RFC 3339 with an offset or epoch
     # milliseconds, read by pydantic's own parser: a Python validator cost every message about
     # as much again as the rest of its validation.
-    model_config = ConfigDict(extra="ignore", frozen=True, val_temporal_unit="milliseconds")
+    # Infinity and NaN (and 1e309, which JSON parsers read as infinity) are no reading.
+    model_config = ConfigDict(
+        extra="ignore", frozen=True, val_temporal_unit="milliseconds", allow_inf_nan=False
+    )
 
     seq: Seq
     ts: AwareDatetime
@@ -92,7 +95,7 @@ class Status(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    online: bool
+    online: StrictBool  # true or false: not "yes", not 1
     fw: Annotated[str, Field(max_length=64)] | None = None
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 
@@ -145,7 +145,7 @@ class Simulator:
         self._stop.set()
 
     def run(self) -> SimStats:
-        self._client.connect(self.url.host, self.url.port, keepalive=30)
+        self._client.connect_async(self.url.host, self.url.port, keepalive=30)
         self._client.loop_start()
         try:
             self._publish_status()
@@ -158,15 +158,29 @@ class Simulator:
 
     def _publish_status(self) -> None:
         for device_id in [*self._smoke, *self._readers]:
-            self._unacked.add(
-                self._client.publish(
-                    self._topic(device_id, "status"),
-                    json.dumps({"online": True, "fw": "sim-1.0"}),
-                    qos=1,
-                    retain=True,
-                )
-            )
-            self._unacked.wait(_WINDOW, stop=self._stop)
+            body = json.dumps({"online": True, "fw": "sim-1.0"}).encode()
+            self._send(self._topic(device_id, "status"), body, retain=True)
+
+    def _send(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        """Publish at QoS 1 once connected (a broker that restarts is waited for), keeping
+        at most the window unacknowledged."""
+        while not self._stop.is_set():
+            self._wait_connected()
+            info = self._client.publish(topic, payload, qos=1, retain=retain)
+            if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+                self._unacked.add(info)
+                self._unacked.wait(_WINDOW, stop=self._stop)
+                return
+            # The connection went between the check and the publish: again once it is back
+            # (a second copy is harmless: (device_id, seq) makes it idempotent).
+
+    def _wait_connected(self) -> None:
+        if self._client.is_connected():
+            return
+        if self.progress:
+            self.progress("simulate: the broker is not reachable; waiting for it")
+        while not self._client.is_connected() and not self._stop.is_set():
+            self._stop.wait(0.05)
 
     def _loop(self) -> None:
         cfg = self.cfg
@@ -179,9 +193,8 @@ class Simulator:
             if cfg.duration is not None and time.monotonic() - self.stats.started >= cfg.duration:
                 break
             topic, payload = self._next_message()
-            self._unacked.add(self._client.publish(topic, payload, qos=1))
+            self._send(topic, payload)
             self.stats.sent += 1
-            self._unacked.wait(_WINDOW, stop=self._stop)
             next_at += interval
             delay = next_at - time.monotonic()
             if delay > 0:

@@ -117,18 +117,19 @@ async def add_entries(
             rejected.append(EntryProblem(index=index, message="check digit does not match"))
             continue
         rows[idcard.id_hash(secret, number)] = idcard.mask_id(number)
-    async with conn.cursor() as cur:
-        await cur.executemany(
-            "INSERT INTO watchlist_entries (watchlist_id, id_hash, id_masked, note)"
-            " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING id_hash",
-            [(list_id, h, m, data.note) for h, m in rows.items()],
-            returning=True,
-        )
-        added = 0
-        while True:
-            added += len(await cur.fetchall())
-            if not cur.nextset():
-                break
+    added = 0
+    if rows:
+        async with conn.cursor() as cur:
+            await cur.executemany(
+                "INSERT INTO watchlist_entries (watchlist_id, id_hash, id_masked, note)"
+                " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING id_hash",
+                [(list_id, h, m, data.note) for h, m in rows.items()],
+                returning=True,
+            )
+            while True:
+                added += len(await cur.fetchall())
+                if not cur.nextset():
+                    break
     return EntriesReport(added=added, already_listed=len(rows) - added, rejected=rejected)
 
 

@@ -78,8 +78,14 @@ class AllOf(Strict):
 
 
 def _condition_kind(value: object) -> str:
-    """Which shape a condition has, from its keys, so errors speak of that shape only."""
-    keys = value.keys() if isinstance(value, dict) else vars(value).keys()
+    """Which shape a condition has, from its keys, so errors speak of that shape only (a
+    value that is no object at all is judged as a match, which says what it lacks)."""
+    if isinstance(value, dict):
+        keys = set(value)
+    elif isinstance(value, BaseModel):
+        keys = set(type(value).model_fields)
+    else:
+        return "match"
     return "any" if "any" in keys else "all" if "all" in keys else "match"
 
 

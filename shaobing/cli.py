@@ -120,14 +120,14 @@ def ingest(http_host: str, http_port: int) -> None:
 def rules(area: str, http_host: str, http_port: int) -> None:
     """Run the rules engine and incident timers on the stored signal log (needs
     SB_DATABASE_URL). Settings: SB_SLA_*, SB_RULES_LATENESS."""
-    from devices.area_codes import check_area_prefix
+    from devices.area_codes import check_scope
     from hub.logs import configure_logging
     from shaobing.processes import run, run_rules
 
     settings = _settings()
     _needs(settings, "rules", mqtt=False)
     try:
-        check_area_prefix(area)
+        check_scope(area)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--area") from None
     configure_logging(settings.log_level.value)
@@ -270,7 +270,7 @@ def token() -> None:
 def token_create(role: str, area: str, name: str | None) -> None:
     """Create a token and print it alone on stdout."""
     from api.tokens import Role, TokenIn, issue_token
-    from devices.area_codes import check_area_prefix
+    from devices.area_codes import check_scope
     from hub.db import connect
     from hub.logs import configure_logging
     from shaobing.runtime import database
@@ -278,7 +278,7 @@ def token_create(role: str, area: str, name: str | None) -> None:
     settings = _settings()
     configure_logging("WARNING")
     try:
-        check_area_prefix(area)
+        check_scope(area)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--area") from None
     data = TokenIn(name=name or f"{role}@{area or 'all'}", role=Role(role), area_prefix=area)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import psycopg
@@ -11,6 +12,7 @@ import pytest
 
 from hub.settings import MqttUrl
 from tests.ingest_helpers import running_consumer, wait_for
+from tests.services import LocalMosquitto
 from tests.test_cli import SHAOBING, clean_env
 
 SMOKE, READERS = 8, 3
@@ -95,3 +97,33 @@ def test_simulated_traffic_lands_with_its_alarms_reads_and_dead_letters(
     assert "id_invalid" not in signals and "id_expired" not in signals
     # One of the malformed kinds has a topic outside `sb/+/+/+`, which ingest never receives.
     assert dead_letters is not None and 0 < dead_letters[0] <= bad
+
+
+def test_the_simulator_rides_out_a_broker_restart(
+    clean_registry: None, database_url: str, tmp_path: Path
+) -> None:
+    """The broker goes away mid-run and comes back: the simulator waits and carries on, and
+    everything it counted as sent lands (the broker's store keeps what ingest had not read)."""
+    broker = LocalMosquitto(tmp_path / "broker")
+    url = broker.start()
+    env = clean_env(SB_DATABASE_URL=database_url, SB_MQTT_URL=f"mqtt://{url.host}:{url.port}",
+                    SB_DATA_DIR=str(tmp_path / "var"))  # fmt: skip
+    command = [*SHAOBING, "simulate", "--smoke", "4", "--readers", "1", "--rate", "300",
+               "--duration", "8"]  # fmt: skip
+    try:
+        with running_consumer(database_url, url):
+            process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+            time.sleep(3)
+            broker.stop()
+            time.sleep(1.5)
+            broker.start()
+            _, err = process.communicate(timeout=60)
+            assert process.returncode == 0, err
+            assert "waiting for it" in err
+            summary = re.search(r"simulate: done, (\d+) sent", err)
+            assert summary, err
+            sent = int(summary.group(1))
+            wait_for(database_url, "SELECT count(*) FROM uplinks WHERE device_id LIKE 'SIM-%'",
+                     lambda n: n == sent, timeout=30)  # fmt: skip
+    finally:
+        broker.stop()

@@ -30,18 +30,7 @@ class EnabledIn(BaseModel):
     enabled: bool
 
 
-_RULE_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {"schema": {"type": "object"}},
-            "application/yaml": {"schema": {"type": "string"}},
-        },
-    }
-}
-
-
-@router.post("", status_code=201, openapi_extra=_RULE_BODY)
+@router.post("", status_code=201)
 async def create_rule(request: Request, who: RuleWriter, pool: DbPool) -> store.StoredRule:
     """Create a rule from a JSON or YAML document (DESIGN §6)."""
     rule = await _rule_from(request)
@@ -64,7 +53,7 @@ async def get_rule(rule_id: str, who: Reader, pool: DbPool) -> store.StoredRule:
         return await store.get_rule(conn, rule_id, scope=who.area_prefix)
 
 
-@router.put("/{rule_id}", openapi_extra=_RULE_BODY)
+@router.put("/{rule_id}")
 async def replace_rule(
     rule_id: str, request: Request, who: RuleWriter, pool: DbPool
 ) -> store.StoredRule:
