@@ -10,13 +10,14 @@ from fastapi import FastAPI
 
 from api.auth_limit import FailedAuthentications
 from api.errors import install_error_handlers
-from api.limits import BodyLimitMiddleware, InputGuardMiddleware
+from api.limits import BodyLimitMiddleware, InputGuardMiddleware, JsonBodyMiddleware
 from api.metrics import MetricsMiddleware
 from api.metrics import router as metrics_router
 from api.openapi import install_openapi
 from api.routers import (
     areas,
     cameras,
+    dead_letters,
     devices,
     evidence,
     health,
@@ -74,6 +75,7 @@ def create_app(settings: Settings, *, process: Supervisor | None = None) -> Fast
     app.state.failed_auth = FailedAuthentications(limit=settings.auth_failure_limit)
     install_error_handlers(app)
     install_openapi(app)
+    app.add_middleware(JsonBodyMiddleware, openapi=lambda: app.openapi())
     app.add_middleware(InputGuardMiddleware)  # inside the body limit: bodies are bounded
     app.add_middleware(
         BodyLimitMiddleware,
@@ -96,6 +98,7 @@ def create_app(settings: Settings, *, process: Supervisor | None = None) -> Fast
         incidents,
         stats,
         evidence,
+        dead_letters,
     )
     for router in (module.router for module in routers):
         app.include_router(router, prefix=API_PREFIX)

@@ -49,8 +49,11 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
-def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, **extra}}
+def error_body(
+    code: str, message: str, *, fields: list[dict[str, str]] | None = None, **extra: Any
+) -> dict[str, Any]:
+    """The one error shape: `fields` is always a list (empty when no field is at fault)."""
+    return {"error": {"code": code, "message": message, "fields": fields or [], **extra}}
 
 
 def _location(loc: tuple[Any, ...]) -> str:

@@ -1,10 +1,12 @@
 """Limits on what a request may carry, enforced before a handler reads it: body size, JSON
-nesting, control characters in the path and query."""
+nesting, control characters in the path and query, a JSON body that says it is JSON."""
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
+from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -146,15 +148,74 @@ async def _read_body(receive: Receive) -> tuple[bytes, list[Message]]:
     return b"".join(chunks), messages
 
 
-async def _refuse(send: Send, scope: Scope, message: str, field: str) -> None:
+class JsonBodyMiddleware:
+    """415 for a request to an operation that takes a JSON body when the request carries a
+    body and does not say it is JSON (no Content-Type, or another one). Which operations
+    take JSON is read from the OpenAPI document; those that also take other types (YAML
+    rules) or read the body themselves (CSV imports, carrier pushes) check their own."""
+
+    def __init__(self, app: ASGIApp, *, openapi: Callable[[], dict[str, Any]]) -> None:
+        self.app = app
+        self.openapi = openapi
+        self._json_operations: list[tuple[str, re.Pattern[str]]] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "PATCH"):
+            headers = dict(scope.get("headers", []))
+            content_type = headers.get(b"content-type", b"").decode("latin-1")
+            has_body = headers.get(b"content-length", b"0") != b"0" or (
+                b"transfer-encoding" in headers
+            )
+            if has_body and not _is_json(content_type) and self._takes_json(scope):
+                given = content_type.split(";")[0].strip() or "none"
+                message = f"send this body as application/json, not {given}"
+                await _refuse(send, scope, message, "content-type", status=415,
+                              code="unsupported_media_type")  # fmt: skip
+                return
+        await self.app(scope, receive, send)
+
+    def _takes_json(self, scope: Scope) -> bool:
+        if self._json_operations is None:
+            self._json_operations = _json_operations(self.openapi())
+        method, path = scope["method"].lower(), scope["path"]
+        return any(m == method and pattern.fullmatch(path) for m, pattern in self._json_operations)
+
+
+def _json_operations(schema: dict[str, Any]) -> list[tuple[str, re.Pattern[str]]]:
+    """(method, path pattern) of the operations whose body can only be JSON."""
+    found = []
+    for path, item in schema.get("paths", {}).items():
+        pattern = re.compile(re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(path)))
+        for method, operation in item.items():
+            types = set(operation.get("requestBody", {}).get("content", {}))
+            if types and all(_is_json(t) for t in types):
+                found.append((method, pattern))
+    return found
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";")[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and
+                                            media.endswith("+json"))  # fmt: skip
+
+
+async def _refuse(
+    send: Send,
+    scope: Scope,
+    message: str,
+    field: str,
+    *,
+    status: int = 422,
+    code: str = "validation_error",
+) -> None:
     if scope["type"] == "websocket":
         await send({"type": "websocket.close", "code": 1008, "reason": message[:120]})
         return
     body = json.dumps(
-        {"error": {"code": "validation_error", "message": message,
+        {"error": {"code": code, "message": message, "field": field,
                    "fields": [{"field": field, "message": message}]}}
     ).encode()  # fmt: skip
-    await send({"type": "http.response.start", "status": 422, "headers": [
+    await send({"type": "http.response.start", "status": status, "headers": [
         (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
     ]})  # fmt: skip
     await send({"type": "http.response.body", "body": body})

@@ -4,7 +4,8 @@ FastAPI documents a 422 in its own `HTTPValidationError` shape, which this API n
 and nothing else. Here every operation gets the errors it can answer, all in the one shape
 `Error` (api/errors.py): 401 and 429 where a token is needed, 403 where the role or area is
 checked, 404 where a path names something, 409 where a conflict is possible, 413 where a body
-is read, 422 everywhere (validation, the input guards), 503 when the database is away.
+is read, 415 where a body must be of a type, 422 everywhere (validation, the input guards),
+503 when the database is away.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ def _rewrite_errors(schema: dict[str, Any]) -> None:
                 codes.add(409)
             if method in ("post", "put", "patch"):
                 codes.add(413)
-            if (method, path) in TYPED_BODIES:
+            if (method, path) in TYPED_BODIES or "requestBody" in operation:
                 codes.add(415)
             responses = operation.setdefault("responses", {})
             for code in sorted(codes):

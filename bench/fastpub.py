@@ -15,7 +15,7 @@ import time
 _ACK_POLL = 0.001  # seconds
 
 
-def _varint(n: int) -> bytes:
+def varint(n: int) -> bytes:
     out = bytearray()
     while True:
         byte, n = n % 128, n // 128
@@ -36,12 +36,12 @@ def connect_packet(client_id: str, username: str | None, password: str | None) -
         body += _string(username)
     if password:
         body += _string(password)
-    return b"\x10" + _varint(len(body)) + body
+    return b"\x10" + varint(len(body)) + body
 
 
 def publish_packet(topic: str, payload: bytes, qos: int, packet_id: int) -> bytes:
     body = _string(topic) + (struct.pack("!H", packet_id) if qos else b"") + payload
-    return bytes([0x30 | (qos << 1)]) + _varint(len(body)) + body
+    return bytes([0x30 | (qos << 1)]) + varint(len(body)) + body
 
 
 class FastPublisher:

@@ -61,9 +61,10 @@ def _decode(cursor: str) -> str:
 
 
 def page_of(model: type[M], rows: list[DictRow], limit: int, *, key: str = "id") -> Page[M]:
-    """A page from rows fetched with `limit + 1`; the extra row only says there is more."""
+    """A page from rows fetched with `limit + 1`; the extra row only says there is more. The
+    cursor is the last row's `key` (text, or a number for `decode_int_cursor`)."""
     more = len(rows) > limit
     return Page[M](
         items=[model.model_validate(row) for row in rows[:limit]],
-        next=encode_cursor(rows[limit - 1][key]) if more else None,
+        next=encode_cursor(str(rows[limit - 1][key])) if more else None,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from psycopg import AsyncConnection, errors, sql
@@ -123,29 +124,26 @@ async def list_devices(
     area: str | None = None,
     type: DeviceType | None = None,
     enabled: bool | None = None,
+    also: sql.Composable | None = None,
     limit: int = 100,
     cursor: str | None = None,
 ) -> Page[Device]:
-    """Devices in scope, optionally under an area prefix, by id."""
+    """Devices in scope, optionally under an area prefix, by id. `also`: a further condition
+    on the `devices` row from a package that knows more about devices (their state)."""
     after = decode_cursor(cursor)
-    cur = await conn.execute(
+    query = sql.SQL(
         f"""
         SELECT {COLUMNS} FROM devices
         WHERE area LIKE %s AND area LIKE %s AND id > %s
           AND (%s::text IS NULL OR type = %s)
           AND (%s::boolean IS NULL OR enabled = %s)
+          AND {{also}}
         ORDER BY id LIMIT %s
-        """,
-        (
-            scope + "%",
-            (area or "") + "%",
-            after,
-            type.value if type else None,
-            type.value if type else None,
-            enabled,
-            enabled,
-            limit + 1,
-        ),
+        """
+    ).format(also=also if also is not None else sql.SQL("true"))
+    kind = type.value if type else None
+    cur = await conn.execute(
+        query, (scope + "%", (area or "") + "%", after, kind, kind, enabled, enabled, limit + 1)
     )
     return page_of(Device, await cur.fetchall(), limit)
 
@@ -244,9 +242,10 @@ class DeviceRef:
     building: str | None
     enabled: bool
     tags: dict[str, Any] = field(default_factory=dict)
+    registered_at: datetime | None = None
 
 
-_REF_COLUMNS = "id, type, area, site, building, enabled, tags"
+_REF_COLUMNS = "id, type, area, site, building, enabled, tags, created_at AS registered_at"
 
 
 async def device_refs(

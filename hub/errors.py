@@ -48,6 +48,13 @@ class UnsupportedMediaType(HubError):
     status = 415
 
 
+class AddressInUse(HubError):
+    """A service's listening address is taken (another hub, another program)."""
+
+    code = "address_in_use"
+    status = 503
+
+
 class TooManyRequests(HubError):
     code = "too_many_requests"
     status = 429

@@ -68,35 +68,78 @@ class Settings(BaseSettings):
         env_prefix="SB_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
     )
 
-    database_url: str | None = None
-    mqtt_url: str | None = None
-    api_bind: str = "127.0.0.1:8000"
-    data_dir: Path = Path("./var")
-    secret: SecretStr | None = None
-    admin_token: SecretStr | None = None
-    yolo_model: str = "yolov8n.pt"
-    fire_model: str | None = None
-    pose_model: str | None = None
-    vision_device: str = "cpu"
-    vision_workers: int = Field(default=1, ge=0, le=64)  # `shaobing up` starts these; 0: none
-    vision_lease_s: float = Field(default=15.0, ge=2.0, le=600.0)
-    log_level: LogLevel = LogLevel.INFO
-    mqtt_protocol: Literal["5", "3.1.1"] = "5"
-    ingest_shared: bool = False
+    database_url: str | None = Field(
+        default=None,
+        description="postgresql://user@host:port/db; unset: embedded PostgreSQL under SB_DATA_DIR",
+    )
+    mqtt_url: str | None = Field(
+        default=None,
+        description="mqtt://user:pass@host:port (mqtts:// for TLS); unset: an embedded broker",
+    )
+    mqtt_listen: str | None = Field(
+        default=None,
+        description="host:port the embedded broker listens on (0.0.0.0:1883 lets"
+        " devices on the network in); unset: loopback, at 1883 or the port it had last time",
+    )
+    api_bind: str = Field(default="127.0.0.1:8000", description="where the HTTP API listens")
+    data_dir: Path = Field(
+        default=Path("./var"), description="embedded services' data and generated secrets"
+    )
+    secret: SecretStr | None = Field(
+        default=None,
+        description="HMAC key for personal data; unset: generated into SB_DATA_DIR/secret.key",
+    )
+    admin_token: SecretStr | None = Field(
+        default=None, description="an extra admin bearer token for every area"
+    )
+    yolo_model: str = Field(
+        default="yolov8n.pt",
+        description="detection model (.pt, OpenVINO folder, .onnx,"
+        " .engine); a bare name is downloaded on first use, so offline give a path",
+    )
+    fire_model: str | None = Field(default=None, description="fire/smoke model; unset: off")
+    pose_model: str | None = Field(default=None, description="pose model for falls; unset: off")
+    vision_device: str = Field(default="cpu", description="cpu, cuda or cuda:N")
+    vision_workers: int = Field(
+        default=1, ge=0, le=64, description="vision worker processes `shaobing up` starts"
+    )
+    vision_lease_s: float = Field(
+        default=15.0, ge=2.0, le=600.0,
+        description="camera lease: a dead worker's cameras move within it",
+    )  # fmt: skip
+    log_level: LogLevel = Field(default=LogLevel.INFO, description="DEBUG, INFO, WARNING, ERROR")
+    mqtt_protocol: Literal["5", "3.1.1"] = Field(default="5", description="5 or 3.1.1")
+    ingest_shared: bool = Field(
+        default=False,
+        description="a shared subscription, so several ingest processes split the load (MQTT 5)",
+    )
     # Each ingest process needs its own id: the broker keeps one durable queue per id.
-    ingest_client_id: str = Field(default="shaobing-ingest", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    onenet_token: SecretStr | None = None
-    max_body_bytes: int = Field(default=1_048_576, ge=1024)
-    max_import_bytes: int = Field(default=16_777_216, ge=1024)
-    # Failed authentications a client may make in 10 s before it gets 429s.
-    auth_failure_limit: int = Field(default=20, ge=1, le=1_000_000)
+    ingest_client_id: str = Field(
+        default="shaobing-ingest", pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="this ingest process's durable MQTT session; one per process",
+    )  # fmt: skip
+    onenet_token: SecretStr | None = Field(
+        default=None, description="the token of OneNET's HTTP push; enables its endpoint"
+    )
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="largest JSON request body (413 above)"
+    )
+    max_import_bytes: int = Field(
+        default=16_777_216, ge=1024, description="largest CSV import body"
+    )
+    auth_failure_limit: int = Field(
+        default=20, ge=1, le=1_000_000,
+        description="failed authentications a client may make in 10 s before 429s",
+    )  # fmt: skip
     # Accept and resolve deadlines per priority, `accept/resolve` (DESIGN §7's defaults).
-    sla_emergency: str = "1m/30m"
-    sla_major: str = "5m/4h"
-    sla_routine: str = "30m/3d"
-    # How much older than the newest signal of its group a signal may arrive and still get
-    # the answer it would have got in order (windows, `for`, confirmations).
-    rules_lateness: str = "5m"
+    sla_emergency: str = Field(default="1m/30m", description="accept/resolve of emergencies")
+    sla_major: str = Field(default="5m/4h", description="accept/resolve of major incidents")
+    sla_routine: str = Field(default="30m/3d", description="accept/resolve of routine ones")
+    rules_lateness: str = Field(
+        default="5m",
+        description="how late a signal may arrive behind its group's newest and"
+        " still be judged as if in order",
+    )
 
     @field_validator("sla_emergency", "sla_major", "sla_routine")
     @classmethod
@@ -129,6 +172,16 @@ class Settings(BaseSettings):
         if value is None or value == "":
             return None
         MqttUrl.parse(value)
+        return value
+
+    @field_validator("mqtt_listen")
+    @classmethod
+    def _check_listen(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        match = _BIND.match(value)
+        if not match or not 0 < int(match["port"]) < 65536:
+            raise ValueError(f"expected host:port such as 0.0.0.0:1883, got {value!r}")
         return value
 
     @field_validator("api_bind")

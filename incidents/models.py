@@ -40,6 +40,9 @@ class Incident(BaseModel):
     escalated_to: str | None
     escalations: int
     rating: int | None
+    recovered_at: datetime | None = Field(
+        default=None, description="when a recovery signal (a device back online) came"
+    )
 
 
 class ActionIn(BaseModel):

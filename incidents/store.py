@@ -10,7 +10,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
-from devices.paging import Page, decode_int_cursor, encode_cursor
+from devices.paging import Page, decode_int_cursor, page_of
 from hub.contracts import Priority
 from hub.db import fetch_model
 from hub.events import announce
@@ -21,7 +21,7 @@ COLUMNS = (
     "id, rule_id, rule_version, category, priority, status, area, site, building, title,"
     " created_at, updated_at, accept_by, resolve_by, accepted_at, closed_at, close_reason,"
     " unit_id, suggested_unit_id, lat, lon, signal_count, first_signal_at, last_signal_at,"
-    " evidence, escalated_to, escalations, rating"
+    " evidence, escalated_to, escalations, rating, recovered_at"
 )
 
 
@@ -75,10 +75,7 @@ async def list_incidents(
             "limit": limit + 1,
         },
     )
-    rows = await cur.fetchall()
-    items = [Incident.model_validate(r) for r in rows[:limit]]
-    more = len(rows) > limit
-    return Page[Incident](items=items, next=encode_cursor(str(items[-1].id)) if more else None)
+    return page_of(Incident, await cur.fetchall(), limit)
 
 
 async def audit_trail(

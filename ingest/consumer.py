@@ -6,7 +6,7 @@ waits behind a telemetry batch already being written, and writes each lane in ba
 (`ingest.lane_writer`). A message is acknowledged once its own batch has committed, never
 later work: the rules engine reads the committed signals from the log in another component.
 A message not acknowledged before a crash or a reconnect is redelivered by the broker and
-deduplicated by (device_id, seq).
+deduplicated by (device_id, seq, ts).
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ class MqttConsumer:
 
     def _arrived(self, received_at: datetime, delivery: Delivered) -> None:
         lane = self.events if delivery[0].endswith("/event") else self.telemetry
-        lane.queue.append((self.acks.arrived(delivery[2:]), received_at, delivery))
+        lane.queue.append((self.acks.arrived(delivery[3:]), received_at, delivery))
         lane.arrived.set()
 
     def _wake_lanes(self) -> None:

@@ -11,10 +11,13 @@ name fields. Everything else keeps its reason and detail only (DESIGN §5).
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
+from pydantic import BaseModel, Field
 
+from devices.paging import Page, decode_int_cursor, page_of
 from ingest.decode import Message, Rejection
 
 _HEAD_BYTES = 256
@@ -46,14 +49,14 @@ async def copy_dead_letters(
     async with (
         conn.cursor() as cur,
         cur.copy(
-            "COPY dead_letters (received_at, topic, device_id, size, head, reason, detail)"
-            " FROM STDIN"
+            "COPY dead_letters (received_at, topic, device_id, area, size, head, reason,"
+            " detail) FROM STDIN"
         ) as copy,
     ):
         for message, rejection in rejected:
             await copy.write_row(
                 (message.received_at, redact(message.topic)[:512],
-                 redact(rejection.device_id) if rejection.device_id else None,
+                 redact(rejection.device_id) if rejection.device_id else None, rejection.area,
                  len(message.payload), safe_head(message, rejection), rejection.reason.value,
                  redact(rejection.detail)[:1000])
             )  # fmt: skip
@@ -64,3 +67,49 @@ def redact(text: str) -> str:
     belongs, so long digit runs and CJK text are masked; NUL (which PostgreSQL refuses) too."""
     text = _LONG_ID.sub("[number]", text)
     return _CJK_RUN.sub("[text]", text).replace("\x00", "\ufffd")
+
+
+class DeadLetter(BaseModel):
+    """A rejected message as the API shows it: never a payload byte that could hold a person."""
+
+    id: int
+    received_at: datetime
+    topic: str
+    device_id: str | None
+    area: str | None
+    reason: str
+    detail: str
+    size: int = Field(description="payload bytes")
+    head: str | None = Field(
+        description="the payload's first bytes, only when they can hold no personal data"
+    )
+
+
+async def list_dead_letters(
+    conn: AsyncConnection[DictRow],
+    *,
+    scope: str,
+    device_id: str | None = None,
+    reason: str | None = None,
+    since: datetime | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> Page[DeadLetter]:
+    """Newest first, within `scope` (one with no area, such as a push no token could place,
+    is the admin's alone)."""
+    before = decode_int_cursor(cursor)
+    cur = await conn.execute(
+        """
+        SELECT id, received_at, topic, device_id, area, reason, detail, size, head
+        FROM dead_letters
+        WHERE (%(scope)s = '' OR area LIKE %(scope)s || '%%')
+          AND (%(device)s::text IS NULL OR device_id = %(device)s)
+          AND (%(reason)s::text IS NULL OR reason = %(reason)s)
+          AND (%(since)s::timestamptz IS NULL OR received_at >= %(since)s)
+          AND (%(before)s::bigint IS NULL OR id < %(before)s)
+        ORDER BY id DESC LIMIT %(limit)s
+        """,
+        {"scope": scope, "device": device_id, "reason": reason, "since": since,
+         "before": before, "limit": limit + 1},
+    )  # fmt: skip
+    return page_of(DeadLetter, await cur.fetchall(), limit)

@@ -72,6 +72,7 @@ class Message:
     mid: int = 0
     qos: int = 1
     generation: int = 0
+    retained: bool = False  # a retained message the broker replayed on subscribing
 
 
 @dataclass(slots=True)
@@ -81,6 +82,8 @@ class Rejection:
     # The registered device it came from, when known (dead letters keep bytes only then).
     device_id: str | None = None
     device_type: str | None = None
+    # Whose it is to see: the device's registered area, else the area its topic claims.
+    area: str | None = None
 
 
 @dataclass(slots=True)
@@ -111,6 +114,8 @@ class Accepted:
     battery_pct: float | None = None
     rssi_dbm: float | None = None
     id_read: IdRead | None = None
+    # A retained status the broker replayed: old news, not a sign of life (device_state).
+    replayed: bool = False
 
 
 @dataclass(frozen=True)
@@ -142,9 +147,9 @@ def parse_topic(topic: str) -> Topic | Rejection:
     except ValueError as exc:
         return Rejection(Reason.BAD_TOPIC, f"area: {exc}")
     if not _DEVICE_ID.match(device_id):
-        return Rejection(Reason.BAD_TOPIC, "device_id is not [A-Za-z0-9_-]{1,64}")
+        return Rejection(Reason.BAD_TOPIC, "device_id is not [A-Za-z0-9_-]{1,64}", area=area)
     if channel not in (*CHANNELS, "cmd"):
-        return Rejection(Reason.BAD_TOPIC, f"unknown channel {channel!r}")
+        return Rejection(Reason.BAD_TOPIC, f"unknown channel {channel!r}", area=area)
     return Topic(area, device_id, channel)
 
 
@@ -153,10 +158,10 @@ def decode(message: Message, topic: Topic, ctx: DecodeContext) -> Accepted | Rej
     device = ctx.devices.get(topic.device_id)
     if device is None:
         return Rejection(Reason.UNKNOWN_DEVICE, f"device {topic.device_id} is not registered",
-                         device_id=topic.device_id)  # fmt: skip
+                         device_id=topic.device_id, area=topic.area)  # fmt: skip
     outcome = _decode_for(message, topic, device, ctx)
     if isinstance(outcome, Rejection):
-        outcome.device_id, outcome.device_type = device.id, device.type
+        outcome.device_id, outcome.device_type, outcome.area = device.id, device.type, device.area
     return outcome
 
 
@@ -180,7 +185,7 @@ def _decode_for(
     if isinstance(payload, Status):
         return Accepted(
             message, device, topic.channel, None, message.received_at,
-            online=payload.online, fw=payload.fw,
+            online=payload.online, fw=payload.fw, replayed=message.retained,
         )  # fmt: skip
     assert isinstance(payload, Uplink)
     ts = payload.ts.astimezone(UTC)

@@ -49,18 +49,24 @@ def _latest_by_device(fresh: list[Accepted]) -> dict[str, _Latest]:
 
 async def state_transitions(conn: AsyncConnection[DictRow], fresh: list[Accepted]) -> list[Signal]:
     """Update device_state from the batch; say device_online after a reported outage and
-    battery_low when the battery crosses the threshold."""
-    latest = _latest_by_device(fresh)
-    if not latest:
+    battery_low when the battery crosses the threshold.
+
+    A retained status the broker replays when ingest subscribes is old news: it counts only
+    for a device the hub knows nothing of yet, and never as a sign of life."""
+    ids = sorted({acc.device.id for acc in fresh})
+    if not ids:
         return []
     # Plain tuples: a batch reads a row per device, and dict rows cost a tenth of the batch.
     async with conn.cursor(row_factory=tuple_row) as cur:
         await cur.execute(
             "SELECT device_id, reported_offline, offline_since, battery_pct"
             " FROM device_state WHERE device_id = ANY(%s) ORDER BY device_id FOR UPDATE",
-            (list(latest),),
+            (ids,),
         )
         before = {row[0]: row for row in await cur.fetchall()}
+    latest = _latest_by_device([a for a in fresh if not (a.replayed and a.device.id in before)])
+    if not latest:
+        return []
     signals: list[Signal] = []
     rows = []
     for device_id, state in sorted(latest.items()):  # one lock order for every writer

@@ -41,11 +41,29 @@ async def sweep(
     devices: dict[str, DeviceRef],
     policy: HealthPolicy,
     now: datetime,
+    heard: set[str] | None = None,
 ) -> list[Signal]:
-    """Report devices that went offline; stores the signals in the caller's transaction.
+    """Report devices that went offline, or never came online within their heartbeat of
+    registration; stores the signals in the caller's transaction. `heard`: ids known to have
+    a state row, kept by the caller between sweeps to spare the registry-wide lookup."""
+    signals = await _gone_quiet(conn, devices, policy, now)
+    signals += await _never_connected(conn, devices, policy, now, set() if heard is None else heard)
+    for s in signals:
+        await announce(conn, "device.offline", id=s.source_id, area=s.area,
+                       reason=s.attrs["reason"], last_seen=s.attrs["last_seen"])  # fmt: skip
+    if signals:
+        await signal_log.append(conn, signals)  # last: it holds the log's lock until commit
+    return signals
 
-    Rows are claimed with SKIP LOCKED, so several ingest processes never report one twice.
-    """
+
+async def _gone_quiet(
+    conn: AsyncConnection[DictRow],
+    devices: dict[str, DeviceRef],
+    policy: HealthPolicy,
+    now: datetime,
+) -> list[Signal]:
+    """Devices heard before that sent a last will or fell silent. Rows are claimed with SKIP
+    LOCKED, so several ingest processes never report one twice."""
     shortest = min(policy.heartbeat.values())
     cur = await conn.execute(
         """
@@ -69,22 +87,7 @@ async def sweep(
             reason = "heartbeat_timeout"
         else:
             continue
-        signals.append(
-            Signal(
-                ts=now,
-                kind="device_offline",
-                source_id=device.id,
-                source_type=device.type,
-                area=device.area,
-                site=device.site,
-                building=device.building,
-                tags=device.tags,
-                attrs={
-                    "reason": reason,
-                    "last_seen": row["last_seen"].isoformat() if row["last_seen"] else None,
-                },
-            )
-        )
+        signals.append(_offline(device, now, reason, row["last_seen"]))
     if signals:
         await conn.execute(
             "UPDATE device_state SET reported_offline = true, online = false,"
@@ -92,17 +95,49 @@ async def sweep(
             " WHERE device_id = ANY(%s)",
             (now, [s.source_id for s in signals]),
         )
-        for s in signals:
-            await announce(
-                conn,
-                "device.offline",
-                id=s.source_id,
-                area=s.area,
-                reason=s.attrs["reason"],
-                last_seen=s.attrs["last_seen"],
-            )
-        await signal_log.append(conn, signals)  # last: it holds the log's lock until commit
     return signals
+
+
+async def _never_connected(
+    conn: AsyncConnection[DictRow],
+    devices: dict[str, DeviceRef],
+    policy: HealthPolicy,
+    now: datetime,
+    heard: set[str],
+) -> list[Signal]:
+    """Enabled devices with no state row a heartbeat after registration: reported once, with
+    a state row that says so (the device's first message then says `device_online`)."""
+    shortest = min(policy.heartbeat.values())
+    due = [
+        d for d in devices.values()
+        if d.enabled and d.id not in heard and d.registered_at is not None
+        and now - d.registered_at > policy.heartbeat.get(d.type, shortest)
+    ]  # fmt: skip
+    if not due:
+        return []
+    cur = await conn.execute(
+        "SELECT device_id FROM device_state WHERE device_id = ANY(%s)", ([d.id for d in due],)
+    )
+    heard.update(row["device_id"] for row in await cur.fetchall())  # committed rows only
+    silent = [d for d in due if d.id not in heard]
+    if not silent:
+        return []
+    cur = await conn.execute(
+        "INSERT INTO device_state (device_id, online, offline_since, reported_offline)"
+        " SELECT id, false, at, true FROM unnest(%s::text[], %s::timestamptz[]) AS t (id, at)"
+        " ON CONFLICT (device_id) DO NOTHING RETURNING device_id",
+        ([d.id for d in silent], [d.registered_at for d in silent]),
+    )
+    inserted = {row["device_id"] for row in await cur.fetchall()}
+    return [_offline(d, now, "never_connected", None) for d in silent if d.id in inserted]
+
+
+def _offline(device: DeviceRef, now: datetime, reason: str, last_seen: datetime | None) -> Signal:
+    return Signal(
+        ts=now, kind="device_offline", source_id=device.id, source_type=device.type,
+        area=device.area, site=device.site, building=device.building, tags=device.tags,
+        attrs={"reason": reason, "last_seen": last_seen.isoformat() if last_seen else None},
+    )  # fmt: skip
 
 
 async def run_health(
@@ -115,11 +150,12 @@ async def run_health(
 ) -> None:
     """Sweep every `interval` seconds until cancelled, against the live registry view."""
     policy = policy or HealthPolicy()
+    heard: set[str] = set()
     while True:
         try:
             conn = await connect(database_url)
             async with conn, conn.transaction():
-                await sweep(conn, registry.devices, policy, datetime.now(UTC))
+                await sweep(conn, registry.devices, policy, datetime.now(UTC), heard)
             probe.ready()
         except psycopg.OperationalError as exc:
             probe.down(f"database: {type(exc).__name__}")

@@ -3,7 +3,7 @@
 A lane (alarms and events; telemetry) queues messages as they arrive. Its writer cuts a batch,
 decodes it, and writes it on a free connection while it decodes the next, up to one batch per
 connection. Each batch's order-dependent part (device state) waits until the batch before it
-has committed, so state still moves in arrival order; a batch that shares a (device_id, seq)
+has committed, so state still moves in arrival order; a batch that shares a (device_id, seq, ts)
 key with one not yet committed is written only after it. Once a batch commits, its messages
 are acknowledged (in arrival order, through the ack sequencer).
 """
@@ -27,7 +27,7 @@ from ingest.acks import AckSequencer
 from ingest.decode import Message
 from ingest.pipeline import Decoded, Pipeline
 from ingest.receiver import Ack, Delivered
-from ingest.store import Turn
+from ingest.store import Key, Turn
 
 log = get_logger(__name__)
 
@@ -51,8 +51,8 @@ class Lane:
 
 
 def _message(waiting: Waiting) -> tuple[int, Message]:
-    order, received_at, (topic, payload, mid, qos, generation) = waiting
-    return order, Message(topic, payload, received_at, mid, qos, generation)
+    order, received_at, (topic, payload, retain, mid, qos, generation) = waiting
+    return order, Message(topic, payload, received_at, mid, qos, generation, retain)
 
 
 async def connect_writer(database_url: str) -> AsyncConnection[DictRow]:
@@ -101,10 +101,10 @@ class LaneWriter:
         for conn in writers:
             idle.put_nowait(conn)
         previous: asyncio.Future[None] | None = None
-        # (device_id, seq) keys of batches not yet committed. A batch that shares one with
+        # (device_id, seq, ts) keys of batches not yet committed. A batch that shares one with
         # them is written only after they commit: otherwise it could take that key's row lock
         # in `uplinks` first and wait for its turn while the earlier batch waits for the lock.
-        claimed: list[tuple[set[tuple[str, int]], asyncio.Future[None]]] = []
+        claimed: list[tuple[set[Key], asyncio.Future[None]]] = []
         try:
             while True:
                 await self._wait_for_messages()

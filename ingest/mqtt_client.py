@@ -20,9 +20,12 @@ gathers every record already readable, so the fast path sees many packets there 
 It also turns off delayed TCP acknowledgements on Linux (TCP_QUICKACK, re-armed after every
 read), so a broker that keeps Nagle's algorithm on does not hold an alarm back for up to 40 ms.
 
-It overrides four of paho's internals (`_create_socket`, `_handle_publish`,
-`_handle_on_message`, `_packet_queue`) and reads `_in_packet`, so pyproject pins paho-mqtt
-below its next minor release; tests/test_mqtt_client.py runs every path.
+It overrides paho internals (`_create_socket`, `_handle_publish`, `_handle_on_message`), calls
+`_packet_queue` and `_send_puback`, and reads `_in_packet`, `_sock`, `_protocol`, `_manual_ack`,
+`_msgtime_mutex` and `_last_bytes_received`. So it works with the one paho minor release it is
+tested with: pyproject pins it, and importing this module with another fails loudly.
+tests/test_mqtt_client.py runs every path; tests/test_mqtt_parser.py checks the parser against
+paho's own decoder on generated packets and random cuts of the byte stream.
 """
 
 from __future__ import annotations
@@ -33,8 +36,16 @@ import struct
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import paho.mqtt
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode, MQTTProtocolVersion
+
+TESTED_PAHO = "2.2."
+if not paho.mqtt.__version__.startswith(TESTED_PAHO):
+    raise ImportError(
+        f"ingest.mqtt_client reaches into paho-mqtt {TESTED_PAHO}x and found"
+        f" {paho.mqtt.__version__}: install paho-mqtt~={TESTED_PAHO}0"
+    )
 
 # Acknowledge TCP segments at once. A broker that leaves Nagle's algorithm on (mosquitto's
 # default: set_tcp_nodelay false) holds a small PUBLISH back until its previous segment is
@@ -46,8 +57,8 @@ _PUBLISH = 0x30
 _READ_SIZE = 65536
 # Packets parsed per loop turn at most, so keepalive and outgoing acks still get their turn.
 _MAX_PACKETS_PER_READ = 2000
-# topic, payload, packet id, QoS
-Delivery = Callable[[str, bytes, int, int], None]
+# topic, payload, packet id, QoS, retain (a retained message replayed on subscribing)
+Delivery = Callable[[str, bytes, int, int, bool], None]
 
 
 class BufferedSocket:
@@ -127,6 +138,14 @@ class BatchingClient(mqtt.Client):
         super().__init__(*args, **kwargs)
         # When set, every message goes here instead of to on_message.
         self.on_delivery = on_delivery
+        # When set and true, the fast path stops delivering and leaves the rest in the
+        # buffer (see `buffered`), so that a consumer with enough in hand gets no more.
+        self.paused: Callable[[], bool] | None = None
+
+    def buffered(self) -> bool:
+        """Bytes already read from the socket and not yet handled."""
+        sock = self._sock
+        return isinstance(sock, BufferedSocket) and sock.pending() > 0
 
     def _create_socket(self) -> Any:
         return BufferedSocket(super()._create_socket())
@@ -142,10 +161,11 @@ class BatchingClient(mqtt.Client):
             rc == MQTTErrorCode.MQTT_ERR_SUCCESS
             and self._reading_from(sock)
             and turns < _MAX_PACKETS_PER_READ
+            and not (self.paused and self.paused())
         ):
             if self.on_delivery is not None and self._in_packet["command"] == 0:
                 turns += self._deliver_buffered(sock, self.on_delivery)
-            if sock.pending() == 0:
+            if sock.pending() == 0 or (self.paused and self.paused()):
                 break
             rc = super().loop_read(max_packets)  # a packet the fast path leaves to paho
             turns += 1
@@ -163,8 +183,11 @@ class BatchingClient(mqtt.Client):
         end = len(buffer)
         v5 = self._protocol == MQTTProtocolVersion.MQTTv5
         manual_ack = self._manual_ack
+        paused = self.paused
         delivered = 0
         while pos + 2 <= end and delivered < _MAX_PACKETS_PER_READ:
+            if paused is not None and paused():
+                break
             header = buffer[pos]
             qos = (header & 0x06) >> 1
             if header & 0xF0 != _PUBLISH or qos == 2:
@@ -178,7 +201,7 @@ class BatchingClient(mqtt.Client):
                 break  # properties, or malformed: paho's code decides
             topic_end, mid, body = parts
             topic = buffer[start + 2 : topic_end].decode("utf-8", errors="replace")
-            deliver(topic, buffer[body:stop], mid, qos)
+            deliver(topic, buffer[body:stop], mid, qos, bool(header & 0x01))
             if qos and not manual_ack:
                 self._send_puback(mid)
             pos = stop
@@ -215,7 +238,7 @@ class BatchingClient(mqtt.Client):
             super()._handle_on_message(message)
             return
         topic = message._topic.decode("utf-8", errors="replace")
-        self.on_delivery(topic, bytes(message.payload), message.mid, message.qos)
+        self.on_delivery(topic, bytes(message.payload), message.mid, message.qos, message.retain)
 
     def ack_many(self, mids: Iterable[int]) -> MQTTErrorCode:
         """Acknowledge QoS 1 messages (manual_ack mode) with one write for all of them."""

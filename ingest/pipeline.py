@@ -25,7 +25,7 @@ from ingest.decode import (
 )
 from ingest.registry_view import RegistryView
 from ingest.staging import prepare_connection
-from ingest.store import BatchResult, Turn, no_wait, write_batch
+from ingest.store import BatchResult, Key, Turn, no_wait, write_batch
 
 log = get_logger(__name__)
 _DECODE_SLICE = 200  # messages decoded between turns of the event loop: about 2 ms
@@ -40,9 +40,9 @@ class Decoded:
     rejected: list[tuple[Message, Rejection]]
     started: float
 
-    def keys(self) -> set[tuple[str, int]]:
-        """The (device_id, seq) keys this batch will claim in `uplinks`."""
-        return {(acc.device.id, acc.seq) for acc in self.accepted if acc.seq is not None}
+    def keys(self) -> set[Key]:
+        """The (device_id, seq, ts) keys this batch will claim in `uplinks`."""
+        return {(acc.device.id, acc.seq, acc.ts) for acc in self.accepted if acc.seq is not None}
 
 
 @dataclass
@@ -118,9 +118,11 @@ class Pipeline:
                     part = await write_batch(conn, [acc], [])
             except psycopg.DataError as exc:
                 detail = str(exc).splitlines()[0][:200]
-                rejected.append(
-                    (acc.message, Rejection(Reason.SCHEMA, f"refused by database: {detail}"))
-                )
+                device = acc.device
+                rejected.append((acc.message, Rejection(
+                    Reason.SCHEMA, f"refused by database: {detail}", device_id=device.id,
+                    device_type=device.type, area=device.area,
+                )))  # fmt: skip
                 continue
             total.accepted += part.accepted
             total.readings += part.readings
@@ -164,7 +166,8 @@ def _decode_into(
             device = ctx.devices.get(topic.device_id)
             outcome = Rejection(Reason.SCHEMA, f"could not decode: {type(exc).__name__}",
                                 device_id=topic.device_id,
-                                device_type=device.type if device else None)  # fmt: skip
+                                device_type=device.type if device else None,
+                                area=device.area if device else topic.area)  # fmt: skip
         if isinstance(outcome, Rejection):
             rejected.append((message, outcome))
         else:

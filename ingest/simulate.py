@@ -24,7 +24,8 @@ from psycopg.rows import DictRow
 from devices.area_codes import parent_code
 from devices.areas import create_area, existing_areas
 from devices.models import AreaIn, DeviceIn, DeviceType
-from devices.registry import create_devices_bulk, existing_ids
+from devices.registry import create_devices_bulk, device_refs, existing_ids
+from hub.errors import Conflict
 from hub.mqtt import Unacknowledged, configure
 from hub.settings import MqttUrl
 from ingest.idcard import check_digit
@@ -77,6 +78,14 @@ async def register(conn: AsyncConnection[DictRow], cfg: SimConfig) -> int:
     wanted = [(i, DeviceType.SMOKE_SENSOR) for i in smoke_ids(cfg.smoke)]
     wanted += [(i, DeviceType.ID_READER) for i in reader_ids(cfg.readers)]
     taken = await existing_ids(conn, [i for i, _ in wanted])
+    elsewhere = {r.id: r.area for r in await device_refs(conn, sorted(taken)) if r.area != cfg.area}
+    if elsewhere:
+        first, area = min(elsewhere.items())
+        raise Conflict(
+            f"{len(elsewhere)} of the simulated devices are registered in another area"
+            f" ({first} in {area}), so their messages to {cfg.area} would all be refused:"
+            f" use --area {area}, or delete those devices first"
+        )
     rng = random.Random(7)
     new = [
         DeviceIn(
@@ -172,7 +181,7 @@ class Simulator:
                 self._unacked.wait(_WINDOW, stop=self._stop)
                 return
             # The connection went between the check and the publish: again once it is back
-            # (a second copy is harmless: (device_id, seq) makes it idempotent).
+            # (a second copy is harmless: (device_id, seq, ts) makes it idempotent).
 
     def _wait_connected(self) -> None:
         if self._client.is_connected():

@@ -1,7 +1,8 @@
 """Write one batch of decoded messages in one transaction, with COPY.
 
-Idempotency: every (device_id, seq) goes through `uplinks` first; only the keys that table did
-not have yet produce readings and signals, so a redelivered message changes nothing. The
+Idempotency: every (device_id, seq, ts) goes through `uplinks` first; only the keys that table
+did not have yet produce readings and signals, so a redelivered message changes nothing, while
+a device whose counter restarted is heard (its old numbers come back with new times). The
 batch's signals go to the signal log last, right before the commit (`hub.signal_log`).
 """
 
@@ -37,6 +38,7 @@ class BatchResult:
 
 
 Turn = Callable[[], Awaitable[None]]
+Key = tuple[str, int, datetime]  # what makes a message the same message
 
 
 async def no_wait() -> None:
@@ -82,12 +84,12 @@ async def write_batch(
 async def _deduplicate(
     conn: AsyncConnection[DictRow], accepted: list[Accepted]
 ) -> tuple[list[Accepted], list[tuple[Message, Rejection]]]:
-    """Claim each (device_id, seq) in `uplinks`; returns the messages not seen before, still in
-    arrival order (device state depends on it), and the duplicates as rejections."""
-    keyed: dict[tuple[str, int], Accepted] = {}
+    """Claim each (device_id, seq, ts) in `uplinks`; returns the messages not seen before,
+    still in arrival order (device state depends on it), and the duplicates as rejections."""
+    keyed: dict[Key, Accepted] = {}
     for acc in accepted:
         if acc.seq is not None:
-            keyed.setdefault((acc.device.id, acc.seq), acc)
+            keyed.setdefault((acc.device.id, acc.seq, acc.ts), acc)
     new = await _claim_uplinks(conn, keyed) if keyed else None
     fresh: list[Accepted] = []
     duplicates: list[tuple[Message, Rejection]] = []
@@ -95,7 +97,7 @@ async def _deduplicate(
         if acc.seq is None:
             fresh.append(acc)  # status messages carry no seq
             continue
-        key = (acc.device.id, acc.seq)
+        key = (acc.device.id, acc.seq, acc.ts)
         if keyed[key] is acc and (new is None or key in new):
             fresh.append(acc)
         else:  # seen before, or earlier in this batch
@@ -104,8 +106,8 @@ async def _deduplicate(
 
 
 async def _claim_uplinks(
-    conn: AsyncConnection[DictRow], keyed: dict[tuple[str, int], Accepted]
-) -> set[tuple[str, int]] | None:
+    conn: AsyncConnection[DictRow], keyed: dict[Key, Accepted]
+) -> set[Key] | None:
     """Store the batch's keys in `uplinks`; None when all were new, else the new ones.
 
     The common case, all new, is one COPY straight into the table. A key seen before fails
@@ -124,9 +126,9 @@ async def _claim_uplinks(
         await cur.execute(
             "INSERT INTO uplinks (device_id, seq, ts, channel)"
             " SELECT device_id, seq, ts, channel FROM _batch_uplinks ON CONFLICT DO NOTHING"
-            " RETURNING device_id, seq"
+            " RETURNING device_id, seq, ts"
         )
-        new = {(device_id, seq) for device_id, seq in await cur.fetchall()}
+        new = {(device_id, seq, ts) for device_id, seq, ts in await cur.fetchall()}
         # Emptied now too, not only at commit: a caller may run several batches in one
         # transaction (the push receivers do). DELETE, as TRUNCATE swaps files every time.
         await cur.execute("DELETE FROM _batch_uplinks")
@@ -134,7 +136,7 @@ async def _claim_uplinks(
 
 
 async def _copy_keys(
-    conn: AsyncConnection[DictRow], table: str, keyed: dict[tuple[str, int], Accepted]
+    conn: AsyncConnection[DictRow], table: str, keyed: dict[Key, Accepted]
 ) -> None:
     async with (
         conn.cursor() as cur,
@@ -145,14 +147,15 @@ async def _copy_keys(
         ) as copy,
     ):
         copy.set_types(["text", "int8", "timestamptz", "text"])
-        for (device_id, seq), acc in keyed.items():
-            await copy.write_row((device_id, seq, acc.ts, acc.channel))
+        for (device_id, seq, ts), acc in keyed.items():
+            await copy.write_row((device_id, seq, ts, acc.channel))
 
 
 def _duplicate(acc: Accepted) -> Rejection:
     device = acc.device
-    return Rejection(Reason.DUPLICATE, f"seq {acc.seq} of {device.id} was already stored",
-                     device_id=device.id, device_type=device.type)  # fmt: skip
+    return Rejection(Reason.DUPLICATE,
+                     f"seq {acc.seq} at {acc.ts.isoformat()} of {device.id} was already stored",
+                     device_id=device.id, device_type=device.type, area=device.area)  # fmt: skip
 
 
 async def _copy_readings(

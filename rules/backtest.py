@@ -58,6 +58,10 @@ def backtest(
     current: dict[str, BacktestIncident] = {}  # group → its latest incident
     attached = 0
     for decision in replay(engine, signals, closes, until=until):
+        if decision.recovers:
+            if rule.recover is not None and rule.recover.action == "close":
+                current.pop(decision.key, None)
+            continue
         if decision.opens:
             opened.append(decision)
             incident = BacktestIncident(at=decision.signal.ts, group=decision.key,

@@ -103,6 +103,7 @@ _BUILTIN: list[dict[str, Any]] = [
         "id": "device-offline",
         "name": "A device went offline",
         "match": {"kind": ["device_offline"]},
+        "recover": {"kind": ["device_online"], "action": "close"},
         "incident": {"category": "maintenance", "priority": "routine",
                      "title": "Device {source_id} offline at {site}"},
         "cooldown": "1h",

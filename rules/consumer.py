@@ -30,6 +30,7 @@ from hub.logs import get_logger
 from hub.supervisor import Probe
 from incidents.models import NewIncident
 from incidents.opening import attach, open_or_attach
+from incidents.recovery import recover
 from incidents.sla import Sla
 from incidents.store import closed_since, open_keys
 from rules import partitions
@@ -144,6 +145,12 @@ class RulesConsumer:
     async def _apply(
         self, conn: AsyncConnection[DictRow], decision: Decision, now: datetime
     ) -> None:
+        if decision.recovers:
+            assert decision.rule.recover is not None
+            done = await recover(conn, decision.rule.id, decision.key, decision.signal,
+                                 decision.rule.recover.action, now=now)  # fmt: skip
+            DECISIONS.labels("recovered" if done else "recovered_none").inc()
+            return
         if decision.opens:
             new = await _located(conn, decision)
             _, created = await open_or_attach(conn, new, now=now, sla=self.config.sla)

@@ -43,7 +43,8 @@ _EXPANDS = {"building": ("site", "building"), "site": ("site",), "zone": ("sourc
 
 @dataclass(frozen=True)
 class Decision:
-    """Open an incident for (rule, key) with `signals`, or attach `signal` to the open one."""
+    """Open an incident for (rule, key) with `signals`, or attach `signal` to the open one;
+    or, with `recovers`, `signal` says the trouble of the open one is over."""
 
     rule: Rule
     rule_version: int
@@ -52,6 +53,7 @@ class Decision:
     opens: bool
     priority: Priority
     signals: tuple[Signal, ...]
+    recovers: bool = False
 
     @property
     def count(self) -> int:
@@ -204,10 +206,11 @@ class Engine:
         self.muting.observe(signal)
         if self._watermark is None or signal.ts > self._watermark:
             self._watermark = signal.ts
+        recoveries = self._recoveries(signal, now)  # good news is never muted
         if self.muting.muted(signal):
-            return []
+            return recoveries
         self._remember(self._order, signal)
-        decisions = []
+        decisions = recoveries
         for loaded in self._rules.values():
             decisions += self._evaluate(loaded, signal, now)
         attached = {(d.rule.id, d.key) for d in decisions if d.signal is signal}
@@ -255,6 +258,27 @@ class Engine:
                         due.append(at)
                         break
         return min(due, default=None)
+
+    def _recoveries(self, signal: Signal, now: datetime) -> list[Decision]:
+        """Open incidents that `signal` recovers: its rule's `recover` kind, from the same
+        group; one that closes starts the group afresh, as a close by a person would."""
+        found = []
+        for loaded in self._rules.values():
+            rule = loaded.rule
+            recover = rule.recover
+            if recover is None or signal.kind not in recover.kind or not rule.enabled:
+                continue
+            if not signal.area.startswith(rule.area_prefix):
+                continue
+            key = group_key(rule, signal)
+            group = loaded.groups.get(key)
+            if group is None or not group.open:
+                continue
+            found.append(Decision(rule, loaded.version, key, signal, False,
+                                  rule.incident.priority, (signal,), recovers=True))  # fmt: skip
+            if recover.action == "close":
+                self.closed(rule.id, key, now)
+        return found
 
     # --- per rule ----------------------------------------------------------------------------
 

@@ -109,6 +109,15 @@ class Confirm(Strict):
     priority: Priority = Priority.EMERGENCY
 
 
+class Recovery(Strict):
+    """A signal that says the trouble is over (a device back online), from the same group
+    while the rule's incident is open: `close` closes it as resolved, `note` marks it
+    recovered and leaves it to people; an audit row says which signal did it."""
+
+    kind: Kinds
+    action: Literal["close", "note"] = "close"
+
+
 _PLACEHOLDERS = {"site", "building", "area", "source_id", "kind", "count", "zone"}
 
 
@@ -152,6 +161,7 @@ class Rule(Strict):
         default_factory=_default_group
     )
     confirm: Confirm | None = None
+    recover: Recovery | None = None
     schedule: Schedule | None = None
     incident: IncidentSpec
     cooldown: Duration = "0s"

@@ -6,6 +6,7 @@ import asyncio
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -14,6 +15,25 @@ import click
 from hub.settings import Settings, SettingsError, load_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+_STORE = ("database_url", "data_dir", "log_level")
+_BROKER = ("mqtt_url", "mqtt_protocol")
+
+
+def settings_help(*names: str) -> str:
+    """A command's epilog: the SB_* settings it reads, each with its default."""
+    lines = ["\b", "Settings (environment or .env):"]
+    for name in names:
+        field = Settings.model_fields[name]
+        default = field.default
+        if default is None:
+            shown = "unset"
+        elif isinstance(default, Path) and not default.is_absolute():
+            shown = f"./{default}"
+        else:
+            shown = str(getattr(default, "value", default))
+        lines.append(f"  SB_{name.upper()} ({shown}): {field.description}")
+    return "\n".join(lines)
 
 
 @contextmanager
@@ -63,6 +83,12 @@ def _http_port(default: int) -> Callable[[F], F]:
     )  # fmt: skip
 
 
+def _say_data_dir(settings: Settings) -> None:
+    """A command on the embedded database says whose it is: the one under SB_DATA_DIR."""
+    if not settings.database_url:
+        click.echo(f"using the hub in {settings.data_dir.resolve()} (SB_DATA_DIR)", err=True)
+
+
 def _needs(settings: Settings, command: str, *, mqtt: bool) -> None:
     missing = [name for name, value in (("SB_DATABASE_URL", settings.database_url),
                                         ("SB_MQTT_URL", settings.mqtt_url if mqtt else "x"))
@@ -74,7 +100,7 @@ def _needs(settings: Settings, command: str, *, mqtt: bool) -> None:
         )
 
 
-@main.command()
+@main.command(epilog=settings_help(*Settings.model_fields))
 @click.option("--simulate", is_flag=True, help="feed the hub with simulated devices")
 def up(simulate: bool) -> None:
     """Run the whole hub in one process group, on embedded services unless configured.
@@ -92,7 +118,9 @@ def up(simulate: bool) -> None:
         run(run_up(settings, simulate=sim))
 
 
-@main.command()
+@main.command(
+    epilog=settings_help(*_STORE, *_BROKER, "ingest_shared", "ingest_client_id", "secret")
+)
 @_HTTP_HOST
 @_http_port(9101)
 def ingest(http_host: str, http_port: int) -> None:
@@ -110,7 +138,9 @@ def ingest(http_host: str, http_port: int) -> None:
         run(run_ingest(settings, host=http_host, port=http_port))
 
 
-@main.command()
+@main.command(
+    epilog=settings_help(*_STORE, "sla_emergency", "sla_major", "sla_routine", "rules_lateness")
+)
 @click.option(
     "--area", "area", default="", show_default=True,
     help="area code prefix of this partition (empty: every area); partitions must not overlap",
@@ -119,7 +149,7 @@ def ingest(http_host: str, http_port: int) -> None:
 @_http_port(9102)
 def rules(area: str, http_host: str, http_port: int) -> None:
     """Run the rules engine and incident timers on the stored signal log (needs
-    SB_DATABASE_URL). Settings: SB_SLA_*, SB_RULES_LATENESS."""
+    SB_DATABASE_URL)."""
     from devices.area_codes import check_scope
     from hub.logs import configure_logging
     from shaobing.processes import run, run_rules
@@ -135,7 +165,17 @@ def rules(area: str, http_host: str, http_port: int) -> None:
         run(run_rules(settings, area_prefix=area, host=http_host, port=http_port))
 
 
-@main.command()
+@main.command(
+    epilog=settings_help(
+        *_STORE,
+        *_BROKER,
+        "yolo_model",
+        "fire_model",
+        "pose_model",
+        "vision_device",
+        "vision_lease_s",
+    )
+)
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True)
 @_HTTP_HOST
 @_http_port(9110)
@@ -155,7 +195,7 @@ def vision(workers: int, http_host: str, http_port: int) -> None:
         run(run_vision(settings, workers=workers, host=http_host, port=http_port))
 
 
-@main.command()
+@main.command(epilog=settings_help(*_STORE, *_BROKER))
 @click.option("--smoke", default=100, show_default=True, help="simulated smoke sensors")
 @click.option("--readers", default=10, show_default=True, help="simulated ID-card readers")
 @click.option(
@@ -183,6 +223,7 @@ def simulate(
     from shaobing.runtime import database, embedded_broker_settings
 
     settings = _settings()
+    _say_data_dir(settings)
     configure_logging("WARNING")
     if not settings.mqtt_url:
         settings = embedded_broker_settings(settings) or settings
@@ -194,14 +235,15 @@ def simulate(
     )  # fmt: skip
 
     async def prepare() -> int:
-        async with database(settings) as runtime:
+        async with database(settings, create=False) as runtime:
             conn = await connect(runtime.database_url)
             async with conn:
                 return await register(conn, cfg)
 
     with _startup_errors():
         created = asyncio.run(prepare())
-    click.echo(f"simulate: {created} device(s) registered; publishing (Ctrl-C stops)", err=True)
+    click.echo(f"simulate: {created} new device(s) registered in {area} (of {smoke + readers});"
+               " publishing (Ctrl-C stops)", err=True)  # fmt: skip
     simulator = Simulator(
         settings.mqtt,
         cfg,
@@ -218,7 +260,18 @@ def simulate(
     )
 
 
-@main.command()
+@main.command(
+    epilog=settings_help(
+        *_STORE,
+        "api_bind",
+        "secret",
+        "admin_token",
+        "onenet_token",
+        "max_body_bytes",
+        "max_import_bytes",
+        "auth_failure_limit",
+    )
+)
 def api() -> None:
     """Run the HTTP API alone, stateless: any number behind a load balancer (needs
     SB_DATABASE_URL; listens on SB_API_BIND)."""
@@ -232,7 +285,7 @@ def api() -> None:
         run(run_api(settings))
 
 
-@main.command()
+@main.command(epilog=settings_help(*_STORE))
 def migrate() -> None:
     """Apply pending database migrations (safe to run again)."""
     from hub.db import connect
@@ -241,10 +294,11 @@ def migrate() -> None:
     from shaobing.runtime import database
 
     settings = _settings()
+    _say_data_dir(settings)
     configure_logging(settings.log_level.value)
 
     async def run() -> list[str]:
-        async with database(settings, migrate_schema=False) as runtime:
+        async with database(settings, migrate_schema=False, create=False) as runtime:
             conn = await connect(runtime.database_url)
             async with conn:
                 return await run_migrations(conn)
@@ -254,12 +308,12 @@ def migrate() -> None:
     click.echo(f"applied {len(applied)} migration(s)" + "".join(f"\n  {m}" for m in applied))
 
 
-@main.group()
+@main.group(epilog=settings_help(*_STORE))
 def token() -> None:
     """API tokens."""
 
 
-@token.command("create")
+@token.command("create", epilog=settings_help(*_STORE))
 @click.option(
     "--role",
     required=True,
@@ -276,6 +330,7 @@ def token_create(role: str, area: str, name: str | None) -> None:
     from shaobing.runtime import database
 
     settings = _settings()
+    _say_data_dir(settings)
     configure_logging("WARNING")
     try:
         check_scope(area)
@@ -284,7 +339,7 @@ def token_create(role: str, area: str, name: str | None) -> None:
     data = TokenIn(name=name or f"{role}@{area or 'all'}", role=Role(role), area_prefix=area)
 
     async def run() -> str:
-        async with database(settings) as runtime:
+        async with database(settings, create=False) as runtime:
             conn = await connect(runtime.database_url)
             async with conn:
                 issued = await issue_token(conn, data)
@@ -295,7 +350,61 @@ def token_create(role: str, area: str, name: str | None) -> None:
         click.echo(asyncio.run(run()))
 
 
-@main.command("broker-config")
+@token.command("list", epilog=settings_help(*_STORE))
+def token_list() -> None:
+    """List the tokens (never their secrets): id, role, area, name, state."""
+    from api.tokens import list_tokens
+    from hub.db import connect
+    from hub.logs import configure_logging
+    from shaobing.runtime import database
+
+    settings = _settings()
+    _say_data_dir(settings)
+    configure_logging("WARNING")
+
+    async def run() -> list[Any]:
+        async with database(settings, create=False) as runtime:
+            conn = await connect(runtime.database_url)
+            async with conn:
+                return await list_tokens(conn, scope="")
+
+    with _startup_errors():
+        tokens = asyncio.run(run())
+    now = datetime.now(UTC)
+    click.echo(f"{'id':>5}  {'role':<10}  {'area':<12}  {'state':<8}  {'created':<16}  name")
+    for t in tokens:
+        state = ("revoked" if t.revoked_at else
+                 "expired" if t.expires_at and t.expires_at <= now else "live")  # fmt: skip
+        click.echo(f"{t.id:>5}  {t.role.value:<10}  {t.area_prefix or '(all)':<12}  {state:<8}"
+                   f"  {t.created_at:%Y-%m-%d %H:%M}  {t.name}")  # fmt: skip
+
+
+@token.command("revoke", epilog=settings_help(*_STORE))
+@click.argument("token_id", type=click.IntRange(1))
+def token_revoke(token_id: int) -> None:
+    """Revoke a token by its id (from `token list`); its live streams close at once."""
+    from api.tokens import revoke_token
+    from hub.db import connect
+    from hub.logs import configure_logging
+    from shaobing.runtime import database
+
+    settings = _settings()
+    _say_data_dir(settings)
+    configure_logging("WARNING")
+
+    async def run() -> None:
+        async with database(settings, create=False) as runtime:
+            conn = await connect(runtime.database_url)
+            async with conn:
+                await revoke_token(conn, token_id, scope="")
+                await conn.commit()
+
+    with _startup_errors():
+        asyncio.run(run())
+    click.echo(f"token {token_id} revoked")
+
+
+@main.command("broker-config", epilog=settings_help(*_STORE, *_BROKER))
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path))
 @click.option(
     "--hub-password",
@@ -312,6 +421,7 @@ def broker_config(out_dir: Path, hub_password: str | None) -> None:
     from shaobing.runtime import database
 
     settings = _settings()
+    _say_data_dir(settings)
     configure_logging("WARNING")
     mqtt = settings.mqtt
     if hub_password is None and mqtt and mqtt.username == HUB_USER and mqtt.password:
@@ -321,7 +431,7 @@ def broker_config(out_dir: Path, hub_password: str | None) -> None:
         click.echo(f"hub MQTT password written to {out_dir / 'hub.password'}", err=True)
 
     async def run() -> int:
-        async with database(settings) as runtime:
+        async with database(settings, create=False) as runtime:
             conn = await connect(runtime.database_url)
             async with conn:
                 files = await write_broker_files(conn, out_dir, hub_password=hub_password)

@@ -15,6 +15,9 @@ from typing import Any
 
 from api.tokens import Role, TokenIn, has_admin_token, issue_token
 from hub.db import connect
+from hub.embedded.broker import WILDCARDS
+from hub.embedded.ports import port_is_free
+from hub.errors import AddressInUse
 from hub.logs import get_logger
 from hub.pauses import tune_garbage_collector
 from hub.settings import Settings
@@ -47,6 +50,7 @@ def run(main: Coroutine[Any, Any, None]) -> None:
 
 async def run_up(settings: Settings, *, simulate: SimConfig | None = None) -> None:
     """Everything in one process group, on embedded services unless configured."""
+    _check_api_bind(settings)
     async with services(settings) as runtime:
         settings = runtime.settings
         supervisor = Supervisor("up")
@@ -72,6 +76,7 @@ async def run_up(settings: Settings, *, simulate: SimConfig | None = None) -> No
 
 
 async def run_api(settings: Settings) -> None:
+    _check_api_bind(settings)
     supervisor = Supervisor("api")
     add_api(supervisor, settings)
     tune_garbage_collector()
@@ -124,6 +129,16 @@ def _add_vision(
     supervisor.add("vision", vision)
 
 
+def _check_api_bind(settings: Settings) -> None:
+    """Refuse at start, before anything is created (the first admin token above all), an API
+    address that is taken: uvicorn would otherwise fail later with a traceback."""
+    if not port_is_free(settings.api_host, settings.api_port):
+        raise AddressInUse(
+            f"SB_API_BIND {settings.api_bind} is in use (another hub?): stop that, or set"
+            " SB_API_BIND to a free host:port"
+        )
+
+
 async def _check_partition(runtime: Runtime, area_prefix: str) -> None:
     """Refuse at start, with one clear line, a prefix that overlaps a live partition."""
     conn = await connect(runtime.database_url)
@@ -174,10 +189,14 @@ def _print_banner(runtime: Runtime, first_token: str | None, sim: SimConfig | No
     ]
     if runtime.postgres:
         lines.append(f"  database embedded PostgreSQL, {runtime.postgres.url}")
-    if runtime.broker:
-        lines.append(
-            f"  MQTT     embedded {runtime.broker.kind} on mqtt://127.0.0.1:{runtime.broker.port}"
+    if broker := runtime.broker:
+        where = (
+            "all interfaces: devices use this machine's address"
+            if broker.host in WILDCARDS
+            else "this machine only (SB_MQTT_LISTEN=0.0.0.0:1883 opens it)"
         )
+        lines.append(f"  MQTT     embedded {broker.kind} on mqtt://{broker.host}:{broker.port}"
+                     f"   ({where})")  # fmt: skip
     if sim:
         lines.append(
             f"  simulator {sim.smoke} smoke sensors + {sim.readers} ID readers in {sim.area},"

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from devices.broker_config import HUB_USER, write_broker_files
 from devices.registry import REGISTRY_CHANNEL
 from hub.db import connect
-from hub.embedded.broker import EmbeddedBroker
+from hub.embedded.broker import EmbeddedBroker, listen_address
 from hub.embedded.postgres import EmbeddedPostgres
+from hub.errors import HubError
 from hub.listen import wakeups
 from hub.logs import get_logger
 from hub.migrations import migrate
@@ -51,13 +52,30 @@ class Runtime:
         return self.settings.database_url
 
 
+class NoHubHere(HubError):
+    code = "no_hub"
+
+
 @asynccontextmanager
-async def database(settings: Settings, *, migrate_schema: bool = True) -> AsyncIterator[Runtime]:
-    """A database for a command: SB_DATABASE_URL, or the embedded server (started if needed)."""
+async def database(
+    settings: Settings, *, migrate_schema: bool = True, create: bool = True
+) -> AsyncIterator[Runtime]:
+    """A database for a command: SB_DATABASE_URL, or the embedded server (started if needed).
+
+    `create=False` (every command but `up`): an SB_DATA_DIR that holds no hub is refused, so
+    that a command run from another directory never starts a second, empty hub there."""
     runtime = Runtime(settings=settings)
     if not settings.database_url:
+        postgres = EmbeddedPostgres(settings.data_dir)
+        where = settings.data_dir.resolve()
+        if not create and not postgres.initialised:
+            raise NoHubHere(
+                f"no hub in {where} (SB_DATA_DIR): run this where `shaobing up` runs, or set"
+                " SB_DATA_DIR to its data directory, or SB_DATABASE_URL to its database"
+            )
+        log.info("using the embedded database", data_dir=str(where))
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        runtime.postgres = EmbeddedPostgres(settings.data_dir)
+        runtime.postgres = postgres
         url = await asyncio.to_thread(runtime.postgres.start)
         runtime.settings = settings.model_copy(update={"database_url": url})
     try:
@@ -94,10 +112,11 @@ async def _start_broker(runtime: Runtime) -> None:
     conn = await connect(runtime.database_url)
     async with conn:
         await write_broker_files(conn, broker.dir, hub_password=hub_password)
-    await asyncio.to_thread(broker.start)
+    host, port = listen_address(broker.dir, settings.mqtt_listen)
+    await asyncio.to_thread(broker.start, port, host=host)
     runtime.broker = broker
-    assert broker.port is not None
-    url = f"mqtt://{HUB_USER}:{hub_password}@{broker.host}:{broker.port}"
+    local = f"[{broker.local_host}]" if ":" in broker.local_host else broker.local_host
+    url = f"mqtt://{HUB_USER}:{hub_password}@{local}:{broker.port}"
     protocol = "5" if broker.kind == "mosquitto" else "3.1.1"
     # `shaobing simulate` in another shell finds the embedded broker here.
     write_private(broker.dir / EMBEDDED_BROKER_FILE, json.dumps({"url": url, "protocol": protocol}))

@@ -28,9 +28,11 @@ def connected(
         client.loop_stop()
 
 
-def connect_reason(port: int, username: str, password: str, *, v5: bool = True) -> int:
+def connect_reason(
+    port: int, username: str, password: str, *, v5: bool = True, host: str = "127.0.0.1"
+) -> int:
     """The CONNACK reason (0 = accepted) for these credentials."""
-    client, _, reason = _client(port, username, password, v5=v5, host="127.0.0.1")
+    client, _, reason = _client(port, username, password, v5=v5, host=host)
     client.disconnect()
     client.loop_stop()
     return reason

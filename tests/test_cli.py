@@ -5,15 +5,20 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import click
 import httpx
 import pytest
+from click.testing import CliRunner
 
 from hub.embedded.ports import free_port
+from hub.settings import Settings
+from shaobing.cli import main
 from tests.mqtt_helpers import connect_reason
 
 SHAOBING = [sys.executable, "-m", "shaobing.cli"]
@@ -63,12 +68,12 @@ def test_bad_settings_are_one_clear_line() -> None:
     assert "SB_API_BIND: expected host:port" in done.stderr and "Traceback" not in done.stderr
 
 
-def start_up(data_dir: Path, port: int) -> tuple[subprocess.Popen[str], list[str]]:
-    """`shaobing up` with nothing configured; returns once the banner is out (it comes
-    once the API is listening)."""
+def start_up(data_dir: Path, port: int, **settings: str) -> tuple[subprocess.Popen[str], list[str]]:
+    """`shaobing up` with nothing configured (but `settings`); returns once the banner is
+    out (it comes once the API is listening)."""
     process = subprocess.Popen(
         [*SHAOBING, "up"],
-        env=clean_env(SB_DATA_DIR=str(data_dir), SB_API_BIND=f"127.0.0.1:{port}"),
+        env=clean_env(SB_DATA_DIR=str(data_dir), SB_API_BIND=f"127.0.0.1:{port}", **settings),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -130,24 +135,173 @@ def test_up_on_embedded_services_survives_a_restart(tmp_path: Path) -> None:
         stop(process)
     assert not (data_dir / "postgres" / "postmaster.pid").exists(), "PostgreSQL left running"
 
+    # A lost admin token: make another on the hub's data directory, from anywhere.
+    recovered = subprocess.run(
+        [*SHAOBING, "token", "create", "--role", "admin"], cwd=tmp_path, capture_output=True,
+        text=True, timeout=120, env=clean_env(SB_DATA_DIR=str(data_dir)),
+    )  # fmt: skip
+    assert recovered.returncode == 0, recovered.stderr
+    assert f"using the hub in {data_dir.resolve()}" in recovered.stderr
+    headers = {"Authorization": f"Bearer {recovered.stdout.strip()}"}
+
     process, lines = start_up(data_dir, port)
     try:
         assert "SB_TOKEN=" not in "".join(lines)  # first-start token only once
+        # Devices keep finding the broker: the same port as the first time.
+        assert f"on mqtt://127.0.0.1:{mqtt_match[2]} " in "".join(lines)
         device = httpx.get(f"{base}/api/v1/devices/SD-0001", headers=headers)
         assert device.status_code == 200
     finally:
         stop(process)
 
 
-@pytest.mark.parametrize("command", [["migrate"], ["broker-config", "--out", "{tmp}/mqtt"]])
-def test_commands_work_on_the_embedded_database(tmp_path: Path, command: list[str]) -> None:
-    args = [part.format(tmp=tmp_path) for part in command]
-    done = subprocess.run(
-        [*SHAOBING, *args],
-        env=clean_env(SB_DATA_DIR=str(tmp_path / "var")),
-        capture_output=True,
-        text=True,
-        timeout=120,
+@pytest.mark.parametrize("command", [
+    ["migrate"], ["broker-config", "--out", "mqtt"], ["token", "create", "--role", "admin"],
+    ["token", "list"], ["simulate", "--count", "1"],
+])  # fmt: skip
+def test_commands_refuse_a_data_directory_without_a_hub(tmp_path: Path, command: list[str]) -> None:
+    """Run from another directory, a command must not start a second, empty hub there: it
+    names the directory it looked in and stops, creating nothing."""
+    done = subprocess.run([*SHAOBING, *command], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120, env=clean_env(SB_MQTT_URL="mqtt://127.0.0.1:1"))  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert f"no hub in {tmp_path / 'var'} (SB_DATA_DIR)" in done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
+    assert not (tmp_path / "var" / "postgres").exists()
+
+
+def test_token_list_and_revoke(database_url: str, api_url: str) -> None:
+    env = clean_env(SB_DATABASE_URL=database_url)
+    created = subprocess.run([*SHAOBING, "token", "create", "--role", "viewer", "--area",
+                              "440311", "--name", "大屏"], env=env, capture_output=True,
+                             text=True, timeout=60, check=True)  # fmt: skip
+    token = created.stdout.strip()
+    headers = {"Authorization": f"Bearer {token}"}
+    assert httpx.get(f"{api_url}/api/v1/areas", headers=headers).status_code == 200
+
+    listed = subprocess.run([*SHAOBING, "token", "list"], env=env, capture_output=True,
+                            text=True, timeout=60, check=True).stdout  # fmt: skip
+    row = next(line for line in listed.splitlines() if line.endswith("大屏"))
+    token_id, role, area, state = row.split()[:4]
+    assert (role, area, state) == ("viewer", "440311", "live")
+    assert token not in listed and token[3:20] not in listed  # never the secret
+
+    revoked = subprocess.run([*SHAOBING, "token", "revoke", token_id], env=env,
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert revoked.returncode == 0 and f"token {token_id} revoked" in revoked.stdout
+    assert httpx.get(f"{api_url}/api/v1/areas", headers=headers).status_code == 401
+    listed = subprocess.run([*SHAOBING, "token", "list"], env=env, capture_output=True,
+                            text=True, timeout=60, check=True).stdout  # fmt: skip
+    assert next(line for line in listed.splitlines() if line.endswith("大屏")).split()[3] == (
+        "revoked"
     )
-    assert done.returncode == 0, done.stderr
-    assert not (tmp_path / "var" / "postgres" / "postmaster.pid").exists()
+    missing = subprocess.run([*SHAOBING, "token", "revoke", "999999"], env=env,
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert missing.returncode == 1 and "token 999999 not found" in missing.stderr
+
+
+def lan_address() -> str | None:
+    """This machine's address on its network (no packet is sent), or None when it has none."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("10.255.255.255", 1))
+            address = str(probe.getsockname()[0])
+        except OSError:
+            return None
+    return None if address.startswith("127.") else address
+
+
+def test_the_embedded_broker_listens_where_sb_mqtt_listen_says(tmp_path: Path) -> None:
+    """Devices on the network reach it at this machine's address, with the credentials
+    their registration gave them; a taken address is said plainly."""
+    address = lan_address()
+    if address is None:
+        pytest.skip("this machine has no network address besides loopback")
+    port, mqtt_port = free_port(), free_port()
+    process, lines = start_up(tmp_path / "var", port, SB_MQTT_LISTEN=f"0.0.0.0:{mqtt_port}")
+    banner = "".join(lines)
+    try:
+        assert f"on mqtt://0.0.0.0:{mqtt_port}" in banner and "all interfaces" in banner
+        token = re.search(r"SB_TOKEN=(\S+)", banner)
+        assert token, banner
+        headers = {"Authorization": f"Bearer {token[1]}"}
+        base = f"http://127.0.0.1:{port}"
+        httpx.post(f"{base}/api/v1/areas", json={"code": "440311001002", "name": "楼村社区"},
+                   headers=headers).raise_for_status()  # fmt: skip
+        created = httpx.post(f"{base}/api/v1/devices", headers=headers, json={
+            "id": "SD-LAN", "type": "smoke_sensor", "area": "440311001002"}).json()  # fmt: skip
+        password = created["credentials"]["password"]
+        v5 = "mosquitto" in banner
+        deadline = time.monotonic() + 10
+        while connect_reason(mqtt_port, "SD-LAN", password, v5=v5, host=address) != 0:
+            assert time.monotonic() < deadline, "a device on the network was not let in"
+            time.sleep(0.3)
+
+        taken = subprocess.run(
+            [*SHAOBING, "up"], capture_output=True, text=True, timeout=120,
+            env=clean_env(SB_DATA_DIR=str(tmp_path / "other"), SB_API_BIND=f"127.0.0.1:{free_port()}",
+                          SB_MQTT_LISTEN=f"0.0.0.0:{mqtt_port}"),
+        )  # fmt: skip
+        assert taken.returncode != 0
+        assert f"0.0.0.0:{mqtt_port} is in use" in taken.stdout + taken.stderr
+        assert "Traceback" not in taken.stdout + taken.stderr
+    finally:
+        stop(process)
+
+
+def commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found = []
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            found += commands(command, (*prefix, name))
+        else:
+            found.append((*prefix, name))
+    return found
+
+
+@pytest.mark.parametrize("command", commands(main), ids=" ".join)
+def test_every_command_names_its_settings_and_their_defaults(command: tuple[str, ...]) -> None:
+    done = CliRunner().invoke(main, [*command, "--help"], terminal_width=200)
+    assert done.exit_code == 0, done.output
+    assert "Settings (environment or .env):" in done.output
+    assert "SB_DATABASE_URL (unset):" in done.output and "SB_DATA_DIR (./var):" in done.output
+    assert "  SB_LOG_LEVEL (INFO): " in done.output
+
+
+def test_the_readme_lists_every_setting() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    missing = [f"SB_{name.upper()}" for name in Settings.model_fields
+               if f"`SB_{name.upper()}`" not in readme]  # fmt: skip
+    assert missing == []
+
+
+def test_the_readme_closes_every_code_block() -> None:
+    """An unclosed fence swallows the rest of a section as code."""
+    for name in ("README.md", "docs/devices.md", "docs/refusals.md", "docs/performance.md"):
+        text = (Path(__file__).parent.parent / name).read_text(encoding="utf-8")
+        fences = [line for line in text.splitlines() if line.lstrip().startswith("```")]
+        assert len(fences) % 2 == 0, name
+
+
+def test_a_start_on_a_busy_api_port_fails_plainly_and_keeps_the_first_token(
+    tmp_path: Path,
+) -> None:
+    """The first admin token is made only once the API listens: a start that cannot listen
+    says why in one line and makes none, so the next start still shows it."""
+    data_dir = tmp_path / "var"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        failed = subprocess.run([*SHAOBING, "up"], capture_output=True, text=True, timeout=120,
+                                env=clean_env(SB_DATA_DIR=str(data_dir),
+                                              SB_API_BIND=f"127.0.0.1:{port}"))  # fmt: skip
+    out = failed.stdout + failed.stderr
+    assert failed.returncode == 1, out
+    assert f"SB_API_BIND 127.0.0.1:{port} is in use" in out
+    assert "SB_TOKEN=" not in out and "Traceback" not in out
+    process, lines = start_up(data_dir, free_port())
+    try:
+        assert "SB_TOKEN=" in "".join(lines)
+    finally:
+        stop(process)

@@ -182,3 +182,58 @@ def test_backtest_counts_per_day() -> None:
     assert result.incidents == 3 and result.attached_signals == 3
     assert sorted(result.per_day.values()) == [1, 1, 1]
     assert result.first[0].group == f"area={AREA}|site=楼村花园|building=0栋"
+
+
+def test_recovery_closes_or_notes_the_open_incident_of_its_own_group() -> None:
+    offline = rule(
+        id="offline", match={"kind": ["device_offline"], "where": {"area_prefix": "440311"}},
+        recover={"kind": ["device_online"], "action": "close"}, cooldown="10m",
+    )  # fmt: skip
+    engine = Engine([(offline, 1)])
+    decisions = run(engine, [
+        sig("device_online", 0),  # nothing open: nothing to recover
+        sig("device_offline", 10), sig("device_offline", 20, source="SD-2"),
+        sig("device_online", 30, source="SD-3"),  # another group
+        sig("device_online", 40, area="440312001001"),  # outside the rule's areas
+        sig("device_online", 50),
+    ])  # fmt: skip
+    recovered = [(d.signal.source_id, (d.signal.ts - T0).total_seconds()) for d in decisions
+                 if d.recovers]  # fmt: skip
+    assert recovered == [("SD-1", 50.0)]
+    # Closed by its recovery: the group cools down like after a person's close, then re-arms.
+    assert run(engine, [sig("device_offline", 60)]) == []
+    assert opened(run(engine, [sig("device_offline", 50 + 601)])) == [
+        (651.0, f"area={AREA}|source_id=SD-1")
+    ]
+
+    noting = rule(id="offline", match={"kind": ["device_offline"]},
+                  recover={"kind": ["device_online"], "action": "note"})  # fmt: skip
+    engine = Engine([(noting, 1)])
+    decisions = run(engine, [sig("device_offline", 0), sig("device_online", 5),
+                             sig("device_offline", 10)])  # fmt: skip
+    assert [(d.opens, d.recovers) for d in decisions] == [
+        (True, False),
+        (False, True),
+        (False, False),
+    ]  # still open: attaches
+
+
+def test_a_silence_does_not_hold_a_recovery_back() -> None:
+    from rules.silences import Matcher, Silence
+
+    silence = Silence(id=1, created_by="t", created_at=T0, starts_at=T0 - timedelta(hours=1),
+                      ends_at=T0 + timedelta(hours=1), reason="works",
+                      matcher=Matcher(kind=["device_online"]))  # fmt: skip
+    offline = rule(id="offline", match={"kind": ["device_offline"]},
+                   recover={"kind": ["device_online"]})  # fmt: skip
+    engine = Engine([(offline, 1)], silences=[silence])
+    decisions = run(engine, [sig("device_offline", 0), sig("device_online", 5)])
+    assert [d.recovers for d in decisions] == [False, True]
+
+
+def test_a_backtest_counts_the_incident_after_a_recovery_as_new() -> None:
+    offline = rule(id="offline", match={"kind": ["device_offline"]},
+                   recover={"kind": ["device_online"]})  # fmt: skip
+    found = backtest(offline, [sig("device_offline", 0), sig("device_online", 5),
+                               sig("device_offline", 10)])  # fmt: skip
+    assert found.incidents == 2 and found.attached_signals == 0

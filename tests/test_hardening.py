@@ -144,3 +144,32 @@ def test_error_bodies_have_one_shape(admin: httpx.Client, api_url: str) -> None:
     assert answers[4].headers["Allow"] == "GET, POST"
     assert json.loads(answers[0].text)["error"]["code"] == "not_found"
     assert ADMIN_TOKEN not in answers[0].text
+
+
+def test_a_json_body_must_say_it_is_json(admin: httpx.Client) -> None:
+    """No Content-Type, or another one, on an operation that takes JSON: 415, whatever the
+    body holds; JSON types with parameters or a +json suffix are JSON."""
+    register_area(admin)
+    body = json.dumps({"id": "U-1", "name": "消防站", "area": COMMUNITY, "kind": "fire"})
+    for content_type in (None, "text/plain", "application/x-www-form-urlencoded"):
+        headers = {"Content-Type": content_type} if content_type else {}
+        request = admin.build_request("POST", "/api/v1/units", content=body, headers=headers)
+        request.headers.pop("Content-Type", None)  # httpx sets none for raw content
+        if content_type:
+            request.headers["Content-Type"] = content_type
+        answer = admin.send(request)
+        assert answer.status_code == 415, (content_type, answer.text)
+        error = answer.json()["error"]
+        assert error["code"] == "unsupported_media_type" and error["fields"][0]["field"] == (
+            "content-type"
+        )
+        assert (content_type or "none") in error["message"]
+    ok = admin.post("/api/v1/units", content=body,
+                    headers={"Content-Type": "application/json; charset=utf-8"})  # fmt: skip
+    assert ok.status_code != 415, ok.text
+    # Operations that take other types keep their own: CSV here, YAML for rules.
+    csv = admin.post("/api/v1/devices/import", content=b"id,type,area\n",
+                     headers={"Content-Type": "text/csv"})  # fmt: skip
+    assert csv.status_code == 200, csv.text
+    # A body-less action is not refused for saying nothing about its type.
+    assert admin.post("/api/v1/units", content=b"").status_code == 422

@@ -37,9 +37,9 @@ def card(**fields: Any) -> dict[str, Any]:
             **fields}  # fmt: skip
 
 
-def corpus() -> list[tuple[str, str, bytes | dict[str, Any] | list[Any]]]:
-    """(expected reason, topic, payload): more than forty kinds of bad message."""
-    n = now()
+def corpus(n: int) -> list[tuple[str, str, bytes | dict[str, Any] | list[Any]]]:
+    """(expected reason, topic, payload): more than forty kinds of bad message; `n`, the
+    time the first good messages carry."""
     big = b'{"seq": 1, "ts": %d, "pad": "' % n + b"x" * 70_000 + b'"}'
     deep = b"[" * 20_000 + b"]" * 20_000
     return [
@@ -98,7 +98,8 @@ def corpus() -> list[tuple[str, str, bytes | dict[str, Any] | list[Any]]]:
                                               "card": card(id_number="1101 0519 4912 3100 2X")}),
         ("bad_id_number", t("R-1", "event"), {"seq": 5, "ts": n, "type": "id_read",
                                               "card": card(id_number=ID + "9")}),
-        ("duplicate", t("SD-1"), {"seq": 1, "ts": n, "smoke": 0.3}),  # seq 1 is a good one
+        ("duplicate", *good(1, n)[0]),  # the first good message again, unchanged
+        ("duplicate", *good(1, n)[1]),
         ("schema", t("SD-1", "status"), {"online": True, "fw": "1.0\u0000evil"}),
     ]  # fmt: skip
 
@@ -119,10 +120,11 @@ PERSONAL = [
 ]  # fmt: skip
 
 
-def good(seq: int) -> list[tuple[str, dict[str, Any]]]:
+def good(seq: int, ts: int | None = None) -> list[tuple[str, dict[str, Any]]]:
+    at = ts or now()
     return [
-        (t("SD-1"), {"seq": seq, "ts": now(), "smoke": 0.05, "battery_pct": 90}),
-        (t("SD-2"), {"seq": seq, "ts": now(), "smoke": 0.06}),
+        (t("SD-1"), {"seq": seq, "ts": at, "smoke": 0.05, "battery_pct": 90}),
+        (t("SD-2"), {"seq": seq, "ts": at, "smoke": 0.06}),
     ]
 
 
@@ -147,11 +149,12 @@ def hostile_world(admin: httpx.Client) -> httpx.Client:
 def test_every_kind_of_bad_message_is_refused_and_every_good_one_lands(
     hostile_world: httpx.Client, database_url: str, mqtt_server: MqttUrl
 ) -> None:
-    bad = corpus()
+    first = now()
+    bad = corpus(first)
     assert len({(r, str(p)[:40], topic) for r, topic, p in bad}) >= 40
     with running_consumer(database_url, mqtt_server):
         pub = Publisher(mqtt_server)
-        for topic, body in good(1):
+        for topic, body in good(1, first):
             pub.send(topic, body)
         for i, (_, topic, payload) in enumerate(bad):
             pub.send(topic, payload)

@@ -47,8 +47,8 @@ def subscriber(
     protocol: mqtt.MQTTProtocolVersion = mqtt.MQTTv5,
     tls: ssl.SSLContext | None = None,
 ) -> Iterator[tuple[CountingClient, queue.Queue[Received]]]:
-    """A BatchingClient subscribed to `topic`; `deliver` uses on_delivery (no retain flag or
-    properties seen) instead of on_message; `tls` connects with that context."""
+    """A BatchingClient subscribed to `topic`; `deliver` uses on_delivery (no properties
+    seen) instead of on_message; `tls` connects with that context."""
     inbox: queue.Queue[Received] = queue.Queue()
     client_id = client_id or f"test-{uuid.uuid4().hex[:8]}"
     v5 = protocol == mqtt.MQTTv5
@@ -68,8 +68,8 @@ def subscriber(
         user = list(getattr(msg.properties, "UserProperty", []) or [])
         inbox.put((msg.topic, msg.payload, msg.mid, msg.retain, user))
 
-    def on_delivery(topic: str, payload: bytes, mid: int, qos: int) -> None:
-        inbox.put((topic, payload, mid, False, []))
+    def on_delivery(topic: str, payload: bytes, mid: int, qos: int, retain: bool) -> None:
+        inbox.put((topic, payload, mid, retain, []))
 
     subscribed = queue.Queue[bool]()
     if deliver:

@@ -18,6 +18,26 @@ from tests.test_cli import SHAOBING, clean_env
 SMOKE, READERS = 8, 3
 
 
+def test_simulating_into_an_area_its_devices_are_not_in_is_refused(
+    clean_registry: None, database_url: str, queueing_broker: MqttUrl, tmp_path: Path
+) -> None:
+    """The simulated devices exist already, in another community: every message would be
+    refused as area_mismatch, so the simulator says so and stops instead of publishing."""
+    env = clean_env(SB_DATABASE_URL=database_url, SB_DATA_DIR=str(tmp_path / "var"),
+                    SB_MQTT_URL=f"mqtt://{queueing_broker.host}:{queueing_broker.port}")  # fmt: skip
+    command = [*SHAOBING, "simulate", "--smoke", "2", "--readers", "1", "--count", "3"]
+    first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and "0 new device(s) registered" in again.stderr
+    elsewhere = subprocess.run([*command, "--area", "440311001003"], env=env,
+                               capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert elsewhere.returncode == 1, elsewhere.stderr
+    assert "3 of the simulated devices are registered in another area" in elsewhere.stderr
+    assert "--area 440311001002" in elsewhere.stderr and "Traceback" not in elsewhere.stderr
+    assert "publishing" not in elsewhere.stderr
+
+
 @pytest.mark.parametrize(
     ("rate", "count"),
     [
@@ -45,7 +65,7 @@ def test_simulated_traffic_lands_with_its_alarms_reads_and_dead_letters(
     with running_consumer(database_url, queueing_broker):
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
-        assert f"simulate: {SMOKE + READERS} device(s) registered" in done.stderr
+        assert f"simulate: {SMOKE + READERS} new device(s) registered" in done.stderr
         if rate:
             progress = r"simulate: \d+ sent \(\d+/s\), \d+ alarms, \d+ malformed"
             assert re.search(progress, done.stderr), done.stderr

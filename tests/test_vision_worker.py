@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import psycopg
@@ -13,6 +15,7 @@ import pytest
 
 from hub.settings import MqttUrl, Settings
 from tests.conftest import TokenFactory
+from tests.hub_processes import HubProcess, hub_env
 from tests.ingest_helpers import Publisher, running_consumer, wait_for
 from tests.vision_media import MEDIA, WALKWAY, YOLO, require_media
 
@@ -156,3 +159,40 @@ def test_bad_zone_params_are_refused_at_registration(admin: httpx.Client) -> Non
         "zones": [{"name": "z", "kind": "restricted", "polygon": [[0, 0], [1.2, 0], [1, 1]]}],
     })  # fmt: skip
     assert response.status_code == 422
+
+
+def test_models_load_only_for_a_camera_and_a_missing_model_is_said_once(
+    admin: httpx.Client, database_url: str, mqtt_server: MqttUrl, tmp_path: Path
+) -> None:
+    """Offline with a model that cannot be had: no camera, no attempt; a camera, one clear
+    error, and the worker stays up holding nothing instead of crash-looping."""
+    require_media()
+    env = hub_env(SB_DATABASE_URL=database_url, SB_MQTT_URL=_url(mqtt_server),
+                  SB_YOLO_MODEL=str(tmp_path / "missing.pt"), SB_VISION_LEASE_S="3",
+                  SB_DATA_DIR=str(tmp_path / "data"), YOLO_OFFLINE="1")  # fmt: skip
+    hub = HubProcess("vision", ["vision", "--workers", "1"], env, tmp_path).start()
+    try:
+        hub.wait_ready()
+        time.sleep(4)  # several lease heartbeats with no camera
+        assert "could not be loaded" not in hub.log()
+
+        admin.post("/api/v1/areas", json={"code": AREA, "name": "楼村社区"}).raise_for_status()
+        response = admin.post("/api/v1/cameras", json={
+            "id": "CAM-LAZY", "area": AREA, "building": "B1", "fps": 3,
+            "stream_url": f"file://{(MEDIA / 'pedestrians_overhead.avi').resolve()}?loop=1",
+        })  # fmt: skip
+        assert response.status_code == 201, response.text
+        deadline = time.monotonic() + 30
+        while "could not be loaded" not in hub.log() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(6)  # what a crash loop would fill with restarts and repeats
+        log = hub.log()
+        assert log.count("could not be loaded") == 1, log
+        assert "missing.pt" in log and "SB_YOLO_MODEL" in log
+        assert "restarting" not in log
+        assert hub.process is not None and hub.process.poll() is None
+        assert holders(database_url) == {}
+        metrics = httpx.get(f"http://127.0.0.1:{hub.http_port + 1}/metrics", timeout=5).text
+        assert "sb_vision_models_ready 0.0" in metrics
+    finally:
+        hub.stop()

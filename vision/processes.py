@@ -28,34 +28,20 @@ def vision_available() -> str | None:
 
 
 def worker_main(settings: Settings, index: int, metrics_port: int | None) -> None:
-    """Entry point of one worker process: load the models, then analyse until SIGTERM."""
+    """Entry point of one worker process: analyse until SIGTERM (models load on first camera)."""
     configure_logging(settings.log_level.value)
     if metrics_port:
         from prometheus_client import start_http_server
 
         start_http_server(metrics_port + index, addr="127.0.0.1")
-    from vision.worker import VisionWorker, load_models
-
-    started = time.perf_counter()
-    try:
-        models = load_models(settings)
-    except Exception as exc:  # a missing or unreadable model: say which, do not crash-loop fast
-        log.error(
-            "vision models could not be loaded",
-            model=settings.yolo_model,
-            error=str(exc),
-            hint="a model name such as yolov8n.pt is downloaded on first use; offline, point"
-            " SB_YOLO_MODEL (SB_FIRE_MODEL, SB_POSE_MODEL) at files on this machine",
-        )
-        raise SystemExit(2) from None
-    log.info("vision models loaded", seconds=round(time.perf_counter() - started, 1))
+    from vision.worker import VisionWorker, model_slot
 
     async def run() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await VisionWorker(settings, models).run(stop)
+        await VisionWorker(settings, model_slot(settings)).run(stop)
 
     asyncio.run(run())
 

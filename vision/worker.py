@@ -25,6 +25,7 @@ from hub.logs import get_logger
 from hub.settings import Settings
 from vision import evidence, evidence_store, leases, stats
 from vision.detector import Detector
+from vision.model_slot import ModelSlot
 from vision.pipeline import Engine, Gating, Models, Outcome
 from vision.publisher import Publisher
 
@@ -41,6 +42,13 @@ def load_models(settings: Settings) -> Models:
     return Models(Detector(settings.yolo_model, device=device), fire, pose)
 
 
+def model_slot(settings: Settings) -> ModelSlot:
+    """The settings' models, loaded when a camera first needs them."""
+    named = [settings.yolo_model, settings.fire_model, settings.pose_model]
+    return ModelSlot(lambda: load_models(settings),
+                     describe=", ".join(m for m in named if m))  # fmt: skip
+
+
 @dataclass(frozen=True, slots=True)
 class WorkerTiming:
     stats_every_s: float = 5.0
@@ -52,7 +60,7 @@ class VisionWorker:
     def __init__(
         self,
         settings: Settings,
-        models: Models,
+        models: ModelSlot,
         *,
         worker_id: str | None = None,
         gating: Gating | None = None,
@@ -61,7 +69,9 @@ class VisionWorker:
         assert settings.database_url and settings.mqtt
         self.settings = settings
         self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self.engine = Engine(models, gating or Gating())
+        self.models = models
+        self.gating = gating or Gating()
+        self.engine: Engine | None = None  # made once the models are loaded
         self.timing = timing or WorkerTiming()
         self.lease = timedelta(seconds=settings.vision_lease_s)
         self.desired: dict[str, Camera] = {}
@@ -72,8 +82,6 @@ class VisionWorker:
         assert self.settings.database_url
         conn = await connect(self.settings.database_url)
         lease_conn = await connect(self.settings.database_url)
-        await leases.register_worker(lease_conn, self.id, socket.gethostname(), os.getpid())
-        await lease_conn.commit()
         log.info("vision worker started", worker=self.id)
         heartbeats = asyncio.create_task(self._heartbeats(lease_conn, stop))
         try:
@@ -81,7 +89,8 @@ class VisionWorker:
         finally:
             heartbeats.cancel()
             await asyncio.gather(heartbeats, return_exceptions=True)
-            self.engine.close()
+            if self.engine is not None:
+                self.engine.close()
             await leases.retire(lease_conn, self.id)
             await lease_conn.commit()
             await asyncio.to_thread(self.publisher.close)
@@ -90,35 +99,53 @@ class VisionWorker:
             log.info("vision worker stopped", worker=self.id)
 
     async def _heartbeats(self, conn: AsyncConnection[DictRow], stop: asyncio.Event) -> None:
+        """Claim cameras only with models in hand: a worker that cannot analyse holds none,
+        and is not counted in the fair share, so any worker that can takes them all."""
         while not stop.is_set():
             cameras = await enabled_cameras(conn)
-            held = await leases.heartbeat(conn, self.id, [c.id for c in cameras], self.lease)
             await conn.commit()
-            self.desired = {c.id: c for c in cameras if c.id in held}
+            if cameras and self.engine is None:
+                await self._start_engine(conn)
+            if self.engine is not None:
+                held = await leases.heartbeat(conn, self.id, [c.id for c in cameras], self.lease)
+                await conn.commit()
+                self.desired = {c.id: c for c in cameras if c.id in held}
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.lease.total_seconds() / 3)
+
+    async def _start_engine(self, conn: AsyncConnection[DictRow]) -> None:
+        models = await self.models.get()
+        if models is None:
+            return
+        await leases.register_worker(conn, self.id, socket.gethostname(), os.getpid())
+        await conn.commit()
+        self.engine = Engine(models, self.gating)
 
     async def _analyse(self, conn: AsyncConnection[DictRow], stop: asyncio.Event) -> None:
         next_stats = next_telemetry = time.monotonic()
         while not stop.is_set():
-            self._follow_leases()
+            if self.engine is None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 0.5)
+                continue
+            self._follow_leases(self.engine)
             frames, outcomes = await asyncio.to_thread(self.engine.step)
             for outcome in outcomes:
                 await self._emit(conn, outcome)
             now = time.monotonic()
             if now >= next_stats:
-                await self._save_stats(conn, telemetry=now >= next_telemetry)
+                await self._save_stats(self.engine, conn, telemetry=now >= next_telemetry)
                 if now >= next_telemetry:
                     next_telemetry = now + self.timing.telemetry_every_s
                 next_stats = now + self.timing.stats_every_s
             if frames == 0:
                 await asyncio.sleep(self.timing.idle_sleep_s)
 
-    def _follow_leases(self) -> None:
+    def _follow_leases(self, engine: Engine) -> None:
         """Start cameras newly held or reconfigured; stop those no longer held."""
-        running = self.engine.pipelines
+        running = engine.pipelines
         for camera_id in [cid for cid in running if cid not in self.desired]:
-            self.engine.remove(camera_id)
+            engine.remove(camera_id)
             self.keeper.forget(camera_id)
             log.info("camera released", camera=camera_id, worker=self.id)
         for camera_id, camera in self.desired.items():
@@ -126,9 +153,9 @@ class VisionWorker:
             if current is not None and current.camera == camera:
                 continue
             if current is not None:
-                self.engine.remove(camera_id)
+                engine.remove(camera_id)
             try:
-                self.engine.add(camera)
+                engine.add(camera)
             except ValueError as exc:  # a zone stored before its params were checked
                 log.error("camera config rejected", camera=camera_id, error=str(exc))
                 continue
@@ -154,8 +181,10 @@ class VisionWorker:
         log.info("camera event", camera=outcome.camera_id, type=event.type, zone=event.zone,
                  track=event.track_id, evidence=evidence_id)  # fmt: skip
 
-    async def _save_stats(self, conn: AsyncConnection[DictRow], *, telemetry: bool) -> None:
-        for pipeline in self.engine.pipelines.values():
+    async def _save_stats(
+        self, engine: Engine, conn: AsyncConnection[DictRow], *, telemetry: bool
+    ) -> None:
+        for pipeline in engine.pipelines.values():
             rates = self.keeper.sample(pipeline)
             await stats.save(conn, self.id, pipeline, rates)
             if telemetry:

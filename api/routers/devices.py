@@ -6,8 +6,10 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow
 
-from api.deps import AreaFilter, DbPool, Limit, Reader, RegistryWriter
+from api.deps import AreaFilter, Cursor, DbPool, Limit, Reader, RegistryWriter
 from devices import registry
 from devices.csv_import import ImportReport, import_devices
 from devices.models import (
@@ -20,9 +22,21 @@ from devices.models import (
 )
 from devices.paging import Page
 from hub.errors import Invalid, UnsupportedMediaType
+from ingest.state_reads import DeviceState, StateFilter, state_condition, states_of
 from ingest.telemetry import TelemetryBucket, bucketed, parse_bucket
 
 router = APIRouter(prefix="/devices", tags=["devices"])
+
+
+class DeviceWithState(Device):
+    state: DeviceState
+
+
+async def _with_state(
+    conn: AsyncConnection[DictRow], devices: list[Device]
+) -> list[DeviceWithState]:
+    states = await states_of(conn, [d.id for d in devices])
+    return [DeviceWithState(**d.model_dump(), state=states[d.id]) for d in devices]
 
 
 @router.post("", status_code=201)
@@ -42,19 +56,22 @@ async def list_devices(
     area: AreaFilter = None,
     type: DeviceType | None = None,
     enabled: bool | None = None,
+    online: Annotated[bool | None, Query(description="false: offline or never connected")] = None,
+    battery_below: Annotated[float | None, Query(ge=0, le=100, description="percent")] = None,
+    silent_since: Annotated[
+        datetime | None, Query(description="heard nothing since then (never counts)")
+    ] = None,
     limit: Limit = 100,
-    cursor: str | None = None,
-) -> Page[Device]:
+    cursor: Cursor = None,
+) -> Page[DeviceWithState]:
+    """Devices by id, each with what the hub knows of its state."""
+    wanted = StateFilter(online=online, battery_below=battery_below, silent_since=silent_since)
     async with pool.connection() as conn:
-        return await registry.list_devices(
-            conn,
-            scope=who.area_prefix,
-            area=area,
-            type=type,
-            enabled=enabled,
-            limit=limit,
-            cursor=cursor,
-        )
+        page = await registry.list_devices(
+            conn, scope=who.area_prefix, area=area, type=type, enabled=enabled,
+            also=state_condition(wanted), limit=limit, cursor=cursor,
+        )  # fmt: skip
+        return Page[DeviceWithState](items=await _with_state(conn, page.items), next=page.next)
 
 
 @router.post("/import")
@@ -77,9 +94,11 @@ async def import_csv(
 
 
 @router.get("/{device_id}")
-async def get_device(device_id: str, who: Reader, pool: DbPool) -> Device:
+async def get_device(device_id: str, who: Reader, pool: DbPool) -> DeviceWithState:
+    """The device and its state: online, last seen, battery, RSSI, firmware."""
     async with pool.connection() as conn:
-        return await registry.get_device(conn, device_id, scope=who.area_prefix)
+        device = await registry.get_device(conn, device_id, scope=who.area_prefix)
+        return (await _with_state(conn, [device]))[0]
 
 
 @router.get("/{device_id}/telemetry")

@@ -75,19 +75,20 @@ async def ctwing_push(request: Request, who: Pusher, pool: DbPool) -> PushResult
         except ValidationError as exc:
             first = exc.errors()[0]
             detail = f"{'.'.join(map(str, first['loc'])) or 'body'}: {first['msg']}"
-            await reject(conn, "ctwing", raw, Reason.SCHEMA, detail)
+            await reject(conn, "ctwing", raw, Reason.SCHEMA, detail, area=who.area_prefix)
             raise PushRejected(Reason.SCHEMA.value, detail) from None
         device, decoder = await resolve_device(
             conn, [push.device_id], tag=ctwing.PLATFORM_TAG, scope=who.area_prefix, imei=push.imei
         )
         if device is None:
             detail = f"no device for CTWing deviceId {push.device_id}"
-            await reject(conn, "ctwing", raw, Reason.UNKNOWN_DEVICE, detail)
+            await reject(conn, "ctwing", raw, Reason.UNKNOWN_DEVICE, detail, area=who.area_prefix)
             raise PushRejected(Reason.UNKNOWN_DEVICE.value, detail)
         try:
             uplinks = ctwing.to_uplinks(push, decoder)
         except ValueError as exc:
-            await reject(conn, "ctwing", raw, Reason.SCHEMA, str(exc))
+            await reject(conn, "ctwing", raw, Reason.SCHEMA, str(exc), area=device.area,
+                         device=device)  # fmt: skip
             raise PushRejected(Reason.SCHEMA.value, str(exc)) from None
         result = await deliver(conn, _pipeline(request), device, uplinks)
     return _answer(result)
@@ -119,14 +120,14 @@ async def onenet_push(request: Request, who: Pusher, pool: DbPool) -> PushResult
         try:
             msg, nonce, given = onenet.envelope(raw)
         except ValueError as exc:
-            await reject(conn, "onenet", raw, Reason.SCHEMA, str(exc))
+            await reject(conn, "onenet", raw, Reason.SCHEMA, str(exc), area=who.area_prefix)
             raise PushRejected(Reason.SCHEMA.value, str(exc)) from None
         if not onenet.verify(token, nonce, onenet.message_text(msg), given):
             raise Forbidden("msg_signature does not match SB_ONENET_TOKEN")
         try:
             reports = onenet.by_source(onenet.parse(msg))
         except (ValueError, TypeError) as exc:
-            await reject(conn, "onenet", raw, Reason.SCHEMA, str(exc))
+            await reject(conn, "onenet", raw, Reason.SCHEMA, str(exc), area=who.area_prefix)
             raise PushRejected(Reason.SCHEMA.value, str(exc)) from None
         totals = BatchResult()
         for source, items in reports.items():
@@ -135,13 +136,16 @@ async def onenet_push(request: Request, who: Pusher, pool: DbPool) -> PushResult
             )
             if device is None:
                 detail = f"no device for OneNET device {source.ids[0]}"
-                await reject(conn, "onenet", raw, Reason.UNKNOWN_DEVICE, detail)
+                await reject(
+                    conn, "onenet", raw, Reason.UNKNOWN_DEVICE, detail, area=who.area_prefix
+                )
                 totals.rejected[Reason.UNKNOWN_DEVICE.value] += 1
                 continue
             try:
                 uplinks = onenet.to_uplinks(items, decoder)
             except ValueError as exc:
-                await reject(conn, "onenet", raw, Reason.SCHEMA, str(exc))
+                await reject(conn, "onenet", raw, Reason.SCHEMA, str(exc), area=device.area,
+                             device=device)  # fmt: skip
                 totals.rejected[Reason.SCHEMA.value] += 1
                 continue
             result = await deliver(conn, _pipeline(request), device, uplinks)

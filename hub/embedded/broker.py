@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from hub.embedded.ports import free_port, wait_for_port
+from hub.embedded.ports import free_port, port_is_free, wait_for_port
 from hub.logs import get_logger
 
 log = get_logger(__name__)
@@ -24,6 +24,34 @@ log = get_logger(__name__)
 
 class BrokerError(RuntimeError):
     """The embedded broker could not start."""
+
+
+DEFAULT_LISTEN = ("127.0.0.1", 1883)
+_LISTEN_FILE = "listen"  # the port of the last start, so that devices keep finding it
+WILDCARDS = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 - names them, binds nothing
+
+
+def listen_address(broker_dir: Path, wanted: str | None) -> tuple[str, int]:
+    """Where the embedded broker listens: `wanted` (SB_MQTT_LISTEN, host:port) exactly;
+    else on loopback at the port it had last time, else 1883 when free, else a free port,
+    which is kept for the next start."""
+    if wanted:
+        given_host, _, given_port = wanted.rpartition(":")
+        return given_host.strip("[]"), int(given_port)
+    host = DEFAULT_LISTEN[0]
+    kept = broker_dir / _LISTEN_FILE
+    try:
+        last = int(kept.read_text().strip())
+    except (OSError, ValueError):
+        last = None
+    if last is not None and port_is_free(host, last):
+        return host, last
+    if last is not None:
+        log.warning("the embedded broker's port is taken now; devices must be moved", port=last)
+    port = DEFAULT_LISTEN[1] if port_is_free(host, DEFAULT_LISTEN[1]) else free_port(host)
+    broker_dir.mkdir(parents=True, exist_ok=True)
+    kept.write_text(f"{port}\n")
+    return host, port
 
 
 class EmbeddedBroker:
@@ -34,7 +62,7 @@ class EmbeddedBroker:
         (they read the same password file and apply the same ACL as mosquitto's)."""
         self.dir = (data_dir / "mqtt").resolve()
         self.amqtt_plugins = amqtt_plugins
-        self.host = "127.0.0.1"
+        self.host = "127.0.0.1"  # where it listens
         self.port: int | None = None
         mosquitto = shutil.which("mosquitto")
         if prefer == "amqtt" or mosquitto is None:
@@ -53,11 +81,23 @@ class EmbeddedBroker:
     def acl_file(self) -> Path:
         return self.dir / "acl"
 
-    def start(self, port: int | None = None) -> None:
-        """Start on `port` (a free one by default); the password and ACL files must exist."""
+    @property
+    def local_host(self) -> str:
+        """The address the hub itself connects to."""
+        if self.host in WILDCARDS:
+            return "::1" if self.host == "::" else "127.0.0.1"
+        return self.host
+
+    def start(self, port: int | None = None, *, host: str | None = None) -> None:
+        """Start on host:port (loopback and a free port by default); the password and ACL
+        files must exist."""
         if not self.password_file.exists():
             raise BrokerError(f"{self.password_file} missing: write the broker files first")
+        self.host = host if host is not None else self.host
         self.port = port or free_port()
+        if not port_is_free(self.host, self.port):
+            raise BrokerError(f"{self.host}:{self.port} is in use: set SB_MQTT_LISTEN to"
+                              " another address, or SB_MQTT_URL to use that broker")  # fmt: skip
         (self.dir / "data").mkdir(parents=True, exist_ok=True)
         self._stop_leftover()
         command = self._mosquitto_command() if self.kind == "mosquitto" else self._amqtt_command()
@@ -66,11 +106,11 @@ class EmbeddedBroker:
             command, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
         )
         (self.dir / "broker.pid").write_text(str(self._process.pid))
-        if not wait_for_port(self.host, self.port, timeout=20):
+        if not wait_for_port(self.local_host, self.port, timeout=20):
             self.stop()
             tail = (self.dir / f"{self.kind}.log").read_text(errors="replace")[-1500:]
             raise BrokerError(f"{self.kind} did not start on port {self.port}: {tail}")
-        log.info("embedded MQTT broker started", broker=self.kind, port=self.port)
+        log.info("embedded MQTT broker started", broker=self.kind, host=self.host, port=self.port)
 
     def reload(self) -> None:
         """Re-read the password and ACL files (SIGHUP for both brokers)."""

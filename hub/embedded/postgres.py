@@ -40,6 +40,11 @@ class EmbeddedPostgres:
         self._user = _SYSTEM_USER if os.geteuid() == 0 else None
 
     @property
+    def initialised(self) -> bool:
+        """Whether a database was created here (by `shaobing up`)."""
+        return (self.pgdata / "PG_VERSION").exists()
+
+    @property
     def url(self) -> str:
         if self.port is None:
             raise EmbeddedPostgresError("server not started")

@@ -106,12 +106,22 @@ async def deliver(
 
 
 async def reject(
-    conn: AsyncConnection[DictRow], platform: str, raw: bytes, reason: Reason, detail: str
+    conn: AsyncConnection[DictRow],
+    platform: str,
+    raw: bytes,
+    reason: Reason,
+    detail: str,
+    *,
+    area: str,
+    device: DeviceRef | None = None,
 ) -> None:
     """Keep a push that could not be used as a dead letter, like a bad MQTT message, and
-    count it in `sb_ingest_dead_letters_total`."""
+    count it in `sb_ingest_dead_letters_total`. `area`: the device's, else the pushing
+    token's (whose integrator is to see it)."""
     message = Message(topic=f"push/{platform}", payload=raw, received_at=datetime.now(UTC))
-    await write_batch(conn, [], [(message, Rejection(reason, detail))])
+    # No device type: a platform's envelope is never kept, whatever the device.
+    rejection = Rejection(reason, detail, device_id=device.id if device else None, area=area)
+    await write_batch(conn, [], [(message, rejection)])
     # Committed now: the request is about to fail, and its failure must not take this along.
     await conn.commit()
     metrics.DEAD_LETTERS.labels(reason.value).inc()
