@@ -17,17 +17,21 @@ from api.openapi import install_openapi
 from api.routers import (
     areas,
     cameras,
+    channels,
     dead_letters,
     devices,
     evidence,
     health,
     incidents,
+    notifications,
     push,
+    routes,
     rules,
     signals,
     silences,
     stats,
     tokens,
+    unit_links,
     units,
     watchlists,
 )
@@ -36,6 +40,8 @@ from api.stream import router as stream_router
 from hub.db import open_pool
 from hub.settings import Settings
 from hub.supervisor import Supervisor
+from notify.service import transports_for
+from notify.transports.http import client as http_client
 
 API_PREFIX = "/api/v1"
 
@@ -52,6 +58,8 @@ def create_app(settings: Settings, *, process: Supervisor | None = None) -> Fast
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.pool = await open_pool(database_url)
+        app.state.http = http_client()
+        app.state.transports = transports_for(app.state.http)
         app.state.broadcaster = Broadcaster(database_url, app.state.pool)
         components = Supervisor("api")
         components.add("live-stream", app.state.broadcaster.run)
@@ -63,6 +71,7 @@ def create_app(settings: Settings, *, process: Supervisor | None = None) -> Fast
             running.cancel()
             await asyncio.gather(running, return_exceptions=True)
             await app.state.pool.close()
+            await app.state.http.aclose()
 
     app = FastAPI(
         title="Shaobing (哨兵)",
@@ -99,9 +108,14 @@ def create_app(settings: Settings, *, process: Supervisor | None = None) -> Fast
         stats,
         evidence,
         dead_letters,
+        channels,
+        routes,
+        notifications,
     )
     for router in (module.router for module in routers):
         app.include_router(router, prefix=API_PREFIX)
+    app.include_router(unit_links.api_router, prefix=API_PREFIX)
+    app.include_router(unit_links.page_router)
     app.include_router(stream_router)
     app.include_router(health.router)
     app.include_router(metrics_router)

@@ -11,10 +11,15 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
 
 from api.auth_limit import FailedAuthentications
-from api.tokens import Role, find_token
+from api.tokens import ISSUABLE, Role, find_token
 from hub.errors import Forbidden, Unauthorized
+from hub.secret import hmac_key
+from incidents.states import Status
+from incidents.store import incidents_by_id
+from notify.links import PREFIX as LINK_PREFIX
+from notify.links import resolve_link
 
-ALL_ROLES = frozenset(Role)
+ALL_ROLES = frozenset(ISSUABLE)  # a unit's link is let in only where a route says so
 # Who may change what. Everyone may read within their area.
 REGISTRY_WRITERS = frozenset({Role.ADMIN, Role.INTEGRATOR})
 ZONE_WRITERS = frozenset({Role.ADMIN, Role.INTEGRATOR, Role.OPERATOR})
@@ -32,6 +37,7 @@ class Principal:
     name: str
     role: Role
     area_prefix: str
+    incident_id: int | None = None  # a unit's link acts on this incident only
 
     def covers(self, area: str) -> bool:
         return area.startswith(self.area_prefix)
@@ -55,12 +61,31 @@ async def authenticate(request: HTTPConnection, token: str) -> Principal:
         token.encode(), admin_token.get_secret_value().encode()
     ):
         return Principal(token_id=None, name="SB_ADMIN_TOKEN", role=Role.ADMIN, area_prefix="")
+    if token.startswith(LINK_PREFIX):
+        return await _unit_link(request, token, limiter, client)
     async with request.app.state.pool.connection() as conn:
         info = await find_token(conn, token)
     if info is None:
         limiter.failed(client)
         raise Unauthorized("unknown or revoked token")
     return Principal(token_id=info.id, name=info.name, role=info.role, area_prefix=info.area_prefix)
+
+
+async def _unit_link(
+    request: HTTPConnection, token: str, limiter: FailedAuthentications, client: str
+) -> Principal:
+    """A dispatched unit's link: good while its incident is open and with that unit."""
+    async with request.app.state.pool.connection() as conn:
+        link = await resolve_link(conn, hmac_key(request.app.state.settings), token)
+        found = await incidents_by_id(conn, [link.incident_id]) if link else {}
+    incident = found.get(link.incident_id) if link else None
+    if link is None:
+        limiter.failed(client)
+        raise Unauthorized("unknown link")
+    if incident is None or incident.status is Status.CLOSED or incident.unit_id != link.unit_id:
+        raise Unauthorized("this link has expired: the incident is closed or with another unit")
+    return Principal(token_id=None, name=f"unit:{link.unit_id}", role=Role.UNIT_LINK,
+                     area_prefix=incident.area, incident_id=incident.id)  # fmt: skip
 
 
 def allow_push() -> Callable[..., Awaitable[Principal]]:

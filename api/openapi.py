@@ -24,7 +24,8 @@ CONFLICTS = {
     ("post", "/api/v1/devices"), ("patch", "/api/v1/devices/{device_id}"),
     ("post", "/api/v1/cameras"), ("post", "/api/v1/units"), ("post", "/api/v1/watchlists"),
     ("post", "/api/v1/rules"), ("delete", "/api/v1/rules/{rule_id}"),
-    ("post", "/api/v1/incidents/{incident_id}/actions"),
+    ("post", "/api/v1/incidents/{incident_id}/actions"), ("post", "/api/v1/channels"),
+    ("post", "/api/v1/routes"),
 }  # fmt: skip
 # Operations without a path parameter that can still answer 404.
 NOT_FOUND = {("get", "/api/v1/evidence"), ("post", "/api/v1/push/onenet"),
@@ -33,7 +34,10 @@ NOT_FOUND = {("get", "/api/v1/evidence"), ("post", "/api/v1/push/onenet"),
 RESTRICTED_READS = {
     ("get", "/api/v1/evidence"), ("get", "/api/v1/evidence/{evidence_id}"),
     ("get", "/api/v1/watchlists"), ("get", "/api/v1/watchlists/{list_id}/entries"),
-    ("get", "/api/v1/id-reads"), ("get", "/api/v1/tokens"),
+    ("get", "/api/v1/id-reads"), ("get", "/api/v1/tokens"), ("get", "/api/v1/dead-letters"),
+    ("get", "/api/v1/channels"), ("get", "/api/v1/channels/{channel_id}"),
+    ("get", "/api/v1/routes"), ("get", "/api/v1/routes/{route_id}"),
+    ("get", "/api/v1/unit-link"), ("get", "/api/v1/incidents/{incident_id}"),
 }  # fmt: skip
 # Operations that read a body in a type of their own choosing (415 for another).
 TYPED_BODIES = {("post", "/api/v1/rules"), ("put", "/api/v1/rules/{rule_id}"),

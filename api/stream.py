@@ -15,7 +15,7 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from api.auth import Principal, authenticate
+from api.auth import ALL_ROLES, Principal, authenticate
 from api.tokens import TOKENS_CHANNEL, live_token_ids
 from hub.db import Pool
 from hub.errors import HubError
@@ -115,6 +115,8 @@ async def stream(websocket: WebSocket) -> None:
         if not token:
             raise HubError("missing token")
         principal = await authenticate(websocket, token)
+        if principal.role not in ALL_ROLES:
+            raise HubError("a unit's link does not open the live stream")
     except HubError as exc:
         await websocket.close(code=1008, reason=exc.message)
         return

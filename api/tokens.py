@@ -27,6 +27,17 @@ class Role(StrEnum):
     OPERATOR = "operator"
     DISPATCHER = "dispatcher"
     VIEWER = "viewer"
+    # A dispatched unit's link (notify.links): one incident, a few actions; never issued here.
+    UNIT_LINK = "unit_link"
+
+
+ISSUABLE = [r for r in Role if r is not Role.UNIT_LINK]
+
+
+def _issuable(role: Role) -> Role:
+    if role is Role.UNIT_LINK:
+        raise ValueError("unit links are made by dispatching a unit, not issued as tokens")
+    return role
 
 
 AreaScope = Annotated[
@@ -40,7 +51,11 @@ class TokenIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Annotated[str, Field(min_length=1, max_length=100)]
-    role: Role
+    role: Annotated[
+        Role,
+        AfterValidator(_issuable),
+        Field(json_schema_extra={"enum": [r.value for r in ISSUABLE]}),
+    ]
     area_prefix: AreaScope = ""
     expires_at: AwareDatetime | None = None
 

@@ -215,6 +215,19 @@ def check_unique_zone_names(zones: list[Zone]) -> None:
 # --- response units -------------------------------------------------------------------------
 
 
+class UnitContacts(Strict):
+    """How a dispatched unit is told: notification channels (its group's robot, a mailbox)
+    and whom their messages call out."""
+
+    channels: Annotated[list[Identifier], Field(max_length=16, title="channel ids")] = []
+    mobiles: Annotated[
+        list[Annotated[str, Field(pattern=r"^\+?\d{5,15}$")]], Field(max_length=20)
+    ] = []
+    wecom_users: Annotated[
+        list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")]], Field(max_length=20)
+    ] = Field(default=[], title="企业微信 user ids")
+
+
 class UnitIn(_Located):
     id: Identifier
     name: Label
@@ -222,6 +235,7 @@ class UnitIn(_Located):
     area: AreaCode
     categories: Annotated[list[Category], Field(max_length=32)] = Field(default_factory=list)
     on_duty: bool = True
+    contacts: UnitContacts = UnitContacts()
 
 
 class UnitUpdate(_Located):
@@ -229,6 +243,7 @@ class UnitUpdate(_Located):
     area: AreaCode | None = None
     categories: Annotated[list[Category], Field(max_length=32)] | None = None
     on_duty: bool | None = None
+    contacts: UnitContacts | None = None
 
 
 class Unit(BaseModel):
@@ -240,5 +255,6 @@ class Unit(BaseModel):
     lon: float | None
     categories: list[str]
     on_duty: bool
+    contacts: UnitContacts
     created_at: datetime
     updated_at: datetime

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 from psycopg import AsyncConnection, errors, sql
 from psycopg.rows import DictRow
+from psycopg.types.json import Jsonb
 
 from devices.models import Unit, UnitIn, UnitUpdate
 from devices.paging import Page, decode_cursor, page_of
 from hub.db import fetch_model, set_clause
 from hub.errors import Conflict, Invalid
 
-_COLUMNS = "id, name, kind, area, lat, lon, categories, on_duty, created_at, updated_at"
+_COLUMNS = "id, name, kind, area, lat, lon, categories, on_duty, contacts, created_at, updated_at"
 
 
 async def create_unit(conn: AsyncConnection[DictRow], data: UnitIn) -> Unit:
     try:
         cur = await conn.execute(
-            f"INSERT INTO units (id, name, kind, area, lat, lon, categories, on_duty)"
-            f" VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}",
+            f"INSERT INTO units (id, name, kind, area, lat, lon, categories, on_duty, contacts)"
+            f" VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}",
             (
                 data.id,
                 data.name,
@@ -27,6 +28,7 @@ async def create_unit(conn: AsyncConnection[DictRow], data: UnitIn) -> Unit:
                 data.lon,
                 sorted(set(data.categories)),
                 data.on_duty,
+                Jsonb(data.contacts.model_dump()),
             ),
         )
     except errors.UniqueViolation:
@@ -79,6 +81,10 @@ async def update_unit(
     fields = changes.model_dump(exclude_unset=True)
     if "categories" in fields:
         fields["categories"] = sorted(set(fields["categories"]))
+    if fields.get("contacts") is not None:
+        fields["contacts"] = Jsonb(fields["contacts"])
+    elif "contacts" in fields:
+        del fields["contacts"]
     if not fields:
         return await get_unit(conn, unit_id, scope=scope)
     query = sql.SQL(

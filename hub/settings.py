@@ -135,6 +135,14 @@ class Settings(BaseSettings):
     sla_emergency: str = Field(default="1m/30m", description="accept/resolve of emergencies")
     sla_major: str = Field(default="5m/4h", description="accept/resolve of major incidents")
     sla_routine: str = Field(default="30m/3d", description="accept/resolve of routine ones")
+    public_url: str | None = Field(
+        default=None,
+        description="the hub's address as people reach it, for the links in"
+        " notifications; unset: http://SB_API_BIND",
+    )
+    notify_give_up: str = Field(
+        default="6h", description="how long a notification is retried before it is failed"
+    )
     rules_lateness: str = Field(
         default="5m",
         description="how late a signal may arrive behind its group's newest and"
@@ -151,11 +159,20 @@ class Settings(BaseSettings):
             raise ValueError(f"the accept time {accept} is longer than the resolve time {resolve}")
         return value
 
-    @field_validator("rules_lateness")
+    @field_validator("rules_lateness", "notify_give_up")
     @classmethod
     def _check_lateness(cls, value: str) -> str:
         parse_duration(value)
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"expected http(s)://host[:port][/path], got {value!r}")
+        return value.rstrip("/")
 
     @field_validator("database_url")
     @classmethod
@@ -211,6 +228,10 @@ class Settings(BaseSettings):
     @property
     def api_port(self) -> int:
         return int(self.api_bind.rsplit(":", 1)[1])
+
+    @property
+    def links_base(self) -> str:
+        return self.public_url or f"http://{self.api_bind}"
 
     @property
     def mqtt(self) -> MqttUrl | None:

@@ -12,9 +12,10 @@ from psycopg.rows import DictRow
 from devices.models import Unit
 from devices.units import get_unit
 from hub.errors import Conflict, Invalid, NotFound
+from incidents.events import record_change
 from incidents.models import ActionIn, Incident
 from incidents.states import Action, CloseReason, Status, allowed_actions, next_status
-from incidents.store import COLUMNS, announce_incident, get_incident, record_audit
+from incidents.store import COLUMNS, get_incident, record_audit
 
 
 async def apply_action(
@@ -77,7 +78,8 @@ async def apply_action(
     await record_audit(conn, incident_id, actor, action.action.value, current.status, target, now,
                        note=action.note, data=data)  # fmt: skip
     if action.action is not Action.COMMENT:
-        await announce_incident(conn, "incident.updated", updated)
+        await record_change(conn, "incident.updated", updated, at=now, action=action.action.value,
+                            data=data)  # fmt: skip
     return updated
 
 

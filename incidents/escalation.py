@@ -18,9 +18,11 @@ from psycopg.types.json import Jsonb
 
 from devices.area_codes import parent_code
 from hub.contracts import Priority
-from hub.events import announce
+from incidents.events import record_change
+from incidents.models import Incident
 from incidents.sla import Sla
 from incidents.states import Status
+from incidents.store import COLUMNS
 
 _UNRESOLVED = (Status.REPORTED, Status.ACCEPTED, Status.DISPATCHED, Status.HANDLING)
 
@@ -68,22 +70,15 @@ async def escalate_overdue(
             # Already at the top: push the deadlines on without another escalation.
             await _update(conn, row["id"], changes, now)
             continue
-        await _update(conn, row["id"], {**changes, "escalated_to": target}, now, escalate=True)
+        incident = await _update(conn, row["id"], {**changes, "escalated_to": target}, now,
+                                 escalate=True)  # fmt: skip
         await conn.execute(
             "INSERT INTO incident_audit (incident_id, at, actor, action, from_status, to_status,"
             " data) VALUES (%s, %s, 'shaobing', 'escalate', %s, %s, %s)",
             (row["id"], now, row["status"], row["status"], Jsonb({"to": target, "reason": reason})),
         )
-        await announce(
-            conn,
-            "incident.escalated",
-            id=row["id"],
-            area=row["area"],
-            escalated_to=target,
-            reason=reason,
-            status=row["status"],
-            priority=row["priority"],
-        )
+        await record_change(conn, "incident.escalated", incident, at=now, action="escalate",
+                            data={"escalated_to": target, "reason": reason})  # fmt: skip
         done.append(Escalation(row["id"], target, reason))
     return done
 
@@ -95,11 +90,12 @@ async def _update(
     now: datetime,
     *,
     escalate: bool = False,
-) -> None:
+) -> Incident:
     assignments = ", ".join(f"{name} = %({name})s" for name in changes)
     bump = ", escalations = escalations + 1" if escalate else ""
-    await conn.execute(
+    cur = await conn.execute(
         f"UPDATE incidents SET {assignments}{bump}, updated_at = greatest(updated_at, %(now)s)"
-        " WHERE id = %(id)s",
+        f" WHERE id = %(id)s RETURNING {COLUMNS}",
         {**changes, "now": now, "id": incident_id},
     )
+    return Incident.model_validate(await cur.fetchone())

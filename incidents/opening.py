@@ -15,10 +15,11 @@ from psycopg.types.json import Jsonb
 
 from devices.units import nearest_unit
 from hub.contracts import PRIORITY_RANK, Priority
+from incidents.events import record_change
 from incidents.models import Attachment, Incident, NewIncident
 from incidents.sla import Sla
 from incidents.states import Status
-from incidents.store import COLUMNS, announce_incident, record_audit
+from incidents.store import COLUMNS, record_audit
 
 MAX_EVIDENCE = 20
 
@@ -64,7 +65,7 @@ async def open_or_attach(
     await record_audit(conn, incident.id, "shaobing", "report", None, Status.REPORTED, now,
                        data={"rule_id": new.rule_id, "rule_version": new.rule_version,
                              "signals": incident.signal_count})  # fmt: skip
-    await announce_incident(conn, "incident.created", incident)
+    await record_change(conn, "incident.created", incident, at=now, action="report")
     return incident, True
 
 
@@ -91,7 +92,8 @@ async def attach(
         incident = await _raise_priority(conn, incident, attachment.priority, now, sla)
     await record_audit(conn, incident.id, "shaobing", "attach", incident.status, incident.status,
                        now, data={"signal_count": incident.signal_count})  # fmt: skip
-    await announce_incident(conn, "incident.updated", incident)
+    await record_change(conn, "incident.updated", incident, at=now, action="attach",
+                        data={"signal_count": incident.signal_count})  # fmt: skip
     return incident
 
 

@@ -10,9 +10,10 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 
 from hub.contracts import Signal
+from incidents.events import record_change
 from incidents.models import Incident
 from incidents.states import Status
-from incidents.store import COLUMNS, announce_incident, record_audit
+from incidents.store import COLUMNS, record_audit
 
 RecoveryAction = Literal["close", "note"]
 
@@ -53,5 +54,6 @@ async def recover(
                        Status.CLOSED if closing else current.status, now, note=note,
                        data={"signal_id": signal.id, "kind": signal.kind,
                              "close_reason": "resolved" if closing else None})  # fmt: skip
-    await announce_incident(conn, "incident.updated", updated)
+    await record_change(conn, "incident.updated", updated, at=now, action="recover",
+                        data={"signal_id": signal.id, "closed": closing})  # fmt: skip
     return updated

@@ -28,6 +28,7 @@ class Action(StrEnum):
     CLOSE = "close"
     RATE = "rate"
     COMMENT = "comment"
+    ACKNOWLEDGE = "acknowledge"  # the dispatched unit has the message: no change of state
 
 
 class CloseReason(StrEnum):
@@ -54,6 +55,8 @@ def next_status(status: Status, action: Action) -> Status | None:
     """Where `action` takes an incident in `status`; None when the state does not allow it."""
     if action is Action.COMMENT:
         return status
+    if action is Action.ACKNOWLEDGE:
+        return status if status in (Status.DISPATCHED, Status.HANDLING) else None
     if action is Action.CLOSE:
         return None if status is Status.CLOSED else Status.CLOSED
     if action is Action.RATE:

@@ -13,7 +13,6 @@ from psycopg.types.json import Jsonb
 from devices.paging import Page, decode_int_cursor, page_of
 from hub.contracts import Priority
 from hub.db import fetch_model
-from hub.events import announce
 from incidents.models import AuditEntry, Incident
 from incidents.states import Status
 
@@ -37,6 +36,12 @@ async def get_incident(
         (incident_id, scope + "%"),
         missing=f"incident {incident_id} not found",
     )
+
+
+async def incidents_by_id(conn: AsyncConnection[DictRow], ids: list[int]) -> dict[int, Incident]:
+    """These incidents as they are now, whatever their area (for the hub's own workers)."""
+    cur = await conn.execute(f"SELECT {COLUMNS} FROM incidents WHERE id = ANY(%s)", (ids,))
+    return {row["id"]: Incident.model_validate(row) for row in await cur.fetchall()}
 
 
 async def list_incidents(
@@ -125,18 +130,6 @@ async def record_audit(
             note,
             Jsonb(data or {}),
         ),
-    )
-
-
-async def announce_incident(conn: AsyncConnection[DictRow], kind: str, incident: Incident) -> None:
-    """For the live stream: delivered on commit, to every process listening."""
-    await announce(
-        conn,
-        kind,
-        id=incident.id,
-        area=incident.area,
-        status=incident.status.value,
-        priority=incident.priority.value,
     )
 
 

@@ -165,6 +165,22 @@ def rules(area: str, http_host: str, http_port: int) -> None:
         run(run_rules(settings, area_prefix=area, host=http_host, port=http_port))
 
 
+@main.command(epilog=settings_help(*_STORE, "secret", "public_url", "notify_give_up"))
+@_HTTP_HOST
+@_http_port(9103)
+def notify(http_host: str, http_port: int) -> None:
+    """Run notifications alone: incident changes to channels (webhooks, 企业微信, 钉钉, 飞书,
+    email), repeats and unit dispatch messages (needs SB_DATABASE_URL). Several may run."""
+    from hub.logs import configure_logging
+    from shaobing.processes import run, run_notify
+
+    settings = _settings()
+    _needs(settings, "notify", mqtt=False)
+    configure_logging(settings.log_level.value)
+    with _startup_errors():
+        run(run_notify(settings, host=http_host, port=http_port))
+
+
 @main.command(
     epilog=settings_help(
         *_STORE,

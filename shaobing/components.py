@@ -22,6 +22,8 @@ from ingest.consumer import ConsumerConfig, MqttConsumer
 from ingest.health import run_health
 from ingest.pipeline import Pipeline
 from ingest.registry_view import RegistryView
+from notify.sender import SenderConfig
+from notify.service import NotifyConfig, run_notifier
 from rules.consumer import RulesConfig, RulesConsumer
 
 
@@ -95,6 +97,20 @@ def add_rules(supervisor: Supervisor, settings: Settings, area_prefix: str = "")
 
     supervisor.add("rules", rules)
     supervisor.add("timers", timers)
+
+
+def add_notify(supervisor: Supervisor, settings: Settings) -> None:
+    """Notifications: fan-out, repeats and delivery (several may run)."""
+    config = NotifyConfig(
+        database_url=_database_url(settings),
+        sender=SenderConfig(public_url=settings.links_base, secret=hmac_key(settings),
+                            give_up=parse_duration(settings.notify_give_up)),
+    )  # fmt: skip
+
+    async def notify(probe: Probe) -> None:
+        await run_notifier(config, probe)
+
+    supervisor.add("notify", notify)
 
 
 def add_health_http(supervisor: Supervisor, settings: Settings, host: str, port: int) -> None:

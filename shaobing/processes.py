@@ -24,7 +24,7 @@ from hub.settings import Settings
 from hub.supervisor import Probe, Supervisor
 from ingest.simulate import SimConfig, Simulator, register
 from rules import partitions
-from shaobing.components import add_api, add_health_http, add_ingest, add_rules
+from shaobing.components import add_api, add_health_http, add_ingest, add_notify, add_rules
 from shaobing.runtime import Runtime, database, follow_registry_for_broker, services
 from vision.processes import WorkerPool, supervise, vision_available
 
@@ -57,6 +57,7 @@ async def run_up(settings: Settings, *, simulate: SimConfig | None = None) -> No
         add_api(supervisor, settings)
         add_ingest(supervisor, settings)
         add_rules(supervisor, settings)
+        add_notify(supervisor, settings)
         if runtime.broker:
 
             async def broker_files(probe: Probe) -> None:
@@ -99,6 +100,16 @@ async def run_rules(settings: Settings, *, area_prefix: str, host: str, port: in
         await _check_partition(runtime, area_prefix)
         supervisor = Supervisor("rules")
         add_rules(supervisor, runtime.settings, area_prefix)
+        add_health_http(supervisor, runtime.settings, host, port)
+        tune_garbage_collector()
+        await supervisor.run()
+
+
+async def run_notify(settings: Settings, *, host: str, port: int) -> None:
+    """Notifications: fan-out, repeats and delivery."""
+    async with database(settings) as runtime:
+        supervisor = Supervisor("notify")
+        add_notify(supervisor, runtime.settings)
         add_health_http(supervisor, runtime.settings, host, port)
         tune_garbage_collector()
         await supervisor.run()

@@ -21,7 +21,8 @@ REGISTRY_TABLES = (
     "areas, devices, cameras, units, api_tokens, uplinks, readings, device_state, dead_letters,"
     " id_reads, watchlists, watchlist_entries, signals, rules, rule_versions, incidents,"
     " incident_audit, incident_signals, silences, rule_cursors, rule_partitions, vision_workers,"
-    " camera_leases, evidence, camera_stats"
+    " camera_leases, evidence, camera_stats, incident_events, channels, routes, notifications,"
+    " notify_requests, channel_budgets, notify_templates, unit_links"
 )
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from api.auth import Principal, allow
+from api.auth import ALL_ROLES, Principal, allow
 from api.deps import AreaFilter, Category, Cursor, DbPool, Limit, Reader
 from api.tokens import Role
 from devices.paging import Page
@@ -19,10 +19,20 @@ from incidents.models import ActionIn, AuditEntry, Incident
 from incidents.states import OPEN_STATUSES, Action, Status
 
 router = APIRouter(prefix="/incidents", tags=["incidents"])
-# Dispatchers run the loop; operators may comment (say, on a rule's false alarm).
+# Dispatchers run the loop; operators may comment (say, on a rule's false alarm); a
+# dispatched unit's link acts on its own incident.
 Actor = Annotated[
-    Principal, Depends(allow(frozenset({Role.ADMIN, Role.DISPATCHER, Role.OPERATOR})))
+    Principal,
+    Depends(allow(frozenset({Role.ADMIN, Role.DISPATCHER, Role.OPERATOR, Role.UNIT_LINK}))),
 ]
+OneReader = Annotated[Principal, Depends(allow(ALL_ROLES | {Role.UNIT_LINK}))]
+UNIT_ACTIONS = frozenset({Action.ACKNOWLEDGE, Action.START, Action.RESOLVE, Action.COMMENT})
+
+
+def _own_incident(who: Principal, incident_id: int) -> None:
+    """A unit's link reaches its own incident and no other."""
+    if who.role is Role.UNIT_LINK and who.incident_id != incident_id:
+        raise Forbidden("this link is for another incident")
 
 
 @router.get("")
@@ -54,7 +64,8 @@ async def list_incidents(
 
 
 @router.get("/{incident_id}")
-async def get_incident(incident_id: int, who: Reader, pool: DbPool) -> Incident:
+async def get_incident(incident_id: int, who: OneReader, pool: DbPool) -> Incident:
+    _own_incident(who, incident_id)
     async with pool.connection() as conn:
         return await store.get_incident(conn, incident_id, scope=who.area_prefix)
 
@@ -67,9 +78,13 @@ async def audit(incident_id: int, who: Reader, pool: DbPool) -> list[AuditEntry]
 
 @router.post("/{incident_id}/actions")
 async def act(incident_id: int, body: ActionIn, who: Actor, pool: DbPool) -> Incident:
-    """Apply an action; 409 when the incident's state does not allow it."""
+    """Apply an action; 409 when the incident's state does not allow it. A unit's link may
+    acknowledge, start (on site), resolve and comment."""
     if who.role is Role.OPERATOR and body.action is not Action.COMMENT:
         raise Forbidden("operators may only comment on incidents")
+    _own_incident(who, incident_id)
+    if who.role is Role.UNIT_LINK and body.action not in UNIT_ACTIONS:
+        raise Forbidden(f"a unit's link may not {body.action.value}")
     async with pool.connection() as conn:
         return await apply_action(
             conn, incident_id, body, actor=who.name, scope=who.area_prefix, now=datetime.now(UTC)

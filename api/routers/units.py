@@ -3,19 +3,36 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow
 
+from api.auth import Principal
 from api.deps import AreaFilter, DbPool, Limit, Reader, UnitWriter
 from devices import units
-from devices.models import Unit, UnitIn, UnitUpdate
+from devices.models import Unit, UnitContacts, UnitIn, UnitUpdate
 from devices.paging import Page
+from hub.errors import Invalid
+from notify.channels import visible_ids
 
 router = APIRouter(prefix="/units", tags=["units"])
 
 
+async def _check_contacts(
+    conn: AsyncConnection[DictRow], contacts: UnitContacts | None, who: Principal
+) -> None:
+    """A unit is told on channels the caller can see (its own area's)."""
+    wanted = contacts.channels if contacts else []
+    missing = sorted(set(wanted) - await visible_ids(conn, wanted, scope=who.area_prefix))
+    if missing:
+        raise Invalid(f"no channel {', '.join(missing)} in your area", field="contacts.channels")
+
+
 @router.post("", status_code=201)
 async def create_unit(body: UnitIn, who: UnitWriter, pool: DbPool) -> Unit:
+    """`contacts`: the channels a dispatch is sent on, and whom they call out."""
     who.require_area(body.area)
     async with pool.connection() as conn:
+        await _check_contacts(conn, body.contacts, who)
         return await units.create_unit(conn, body)
 
 
@@ -53,6 +70,7 @@ async def update_unit(unit_id: str, body: UnitUpdate, who: UnitWriter, pool: DbP
     if body.area is not None:
         who.require_area(body.area)
     async with pool.connection() as conn:
+        await _check_contacts(conn, body.contacts, who)
         return await units.update_unit(conn, unit_id, body, scope=who.area_prefix)
 
 

@@ -1,0 +1,85 @@
+"""/api/v1/channels: where notifications go (admin, integrator; by area). A channel's secret
+is written and never read back."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel
+
+from api.auth import Principal, allow
+from api.deps import DbPool
+from api.tokens import Role
+from hub.errors import Invalid
+from notify import channels
+from notify.channels import channel_configs
+from notify.delivery import Outcome
+from notify.models import Channel, ChannelIn
+from notify.template_store import template_for
+from notify.templates import render
+from notify.transports import Item, Outgoing
+
+router = APIRouter(prefix="/channels", tags=["notifications"])
+ChannelWriter = Annotated[Principal, Depends(allow(frozenset({Role.ADMIN, Role.INTEGRATOR})))]
+
+
+class TestResult(BaseModel):
+    outcome: Outcome
+    status: int | None
+    answer: str
+
+
+@router.post("", status_code=201)
+async def create_channel(body: ChannelIn, who: ChannelWriter, pool: DbPool) -> Channel:
+    who.require_area(body.area)
+    async with pool.connection() as conn:
+        return await channels.create_channel(conn, body)
+
+
+@router.get("")
+async def list_channels(who: ChannelWriter, pool: DbPool) -> list[Channel]:
+    async with pool.connection() as conn:
+        return await channels.list_channels(conn, scope=who.area_prefix)
+
+
+@router.get("/{channel_id}")
+async def get_channel(channel_id: str, who: ChannelWriter, pool: DbPool) -> Channel:
+    async with pool.connection() as conn:
+        return await channels.get_channel(conn, channel_id, scope=who.area_prefix)
+
+
+@router.put("/{channel_id}")
+async def replace_channel(
+    channel_id: str, body: ChannelIn, who: ChannelWriter, pool: DbPool
+) -> Channel:
+    """Store the new document; leave `secret` out to keep the one stored."""
+    if body.id != channel_id:
+        raise Invalid(f"the document's id {body.id!r} is not {channel_id!r}", field="body.id")
+    who.require_area(body.area)
+    async with pool.connection() as conn:
+        return await channels.replace_channel(conn, body, scope=who.area_prefix)
+
+
+@router.delete("/{channel_id}", status_code=204)
+async def delete_channel(channel_id: str, who: ChannelWriter, pool: DbPool) -> Response:
+    async with pool.connection() as conn:
+        await channels.delete_channel(conn, channel_id, scope=who.area_prefix)
+    return Response(status_code=204)
+
+
+@router.post("/{channel_id}/test")
+async def test_channel(
+    channel_id: str, request: Request, who: ChannelWriter, pool: DbPool
+) -> TestResult:
+    """Send the `test` message now and say what the receiver answered."""
+    async with pool.connection() as conn:
+        await channels.get_channel(conn, channel_id, scope=who.area_prefix)
+        channel = (await channel_configs(conn, [channel_id]))[channel_id]
+        template = await template_for(conn, "test", channel.language)
+    title, text = render(template.title, template.body, {"channel": channel.name})
+    item = Item(0, f"test-{channel_id}-{datetime.now(UTC).timestamp():.0f}", "test", {})
+    message = Outgoing(channel, title, text, [item], datetime.now(UTC), channel.mentions)
+    answer = await request.app.state.transports[channel.kind].send(message)
+    return TestResult(outcome=answer.outcome, status=answer.status, answer=answer.body)

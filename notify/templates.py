@@ -1,0 +1,188 @@
+"""What a notification says: per kind of message a title and a Markdown body, in Chinese by
+default and in English, with placeholders an operator may rearrange (`/api/v1/templates`)."""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, Field, model_validator
+
+from incidents.models import Incident
+
+MessageKind = Literal[
+    "incident.created", "incident.updated", "incident.escalated", "incident.repeat",
+    "incident.dispatched", "group", "test",
+]  # fmt: skip
+TZ = ZoneInfo("Asia/Shanghai")
+
+PLACEHOLDERS = {
+    "incident_id", "title", "whistle", "priority", "priority_label", "status", "status_label",
+    "category", "place", "area", "site", "building", "created_at", "accept_by", "resolve_by",
+    "signal_count", "action", "action_label", "escalated_to", "unit", "link", "evidence_line",
+    "map_line", "unit_link", "count", "lines", "channel",
+}  # fmt: skip
+
+_WHISTLE = {"emergency": "🔴", "major": "🟠", "routine": "🔵"}
+_LABELS: dict[str, dict[str, dict[str, str]]] = {
+    "zh-CN": {
+        "priority": {"emergency": "紧急", "major": "重大", "routine": "一般"},
+        "status": {"reported": "待受理", "accepted": "已受理", "dispatched": "已派遣",
+                   "handling": "处置中", "resolved": "已处置", "verified": "已核查",
+                   "closed": "已关闭"},
+        "action": {"accept": "已受理", "dispatch": "已派遣", "start": "已到场处置",
+                   "resolve": "已处置完毕", "verify": "核查通过", "reject": "核查未通过，退回处置",
+                   "close": "已关闭", "rate": "已评价", "acknowledge": "处置单位已收到",
+                   "attach": "有新的信号", "recover": "设备已恢复", "escalate": "已升级"},
+        "link": {"evidence": "现场图片", "map": "地图"},
+    },
+    "en": {
+        "priority": {"emergency": "Emergency", "major": "Major", "routine": "Routine"},
+        "status": {"reported": "reported", "accepted": "accepted", "dispatched": "dispatched",
+                   "handling": "handling", "resolved": "resolved", "verified": "verified",
+                   "closed": "closed"},
+        "action": {"accept": "accepted", "dispatch": "dispatched", "start": "on site",
+                   "resolve": "resolved", "verify": "verified", "reject": "sent back",
+                   "close": "closed", "rate": "rated", "acknowledge": "acknowledged by the unit",
+                   "attach": "new signals", "recover": "device back", "escalate": "escalated"},
+        "link": {"evidence": "picture", "map": "map"},
+    },
+}  # fmt: skip
+
+_DETAILS_ZH = (
+    "> 地点：{place}\n> 时间：{created_at}\n> 状态：{status_label}\n"
+    "> 受理时限：{accept_by}　办结时限：{resolve_by}\n\n[查看事件]({link}){evidence_line}{map_line}"
+)
+_DETAILS_EN = (
+    "> Place: {place}\n> Time: {created_at}\n> Status: {status_label}\n"
+    "> Accept by: {accept_by}  Resolve by: {resolve_by}\n\n[Open]({link}){evidence_line}{map_line}"
+)
+DEFAULTS: dict[tuple[str, str], tuple[str, str]] = {
+    ("incident.created", "zh-CN"): ("{whistle}【{priority_label}】{title}",
+                                    "### {whistle}【{priority_label}】{title}\n" + _DETAILS_ZH),
+    ("incident.updated", "zh-CN"): ("【{action_label}】{title}",
+                                    "### 【{action_label}】{title}\n" + _DETAILS_ZH),
+    ("incident.escalated", "zh-CN"): ("⏫【超时升级至 {escalated_to}】{title}",
+                                      "### ⏫【超时升级至 {escalated_to}】{title}\n" + _DETAILS_ZH),
+    ("incident.repeat", "zh-CN"): ("⏰【仍未受理】{title}",
+                                   "### ⏰【仍未受理】{whistle} {title}\n" + _DETAILS_ZH),
+    ("incident.dispatched", "zh-CN"): (
+        "🚒【派遣】{unit}：{title}",
+        "### 🚒【派遣】{unit}：{title}\n" + _DETAILS_ZH
+        + "\n\n[收到 / 到场 / 处置完毕]({unit_link})",
+    ),
+    ("group", "zh-CN"): ("{count} 条事件通知", "### {count} 条事件通知\n{lines}"),
+    ("test", "zh-CN"): ("哨兵测试消息", "### 哨兵测试消息\n通道 {channel} 已接通。"),
+    ("incident.created", "en"): ("{whistle} [{priority_label}] {title}",
+                                 "### {whistle} [{priority_label}] {title}\n" + _DETAILS_EN),
+    ("incident.updated", "en"): ("[{action_label}] {title}",
+                                 "### [{action_label}] {title}\n" + _DETAILS_EN),
+    ("incident.escalated", "en"): ("⏫ [escalated to {escalated_to}] {title}",
+                                   "### ⏫ [escalated to {escalated_to}] {title}\n" + _DETAILS_EN),
+    ("incident.repeat", "en"): ("⏰ [still not accepted] {title}",
+                                "### ⏰ [still not accepted] {whistle} {title}\n" + _DETAILS_EN),
+    ("incident.dispatched", "en"): (
+        "🚒 [dispatched] {unit}: {title}",
+        "### 🚒 [dispatched] {unit}: {title}\n" + _DETAILS_EN
+        + "\n\n[Acknowledge / on site / resolved]({unit_link})",
+    ),
+    ("group", "en"): ("{count} incident notifications",
+                      "### {count} incident notifications\n{lines}"),
+    ("test", "en"): ("Shaobing test message",
+                     "### Shaobing test message\nChannel {channel} works."),
+}  # fmt: skip
+
+
+def placeholders_of(text: str) -> set[str]:
+    try:
+        return {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
+    except ValueError as exc:
+        raise ValueError(str(exc)) from None
+
+
+class TemplateIn(BaseModel):
+    title: str = Field(min_length=1, max_length=300)
+    body: str = Field(min_length=1, max_length=4000)
+
+    @model_validator(mode="after")
+    def _known_placeholders(self) -> TemplateIn:
+        for name in ("title", "body"):
+            unknown = placeholders_of(getattr(self, name)) - PLACEHOLDERS
+            if unknown:
+                raise ValueError(f"{name} uses unknown placeholder(s) {sorted(unknown)};"
+                                 f" known: {sorted(PLACEHOLDERS)}")  # fmt: skip
+        return self
+
+
+class Template(TemplateIn):
+    kind: MessageKind
+    language: Literal["zh-CN", "en"]
+    custom: bool = Field(description="an operator's wording (false: the built-in one)")
+
+
+@dataclass(frozen=True, slots=True)
+class Links:
+    """Addresses a message points at, under SB_PUBLIC_URL."""
+
+    public_url: str
+
+    def incident(self, incident_id: int) -> str:
+        return f"{self.public_url}/api/v1/incidents/{incident_id}"
+
+    def evidence(self, evidence_id: str) -> str:
+        return f"{self.public_url}/api/v1/evidence/{evidence_id}"
+
+    def unit(self, token: str) -> str:
+        return f"{self.public_url}/u/{token}"
+
+
+def _time(at: datetime) -> str:
+    return at.astimezone(TZ).strftime("%Y-%m-%d %H:%M")
+
+
+def incident_fields(
+    incident: Incident, language: str, links: Links, **extra: Any
+) -> dict[str, Any]:
+    """Every placeholder's value for one incident (missing extras render empty)."""
+    labels = _LABELS[language]
+    place = " ".join(p for p in (incident.site, incident.building) if p) or incident.area
+    # The incident's evidence lists its signals; a camera's carries its picture's id.
+    evidence = next((str(e["evidence"]) for e in incident.evidence
+                     if isinstance(e, dict) and e.get("evidence")), None)  # fmt: skip
+    words = labels["link"]
+    evidence_line = f"\n[{words['evidence']}]({links.evidence(evidence)})" if evidence else ""
+    map_line = ""
+    if incident.lat is not None and incident.lon is not None:
+        amap = (f"https://uri.amap.com/marker?position={incident.lon},{incident.lat}"
+                "&coordinate=wgs84")  # fmt: skip
+        map_line = f"\n[{words['map']}]({amap})"
+    action = extra.get("action") or ""
+    fields: dict[str, Any] = {name: "" for name in PLACEHOLDERS}
+    fields.update(
+        incident_id=incident.id, title=incident.title, whistle=_WHISTLE[incident.priority.value],
+        priority=incident.priority.value,
+        priority_label=labels["priority"][incident.priority.value],
+        status=incident.status.value, status_label=labels["status"][incident.status.value],
+        category=incident.category, place=place, area=incident.area, site=incident.site or "",
+        building=incident.building or "", created_at=_time(incident.created_at),
+        accept_by=_time(incident.accept_by), resolve_by=_time(incident.resolve_by),
+        signal_count=incident.signal_count, action_label=labels["action"].get(action, action),
+        escalated_to=incident.escalated_to or "", link=links.incident(incident.id),
+        evidence_line=evidence_line, map_line=map_line,
+    )  # fmt: skip
+    fields.update({k: v for k, v in extra.items() if k in PLACEHOLDERS})
+    return fields
+
+
+class _Blank(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def render(title: str, body: str, fields: dict[str, Any]) -> tuple[str, str]:
+    """A placeholder without a value here (a group has no `place`) renders empty."""
+    values = _Blank(fields)
+    return title.format_map(values), body.format_map(values)
