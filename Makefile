@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test lint clean test-timescale
+.PHONY: run test lint clean test-timescale console
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,12 +15,27 @@ $(INSTALLED): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e ".[dev,vision]"
 	touch $@
 
-## run: install, then start the hub on embedded PostgreSQL and an embedded MQTT broker
-run: $(INSTALLED)
+# The console (web/): built into api/console, which the hub serves at / and the wheel carries.
+WEB := web
+CONSOLE := api/console/index.html
+WEB_MODULES := $(WEB)/node_modules/.package-lock.json
+$(WEB_MODULES): $(WEB)/package.json $(WEB)/package-lock.json
+	cd $(WEB) && npm ci --no-audit --no-fund
+	touch $@
+$(CONSOLE): $(WEB_MODULES) $(shell find $(WEB)/src -type f) $(WEB)/index.html $(WEB)/vite.config.ts
+	cd $(WEB) && npm run build
+
+## console: build the command-centre console (Node 20)
+console: $(CONSOLE)
+
+## run: install, build the console, then start the hub on embedded PostgreSQL and an
+## embedded MQTT broker
+run: $(INSTALLED) $(CONSOLE)
 	$(BIN)/shaobing up --simulate
 
-## test: install, then run the whole suite
-test: $(INSTALLED)
+## test: install, build the console, then run the whole suite (and the console's own tests)
+test: $(INSTALLED) $(CONSOLE)
+	cd $(WEB) && npm test
 	$(BIN)/python -m pytest
 
 ## test-timescale: migrations and telemetry on TimescaleDB (PGlite under Node; not in `make test`)
@@ -35,10 +50,12 @@ test-timescale: $(INSTALLED)
 		status=$$?; kill $$(cat $(TS_DIR)/server.pid); rm -f $(TS_DIR)/server.pid; exit $$status
 
 ## lint: ruff and mypy, both must be clean
-lint: $(INSTALLED)
+lint: $(INSTALLED) $(WEB_MODULES)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	cd $(WEB) && npm run typecheck && npm run lint
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache api/console \
+		$(WEB)/node_modules

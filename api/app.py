@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.auth_limit import FailedAuthentications
+from api.console import install_console
 from api.errors import install_error_handlers
 from api.limits import BodyLimitMiddleware, InputGuardMiddleware, JsonBodyMiddleware
 from api.metrics import MetricsMiddleware
@@ -18,15 +19,19 @@ from api.routers import (
     areas,
     cameras,
     channels,
+    commands,
     dead_letters,
     devices,
     evidence,
     health,
     incidents,
     notifications,
+    public,
     push,
+    registers,
     routes,
     rules,
+    session,
     signals,
     silences,
     stats,
@@ -82,6 +87,7 @@ def create_app(settings: Settings, *, process: Supervisor | None = None) -> Fast
     )
     app.state.settings = settings
     app.state.failed_auth = FailedAuthentications(limit=settings.auth_failure_limit)
+    app.state.public_budgets = {}
     install_error_handlers(app)
     install_openapi(app)
     app.add_middleware(JsonBodyMiddleware, openapi=lambda: app.openapi())
@@ -89,8 +95,8 @@ def create_app(settings: Settings, *, process: Supervisor | None = None) -> Fast
     app.add_middleware(
         BodyLimitMiddleware,
         limit=settings.max_body_bytes,
-        large_limit=settings.max_import_bytes,
-        large_paths=("/devices/import",),
+        large_limit=max(settings.max_import_bytes, settings.max_attachment_bytes + 65_536),
+        large_paths=("/import", "/attachments"),  # CSV imports, photos
     )
     app.add_middleware(MetricsMiddleware)
     routers = (
@@ -111,12 +117,18 @@ def create_app(settings: Settings, *, process: Supervisor | None = None) -> Fast
         channels,
         routes,
         notifications,
+        public,
+        commands,
+        registers,
+        session,
     )
     for router in (module.router for module in routers):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(unit_links.api_router, prefix=API_PREFIX)
     app.include_router(unit_links.page_router)
+    app.include_router(public.page_router)
     app.include_router(stream_router)
     app.include_router(health.router)
     app.include_router(metrics_router)
+    install_console(app)
     return app

@@ -19,7 +19,9 @@ from incidents.store import incidents_by_id
 from notify.links import PREFIX as LINK_PREFIX
 from notify.links import resolve_link
 
-ALL_ROLES = frozenset(ISSUABLE)  # a unit's link is let in only where a route says so
+# Who reads within their area. Field staff and a unit's link are let in only where a route
+# says so.
+ALL_ROLES = frozenset(ISSUABLE) - {Role.GRID_WORKER}
 # Who may change what. Everyone may read within their area.
 REGISTRY_WRITERS = frozenset({Role.ADMIN, Role.INTEGRATOR})
 ZONE_WRITERS = frozenset({Role.ADMIN, Role.INTEGRATOR, Role.OPERATOR})
@@ -38,6 +40,7 @@ class Principal:
     role: Role
     area_prefix: str
     incident_id: int | None = None  # a unit's link acts on this incident only
+    unit_id: str | None = None  # a grid worker's unit
 
     def covers(self, area: str) -> bool:
         return area.startswith(self.area_prefix)
@@ -68,7 +71,8 @@ async def authenticate(request: HTTPConnection, token: str) -> Principal:
     if info is None:
         limiter.failed(client)
         raise Unauthorized("unknown or revoked token")
-    return Principal(token_id=info.id, name=info.name, role=info.role, area_prefix=info.area_prefix)
+    return Principal(token_id=info.id, name=info.name, role=info.role,
+                     area_prefix=info.area_prefix, unit_id=info.unit_id)  # fmt: skip
 
 
 async def _unit_link(

@@ -1,9 +1,10 @@
-"""A limit on failed authentications per client, so that guessing tokens is slow.
+"""Budgets per client over a sliding window: failed authentications (so that guessing tokens
+is slow) and the public intake's requests (so that a flood cannot bury a community's desk).
 
-A client (by address, as the proxy reports it) that fails MAX_FAILURES times within WINDOW_S
-seconds gets 429 with Retry-After until its oldest failure leaves the window, whatever token
-it tries meanwhile, right or wrong. Kept in each API process: behind a load balancer a
-client's budget is per replica, which still bounds guessing to a few tries a second.
+A client (by address, as the proxy reports it) that spends its budget within the window gets
+429 with Retry-After until its oldest spending leaves the window, whatever it sends
+meanwhile. Kept in each API process: behind a load balancer a client's budget is per
+replica, which still bounds it to a few a second.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ WINDOW_S = 10.0
 _MAX_CLIENTS = 100_000  # forget the least recent beyond this many
 
 
-class FailedAuthentications:
-    def __init__(self, limit: int = MAX_FAILURES, window_s: float = WINDOW_S) -> None:
+class ClientBudget:
+    def __init__(self, limit: int, window_s: float, *, what: str) -> None:
         self.limit = limit
         self.window_s = window_s
+        self.what = what
         self._failures: dict[str, deque[float]] = {}
 
     def check(self, client: str) -> None:
@@ -31,11 +33,11 @@ class FailedAuthentications:
         if failures is not None and len(failures) >= self.limit:
             wait = failures[0] + self.window_s - time.monotonic()
             raise TooManyRequests(
-                f"too many failed authentications; try again in {math.ceil(wait)} s",
+                f"too many {self.what}; try again in {math.ceil(wait)} s",
                 retry_after=max(1, math.ceil(wait)),
             )
 
-    def failed(self, client: str) -> None:
+    def spend(self, client: str) -> None:
         now = time.monotonic()
         failures = self._recent(client, now)
         if failures is None:
@@ -43,6 +45,8 @@ class FailedAuthentications:
                 self._failures.pop(next(iter(self._failures)))
             failures = self._failures[client] = deque()
         failures.append(now)
+
+    failed = spend
 
     def _recent(self, client: str, now: float) -> deque[float] | None:
         failures = self._failures.get(client)
@@ -54,3 +58,8 @@ class FailedAuthentications:
             del self._failures[client]
             return None
         return failures
+
+
+class FailedAuthentications(ClientBudget):
+    def __init__(self, limit: int = MAX_FAILURES, window_s: float = WINDOW_S) -> None:
+        super().__init__(limit, window_s, what="failed authentications")

@@ -25,7 +25,8 @@ CONFLICTS = {
     ("post", "/api/v1/cameras"), ("post", "/api/v1/units"), ("post", "/api/v1/watchlists"),
     ("post", "/api/v1/rules"), ("delete", "/api/v1/rules/{rule_id}"),
     ("post", "/api/v1/incidents/{incident_id}/actions"), ("post", "/api/v1/channels"),
-    ("post", "/api/v1/routes"),
+    ("post", "/api/v1/routes"), ("post", "/api/v1/incidents/{incident_id}/silence-sensors"),
+    ("post", "/api/v1/public/reports/{receipt}/rating"), ("post", "/api/v1/registers"),
 }  # fmt: skip
 # Operations without a path parameter that can still answer 404.
 NOT_FOUND = {("get", "/api/v1/evidence"), ("post", "/api/v1/push/onenet"),
@@ -38,10 +39,13 @@ RESTRICTED_READS = {
     ("get", "/api/v1/channels"), ("get", "/api/v1/channels/{channel_id}"),
     ("get", "/api/v1/routes"), ("get", "/api/v1/routes/{route_id}"),
     ("get", "/api/v1/unit-link"), ("get", "/api/v1/incidents/{incident_id}"),
+    ("get", "/api/v1/registers"), ("get", "/api/v1/registers/{area}"),
+    ("get", "/api/v1/registers/{area}/residents"),
 }  # fmt: skip
 # Operations that read a body in a type of their own choosing (415 for another).
 TYPED_BODIES = {("post", "/api/v1/rules"), ("put", "/api/v1/rules/{rule_id}"),
-                ("post", "/api/v1/devices/import")}  # fmt: skip
+                ("post", "/api/v1/devices/import"),
+                ("post", "/api/v1/registers/{area}/import")}  # fmt: skip
 _DESCRIPTIONS = {
     401: "missing, unknown, revoked or expired token",
     403: "the token's role or area does not allow it",

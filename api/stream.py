@@ -28,6 +28,7 @@ from incidents.store import get_incident
 log = get_logger(__name__)
 router = APIRouter()
 QUEUE_LIMIT = 1000  # a client this far behind is disconnected rather than slowing the others
+AUTH_WAIT_S = 10.0  # for a browser's first message, which carries its token
 TOKEN_CHECK_S = 30.0  # how often open streams' tokens are checked for expiry
 
 
@@ -108,10 +109,13 @@ class Broadcaster:
 @router.websocket("/api/v1/stream")
 async def stream(websocket: WebSocket) -> None:
     """Events `incident.created`, `incident.updated`, `incident.escalated`, `device.offline`,
-    `device.online` for the caller's area. Token as `?token=` or `Authorization: Bearer`."""
+    `device.online` for the caller's area. Token as `?token=`, `Authorization: Bearer`, or
+    (browsers, which keep tokens out of URLs) a first message `{"type": "auth", "token": ...}`
+    within 10 s."""
     token = websocket.query_params.get("token") or _bearer(websocket.headers.get("authorization"))
     await websocket.accept()
     try:
+        token = token or await _first_message_token(websocket)
         if not token:
             raise HubError("missing token")
         principal = await authenticate(websocket, token)
@@ -146,6 +150,18 @@ async def _send(websocket: WebSocket, client: _Client) -> None:
         if event["type"] == "stream.revoked":
             await websocket.close(code=1008, reason="token revoked or expired")
             return
+
+
+async def _first_message_token(websocket: WebSocket) -> str | None:
+    try:
+        async with asyncio.timeout(AUTH_WAIT_S):
+            message = await websocket.receive_json()
+    except (TimeoutError, ValueError, KeyError, WebSocketDisconnect):
+        return None
+    if isinstance(message, dict) and message.get("type") == "auth":
+        token = message.get("token")
+        return token if isinstance(token, str) else None
+    return None
 
 
 def _bearer(header: str | None) -> str | None:

@@ -10,13 +10,13 @@ from typing import Annotated
 
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from devices.area_codes import check_scope
 from hub.errors import NotFound
 
 _PREFIX = "sb_"
-_COLUMNS = "id, name, role, area_prefix, created_at, revoked_at, expires_at"
+_COLUMNS = "id, name, role, area_prefix, unit_id, created_at, revoked_at, expires_at"
 _LIVE = "revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())"
 TOKENS_CHANNEL = "sb_tokens"  # NOTIFY with a token id when it is revoked
 
@@ -27,6 +27,8 @@ class Role(StrEnum):
     OPERATOR = "operator"
     DISPATCHER = "dispatcher"
     VIEWER = "viewer"
+    # Field staff: reports in its area, acts on what is dispatched to its unit, nothing more.
+    GRID_WORKER = "grid_worker"
     # A dispatched unit's link (notify.links): one incident, a few actions; never issued here.
     UNIT_LINK = "unit_link"
 
@@ -57,7 +59,16 @@ class TokenIn(BaseModel):
         Field(json_schema_extra={"enum": [r.value for r in ISSUABLE]}),
     ]
     area_prefix: AreaScope = ""
+    unit_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None = Field(
+        default=None, description="a grid worker's unit: the incidents dispatched to it"
+    )
     expires_at: AwareDatetime | None = None
+
+    @model_validator(mode="after")
+    def _unit_for_field_staff(self) -> TokenIn:
+        if self.unit_id is not None and self.role is not Role.GRID_WORKER:
+            raise ValueError("unit_id is for grid_worker tokens")
+        return self
 
 
 class TokenInfo(BaseModel):
@@ -65,6 +76,7 @@ class TokenInfo(BaseModel):
     name: str
     role: Role
     area_prefix: str
+    unit_id: str | None = None
     created_at: datetime
     revoked_at: datetime | None
     expires_at: datetime | None
@@ -84,8 +96,8 @@ async def issue_token(
     """Create a token; its clear text is returned this once and never stored."""
     token = _PREFIX + secrets.token_urlsafe(32)
     cur = await conn.execute(
-        "INSERT INTO api_tokens (name, role, area_prefix, token_hash, created_by, expires_at)"
-        f" VALUES (%s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}",
+        "INSERT INTO api_tokens (name, role, area_prefix, token_hash, created_by, expires_at,"
+        f" unit_id) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}",
         (
             data.name,
             data.role.value,
@@ -93,6 +105,7 @@ async def issue_token(
             hash_token(token),
             created_by,
             data.expires_at,
+            data.unit_id,
         ),
     )
     row = await cur.fetchone()

@@ -43,6 +43,11 @@ class Unauthorized(HubError):
     status = 401
 
 
+class TooLarge(HubError):
+    code = "payload_too_large"
+    status = 413
+
+
 class UnsupportedMediaType(HubError):
     code = "unsupported_media_type"
     status = 415

@@ -5,11 +5,17 @@ from __future__ import annotations
 import ssl
 import threading
 import time
+import uuid
 from collections import deque
+from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
+from hub.logs import get_logger
 from hub.settings import MqttUrl
+
+log = get_logger(__name__)
 
 
 def configure(client: mqtt.Client, url: MqttUrl) -> None:
@@ -20,6 +26,31 @@ def configure(client: mqtt.Client, url: MqttUrl) -> None:
     if url.tls:
         client.tls_set_context(ssl.create_default_context())
     client.reconnect_delay_set(min_delay=1, max_delay=30)
+
+
+def started_client(
+    url: MqttUrl, *, name: str, mqtt_v5: bool = True
+) -> tuple[mqtt.Client, threading.Event]:
+    """A publishing client (client id `shaobing-<name>-<random>`) connecting in paho's own
+    thread, and the event set once the broker has accepted it."""
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=f"shaobing-{name}-{uuid.uuid4().hex[:12]}",
+        protocol=mqtt.MQTTv5 if mqtt_v5 else mqtt.MQTTv311,
+    )
+    configure(client, url)
+    accepted = threading.Event()
+
+    def on_connect(client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
+        if rc.is_failure:
+            log.warning("MQTT connection refused", client=name, reason=str(rc))
+            return
+        accepted.set()
+
+    client.on_connect = on_connect
+    client.connect_async(url.host, url.port, keepalive=30)
+    client.loop_start()
+    return client, accepted
 
 
 class Unacknowledged:

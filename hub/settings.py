@@ -127,6 +127,22 @@ class Settings(BaseSettings):
     max_import_bytes: int = Field(
         default=16_777_216, ge=1024, description="largest CSV import body"
     )
+    max_attachment_bytes: int = Field(
+        default=10_485_760, ge=1024, le=104_857_600, description="largest photo on an incident"
+    )
+    map_tiles: str | None = Field(
+        default=None,
+        description="a tile URL for the console's map (https://tiles.example/{z}/{x}/{y}.png);"
+        " without one the map draws from coordinates alone",
+    )
+    public_reports_per_minute: int = Field(
+        default=5, ge=1, le=100_000,
+        description="residents' reports and photos one client may send a minute (then 429)",
+    )  # fmt: skip
+    public_reads_per_minute: int = Field(
+        default=60, ge=1, le=100_000,
+        description="receipt lookups and ratings one client may make a minute (then 429)",
+    )  # fmt: skip
     auth_failure_limit: int = Field(
         default=20, ge=1, le=1_000_000,
         description="failed authentications a client may make in 10 s before 429s",

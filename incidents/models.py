@@ -43,6 +43,11 @@ class Incident(BaseModel):
     recovered_at: datetime | None = Field(
         default=None, description="when a recovery signal (a device back online) came"
     )
+    source: Literal["rule", "report", "public"] = Field(
+        default="rule", description="a rule, a report by staff, or a resident's report"
+    )
+    reported_by: str | None = Field(default=None, description="who reported it (reports)")
+    floor: str | None = None
 
 
 class ActionIn(BaseModel):

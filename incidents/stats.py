@@ -24,7 +24,7 @@ from pydantic import BaseModel
 
 from hub.contracts import Priority
 
-GroupBy = Literal["none", "area", "category", "priority"]
+GroupBy = Literal["none", "area", "category", "priority", "source"]
 
 
 class GroupStats(BaseModel):
@@ -64,7 +64,8 @@ async def incident_stats(
     priority: Priority | None = None,
 ) -> Stats:
     """Incidents created in [start, end), within the caller's area, as of `now`."""
-    columns = {"none": "'all'", "area": "area", "category": "category", "priority": "priority"}
+    columns = {"none": "'all'", "area": "area", "category": "category", "priority": "priority",
+               "source": "source"}  # fmt: skip
     key = columns[group_by]
     cur = await conn.execute(
         f"""

@@ -20,7 +20,7 @@ COLUMNS = (
     "id, rule_id, rule_version, category, priority, status, area, site, building, title,"
     " created_at, updated_at, accept_by, resolve_by, accepted_at, closed_at, close_reason,"
     " unit_id, suggested_unit_id, lat, lon, signal_count, first_signal_at, last_signal_at,"
-    " evidence, escalated_to, escalations, rating, recovered_at"
+    " evidence, escalated_to, escalations, rating, recovered_at, source, reported_by, floor"
 )
 
 
@@ -53,10 +53,13 @@ async def list_incidents(
     category: str | None = None,
     priority: Priority | None = None,
     since: datetime | None = None,
+    source: str | None = None,
+    mine: tuple[str, str | None] | None = None,
     limit: int = 100,
     cursor: str | None = None,
 ) -> Page[Incident]:
-    """Newest first; `next` continues below the last id."""
+    """Newest first; `next` continues below the last id. `mine`: (reporter, unit) for field
+    staff, who see what they reported and what was dispatched to their unit."""
     before = decode_int_cursor(cursor)
     cur = await conn.execute(
         f"""
@@ -67,6 +70,8 @@ async def list_incidents(
           AND (%(category)s::text IS NULL OR category = %(category)s)
           AND (%(priority)s::text IS NULL OR priority = %(priority)s)
           AND (%(since)s::timestamptz IS NULL OR created_at >= %(since)s)
+          AND (%(source)s::text IS NULL OR source = %(source)s)
+          AND (%(me)s::text IS NULL OR reported_by = %(me)s OR unit_id = %(unit)s)
         ORDER BY id DESC LIMIT %(limit)s
         """,
         {
@@ -77,6 +82,9 @@ async def list_incidents(
             "category": category,
             "priority": priority.value if priority else None,
             "since": since,
+            "source": source,
+            "me": mine[0] if mine else None,
+            "unit": mine[1] if mine else None,
             "limit": limit + 1,
         },
     )
@@ -156,3 +164,15 @@ async def closed_since(
         (since, area_prefix + "%"),
     )
     return list(await cur.fetchall())
+
+
+async def signal_sources(
+    conn: AsyncConnection[DictRow], incident_id: int, *, source_type: str
+) -> list[str]:
+    """The ids of the sources of `source_type` whose signals the incident holds."""
+    cur = await conn.execute(
+        "SELECT DISTINCT s.source_id FROM incident_signals i JOIN signals s ON s.id = i.signal_id"
+        " WHERE i.incident_id = %s AND s.source_type = %s ORDER BY s.source_id",
+        (incident_id, source_type),
+    )
+    return [row["source_id"] for row in await cur.fetchall()]

@@ -17,17 +17,22 @@ from ingest.decode import Accepted, IdRead, signal_of
 MAX_TRAVEL_KMH = 300.0
 
 
-async def enrich_id_reads(conn: AsyncConnection[DictRow], reads: list[Accepted]) -> list[Signal]:
-    """Watch-list hits and impossible travel, against stored reads and within the batch."""
+Hits = dict[str, list[dict[str, Any]]]  # id_hash → the watch lists holding it
+
+
+async def enrich_id_reads(
+    conn: AsyncConnection[DictRow], reads: list[Accepted], hits: Hits
+) -> list[Signal]:
+    """Watch-list hits (`watchlist_hits`) and impossible travel, against stored reads and
+    within the batch."""
     hashes = list({acc.id_read.id_hash for acc in reads if acc.id_read})
-    hits = await _watchlist_hits(conn, hashes)
     last_seen = await _last_seen(conn, hashes)
     signals: list[Signal] = []
     for acc in sorted(reads, key=lambda a: a.ts):
         read = acc.id_read
         assert read is not None
         base = {"id_hash": read.id_hash, "id_masked": read.id_masked, "operator": read.operator}
-        for hit in hits.get(read.id_hash, []):
+        for hit in covering(hits, read.id_hash, acc.device.area):
             attrs = {**base, "watchlist": hit["name"], "label": hit["label"], "level": hit["level"]}
             signals.append(signal_of(acc, "id_watchlist_hit", None, attrs))
         if read.lat is None or read.lon is None:
@@ -44,18 +49,25 @@ async def enrich_id_reads(conn: AsyncConnection[DictRow], reads: list[Accepted])
     return signals
 
 
-async def _watchlist_hits(
-    conn: AsyncConnection[DictRow], hashes: list[str]
-) -> dict[str, list[dict[str, Any]]]:
+async def watchlist_hits(conn: AsyncConnection[DictRow], reads: list[Accepted]) -> Hits:
+    """The watch lists holding each read card, whatever their area (see `covering`)."""
+    hashes = list({acc.id_read.id_hash for acc in reads if acc.id_read})
     cur = await conn.execute(
-        "SELECT e.id_hash, w.name, w.label, w.level FROM watchlist_entries e"
-        " JOIN watchlists w ON w.id = e.watchlist_id WHERE e.id_hash = ANY(%s)",
+        "SELECT e.id_hash, w.name, w.label, w.level, w.area_prefix, w.reader_message"
+        " FROM watchlist_entries e JOIN watchlists w ON w.id = e.watchlist_id"
+        " WHERE e.id_hash = ANY(%s)",
         (hashes,),
     )
-    hits: dict[str, list[dict[str, Any]]] = {}
+    hits: Hits = {}
     for row in await cur.fetchall():
         hits.setdefault(row["id_hash"], []).append(row)
     return hits
+
+
+def covering(hits: Hits, id_hash: str, area: str) -> list[dict[str, Any]]:
+    """The lists holding the card whose area covers the reader's: one district's list says
+    nothing about a read in another."""
+    return [hit for hit in hits.get(id_hash, []) if area.startswith(hit["area_prefix"])]
 
 
 async def _last_seen(
@@ -92,7 +104,8 @@ async def copy_id_reads(conn: AsyncConnection[DictRow], reads: list[Accepted]) -
         conn.cursor() as cur,
         cur.copy(
             "COPY id_reads (ts, device_id, area, operator, lat, lon, id_hash, id_masked,"
-            " name_masked, sex, nation, valid_to, status) FROM STDIN"
+            " name_masked, sex, nation, valid_to, status, seq, verdict, verdict_level,"
+            " verdict_message) FROM STDIN"
         ) as copy,
     ):
         for acc in reads:
@@ -101,5 +114,5 @@ async def copy_id_reads(conn: AsyncConnection[DictRow], reads: list[Accepted]) -
             await copy.write_row(
                 (acc.ts, acc.device.id, acc.device.area, r.operator, r.lat, r.lon,
                  r.id_hash, r.id_masked, r.name_masked, r.sex, r.nation, r.valid_to,
-                 r.status)
+                 r.status, acc.seq, r.verdict, r.verdict_level, r.verdict_message)
             )  # fmt: skip

@@ -16,4 +16,7 @@ BATCH_SECONDS = Histogram(
 BATCH_SIZE = Histogram(
     "sb_ingest_batch_size", "Messages per batch", buckets=(1, 10, 50, 100, 500, 1000, 5000)
 )
+VERDICTS = Counter(
+    "sb_ingest_verdicts_total", "ID-card verdicts sent to readers", ["verdict", "outcome"]
+)
 IN_HAND = Gauge("sb_ingest_in_hand", "Uplinks received from the broker and not yet committed")

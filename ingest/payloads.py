@@ -72,6 +72,15 @@ class IdReadEvent(Uplink):
     card: Card
 
 
+class CmdResultEvent(Uplink):
+    """A device's answer to a command from the hub (any device type that takes commands)."""
+
+    type: Literal["cmd_result"]
+    cmd_id: Annotated[str, Field(pattern=r"^cmd_[0-9a-f]{24}$")]
+    ok: StrictBool
+    detail: Annotated[str, Field(max_length=500)] | None = None
+
+
 class CameraEvent(Uplink):
     type: CameraEventType
     confidence: Unit = 1.0

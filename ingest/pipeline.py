@@ -23,6 +23,7 @@ from ingest.decode import (
     decode,
     parse_topic,
 )
+from ingest.downlink import Downlink
 from ingest.registry_view import RegistryView
 from ingest.staging import prepare_connection
 from ingest.store import BatchResult, Key, Turn, no_wait, write_batch
@@ -52,6 +53,8 @@ class Pipeline:
 
     registry: RegistryView
     secret: bytes
+    # Where ID-card verdicts go once their reads are committed; None: not sent (tests, benches).
+    downlink: Downlink | None = None
 
     async def process(
         self, conn: AsyncConnection[DictRow], messages: Sequence[Message]
@@ -102,8 +105,18 @@ class Pipeline:
             # culprits one by one so every good message beside them still lands.
             await turn()
             result = await self._write_one_by_one(conn, batch.accepted, rejected)
+        self._send_verdicts(result)
         self._count(result, batch.size, time.perf_counter() - batch.started)
         return result
+
+    def _send_verdicts(self, result: BatchResult) -> None:
+        """Hand the committed reads' verdicts to the downlink (QoS 1, not awaited: the reader's
+        persistent session holds them while it is away)."""
+        for verdict in result.verdicts:
+            queued = self.downlink is not None and self.downlink.post(
+                verdict.area, verdict.device_id, verdict.payload()
+            )
+            metrics.VERDICTS.labels(verdict.verdict, "sent" if queued else "not_sent").inc()
 
     @staticmethod
     async def _write_one_by_one(
@@ -127,6 +140,7 @@ class Pipeline:
             total.accepted += part.accepted
             total.readings += part.readings
             total.signals += part.signals
+            total.verdicts += part.verdicts
             total.rejected.update(part.rejected)
         async with conn.transaction():
             part = await write_batch(conn, [], rejected)

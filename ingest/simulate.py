@@ -3,18 +3,22 @@
 Registers simulated smoke sensors and ID-card readers in one community, then publishes for them
 through the hub's MQTT account (a gateway, so thousands of devices need no connections of
 their own): drifting smoke levels, draining batteries, ID reads with valid check digits, and on
-request alarms and malformed messages.
+request alarms and malformed messages. Its devices answer the hub's commands: each is carried
+out (a silenced sensor raises no alarm for the silence's duration) and answered `cmd_result`;
+its readers print the ID-card verdicts they get back.
 """
 
 from __future__ import annotations
 
 import json
+import queue
 import random
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -25,6 +29,7 @@ from devices.area_codes import parent_code
 from devices.areas import create_area, existing_areas
 from devices.models import AreaIn, DeviceIn, DeviceType
 from devices.registry import create_devices_bulk, device_refs, existing_ids
+from hub.durations import parse_duration
 from hub.errors import Conflict
 from hub.mqtt import Unacknowledged, configure
 from hub.settings import MqttUrl
@@ -55,6 +60,8 @@ class SimStats:
     sent: int = 0
     bad: int = 0
     alarms: int = 0
+    commands: int = 0
+    verdicts: int = 0
     started: float = field(default_factory=time.monotonic)
 
 
@@ -148,7 +155,41 @@ class Simulator:
         )
         configure(self._client, mqtt_url)
         self._client.max_inflight_messages_set(_WINDOW)
+        self._client.on_connect = self._on_connect
+        self._client.on_message = self._on_command
         self._unacked = Unacknowledged()
+        self._commands: queue.SimpleQueue[tuple[str, dict[str, Any]]] = queue.SimpleQueue()
+        self._silenced_until: dict[str, float] = {}
+
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any
+    ) -> None:
+        if not rc.is_failure:
+            client.subscribe(f"sb/{self.cfg.area}/+/cmd", qos=1)
+
+    def _on_command(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        # paho's thread: hand the command to the publishing loop, which owns the counters.
+        device_id = message.topic.split("/")[2]
+        try:
+            command = json.loads(message.payload)
+        except ValueError:
+            return
+        if not isinstance(command, dict):
+            return
+        if command.get("type") == "id_verdict" and device_id in self._readers:
+            self._show_verdict(device_id, command)
+        elif device_id in self._smoke or device_id in self._readers:
+            self._commands.put((device_id, command))
+
+    def _show_verdict(self, reader: str, verdict: dict[str, Any]) -> None:
+        """What the grid worker's phone would show: the masked card and what to do."""
+        self.stats.verdicts += 1
+        if self.progress:
+            self.progress(
+                f"simulate: {reader} read {verdict.get('read_seq')}: {verdict.get('verdict')}"
+                f" {verdict.get('masked_id')} {verdict.get('masked_name') or ''}"
+                f" {verdict.get('message')}"
+            )
 
     def stop(self) -> None:
         self._stop.set()
@@ -201,6 +242,7 @@ class Simulator:
                 break
             if cfg.duration is not None and time.monotonic() - self.stats.started >= cfg.duration:
                 break
+            self._answer_commands()
             topic, payload = self._next_message()
             self._send(topic, payload)
             self.stats.sent += 1
@@ -224,7 +266,7 @@ class Simulator:
         if self._readers and rng.random() < 0.1:
             return self._id_read(rng.choice(self._readers))
         device_id = rng.choice(list(self._smoke))
-        if self.cfg.alarms and rng.random() < 0.002:
+        if self.cfg.alarms and rng.random() < 0.002 and not self._silenced(device_id):
             self.stats.alarms += 1
             state = self._smoke[device_id]
             state["level"] = rng.uniform(2.0, 5.0)
@@ -233,6 +275,39 @@ class Simulator:
                 {"type": "smoke_alarm", "smoke": round(state["level"], 2), "temp_c": 48.0},
             )
         return self._telemetry(device_id)
+
+    def _silenced(self, device_id: str) -> bool:
+        return self._silenced_until.get(device_id, 0.0) > time.monotonic()
+
+    def _answer_commands(self) -> None:
+        while True:
+            try:
+                device_id, command = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            ok, detail = self._carry_out(device_id, command)
+            answer = {"type": "cmd_result", "cmd_id": command.get("cmd_id"), "ok": ok,
+                      "detail": detail}  # fmt: skip
+            self._send(*self._event(device_id, answer))
+            self.stats.commands += 1
+
+    def _carry_out(self, device_id: str, command: dict[str, Any]) -> tuple[bool, str]:
+        args = command.get("args") or {}
+        match command.get("command"):
+            case "silence" if device_id in self._smoke:
+                try:
+                    span = parse_duration(str(args.get("duration", "30m")))
+                except ValueError as exc:
+                    return False, str(exc)
+                self._silenced_until[device_id] = time.monotonic() + span.total_seconds()
+                return True, f"silenced for {args.get('duration', '30m')}"
+            case "self_test":
+                return True, "self test passed"
+            case "reboot":
+                return True, "rebooted"
+            case "set_report_interval":
+                return True, f"reporting every {args.get('seconds')} s"
+        return False, f"unknown command {command.get('command')!r}"
 
     def _telemetry(self, device_id: str) -> tuple[str, bytes]:
         rng = self._rng

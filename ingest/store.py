@@ -18,13 +18,15 @@ import psycopg
 from psycopg import AsyncConnection, sql
 from psycopg.rows import DictRow, tuple_row
 
+from devices.commands import record_results
 from hub import signal_log
 from hub.contracts import Signal
 from ingest.dead_letters import copy_dead_letters
 from ingest.decode import Accepted, Message, Reason, Rejection
 from ingest.device_state import state_transitions
-from ingest.id_enrich import copy_id_reads, enrich_id_reads
+from ingest.id_enrich import copy_id_reads, enrich_id_reads, watchlist_hits
 from ingest.staging import prepare_connection
+from ingest.verdicts import ReaderVerdict, judge, stored_verdicts, verdicts_of
 
 _DEVICE_ID = operator.attrgetter("device.id")
 
@@ -35,6 +37,7 @@ class BatchResult:
     rejected: Counter[str] = field(default_factory=Counter)
     signals: list[Signal] = field(default_factory=list)
     readings: int = 0
+    verdicts: list[ReaderVerdict] = field(default_factory=list)  # to send once committed
 
 
 Turn = Callable[[], Awaitable[None]]
@@ -72,8 +75,16 @@ async def write_batch(
     signals += await state_transitions(conn, fresh)
     id_reads = [acc for acc in fresh if acc.id_read is not None]
     if id_reads:
-        signals += await enrich_id_reads(conn, id_reads)
+        hits = await watchlist_hits(conn, id_reads)
+        signals += await enrich_id_reads(conn, id_reads, hits)
+        signals += await judge(conn, id_reads, hits)
         await copy_id_reads(conn, id_reads)
+        result.verdicts = verdicts_of(id_reads)
+    if len(fresh) < len(accepted):
+        result.verdicts += await stored_verdicts(conn, _repeated_reads(accepted, fresh))
+    answers = [acc.cmd_result for acc in fresh if acc.cmd_result is not None]
+    if answers:
+        await record_results(conn, answers)
     await copy_dead_letters(conn, rejected)
     await signal_log.append(conn, signals)  # last: it holds the log's lock until the commit
     result.readings = len(readings)
@@ -149,6 +160,11 @@ async def _copy_keys(
         copy.set_types(["text", "int8", "timestamptz", "text"])
         for (device_id, seq, ts), acc in keyed.items():
             await copy.write_row((device_id, seq, ts, acc.channel))
+
+
+def _repeated_reads(accepted: list[Accepted], fresh: list[Accepted]) -> list[Accepted]:
+    kept = {id(acc) for acc in fresh}
+    return [acc for acc in accepted if acc.id_read is not None and id(acc) not in kept]
 
 
 def _duplicate(acc: Accepted) -> Rejection:

@@ -23,6 +23,11 @@ class WatchlistIn(BaseModel):
     label: Annotated[str, Field(min_length=1, max_length=200)]
     level: Level = "watch"
     area_prefix: Annotated[str, Field(pattern=r"^\d{0,12}$")] = ""
+    reader_message: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
+        default=None,
+        description="what a hit tells the grid worker's reader (never the label); default by"
+        " level, e.g. alert: 请勿当面处置，保持安全距离，立即联系社区民警",
+    )
 
 
 class Watchlist(BaseModel):
@@ -31,6 +36,7 @@ class Watchlist(BaseModel):
     label: str
     level: Level
     area_prefix: str
+    reader_message: str | None
     created_at: datetime
     entries: int = 0
 
@@ -61,7 +67,7 @@ class Entry(BaseModel):
     note: str | None
 
 
-_COLUMNS = "w.id, w.name, w.label, w.level, w.area_prefix, w.created_at"
+_COLUMNS = "w.id, w.name, w.label, w.level, w.area_prefix, w.reader_message, w.created_at"
 
 
 async def create_watchlist(conn: AsyncConnection[DictRow], data: WatchlistIn) -> Watchlist:
@@ -69,9 +75,9 @@ async def create_watchlist(conn: AsyncConnection[DictRow], data: WatchlistIn) ->
         return await fetch_model(
             conn,
             Watchlist,
-            "INSERT INTO watchlists AS w (name, label, level, area_prefix)"
-            f" VALUES (%s, %s, %s, %s) RETURNING {_COLUMNS}",
-            (data.name, data.label, data.level, data.area_prefix),
+            "INSERT INTO watchlists AS w (name, label, level, area_prefix, reader_message)"
+            f" VALUES (%s, %s, %s, %s, %s) RETURNING {_COLUMNS}",
+            (data.name, data.label, data.level, data.area_prefix, data.reader_message),
             missing="",
         )
     except errors.UniqueViolation:

@@ -333,11 +333,12 @@ def token() -> None:
 @click.option(
     "--role",
     required=True,
-    type=click.Choice(["admin", "integrator", "operator", "dispatcher", "viewer"]),
+    type=click.Choice(["admin", "integrator", "operator", "dispatcher", "viewer", "grid_worker"]),
 )
 @click.option("--area", "area", default="", help="area code prefix the token is limited to")
 @click.option("--name", default=None, help="a label for the token (default: role@area)")
-def token_create(role: str, area: str, name: str | None) -> None:
+@click.option("--unit", "unit_id", default=None, help="a grid worker's response unit")
+def token_create(role: str, area: str, name: str | None, unit_id: str | None) -> None:
     """Create a token and print it alone on stdout."""
     from api.tokens import Role, TokenIn, issue_token
     from devices.area_codes import check_scope
@@ -352,7 +353,11 @@ def token_create(role: str, area: str, name: str | None) -> None:
         check_scope(area)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--area") from None
-    data = TokenIn(name=name or f"{role}@{area or 'all'}", role=Role(role), area_prefix=area)
+    try:
+        data = TokenIn(name=name or f"{role}@{area or 'all'}", role=Role(role),
+                       area_prefix=area, unit_id=unit_id)  # fmt: skip
+    except ValueError as exc:
+        raise click.BadParameter(str(exc).splitlines()[-1], param_hint="--unit") from None
 
     async def run() -> str:
         async with database(settings, create=False) as runtime:

@@ -18,7 +18,9 @@ from hub.settings import Settings
 from hub.supervisor import Probe, Supervisor
 from incidents.sla import Sla
 from incidents.timers import run_timers
+from ingest.command_sender import CommandSenderConfig, run_command_sender
 from ingest.consumer import ConsumerConfig, MqttConsumer
+from ingest.downlink import Downlink
 from ingest.health import run_health
 from ingest.pipeline import Pipeline
 from ingest.registry_view import RegistryView
@@ -49,7 +51,8 @@ def add_api(supervisor: Supervisor, settings: Settings) -> None:
 
 
 def add_ingest(supervisor: Supervisor, settings: Settings) -> None:
-    """MQTT ingest, the registry view it checks messages against, and device health."""
+    """MQTT ingest, the registry view it checks messages against, device health, and the
+    sender of commands to devices."""
     url = _database_url(settings)
     assert settings.mqtt, "resolve the services first"
     registry = RegistryView()
@@ -63,7 +66,11 @@ def add_ingest(supervisor: Supervisor, settings: Settings) -> None:
     )
 
     async def ingest(probe: Probe) -> None:
-        await MqttConsumer(config, Pipeline(registry, secret)).run(probe)
+        verdicts = Downlink(config.mqtt, mqtt_v5=config.mqtt_v5)  # ID-card verdicts
+        try:
+            await MqttConsumer(config, Pipeline(registry, secret, verdicts)).run(probe)
+        finally:
+            verdicts.close()
 
     async def follow(probe: Probe) -> None:
         await registry.follow(url, probe)
@@ -71,9 +78,15 @@ def add_ingest(supervisor: Supervisor, settings: Settings) -> None:
     async def health(probe: Probe) -> None:
         await run_health(url, registry, probe)
 
+    commands = CommandSenderConfig(url, settings.mqtt, mqtt_v5=config.mqtt_v5)
+
+    async def send_commands(probe: Probe) -> None:
+        await run_command_sender(commands, probe)
+
     supervisor.add("ingest", ingest)
     supervisor.add("registry", follow)
     supervisor.add("device-health", health)
+    supervisor.add("commands", send_commands)
 
 
 def rules_config(settings: Settings, area_prefix: str) -> RulesConfig:

@@ -195,6 +195,7 @@ def _print_banner(runtime: Runtime, first_token: str | None, sim: SimConfig | No
     lines = [
         "",
         "Shaobing (哨兵) is up",
+        f"  console  {base}/   (log in with a token)",
         f"  API      {base}/api/v1   (OpenAPI docs: {base}/docs)",
         f"  health   {base}/healthz  {base}/readyz   metrics: {base}/metrics",
     ]

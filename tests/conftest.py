@@ -22,7 +22,8 @@ REGISTRY_TABLES = (
     " id_reads, watchlists, watchlist_entries, signals, rules, rule_versions, incidents,"
     " incident_audit, incident_signals, silences, rule_cursors, rule_partitions, vision_workers,"
     " camera_leases, evidence, camera_stats, incident_events, channels, routes, notifications,"
-    " notify_requests, channel_budgets, notify_templates, unit_links"
+    " notify_requests, channel_budgets, notify_templates, unit_links, incident_attachments,"
+    " intake_keys, public_receipts, device_commands, registers, register_entries"
 )
 
 
@@ -56,6 +57,8 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         data_dir=tmp_path_factory.mktemp("data"),
         max_body_bytes=64 * 1024,
         max_import_bytes=1024 * 1024,
+        max_attachment_bytes=1024 * 1024,
+        public_reports_per_minute=100_000,  # the suite's residents all come from 127.0.0.1
         auth_failure_limit=100_000,  # the suite's wrong tokens all come from 127.0.0.1
         _env_file=None,  # type: ignore[call-arg]
     )

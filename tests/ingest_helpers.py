@@ -17,6 +17,7 @@ from psycopg.rows import dict_row
 from hub.contracts import Signal
 from hub.settings import MqttUrl
 from ingest.consumer import ConsumerConfig, MqttConsumer
+from ingest.downlink import Downlink
 from ingest.pipeline import Pipeline
 from ingest.registry_view import RegistryView
 from tests.threads import in_background
@@ -44,8 +45,17 @@ class Collected:
 
 
 @contextmanager
-def running_consumer(database_url: str, broker: MqttUrl, **config: Any) -> Iterator[Collected]:
+def running_consumer(
+    database_url: str,
+    broker: MqttUrl,
+    *,
+    verdicts: bool = False,
+    secret: bytes = SECRET,
+    **config: Any,
+) -> Iterator[Collected]:
     """The real MqttConsumer in a thread of its own; yields once it is subscribed.
+    `verdicts`: send ID-card verdicts to the readers, as `shaobing ingest` does; `secret`:
+    the HMAC key (the API's, where the test uploads lists through it).
     `config`: ConsumerConfig fields to override."""
     collected = Collected(database_url)
     settings = ConsumerConfig(
@@ -54,10 +64,15 @@ def running_consumer(database_url: str, broker: MqttUrl, **config: Any) -> Itera
         client_id=f"test-ingest-{uuid.uuid4().hex[:8]}",
         **config,
     )
-    consumer = MqttConsumer(settings, Pipeline(RegistryView(), SECRET))
-    with in_background(consumer.run, consumer.connected.is_set, what="consumer"):
-        time.sleep(0.3)  # the SUBSCRIBE goes out right after CONNACK
-        yield collected
+    downlink = Downlink(broker) if verdicts else None
+    consumer = MqttConsumer(settings, Pipeline(RegistryView(), secret, downlink))
+    try:
+        with in_background(consumer.run, consumer.connected.is_set, what="consumer"):
+            time.sleep(0.3)  # the SUBSCRIBE goes out right after CONNACK
+            yield collected
+    finally:
+        if downlink is not None:
+            downlink.close()
 
 
 class Publisher:

@@ -58,9 +58,10 @@ class _ThreadServer(uvicorn.Server):
 
 
 @contextmanager
-def api_server(settings: Settings) -> Iterator[str]:
-    """The real app on a real socket, served from a background thread."""
-    port = free_port()
+def api_server(settings: Settings, *, port: int | None = None) -> Iterator[str]:
+    """The real app on a real socket, served from a background thread (on `port`, to stand
+    in for a restarted API process)."""
+    port = port or free_port()
     config = uvicorn.Config(
         create_app(settings), host="127.0.0.1", port=port, log_config=None, access_log=False
     )

@@ -14,7 +14,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from hub.settings import MqttUrl
-from tests.conftest import issue
+from tests.conftest import ADMIN_TOKEN, issue
 from tests.ingest_helpers import Publisher, running_consumer
 from tests.rules_helpers import running_rules, seed
 from tests.test_registry_api import COMMUNITY, register_area
@@ -112,3 +112,19 @@ def test_mqtt_smoke_alarm_to_websocket(
         created = next_event(ws, "incident.created")
     assert created["incident"]["rule_id"] == "smoke-alarm"
     assert created["incident"]["title"] == "Smoke alarm at 楼村花园 8栋"
+
+
+def test_a_browser_gives_its_token_in_the_first_message(api_url: str, admin: httpx.Client) -> None:
+    """Browsers cannot set headers on a WebSocket, and a token in a URL ends up in logs."""
+    base = api_url.replace("http", "ws", 1) + "/api/v1/stream"
+    with connect(base) as ws:
+        ws.send(json.dumps({"type": "auth", "token": ADMIN_TOKEN}))
+        assert json.loads(ws.recv(timeout=5))["type"] == "stream.ready"
+    with connect(base) as ws, pytest.raises(ConnectionClosed) as closed:
+        ws.send(json.dumps({"type": "auth", "token": "sb_wrong"}))
+        ws.recv(timeout=5)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+    with connect(base) as ws, pytest.raises(ConnectionClosed) as closed:
+        ws.send("not json")
+        ws.recv(timeout=5)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008

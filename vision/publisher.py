@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 import threading
 import time
-import uuid
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 from hub.logs import get_logger
-from hub.mqtt import Unacknowledged, configure
+from hub.mqtt import Unacknowledged, started_client
 from hub.settings import MqttUrl
 
 log = get_logger(__name__)
@@ -22,27 +20,10 @@ class Publisher:
     """Publishes camera events, telemetry and status; paho reconnects and resends QoS 1."""
 
     def __init__(self, url: MqttUrl, *, mqtt_v5: bool = True) -> None:
-        self._client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"shaobing-vision-{uuid.uuid4().hex[:12]}",
-            protocol=mqtt.MQTTv5 if mqtt_v5 else mqtt.MQTTv311,
-        )
-        configure(self._client, url)
-        self._client.on_connect = self._on_connect
+        self._client, self._connected = started_client(url, name="vision", mqtt_v5=mqtt_v5)
         self._unacked = Unacknowledged()
-        self._connected = threading.Event()
         self._seq_lock = threading.Lock()
         self._last_seq = 0
-        self._client.connect_async(url.host, url.port, keepalive=30)
-        self._client.loop_start()
-
-    def _on_connect(
-        self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any
-    ) -> None:
-        if rc.is_failure:
-            log.warning("vision MQTT connection refused", reason=str(rc))
-            return
-        self._connected.set()
 
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)

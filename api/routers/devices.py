@@ -10,6 +10,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 
 from api.deps import AreaFilter, Cursor, DbPool, Limit, Reader, RegistryWriter
+from api.uploads import csv_text
 from devices import registry
 from devices.csv_import import ImportReport, import_devices
 from devices.models import (
@@ -21,7 +22,7 @@ from devices.models import (
     DeviceWithCredentials,
 )
 from devices.paging import Page
-from hub.errors import Invalid, UnsupportedMediaType
+from hub.errors import Invalid
 from ingest.state_reads import DeviceState, StateFilter, state_condition, states_of
 from ingest.telemetry import TelemetryBucket, bucketed, parse_bucket
 
@@ -86,7 +87,7 @@ async def import_csv(
 
     Send the file as the body (`Content-Type: text/csv`) or as a multipart field `file`.
     """
-    text = await _csv_text(request)
+    text = await csv_text(request)
     async with pool.connection() as conn:
         return await import_devices(
             conn, text, scope=who.area_prefix, dry_run=dry_run, all_or_nothing=all_or_nothing
@@ -141,23 +142,3 @@ async def delete_device(device_id: str, who: RegistryWriter, pool: DbPool) -> Re
     async with pool.connection() as conn:
         await registry.delete_device(conn, device_id, scope=who.area_prefix)
     return Response(status_code=204)
-
-
-async def _csv_text(request: Request) -> str:
-    content_type = request.headers.get("content-type", "")
-    if content_type.startswith("multipart/form-data"):
-        form = await request.form()
-        upload = form.get("file")
-        if upload is None or isinstance(upload, str):
-            raise Invalid("multipart body needs a file field named 'file'", field="file")
-        raw = await upload.read()
-    elif content_type.startswith(("text/csv", "text/plain", "application/csv")) or not content_type:
-        raw = await request.body()
-    else:
-        raise UnsupportedMediaType(
-            f"send CSV as text/csv or multipart/form-data, not {content_type}"
-        )
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise Invalid(f"CSV must be UTF-8 (byte {exc.start} is not)", field="body") from None

@@ -1,43 +1,87 @@
-"""/api/v1/incidents: the command centre's loop, report → accept → dispatch → ... → close."""
+"""/api/v1/incidents: the command centre's loop, report → accept → dispatch → ... → close.
+
+Field staff (`grid_worker`) report in their area and see and work only what they reported or
+what was dispatched to their unit; a dispatched unit's link reaches its one incident."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query, Request, UploadFile
+from fastapi.responses import FileResponse
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow
 
 from api.auth import ALL_ROLES, Principal, allow
 from api.deps import AreaFilter, Category, Cursor, DbPool, Limit, Reader
 from api.tokens import Role
 from devices.paging import Page
 from hub.contracts import Priority
-from hub.errors import Forbidden
+from hub.errors import Forbidden, NotFound
 from incidents import store
 from incidents.actions import apply_action
+from incidents.attachments import (
+    Attachment,
+    attachment_file,
+    clean_image,
+    list_attachments,
+    store_attachment,
+)
 from incidents.models import ActionIn, AuditEntry, Incident
+from incidents.reports import ReportIn, file_report
+from incidents.sla import Sla
 from incidents.states import OPEN_STATUSES, Action, Status
 
-router = APIRouter(prefix="/incidents", tags=["incidents"])
-# Dispatchers run the loop; operators may comment (say, on a rule's false alarm); a
-# dispatched unit's link acts on its own incident.
+router = APIRouter(tags=["incidents"])
+FIELD = frozenset({Role.GRID_WORKER, Role.UNIT_LINK})
+# Dispatchers run the loop; operators may comment (say, on a rule's false alarm); field staff
+# and a unit's link act on what is theirs.
 Actor = Annotated[
-    Principal,
-    Depends(allow(frozenset({Role.ADMIN, Role.DISPATCHER, Role.OPERATOR, Role.UNIT_LINK}))),
+    Principal, Depends(allow(frozenset({Role.ADMIN, Role.DISPATCHER, Role.OPERATOR}) | FIELD))
 ]
-OneReader = Annotated[Principal, Depends(allow(ALL_ROLES | {Role.UNIT_LINK}))]
-UNIT_ACTIONS = frozenset({Action.ACKNOWLEDGE, Action.START, Action.RESOLVE, Action.COMMENT})
+OneReader = Annotated[Principal, Depends(allow(ALL_ROLES | FIELD))]
+FieldReader = Annotated[Principal, Depends(allow(ALL_ROLES | {Role.GRID_WORKER}))]
+Reporter = Annotated[
+    Principal,
+    Depends(allow(frozenset({Role.ADMIN, Role.OPERATOR, Role.DISPATCHER, Role.GRID_WORKER}))),
+]
+Uploader = Annotated[
+    Principal, Depends(allow(frozenset({Role.ADMIN, Role.OPERATOR, Role.DISPATCHER}) | FIELD))
+]
+FIELD_ACTIONS = frozenset({Action.ACKNOWLEDGE, Action.START, Action.RESOLVE, Action.COMMENT})
 
 
-def _own_incident(who: Principal, incident_id: int) -> None:
-    """A unit's link reaches its own incident and no other."""
+async def _reach(conn: AsyncConnection[DictRow], who: Principal, incident_id: int) -> Incident:
+    """The incident, if the caller may reach it: in its area, and for field staff theirs."""
     if who.role is Role.UNIT_LINK and who.incident_id != incident_id:
         raise Forbidden("this link is for another incident")
+    incident = await store.get_incident(conn, incident_id, scope=who.area_prefix)
+    if who.role is Role.GRID_WORKER and not _theirs(who, incident):
+        raise NotFound(f"incident {incident_id} not found")
+    return incident
 
 
-@router.get("")
+def _theirs(who: Principal, incident: Incident) -> bool:
+    return incident.reported_by == who.name or (
+        who.unit_id is not None and incident.unit_id == who.unit_id
+    )
+
+
+@router.post("/incidents", status_code=201)
+async def report(body: ReportIn, request: Request, who: Reporter, pool: DbPool) -> Incident:
+    """File a report: an incident in `reported`, `source: report`, with the reporter recorded;
+    it runs through the same loop, deadlines and notifications as a rule's."""
+    who.require_area(body.area)
+    async with pool.connection() as conn, conn.transaction():
+        return await file_report(conn, body, source="report", reported_by=who.name,
+                                 now=datetime.now(UTC),
+                                 sla=Sla.from_settings(request.app.state.settings))  # fmt: skip
+
+
+@router.get("/incidents")
 async def list_incidents(
-    who: Reader,
+    who: FieldReader,
     pool: DbPool,
     status: Annotated[
         list[Status] | None,
@@ -47,6 +91,7 @@ async def list_incidents(
     area: AreaFilter = None,
     category: Category = None,
     priority: Priority | None = None,
+    source: Literal["rule", "report", "public"] | None = None,
     since: datetime | None = None,
     limit: Limit = 100,
     cursor: Cursor = None,
@@ -56,36 +101,81 @@ async def list_incidents(
     if open is not None:
         chosen = OPEN_STATUSES if open else [Status.CLOSED]
         wanted = [s for s in chosen if not status or s in status]
+    mine = (who.name, who.unit_id) if who.role is Role.GRID_WORKER else None
     async with pool.connection() as conn:
         return await store.list_incidents(
             conn, scope=who.area_prefix, status=wanted, area=area, category=category,
-            priority=priority, since=since, limit=limit, cursor=cursor,
+            priority=priority, since=since, source=source, mine=mine, limit=limit,
+            cursor=cursor,
         )  # fmt: skip
 
 
-@router.get("/{incident_id}")
+@router.get("/incidents/{incident_id}")
 async def get_incident(incident_id: int, who: OneReader, pool: DbPool) -> Incident:
-    _own_incident(who, incident_id)
     async with pool.connection() as conn:
-        return await store.get_incident(conn, incident_id, scope=who.area_prefix)
+        return await _reach(conn, who, incident_id)
 
 
-@router.get("/{incident_id}/audit")
+@router.get("/incidents/{incident_id}/audit")
 async def audit(incident_id: int, who: Reader, pool: DbPool) -> list[AuditEntry]:
     async with pool.connection() as conn:
         return await store.audit_trail(conn, incident_id, scope=who.area_prefix)
 
 
-@router.post("/{incident_id}/actions")
+@router.post("/incidents/{incident_id}/actions")
 async def act(incident_id: int, body: ActionIn, who: Actor, pool: DbPool) -> Incident:
-    """Apply an action; 409 when the incident's state does not allow it. A unit's link may
-    acknowledge, start (on site), resolve and comment."""
+    """Apply an action; 409 when the incident's state does not allow it. Field staff and a
+    unit's link may acknowledge, start (on site), resolve and comment, on what is theirs."""
     if who.role is Role.OPERATOR and body.action is not Action.COMMENT:
         raise Forbidden("operators may only comment on incidents")
-    _own_incident(who, incident_id)
-    if who.role is Role.UNIT_LINK and body.action not in UNIT_ACTIONS:
-        raise Forbidden(f"a unit's link may not {body.action.value}")
+    if who.role in FIELD and body.action not in FIELD_ACTIONS:
+        raise Forbidden(f"field staff may not {body.action.value}")
     async with pool.connection() as conn:
+        incident = await _reach(conn, who, incident_id)
+        dispatched = who.unit_id is not None and incident.unit_id == who.unit_id
+        if who.role is Role.GRID_WORKER and body.action is not Action.COMMENT and not dispatched:
+            raise Forbidden("only the unit it was dispatched to works an incident")
         return await apply_action(
             conn, incident_id, body, actor=who.name, scope=who.area_prefix, now=datetime.now(UTC)
         )
+
+
+@router.post(
+    "/incidents/{incident_id}/attachments",
+    status_code=201,
+    responses={413: {"description": "the picture is too large"}},
+)
+async def attach_photo(
+    incident_id: int, file: UploadFile, request: Request, who: Uploader, pool: DbPool
+) -> Attachment:
+    """A photo (multipart field `file`): JPEG or PNG as its bytes say, at most
+    SB_MAX_ATTACHMENT_BYTES, stored without its EXIF and listed on the incident."""
+    settings = request.app.state.settings
+    picture = clean_image(await file.read(settings.max_attachment_bytes + 1),
+                          max_bytes=settings.max_attachment_bytes)  # fmt: skip
+    async with pool.connection() as conn:
+        await _reach(conn, who, incident_id)
+        return await store_attachment(conn, settings.data_dir, incident_id, picture,
+                                      by=who.name)  # fmt: skip
+
+
+@router.get("/incidents/{incident_id}/attachments")
+async def attachments(incident_id: int, who: OneReader, pool: DbPool) -> list[Attachment]:
+    async with pool.connection() as conn:
+        await _reach(conn, who, incident_id)
+        return await list_attachments(conn, incident_id)
+
+
+@router.get(
+    "/attachments/{attachment_id}",
+    response_class=FileResponse,
+    responses={200: {"content": {"image/jpeg": {}, "image/png": {}}}},
+)
+async def attachment(
+    attachment_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")],
+    who: Reader,
+    pool: DbPool,
+) -> FileResponse:
+    async with pool.connection() as conn:
+        content_type, path = await attachment_file(conn, attachment_id, scope=who.area_prefix)
+    return FileResponse(path, media_type=content_type)

@@ -1,0 +1,114 @@
+"""/api/v1/devices/{id}/commands: ask a device to act (silence, self_test, reboot,
+set_report_interval) and follow its answer; and, from an incident, silence the sensors that
+raised it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path
+from pydantic import BaseModel, ConfigDict
+
+from api.auth import Principal, allow
+from api.deps import DbPool, Limit, Reader
+from api.tokens import Role
+from devices import commands, registry
+from devices.commands import (
+    Command,
+    CommandIn,
+    CommandName,
+    CommandStatus,
+    SilenceDuration,
+    Ttl,
+)
+from hub.errors import Conflict
+from incidents import store
+from incidents.states import OPEN_STATUSES
+
+router = APIRouter(tags=["commands"])
+Commander = Annotated[
+    Principal, Depends(allow(frozenset({Role.ADMIN, Role.DISPATCHER, Role.OPERATOR})))
+]
+CommandId = Annotated[str, Path(pattern=r"^cmd_[0-9a-f]{24}$")]
+REFUSED: dict[int | str, dict[str, Any]] = {
+    422: {
+        "description": "the device cannot take this command (its type, or it talks through"
+        " CTWing/OneNET), or the arguments are wrong"
+    }
+}
+
+
+class SilenceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    duration: SilenceDuration = "30m"
+    ttl: Ttl = "5m"
+
+
+class Silenced(BaseModel):
+    incident_id: int
+    commands: list[Command]
+
+
+@router.post("/devices/{device_id}/commands", status_code=202, responses=REFUSED)
+async def send_command(device_id: str, body: CommandIn, who: Commander, pool: DbPool) -> Command:
+    """Queue a command; it is published QoS 1 on `sb/{area}/{device}/cmd` at once and
+    followed: `pending → sent → acked | failed | expired`."""
+    async with pool.connection() as conn, conn.transaction():
+        device = await registry.get_device(conn, device_id, scope=who.area_prefix)
+        return await commands.create_command(conn, device, body, by=who.name,
+                                             now=datetime.now(UTC))  # fmt: skip
+
+
+@router.get("/devices/{device_id}/commands")
+async def list_commands(
+    device_id: str,
+    who: Reader,
+    pool: DbPool,
+    status: CommandStatus | None = None,
+    limit: Limit = 100,
+) -> list[Command]:
+    """A device's commands, newest first."""
+    async with pool.connection() as conn:
+        await registry.get_device(conn, device_id, scope=who.area_prefix)
+        return await commands.list_commands(conn, device_id, status=status, limit=limit)
+
+
+@router.get("/devices/{device_id}/commands/{cmd_id}")
+async def get_command(device_id: str, cmd_id: CommandId, who: Reader, pool: DbPool) -> Command:
+    async with pool.connection() as conn:
+        await registry.get_device(conn, device_id, scope=who.area_prefix)
+        return await commands.get_command(conn, device_id, cmd_id)
+
+
+@router.post("/incidents/{incident_id}/silence-sensors", status_code=202, responses=REFUSED)
+async def silence_sensors(
+    incident_id: int, body: SilenceIn, who: Commander, pool: DbPool
+) -> Silenced:
+    """Silence, for `duration`, the smoke sensors whose alarms this open incident holds (a
+    known false alarm, or the fire is being handled): one `silence` command each, written in
+    the incident's audit trail."""
+    now = datetime.now(UTC)
+    async with pool.connection() as conn, conn.transaction():
+        incident = await store.get_incident(conn, incident_id, scope=who.area_prefix)
+        if incident.status not in OPEN_STATUSES:
+            raise Conflict("the incident is closed", field="incident_id")
+        sources = await store.signal_sources(conn, incident_id, source_type="smoke_sensor")
+        if not sources:
+            raise Conflict("no smoke sensor raised this incident", field="incident_id")
+        order = CommandIn(command=CommandName.SILENCE, args={"duration": body.duration},
+                          ttl=body.ttl)  # fmt: skip
+        sent = []
+        for device_id in sources:
+            device = await registry.get_device(conn, device_id, scope=who.area_prefix)
+            command = await commands.create_command(
+                conn, device, order, by=who.name, now=now, incident_id=incident_id
+            )
+            sent.append(command)
+        await store.record_audit(
+            conn, incident_id, who.name, "silence_sensors", incident.status, incident.status,
+            now, note=f"silenced {len(sent)} sensor(s) for {body.duration}",
+            data={"commands": [c.id for c in sent], "devices": sources},
+        )  # fmt: skip
+    return Silenced(incident_id=incident_id, commands=sent)

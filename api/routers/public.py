@@ -1,0 +1,164 @@
+"""The residents' door: reports through a community's intake key (the QR code on its notice
+board), a receipt to follow them, and a rating once closed (评价). No token: the key says
+which community, the receipt says which report; each client has a budget of requests.
+
+`/api/v1/intake-keys` is where admins and integrators make the keys."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from importlib.resources import files
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, UploadFile
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, Field
+
+from api.auth import Principal, allow
+from api.auth_limit import ClientBudget
+from api.deps import DbPool
+from api.tokens import Role
+from hub.errors import Invalid, Unauthorized
+from incidents import public
+from incidents.actions import apply_action
+from incidents.attachments import Attachment, clean_image, store_attachment
+from incidents.models import ActionIn
+from incidents.reports import PublicReportIn, ReportIn, file_report
+from incidents.sla import Sla
+from incidents.states import Action
+from incidents.store import get_incident
+
+router = APIRouter(tags=["public"])
+page_router = APIRouter()
+KeyManager = Annotated[Principal, Depends(allow(frozenset({Role.ADMIN, Role.INTEGRATOR})))]
+Receipt = Annotated[str, Path(pattern=r"^[Ss][Bb]-[A-Za-z2-7]{20}$")]
+_PAGE = files("api").joinpath("public_page.html").read_text(encoding="utf-8")
+
+
+class PublicReceipt(BaseModel):
+    receipt: str = Field(description="keep it: it follows the report and rates it")
+    report: public.PublicStatus
+
+
+class RatingIn(BaseModel):
+    rating: int = Field(ge=1, le=5)
+    comment: str | None = Field(default=None, max_length=500)
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _budget(request: Request, name: str) -> None:
+    """Spend one of the client's requests of this kind a minute; 429 when none is left."""
+    settings = request.app.state.settings
+    per_minute = (settings.public_reports_per_minute if name == "report"
+                  else settings.public_reads_per_minute)  # fmt: skip
+    budgets: dict[str, ClientBudget] = request.app.state.public_budgets
+    budget = budgets.setdefault(name, ClientBudget(per_minute, 60.0, what=f"{name} requests"))
+    budget.check(_client(request))
+    budget.spend(_client(request))
+
+
+@router.post("/intake-keys", status_code=201)
+async def create_intake_key(
+    body: public.IntakeKeyIn, who: KeyManager, pool: DbPool, request: Request
+) -> public.IssuedIntakeKey:
+    """A key for a community's notice board; shown this once. The QR code's address is
+    `SB_PUBLIC_URL/r?key=<key>`."""
+    who.require_area(body.area)
+    async with pool.connection() as conn:
+        return await public.create_intake_key(conn, body)
+
+
+@router.get("/intake-keys")
+async def list_intake_keys(who: KeyManager, pool: DbPool) -> list[public.IntakeKey]:
+    async with pool.connection() as conn:
+        return await public.list_intake_keys(conn, scope=who.area_prefix)
+
+
+@router.delete("/intake-keys/{key_id}", status_code=204)
+async def revoke_intake_key(key_id: int, who: KeyManager, pool: DbPool) -> Response:
+    async with pool.connection() as conn:
+        await public.revoke_intake_key(conn, key_id, scope=who.area_prefix)
+    return Response(status_code=204)
+
+
+@router.post("/public/reports", status_code=201,
+             responses={401: {"description": "unknown or revoked intake key"},
+                        429: {"description": "too many reports from this client"}})  # fmt: skip
+async def public_report(
+    body: PublicReportIn,
+    request: Request,
+    pool: DbPool,
+    key: Annotated[str | None, Query(max_length=80, description="the intake key")] = None,
+    x_intake_key: Annotated[str | None, Header(max_length=80)] = None,
+) -> PublicReceipt:
+    """A resident's report, in the key's community; the answer carries the receipt."""
+    _budget(request, "report")
+    given = x_intake_key or key or ""
+    async with pool.connection() as conn, conn.transaction():
+        found = await public.intake_area(conn, given)
+        if found is None:
+            request.app.state.failed_auth.failed(_client(request))
+            raise Unauthorized("unknown or revoked intake key")
+        key_id, area = found
+        report = ReportIn(**body.model_dump(), area=area)
+        incident = await file_report(conn, report, source="public",
+                                     reported_by=f"public:intake-{key_id}",
+                                     now=datetime.now(UTC),
+                                     sla=Sla.from_settings(request.app.state.settings))  # fmt: skip
+        receipt = await public.issue_receipt(conn, incident.id)
+    return PublicReceipt(receipt=receipt, report=public.public_status(receipt, incident))
+
+
+@router.get("/public/reports/{receipt}")
+async def public_report_status(
+    receipt: Receipt, request: Request, pool: DbPool
+) -> public.PublicStatus:
+    _budget(request, "read")
+    async with pool.connection() as conn:
+        incident_id = await public.receipt_incident(conn, receipt)
+        incident = await get_incident(conn, incident_id, scope="")
+    return public.public_status(receipt.upper(), incident)
+
+
+@router.post("/public/reports/{receipt}/rating")
+async def rate_report(
+    receipt: Receipt, body: RatingIn, request: Request, pool: DbPool
+) -> public.PublicStatus:
+    """Once the report is closed, once: 1 (poor) to 5 (very good)."""
+    _budget(request, "read")
+    async with pool.connection() as conn:
+        incident_id = await public.receipt_incident(conn, receipt)
+        incident = await apply_action(
+            conn, incident_id, ActionIn(action=Action.RATE, rating=body.rating,
+                                        note=body.comment),
+            actor="resident", scope="", now=datetime.now(UTC),
+        )  # fmt: skip
+    return public.public_status(receipt.upper(), incident)
+
+
+@router.post("/public/reports/{receipt}/attachments", status_code=201)
+async def public_photo(
+    receipt: Receipt, file: UploadFile, request: Request, pool: DbPool
+) -> Attachment:
+    """A photo of what the report is about, while it is open."""
+    _budget(request, "report")
+    settings = request.app.state.settings
+    picture = clean_image(await file.read(settings.max_attachment_bytes + 1),
+                          max_bytes=settings.max_attachment_bytes)  # fmt: skip
+    async with pool.connection() as conn:
+        incident_id = await public.receipt_incident(conn, receipt)
+        incident = await get_incident(conn, incident_id, scope="")
+        if incident.closed_at is not None:
+            raise Invalid("this report is closed", field="receipt")
+        return await store_attachment(conn, settings.data_dir, incident_id, picture,
+                                      by="resident")  # fmt: skip
+
+
+@page_router.get("/r", response_class=HTMLResponse, include_in_schema=False)
+async def public_page() -> HTMLResponse:
+    """The page a resident's phone opens from the QR code: report, follow, rate."""
+    return HTMLResponse(_PAGE, headers={"Cache-Control": "no-store",
+                                        "Referrer-Policy": "no-referrer"})  # fmt: skip

@@ -1,0 +1,331 @@
+"""The console in a real browser (Debian's Chromium through Playwright) against the real hub:
+the API serving the built console, PostgreSQL, mosquitto, the consumer and the rules engine.
+A duty officer logs in, hears and sees a smoke alarm arrive without reloading, and works it
+from the page to a rating, the API agreeing at each step. Screenshots go to
+web/test-results/."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from PIL import Image
+
+from api.console import BUILT
+from hub.embedded.ports import free_port
+from hub.settings import MqttUrl, Settings
+from tests.conftest import issue
+from tests.ingest_helpers import Publisher, running_consumer
+from tests.notify_helpers import wait_until
+from tests.rules_helpers import running_rules, seed
+from tests.services import api_server
+from tests.test_registry_api import COMMUNITY, register_area
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SHOTS = Path(__file__).resolve().parent.parent / "web" / "test-results"
+ELSEWHERE = "440305001001"
+pytestmark = [
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Chromium is not installed"),
+    pytest.mark.skipif(not (BUILT / "index.html").is_file(), reason="run `make console` first"),
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with playwright_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                              args=["--autoplay-policy=no-user-gesture-required"])  # fmt: skip
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def world(admin: httpx.Client, database_url: str) -> httpx.Client:
+    register_area(admin)
+    register_area(admin, ELSEWHERE, "南山社区")
+    # Playwright's sync API keeps an event loop running on this thread: asyncio elsewhere.
+    seeding = threading.Thread(target=seed, args=(database_url,))
+    seeding.start()
+    seeding.join()
+    for body in (
+        {"id": "SD-UI", "type": "smoke_sensor", "area": COMMUNITY, "site": "楼村花园",
+         "building": "3栋", "lat": 22.7801, "lon": 113.9301},
+        {"id": "SD-FAR", "type": "smoke_sensor", "area": ELSEWHERE, "site": "南山花园",
+         "building": "1栋", "lat": 22.52, "lon": 113.93},
+    ):  # fmt: skip
+        assert admin.post("/api/v1/devices", json=body).status_code == 201
+    for unit_id, lat in (("FIRE-1", 22.781), ("FIRE-2", 22.80)):
+        assert admin.post("/api/v1/units", json={
+            "id": unit_id, "name": f"消防站 {unit_id}", "kind": "fire", "area": COMMUNITY,
+            "categories": ["fire"], "lat": lat, "lon": 113.931}).status_code == 201  # fmt: skip
+    return admin
+
+
+def login(browser: Any, base: str, token: str, *, page: Any = None) -> Any:
+    page = page or browser.new_page(locale="zh-CN")
+    page.goto(base + "/")
+    page.wait_for_url("**/login")
+    page.fill("input[name=token]", token)
+    page.click("button[type=submit]")
+    page.wait_for_selector("[data-testid=who]")
+    page.wait_for_selector("text=实时")  # the live stream is up
+    return page
+
+
+def shot(page: Any, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def store_evidence(
+    settings: Settings, database_url: str, camera: str, size: tuple[int, int], event: str
+) -> str:
+    """A camera's evidence picture as a vision worker leaves it: the JPEG and its row."""
+    picture = io.BytesIO()
+    Image.new("RGB", size, (220, 80, 20)).save(picture, "JPEG")
+    evidence_id = hashlib.sha256(picture.getvalue() + camera.encode()).hexdigest()[:32]
+    relative = Path("evidence") / evidence_id[:2] / f"{evidence_id}.jpg"
+    (settings.data_dir / relative).parent.mkdir(parents=True, exist_ok=True)
+    (settings.data_dir / relative).write_bytes(picture.getvalue())
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO evidence (id, camera_id, area, event_type, width, height, bytes, path)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            (evidence_id, camera, COMMUNITY, event, *size, len(picture.getvalue()), str(relative)),
+        )
+    return evidence_id
+
+
+def alarm(pub: Publisher, device: str = "SD-UI", area: str = COMMUNITY, seq: int = 1) -> None:
+    pub.send(f"sb/{area}/{device}/event",
+             {"seq": seq, "ts": int(time.time() * 1000), "type": "smoke_alarm", "smoke": 3.3})  # fmt: skip
+
+
+def test_an_alarm_arrives_live_and_is_worked_to_a_rating_from_the_page(
+    world: httpx.Client, browser: Any, api_url: str, database_url: str, mqtt_server: MqttUrl
+) -> None:
+    dispatcher = issue(api_url, "dispatcher", COMMUNITY[:6])
+    page = login(browser, api_url, dispatcher)
+    assert "调度员" in page.inner_text("[data-testid=who]")
+    assert "440311" in page.inner_text("[data-testid=who]")
+    assert page.evaluate("sessionStorage.getItem('sb_token')") == dispatcher
+    assert dispatcher not in page.url
+    with running_rules(database_url), running_consumer(database_url, mqtt_server):
+        pub = Publisher(mqtt_server)
+        alarm(pub)
+        pub.close()
+        popup = page.wait_for_selector("[role=alertdialog]", timeout=15_000)
+        assert "Smoke alarm at 楼村花园 3栋" in popup.inner_text()
+        row = page.wait_for_selector("[data-incident-id]")
+        incident_id = int(row.get_attribute("data-incident-id"))
+        shot(page, "board-with-alarm")
+        assert page.evaluate("performance.getEntriesByType('navigation').length") == 1
+
+    def api_state() -> dict[str, Any]:
+        body: dict[str, Any] = world.get(f"/api/v1/incidents/{incident_id}").json()
+        return body
+
+    page.click("[role=alertdialog] button.primary")
+    page.wait_for_url(f"**/incidents/{incident_id}")
+    page.wait_for_selector("[data-action=accept]")
+    shot(page, "incident")
+    steps = [("accept", "accepted"), ("dispatch", "dispatched"), ("start", "handling"),
+             ("resolve", "resolved"), ("verify", "verified"), ("close", "closed")]  # fmt: skip
+    for action, status in steps:
+        if action == "dispatch":
+            chosen = page.eval_on_selector("select[name=unit]", "s => s.value")
+            assert chosen == api_state()["suggested_unit_id"] == "FIRE-1"  # the nearest
+        if action == "resolve":
+            page.fill("textarea[name=note]", "误报，厨房油烟")
+        page.click(f"[data-action={action}]")
+        wait_until(lambda status=status: api_state()["status"] == status, timeout=10)
+        page.wait_for_selector(f"[data-field=status]:has-text('{page_status(status)}')")
+    assert api_state()["unit_id"] == "FIRE-1"
+    page.select_option("select[name=rating]", "4")
+    page.click("[data-action=rate]")
+    wait_until(lambda: api_state()["rating"] == 4, timeout=10)
+    page.wait_for_selector("[data-field=rating]")
+    shot(page, "incident-rated")
+    audit = world.get(f"/api/v1/incidents/{incident_id}/audit").json()
+    assert [a["action"] for a in audit][-7:] == ["accept", "dispatch", "start", "resolve",
+                                                  "verify", "close", "rate"]  # fmt: skip
+    page.close()
+
+
+def page_status(status: str) -> str:
+    return {"accepted": "已受理", "dispatched": "已派遣", "handling": "处置中",
+            "resolved": "已处置", "verified": "已核查", "closed": "已结案"}[status]  # fmt: skip
+
+
+def test_a_409_says_what_is_allowed_and_viewers_see_no_buttons(
+    world: httpx.Client, browser: Any, api_url: str
+) -> None:
+    incident = world.post("/api/v1/incidents", json={
+        "category": "fire", "priority": "routine", "title": "楼道堆物", "area": COMMUNITY,
+        "lat": 22.78, "lon": 113.93}).json()  # fmt: skip
+    page = browser.new_page(locale="zh-CN")
+    frozen = threading.Event()  # once set, the stream's news stops reaching the page
+
+    def relay(socket: Any) -> None:
+        server = socket.connect_to_server()
+        server.on_message(lambda message: None if frozen.is_set() else socket.send(message))
+
+    page.route_web_socket("**/api/v1/stream", relay)
+    login(browser, api_url, issue(api_url, "dispatcher", COMMUNITY), page=page)
+    page.goto(f"{api_url}/incidents/{incident['id']}")
+    page.wait_for_selector("[data-action=accept]")
+    frozen.set()
+    world.post(f"/api/v1/incidents/{incident['id']}/actions", json={"action": "accept"})
+    page.click("[data-action=accept]")  # another desk was quicker, and the page has not heard
+    problem = page.wait_for_selector("[role=alert]")
+    assert "当前状态不允许该操作" in problem.inner_text()
+    page.close()
+
+    viewer = login(browser, api_url, issue(api_url, "viewer", COMMUNITY))
+    viewer.goto(f"{api_url}/incidents/{incident['id']}")
+    viewer.wait_for_selector("text=楼道堆物")
+    assert viewer.query_selector_all("[data-action]") == []
+    viewer.close()
+
+
+def test_another_district_sees_none_of_it(world: httpx.Client, browser: Any, api_url: str) -> None:
+    mine = world.post("/api/v1/incidents", json={
+        "category": "fire", "priority": "major", "title": "光明的火情", "area": COMMUNITY}).json()  # fmt: skip
+    world.post("/api/v1/incidents", json={
+        "category": "fire", "priority": "major", "title": "南山的火情", "area": ELSEWHERE})  # fmt: skip
+    page = login(browser, api_url, issue(api_url, "dispatcher", ELSEWHERE[:6]))
+    page.wait_for_selector("[data-incident-id]")
+    titles = page.inner_text(".list")
+    assert "南山的火情" in titles and "光明的火情" not in titles
+    page.goto(f"{api_url}/incidents/{mine['id']}")
+    assert "not found" in page.wait_for_selector("[role=alert]").inner_text()
+    page.close()
+
+
+def test_evidence_pictures_load_with_the_token(
+    world: httpx.Client, browser: Any, api_url: str, database_url: str, settings: Settings
+) -> None:
+    evidence_id = store_evidence(settings, database_url, "CAM-UI", (320, 180), "fire")
+    with psycopg.connect(database_url) as conn:
+        incident_id = conn.execute(
+            "INSERT INTO incidents (group_key, category, priority, status, area, title,"
+            " created_at, updated_at, accept_by, resolve_by, accept_deadline, resolve_deadline,"
+            " signal_count, first_signal_at, last_signal_at, evidence) VALUES ('ui', 'fire',"
+            " 'major', 'reported', %s, '摄像头看到火情', now(), now(), now() + interval '5m',"
+            " now() + interval '4h', now() + interval '5m', now() + interval '4h', 1, now(),"
+            " now(), %s) RETURNING id",
+            (COMMUNITY, json.dumps([{"kind": "camera_fire", "source_id": "CAM-UI",
+                                     "evidence": evidence_id}])),
+        ).fetchone()[0]  # fmt: skip
+    page = login(browser, api_url, issue(api_url, "dispatcher", COMMUNITY))
+    page.goto(f"{api_url}/incidents/{incident_id}")
+    image = page.wait_for_selector(".evidence img")
+    wait_until(lambda: page.evaluate("i => i.naturalWidth", image) == 320, timeout=10)
+    assert image.get_attribute("src").startswith("blob:")  # fetched with the token
+    shot(page, "evidence")
+    page.close()
+
+
+def test_the_stats_and_map_views_render_with_data(
+    world: httpx.Client, browser: Any, api_url: str
+) -> None:
+    for title, priority in (("电动车充电", "major"), ("井盖缺失", "routine")):
+        world.post("/api/v1/incidents", json={"category": "public_safety", "priority": priority,
+                                              "title": title, "area": COMMUNITY, "lat": 22.779,
+                                              "lon": 113.929})  # fmt: skip
+    page = login(browser, api_url, issue(api_url, "dispatcher", COMMUNITY[:6]))
+    page.click("text=统计")
+    row = page.wait_for_selector("[data-group=public_safety]")
+    assert row.inner_text().split()[1] == "2"
+    page.wait_for_selector("canvas")  # the ECharts chart
+    shot(page, "stats")
+    page.click("text=一张图")
+    page.wait_for_selector(".leaflet-container")
+    markers = page.wait_for_selector("path.leaflet-interactive")
+    assert markers is not None
+    assert len(page.query_selector_all("path.leaflet-interactive")) >= 5  # 2 + units + device
+    shot(page, "map")
+    page.click("text=设备")
+    page.wait_for_selector("[data-device-id=SD-UI]")
+    page.click("text=English")
+    page.wait_for_selector("text=Device health")
+    page.close()
+
+
+def test_the_board_recovers_after_the_api_restarts(
+    world: httpx.Client, browser: Any, settings: Settings, api_url: str
+) -> None:
+    second = free_port()
+    with api_server(settings, port=second) as base:
+        page = login(browser, base, issue(base, "dispatcher", COMMUNITY))
+    page.wait_for_selector("text=连接中断", timeout=15_000)  # the API went away
+    world.post("/api/v1/incidents", json={"category": "fire", "priority": "routine",
+                                          "title": "重启期间的上报", "area": COMMUNITY})  # fmt: skip
+    with api_server(settings, port=second):
+        page.wait_for_selector("text=实时", timeout=30_000)
+        page.wait_for_selector("text=重启期间的上报", timeout=10_000)  # fetched again
+        assert page.evaluate("performance.getEntriesByType('navigation').length") == 1
+        shot(page, "board-after-restart")
+    page.close()
+
+
+def test_rules_are_switched_edited_with_field_errors_and_backtested(
+    world: httpx.Client, browser: Any, api_url: str
+) -> None:
+    page = login(browser, api_url, issue(api_url, "operator", ""))
+    page.click("nav >> text=规则")
+    row = page.wait_for_selector("[data-rule-id=smoke-alarm]")
+    row.wait_for_selector("text=准确率")
+    row.query_selector("[data-action=disable]").click()
+    wait_until(lambda: world.get("/api/v1/rules/smoke-alarm").json()["enabled"] is False,
+               timeout=10)  # fmt: skip
+    page.wait_for_selector("[data-rule-id=smoke-alarm] [data-action=enable]")
+    page.click("[data-rule-id=smoke-alarm] [data-action=edit]")
+    document = world.get("/api/v1/rules/smoke-alarm").json()["document"]
+    broken = {**document, "threshold": {"count": 0, "within": "60s"}}
+    page.fill("textarea[name=document]", json.dumps(broken))
+    page.click("[data-action=save]")
+    problem = page.wait_for_selector(".errors")
+    assert "threshold" in problem.inner_text()
+    assert world.get("/api/v1/rules/smoke-alarm").json()["document"]["threshold"] != broken[
+        "threshold"]  # nothing saved  # fmt: skip
+    yaml_draft = "\n".join(f"{key}: {json.dumps(value, ensure_ascii=False)}"
+                           for key, value in document.items())  # fmt: skip
+    page.fill("textarea[name=document]", yaml_draft)
+    page.click("[data-action=backtest]")
+    assert "0" in page.wait_for_selector("[data-testid=backtest]").inner_text()
+    page.click("[data-action=save]")
+    page.wait_for_selector("text=已保存为第")
+    shot(page, "rules")
+    page.close()
+
+
+def test_device_health_and_a_cameras_latest_evidence(
+    world: httpx.Client, browser: Any, api_url: str, database_url: str, settings: Settings
+) -> None:
+    created = world.post("/api/v1/cameras", json={
+        "id": "CAM-DV", "area": COMMUNITY, "site": "楼村花园", "building": "3栋",
+        "stream_url": "rtsp://127.0.0.1:8554/cam"})  # fmt: skip
+    assert created.status_code == 201, created.text
+    store_evidence(settings, database_url, "CAM-DV", (160, 90), "intrusion")
+    page = login(browser, api_url, issue(api_url, "dispatcher", COMMUNITY))
+    page.click("nav >> text=设备")
+    device = page.wait_for_selector("[data-device-id=SD-UI]")
+    assert "从未连接" in device.inner_text()
+    camera = page.wait_for_selector("[data-camera-id=CAM-DV]")
+    camera.wait_for_selector("text=not_analysed")
+    image = camera.wait_for_selector("img")
+    wait_until(lambda: page.evaluate("i => i.naturalWidth", image) == 160, timeout=10)
+    shot(page, "devices")
+    page.close()

@@ -1,0 +1,129 @@
+// Every call the console makes to the hub: one place that adds the token, reads the one
+// error shape (`{"error": {code, message, fields}}`) and knows the paths.
+import type {
+  Action,
+  AuditEntry,
+  Camera,
+  CloseReason,
+  Device,
+  FieldError,
+  Incident,
+  Me,
+  Page,
+  Rule,
+  Signal,
+  Stats,
+  Unit,
+} from './types'
+import { token } from '../session'
+
+export const API = '/api/v1'
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly fields: FieldError[] = [],
+  ) {
+    super(message)
+  }
+}
+
+async function call<T>(path: string, init: RequestInit = {}): Promise<T> {
+  const headers = new Headers(init.headers)
+  const bearer = token()
+  if (bearer) headers.set('Authorization', `Bearer ${bearer}`)
+  if (init.body !== undefined && !headers.has('Content-Type')) {
+    headers.set('Content-Type', 'application/json')
+  }
+  const response = await fetch(API + path, { ...init, headers })
+  if (response.status === 204) return undefined as T
+  const body: unknown = await response.json().catch(() => null)
+  if (!response.ok) {
+    const error = (body as { error?: { code: string; message: string; fields?: FieldError[] } })
+      ?.error
+    throw new ApiError(
+      response.status,
+      error?.code ?? 'error',
+      error?.message ?? response.statusText,
+      error?.fields ?? [],
+    )
+  }
+  return body as T
+}
+
+function query(params: Record<string, string | number | boolean | undefined | string[]>): string {
+  const search = new URLSearchParams()
+  for (const [key, value] of Object.entries(params)) {
+    if (value === undefined || value === '') continue
+    for (const one of Array.isArray(value) ? value : [value]) search.append(key, String(one))
+  }
+  const text = search.toString()
+  return text ? `?${text}` : ''
+}
+
+export interface ActionBody {
+  action: Action
+  unit_id?: string
+  reason?: CloseReason
+  rating?: number
+  note?: string
+}
+
+export interface IncidentFilter {
+  status?: string[]
+  open?: boolean
+  priority?: string
+  category?: string
+  area?: string
+  since?: string
+  cursor?: string
+}
+
+export const api = {
+  me: () => call<Me>('/me'),
+  incidents: (filter: IncidentFilter = {}, limit = 500) =>
+    call<Page<Incident>>(`/incidents${query({ ...filter, limit })}`),
+  incident: (id: number) => call<Incident>(`/incidents/${id}`),
+  audit: (id: number) => call<AuditEntry[]>(`/incidents/${id}/audit`),
+  incidentSignals: (id: number) => call<Signal[]>(`/incidents/${id}/signals`),
+  act: (id: number, body: ActionBody) =>
+    call<Incident>(`/incidents/${id}/actions`, { method: 'POST', body: JSON.stringify(body) }),
+  units: () => call<Page<Unit>>(`/units${query({ limit: 500 })}`),
+  devices: () => call<Page<Device>>(`/devices${query({ limit: 500 })}`),
+  cameras: () => call<Page<Camera>>(`/cameras${query({ limit: 500 })}`),
+  cameraStats: (id: string) => call<Record<string, unknown>>(`/cameras/${id}/stats`),
+  cameraEvidence: (id: string, limit = 3) =>
+    call<{ items: { id: string; event_type: string; created_at: string }[] }>(
+      `/evidence${query({ camera_id: id, limit })}`,
+    ),
+  signals: (limit = 50) => call<Page<Signal>>(`/signals${query({ limit })}`),
+  stats: (groupBy: string, from?: string, to?: string) =>
+    call<Stats>(`/stats${query({ group_by: groupBy, from, to })}`),
+  rules: () => call<Rule[]>('/rules'),
+  setRuleEnabled: (id: string, enabled: boolean) =>
+    call<Rule>(`/rules/${id}`, { method: 'PATCH', body: JSON.stringify({ enabled }) }),
+  /** JSON, or YAML when the text is not JSON (the API takes both). */
+  saveRule: (id: string, document: string) =>
+    call<Rule>(`/rules/${id}`, {
+      method: 'PUT',
+      body: document,
+      headers: { 'Content-Type': document.trimStart().startsWith('{') ? 'application/json' : 'application/yaml' },
+    }),
+  backtest: (id: string, from: string, to: string, rule?: unknown) =>
+    call<{ incidents: number; attached_signals: number; per_day: Record<string, number> }>(
+      `/rules/${id}/backtest`,
+      { method: 'POST', body: JSON.stringify({ from, to, rule }) },
+    ),
+  ruleStats: (id: string, from: string, to: string) =>
+    call<{ fired: number; closed: number; false_alarms: number; precision: number | null }>(
+      `/rules/${id}/stats${query({ from, to })}`,
+    ),
+  /** A picture behind the token (evidence, attachments) as an object URL for an <img>. */
+  async picture(path: string): Promise<string> {
+    const response = await fetch(API + path, { headers: { Authorization: `Bearer ${token()}` } })
+    if (!response.ok) throw new ApiError(response.status, 'picture', response.statusText)
+    return URL.createObjectURL(await response.blob())
+  },
+}

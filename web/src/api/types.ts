@@ -1,0 +1,187 @@
+// The API's shapes the console uses (docs/design.md §6; the OpenAPI document is the reference).
+
+export type Priority = 'emergency' | 'major' | 'routine'
+export type Status =
+  | 'reported'
+  | 'accepted'
+  | 'dispatched'
+  | 'handling'
+  | 'resolved'
+  | 'verified'
+  | 'closed'
+export type Role =
+  | 'admin'
+  | 'integrator'
+  | 'operator'
+  | 'dispatcher'
+  | 'viewer'
+  | 'grid_worker'
+export type Action =
+  | 'accept'
+  | 'dispatch'
+  | 'start'
+  | 'resolve'
+  | 'verify'
+  | 'reject'
+  | 'close'
+  | 'rate'
+  | 'comment'
+export type CloseReason = 'resolved' | 'false_alarm' | 'duplicate' | 'not_responsible'
+
+export interface Me {
+  name: string
+  role: Role
+  area_prefix: string
+  unit_id: string | null
+  map_tiles: string | null
+}
+
+export interface Evidence {
+  evidence?: string
+  camera_id?: string
+  [key: string]: unknown
+}
+
+export interface Incident {
+  id: number
+  rule_id: string | null
+  category: string
+  priority: Priority
+  status: Status
+  area: string
+  site: string | null
+  building: string | null
+  floor: string | null
+  title: string
+  created_at: string
+  updated_at: string
+  accept_by: string
+  resolve_by: string
+  accepted_at: string | null
+  closed_at: string | null
+  close_reason: CloseReason | null
+  unit_id: string | null
+  suggested_unit_id: string | null
+  lat: number | null
+  lon: number | null
+  signal_count: number
+  evidence: Evidence[]
+  escalated_to: string | null
+  escalations: number
+  rating: number | null
+  source: 'rule' | 'report' | 'public'
+}
+
+export interface Page<T> {
+  items: T[]
+  next: string | null
+}
+
+export interface AuditEntry {
+  at: string
+  actor: string
+  action: string
+  from_status: Status | null
+  to_status: Status
+  note: string | null
+  data: Record<string, unknown>
+}
+
+export interface Signal {
+  id: number
+  ts: string
+  kind: string
+  source_id: string
+  source_type: string
+  area: string
+  site: string | null
+  building: string | null
+  value: number | null
+  confidence: number
+  attrs: Record<string, unknown>
+}
+
+export interface Unit {
+  id: string
+  name: string
+  kind: string
+  area: string
+  lat: number | null
+  lon: number | null
+  categories: string[]
+  on_duty: boolean
+}
+
+export interface DeviceState {
+  status: string
+  last_seen: string | null
+  offline_since?: string | null
+  battery_pct: number | null
+  rssi_dbm: number | null
+  fw: string | null
+}
+
+export interface Device {
+  id: string
+  type: string
+  area: string
+  site: string | null
+  building: string | null
+  lat: number | null
+  lon: number | null
+  enabled: boolean
+  state: DeviceState
+}
+
+export interface Camera {
+  id: string
+  area: string
+  site: string | null
+  building: string | null
+  lat: number | null
+  lon: number | null
+  enabled: boolean
+}
+
+export interface GroupStats {
+  key: string
+  total: number
+  by_status: Record<string, number>
+  on_time_accept_rate: number | null
+  closure_rate: number | null
+  accept_mean_s: number | null
+  accept_p90_s: number | null
+  close_mean_s: number | null
+  close_p90_s: number | null
+  mean_rating: number | null
+}
+
+export interface Stats {
+  start: string
+  end: string
+  group_by: string
+  groups: GroupStats[]
+}
+
+export interface Rule {
+  id: string
+  version: number
+  enabled: boolean
+  builtin: boolean
+  document: Record<string, unknown>
+  created_at: string
+  updated_at: string
+}
+
+export interface FieldError {
+  field: string
+  message: string
+}
+
+export interface StreamEvent {
+  type: string
+  id?: number
+  area?: string
+  incident?: Incident
+  [key: string]: unknown
+}

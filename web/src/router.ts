@@ -1,0 +1,25 @@
+import { createRouter, createWebHistory } from 'vue-router'
+import { session, token } from './session'
+import BoardView from './views/BoardView.vue'
+import LoginView from './views/LoginView.vue'
+
+// Each path here is also served by the hub (api/console.py PAGES), so a reload lands here.
+export const router = createRouter({
+  history: createWebHistory(),
+  routes: [
+    { path: '/', component: BoardView },
+    { path: '/login', component: LoginView, meta: { public: true } },
+    { path: '/incidents/:id', component: () => import('./views/IncidentView.vue'),
+      props: (route) => ({ id: Number(route.params.id) }) },
+    { path: '/map', component: () => import('./views/MapView.vue') },
+    { path: '/devices', component: () => import('./views/DevicesView.vue') },
+    { path: '/stats', component: () => import('./views/StatsView.vue') },
+    { path: '/rules', component: () => import('./views/RulesView.vue') },
+  ],
+})
+
+router.beforeEach((to) => {
+  if (to.meta.public) return true
+  if (!token()) return '/login'
+  return session.me ? true : undefined
+})
