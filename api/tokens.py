@@ -13,7 +13,8 @@ from psycopg.rows import DictRow
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from devices.area_codes import check_scope
-from hub.errors import NotFound
+from devices.units import get_unit
+from hub.errors import Invalid, NotFound
 
 _PREFIX = "sb_"
 _COLUMNS = "id, name, role, area_prefix, unit_id, created_at, revoked_at, expires_at"
@@ -93,7 +94,14 @@ def hash_token(token: str) -> str:
 async def issue_token(
     conn: AsyncConnection[DictRow], data: TokenIn, *, created_by: int | None = None
 ) -> IssuedToken:
-    """Create a token; its clear text is returned this once and never stored."""
+    """Create a token; its clear text is returned this once and never stored. A grid
+    worker's unit must be one within the token's area (422 otherwise)."""
+    if data.unit_id is not None:
+        try:
+            await get_unit(conn, data.unit_id, scope=data.area_prefix)
+        except NotFound:
+            raise Invalid(f"no unit {data.unit_id} within {data.area_prefix or 'all areas'}",
+                          field="unit_id") from None  # fmt: skip
     token = _PREFIX + secrets.token_urlsafe(32)
     cur = await conn.execute(
         "INSERT INTO api_tokens (name, role, area_prefix, token_hash, created_by, expires_at,"

@@ -26,7 +26,8 @@ from hub.errors import NotFound
 _SELECT = (
     "SELECT "
     + ", ".join(f"d.{c.strip()}" for c in COLUMNS.split(","))
-    + ", c.stream_url, c.fps, c.zones FROM devices d JOIN cameras c ON c.device_id = d.id"
+    + ", c.stream_url, c.fps, c.zones, c.settings FROM devices d"
+    " JOIN cameras c ON c.device_id = d.id"
 )
 
 
@@ -62,12 +63,14 @@ async def create_camera(conn: AsyncConnection[DictRow], data: CameraIn) -> Camer
         ),
     )
     await conn.execute(
-        "INSERT INTO cameras (device_id, stream_url, fps, zones) VALUES (%s, %s, %s, %s)",
+        "INSERT INTO cameras (device_id, stream_url, fps, zones, settings)"
+        " VALUES (%s, %s, %s, %s, %s)",
         (
             data.id,
             data.stream_url,
             data.fps,
             Jsonb([z.model_dump(mode="json") for z in data.zones]),
+            Jsonb(data.settings.model_dump(mode="json", exclude_defaults=True)),
         ),
     )
     camera = await get_camera(conn, data.id, scope="")
@@ -107,7 +110,10 @@ async def update_camera(
 ) -> Camera:
     await get_camera(conn, camera_id, scope=scope)
     stream = changes.model_dump(exclude_unset=True, include={"stream_url", "fps"})
-    placement = changes.model_dump(exclude_unset=True, exclude={"stream_url", "fps"})
+    if changes.settings is not None:
+        stream["settings"] = Jsonb(changes.settings.model_dump(mode="json", exclude_defaults=True))
+    placement = changes.model_dump(exclude_unset=True,
+                                   exclude={"stream_url", "fps", "settings"})  # fmt: skip
     if placement:
         await update_device(conn, camera_id, DeviceUpdate(**placement), scope=scope)
     if stream:

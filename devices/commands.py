@@ -149,6 +149,9 @@ _COLUMNS = (
 
 def check_commandable(device: Device, command: CommandName) -> None:
     """422 for a device that cannot take this command from the hub, saying why."""
+    if not device.enabled:
+        raise Invalid(f"device {device.id} is disabled: the broker does not let it in",
+                      field="command")  # fmt: skip
     platform = next((tag for tag in PLATFORM_TAGS if tag in device.tags), None)
     if platform is not None:
         name = "CTWing" if platform == "ctwing_id" else "OneNET"

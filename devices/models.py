@@ -1,4 +1,4 @@
-"""Request and response shapes of the registry (DESIGN §8)."""
+"""Request and response shapes of the registry (design §6)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from devices.area_codes import AreaLevel, check_area_code
+from devices.camera_settings import CameraSettings
 from devices.zones import Zone
 
 AreaCode = Annotated[
@@ -169,6 +170,7 @@ class CameraIn(DevicePlacement):
     stream_url: Annotated[str, Field(min_length=1, max_length=2048)]
     fps: Annotated[float, Field(gt=0, le=30)] = 2.0
     zones: Annotated[list[Zone], Field(max_length=64)] = Field(default_factory=list)
+    settings: CameraSettings = Field(default_factory=CameraSettings)
 
     @model_validator(mode="after")
     def _unique_zone_names(self) -> CameraIn:
@@ -183,6 +185,7 @@ class CameraUpdate(_Located):
     stream_url: Annotated[str, Field(min_length=1, max_length=2048)] | None = None
     fps: Annotated[float, Field(gt=0, le=30)] | None = None
     enabled: bool | None = None
+    settings: CameraSettings | None = Field(default=None, description="replaced as a whole")
 
 
 class ZonesIn(Strict):
@@ -198,6 +201,7 @@ class Camera(Device):
     stream_url: str
     fps: float
     zones: list[Zone]
+    settings: CameraSettings = Field(default_factory=CameraSettings)
 
 
 class CameraWithCredentials(Camera):

@@ -117,6 +117,17 @@ async def get_device(conn: AsyncConnection[DictRow], device_id: str, *, scope: s
     )
 
 
+async def devices_by_id(
+    conn: AsyncConnection[DictRow], device_ids: list[str], *, scope: str
+) -> list[Device]:
+    """Those of the devices that exist in scope, by id."""
+    cur = await conn.execute(
+        f"SELECT {COLUMNS} FROM devices WHERE id = ANY(%s) AND area LIKE %s ORDER BY id",
+        (device_ids, scope + "%"),
+    )
+    return [Device.model_validate(row) for row in await cur.fetchall()]
+
+
 async def list_devices(
     conn: AsyncConnection[DictRow],
     *,

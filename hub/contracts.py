@@ -1,4 +1,4 @@
-"""The contract types several packages share (DESIGN §3, §4, §6): one place for each.
+"""The contract types several packages share (design §2, §3, §4): one place for each.
 
 Ingest and vision produce signals, rules consume them, incidents carry their priority, the
 API and the console show them. Kept in the kernel so that no domain package needs another one
@@ -28,7 +28,7 @@ class Priority(StrEnum):
 PRIORITY_RANK = {Priority.ROUTINE: 0, Priority.MAJOR: 1, Priority.EMERGENCY: 2}
 
 
-# --- camera events (DESIGN §3) ------------------------------------------------------------
+# --- camera events (design §2) ------------------------------------------------------------
 
 # What a vision worker may publish on a camera's event channel.
 CameraEventType = Literal[
@@ -58,7 +58,7 @@ SMOKE_EVENT_SIGNALS: dict[str, str] = {
     "test": "smoke_test",  # a test alarm is not a fire
 }
 
-# --- signals (DESIGN §4) ------------------------------------------------------------------
+# --- signals (design §3) ------------------------------------------------------------------
 
 # Every signal kind ingest and vision raise; rules may match only these.
 KINDS = frozenset(

@@ -147,7 +147,7 @@ class Settings(BaseSettings):
         default=20, ge=1, le=1_000_000,
         description="failed authentications a client may make in 10 s before 429s",
     )  # fmt: skip
-    # Accept and resolve deadlines per priority, `accept/resolve` (DESIGN §7's defaults).
+    # Accept and resolve deadlines per priority, `accept/resolve` (design §5's defaults).
     sla_emergency: str = Field(default="1m/30m", description="accept/resolve of emergencies")
     sla_major: str = Field(default="5m/4h", description="accept/resolve of major incidents")
     sla_routine: str = Field(default="30m/3d", description="accept/resolve of routine ones")

@@ -1,4 +1,4 @@
-"""Incident shapes at the API edge (DESIGN §8)."""
+"""Incident shapes at the API edge (design §6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The incident loop (DESIGN §7): which action moves which state where."""
+"""The incident loop (design §5): which action moves which state where."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ payload can hold an ID number or a name in shapes no filter foresees (split numb
 field names). So bytes are kept only when the message came from a registered device that is
 not an ID-card reader and nothing in it looks like a person: no CJK text (names, addresses),
 no run of 15 or more digits once separators are removed (ID numbers, IMEIs), no card or
-name fields. Everything else keeps its reason and detail only (DESIGN §5).
+name fields. Everything else keeps its reason and detail only (design §3).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Uplink payloads per device type and channel (DESIGN §3), validated straight from JSON bytes."""
+"""Uplink payloads per device type and channel (design §2), validated straight from JSON bytes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The rules the hub ships with (DESIGN §6); seeded once, then the operators' to edit."""
+"""The rules the hub ships with (design §4); seeded once, then the operators' to edit."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The rule document (DESIGN §6), validated so that every error names its field."""
+"""The rule document (design §4), validated so that every error names its field."""
 
 from __future__ import annotations
 

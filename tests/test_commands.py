@@ -166,6 +166,9 @@ def test_who_may_command_and_what_is_refused(sensors: httpx.Client, client_for: 
                                           "area": COMMUNITY, "tags": {"ctwing_id": "ct-9"}})  # fmt: skip
     assert_error(operator.post("/api/v1/devices/NB-CMD/commands", json={"command": "reboot"}),
                  422, "validation_error", "CTWing")  # fmt: skip
+    sensors.patch(f"/api/v1/devices/{OTHER}", json={"enabled": False})
+    assert_error(operator.post(f"/api/v1/devices/{OTHER}/commands", json={"command": "reboot"}),
+                 422, "validation_error", "disabled")  # fmt: skip
 
 
 def test_an_incident_silences_the_sensors_that_raised_it(

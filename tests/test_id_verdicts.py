@@ -213,6 +213,8 @@ def test_register_uploads_report_bad_rows_without_storing_them(
     assert_error(client_for("operator", "440305").get(path), 404, "not_found")
     assert_error(community.post("/api/v1/registers", json={"area": COMMUNITY, "name": "again"}),
                  409, "conflict")  # fmt: skip
+    assert_error(community.post("/api/v1/registers", json={"area": "440311009009", "name": "x"}),
+                 422, "validation_error", "not registered")  # fmt: skip
     gone = listed[0]["id_hash"]
     assert community.delete(f"{path}/{gone}").status_code == 204
     assert_error(community.delete(f"{path}/{gone}"), 404, "not_found")

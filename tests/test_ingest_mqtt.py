@@ -147,7 +147,7 @@ def test_every_dead_letter_reason_beside_good_messages(
                 {"seq": 7, "ts": now_ms(), "type": "intrusion"},
             ),
             "schema": (topic("SD-1"), telemetry(8, smoke="lots")),
-            "duplicate": (topic("SD-1"), telemetry(2)),
+            "duplicate": (topic("SD-1"), good[1]),  # a redelivery: the same seq and ts
             "bad_timestamp": (topic("SD-1"), {"seq": 9, "ts": now_ms() + 86_400_000}),
             "bad_id_number": (
                 topic("RD-1", "event"),

@@ -175,6 +175,10 @@ def test_a_grid_worker_reports_in_their_grid_and_works_only_what_is_theirs(
     assert dispatcher.get("/api/v1/incidents?source=rule").json()["items"] == []
     unit_less = grid_worker(api_url, unit_id=None)
     assert unit_less.get("/api/v1/incidents").json()["items"] == []
+    for unit, area in (("GW-NONE", COMMUNITY), ("GW-7", OTHER_COMMUNITY)):  # none, or not there
+        refused = community.post("/api/v1/tokens", json={"name": "x", "role": "grid_worker",
+                                                         "area_prefix": area, "unit_id": unit})  # fmt: skip
+        assert_error(refused, 422, "validation_error", unit)
 
 
 def test_uploads_that_are_not_pictures_or_too_large_are_refused(

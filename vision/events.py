@@ -11,7 +11,7 @@ Point = tuple[float, float]
 
 @dataclass(slots=True)
 class Event:
-    type: str  # the camera event types of DESIGN §3
+    type: str  # the camera event types of design §2
     ts: float  # epoch seconds of the frame that decided it
     confidence: float = 1.0
     zone: str | None = None
@@ -25,7 +25,7 @@ class Event:
     outline: list[Point] | None = None
 
     def payload(self, seq: int, evidence: str | None) -> dict[str, Any]:
-        """The MQTT event payload (DESIGN §3), without empty fields."""
+        """The MQTT event payload (design §2), without empty fields."""
         body: dict[str, Any] = {
             "seq": seq,
             "ts": round(self.ts * 1000),

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+from devices.camera_settings import Mask
+from vision.masks import raster
 
 HEIGHT = 120  # rows of the analysed thumbnail; motion does not need more
 _KERNEL = np.ones((3, 3), np.uint8)
@@ -20,19 +24,25 @@ class MotionConfig:
 
 
 class MotionDetector:
-    """Keeps a running-average background; `update` says what fraction of the frame moved."""
+    """Keeps a running-average background; `update` says what fraction of the frame moved.
+    `masks`: where motion never counts (an on-screen clock would keep the detector busy)."""
 
-    def __init__(self, config: MotionConfig | None = None) -> None:
+    def __init__(self, config: MotionConfig | None = None, masks: Sequence[Mask] = ()) -> None:
         self.config = config or MotionConfig()
+        self.masks = list(masks)
         self._background: np.ndarray | None = None
+        self._keep: np.ndarray | None = None
 
     def update(self, image: np.ndarray) -> float:
         """Fraction of the frame (0..1) covered by moving blobs; 1.0 for the first frame."""
         grey = _thumbnail(image)
         if self._background is None or self._background.shape != grey.shape:
             self._background = grey.astype(np.float32)
+            self._keep = raster(self.masks, *grey.shape)
             return 1.0
         diff = cv2.absdiff(grey, cv2.convertScaleAbs(self._background))
+        if self._keep is not None:
+            diff = cv2.bitwise_and(diff, self._keep)
         _, mask = cv2.threshold(diff, self.config.threshold, 255, cv2.THRESH_BINARY)
         mask = cv2.dilate(mask, _KERNEL, iterations=2)
         contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)

@@ -6,14 +6,15 @@ from dataclasses import dataclass, field
 
 from devices.models import Camera
 from vision.analytics.fall import Fall
-from vision.analytics.fire import FireSmoke
+from vision.analytics.fire import FireConfig, FireSmoke
 from vision.analytics.tamper import Tamper
 from vision.analytics.zones import Analytic, LineCrossing, analytics_for
 from vision.capture import Frame, FrameSource, open_source
 from vision.detector import Detections, Detector
 from vision.events import Event
 from vision.evidence import Picture, render
-from vision.motion import MotionDetector
+from vision.masks import drop_masked
+from vision.motion import MotionConfig, MotionDetector
 from vision.tracking import CameraTracker, Track
 
 
@@ -56,12 +57,22 @@ class CameraPipeline:
         self.camera = camera
         self.gating = gating
         self.source = source or open_source(camera.stream_url, camera.fps)
-        self.motion = MotionDetector()
+        settings = camera.settings
+        self.settings = settings
+        self.motion = MotionDetector(
+            MotionConfig(threshold=settings.motion.threshold,
+                         contour_area=settings.motion.contour_area),
+            settings.motion.masks,
+        )  # fmt: skip
         self.tracker = CameraTracker(models.detector.names, camera.fps)
         self.zones: list[Analytic] = [a for z in camera.zones for a in analytics_for(z)]
-        self.fire = FireSmoke(models.fire.names) if models.fire else None
-        self.fall = Fall() if models.pose else None
-        self.tamper = Tamper()
+        self.fire = (
+            FireSmoke(models.fire.names, FireConfig(interval_s=settings.analytics.fire_interval_s))
+            if models.fire and settings.analytics.fire
+            else None
+        )
+        self.fall = Fall() if models.pose and settings.analytics.falls else None
+        self.tamper = Tamper() if settings.analytics.tamper else None
         self.counters = CameraCounters()
         self.last_detect = float("-inf")
         self.last_motion = float("-inf")
@@ -83,19 +94,23 @@ class CameraPipeline:
         moving = self.motion.update(frame.image) > 0.0
         if moving:
             self.last_motion = frame.ts
-        due = frame.ts - self.last_detect >= self.gating.refresh_s
-        if moving or due:
+        since = frame.ts - self.last_detect
+        due = since >= self.gating.refresh_s
+        paced = self.settings.detect_fps is None or since >= 1.0 / self.settings.detect_fps
+        if (moving or due) and paced:
             return True
         self.counters.skipped += 1
         return False
 
     def tamper_events(self, frame: Frame) -> list[Event]:
-        return self.tamper.update(frame.ts, frame.image)
+        return self.tamper.update(frame.ts, frame.image) if self.tamper else []
 
     def detected(self, frame: Frame, dets: Detections) -> None:
         self.counters.detected += 1
         self.last_detect = frame.ts
-        self.tracker.update(dets, frame.image.shape[:2], frame.ts)
+        height, width = frame.image.shape[:2]
+        kept = drop_masked(dets, self.settings.object_masks, height, width)
+        self.tracker.update(kept, (height, width), frame.ts)
 
     def zone_events(self, frame: Frame) -> list[Event]:
         tracks = self.tracks

@@ -1,4 +1,4 @@
-"""MQTT publishing on the cameras' behalf (DESIGN §3), at QoS 1 through a resilient client."""
+"""MQTT publishing on the cameras' behalf (design §2), at QoS 1 through a resilient client."""
 
 from __future__ import annotations
 

@@ -99,16 +99,18 @@ async def silence_sensors(
             raise Conflict("no smoke sensor raised this incident", field="incident_id")
         order = CommandIn(command=CommandName.SILENCE, args={"duration": body.duration},
                           ttl=body.ttl)  # fmt: skip
-        sent = []
-        for device_id in sources:
-            device = await registry.get_device(conn, device_id, scope=who.area_prefix)
-            command = await commands.create_command(
-                conn, device, order, by=who.name, now=now, incident_id=incident_id
-            )
-            sent.append(command)
+        # Sensors deleted or disabled since their alarm are passed over, not an error.
+        devices = [d for d in await registry.devices_by_id(conn, sources, scope=who.area_prefix)
+                   if d.enabled]  # fmt: skip
+        if not devices:
+            raise Conflict("the sensors that raised this incident are gone or disabled",
+                           field="incident_id")  # fmt: skip
+        sent = [await commands.create_command(conn, d, order, by=who.name, now=now,
+                                              incident_id=incident_id)
+                for d in devices]  # fmt: skip
         await store.record_audit(
             conn, incident_id, who.name, "silence_sensors", incident.status, incident.status,
             now, note=f"silenced {len(sent)} sensor(s) for {body.duration}",
-            data={"commands": [c.id for c in sent], "devices": sources},
+            data={"commands": [c.id for c in sent], "devices": [c.device_id for c in sent]},
         )  # fmt: skip
     return Silenced(incident_id=incident_id, commands=sent)

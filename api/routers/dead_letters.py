@@ -1,5 +1,5 @@
 """/api/v1/dead-letters: the messages the hub refused, with the reason, newest first, so an
-integrator can see why a device's messages vanish (never their personal data: DESIGN §5)."""
+integrator can see why a device's messages vanish (never their personal data: design §3)."""
 
 from __future__ import annotations
 

@@ -12,7 +12,9 @@ from api.auth import Principal, allow
 from api.deps import Cursor, DbPool, Limit
 from api.tokens import Role
 from api.uploads import csv_text
+from devices.areas import existing_areas
 from devices.paging import Page
+from hub.errors import Invalid
 from hub.secret import hmac_key
 from ingest import registers
 from ingest.registers import Register, RegisterIn, Resident, ResidentsIn, UploadReport
@@ -28,6 +30,8 @@ async def create_register(body: RegisterIn, who: Keeper, pool: DbPool) -> Regist
     """Start a community's register; from then on its reads are checked against it."""
     who.require_area(body.area)
     async with pool.connection() as conn:
+        if not await existing_areas(conn, {body.area}):
+            raise Invalid(f"area {body.area} is not registered", field="area")
         return await registers.create_register(conn, body)
 
 

@@ -32,7 +32,7 @@ class EnabledIn(BaseModel):
 
 @router.post("", status_code=201)
 async def create_rule(request: Request, who: RuleWriter, pool: DbPool) -> store.StoredRule:
-    """Create a rule from a JSON or YAML document (DESIGN §6)."""
+    """Create a rule from a JSON or YAML document (design §4)."""
     rule = await _rule_from(request)
     who.require_area(rule.area_prefix)
     async with pool.connection() as conn:

@@ -1,7 +1,7 @@
-"""/api/v1/signals: what devices and cameras raised (DESIGN §4), newest first, by area.
+"""/api/v1/signals: what devices and cameras raised (design §3), newest first, by area.
 
 Signals of ID-card reads carry the card's keyed hash and masked number, never the number
-(DESIGN §5); they are shown to the roles that see ID-card reads only.
+(design §3); they are shown to the roles that see ID-card reads only.
 """
 
 from __future__ import annotations

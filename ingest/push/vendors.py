@@ -1,7 +1,7 @@
 """Vendor smoke-sensor reports, decoded into the hub's own telemetry and events.
 
 A vendor decoder takes the fields a device reported (after the platform's envelope is removed)
-and returns uplink bodies in DESIGN §3 shape, without `seq` and `ts` (the receiver adds them).
+and returns uplink bodies in design §2 shape, without `seq` and `ts` (the receiver adds them).
 
 The default decoder (`alarm_status`) knows the names NB-IoT smoke sensors use on CTWing and
 OneNET object models, in any letter case: the `Alarm_Status` code table, the `smoke_state`,
