@@ -55,6 +55,8 @@ class _CameraCollector(Collector):
                                    labels=["camera", "outcome"])  # fmt: skip
         reconnects = GaugeMetricFamily("sb_camera_reconnects", "Stream reconnects",
                                        labels=["camera"])  # fmt: skip
+        decode = GaugeMetricFamily("sb_camera_decode_cpu", "CPU cores spent decoding the stream",
+                                   labels=["camera"])  # fmt: skip
         for row in self.rows:
             cid = row["camera_id"]
             for stage in ("camera", "process", "skipped", "detection"):
@@ -62,7 +64,8 @@ class _CameraCollector(Collector):
             for outcome in ("read", "dropped", "skipped"):
                 frames.add_metric([cid, outcome], float(row[f"frames_{outcome}"]))
             reconnects.add_metric([cid], float(row["reconnects"]))
-        yield from (fps, frames, reconnects)
+            decode.add_metric([cid], float(row["decode_cpu"]))
+        yield from (fps, frames, reconnects, decode)
 
 
 class MetricsMiddleware:

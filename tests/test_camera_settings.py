@@ -15,6 +15,7 @@ import pytest
 from devices.camera_settings import Mask
 from tests.test_registry_api import COMMUNITY, assert_error, register_area
 from tests.vision_media import FIRE, MEDIA, POSE, WALKWAY, YOLO, camera, replay, require_media
+from vision.capture import open_source
 from vision.detector import Detections, Detector
 from vision.masks import drop_masked
 from vision.pipeline import Engine, Gating, Models
@@ -125,3 +126,15 @@ def test_object_masks_and_switched_off_analytics(models: Models) -> None:
     assert {"fire", "smoke"} & set(run_clip(models, "fire_smoke_cctv.mp4", 2))
     off = {"analytics": {"fire": False, "falls": False, "tamper": False}}
     assert not {"fire", "smoke", "tamper"} & set(run_clip(models, "fire_smoke_cctv.mp4", 2, **off))
+
+
+def test_decoding_is_measured_per_frame_read() -> None:
+    """The reading thread's CPU in grab and retrieve: every frame read costs some."""
+    require_media()
+    source = open_source(replay("pedestrians_crosswalk.mp4"), 2)
+    frames = [source.next_frame() for _ in range(10)]
+    source.close()
+    assert all(f is not None for f in frames)
+    counters = source.counters
+    assert counters.frames_read > len(frames)  # skipped frames are grabbed, not converted
+    assert 0 < counters.decode_s / counters.frames_read < 0.5

@@ -141,8 +141,11 @@ def test_two_workers_share_cameras_publish_events_and_survive_a_kill(
              " AND process_fps > 0", lambda n: n == 1, timeout=20)  # fmt: skip
     stats = cameras.get("/api/v1/cameras/CAM-CROSS/stats").json()
     assert stats["stream"] == "live" and stats["process_fps"] > 0 and stats["frames_read"] > 0
+    # Decoding the stream is a camera's largest cost before any analysis: it is measured.
+    assert 0 < stats["decode_cpu"] < 2 and 0 < stats["decode_ms_per_frame"] < 1000
     metrics = cameras.get("/metrics").text
     assert 'sb_camera_fps{camera="CAM-CROSS",stage="process"}' in metrics
+    assert 'sb_camera_decode_cpu{camera="CAM-CROSS"}' in metrics
 
 
 def test_bad_zone_params_are_refused_at_registration(admin: httpx.Client) -> None:

@@ -45,6 +45,23 @@ class CaptureCounters:
     frames_read: int = 0  # decoded from the stream
     frames_dropped: int = 0  # converted but replaced by a newer one before the analyser came
     reconnects: int = 0
+    decode_s: float = 0.0  # CPU time of the reading thread in grab and retrieve
+
+
+class _Timed:
+    """CPU time (of the calling thread) spent inside `with`, added to a source's counters."""
+
+    __slots__ = ("counters", "started")
+
+    def __init__(self, counters: CaptureCounters) -> None:
+        self.counters = counters
+        self.started = 0.0
+
+    def __enter__(self) -> None:
+        self.started = time.thread_time()
+
+    def __exit__(self, *_: object) -> None:
+        self.counters.decode_s += time.thread_time() - self.started
 
 
 class FrameSource(Protocol):
@@ -199,8 +216,11 @@ class LiveSource:
         started = time.monotonic()
         index = 0
         next_due = 0.0
+        decoding = _Timed(self.counters)
         while not self._stop.is_set():
-            if not cap.grab():
+            with decoding:
+                grabbed = cap.grab()
+            if not grabbed:
                 return "end of file" if self.spec.is_file else "read failed"
             index += 1
             self.counters.frames_read += 1
@@ -212,7 +232,8 @@ class LiveSource:
             now = time.monotonic()
             if now < next_due:
                 continue
-            ok, image = cap.retrieve()
+            with decoding:
+                ok, image = cap.retrieve()
             if not ok:
                 return "decode failed"
             next_due = now + self.interval * 0.9  # a little early, so jitter does not halve fps
@@ -252,12 +273,16 @@ class ReplaySource:
     def next_frame(self) -> Frame | None:
         if self._cap is None or self.ended:
             return None
+        with _Timed(self.counters):
+            return self._read_next(self._cap)
+
+    def _read_next(self, cap: cv2.VideoCapture) -> Frame | None:
         for _ in range(self._step - 1):  # decode but do not convert the frames we skip
-            if not self._cap.grab():
+            if not cap.grab():
                 return self._end()
             self._index += 1
             self.counters.frames_read += 1
-        ok, image = self._cap.read()
+        ok, image = cap.read()
         if not ok:
             return self._end()
         self._index += 1
@@ -270,7 +295,7 @@ class ReplaySource:
             self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
             self.started += self._index / self._native
             self._index = 0
-            return self.next_frame()
+            return self._read_next(self._cap)  # inside next_frame's timing already
         self.ended = True
         return None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from devices.models import Camera
@@ -32,6 +33,7 @@ class Gating:
 
 @dataclass(slots=True)
 class CameraCounters:
+    started: float = field(default_factory=time.monotonic)  # rates start from here
     analysed: int = 0  # frames the analyser took
     skipped: int = 0  # of those, frames where motion gating spared the detector
     detected: int = 0  # frames the detector ran on

@@ -20,6 +20,8 @@ FRAMES = Counter("sb_vision_frames_total", "Frames by what happened to them", ["
 EVENTS = Counter("sb_vision_events_total", "Events published", ["camera", "type"])
 RECONNECTS = Gauge("sb_vision_reconnects", "Stream reconnects since the camera was claimed",
                    ["camera"])  # fmt: skip
+DECODE = Counter("sb_vision_decode_seconds_total", "CPU seconds spent reading streams",
+                 ["camera"])  # fmt: skip
 
 STAGES = ("camera", "process", "skipped", "detection")
 
@@ -32,6 +34,7 @@ class _Last:
     skipped: int
     detected: int
     dropped: int
+    decode_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +43,8 @@ class CameraRates:
     process_fps: float
     skipped_fps: float
     detection_fps: float
+    decode_cpu: float = 0.0  # cores spent decoding the stream
+    decode_ms_per_frame: float = 0.0  # CPU per frame read (grabbed or converted)
 
 
 class StatsKeeper:
@@ -51,14 +56,18 @@ class StatsKeeper:
     def sample(self, pipeline: CameraPipeline) -> CameraRates:
         cid, c, src = pipeline.camera.id, pipeline.counters, pipeline.source.counters
         now = time.monotonic()
-        last = self._last.get(cid) or _Last(now, 0, 0, 0, 0, 0)
+        last = self._last.get(cid) or _Last(c.started, 0, 0, 0, 0, 0)  # since it started
         span = max(now - last.at, 1e-6)
+        decoded, read = src.decode_s - last.decode_s, src.frames_read - last.read
         rates = CameraRates(
-            camera_fps=(src.frames_read - last.read) / span,
+            camera_fps=read / span,
             process_fps=(c.analysed - last.analysed) / span,
             skipped_fps=(c.skipped - last.skipped) / span,
             detection_fps=(c.detected - last.detected) / span,
+            decode_cpu=decoded / span,
+            decode_ms_per_frame=1000 * decoded / read if read else 0.0,
         )
+        DECODE.labels(cid).inc(max(decoded, 0.0))
         FRAMES.labels(cid, "read").inc(src.frames_read - last.read)
         FRAMES.labels(cid, "analysed").inc(c.analysed - last.analysed)
         FRAMES.labels(cid, "skipped").inc(c.skipped - last.skipped)
@@ -68,7 +77,7 @@ class StatsKeeper:
             FPS.labels(cid, stage).set(round(value, 3))
         RECONNECTS.labels(cid).set(src.reconnects)
         self._last[cid] = _Last(now, src.frames_read, c.analysed, c.skipped, c.detected,
-                                src.frames_dropped)  # fmt: skip
+                                src.frames_dropped, src.decode_s)  # fmt: skip
         return rates
 
     def forget(self, camera_id: str) -> None:
@@ -88,18 +97,19 @@ async def save(
     await conn.execute(
         "INSERT INTO camera_stats (camera_id, worker_id, stream, camera_fps, process_fps,"
         " skipped_fps, detection_fps, frames_read, frames_dropped, frames_skipped, reconnects,"
-        " events, line_counts, updated_at)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())"
+        " events, line_counts, decode_cpu, decode_ms_per_frame, updated_at)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())"
         " ON CONFLICT (camera_id) DO UPDATE SET worker_id = EXCLUDED.worker_id,"
         " stream = EXCLUDED.stream, camera_fps = EXCLUDED.camera_fps,"
         " process_fps = EXCLUDED.process_fps, skipped_fps = EXCLUDED.skipped_fps,"
         " detection_fps = EXCLUDED.detection_fps, frames_read = EXCLUDED.frames_read,"
         " frames_dropped = EXCLUDED.frames_dropped, frames_skipped = EXCLUDED.frames_skipped,"
         " reconnects = EXCLUDED.reconnects, events = EXCLUDED.events,"
-        " line_counts = EXCLUDED.line_counts, updated_at = now()",
+        " line_counts = EXCLUDED.line_counts, decode_cpu = EXCLUDED.decode_cpu,"
+        " decode_ms_per_frame = EXCLUDED.decode_ms_per_frame, updated_at = now()",
         (pipeline.camera.id, worker_id, pipeline.source.state, *_values(rates),
          src.frames_read, src.frames_dropped, c.skipped, src.reconnects, c.events,
-         Jsonb(pipeline.line_counts)),
+         Jsonb(pipeline.line_counts), rates.decode_cpu, rates.decode_ms_per_frame),
     )  # fmt: skip
 
 
@@ -108,7 +118,8 @@ async def camera_stats(conn: AsyncConnection[DictRow], camera_id: str) -> dict[s
     cur = await conn.execute(
         "SELECT camera_id, worker_id, stream, camera_fps, process_fps, skipped_fps,"
         " detection_fps, frames_read, frames_dropped, frames_skipped, reconnects, events,"
-        " line_counts, updated_at FROM camera_stats WHERE camera_id = %s",
+        " line_counts, decode_cpu, decode_ms_per_frame, updated_at FROM camera_stats"
+        " WHERE camera_id = %s",
         (camera_id,),
     )
     row = await cur.fetchone()
@@ -118,6 +129,7 @@ async def camera_stats(conn: AsyncConnection[DictRow], camera_id: str) -> dict[s
 async def all_camera_stats(conn: AsyncConnection[DictRow]) -> list[dict[str, Any]]:
     cur = await conn.execute(
         "SELECT camera_id, stream, camera_fps, process_fps, skipped_fps, detection_fps,"
-        " frames_read, frames_dropped, frames_skipped, reconnects, events FROM camera_stats"
+        " frames_read, frames_dropped, frames_skipped, reconnects, events, decode_cpu"
+        " FROM camera_stats"
     )
     return [dict(row) for row in await cur.fetchall()]
