@@ -27,7 +27,9 @@ from hub.durations import parse_duration
 from hub.errors import Invalid, NotFound
 
 COMMANDS_CHANNEL = "sb_commands"  # NOTIFY: a command is waiting to be published
-PLATFORM_TAGS = ("ctwing_id", "onenet_id")
+# The carrier platforms a device may talk through, by the registry tag naming it there
+# (devices.registry.PLATFORM_TAGS also has `imei`, which names a device, not a platform).
+CARRIERS = {"ctwing_id": "CTWing", "onenet_id": "OneNET"}
 MIN_TTL, MAX_TTL = timedelta(seconds=10), timedelta(hours=24)
 
 
@@ -152,10 +154,9 @@ def check_commandable(device: Device, command: CommandName) -> None:
     if not device.enabled:
         raise Invalid(f"device {device.id} is disabled: the broker does not let it in",
                       field="command")  # fmt: skip
-    platform = next((tag for tag in PLATFORM_TAGS if tag in device.tags), None)
-    if platform is not None:
-        name = "CTWing" if platform == "ctwing_id" else "OneNET"
-        raise Invalid(f"device {device.id} talks through {name}; the hub does not send"
+    carrier = next((name for tag, name in CARRIERS.items() if tag in device.tags), None)
+    if carrier is not None:
+        raise Invalid(f"device {device.id} talks through {carrier}; the hub does not send"
                       " commands through carrier platforms", field="command")  # fmt: skip
     accepted = ACCEPTED_BY.get(device.type, frozenset())
     if command not in accepted:

@@ -21,7 +21,8 @@ class IdProblem(StrEnum):
 
 
 class NotAnIdNumber(ValueError):
-    """The text cannot be a resident ID number at all (length or characters)."""
+    """The text is not an ID number: wrong length or characters (or, for `checked`, a check
+    digit that does not match)."""
 
 
 def normalise(id_number: str) -> str:
@@ -30,6 +31,15 @@ def normalise(id_number: str) -> str:
     if not _SHAPE.match(value):
         raise NotAnIdNumber("an ID number has 17 digits and a digit or X")
     return value
+
+
+def checked(id_number: str) -> str:
+    """`normalise`d, and its check digit must match (NotAnIdNumber otherwise): the numbers a
+    watch list or a register keeps, where a mistyped one would never match a card."""
+    number = normalise(id_number)
+    if check_digit(number[:17]) != number[17]:
+        raise NotAnIdNumber("check digit does not match")
+    return number
 
 
 def check_digit(first17: str) -> str:

@@ -163,12 +163,9 @@ async def add_residents(
     hashed: dict[str, tuple[str, ResidentIn]] = {}
     for row, resident in rows:
         try:
-            number = idcard.normalise(resident.id_number)
+            number = idcard.checked(resident.id_number)
         except idcard.NotAnIdNumber as exc:
             rejected.append(RowProblem(row=row, message=f"id_number: {exc}"))
-            continue
-        if idcard.check_digit(number[:17]) != number[17]:
-            rejected.append(RowProblem(row=row, message="id_number: check digit does not match"))
             continue
         hashed[idcard.id_hash(secret, number)] = (idcard.mask_id(number), resident)
     added = 0

@@ -115,12 +115,9 @@ async def add_entries(
     rejected: list[EntryProblem] = []
     for index, raw in enumerate(data.id_numbers):
         try:
-            number = idcard.normalise(raw)
+            number = idcard.checked(raw)
         except idcard.NotAnIdNumber as exc:
             rejected.append(EntryProblem(index=index, message=str(exc)))
-            continue
-        if idcard.check_digit(number[:17]) != number[17]:
-            rejected.append(EntryProblem(index=index, message="check digit does not match"))
             continue
         rows[idcard.id_hash(secret, number)] = idcard.mask_id(number)
     added = 0

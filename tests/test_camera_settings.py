@@ -14,7 +14,16 @@ import pytest
 
 from devices.camera_settings import Mask
 from tests.test_registry_api import COMMUNITY, assert_error, register_area
-from tests.vision_media import FIRE, MEDIA, POSE, WALKWAY, YOLO, camera, replay, require_media
+from tests.vision_media import (
+    FIRE,
+    POSE,
+    WALKWAY,
+    YOLO,
+    camera,
+    replay,
+    require_media,
+    still_clip,
+)
 from vision.capture import open_source
 from vision.detector import Detections, Detector
 from vision.masks import drop_masked
@@ -65,27 +74,16 @@ def test_an_object_mask_drops_what_stands_in_it() -> None:
     assert len(drop_masked(dets, [], 200, 300)) == 2
 
 
-def clock_clip(tmp: Path) -> Path:
-    """A real still frame with a running clock burnt in at the top left, as NVRs draw it."""
-    cap = cv2.VideoCapture(str(MEDIA / "fire_smoke_cctv.mp4"))
-    ok, frame = cap.read()
-    cap.release()
-    assert ok
-    path = tmp / "clock.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 10, frame.shape[1::-1])
+def burn_clock(frame: np.ndarray, n: int) -> None:
+    """A running clock at the top left, inside its black box, as NVRs draw it."""
     height, width = frame.shape[:2]
-    for n in range(60):
-        shown = frame.copy()
-        text = f"2026-12-01 14:{n // 10:02d}:{n % 10}{n % 7}"
-        scale = 1.0
-        while cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 2)[0][0] > width * 0.45:
-            scale *= 0.9  # the clock stays inside its box
-        cv2.rectangle(shown, (0, 0), (width // 2, height // 9), (0, 0, 0), -1)
-        cv2.putText(shown, text, (5, height // 12), cv2.FONT_HERSHEY_SIMPLEX, scale,
-                    (255, 255, 255), 2)  # fmt: skip
-        writer.write(shown)
-    writer.release()
-    return path
+    text = f"2026-12-01 14:{n // 10:02d}:{n % 10}{n % 7}"
+    scale = 1.0
+    while cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 2)[0][0] > width * 0.45:
+        scale *= 0.9
+    cv2.rectangle(frame, (0, 0), (width // 2, height // 9), (0, 0, 0), -1)
+    cv2.putText(frame, text, (5, height // 12), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                (255, 255, 255), 2)  # fmt: skip
 
 
 def detected_frames(models: Models, url: str, **settings: Any) -> int:
@@ -98,7 +96,7 @@ def detected_frames(models: Models, url: str, **settings: Any) -> int:
 
 
 def test_a_motion_mask_over_the_clock_lets_gating_rest(models: Models, tmp_path: Path) -> None:
-    url = f"file://{clock_clip(tmp_path)}?realtime=0"
+    url = f"file://{still_clip(tmp_path, 'clock.avi', burn_clock)}?realtime=0"
     unmasked = detected_frames(models, url)
     masked = detected_frames(models, url, motion={"masks": [{"polygon": CLOCK}]})
     assert unmasked >= 20  # the ticking clock keeps the detector running

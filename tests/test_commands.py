@@ -207,7 +207,8 @@ def test_an_incident_silences_the_sensors_that_raised_it(
 def test_the_simulators_devices_carry_out_commands_and_answer(
     admin: httpx.Client, database_url: str, queueing_broker: MqttUrl
 ) -> None:
-    """On a broker of the test's own: the simulator's retained statuses reach no other test."""
+    """On a broker of the test's own: the simulator's retained statuses reach no other test.
+    Its readers print the ID-card verdicts they get, masked."""
     mqtt_server = queueing_broker
     cfg = SimConfig(smoke=2, readers=1, rate=20, duration=60, area=COMMUNITY, seed=3)
 
@@ -218,9 +219,11 @@ def test_the_simulators_devices_carry_out_commands_and_answer(
             await conn.commit()
 
     asyncio.run(prepare())
-    simulator = Simulator(mqtt_server, cfg)
+    printed: list[str] = []
+    simulator = Simulator(mqtt_server, cfg, progress=printed.append)
     thread = threading.Thread(target=simulator.run, daemon=True)
-    with running_consumer(database_url, mqtt_server), running_sender(database_url, mqtt_server):
+    with (running_consumer(database_url, mqtt_server, verdicts=True),
+          running_sender(database_url, mqtt_server)):  # fmt: skip
         thread.start()
         time.sleep(1)  # connected and subscribed
         asked = [admin.post(f"/api/v1/devices/{device}/commands", json=body).json()
@@ -229,7 +232,10 @@ def test_the_simulators_devices_carry_out_commands_and_answer(
                                       ("SIM-RD-001", {"command": "reboot"}))]  # fmt: skip
         answers = [wait_until(lambda c=c: (s := status_of(admin, c["device_id"], c["id"]))[
             "status"] == "acked" and s) for c in asked]  # fmt: skip
+        wait_until(lambda: simulator.stats.verdicts > 0)
         simulator.stop()
         thread.join(timeout=10)
     assert [a["detail"] for a in answers] == ["silenced for 30m", "self test passed", "rebooted"]
     assert simulator.stats.commands == 3
+    shown = [line for line in printed if "SIM-RD-001 read" in line]
+    assert shown and all(" ok " in line and "**********" in line for line in shown)

@@ -21,6 +21,7 @@ from tests.vision_media import (
     camera,
     replay,
     require_media,
+    still_clip,
 )
 from vision.analytics.tamper import Tamper
 from vision.capture import open_source
@@ -119,23 +120,11 @@ def test_fall_on_the_indoor_clip_and_none_on_the_crosswalk(run: Run) -> None:
     assert "fall" not in types(run, "CROSS")
 
 
-def static_clip(tmp: Path) -> Path:
-    """A real frame held still for six seconds, as a parked camera on an empty yard sees it."""
-    cap = cv2.VideoCapture(str(MEDIA / "fire_smoke_cctv.mp4"))
-    ok, frame = cap.read()
-    cap.release()
-    assert ok
-    path = tmp / "still.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 10, frame.shape[1::-1])
-    for _ in range(60):
-        writer.write(frame)
-    writer.release()
-    return path
-
-
 def test_motion_gating_skips_a_still_scene(models: Models, tmp_path: Path) -> None:
     engine = Engine(Models(models.detector), Gating(refresh_s=5.0))
-    pipeline = engine.add(camera("STILL", f"file://{static_clip(tmp_path)}?realtime=0", fps=5))
+    pipeline = engine.add(
+        camera("STILL", f"file://{still_clip(tmp_path, 'still.avi')}?realtime=0", fps=5)
+    )
     while not engine.finished:
         engine.step()
     counters = pipeline.counters

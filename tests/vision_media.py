@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 import pytest
 
 from devices.camera_settings import CameraSettings
@@ -48,3 +51,21 @@ def replay(clip: str) -> str:
 
 WALKWAY = [[0.0, 0.6], [1.0, 0.6], [1.0, 1.0], [0.0, 1.0]]  # the zebra crossing, near the camera
 OFF_WALKWAY = [[0.0, 0.0], [0.3, 0.0], [0.3, 0.15], [0.0, 0.15]]  # buildings at the top left
+
+
+def still_clip(tmp: Path, name: str, draw: Callable[[np.ndarray, int], None] | None = None) -> Path:
+    """Six seconds of one real frame (the fire clip's first) at 10 fps, as a parked camera on
+    an empty yard sees it; `draw(frame, n)` may mark each frame (a clock, say)."""
+    cap = cv2.VideoCapture(str(MEDIA / "fire_smoke_cctv.mp4"))
+    ok, frame = cap.read()
+    cap.release()
+    assert ok
+    path = tmp / name
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 10, frame.shape[1::-1])
+    for n in range(60):
+        shown = frame.copy()
+        if draw is not None:
+            draw(shown, n)
+        writer.write(shown)
+    writer.release()
+    return path
