@@ -5,7 +5,7 @@ Frigate's camera config: an unknown key is an error, not silently dropped."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from shapely.geometry import Polygon as Shape
@@ -50,6 +50,33 @@ class MotionSettings(BaseModel):
     )
 
 
+class RegionSettings(BaseModel):
+    """Where the detector looks in frames larger than its input (Frigate's regions)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["motion", "tiles", "full"] = Field(
+        default="motion",
+        title="motion: model-size crops around motion and tracked objects; tiles: a fixed"
+        " overlapping grid (wide, high views full of small people); full: the whole frame",
+    )
+    full_frame_s: float = Field(
+        default=5.0,
+        ge=0.5,
+        le=600,
+        title="motion mode: a whole-frame pass at least this often",
+    )
+    max_regions: int = Field(
+        default=6,
+        ge=1,
+        le=64,
+        title="motion mode: more crops than this and the whole frame is used",
+    )
+    tile_overlap: float = Field(
+        default=0.2, ge=0.0, le=0.5, title="tiles: how much neighbouring tiles overlap"
+    )
+
+
 class AnalyticsSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -71,6 +98,7 @@ class CameraSettings(BaseModel):
         title="detector runs per second at most (default: every analysed frame)",
     )  # fmt: skip
     motion: MotionSettings = Field(default_factory=MotionSettings)
+    regions: RegionSettings = Field(default_factory=RegionSettings)
     object_masks: Annotated[list[Mask], Field(max_length=16)] = Field(
         default_factory=list,
         title="where detections are dropped (a poster of a person, a parked car's spot)",

@@ -86,6 +86,15 @@ class LineParams(BaseModel):
     filters: dict[Label, LabelFilter] = Field(default_factory=dict)
     forward: Annotated[str, Field(pattern=r"^[a-z_]{1,16}$")] = "forward"
     backward: Annotated[str, Field(pattern=r"^[a-z_]{1,16}$")] = "backward"
+    # Hysteresis: where the object stands must be this far past the line (in heights of its
+    # box), in this many detector frames in a row, before the crossing counts.
+    margin: Annotated[
+        float, Field(ge=0.0, le=1.0, title="distance past the line, in box heights")
+    ] = 0.1
+    frames: Annotated[int, Field(ge=1, le=10, title="frames in a row on the other side")] = 2
+    max_gap_s: Annotated[
+        float, Field(gt=0.0, le=60.0, title="a track unseen longer starts afresh on the line")
+    ] = 3.0
 
     def filter_for(self, label: str) -> LabelFilter:
         return self.filters.get(label, _DEFAULT_FILTER)

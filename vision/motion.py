@@ -32,10 +32,12 @@ class MotionDetector:
         self.masks = list(masks)
         self._background: np.ndarray | None = None
         self._keep: np.ndarray | None = None
+        self.boxes: list[tuple[int, int, int, int]] = []  # the latest moving blobs, in pixels
 
     def update(self, image: np.ndarray) -> float:
         """Fraction of the frame (0..1) covered by moving blobs; 1.0 for the first frame."""
         grey = _thumbnail(image)
+        self.boxes = []
         if self._background is None or self._background.shape != grey.shape:
             self._background = grey.astype(np.float32)
             self._keep = raster(self.masks, *grey.shape)
@@ -46,15 +48,21 @@ class MotionDetector:
         _, mask = cv2.threshold(diff, self.config.threshold, 255, cv2.THRESH_BINARY)
         mask = cv2.dilate(mask, _KERNEL, iterations=2)
         contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        moving = sum(
-            area for c in contours if (area := cv2.contourArea(c)) >= self.config.contour_area
-        )
+        blobs = [c for c in contours if cv2.contourArea(c) >= self.config.contour_area]
+        moving = sum(cv2.contourArea(c) for c in blobs)
+        scale = image.shape[0] / grey.shape[0]
+        self.boxes = [_scaled(cv2.boundingRect(c), scale) for c in blobs]
         fraction = float(moving) / float(grey.size)
         if fraction > self.config.recalibrate:
             self._background = grey.astype(np.float32)
         else:
             cv2.accumulateWeighted(grey, self._background, self.config.alpha)
         return fraction
+
+
+def _scaled(rect: Sequence[int], scale: float) -> tuple[int, int, int, int]:
+    x, y, w, h = rect
+    return (round(x * scale), round(y * scale), round((x + w) * scale), round((y + h) * scale))
 
 
 def _thumbnail(image: np.ndarray) -> np.ndarray:

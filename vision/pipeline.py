@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from devices.models import Camera
 from vision.analytics.fall import Fall
 from vision.analytics.fire import FireConfig, FireSmoke
@@ -16,6 +18,7 @@ from vision.events import Event
 from vision.evidence import Picture, render
 from vision.masks import drop_masked
 from vision.motion import MotionConfig, MotionDetector
+from vision.regions import Rect, around, fits_model, merge, tiles, whole
 from vision.tracking import CameraTracker, Track
 
 
@@ -66,7 +69,8 @@ class CameraPipeline:
                          contour_area=settings.motion.contour_area),
             settings.motion.masks,
         )  # fmt: skip
-        self.tracker = CameraTracker(models.detector.names, camera.fps)
+        self.tracker = CameraTracker(models.detector.names)
+        self.model_size = models.detector.imgsz
         self.zones: list[Analytic] = [a for z in camera.zones for a in analytics_for(z)]
         self.fire = (
             FireSmoke(models.fire.names, FireConfig(interval_s=settings.analytics.fire_interval_s))
@@ -78,6 +82,7 @@ class CameraPipeline:
         self.counters = CameraCounters()
         self.last_detect = float("-inf")
         self.last_motion = float("-inf")
+        self.last_full = float("-inf")
 
     @property
     def tracks(self) -> list[Track]:
@@ -103,6 +108,25 @@ class CameraPipeline:
             return True
         self.counters.skipped += 1
         return False
+
+    def regions(self, frame: Frame) -> list[Rect]:
+        """The crops of this frame the detector sees (see vision.regions)."""
+        height, width = frame.image.shape[:2]
+        config = self.settings.regions
+        if config.mode == "full" or fits_model(width, height, self.model_size):
+            return whole(width, height)
+        if config.mode == "tiles":
+            return tiles(width, height, self.model_size, config.tile_overlap)
+        ahead = self.tracker.config.predict_max_s
+        tracked = [_pixels(t.predicted(frame.ts, ahead), width, height) for t in self.tracks]
+        boxes = self.motion.boxes + tracked
+        if not boxes or frame.ts - self.last_full >= config.full_frame_s:
+            self.last_full = frame.ts  # now and then the whole frame, to find what stands still
+            return whole(width, height)
+        found = around(boxes, width, height, self.model_size)
+        # Past a handful of crops the frame costs more than it gains: a view that is busy all
+        # over, with small people, wants `tiles`.
+        return found if len(found) <= config.max_regions else whole(width, height)
 
     def tamper_events(self, frame: Frame) -> list[Event]:
         return self.tamper.update(frame.ts, frame.image) if self.tamper else []
@@ -179,11 +203,7 @@ class Engine:
             if frame is not None:
                 frames.append((pipeline, frame))
                 found += [(pipeline, e, frame) for e in pipeline.tamper_events(frame)]
-        to_detect = [(p, f) for p, f in frames if p.needs_detection(f)]
-        for (pipeline, frame), dets in zip(
-            to_detect, self.models.detector.detect([f.image for _, f in to_detect]), strict=True
-        ):
-            pipeline.detected(frame, dets)
+        self._detect([(p, f) for p, f in frames if p.needs_detection(f)])
         for pipeline, frame in frames:
             found += [(pipeline, e, frame) for e in pipeline.zone_events(frame)]
         pose = _batched(self.models.pose, [(p, f) for p, f in frames if p.wants_pose_model(f)])
@@ -193,11 +213,34 @@ class Engine:
                   for e in p.fire_events(f, fire[id(f)])]  # fmt: skip
         return len(frames), [self._outcome(p, e, f) for p, e, f in found]
 
+    def _detect(self, chosen: list[tuple[CameraPipeline, Frame]]) -> None:
+        """The detector over every crop of every chosen frame, in one batch."""
+        crops = [(p, f, rect) for p, f in chosen for rect in p.regions(f)]
+        found = self.models.detector.detect([_crop(f.image, rect) for _, f, rect in crops])
+        per_frame: dict[int, list[tuple[Rect, Detections]]] = {id(f): [] for _, f in chosen}
+        for (_, frame, rect), dets in zip(crops, found, strict=True):
+            per_frame[id(frame)].append((rect, dets))
+        for pipeline, frame in chosen:
+            height, width = frame.image.shape[:2]
+            pipeline.detected(frame, merge(per_frame[id(frame)], width, height))
+
     @staticmethod
     def _outcome(pipeline: CameraPipeline, event: Event, frame: Frame | None) -> Outcome:
         pipeline.counters.events += 1
         picture = render(frame.image, event) if frame is not None else None
         return Outcome(pipeline.camera.id, pipeline.camera.area, event, picture)
+
+
+def _crop(image: np.ndarray, rect: Rect) -> np.ndarray:
+    x1, y1, x2, y2 = rect
+    if (x1, y1) == (0, 0) and (y2, x2) == image.shape[:2]:
+        return image
+    return np.ascontiguousarray(image[y1:y2, x1:x2])
+
+
+def _pixels(box: tuple[float, float, float, float], width: int, height: int) -> Rect:
+    return (round(box[0] * width), round(box[1] * height),
+            round(box[2] * width), round(box[3] * height))  # fmt: skip
 
 
 def _batched(

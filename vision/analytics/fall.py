@@ -21,6 +21,7 @@ class FallConfig:
     fallen_aspect: float = 1.0  # without a torso in the keypoints, a box this wide is a fall
     hold_s: float = 1.0  # how long a fall must last
     match_iou: float = 0.3  # a pose box and a track box are the same person from this overlap
+    forget_s: float = 3.0  # a place where nobody has been seen lying this long is clear again
 
 
 def pixel_aspect(box: tuple[float, float, float, float], shape: tuple[int, int]) -> float:
@@ -42,13 +43,24 @@ def is_lying(keypoints: np.ndarray, aspect: float, config: FallConfig) -> bool:
     return dy < dx or aspect >= config.fallen_aspect * 1.5
 
 
+@dataclass(slots=True)
+class _Episode:
+    """One person down at one place, kept by where it is rather than by track: the tracker
+    may lose a person whose box turns from tall to wide and give the lying body a new id."""
+
+    box: tuple[float, float, float, float]
+    since: float
+    last_lying: float
+    up_since: float | None = None  # seen there not lying since
+    reported: bool = False
+
+
 @dataclass
 class Fall:
     """One camera's fall judgement over person tracks and pose results."""
 
     config: FallConfig = field(default_factory=FallConfig)
-    fallen_since: dict[int, float] = field(default_factory=dict)
-    reported: set[int] = field(default_factory=set)
+    episodes: list[_Episode] = field(default_factory=list)
 
     def candidates(self, tracks: list[Track], shape: tuple[int, int], ts: float) -> list[Track]:
         """Person tracks seen now whose box is wide enough to need the pose model."""
@@ -65,19 +77,15 @@ class Fall:
     ) -> list[Event]:
         candidates = {t.id: t for t in self.candidates(tracks, shape, ts)}
         lying = self._lying(candidates, pose, shape) if pose is not None else set()
-        alive = {t.id for t in tracks}
-        seen = {t.id for t in tracks if t.last_seen == ts}
-        for tid in list(self.fallen_since):
-            if tid not in lying and (tid in seen or tid not in alive):
-                del self.fallen_since[tid]
-        self.reported &= alive
+        standing = [t.box for t in tracks if t.last_seen == ts and t.id not in lying]
+        self._end_episodes(ts, standing)
         events = []
-        for tid in lying:
-            since = self.fallen_since.setdefault(tid, ts)
-            if tid in self.reported or ts - since < self.config.hold_s:
-                continue
-            self.reported.add(tid)
+        for tid in sorted(lying):
             track = candidates[tid]
+            episode = self._episode(track.box, ts)
+            if episode.reported or ts - episode.since < self.config.hold_s:
+                continue
+            episode.reported = True
             events.append(
                 Event(
                     "fall",
@@ -89,6 +97,30 @@ class Fall:
                 )
             )
         return events
+
+    def _episode(self, box: tuple[float, float, float, float], ts: float) -> _Episode:
+        """The episode at this place, carried on, or a new one."""
+        for episode in self.episodes:
+            if _iou(np.array(box), np.array([episode.box]))[0] >= self.config.match_iou:
+                episode.box, episode.last_lying, episode.up_since = box, ts, None
+                return episode
+        episode = _Episode(box, ts, ts)
+        self.episodes.append(episode)
+        return episode
+
+    def _end_episodes(self, ts: float, standing: list[tuple[float, float, float, float]]) -> None:
+        """An episode ends when the person has been seen up there for `hold_s` (one frame of
+        a rolling body read as upright is not getting up), or nobody has lain there for
+        `forget_s`."""
+        kept = []
+        for episode in self.episodes:
+            overlaps = _iou(np.array(episode.box), np.array(standing)) if standing else None
+            if overlaps is not None and float(overlaps.max()) >= self.config.match_iou:
+                episode.up_since = episode.up_since or ts
+            up = episode.up_since is not None and ts - episode.up_since >= self.config.hold_s
+            if not up and ts - episode.last_lying <= self.config.forget_s:
+                kept.append(episode)
+        self.episodes = kept
 
     def _lying(
         self, candidates: dict[int, Track], pose: Detections, shape: tuple[int, int]

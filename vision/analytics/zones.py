@@ -56,16 +56,32 @@ def analytics_for(zone: Zone) -> list[Analytic]:
     return found
 
 
-def believed(track: Track, objects: list[str], params: ZoneParams | LineParams) -> bool:
-    """The label is one the zone watches and the track passes that label's filter."""
-    if track.label not in objects:
+class Belief:
+    """Frigate's rule for trusting a track: it becomes a true positive once it passes its
+    label's filter (this frame's score at least `min_score`, the median of its score history,
+    misses counted as zero, at least `threshold`) and stays one while it lives, its label is
+    watched and its size is within bounds. A ghost seen in one frame of three never passes;
+    a person the detector misses now and then is not dropped and found again."""
+
+    def __init__(self, objects: list[str], params: ZoneParams | LineParams) -> None:
+        self.objects, self.params = objects, params
+        self.trusted: set[int] = set()
+
+    def holds(self, track: Track) -> bool:
+        if track.label not in self.objects:
+            return False
+        rule = self.params.filter_for(track.label)
+        if not rule.min_area <= track.area <= rule.max_area:
+            return False
+        if track.id in self.trusted:
+            return True
+        if track.score >= rule.min_score and track.median_score >= rule.threshold:
+            self.trusted.add(track.id)
+            return True
         return False
-    rule = params.filter_for(track.label)
-    return (
-        track.score >= rule.min_score
-        and track.median_score >= rule.threshold
-        and rule.min_area <= track.area <= rule.max_area
-    )
+
+    def forget(self, alive: set[int]) -> None:
+        self.trusted &= alive
 
 
 @dataclass
@@ -81,6 +97,7 @@ class Presence:
     def __post_init__(self) -> None:
         self._shape = Polygon(self.outline)
         shapely.prepare(self._shape)
+        self.belief = Belief(self.params.objects, self.params)
 
     def update(self, ts: float, tracks: list[Track]) -> tuple[list[Track], list[int]]:
         """Tracks that became present in this frame, and the ids that left."""
@@ -90,9 +107,7 @@ class Presence:
             if track.last_seen != ts:
                 continue  # not seen in this frame (missed or gated): nothing new to judge
             x, y = track.anchor
-            is_in = believed(track, self.params.objects, self.params) and bool(
-                shapely.contains_xy(self._shape, x, y)
-            )
+            is_in = self.belief.holds(track) and bool(shapely.contains_xy(self._shape, x, y))
             if track.id in self.present:
                 self.outside[track.id] = 0 if is_in else self.outside.get(track.id, 0) + 1
             elif is_in:
@@ -111,6 +126,7 @@ class Presence:
             self.present.pop(tid, None)
             self.outside.pop(tid, None)
             self.inside.pop(tid, None)
+        self.belief.forget(alive)
         return entered, left
 
 
@@ -165,18 +181,29 @@ class Loitering:
 
 
 class Crowd:
-    """At least `min_persons` present for `for` seconds; one event per crowd episode."""
+    """At least `min_persons` present for `for` seconds; one event per crowd episode.
+    The count is of the believed tracks the latest detector frame saw standing in the zone:
+    a track kept alive through a miss is not a person seen now."""
 
     def __init__(self, name: str, outline: list[Point], params: CrowdParams) -> None:
         self.name, self.outline, self.params = name, outline, params
-        self.presence = Presence(outline, params)
+        self._shape = Polygon(outline)
+        shapely.prepare(self._shape)
+        self.belief = Belief(params.objects, params)
         self.since: float | None = None
         self.below_since: float | None = None
         self.reported = False
 
+    def members(self, tracks: list[Track]) -> list[Track]:
+        return [
+            t for t in tracks
+            if t.visible and self.belief.holds(t)
+            and bool(shapely.contains_xy(self._shape, *t.anchor))
+        ]  # fmt: skip
+
     def update(self, ts: float, tracks: list[Track]) -> list[Event]:
-        self.presence.update(ts, tracks)
-        members = [t for t in tracks if t.id in self.presence.present]
+        self.belief.forget({t.id for t in tracks})
+        members = self.members(tracks)
         if len(members) < self.params.min_persons:
             self.since = None
             self.below_since = self.below_since or ts
@@ -245,43 +272,103 @@ class Elevator:
         return [_event("ebike_in_elevator", ts, self.name, self.outline, t) for t in entered]
 
 
+@dataclass(slots=True)
+class _LineSide:
+    """Where one track stands relative to a tripwire."""
+
+    side: float  # the side (sign) it was last clearly on
+    origin: Point  # where it last stood clearly on that side
+    height: float  # its box's height there
+    last_seen: float
+    pending: int = 0  # detector frames in a row clearly on the other side
+    arrived: float = 0.0  # its distance from the line in the first of those frames
+
+
+SAME_SIZE = 1.5  # box heights before and after a crossing differ by less than this factor
+
+
 class LineCrossing:
-    """A tripwire: each believed track crossing the segment, counted per direction."""
+    """A tripwire: each believed track crossing the segment, counted per direction.
+
+    A crossing counts only when the track stood clearly on one side (its feet at least
+    `margin` box heights from the line) and is then seen clearly on the other for `frames`
+    detector frames in a row, its step passing between the line's end points. Jitter of the
+    box's bottom edge near the line, a track found again after `max_gap_s`, and boxes that do
+    not show the whole object (cut off by the frame, legs hidden) never count."""
 
     def __init__(self, name: str, outline: list[Point], params: LineParams) -> None:
         self.name, self.outline, self.params = name, outline, params
         (self.ax, self.ay), (self.bx, self.by) = outline
-        self.side: dict[int, tuple[float, Point]] = {}  # last side (sign) and anchor per track
+        self.length = max(((self.bx - self.ax) ** 2 + (self.by - self.ay) ** 2) ** 0.5, 1e-9)
+        self.sides: dict[int, _LineSide] = {}
+        self.belief = Belief(params.objects, params)
         self.counts: dict[str, int] = {params.forward: 0, params.backward: 0}
 
     def update(self, ts: float, tracks: list[Track]) -> list[Event]:
-        events = []
-        for track in tracks:
-            if track.last_seen != ts or not believed(track, self.params.objects, self.params):
-                continue
-            here = track.anchor
-            side = self._side(here)
-            before = self.side.get(track.id)
-            if side != 0:
-                self.side[track.id] = (side, here)
-            if before is None or side == 0 or before[0] == side:
-                continue
-            if not self._crosses_segment(before[1], here):
-                continue
-            # In image coordinates (y down) the left of A→B has a negative cross product.
-            direction = self.params.forward if before[0] < 0 else self.params.backward
-            self.counts[direction] += 1
-            event = _event("line_crossing", ts, self.name, self.outline, track)
-            event.direction, event.count = direction, self.counts[direction]
-            events.append(event)
+        events = [e for t in tracks if (e := self._step(ts, t)) is not None]
         alive = {t.id for t in tracks}
-        for tid in [tid for tid in self.side if tid not in alive]:
-            del self.side[tid]
+        for tid in [tid for tid in self.sides if tid not in alive]:
+            del self.sides[tid]
+        self.belief.forget(alive)
         return events
 
-    def _side(self, p: Point) -> float:
+    def _step(self, ts: float, track: Track) -> Event | None:
+        if track.last_seen != ts or not track.whole:
+            return None  # where its feet are is a guess: no crossing is judged on it
+        if not self.belief.holds(track):
+            return None
+        here, height = track.anchor, track.box[3] - track.box[1]
+        distance = self._distance(here)
+        side = self._clear_side(distance, height)
+        state = self.sides.get(track.id)
+        if state is None or ts - state.last_seen > self.params.max_gap_s:
+            if side != 0:  # first seen, or found again: it starts afresh where it stands
+                self.sides[track.id] = _LineSide(side, here, height, ts)
+            return None
+        state.last_seen = ts
+        if side == 0:
+            return None
+        if side == state.side:
+            state.origin, state.height, state.pending = here, height, 0
+            return None
+        state.pending += 1
+        if state.pending == 1:
+            state.arrived = distance
+        if state.pending < self.params.frames:
+            return None
+        crossed = self._plausible(state, distance, height) and self._crosses_segment(
+            state.origin, here
+        )
+        state.side, state.origin, state.height, state.pending = side, here, height, 0
+        if not crossed:
+            return None
+        # In image coordinates (y down) the left of A→B has a negative cross product.
+        direction = self.params.forward if side > 0 else self.params.backward
+        self.counts[direction] += 1
+        event = _event("line_crossing", ts, self.name, self.outline, track)
+        event.direction, event.count = direction, self.counts[direction]
+        return event
+
+    def _distance(self, p: Point) -> float:
+        """Signed distance of `p` from the line; positive on its right (looking from A to B)."""
         cross = (self.bx - self.ax) * (p[1] - self.ay) - (self.by - self.ay) * (p[0] - self.ax)
-        return 0.0 if abs(cross) < 1e-9 else (1.0 if cross > 0 else -1.0)
+        return float(cross / self.length)
+
+    def _clear_side(self, distance: float, height: float) -> float:
+        """The side of the line a point this far from it is on; 0 while within the margin."""
+        if abs(distance) < max(self.params.margin * height, 1e-6):
+            return 0.0
+        return 1.0 if distance > 0 else -1.0
+
+    def _plausible(self, state: _LineSide, distance: float, height: float) -> bool:
+        """Whether the track that came out on the other side is the one that went in.
+        An object does not halve or double in size while stepping over a line, and once over
+        it does not head back to it: a track that did either was handed to someone else."""
+        low, high = sorted((height, state.height))
+        if high > SAME_SIZE * max(low, 1e-6):
+            return False
+        heading_back = (abs(state.arrived) - abs(distance)) > self.params.margin * height / 2
+        return not heading_back
 
     def _crosses_segment(self, p: Point, q: Point) -> bool:
         """The track's step from p to q passes between the line's two end points."""
