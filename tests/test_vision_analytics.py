@@ -208,3 +208,42 @@ def test_tamper_from_image_statistics_on_real_frames() -> None:
     assert judge(lambda f: f) == []
     assert judge(lambda f: np.full_like(f, 30)) == ["covered"]
     assert judge(lambda f: cv2.GaussianBlur(f, (0, 0), 8)) == ["defocused"]
+
+
+def test_tamper_follows_dusk_and_catches_a_camera_moved_or_rotated() -> None:
+    """The fall clip's camera stands still: darkened to a sixth (dusk), shifted by an eighth of
+    its width, turned by 8 degrees."""
+    require_media()
+    cap = cv2.VideoCapture(str(MEDIA / "fall_indoor.mp4"))
+    frames: list[np.ndarray] = []
+    index = 0
+    while len(frames) < 40:
+        ok, frame = cap.read()
+        assert ok
+        if index % 5 == 0:
+            frames.append(frame)
+        index += 1
+    cap.release()
+    height, width = frames[0].shape[:2]
+
+    def judge(spoil: Callable[[np.ndarray, int], np.ndarray]) -> list[str | None]:
+        tamper = Tamper()
+        found = []
+        for i, frame in enumerate(frames):
+            image = spoil(frame, i - 12) if i >= 12 else frame
+            found += [e.reason for e in tamper.update(i * 0.5, image)]
+        return found
+
+    def dusk(frame: np.ndarray, n: int) -> np.ndarray:
+        light = max(0.15, 1 - n * 0.06)
+        noise = np.random.default_rng(n).normal(0, 3, frame.shape)
+        return np.clip(frame * light + noise, 0, 255).astype(np.uint8)
+
+    shifted = np.float32([[1, 0, -0.12 * width], [0, 1, 0]])
+    turned = cv2.getRotationMatrix2D((width / 2, height / 2), 8, 1.0)
+    assert judge(dusk) == []
+    for move in (shifted, turned):
+        assert judge(lambda f, _, m=move: cv2.warpAffine(f, m, (width, height),
+                                                         borderMode=cv2.BORDER_REFLECT)) == [
+            "moved"
+        ]  # fmt: skip

@@ -1,10 +1,13 @@
 """Tamper: the view covered, defocused or moved, judged from image statistics (no model).
 
 The first frames teach the camera's normal sharpness and view; afterwards a frame is
-- covered when it is nearly uniform (a hand, a bag, paint, or the lens turned to a wall),
-- defocused when its sharpness (variance of the Laplacian) falls far below the learnt level,
+- covered when it is nearly uniform for its brightness (a hand, a bag, paint, or the lens
+  turned to a wall; a dark scene keeps its contrast),
+- defocused when its sharpness (variance of the Laplacian relative to the frame's contrast,
+  so that dusk is not a defocus) falls far below the normal level, which follows the day,
 - moved when the edges of its slow background (people and cars fade out of it) no longer line
-  up with the learnt view.
+  up with the learnt view. The learnt view follows slow change only while the view is clearly
+  the same, so a camera turned slowly or knocked aside is not learnt as normal.
 A condition must hold for `hold_s` before it is reported, once per episode.
 """
 
@@ -26,7 +29,8 @@ class TamperConfig:
     learn_frames: int = 8
     covered_std: float = 12.0  # grey-level spread below which the view is blank
     defocus_ratio: float = 0.2  # sharpness below this fraction of normal is a defocus
-    moved_similarity: float = 0.35  # edge correlation with the learnt view below this is a move
+    moved_similarity: float = 0.5  # edge correlation with the learnt view below this is a move
+    same_view: float = 0.8  # the learnt view follows the scene only while this alike
     hold_s: float = 3.0
     background_alpha: float = 0.1  # how fast the background follows the frames
     relearn_alpha: float = 0.02  # the learnt view follows slow changes (light over the day)
@@ -53,9 +57,11 @@ class Tamper:
         return [Event("tamper", ts, confidence=0.9, reason=found)]
 
     def _judge(self, grey: np.ndarray) -> str | None:
-        if float(grey.std()) < self.config.covered_std:
-            return "covered"
-        sharp = float(cv2.Laplacian(grey, cv2.CV_32F).var())
+        spread = float(grey.std())
+        if spread < self.config.covered_std * max(float(grey.mean()), 16.0) / 128.0:
+            return "covered"  # judged against the light: a dark scene still has contrast
+        # Sharpness relative to contrast, so that dusk (both fall together) is not a defocus.
+        sharp = float(cv2.Laplacian(grey, cv2.CV_32F).var()) / max(spread**2, 1.0)
         if self.background is None:
             self.background = grey.astype(np.float32)
         cv2.accumulateWeighted(grey, self.background, self.config.background_alpha)
@@ -69,7 +75,10 @@ class Tamper:
         similarity = float(cv2.matchTemplate(edges, self.reference, cv2.TM_CCOEFF_NORMED)[0, 0])
         if similarity < self.config.moved_similarity:
             return "moved"
-        cv2.accumulateWeighted(edges, self.reference, self.config.relearn_alpha)
+        if similarity >= self.config.same_view:  # a view on the move must not be learnt
+            cv2.accumulateWeighted(edges, self.reference, self.config.relearn_alpha)
+            self.sharpness.append(sharp)
+            del self.sharpness[: -self.config.learn_frames * 4]  # normal follows the day
         return None
 
 
