@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ import psycopg
 from playwright.sync_api import sync_playwright
 
 from bench.ingest import AREA, database_server, drop_database, prepare_database
+from bench.latency import quantiles
 from hub.embedded.ports import free_port, wait_for_port
 
 CHROMIUM = "/usr/bin/chromium"
@@ -91,7 +91,7 @@ def main() -> None:
           " (navigation → every incident on the board)")  # fmt: skip
     print(
         f"  updates at {args.rate:g}/s for {args.seconds:g} s: {len(latencies)} of"
-        f" {len(arrived)} shown; arrival → on screen {_quantiles(latencies)}"
+        f" {len(arrived)} shown; arrival → on screen {quantiles([ms / 1000 for ms in latencies])}"
     )
     print(
         f"  long tasks while updating: {len(long_tasks)}, longest"
@@ -155,14 +155,6 @@ def _accept_at_rate(base: str, token: str, ids: list[int], rate: float, seconds:
             if delay > 0:
                 time.sleep(delay)
             client.post(f"/api/v1/incidents/{incident_id}/actions", json={"action": "accept"})
-
-
-def _quantiles(ms: list[float]) -> str:
-    if len(ms) < 2:
-        return "too few to say"
-    ms = sorted(ms)
-    q = statistics.quantiles(ms, n=100, method="inclusive")
-    return f"p50 {q[49]:.1f} ms  p95 {q[94]:.1f} ms  p99 {q[98]:.1f} ms  max {ms[-1]:.1f} ms"
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ import json
 import multiprocessing as mp
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import threading
@@ -40,6 +39,7 @@ from bench.ingest import (
     publisher,
     start_mosquitto,
 )
+from bench.latency import quantiles
 from hub.embedded.ports import free_port, wait_for_port
 from hub.settings import MqttUrl
 
@@ -122,13 +122,13 @@ def main() -> None:
     total = [received - sent for sent, received in timings.values()]
     print(
         f"e2e alarm latency ({args.topology}), {len(total)} alarms of {args.alarms} with"
-        f" {args.background:.0f} msgs/s background telemetry: {_quantiles(total)}"
+        f" {args.background:.0f} msgs/s background telemetry: {quantiles(total)}"
     )
     # Where the time went, split at the start of the ingest transaction that stored the alarm
     # (`uplinks.received_at`, the database's clock, which is this machine's).
     split = [(device, *timings[device]) for device in stored if device in timings]
-    print(f"  publish → ingest transaction: {_quantiles([stored[d] - s for d, s, _ in split])}")
-    print(f"  ingest transaction → WebSocket: {_quantiles([r - stored[d] for d, _, r in split])}")
+    print(f"  publish → ingest transaction: {quantiles([stored[d] - s for d, s, _ in split])}")
+    print(f"  ingest transaction → WebSocket: {quantiles([r - stored[d] for d, _, r in split])}")
     # Slow alarms close together in time point at a stall of the machine or the database
     # (a checkpoint's fsync, say) rather than at the alarm path.
     start = min(sent for sent, _ in timings.values())
@@ -138,12 +138,6 @@ def main() -> None:
         + ", ".join(f"{1000 * (r - s):.0f} ms at +{s - start:.1f} s" for s, r in slowest)
         + time.strftime("  (first alarm %H:%M:%S)", time.localtime(start))
     )
-
-
-def _quantiles(seconds: list[float]) -> str:
-    ms = sorted(1000 * x for x in seconds)
-    q = statistics.quantiles(ms, n=100, method="inclusive")  # stays within the data
-    return f"p50 {q[49]:.1f} ms  p95 {q[94]:.1f} ms  p99 {q[98]:.1f} ms  max {ms[-1]:.1f} ms"
 
 
 def ingest_started(database_url: str) -> dict[str, float]:

@@ -18,7 +18,6 @@ import os
 import queue
 import random
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,7 @@ from bench.ingest import (
     publisher,
     start_mosquitto,
 )
+from bench.latency import quantiles
 from hub.db import connect
 from hub.embedded.ports import free_port
 from hub.settings import MqttUrl
@@ -100,7 +100,7 @@ def main() -> None:
 
     print(
         f"id verdict latency, {len(latencies)} reads of {args.reads} answered, with"
-        f" {args.background:.0f} msgs/s background telemetry: {_quantiles(latencies)}"
+        f" {args.background:.0f} msgs/s background telemetry: {quantiles(latencies)}"
     )
     print("  verdicts: " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())))
 
@@ -168,14 +168,6 @@ def _client(broker: MqttUrl, name: str) -> mqtt.Client:
     client.connect(broker.host, broker.port)
     client.loop_start()
     return client
-
-
-def _quantiles(seconds: list[float]) -> str:
-    if len(seconds) < 2:
-        return "too few answers to say"
-    ms = sorted(1000 * x for x in seconds)
-    q = statistics.quantiles(ms, n=100, method="inclusive")
-    return f"p50 {q[49]:.1f} ms  p95 {q[94]:.1f} ms  p99 {q[98]:.1f} ms  max {ms[-1]:.1f} ms"
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ import json
 import multiprocessing as mp
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -45,6 +44,7 @@ from bench.ingest import (
     publisher,
     start_mosquitto,
 )
+from bench.latency import quantiles
 from hub.embedded.ports import free_port, wait_for_port
 from hub.settings import MqttUrl
 
@@ -131,7 +131,7 @@ def main() -> None:
         _wait_for(arrivals, alarms, 30)
         latency = [arrivals.at[d] - sent[d] for d in alarms if d in arrivals.at]
         print(f"alarm → webhook ({len(latency)} of {args.alarms}, {args.background:.0f} msgs/s"
-              f" background telemetry): {_quantiles(latency)}")  # fmt: skip
+              f" background telemetry): {quantiles(latency)}")  # fmt: skip
         if sustained:
             _sustained(broker, database_url, arrivals, steady, args)
         feeder.terminate()
@@ -207,7 +207,7 @@ def _sustained(
     latency = [arrivals.at[d] - sent[d] for d in devices if d in arrivals.at]
     print(f"sustained {args.per_minute} incidents/min for {args.sustained:.0f} s: {len(done)} of"
           f" {len(devices)} delivered, {len(done) / span:.1f} deliveries/s;"
-          f" latency {_quantiles(latency)}; largest backlog {backlog[0]}")  # fmt: skip
+          f" latency {quantiles(latency)}; largest backlog {backlog[0]}")  # fmt: skip
 
 
 def _wait_for(arrivals: Arrivals, devices: list[str], timeout: float) -> None:
@@ -217,14 +217,6 @@ def _wait_for(arrivals: Arrivals, devices: list[str], timeout: float) -> None:
             if all(d in arrivals.at for d in devices):
                 return
         time.sleep(0.1)
-
-
-def _quantiles(seconds: list[float]) -> str:
-    ms = sorted(1000 * x for x in seconds)
-    if len(ms) < 2:
-        return "too few to tell"
-    q = statistics.quantiles(ms, n=100, method="inclusive")
-    return f"p50 {q[49]:.1f} ms  p95 {q[94]:.1f} ms  p99 {q[98]:.1f} ms  max {ms[-1]:.1f} ms"
 
 
 if __name__ == "__main__":

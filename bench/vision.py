@@ -16,13 +16,12 @@ import argparse
 import os
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from devices.models import Camera
+from bench.cameras import camera
 from vision.detector import Detector
 from vision.pipeline import Engine, Gating, Models
 
@@ -85,15 +84,9 @@ def naive(model_path: str, clips: list[Path], limit: int, device: str) -> tuple[
 def shaobing(detector: Detector, clips: list[Path], limit: int) -> tuple[int, int, float]:
     """(analysed frames, detector frames, seconds) with every frame of every clip analysed."""
     engine = Engine(Models(detector), Gating())
-    now = datetime.now(UTC)
     for i, clip in enumerate(clips):
         native = cv2.VideoCapture(str(clip)).get(cv2.CAP_PROP_FPS) or 25.0
-        engine.add(Camera(
-            id=f"B{i}", type="camera", area="440311001002", site=None, building=None,
-            floor=None, lat=None, lon=None, tags={}, enabled=True, credentials_rotated_at=now,
-            created_at=now, updated_at=now, stream_url=f"file://{clip}?realtime=0",
-            fps=min(30.0, float(native)), zones=[],
-        ))  # fmt: skip
+        engine.add(camera(f"B{i}", f"file://{clip}?realtime=0", fps=min(30.0, float(native))))
     started, analysed = time.perf_counter(), 0
     while not engine.finished and analysed < limit * len(clips):
         frames, _ = engine.step()

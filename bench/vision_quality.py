@@ -16,15 +16,12 @@ import os
 import tomllib
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from devices.camera_settings import CameraSettings
-from devices.models import Camera
-from devices.zones import Zone
+from bench.cameras import camera
 from vision.analytics.zones import Crowd
 from vision.detector import Detector
 from vision.events import Event
@@ -115,21 +112,12 @@ class ClipRun:
         return [(t, e) for t, e in self.events if e.type in types]
 
 
-def camera_for(name: str, url: str, fps: float, zones: list[dict[str, Any]],
-               settings: dict[str, Any] | None = None) -> Camera:  # fmt: skip
-    now = datetime.now(UTC)
-    return Camera(
-        id=name.upper(), type="camera", area="440311001002", site=None, building=None,
-        floor=None, lat=None, lon=None, tags={}, enabled=True, credentials_rotated_at=now,
-        created_at=now, updated_at=now, stream_url=url, fps=fps,
-        zones=[Zone(**z) for z in zones], settings=CameraSettings.model_validate(settings or {}),
-    )  # fmt: skip
-
-
 def run_clip(models: Models, media: Path, truth: ClipTruth, fps: float) -> ClipRun:
     engine = Engine(models)
     url = f"file://{(media / truth.file).resolve()}?realtime=0"
-    pipeline = engine.add(camera_for("clip", url, fps, truth.zones(), truth.settings))
+    pipeline = engine.add(
+        camera("CLIP", url, fps=fps, zones=truth.zones(), settings=truth.settings)
+    )
     started = getattr(pipeline.source, "started", 0.0)
     crowds = [a for a in pipeline.zones if isinstance(a, Crowd)]
     found = ClipRun(crowd_counts={c.name: [] for c in crowds})

@@ -95,3 +95,14 @@ class Unacknowledged:
                 return False
             time.sleep(0.002)
         return True
+
+
+def close_when_acknowledged(
+    client: mqtt.Client, unacked: Unacknowledged, *, timeout: float, name: str
+) -> None:
+    """Disconnect once the broker has every message (waiting up to `timeout` seconds; what is
+    left then is logged), and stop paho's thread."""
+    if not unacked.wait(0, timeout=timeout):
+        log.warning("MQTT messages not acknowledged at close", client=name, left=len(unacked))
+    client.disconnect()
+    client.loop_stop()

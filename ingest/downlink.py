@@ -10,11 +10,8 @@ from typing import Any
 
 from paho.mqtt.enums import MQTTErrorCode
 
-from hub.logs import get_logger
-from hub.mqtt import Unacknowledged, started_client
+from hub.mqtt import Unacknowledged, close_when_acknowledged, started_client
 from hub.settings import MqttUrl
-
-log = get_logger(__name__)
 
 
 def cmd_topic(area: str, device_id: str) -> str:
@@ -65,7 +62,4 @@ class Downlink:
 
     def close(self, wait_s: float = 2.0) -> None:
         """Disconnect once the broker has what was posted (waiting up to `wait_s`)."""
-        if not self._unacked.wait(0, timeout=wait_s):
-            log.warning("downlink messages not acknowledged at close", left=len(self._unacked))
-        self._client.disconnect()
-        self._client.loop_stop()
+        close_when_acknowledged(self._client, self._unacked, timeout=wait_s, name="downlink")

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
 import pytest
 
-from devices.camera_settings import CameraSettings
-from devices.models import Camera
-from devices.zones import Zone
+from bench.cameras import camera as camera  # the tests' cameras, beside their clips
 
 MEDIA = Path(os.environ.get("SB_TEST_MEDIA_DIR", "../shared/media"))
 YOLO = os.environ.get("SB_YOLO_MODEL", "")
@@ -30,19 +26,6 @@ def require_media() -> None:
         missing.append(f"SB_TEST_MEDIA_DIR ({MEDIA})")
     if missing:
         pytest.skip(f"VISION TESTS SKIPPED: real models/clips not found: {', '.join(missing)}")
-
-
-def camera(
-    camera_id: str, url: str, *, fps: float = 4.0, zones: list[dict[str, Any]] | None = None,
-    settings: dict[str, Any] | None = None,
-) -> Camera:  # fmt: skip
-    now = datetime.now(UTC)
-    return Camera(
-        id=camera_id, type="camera", area="440311001002", site="site", building="B1", floor=None,
-        lat=None, lon=None, tags={}, enabled=True, credentials_rotated_at=now, created_at=now,
-        updated_at=now, stream_url=url, fps=fps, zones=[Zone(**z) for z in zones or []],
-        settings=CameraSettings.model_validate(settings or {}),
-    )  # fmt: skip
 
 
 def replay(clip: str) -> str:

@@ -9,11 +9,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from hub.logs import get_logger
-from hub.mqtt import Unacknowledged, started_client
+from hub.mqtt import Unacknowledged, close_when_acknowledged, started_client
 from hub.settings import MqttUrl
-
-log = get_logger(__name__)
 
 
 class Publisher:
@@ -43,7 +40,4 @@ class Publisher:
 
     def close(self, timeout: float = 5.0) -> None:
         """Wait (up to `timeout`) until the broker has every message, then disconnect."""
-        if not self._unacked.wait(0, timeout=timeout):
-            log.warning("vision MQTT messages not acknowledged at close", left=len(self._unacked))
-        self._client.disconnect()
-        self._client.loop_stop()
+        close_when_acknowledged(self._client, self._unacked, timeout=timeout, name="vision")

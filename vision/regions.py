@@ -120,18 +120,17 @@ def _distinct(
     """Greedy suppression by overlap over the smaller box, per class, between boxes of
     different crops (within one the model's own NMS has spoken); whole boxes first."""
     order = sorted(range(len(conf)), key=lambda i: (bool(cut[i]), -float(conf[i])))
-    areas = (xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1])
+    x1, y1, x2, y2 = xyxy.T
+    areas = (x2 - x1) * (y2 - y1)
+    w = np.minimum(x2[:, None], x2) - np.maximum(x1[:, None], x1)  # of every pair's overlap
+    h = np.minimum(y2[:, None], y2) - np.maximum(y1[:, None], y1)
+    inter = np.clip(w, 0, None) * np.clip(h, 0, None)
+    same = inter >= SAME_OBJECT * np.minimum(areas[:, None], areas)
+    same &= (w > 0) & (h > 0) & (cls[:, None] == cls) & (crop[:, None] != crop)
     kept: list[int] = []
+    dropped = np.zeros(len(conf), bool)
     for i in order:
-        duplicate = False
-        for k in kept:
-            if cls[k] != cls[i] or crop[k] == crop[i]:
-                continue
-            w = min(xyxy[i, 2], xyxy[k, 2]) - max(xyxy[i, 0], xyxy[k, 0])
-            h = min(xyxy[i, 3], xyxy[k, 3]) - max(xyxy[i, 1], xyxy[k, 1])
-            if w > 0 and h > 0 and w * h >= SAME_OBJECT * min(areas[i], areas[k]):
-                duplicate = True
-                break
-        if not duplicate:
+        if not dropped[i]:
             kept.append(i)
+            dropped |= same[i]
     return kept

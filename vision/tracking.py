@@ -88,6 +88,26 @@ class Track:
         return (x1 + dx, y1 + dy, x2 + dx, y2 + dy)
 
 
+@dataclass(frozen=True, slots=True)
+class _FrameBoxes:
+    """One frame's detections in pixels, with what every track's costs read of them."""
+
+    pixels: np.ndarray
+    scale: np.ndarray
+    areas: np.ndarray
+    diagonals: np.ndarray
+    centres: np.ndarray
+    labels: list[str]
+
+    @classmethod
+    def of(cls, boxes: np.ndarray, labels: list[str], shape: tuple[int, int]) -> _FrameBoxes:
+        height, width = shape
+        scale = np.array([width, height, width, height], np.float32)
+        pixels = boxes * scale
+        centres = (pixels[:, :2] + pixels[:, 2:]) / 2
+        return cls(pixels, scale, _areas(pixels), _diagonal(pixels), centres, labels)
+
+
 class CameraTracker:
     """`update` with each detector frame; `tracks` holds every live track."""
 
@@ -129,33 +149,26 @@ class CameraTracker:
     ) -> list[tuple[int, int]]:  # fmt: skip
         if not live or len(boxes) == 0:
             return []
-        cost = np.stack([self._costs(t, boxes, labels, ts, shape) for t in live])
+        frame = _FrameBoxes.of(boxes, labels, shape)
+        cost = np.stack([self._costs(track, frame, ts) for track in live])
         finite = np.where(np.isfinite(cost), cost, 1e6)
         _, rows, _ = lap.lapjv(finite, extend_cost=True, cost_limit=1e5)
         return [(t, int(d)) for t, d in enumerate(rows) if d >= 0 and np.isfinite(cost[t, d])]
 
-    def _costs(
-        self, track: Track, boxes: np.ndarray, labels: list[str], ts: float,
-        shape: tuple[int, int],
-    ) -> np.ndarray:  # fmt: skip
+    def _costs(self, track: Track, frame: _FrameBoxes, ts: float) -> np.ndarray:
         """Cost of continuing `track` with each box; inf where it cannot be the same object."""
         config = self.config
-        height, width = shape
-        scale = np.array([width, height, width, height], np.float32)
-        predicted = np.array(track.predicted(ts, config.predict_max_s), np.float32) * scale
-        pixels = boxes * scale
-        overlap = _iou(predicted, pixels)
+        predicted = np.array(track.predicted(ts, config.predict_max_s), np.float32) * frame.scale
+        overlap = iou(predicted, frame.pixels)
         centre = (predicted[:2] + predicted[2:]) / 2
-        centres = (pixels[:, :2] + pixels[:, 2:]) / 2
-        diag = np.maximum(_diagonal(predicted[None])[0], _diagonal(pixels))
-        distance = np.linalg.norm(centres - centre, axis=1) / np.maximum(diag, 1e-6)
+        diag = np.maximum(_diagonal(predicted[None])[0], frame.diagonals)
+        distance = np.linalg.norm(frame.centres - centre, axis=1) / np.maximum(diag, 1e-6)
         dt = max(0.0, ts - track.last_seen)
         speed = config.speed if track.velocity is None else config.speed_known
         allowed = config.gate + speed * dt
-        areas = _areas(pixels)
-        ratio = np.maximum(areas, 1e-6) / max(float(_areas(predicted[None])[0]), 1e-6)
+        ratio = np.maximum(frame.areas, 1e-6) / max(float(_areas(predicted[None])[0]), 1e-6)
         same_size = np.maximum(ratio, 1 / ratio) <= config.max_size_ratio
-        same_label = np.array([label == track.label for label in labels])
+        same_label = np.array([label == track.label for label in frame.labels])
         possible = (
             (distance <= allowed) & same_size & (same_label | (overlap >= config.relabel_iou))
         )
@@ -235,7 +248,7 @@ def _diagonal(boxes: np.ndarray) -> np.ndarray:
     return np.asarray(np.hypot(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]))
 
 
-def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     x1 = np.maximum(box[0], boxes[:, 0])
     y1 = np.maximum(box[1], boxes[:, 1])
     x2 = np.minimum(box[2], boxes[:, 2])

@@ -9,7 +9,7 @@ import numpy as np
 
 from vision.detector import Detections
 from vision.events import Event
-from vision.tracking import Track
+from vision.tracking import Track, iou
 
 SHOULDERS, HIPS = [5, 6], [11, 12]
 MIN_KEYPOINT_SCORE = 0.4
@@ -101,7 +101,7 @@ class Fall:
     def _episode(self, box: tuple[float, float, float, float], ts: float) -> _Episode:
         """The episode at this place, carried on, or a new one."""
         for episode in self.episodes:
-            if _iou(np.array(box), np.array([episode.box]))[0] >= self.config.match_iou:
+            if iou(np.array(box), np.array([episode.box]))[0] >= self.config.match_iou:
                 episode.box, episode.last_lying, episode.up_since = box, ts, None
                 return episode
         episode = _Episode(box, ts, ts)
@@ -114,7 +114,7 @@ class Fall:
         `forget_s`."""
         kept = []
         for episode in self.episodes:
-            overlaps = _iou(np.array(episode.box), np.array(standing)) if standing else None
+            overlaps = iou(np.array(episode.box), np.array(standing)) if standing else None
             if overlaps is not None and float(overlaps.max()) >= self.config.match_iou:
                 episode.up_since = episode.up_since or ts
             up = episode.up_since is not None and ts - episode.up_since >= self.config.hold_s
@@ -132,23 +132,10 @@ class Fall:
         lying = set()
         for tid, track in candidates.items():
             box = np.array(track.box, np.float32) * scale
-            overlaps = _iou(box, pose.xyxy)
+            overlaps = iou(box, pose.xyxy)
             if overlaps.size == 0 or overlaps.max() < self.config.match_iou:
                 continue
             best = int(overlaps.argmax())
             if is_lying(pose.keypoints[best], pixel_aspect(track.box, shape), self.config):
                 lying.add(tid)
         return lying
-
-
-def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    if len(boxes) == 0:
-        return np.zeros(0, np.float32)
-    x1 = np.maximum(box[0], boxes[:, 0])
-    y1 = np.maximum(box[1], boxes[:, 1])
-    x2 = np.minimum(box[2], boxes[:, 2])
-    y2 = np.minimum(box[3], boxes[:, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    return np.asarray(inter / np.maximum(area + areas - inter, 1e-9), np.float32)
