@@ -100,6 +100,11 @@ class Settings(BaseSettings):
     fire_model: str | None = Field(default=None, description="fire/smoke model; unset: off")
     pose_model: str | None = Field(default=None, description="pose model for falls; unset: off")
     vision_device: str = Field(default="cpu", description="cpu, cuda or cuda:N")
+    vision_inference: Literal["ultralytics", "tensor"] = Field(
+        default="ultralytics",
+        description="how the detector (SB_YOLO_MODEL) runs: Ultralytics' predict, or the"
+        " batched tensor path (OpenVINO folders, .pt, .yaml)",
+    )
     vision_workers: int = Field(
         default=1, ge=0, le=64, description="vision worker processes `shaobing up` starts"
     )

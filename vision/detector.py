@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -23,6 +23,16 @@ class Detections:
     @classmethod
     def empty(cls) -> Detections:
         return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, int))
+
+
+class Model(Protocol):
+    """What the engine needs of a detector: its labels, its input size and batched detection
+    (Ultralytics' `predict` here, or the tensor path of vision.inference)."""
+
+    names: dict[int, str]
+    imgsz: int
+
+    def detect(self, images: list[np.ndarray]) -> list[Detections]: ...
 
 
 class Detector:

@@ -13,7 +13,7 @@ from vision.analytics.fire import FireConfig, FireSmoke
 from vision.analytics.tamper import Tamper
 from vision.analytics.zones import Analytic, LineCrossing, analytics_for
 from vision.capture import Frame, FrameSource, open_source
-from vision.detector import Detections, Detector
+from vision.detector import Detections, Model
 from vision.events import Event
 from vision.evidence import Picture, render
 from vision.masks import drop_masked
@@ -24,9 +24,9 @@ from vision.tracking import CameraTracker, Track
 
 @dataclass(frozen=True, slots=True)
 class Models:
-    detector: Detector
-    fire: Detector | None = None
-    pose: Detector | None = None
+    detector: Model
+    fire: Model | None = None
+    pose: Model | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,7 +244,7 @@ def _pixels(box: tuple[float, float, float, float], width: int, height: int) -> 
 
 
 def _batched(
-    model: Detector | None, chosen: list[tuple[CameraPipeline, Frame]]
+    model: Model | None, chosen: list[tuple[CameraPipeline, Frame]]
 ) -> dict[int, Detections]:
     """One inference call over the chosen frames; detections keyed by id(frame)."""
     if model is None or not chosen:

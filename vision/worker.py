@@ -24,7 +24,7 @@ from hub.db import connect
 from hub.logs import get_logger
 from hub.settings import Settings
 from vision import evidence, evidence_store, leases, stats
-from vision.detector import Detector
+from vision.detector import Detector, Model
 from vision.model_slot import ModelSlot
 from vision.pipeline import Engine, Gating, Models, Outcome
 from vision.publisher import Publisher
@@ -39,7 +39,14 @@ def load_models(settings: Settings) -> Models:
     pose = (
         Detector(settings.pose_model, task="pose", device=device) if settings.pose_model else None
     )
-    return Models(Detector(settings.yolo_model, device=device), fire, pose)
+    detector: Model
+    if settings.vision_inference == "tensor":
+        from vision.inference import TensorDetector  # torch: only a worker that asks loads it
+
+        detector = TensorDetector(settings.yolo_model, device=device)
+    else:
+        detector = Detector(settings.yolo_model, device=device)
+    return Models(detector, fire, pose)
 
 
 def model_slot(settings: Settings) -> ModelSlot:
