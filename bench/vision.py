@@ -1,13 +1,19 @@
-"""Vision throughput on the real clips: the naive Ultralytics loop against Shaobing's engine.
+"""Vision cost per camera on the real clips: the naive Ultralytics loop against Shaobing's engine,
+with every frame of every stream decoded at the stream's own rate.
 
-    python -m bench.vision [--frames 240] [--device cpu|cuda]
+    python -m bench.vision [--seconds 12] [--fps 1,2] [--device cpu|cuda]
 
-(a) naive: `model.track` on every frame, one camera at a time;
-(b) Shaobing: the engine with motion gating and frames of all cameras batched per step;
-both on the same frames, in the same process, on a busy set (the shared clips) and on a still
-scene (a real frame held still, as most community cameras see most of the day). Also prints the
-decode cost per stream and how many cameras at 2 fps the engine sustains. Needs SB_YOLO_MODEL
-and SB_TEST_MEDIA_DIR (set by .ci/run from ../shared).
+For a busy set (the four shared clips) and a still scene (a real frame held still, as most
+community cameras see most of the day), at each analysis rate:
+(a) naive: each stream read frame by frame (decoded and converted) and `model.track` on every
+    frame due at that rate, one camera at a time;
+(b) Shaobing: the engine (motion gating, regions, the low-rate tracker, all cameras' crops
+    batched per step, the zones of bench/expected_events.toml), its streams replayed so that
+    every frame is decoded and the due ones converted, CPU per analysed frame split by stage
+    (decode, motion, detect, track, analytics, evidence).
+Both print CPU seconds per camera-second of video and the cameras this machine's cores sustain
+at that rate; the ratio is (a)'s CPU over (b)'s. Needs SB_YOLO_MODEL and SB_TEST_MEDIA_DIR
+(set by .ci/run from ../shared).
 """
 
 from __future__ import annotations
@@ -22,8 +28,9 @@ import cv2
 import numpy as np
 
 from bench.cameras import camera
+from bench.vision_quality import expectations
 from vision.detector import Detector
-from vision.pipeline import Engine, Gating, Models
+from vision.pipeline import STAGES, Engine, Gating, Models
 
 CLIPS = [
     "pedestrians_crosswalk.mp4",
@@ -33,102 +40,121 @@ CLIPS = [
 ]
 
 
-def read_frames(path: Path, limit: int) -> list[np.ndarray]:
+def native_fps(path: Path) -> float:
     cap = cv2.VideoCapture(str(path))
-    frames: list[np.ndarray] = []
-    while len(frames) < limit:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
+    fps = float(cap.get(cv2.CAP_PROP_FPS) or 25.0)
     cap.release()
-    return frames
+    return fps
 
 
-def still_clip(media: Path, frames: int, folder: Path) -> Path:
-    first = read_frames(media / "fire_smoke_cctv.mp4", 1)[0]
+def first_frame(path: Path) -> np.ndarray:
+    cap = cv2.VideoCapture(str(path))
+    ok, frame = cap.read()
+    cap.release()
+    assert ok, path
+    return frame
+
+
+def still_clip(media: Path, seconds: float, folder: Path) -> Path:
+    """A real frame (the fire clip's first, an empty yard) held for `seconds` at 25 fps."""
+    first = first_frame(media / "fire_smoke_cctv.mp4")
     path = folder / "still.avi"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 25, first.shape[1::-1])
-    for _ in range(frames):
+    for _ in range(round(seconds * 25)):
         writer.write(first)
     writer.release()
     return path
 
 
-def decode_cost(path: Path, limit: int) -> tuple[float, float]:
-    """Milliseconds per frame to decode and convert (read) and to decode only (grab)."""
-    out = []
-    for method in ("read", "grab"):
-        cap = cv2.VideoCapture(str(path))
-        started, n = time.perf_counter(), 0
-        while n < limit and (cap.read()[0] if method == "read" else cap.grab()):
-            n += 1
-        out.append((time.perf_counter() - started) / max(n, 1) * 1000)
-        cap.release()
-    return out[0], out[1]
-
-
-def naive(model_path: str, clips: list[Path], limit: int, device: str) -> tuple[int, float]:
+def naive(model_path: str, clips: list[Path], fps: float, seconds: float,
+          device: str) -> tuple[float, float]:  # fmt: skip
+    """(CPU seconds, seconds of video) for `model.track` on every frame due at `fps`."""
     from ultralytics.models import YOLO
 
-    frames_done, started = 0, time.perf_counter()
+    cpu = video = 0.0
     for clip in clips:
         model = YOLO(model_path, task="detect")  # a fresh tracker per camera
-        for frame in read_frames(clip, limit):
-            model.track(frame, persist=True, tracker="bytetrack.yaml", verbose=False,
-                        device=device)  # fmt: skip
-            frames_done += 1
-    return frames_done, time.perf_counter() - started
+        native = native_fps(clip)
+        step = max(1, round(native / fps))
+        cap = cv2.VideoCapture(str(clip))
+        ok, first = cap.read()
+        model.predict(first, verbose=False, device=device)  # loading and warming up is not
+        cap.set(cv2.CAP_PROP_POS_FRAMES, 0)  # what a camera costs once it runs
+        started, index = time.process_time(), 0
+        while index < seconds * native:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            if index % step == 0:
+                model.track(frame, persist=True, tracker="bytetrack.yaml", verbose=False,
+                            device=device)  # fmt: skip
+            index += 1
+        cpu += time.process_time() - started
+        video += index / native
+        cap.release()
+    return cpu, video
 
 
-def shaobing(detector: Detector, clips: list[Path], limit: int) -> tuple[int, int, float]:
-    """(analysed frames, detector frames, seconds) with every frame of every clip analysed."""
+def shaobing(detector: Detector, clips: list[Path], fps: float,
+             seconds: float) -> tuple[dict[str, float], int, int, float]:  # fmt: skip
+    """(CPU seconds per stage, analysed frames, detector frames, seconds of video)."""
     engine = Engine(Models(detector), Gating())
+    zones = {truth.file: truth.zones() for truth in expectations().values()}
     for i, clip in enumerate(clips):
-        native = cv2.VideoCapture(str(clip)).get(cv2.CAP_PROP_FPS) or 25.0
-        engine.add(camera(f"B{i}", f"file://{clip}?realtime=0", fps=min(30.0, float(native))))
-    started, analysed = time.perf_counter(), 0
-    while not engine.finished and analysed < limit * len(clips):
-        frames, _ = engine.step()
-        analysed += frames
-    seconds = time.perf_counter() - started
-    detected = sum(p.counters.detected for p in engine.pipelines.values())
-    engine.close()
-    return analysed, detected, seconds
+        url = f"file://{clip}?realtime=0"
+        engine.add(camera(f"B{i}", url, fps=fps, zones=zones.get(clip.name, [])))
+    analysed = detected = 0
+    video = 0.0
+    while engine.pipelines:
+        analysed += engine.step()[0]
+        for camera_id, pipeline in list(engine.pipelines.items()):
+            if pipeline.source.state == "ended" or pipeline.counters.analysed >= seconds * fps:
+                detected += pipeline.counters.detected
+                video += pipeline.counters.analysed / fps
+                engine.remove(camera_id)  # every camera stops at the same length of video
+    return engine.clock.seconds, analysed, detected, video
+
+
+def report(name: str, fps: float, naive_run: tuple[float, float],
+           ours: tuple[dict[str, float], int, int, float]) -> None:  # fmt: skip
+    cores = os.cpu_count() or 1
+    naive_cpu, naive_video = naive_run
+    stages, analysed, detected, video = ours
+    ours_cpu = sum(stages.values())
+    per_frame = "  ".join(f"{s} {stages[s] / max(analysed, 1) * 1000:.1f}" for s in STAGES)
+    naive_load, ours_load = naive_cpu / naive_video, ours_cpu / video  # CPU s per camera-second
+    print(f"\n{name} at {fps:g} fps")
+    print(f"  (a) naive model.track:  {naive_load:6.3f} CPU s per camera-second;"
+          f" cameras sustained {cores / naive_load:6.1f}")  # fmt: skip
+    print(
+        f"  (b) shaobing engine:    {ours_load:6.3f} CPU s per camera-second;"
+        f" cameras sustained {cores / ours_load:6.1f}; ratio {naive_load / ours_load:.2f}x"
+    )
+    print(f"      ms CPU per analysed frame: {per_frame}"
+          f"  (detector ran on {detected} of {analysed})")  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--frames", type=int, default=240, help="frames per clip")
+    parser.add_argument("--seconds", type=float, default=12.0, help="of video per camera")
+    parser.add_argument("--fps", default="1,2", help="analysis rates")
     parser.add_argument("--device", default=os.environ.get("SB_VISION_DEVICE", "cpu"))
     args = parser.parse_args()
     media = Path(os.environ.get("SB_TEST_MEDIA_DIR", "../shared/media")).resolve()
     model = os.environ["SB_YOLO_MODEL"]
     detector = Detector(model, device=args.device)
-    detector.detect([read_frames(media / CLIPS[0], 1)[0]])  # warm up
-    print(f"model {model} on {args.device}; {args.frames} frames per clip; cores {os.cpu_count()}")
-
-    for clip in CLIPS:
-        read_ms, grab_ms = decode_cost(media / clip, args.frames)
-        print(
-            f"decode  {clip:28s} read {read_ms:5.2f} ms/frame   grab only {grab_ms:5.2f} ms/frame"
-        )
-
+    detector.detect([first_frame(media / CLIPS[0])])  # warm up
+    print(f"model {model} on {args.device}; up to {args.seconds:g} s of each stream,"
+          f" every frame decoded; cores {os.cpu_count()}")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         scenes = {
             "busy (4 shared clips)": [media / c for c in CLIPS],
-            "still (1 camera, static view)": [still_clip(media, args.frames, Path(tmp))],
+            "still (1 camera, static view)": [still_clip(media, args.seconds, Path(tmp))],
         }
-        for name, clips in scenes.items():
-            n_frames, naive_s = naive(model, clips, args.frames, args.device)
-            analysed, detected, ours_s = shaobing(detector, clips, args.frames)
-            naive_fps, ours_fps = n_frames / naive_s, analysed / ours_s
-            print(f"\n{name}")
-            print(f"  (a) naive model.track, one camera at a time: {naive_fps:7.1f} frames/s")
-            print(f"  (b) shaobing engine, gated + batched:        {ours_fps:7.1f} frames/s"
-                  f"  (detector ran on {detected}/{analysed} frames)")  # fmt: skip
-            print(f"      ratio {ours_fps / naive_fps:.2f}x;"
-                  f" cameras sustained at 2 fps: {int(ours_fps // 2)}")  # fmt: skip
+        for fps in (float(f) for f in args.fps.split(",")):
+            for name, clips in scenes.items():
+                ours = shaobing(detector, clips, fps, args.seconds)
+                report(name, fps, naive(model, clips, fps, args.seconds, args.device), ours)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ class Run:
     counters: dict[str, CameraCounters]
     line_counts: dict[str, dict[str, dict[str, int]]]
     batch_sizes: list[int]
+    stages: dict[str, float]
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +62,8 @@ def run(models: Models) -> Run:
     ]))  # fmt: skip
     engine.add(camera("GARAGE", replay("fire_smoke_cctv.mp4"), fps=2))
     engine.add(camera("OFFICE", replay("fall_indoor.mp4"), fps=5))
-    found = Run({c: [] for c in engine.pipelines}, {c: [] for c in engine.pipelines}, {}, {}, [])
+    found = Run({c: [] for c in engine.pipelines}, {c: [] for c in engine.pipelines}, {}, {}, [],
+                engine.clock.seconds)  # fmt: skip
     while not engine.finished:
         frames, outcomes = engine.step()
         found.batch_sizes.append(frames)
@@ -82,6 +84,11 @@ def types(run: Run, camera_id: str) -> list[str]:
 
 def test_frames_of_several_cameras_share_inference_batches(run: Run) -> None:
     assert max(run.batch_sizes) == 4
+
+
+def test_the_engine_accounts_its_cpu_by_stage(run: Run) -> None:
+    assert list(run.stages) == ["decode", "motion", "detect", "track", "analytics", "evidence"]
+    assert all(seconds > 0 for seconds in run.stages.values()), run.stages
 
 
 def test_intrusion_on_the_walkway_with_snapshots_and_none_off_it(run: Run) -> None:

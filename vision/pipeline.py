@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -166,6 +168,28 @@ class CameraPipeline:
         self.source.close()
 
 
+STAGES = ("decode", "motion", "detect", "track", "analytics", "evidence")
+
+
+@dataclass
+class StageClock:
+    """CPU seconds spent in each stage of `Engine.step`. Process time, not thread time: the
+    models run on thread pools of their own."""
+
+    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        started = time.process_time()
+        try:
+            yield
+        finally:
+            self.seconds[name] += time.process_time() - started
+
+
+Found = tuple[CameraPipeline, Event, Frame | None]  # an event, with the frame that shows it
+
+
 @dataclass
 class Engine:
     """Steps every camera once: frames that need it go through each model in one batch."""
@@ -173,6 +197,7 @@ class Engine:
     models: Models
     gating: Gating = field(default_factory=Gating)
     pipelines: dict[str, CameraPipeline] = field(default_factory=dict)
+    clock: StageClock = field(default_factory=StageClock)
 
     def add(self, camera: Camera, source: FrameSource | None = None) -> CameraPipeline:
         pipeline = CameraPipeline(camera, self.models, self.gating, source)
@@ -195,34 +220,52 @@ class Engine:
 
     def step(self) -> tuple[int, list[Outcome]]:
         """Analyse the newest frame of every camera that has one; (frames, outcomes)."""
-        found: list[tuple[CameraPipeline, Event, Frame | None]] = []
+        stage = self.clock.stage
+        with stage("decode"):  # a replayed file decodes here; a live stream in its own thread
+            found, frames = self._read()
+        with stage("motion"):
+            found += [(p, e, f) for p, f in frames for e in p.tamper_events(f)]
+            chosen = [(p, f) for p, f in frames if p.needs_detection(f)]
+        with stage("detect"):
+            detections = self._detect(chosen)
+        with stage("track"):
+            for (pipeline, frame), dets in zip(chosen, detections, strict=True):
+                pipeline.detected(frame, dets)
+        with stage("analytics"):
+            found += self._analyse(frames)
+        with stage("evidence"):
+            return len(frames), [self._outcome(p, e, f) for p, e, f in found]
+
+    def _read(self) -> tuple[list[Found], list[tuple[CameraPipeline, Frame]]]:
+        """Stream changes, and the newest frame of every camera that has one."""
+        found: list[Found] = []
         frames: list[tuple[CameraPipeline, Frame]] = []
         for pipeline in self.pipelines.values():
             found += [(pipeline, e, None) for e in pipeline.stream_events()]
             frame = pipeline.source.next_frame()
             if frame is not None:
                 frames.append((pipeline, frame))
-                found += [(pipeline, e, frame) for e in pipeline.tamper_events(frame)]
-        self._detect([(p, f) for p, f in frames if p.needs_detection(f)])
-        for pipeline, frame in frames:
-            found += [(pipeline, e, frame) for e in pipeline.zone_events(frame)]
+        return found, frames
+
+    def _detect(self, chosen: list[tuple[CameraPipeline, Frame]]) -> list[Detections]:
+        """The detector over every crop of every chosen frame, in one batch; each frame's
+        detections in its own pixels."""
+        crops = [(f, rect) for p, f in chosen for rect in p.regions(f)]
+        found = self.models.detector.detect([_crop(f.image, rect) for f, rect in crops])
+        per_frame: dict[int, list[tuple[Rect, Detections]]] = {id(f): [] for _, f in chosen}
+        for (frame, rect), dets in zip(crops, found, strict=True):
+            per_frame[id(frame)].append((rect, dets))
+        return [merge(per_frame[id(f)], *f.image.shape[1::-1]) for _, f in chosen]
+
+    def _analyse(self, frames: list[tuple[CameraPipeline, Frame]]) -> list[Found]:
+        """Zone analytics on the tracks, then falls and fire with their models, batched."""
+        found: list[Found] = [(p, e, f) for p, f in frames for e in p.zone_events(f)]
         pose = _batched(self.models.pose, [(p, f) for p, f in frames if p.wants_pose_model(f)])
         found += [(p, e, f) for p, f in frames for e in p.fall_events(f, pose.get(id(f)))]
         fire = _batched(self.models.fire, [(p, f) for p, f in frames if p.wants_fire_model(f)])
         found += [(p, e, f) for p, f in frames if id(f) in fire
                   for e in p.fire_events(f, fire[id(f)])]  # fmt: skip
-        return len(frames), [self._outcome(p, e, f) for p, e, f in found]
-
-    def _detect(self, chosen: list[tuple[CameraPipeline, Frame]]) -> None:
-        """The detector over every crop of every chosen frame, in one batch."""
-        crops = [(p, f, rect) for p, f in chosen for rect in p.regions(f)]
-        found = self.models.detector.detect([_crop(f.image, rect) for _, f, rect in crops])
-        per_frame: dict[int, list[tuple[Rect, Detections]]] = {id(f): [] for _, f in chosen}
-        for (_, frame, rect), dets in zip(crops, found, strict=True):
-            per_frame[id(frame)].append((rect, dets))
-        for pipeline, frame in chosen:
-            height, width = frame.image.shape[:2]
-            pipeline.detected(frame, merge(per_frame[id(frame)], width, height))
+        return found
 
     @staticmethod
     def _outcome(pipeline: CameraPipeline, event: Event, frame: Frame | None) -> Outcome:
