@@ -26,7 +26,7 @@ from hub.errors import NotFound
 _SELECT = (
     "SELECT "
     + ", ".join(f"d.{c.strip()}" for c in COLUMNS.split(","))
-    + ", c.stream_url, c.fps, c.zones, c.settings FROM devices d"
+    + ", c.stream_url, c.detect_url, c.fps, c.zones, c.settings FROM devices d"
     " JOIN cameras c ON c.device_id = d.id"
 )
 
@@ -44,7 +44,10 @@ def redact_stream_url(url: str) -> str:
 
 def public_view(camera: Camera) -> Camera:
     """The camera as API responses show it: no stream password."""
-    return camera.model_copy(update={"stream_url": redact_stream_url(camera.stream_url)})
+    detect = camera.detect_url and redact_stream_url(camera.detect_url)
+    return camera.model_copy(
+        update={"stream_url": redact_stream_url(camera.stream_url), "detect_url": detect}
+    )
 
 
 async def create_camera(conn: AsyncConnection[DictRow], data: CameraIn) -> CameraWithCredentials:
@@ -63,11 +66,12 @@ async def create_camera(conn: AsyncConnection[DictRow], data: CameraIn) -> Camer
         ),
     )
     await conn.execute(
-        "INSERT INTO cameras (device_id, stream_url, fps, zones, settings)"
-        " VALUES (%s, %s, %s, %s, %s)",
+        "INSERT INTO cameras (device_id, stream_url, detect_url, fps, zones, settings)"
+        " VALUES (%s, %s, %s, %s, %s, %s)",
         (
             data.id,
             data.stream_url,
+            data.detect_url,
             data.fps,
             Jsonb([z.model_dump(mode="json") for z in data.zones]),
             Jsonb(data.settings.model_dump(mode="json", exclude_defaults=True)),
@@ -109,11 +113,12 @@ async def update_camera(
     conn: AsyncConnection[DictRow], camera_id: str, changes: CameraUpdate, *, scope: str
 ) -> Camera:
     await get_camera(conn, camera_id, scope=scope)
-    stream = changes.model_dump(exclude_unset=True, include={"stream_url", "fps"})
+    stream = changes.model_dump(exclude_unset=True, include={"stream_url", "detect_url", "fps"})
     if changes.settings is not None:
         stream["settings"] = Jsonb(changes.settings.model_dump(mode="json", exclude_defaults=True))
     placement = changes.model_dump(exclude_unset=True,
-                                   exclude={"stream_url", "fps", "settings"})  # fmt: skip
+                                   exclude={"stream_url", "detect_url", "fps",
+                                            "settings"})  # fmt: skip
     if placement:
         await update_device(conn, camera_id, DeviceUpdate(**placement), scope=scope)
     if stream:

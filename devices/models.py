@@ -164,10 +164,17 @@ class DeviceWithCredentials(Device):
 # --- cameras -------------------------------------------------------------------------------
 
 
+StreamUrl = Annotated[str, Field(min_length=1, max_length=2048)]
+DETECT_URL = (
+    "the substream the analytics read (e.g. the camera's 640x360 channel); default stream_url"
+)
+
+
 class CameraIn(DevicePlacement):
     id: Identifier
     area: AreaCode
-    stream_url: Annotated[str, Field(min_length=1, max_length=2048)]
+    stream_url: StreamUrl
+    detect_url: StreamUrl | None = Field(default=None, description=DETECT_URL)
     fps: Annotated[float, Field(gt=0, le=30)] = 2.0
     zones: Annotated[list[Zone], Field(max_length=64)] = Field(default_factory=list)
     settings: CameraSettings = Field(default_factory=CameraSettings)
@@ -182,7 +189,8 @@ class CameraUpdate(_Located):
     site: Label | None = None
     building: Label | None = None
     floor: Annotated[str, Field(max_length=32)] | None = None
-    stream_url: Annotated[str, Field(min_length=1, max_length=2048)] | None = None
+    stream_url: StreamUrl | None = None
+    detect_url: StreamUrl | None = Field(default=None, description=f"{DETECT_URL}; null clears it")
     fps: Annotated[float, Field(gt=0, le=30)] | None = None
     enabled: bool | None = None
     settings: CameraSettings | None = Field(default=None, description="replaced as a whole")
@@ -199,6 +207,7 @@ class ZonesIn(Strict):
 
 class Camera(Device):
     stream_url: str
+    detect_url: str | None = None
     fps: float
     zones: list[Zone]
     settings: CameraSettings = Field(default_factory=CameraSettings)

@@ -136,3 +136,15 @@ def test_decoding_is_measured_per_frame_read() -> None:
     counters = source.counters
     assert counters.frames_read > len(frames)  # skipped frames are grabbed, not converted
     assert 0 < counters.decode_s / counters.frames_read < 0.5
+
+
+def test_the_engine_reads_the_detect_substream(models: Models) -> None:
+    """The main stream cannot be opened; the substream can: frames come from the substream."""
+    engine = Engine(Models(models.detector))
+    pipeline = engine.add(camera("SUB", "rtsp://127.0.0.1:9/main", fps=2,
+                                 detect_url=replay("fall_indoor.mp4")))  # fmt: skip
+    try:
+        frames, _ = engine.step()
+        assert frames == 1 and pipeline.source.state == "live"
+    finally:
+        engine.close()

@@ -251,6 +251,23 @@ def test_camera_with_zones_hides_stream_password(admin: httpx.Client) -> None:
     assert admin.get("/api/v1/devices/CAM-01").json()["type"] == "camera"
 
 
+def test_a_detect_substream_is_kept_hidden_and_can_be_cleared(admin: httpx.Client) -> None:
+    register_area(admin)
+    created = admin.post("/api/v1/cameras", json={
+        "id": "CAM-SUB", "area": COMMUNITY, "stream_url": "rtsp://admin:s3cret@10.0.0.6/ch1",
+        "detect_url": "rtsp://admin:s3cret@10.0.0.6/ch2",
+    })  # fmt: skip
+    assert created.status_code == 201, created.text
+    assert created.json()["detect_url"] == "rtsp://admin:***@10.0.0.6/ch2"
+    shown = admin.get("/api/v1/cameras/CAM-SUB")
+    assert shown.json()["detect_url"] == "rtsp://admin:***@10.0.0.6/ch2"
+    assert "s3cret" not in shown.text
+    cleared = admin.patch("/api/v1/cameras/CAM-SUB", json={"detect_url": None})
+    assert cleared.status_code == 200 and cleared.json()["detect_url"] is None
+    empty = admin.patch("/api/v1/cameras/CAM-SUB", json={"detect_url": ""})
+    assert empty.status_code == 422
+
+
 @pytest.mark.parametrize(
     ("zone", "needle"),
     [

@@ -63,7 +63,7 @@ class CameraPipeline:
     ) -> None:
         self.camera = camera
         self.gating = gating
-        self.source = source or open_source(camera.stream_url, camera.fps)
+        self.source = source or open_source(camera.detect_url or camera.stream_url, camera.fps)
         settings = camera.settings
         self.settings = settings
         self.motion = MotionDetector(

@@ -22,7 +22,10 @@ async def create_camera(body: CameraIn, who: RegistryWriter, pool: DbPool) -> Ca
     who.require_area(body.area)
     async with pool.connection() as conn:
         created = await cameras.create_camera(conn, body)
-    return created.model_copy(update={"stream_url": public_view(created).stream_url})
+    shown = public_view(created)
+    return created.model_copy(
+        update={"stream_url": shown.stream_url, "detect_url": shown.detect_url}
+    )
 
 
 @router.get("")
