@@ -31,24 +31,37 @@ PAD = 114 / 255  # Ultralytics' letterbox grey
 
 @dataclass(frozen=True, slots=True)
 class Placement:
-    """How one image sits in its letterboxed square: scale, then offset."""
+    """How one frame sits on the letterboxed canvas: scaled to (new_w, new_h), then offset."""
 
-    gain_x: float
-    gain_y: float
+    new_w: int
+    new_h: int
     pad_x: int
     pad_y: int
     width: int
     height: int
 
+    @property
+    def gain_x(self) -> float:
+        return self.new_w / self.width
+
+    @property
+    def gain_y(self) -> float:
+        return self.new_h / self.height
+
+
+def scaled_size(height: int, width: int, size: int) -> tuple[int, int]:
+    """(new_w, new_h): the frame shrunk or grown to fit `size`, as Ultralytics rounds it."""
+    gain = min(size / height, size / width)
+    return max(round(width * gain), 1), max(round(height * gain), 1)
+
 
 def placement(height: int, width: int, size: int, canvas: tuple[int, int]) -> Placement:
-    """Ultralytics' LetterBox rounding, so that boxes land where `predict` puts them: scaled to
-    fit `size`, centred on a canvas of (height, width)."""
-    gain = min(size / height, size / width)
-    new_w, new_h = max(round(width * gain), 1), max(round(height * gain), 1)
+    """Where Ultralytics' LetterBox puts the frame, so that boxes land where `predict` puts
+    them: scaled to fit `size`, centred on a canvas of (height, width)."""
+    new_w, new_h = scaled_size(height, width, size)
     pad_x = round((canvas[1] - new_w) / 2 - 0.1)
     pad_y = round((canvas[0] - new_h) / 2 - 0.1)
-    return Placement(new_w / width, new_h / height, pad_x, pad_y, width, height)
+    return Placement(new_w, new_h, pad_x, pad_y, width, height)
 
 
 def canvas_for(images: list[np.ndarray], size: int, stride: int | None) -> tuple[int, int]:
@@ -57,11 +70,8 @@ def canvas_for(images: list[np.ndarray], size: int, stride: int | None) -> tuple
     640x384, not 640x640: 40 % less work)."""
     if stride is None:
         return (size, size)
-    high = wide = 0
-    for image in images:
-        height, width = image.shape[:2]
-        gain = min(size / height, size / width)
-        high, wide = max(high, round(height * gain)), max(wide, round(width * gain))
+    sizes = [scaled_size(image.shape[0], image.shape[1], size) for image in images]
+    high, wide = max(h for _, h in sizes), max(w for w, _ in sizes)
     return (math.ceil(high / stride) * stride, math.ceil(wide / stride) * stride)
 
 
@@ -74,21 +84,17 @@ def letterbox(
     dtype = torch.float16 if half else torch.float32
     canvas = canvas_for(images, size, stride)
     batch = torch.full((len(images), 3, *canvas), PAD, dtype=dtype, device=device)
-    placements = []
-    for i, image in enumerate(images):
-        height, width = image.shape[:2]
-        where = placement(height, width, size, canvas)
+    placements = [placement(image.shape[0], image.shape[1], size, canvas) for image in images]
+    for i, (image, where) in enumerate(zip(images, placements, strict=True)):
         pixels = torch.from_numpy(image)
         if device.type == "cuda":
             pixels = pixels.pin_memory()
         chw = pixels.to(device, non_blocking=True).permute(2, 0, 1).flip(0)  # BGR → RGB
-        new_h, new_w = round(height * where.gain_y), round(width * where.gain_x)
-        scaled = F.interpolate(chw[None].to(dtype) / 255, size=(new_h, new_w), mode="bilinear",
-                               align_corners=False)  # fmt: skip
-        batch[i, :, where.pad_y : where.pad_y + new_h, where.pad_x : where.pad_x + new_w] = scaled[
-            0
-        ]
-        placements.append(where)
+        scaled = F.interpolate(chw[None].to(dtype) / 255, size=(where.new_h, where.new_w),
+                               mode="bilinear", align_corners=False)  # fmt: skip
+        rows = slice(where.pad_y, where.pad_y + where.new_h)
+        columns = slice(where.pad_x, where.pad_x + where.new_w)
+        batch[i, :, rows, columns] = scaled[0]
     return batch, placements
 
 
