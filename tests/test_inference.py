@@ -3,8 +3,11 @@ shipped weights; its one suppression for a whole batch; a batch in one forward p
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
+import openvino
 import pytest
 import torch
 
@@ -12,7 +15,14 @@ from bench.vision_quality import expectations, run_clip
 from hub.settings import Settings
 from tests.vision_media import MEDIA, POSE, YOLO, require_media
 from vision.detector import Detections, Detector
-from vision.inference import TensorDetector, TorchRunner, decode, letterbox, placement
+from vision.inference import (
+    OpenVinoRunner,
+    TensorDetector,
+    TorchRunner,
+    decode,
+    letterbox,
+    placement,
+)
 from vision.pipeline import Models
 from vision.tracking import iou
 from vision.worker import load_models
@@ -108,6 +118,23 @@ def test_a_batch_goes_through_the_network_in_one_pass_as_single_frames_would() -
     assert batch.shape[2:] == (384, 640)  # every clip is 16:9
     assert together.shape[:2] == (len(frames), 84)
     assert torch.allclose(together, alone, atol=1e-3, rtol=1e-3)
+
+
+@pytest.mark.parametrize("model", [YOLO, POSE], ids=["detect", "pose"])
+def test_a_fixed_batch_export_takes_a_batch_in_one_call_with_each_answer_unchanged(
+    model: str,
+) -> None:
+    """The shipped int8 IRs were exported with a batch of 1: freed, a batch of 5 frames is one
+    call, and every frame's output is what the export answers for it alone, bit for bit."""
+    require_media()
+    runner = OpenVinoRunner(Path(model))
+    assert not runner.fixed_batch
+    frames = clip_frames(every=40, per_clip=2)[:5]
+    batch, _ = letterbox(frames, 640, torch.device("cpu"))
+    together = runner(batch)
+    as_read = openvino.Core().compile_model(next(Path(model).glob("*.xml")), "CPU")
+    alone = np.concatenate([as_read(image[None])[0] for image in batch.numpy()])
+    assert together.shape[0] == 5 and np.array_equal(together.numpy(), alone)
 
 
 def test_the_engine_runs_on_the_tensor_path() -> None:

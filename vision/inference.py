@@ -6,9 +6,8 @@ export, suppresses overlaps per image and builds a Results object per image: 2-7
 image before the model counts, a ceiling of a few hundred images a second per process however
 fast the GPU. Here the frames are moved to the inference device (from pinned memory on CUDA),
 letterboxed and normalised there as tensor operations, sent through the model as one batch
-where the model takes one (PyTorch weights or a `.yaml`; OpenVINO exports with a fixed batch
-run as overlapping requests instead), and filtered by one `batched_nms` for the whole batch,
-with one copy back to the host.
+(PyTorch weights, a `.yaml`, or an OpenVINO export with its batch freed), and filtered by
+one `batched_nms` for the whole batch, with one copy back to the host.
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ import torchvision
 import yaml
 
 from vision.detector import Detections
+from vision.dynamic_batch import free_batch
 
 PAD = 114 / 255  # Ultralytics' letterbox grey
 
@@ -141,31 +141,40 @@ class Runner(Protocol):
 
 
 class OpenVinoRunner:
-    """An OpenVINO IR folder. Ultralytics' exports fix the batch at 1 (their reshapes have it
-    baked in), so a batch runs as overlapping requests on the CPU's streams."""
+    """An OpenVINO IR folder, opened with a free batch (vision.dynamic_batch) so that a batch
+    is one call. An IR whose batch cannot be freed runs a batch as overlapping requests on
+    the CPU's streams instead."""
 
     def __init__(self, folder: Path) -> None:
         import openvino as ov
 
         core = ov.Core()
-        model = core.read_model(next(folder.glob("*.xml")))
-        # One frame is answered fastest by one request over every core, a batch by several
-        # requests at once.
+        xml = next(folder.glob("*.xml"))
+        model = core.read_model(xml)
+        self.fixed_batch = not free_batch(model)
+        if self.fixed_batch:
+            model = core.read_model(xml)
+        # One call over every core (the latency hint) answers a frame or a freed batch
+        # fastest; a fixed-batch IR needs the throughput hint's parallel requests for a batch.
         self.single = core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY"})
-        self.compiled = core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "THROUGHPUT"})
-        self.fixed_batch = model.inputs[0].partial_shape[0].is_static
+        self.compiled = self.single
+        if self.fixed_batch:
+            self.compiled = core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "THROUGHPUT"})
         self.stride: int | None = None
         meta = yaml.safe_load((folder / "metadata.yaml").read_text(encoding="utf-8"))
         self.names: dict[int, str] = {int(k): str(v) for k, v in meta["names"].items()}
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        import openvino as ov
-
         inputs = batch.cpu().numpy()
-        if not self.fixed_batch:
-            return torch.from_numpy(np.asarray(self.compiled(inputs)[0]))
         if len(inputs) == 1:
             return torch.from_numpy(np.asarray(self.single(inputs)[0]))
+        if not self.fixed_batch:
+            return torch.from_numpy(np.asarray(self.compiled(inputs)[0]))
+        return torch.from_numpy(self._overlapped(inputs))
+
+    def _overlapped(self, inputs: np.ndarray) -> np.ndarray:
+        import openvino as ov
+
         outputs: list[np.ndarray] = [np.empty(0)] * len(inputs)
         queue = ov.AsyncInferQueue(self.compiled)
 
@@ -176,7 +185,7 @@ class OpenVinoRunner:
         for index, image in enumerate(inputs):
             queue.start_async({0: image[None]}, index)
         queue.wait_all()
-        return torch.from_numpy(np.concatenate(outputs))
+        return np.concatenate(outputs)
 
 
 class TorchRunner:
