@@ -61,7 +61,7 @@ class _CameraCollector(Collector):
             cid = row["camera_id"]
             for stage in ("camera", "process", "skipped", "detection"):
                 fps.add_metric([cid, stage], float(row[f"{stage}_fps"]))
-            for outcome in ("read", "dropped", "skipped"):
+            for outcome in ("read", "undecoded", "dropped", "skipped"):
                 frames.add_metric([cid, outcome], float(row[f"frames_{outcome}"]))
             reconnects.add_metric([cid], float(row["reconnects"]))
             decode.add_metric([cid], float(row["decode_cpu"]))

@@ -95,6 +95,9 @@ class LineParams(BaseModel):
     max_gap_s: Annotated[
         float, Field(gt=0.0, le=60.0, title="a track unseen longer starts afresh on the line")
     ] = 3.0
+    rebound_s: Annotated[
+        float, Field(ge=0.0, le=60.0, title="a track crossing back within this is not counted")
+    ] = 3.0
 
     def filter_for(self, label: str) -> LabelFilter:
         return self.filters.get(label, _DEFAULT_FILTER)

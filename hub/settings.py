@@ -105,6 +105,11 @@ class Settings(BaseSettings):
         description="how the detector (SB_YOLO_MODEL) runs: Ultralytics' predict, or the"
         " batched tensor path (OpenVINO folders, .pt, .yaml)",
     )
+    vision_decoder: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto",
+        description="where camera streams decode: cuda (NVDEC), cpu, or auto (NVDEC where a"
+        " CUDA device opens, else the CPU)",
+    )
     vision_workers: int = Field(
         default=1, ge=0, le=64, description="vision worker processes `shaobing up` starts"
     )

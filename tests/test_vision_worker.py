@@ -143,7 +143,9 @@ def test_two_workers_share_cameras_publish_events_and_survive_a_kill(
     assert stats["stream"] == "live" and stats["process_fps"] > 0 and stats["frames_read"] > 0
     # Decoding the stream is a camera's largest cost before any analysis: it is measured.
     assert 0 < stats["decode_cpu"] < 2 and 0 < stats["decode_ms_per_frame"] < 1000
+    assert stats["decoder"] in ("cpu", "cuda") and stats["frames_undecoded"] >= 0
     metrics = cameras.get("/metrics").text
+    assert 'sb_camera_frames{camera="CAM-CROSS",outcome="undecoded"}' in metrics
     assert 'sb_camera_fps{camera="CAM-CROSS",stage="process"}' in metrics
     assert 'sb_camera_decode_cpu{camera="CAM-CROSS"}' in metrics
 

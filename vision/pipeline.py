@@ -15,6 +15,7 @@ from vision.analytics.fire import FireConfig, FireSmoke
 from vision.analytics.tamper import Tamper
 from vision.analytics.zones import Analytic, LineCrossing, analytics_for
 from vision.capture import Frame, FrameSource, open_source
+from vision.decoding import DecoderChoice
 from vision.detector import Detections, Model
 from vision.events import Event
 from vision.evidence import Picture, render
@@ -59,11 +60,13 @@ class CameraPipeline:
     """Source, motion gate, tracker and analytics of one camera."""
 
     def __init__(
-        self, camera: Camera, models: Models, gating: Gating, source: FrameSource | None = None
-    ) -> None:
+        self, camera: Camera, models: Models, gating: Gating, source: FrameSource | None = None,
+        decoder: DecoderChoice = "auto",
+    ) -> None:  # fmt: skip
         self.camera = camera
         self.gating = gating
-        self.source = source or open_source(camera.detect_url or camera.stream_url, camera.fps)
+        url = camera.detect_url or camera.stream_url
+        self.source = source or open_source(url, camera.fps, decoder)
         settings = camera.settings
         self.settings = settings
         self.motion = MotionDetector(
@@ -198,9 +201,10 @@ class Engine:
     gating: Gating = field(default_factory=Gating)
     pipelines: dict[str, CameraPipeline] = field(default_factory=dict)
     clock: StageClock = field(default_factory=StageClock)
+    decoder: DecoderChoice = "auto"  # where streams decode: NVDEC when a CUDA device opens
 
     def add(self, camera: Camera, source: FrameSource | None = None) -> CameraPipeline:
-        pipeline = CameraPipeline(camera, self.models, self.gating, source)
+        pipeline = CameraPipeline(camera, self.models, self.gating, source, self.decoder)
         self.pipelines[camera.id] = pipeline
         return pipeline
 

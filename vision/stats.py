@@ -35,6 +35,7 @@ class _Last:
     detected: int
     dropped: int
     decode_s: float = 0.0
+    undecoded: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +45,7 @@ class CameraRates:
     skipped_fps: float
     detection_fps: float
     decode_cpu: float = 0.0  # cores spent decoding the stream
-    decode_ms_per_frame: float = 0.0  # CPU per frame read (grabbed or converted)
+    decode_ms_per_frame: float = 0.0  # CPU per frame decoded (a frame left undecoded costs ~0)
 
 
 class StatsKeeper:
@@ -59,8 +60,9 @@ class StatsKeeper:
         last = self._last.get(cid) or _Last(c.started, 0, 0, 0, 0, 0)  # since it started
         span = max(now - last.at, 1e-6)
         decoded, read = src.decode_s - last.decode_s, src.frames_read - last.read
+        undecoded = src.frames_undecoded - last.undecoded
         rates = CameraRates(
-            camera_fps=read / span,
+            camera_fps=(read + undecoded) / span,  # what the camera sends, decoded or not
             process_fps=(c.analysed - last.analysed) / span,
             skipped_fps=(c.skipped - last.skipped) / span,
             detection_fps=(c.detected - last.detected) / span,
@@ -69,6 +71,7 @@ class StatsKeeper:
         )
         DECODE.labels(cid).inc(max(decoded, 0.0))
         FRAMES.labels(cid, "read").inc(src.frames_read - last.read)
+        FRAMES.labels(cid, "undecoded").inc(undecoded)
         FRAMES.labels(cid, "analysed").inc(c.analysed - last.analysed)
         FRAMES.labels(cid, "skipped").inc(c.skipped - last.skipped)
         FRAMES.labels(cid, "detected").inc(c.detected - last.detected)
@@ -77,7 +80,8 @@ class StatsKeeper:
             FPS.labels(cid, stage).set(round(value, 3))
         RECONNECTS.labels(cid).set(src.reconnects)
         self._last[cid] = _Last(now, src.frames_read, c.analysed, c.skipped, c.detected,
-                                src.frames_dropped, src.decode_s)  # fmt: skip
+                                src.frames_dropped, src.decode_s,
+                                src.frames_undecoded)  # fmt: skip
         return rates
 
     def forget(self, camera_id: str) -> None:
@@ -97,8 +101,9 @@ async def save(
     await conn.execute(
         "INSERT INTO camera_stats (camera_id, worker_id, stream, camera_fps, process_fps,"
         " skipped_fps, detection_fps, frames_read, frames_dropped, frames_skipped, reconnects,"
-        " events, line_counts, decode_cpu, decode_ms_per_frame, updated_at)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())"
+        " events, line_counts, decode_cpu, decode_ms_per_frame, frames_undecoded, decoder,"
+        " updated_at)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())"
         " ON CONFLICT (camera_id) DO UPDATE SET worker_id = EXCLUDED.worker_id,"
         " stream = EXCLUDED.stream, camera_fps = EXCLUDED.camera_fps,"
         " process_fps = EXCLUDED.process_fps, skipped_fps = EXCLUDED.skipped_fps,"
@@ -106,10 +111,13 @@ async def save(
         " frames_dropped = EXCLUDED.frames_dropped, frames_skipped = EXCLUDED.frames_skipped,"
         " reconnects = EXCLUDED.reconnects, events = EXCLUDED.events,"
         " line_counts = EXCLUDED.line_counts, decode_cpu = EXCLUDED.decode_cpu,"
-        " decode_ms_per_frame = EXCLUDED.decode_ms_per_frame, updated_at = now()",
+        " decode_ms_per_frame = EXCLUDED.decode_ms_per_frame,"
+        " frames_undecoded = EXCLUDED.frames_undecoded, decoder = EXCLUDED.decoder,"
+        " updated_at = now()",
         (pipeline.camera.id, worker_id, pipeline.source.state, *_values(rates),
          src.frames_read, src.frames_dropped, c.skipped, src.reconnects, c.events,
-         Jsonb(pipeline.line_counts), rates.decode_cpu, rates.decode_ms_per_frame),
+         Jsonb(pipeline.line_counts), rates.decode_cpu, rates.decode_ms_per_frame,
+         src.frames_undecoded, src.decoder),
     )  # fmt: skip
 
 
@@ -118,7 +126,8 @@ async def camera_stats(conn: AsyncConnection[DictRow], camera_id: str) -> dict[s
     cur = await conn.execute(
         "SELECT camera_id, worker_id, stream, camera_fps, process_fps, skipped_fps,"
         " detection_fps, frames_read, frames_dropped, frames_skipped, reconnects, events,"
-        " line_counts, decode_cpu, decode_ms_per_frame, updated_at FROM camera_stats"
+        " line_counts, decode_cpu, decode_ms_per_frame, frames_undecoded, decoder, updated_at"
+        " FROM camera_stats"
         " WHERE camera_id = %s",
         (camera_id,),
     )
@@ -129,7 +138,7 @@ async def camera_stats(conn: AsyncConnection[DictRow], camera_id: str) -> dict[s
 async def all_camera_stats(conn: AsyncConnection[DictRow]) -> list[dict[str, Any]]:
     cur = await conn.execute(
         "SELECT camera_id, stream, camera_fps, process_fps, skipped_fps, detection_fps,"
-        " frames_read, frames_dropped, frames_skipped, reconnects, events, decode_cpu"
-        " FROM camera_stats"
+        " frames_read, frames_undecoded, frames_dropped, frames_skipped, reconnects, events,"
+        " decode_cpu FROM camera_stats"
     )
     return [dict(row) for row in await cur.fetchall()]

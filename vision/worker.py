@@ -126,7 +126,7 @@ class VisionWorker:
             return
         await leases.register_worker(conn, self.id, socket.gethostname(), os.getpid())
         await conn.commit()
-        self.engine = Engine(models, self.gating)
+        self.engine = Engine(models, self.gating, decoder=self.settings.vision_decoder)
 
     async def _analyse(self, conn: AsyncConnection[DictRow], stop: asyncio.Event) -> None:
         next_stats = next_telemetry = time.monotonic()

@@ -1,4 +1,9 @@
-"""Fire and smoke from a dedicated detector, judged over a history of frames, not one frame."""
+"""Fire and smoke from a dedicated detector, judged over a history of frames, not one frame.
+
+As Frigate judges an object: the median of the last `window` scores, a frame without the
+class counting as zero (and so does a window not yet full), must reach `threshold`. Smoke
+needs most of a window to be seen, and seen well: haze the model scores 0.3-0.6 for three
+frames running on a street is not smoke; a fire the model holds at 0.6-0.8 is."""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from vision.events import Box, Event
 @dataclass(frozen=True, slots=True)
 class FireConfig:
     window: int = 6  # fire-model frames remembered per class
-    min_hits: int = 3  # frames in the window with a detection before an event
+    threshold: float = 0.4  # median score over the window (misses as zero) before an event
     min_score: float = 0.3  # a detection below this does not count as a hit
     interval_s: float = 1.0  # the fire model runs at most this often per camera
 
@@ -51,7 +56,8 @@ class FireSmoke:
             if not hits:
                 history.reported = False  # a whole window without it: the episode is over
                 continue
-            if history.reported or len(hits) < self.config.min_hits or best is None:
+            median = _median_of_window(history.scores, self.config.window)
+            if history.reported or median < self.config.threshold or best is None:
                 continue
             history.reported = True
             x1, y1, x2, y2 = (float(v) for v in dets.xyxy[best])
@@ -60,8 +66,14 @@ class FireSmoke:
                 (_norm(dets, i, width, height), f"{label} {float(dets.conf[i]):.2f}")
                 for i in picked
             ]
-            events.append(Event(label, ts, confidence=sum(hits) / len(hits), bbox=box, marks=marks))
+            events.append(Event(label, ts, confidence=median, bbox=box, marks=marks))
         return events
+
+
+def _median_of_window(scores: deque[float], window: int) -> float:
+    padded = sorted([0.0] * (window - len(scores)) + list(scores))
+    middle = len(padded) // 2
+    return padded[middle] if len(padded) % 2 else (padded[middle - 1] + padded[middle]) / 2
 
 
 def _norm(dets: Detections, i: int, width: int, height: int) -> Box:

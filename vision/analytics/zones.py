@@ -144,18 +144,23 @@ def _event(kind: str, ts: float, zone: str, outline: list[Point], track: Track) 
 
 
 class Intrusion:
-    """Anything of `objects` entering a restricted zone, within the schedule when one is set."""
+    """Anything of `objects` entering a restricted zone, within the schedule when one is set;
+    once per track: someone standing on the zone's edge, in and out of it, is one intruder."""
 
     def __init__(self, name: str, outline: list[Point], params: RestrictedParams) -> None:
         self.name, self.outline, self.params = name, outline, params
         self.presence = Presence(outline, params)
+        self.reported: set[int] = set()
 
     def update(self, ts: float, tracks: list[Track]) -> list[Event]:
         entered, _ = self.presence.update(ts, tracks)
+        self.reported &= {t.id for t in tracks}
         schedule = self.params.schedule
         if schedule and not schedule.contains(datetime.fromtimestamp(ts, UTC)):
             return []
-        return [_event("intrusion", ts, self.name, self.outline, t) for t in entered]
+        fresh = [t for t in entered if t.id not in self.reported]
+        self.reported.update(t.id for t in fresh)
+        return [_event("intrusion", ts, self.name, self.outline, t) for t in fresh]
 
 
 class Loitering:
@@ -282,6 +287,7 @@ class _LineSide:
     last_seen: float
     pending: int = 0  # detector frames in a row clearly on the other side
     arrived: float = 0.0  # its distance from the line in the first of those frames
+    crossed_at: float = float("-inf")  # when it was last counted crossing
 
 
 SAME_SIZE = 1.5  # box heights before and after a crossing differ by less than this factor
@@ -294,7 +300,9 @@ class LineCrossing:
     `margin` box heights from the line) and is then seen clearly on the other for `frames`
     detector frames in a row, its step passing between the line's end points. Jitter of the
     box's bottom edge near the line, a track found again after `max_gap_s`, and boxes that do
-    not show the whole object (cut off by the frame, legs hidden) never count."""
+    not show the whole object (cut off by the frame, legs hidden) never count, and neither
+    does a track's crossing back within `rebound_s` of its last one: at 1-2 fps that is a
+    track handed from someone on one side to someone on the other, not a person turning."""
 
     def __init__(self, name: str, outline: list[Point], params: LineParams) -> None:
         self.name, self.outline, self.params = name, outline, params
@@ -339,9 +347,11 @@ class LineCrossing:
         crossed = self._plausible(state, distance, height) and self._crosses_segment(
             state.origin, here
         )
+        rebound = ts - state.crossed_at < self.params.rebound_s
         state.side, state.origin, state.height, state.pending = side, here, height, 0
-        if not crossed:
+        if not crossed or rebound:
             return None
+        state.crossed_at = ts
         # In image coordinates (y down) the left of A→B has a negative cross product.
         direction = self.params.forward if side > 0 else self.params.backward
         self.counts[direction] += 1
