@@ -3,14 +3,15 @@ with every frame of every stream decoded at the stream's own rate.
 
     python -m bench.vision [--seconds 12] [--fps 1,2] [--device cpu|cuda]
 
-For a busy set (the four shared clips) and a still scene (a real frame held still, as most
-community cameras see most of the day), at each analysis rate:
-(a) naive: each stream read frame by frame (decoded and converted) and `model.track` on every
-    frame due at that rate, one camera at a time;
+For a busy set (the four shared clips, keyframes every 2.6-10 s) and a still scene (a real
+frame held still, as most community cameras see most of the day, encoded as H.264 with a
+keyframe every 2 s, the usual camera default), at each analysis rate:
+(a) naive: each stream read frame by frame with OpenCV (every frame decoded and converted) and
+    `model.track` on every frame due at that rate, one camera at a time;
 (b) Shaobing: the engine (motion gating, regions, the low-rate tracker, all cameras' crops
-    batched per step, the zones of bench/expected_events.toml), its streams replayed so that
-    every frame is decoded and the due ones converted, CPU per analysed frame split by stage
-    (decode, motion, detect, track, analytics, evidence).
+    batched per step, the zones of bench/expected_events.toml), its streams replayed through
+    vision.decoding (every packet demuxed, only those a due frame needs decoded), CPU per
+    analysed frame split by stage (decode, motion, detect, track, analytics, evidence).
 Both print CPU seconds per camera-second of video and the cameras this machine's cores sustain
 at that rate; the ratio is (a)'s CPU over (b)'s. Needs SB_YOLO_MODEL and SB_TEST_MEDIA_DIR
 (set by .ci/run from ../shared).
@@ -28,6 +29,7 @@ import cv2
 import numpy as np
 
 from bench.cameras import camera
+from bench.clips import h264
 from bench.vision_quality import expectations
 from vision.detector import Detector
 from vision.pipeline import STAGES, Engine, Gating, Models
@@ -56,14 +58,10 @@ def first_frame(path: Path) -> np.ndarray:
 
 
 def still_clip(media: Path, seconds: float, folder: Path) -> Path:
-    """A real frame (the fire clip's first, an empty yard) held for `seconds` at 25 fps."""
+    """A real frame (the fire clip's first, an empty yard) held for `seconds` at 25 fps, as
+    H.264 with a keyframe every 2 s."""
     first = first_frame(media / "fire_smoke_cctv.mp4")
-    path = folder / "still.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 25, first.shape[1::-1])
-    for _ in range(round(seconds * 25)):
-        writer.write(first)
-    writer.release()
-    return path
+    return h264([first] * round(seconds * 25), folder / "still.mp4", fps=25, gop=50)
 
 
 def naive(model_path: str, clips: list[Path], fps: float, seconds: float,

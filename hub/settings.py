@@ -110,6 +110,11 @@ class Settings(BaseSettings):
         description="where camera streams decode: cuda (NVDEC), cpu, or auto (NVDEC where a"
         " CUDA device opens, else the CPU)",
     )
+    vision_inference_server: bool = Field(
+        default=False,
+        description="one inference process holds the models (one CUDA context per GPU) and"
+        " serves every vision worker's frames in shared batches",
+    )
     vision_workers: int = Field(
         default=1, ge=0, le=64, description="vision worker processes `shaobing up` starts"
     )

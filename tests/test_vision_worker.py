@@ -3,6 +3,7 @@ into ingest, and the evidence they store is served by the API to the right roles
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -201,3 +202,41 @@ def test_models_load_only_for_a_camera_and_a_missing_model_is_said_once(
         assert "sb_vision_models_ready 0.0" in metrics
     finally:
         hub.stop()
+
+
+def test_workers_fed_by_one_inference_process_which_may_be_killed(
+    cameras: httpx.Client, database_url: str, mqtt_server: MqttUrl, tmp_path: Path
+) -> None:
+    """`shaobing vision` with SB_VISION_INFERENCE_SERVER: two workers analyse through the one
+    process that holds the models; SIGKILLed, it is restarted and the cameras go on."""
+    env = hub_env(SB_DATABASE_URL=database_url, SB_MQTT_URL=_url(mqtt_server),
+                  SB_YOLO_MODEL=YOLO, SB_VISION_LEASE_S="3", SB_VISION_INFERENCE_SERVER="1",
+                  SB_DATA_DIR=str(tmp_path / "data"), YOLO_OFFLINE="1")  # fmt: skip
+    hub = HubProcess("vision", ["vision", "--workers", "2"], env, tmp_path).start()
+    analysed = ("SELECT count(*) FROM camera_stats WHERE detection_fps > 0"
+                " AND updated_at > now() - interval '4 seconds'")  # fmt: skip
+    try:
+        hub.wait_ready()
+        wait_for(database_url, "SELECT count(DISTINCT worker_id) FROM camera_leases"
+                 " WHERE expires_at > now()", lambda n: n == 2, timeout=90)  # fmt: skip
+        wait_for(database_url, analysed, lambda n: n == 2, timeout=60)
+        [server] = servers_started(hub)
+        assert "served at" in hub.log_path.read_text()
+        os.kill(server, signal.SIGKILL)
+        deadline = time.monotonic() + 40
+        while len(servers_started(hub)) < 2:
+            assert time.monotonic() < deadline, hub.log()
+            time.sleep(0.2)
+        time.sleep(5)  # figures saved before the restart have aged out of `analysed`
+        wait_for(database_url, analysed, lambda n: n == 2, timeout=60)
+        assert hub.process is not None and hub.process.poll() is None
+    finally:
+        hub.stop()
+        clear_retained_status(mqtt_server, ["CAM-CROSS", "CAM-PLAZA"])
+
+
+def servers_started(hub: HubProcess) -> list[int]:
+    """The pids of the inference processes the hub has started, from its JSON log."""
+    lines = hub.log_path.read_text(errors="replace").splitlines()
+    return [entry["pid"] for line in lines if line.startswith("{")
+            if (entry := json.loads(line)).get("event") == "inference server listening"]  # fmt: skip

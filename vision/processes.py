@@ -1,16 +1,27 @@
-"""Vision workers as child processes (each with its own models), restarted when they die."""
+"""Vision workers as child processes, restarted when they die: each with its own models, or
+all fed by one inference process on the machine (SB_VISION_INFERENCE_SERVER)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing as mp
+import os
+import secrets
 import signal
+import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hub.logs import configure_logging, get_logger
 from hub.settings import Settings
+
+if TYPE_CHECKING:
+    from vision.inference_server import Address
 
 log = get_logger(__name__)
 RESTART_DELAY_S = 5.0
@@ -27,8 +38,11 @@ def vision_available() -> str | None:
     return None
 
 
-def worker_main(settings: Settings, index: int, metrics_port: int | None) -> None:
-    """Entry point of one worker process: analyse until SIGTERM (models load on first camera)."""
+def worker_main(
+    settings: Settings, index: int, metrics_port: int | None, server: Address | None = None
+) -> None:
+    """Entry point of one worker process: analyse until SIGTERM (models load on first camera,
+    or come from the inference server at `server`)."""
     configure_logging(settings.log_level.value)
     if metrics_port:
         from prometheus_client import start_http_server
@@ -41,32 +55,66 @@ def worker_main(settings: Settings, index: int, metrics_port: int | None) -> Non
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await VisionWorker(settings, model_slot(settings)).run(stop)
+        await VisionWorker(settings, model_slot(settings, server)).run(stop)
 
     asyncio.run(run())
 
 
+def server_main(settings: Settings, address: Address) -> None:
+    """Entry point of the inference process: load the models once, serve until SIGTERM."""
+    configure_logging(settings.log_level.value)
+    from vision.inference_server import InferenceServer
+    from vision.worker import load_models
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(address.path)  # left by a server that was killed
+    InferenceServer(load_models(settings), address).serve(stop)
+
+
+def server_address() -> Address:
+    """A fresh socket in a folder only this user can enter, and a fresh key."""
+    from vision.inference_server import Address
+
+    folder = Path(tempfile.mkdtemp(prefix="shaobing-inference-"))  # mode 0700
+    return Address(str(folder / "socket"), secrets.token_bytes(32))
+
+
 @dataclass
 class WorkerPool:
-    """N worker processes; `check` restarts any that died."""
+    """N worker processes, and the inference process before them when the settings ask for
+    one (index -1 below); `check` restarts any that died."""
 
     settings: Settings
     size: int
     metrics_port: int | None = None
     processes: list[BaseProcess | None] = field(default_factory=list)
+    server: BaseProcess | None = None
+    address: Address | None = None
     _died_at: dict[int, float] = field(default_factory=dict)
     _delay: dict[int, float] = field(default_factory=dict)
 
     def start(self) -> None:
+        if self.settings.vision_inference_server:
+            self.address = server_address()
+            self._spawn(-1)
         self.processes = [None] * self.size
         for index in range(self.size):
             self._spawn(index)
 
     def _spawn(self, index: int) -> None:
         context = mp.get_context("spawn")  # torch and threads do not survive fork
+        if index < 0:
+            process = context.Process(target=server_main, args=(self.settings, self.address),
+                                      name="shaobing-inference", daemon=True)  # fmt: skip
+            process.start()
+            self.server = process
+            return
         process = context.Process(
             target=worker_main,
-            args=(self.settings, index, self.metrics_port),
+            args=(self.settings, index, self.metrics_port, self.address),
             name=f"shaobing-vision-{index}",
             daemon=True,
         )
@@ -75,25 +123,26 @@ class WorkerPool:
 
     def check(self) -> None:
         now = time.monotonic()
-        for index, process in enumerate(self.processes):
+        for index, process in [(-1, self.server), *enumerate(self.processes)]:
             if process is None or process.is_alive():
                 continue
             died = self._died_at.setdefault(index, now)
             delay = self._delay.get(index, RESTART_DELAY_S)
             if now - died >= delay:
-                log.warning("vision worker died; restarting", index=index,
+                log.warning("vision process died; restarting", index=index,
                             exitcode=process.exitcode, waited_s=delay)  # fmt: skip
                 del self._died_at[index]
                 self._delay[index] = min(delay * 2, MAX_RESTART_DELAY_S)  # a crash loop slows
                 self._spawn(index)
 
     def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM every worker (they give their leases back), then wait."""
-        for process in self.processes:
+        """SIGTERM every worker (they give their leases back), then the server; then wait."""
+        everything = [*self.processes, self.server]
+        for process in everything:
             if process is not None and process.is_alive():
                 process.terminate()
         deadline = time.monotonic() + timeout
-        for process in self.processes:
+        for process in everything:
             if process is not None:
                 process.join(max(0.1, deadline - time.monotonic()))
                 if process.is_alive():

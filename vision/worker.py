@@ -25,6 +25,7 @@ from hub.logs import get_logger
 from hub.settings import Settings
 from vision import evidence, evidence_store, leases, stats
 from vision.detector import Detector, Model
+from vision.inference_server import Address, remote_models
 from vision.model_slot import ModelSlot
 from vision.pipeline import Engine, Gating, Models, Outcome
 from vision.publisher import Publisher
@@ -49,8 +50,11 @@ def load_models(settings: Settings) -> Models:
     return Models(detector, fire, pose)
 
 
-def model_slot(settings: Settings) -> ModelSlot:
-    """The settings' models, loaded when a camera first needs them."""
+def model_slot(settings: Settings, server: Address | None = None) -> ModelSlot:
+    """The settings' models, loaded when a camera first needs them; or, with `server`, those
+    of the machine's inference process."""
+    if server is not None:
+        return ModelSlot(lambda: remote_models(server), describe=f"served at {server.path}")
     named = [settings.yolo_model, settings.fire_model, settings.pose_model]
     return ModelSlot(lambda: load_models(settings),
                      describe=", ".join(m for m in named if m))  # fmt: skip
