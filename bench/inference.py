@@ -65,12 +65,18 @@ def sync() -> None:
         torch.cuda.synchronize()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def model_arguments(doc: str | None) -> argparse.ArgumentParser:
+    """The options every detector bench takes: the model, the device, how long to measure."""
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n")[0])
     parser.add_argument("--model", default=os.environ.get("SB_YOLO_MODEL", "yolov8n.yaml"))
     parser.add_argument("--device", default=os.environ.get("SB_VISION_DEVICE", "cpu"))
-    parser.add_argument("--batches", default="1,4,16")
     parser.add_argument("--seconds", type=float, default=5.0, help="per measurement")
+    return parser
+
+
+def main() -> None:
+    parser = model_arguments(__doc__)
+    parser.add_argument("--batches", default="1,4,16")
     parser.add_argument("--no-predict", action="store_true", help="skip (a)")
     args = parser.parse_args()
     media = Path(os.environ.get("SB_TEST_MEDIA_DIR", "../shared/media")).resolve()

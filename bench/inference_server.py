@@ -24,7 +24,7 @@ from typing import Any
 
 import psutil
 
-from bench.inference import frames
+from bench.inference import frames, model_arguments
 from vision.inference import TensorDetector
 from vision.inference_server import Address, InferenceServer, connect, remote_models
 from vision.pipeline import Models
@@ -93,12 +93,9 @@ def run(workers: int, shared: bool, args: argparse.Namespace) -> tuple[float, fl
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default=os.environ.get("SB_YOLO_MODEL", "yolov8n.yaml"))
-    parser.add_argument("--device", default=os.environ.get("SB_VISION_DEVICE", "cpu"))
+    parser = model_arguments(__doc__)
     parser.add_argument("--workers", default="1,2,4")
     parser.add_argument("--frames", type=int, default=4, help="frames per request")
-    parser.add_argument("--seconds", type=float, default=5.0)
     args = parser.parse_args()
     print(f"model {args.model} on {args.device}; cores {os.cpu_count()}; {args.frames} frames"
           " per request; frames/s in all, decoded frame to detections")  # fmt: skip

@@ -17,7 +17,6 @@ says which case a line is; `crops` is the detector images a frame needed.
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ import numpy as np
 import torch
 
 from bench.cameras import camera
-from bench.inference import frames, rate
+from bench.inference import frames, model_arguments, rate
 from bench.vision_quality import expectations
 from vision.capture import Frame
 from vision.decoding import DecodeCounters
@@ -100,11 +99,8 @@ def end_to_end(detector: Counted, pool: list[np.ndarray], cameras: int,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default=os.environ.get("SB_YOLO_MODEL", "yolov8n.yaml"))
-    parser.add_argument("--device", default=os.environ.get("SB_VISION_DEVICE", "cpu"))
+    parser = model_arguments(__doc__)
     parser.add_argument("--batches", default="1,4,16")
-    parser.add_argument("--seconds", type=float, default=5.0, help="per measurement")
     parser.add_argument("--conf", type=float, default=0.25)
     parser.add_argument("--no-predict", action="store_true", help="skip Ultralytics' predict")
     args = parser.parse_args()
