@@ -121,3 +121,15 @@ def test_decoding_on_cuda_where_asked_and_none_opens_reports_the_stream_lost(
     assert lost.type == "stream_lost" and lost.reason and "CUDA" in lost.reason
     fallback = open_source(f"file://{path}?realtime=0", 1, decoder="auto")
     assert len(drain(fallback)) >= SECONDS - 1 and fallback.counters.decoder == "cpu"
+
+
+def test_a_camera_that_restarts_its_clock_goes_on_being_analysed(
+    pictures: list[np.ndarray], clips: Path
+) -> None:
+    """Two MPEG-TS recordings back to back, as a camera that rebooted mid-stream sends them:
+    the timestamps jump back to zero, and frames keep coming at the analysis rate."""
+    halves = [h264(pictures[:100], clips / f"part{n}.ts", fps=FPS, gop=12) for n in (1, 2)]
+    joined = clips / "rebooted.ts"
+    joined.write_bytes(b"".join(part.read_bytes() for part in halves))
+    frames = drain(open_source(f"file://{joined}?realtime=0", 1))
+    assert len(frames) >= 7, len(frames)  # 4 s before the reboot and 4 s after, at 1 fps

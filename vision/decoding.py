@@ -43,7 +43,7 @@ class DecodeCounters:
     frames_undecoded: int = 0  # packets dropped without decoding: frames nobody would see
     frames_dropped: int = 0  # converted but replaced by a newer one before the analyser came
     reconnects: int = 0
-    decode_errors: int = 0  # packets the decoder refused (the group is then skipped)
+    decode_errors: int = 0  # packets the decoder refused: their frames are lost, not the stream
     decode_s: float = 0.0  # CPU time of the reading thread in demuxing, decoding, converting
     decoder: str = "cpu"  # what decodes the stream now: cpu or cuda
 
@@ -57,11 +57,15 @@ class Schedule:
         self.early = self.interval / 10  # a keyframe this early serves, and spares its group
         self.tolerance = self.interval / 2  # how late a due frame may come to spare decoding
         self.next_due = -math.inf
+        self.last = -math.inf
 
     def due(self, t: float, keyframe: bool = False) -> bool:
+        if t < self.last:  # time went back (a camera restarted its clock): start again
+            self.next_due = self.last = -math.inf
         return t >= self.next_due - (self.early if keyframe else 0.0)
 
     def took(self, t: float) -> None:
+        self.last = t
         self.next_due = t + self.interval - self.slack
 
     def can_wait_for(self, keyframe_at: float) -> bool:
@@ -79,6 +83,8 @@ class Keyframes:
     def saw(self, t: float) -> None:
         if self.last is not None and t > self.last:
             self.spacings.append(t - self.last)
+        elif self.last is not None:  # time went back: what was learnt is of another clock
+            self.spacings.clear()
         self.last = t
 
     def next_expected(self) -> float | None:
@@ -118,6 +124,7 @@ class Stream:
         keys = Keyframes()
         skipping = flushed = False
         resume_at = -math.inf  # after a flush, frames before the keyframe are not whole
+        counted = 0.0  # stream time by frame count, for a stream without timestamps
         started = time.thread_time()
         for packet in self._packets():
             t = self._seconds(packet.pts if packet.pts is not None else packet.dts)
@@ -139,9 +146,13 @@ class Stream:
                 continue
             counters.frames_read += int(packet.size > 0)  # the empty last packet only flushes
             for frame in self._decode(packet, counters):
+                counted += 1 / self.native_fps
                 at = self._seconds(frame.pts)
-                at = at if at is not None else (t if t is not None else 0.0)
-                if at < resume_at or not schedule.due(at, keyframe=frame.key_frame):
+                at = at if at is not None else (t if t is not None else counted)
+                if at < resume_at:
+                    continue
+                resume_at = -math.inf  # the keyframe is out: nothing after it lacks references
+                if not schedule.due(at, keyframe=frame.key_frame):
                     continue
                 schedule.took(at)
                 image = frame.to_ndarray(format="bgr24")
