@@ -93,10 +93,10 @@ def main() -> None:
         batch = [pool[i % len(pool)] for i in range(size)]
         predicted = rate(partial(theirs.detect, batch), size, args.seconds) if theirs else 0.0
         tensor = rate(partial(ours.detect, batch), size, args.seconds)
-        ready, wheres = letterbox(batch, ours.imgsz, device, ours.half, ours.runner.stride)
+        shape = (ours.imgsz, device, ours.half, ours.runner.stride, ours.staging)
+        ready, wheres = letterbox(batch, *shape)
         raw = ours.runner(ready)
-        boxed = rate(partial(letterbox, batch, ours.imgsz, device, ours.half, ours.runner.stride),
-                     size, 1.0)  # fmt: skip
+        boxed = rate(partial(letterbox, batch, *shape), size, 1.0)
         forward = rate(partial(ours.runner, ready), size, args.seconds)
         suppress = partial(decode, raw, wheres, conf=ours.conf, iou=ours.iou)
         decoded = rate(suppress, size, 1.0)

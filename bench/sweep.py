@@ -121,7 +121,9 @@ def main() -> None:
         split = " ".join(f"{k} {v / max(done, 1) * 1000:.1f}" for k, v in stages.items())
         batch = [pool[i % len(pool)] for i in range(size)]
         predicted = rate(partial(theirs.detect, batch), size, args.seconds) if theirs else 0.0
-        ready, _ = letterbox(batch, ours.imgsz, device, ours.inner.half, ours.inner.runner.stride)
+        inner = ours.inner
+        ready, _ = letterbox(batch, inner.imgsz, device, inner.half, inner.runner.stride,
+                             inner.staging)  # fmt: skip
         forward = rate(partial(ours.inner.runner, ready), size, args.seconds)
         print(f"{size:5d} {e2e:11.1f} {crops:6.2f} {boxes:6.1f} {predicted:9.1f}"
               f" {forward:9.1f}  {split}")  # fmt: skip

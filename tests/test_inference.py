@@ -17,6 +17,7 @@ from tests.vision_media import MEDIA, POSE, YOLO, require_media
 from vision.detector import Detections, Detector
 from vision.inference import (
     OpenVinoRunner,
+    Staging,
     TensorDetector,
     TorchRunner,
     decode,
@@ -153,3 +154,20 @@ def test_the_worker_takes_the_tensor_path_when_asked() -> None:
     assert isinstance(load_models(settings).detector, TensorDetector)
     default = Settings(yolo_model=YOLO, _env_file=None)  # type: ignore[call-arg]
     assert isinstance(load_models(default).detector, Detector)
+
+
+def test_frames_reach_the_device_in_one_copy_through_a_reused_buffer() -> None:
+    """The staging path (what CUDA uses) gives the batch the direct path gives, and keeps
+    its buffer from batch to batch unless a batch needs a larger one."""
+    require_media()
+    cpu = torch.device("cpu")
+    staging = Staging(cpu)
+    frames = clip_frames(every=60, per_clip=1)  # 640x360 and 1280x720
+    direct, _ = letterbox(frames, 640, cpu)
+    staged, _ = letterbox(frames, 640, cpu, staging=staging)
+    assert torch.equal(direct, staged)
+    buffer = staging.host.data_ptr()
+    letterbox(frames[:2], 640, cpu, staging=staging)
+    assert staging.host.data_ptr() == buffer  # smaller: the same memory
+    letterbox(frames * 2, 640, cpu, staging=staging)
+    assert staging.host.numel() >= 2 * sum(f.nbytes for f in frames)

@@ -4,10 +4,11 @@ without its per-image Python.
 `predict` letterboxes each image with OpenCV, runs one model call per image of a fixed-batch
 export, suppresses overlaps per image and builds a Results object per image: 2-7 ms of CPU an
 image before the model counts, a ceiling of a few hundred images a second per process however
-fast the GPU. Here the frames are moved to the inference device (from pinned memory on CUDA),
-letterboxed and normalised there as tensor operations, sent through the model as one batch
-(PyTorch weights, a `.yaml`, or an OpenVINO export with its batch freed), and filtered by
-one `batched_nms` for the whole batch, with one copy back to the host.
+fast the GPU. Here the frames are moved to the inference device (on CUDA packed into one
+pinned buffer, kept from batch to batch, and sent in one copy), letterboxed and normalised
+there as tensor operations, sent through the model as one batch (PyTorch weights, a `.yaml`,
+or an OpenVINO export with its batch freed), and filtered by one `batched_nms` for the whole
+batch, with one copy back to the host.
 """
 
 from __future__ import annotations
@@ -75,21 +76,55 @@ def canvas_for(images: list[np.ndarray], size: int, stride: int | None) -> tuple
     return (math.ceil(high / stride) * stride, math.ceil(wide / stride) * stride)
 
 
+class Staging:
+    """One host buffer a batch of frames is packed into, then sent to the device in one copy.
+    On CUDA it is pinned (the copy runs by DMA, not through a pageable bounce buffer) and kept
+    from batch to batch, grown when a batch is larger: pinning memory for each frame costs
+    more than copying the frame."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.pinned = device.type == "cuda"
+        self.host = torch.empty(0, dtype=torch.uint8)
+        self.copied: Any = None  # the last copy's CUDA event: the buffer is reused after it
+
+    def send(self, images: list[np.ndarray]) -> list[torch.Tensor]:
+        """The frames on the device as (height, width, 3) uint8 tensors, in one transfer."""
+        sizes = [image.nbytes for image in images]
+        if self.copied is not None:
+            self.copied.synchronize()
+        if self.host.numel() < sum(sizes):
+            self.host = torch.empty(sum(sizes) * 5 // 4, dtype=torch.uint8,
+                                    pin_memory=self.pinned)  # fmt: skip
+        flat, offset = self.host.numpy(), 0
+        for image, size in zip(images, sizes, strict=True):
+            flat[offset : offset + size] = image.reshape(-1)
+            offset += size
+        sent = self.host[:offset].to(self.device, non_blocking=True)
+        if self.pinned:
+            self.copied = torch.cuda.Event()  # type: ignore[no-untyped-call]
+            self.copied.record()
+        shaped, offset = [], 0
+        for image, size in zip(images, sizes, strict=True):
+            shaped.append(sent[offset : offset + size].view(image.shape))
+            offset += size
+        return shaped
+
+
 def letterbox(
     images: list[np.ndarray], size: int, device: torch.device, half: bool = False,
-    stride: int | None = None,
+    stride: int | None = None, staging: Staging | None = None,
 ) -> tuple[torch.Tensor, list[Placement]]:  # fmt: skip
     """BGR uint8 frames as one normalised RGB batch (B, 3, height, width) on `device`; square
-    unless `stride` allows the smallest canvas that holds them."""
+    unless `stride` allows the smallest canvas that holds them. With `staging`, the frames
+    reach the device in one copy through it; without, each is used where it lies (the CPU)."""
     dtype = torch.float16 if half else torch.float32
     canvas = canvas_for(images, size, stride)
     batch = torch.full((len(images), 3, *canvas), PAD, dtype=dtype, device=device)
     placements = [placement(image.shape[0], image.shape[1], size, canvas) for image in images]
-    for i, (image, where) in enumerate(zip(images, placements, strict=True)):
-        pixels = torch.from_numpy(image)
-        if device.type == "cuda":
-            pixels = pixels.pin_memory()
-        chw = pixels.to(device, non_blocking=True).permute(2, 0, 1).flip(0)  # BGR → RGB
+    pixels = staging.send(images) if staging else [torch.from_numpy(i).to(device) for i in images]
+    for i, (hwc, where) in enumerate(zip(pixels, placements, strict=True)):
+        chw = hwc.permute(2, 0, 1).flip(0)  # BGR → RGB
         scaled = F.interpolate(chw[None].to(dtype) / 255, size=(where.new_h, where.new_w),
                                mode="bilinear", align_corners=False)  # fmt: skip
         rows = slice(where.pad_y, where.pad_y + where.new_h)
@@ -229,10 +264,11 @@ class TensorDetector:
         else:
             raise ValueError(f"the tensor path runs OpenVINO folders, .pt and .yaml: {model_path}")
         self.names = self.runner.names
+        self.staging = Staging(self.device) if self.device.type == "cuda" else None
 
     def detect(self, images: list[np.ndarray]) -> list[Detections]:
         if not images:
             return []
         batch, placements = letterbox(images, self.imgsz, self.device, self.half,
-                                      self.runner.stride)  # fmt: skip
+                                      self.runner.stride, self.staging)  # fmt: skip
         return decode(self.runner(batch), placements, conf=self.conf, iou=self.iou)
