@@ -88,7 +88,7 @@ def open_source(url: str, fps: float, decoder: DecoderChoice = "auto") -> FrameS
 def _open(spec: SourceSpec, decoder: DecoderChoice) -> Stream:
     if spec.is_file and not Path(spec.target).is_file():
         raise StreamError("cannot open stream: no such file")
-    return Stream(spec.target, decoder, is_file=spec.is_file)
+    return Stream(spec.target, decoder)
 
 
 class _Status:

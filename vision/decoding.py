@@ -98,8 +98,8 @@ class Keyframes:
 class Stream:
     """One opened stream. `frames` yields (stream seconds, BGR image) for each due frame."""
 
-    def __init__(self, target: str, decoder: DecoderChoice, *, is_file: bool) -> None:
-        self.container, self.decoder = _open(target, decoder, is_file)
+    def __init__(self, target: str, decoder: DecoderChoice) -> None:
+        self.container, self.decoder = _open(target, decoder)
         try:
             self.video = self.container.streams.video[0]
         except IndexError:
@@ -182,13 +182,13 @@ class Stream:
         return None if pts is None else pts * self.time_base
 
 
-def _open(target: str, decoder: DecoderChoice, is_file: bool) -> tuple[Any, str]:
+def _open(target: str, decoder: DecoderChoice) -> tuple[Any, str]:
     """The opened container and what decodes it (cpu or cuda)."""
     if decoder != "cpu" and cuda_decoding():
-        return _container(target, is_file, HWAccel("cuda")), "cuda"
+        return _container(target, HWAccel("cuda")), "cuda"
     if decoder == "cuda":
         raise StreamError("cannot decode on CUDA: no CUDA device opens")
-    return _container(target, is_file, None), "cpu"
+    return _container(target, None), "cpu"
 
 
 @functools.cache
@@ -203,8 +203,9 @@ def cuda_decoding() -> bool:
     return True
 
 
-def _container(target: str, is_file: bool, hwaccel: HWAccel | None) -> Any:
-    options = {} if is_file else {"rtsp_transport": "tcp"}
+def _container(target: str, hwaccel: HWAccel | None) -> Any:
+    # RTSP over TCP: UDP loses packets on a busy network, and with them whole groups of frames.
+    options = {"rtsp_transport": "tcp"} if target.startswith("rtsp") else {}
     try:
         return av.open(target, options=options, timeout=(OPEN_TIMEOUT_S, READ_TIMEOUT_S),
                        hwaccel=hwaccel)  # fmt: skip
