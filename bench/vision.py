@@ -1,7 +1,7 @@
 """Vision cost per camera on the real clips: the naive Ultralytics loop against Shaobing's engine,
 with every frame of every stream decoded at the stream's own rate.
 
-    python -m bench.vision [--seconds 12] [--fps 1,2] [--device cpu|cuda]
+    python -m bench.vision [--seconds 12] [--fps 1,2] [--device cpu|cuda] [--size 1920x1080]
 
 For a busy set (the four shared clips, keyframes every 2.6-10 s) and a still scene (a real
 frame held still, as most community cameras see most of the day, encoded as H.264 with a
@@ -12,6 +12,8 @@ keyframe every 2 s, the usual camera default), at each analysis rate:
     batched per step, the zones of bench/expected_events.toml), its streams replayed through
     vision.decoding (every packet demuxed, only those a due frame needs decoded), CPU per
     analysed frame split by stage (decode, motion, detect, track, analytics, evidence).
+With `--size`, every clip is first scaled to that size and encoded as H.264 with a keyframe
+every 2 s, as a 1080p camera's main stream would come.
 Both print CPU seconds per camera-second of video and the cameras this machine's cores sustain
 at that rate; the ratio is (a)'s CPU over (b)'s. Needs SB_YOLO_MODEL and SB_TEST_MEDIA_DIR
 (set by .ci/run from ../shared).
@@ -29,7 +31,7 @@ import cv2
 import numpy as np
 
 from bench.cameras import camera
-from bench.clips import h264
+from bench.clips import frames_of, h264
 from bench.vision_quality import expectations
 from vision.detector import Detector
 from vision.pipeline import STAGES, Engine, Gating, Models
@@ -62,6 +64,19 @@ def still_clip(media: Path, seconds: float, folder: Path) -> Path:
     H.264 with a keyframe every 2 s."""
     first = first_frame(media / "fire_smoke_cctv.mp4")
     return h264([first] * round(seconds * 25), folder / "still.mp4", fps=25, gop=50)
+
+
+def scaled(clips: list[Path], size: str, seconds: float, folder: Path) -> list[Path]:
+    """Each clip's first `seconds` at `size` (WxH), as H.264 with a keyframe every 2 s."""
+    width, height = (int(v) for v in size.split("x"))
+    folder.mkdir()
+    found = []
+    for clip in clips:
+        fps = round(native_fps(clip))
+        frames = [cv2.resize(f, (width, height), interpolation=cv2.INTER_LINEAR)
+                  for f in frames_of(clip, round(seconds * fps))]  # fmt: skip
+        found.append(h264(frames, folder / clip.name, fps=fps, gop=2 * fps))
+    return found
 
 
 def naive(model_path: str, clips: list[Path], fps: float, seconds: float,
@@ -137,6 +152,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=12.0, help="of video per camera")
     parser.add_argument("--fps", default="1,2", help="analysis rates")
     parser.add_argument("--device", default=os.environ.get("SB_VISION_DEVICE", "cpu"))
+    parser.add_argument("--size", help="scale every clip to WxH first (H.264, 2 s keyframes)")
     args = parser.parse_args()
     media = Path(os.environ.get("SB_TEST_MEDIA_DIR", "../shared/media")).resolve()
     model = os.environ["SB_YOLO_MODEL"]
@@ -149,6 +165,10 @@ def main() -> None:
             "busy (4 shared clips)": [media / c for c in CLIPS],
             "still (1 camera, static view)": [still_clip(media, args.seconds, Path(tmp))],
         }
+        if args.size:
+            scenes = {f"{name} at {args.size}": scaled(clips, args.size, args.seconds,
+                                                       Path(tmp) / str(n))
+                      for n, (name, clips) in enumerate(scenes.items())}  # fmt: skip
         for fps in (float(f) for f in args.fps.split(",")):
             for name, clips in scenes.items():
                 ours = shaobing(detector, clips, fps, args.seconds)

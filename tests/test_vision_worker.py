@@ -235,6 +235,27 @@ def test_workers_fed_by_one_inference_process_which_may_be_killed(
         clear_retained_status(mqtt_server, ["CAM-CROSS", "CAM-PLAZA"])
 
 
+def test_an_inference_process_without_its_models_says_so_once_and_stays_up(
+    database_url: str, mqtt_server: MqttUrl, tmp_path: Path
+) -> None:
+    env = hub_env(SB_DATABASE_URL=database_url, SB_MQTT_URL=_url(mqtt_server),
+                  SB_YOLO_MODEL=str(tmp_path / "missing.pt"), SB_VISION_INFERENCE_SERVER="1",
+                  SB_DATA_DIR=str(tmp_path / "data"), YOLO_OFFLINE="1")  # fmt: skip
+    hub = HubProcess("vision", ["vision", "--workers", "1"], env, tmp_path).start()
+    try:
+        hub.wait_ready()
+        deadline = time.monotonic() + 30
+        while "cannot load its models" not in hub.log() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(6)  # what a crash loop would fill with restarts
+        log = hub.log_path.read_text()
+        assert log.count("cannot load its models") == 1, log
+        assert "missing.pt" in log and "restarting" not in log
+        assert hub.process is not None and hub.process.poll() is None
+    finally:
+        hub.stop()
+
+
 def servers_started(hub: HubProcess) -> list[int]:
     """The pids of the inference processes the hub has started, from its JSON log."""
     lines = hub.log_path.read_text(errors="replace").splitlines()

@@ -8,6 +8,7 @@ import contextlib
 import multiprocessing as mp
 import os
 import secrets
+import shutil
 import signal
 import tempfile
 import threading
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 RESTART_DELAY_S = 5.0
+MODEL_RETRY_S = 300.0
 MAX_RESTART_DELAY_S = 300.0
 
 
@@ -71,7 +73,18 @@ def server_main(settings: Settings, address: Address) -> None:
         signal.signal(sig, lambda *_: stop.set())
     with contextlib.suppress(FileNotFoundError):
         os.unlink(address.path)  # left by a server that was killed
-    InferenceServer(load_models(settings), address).serve(stop)
+    failures = 0
+    while not stop.is_set():
+        try:
+            models = load_models(settings)
+        except Exception as exc:  # a missing file, a bad format: said once, tried again later
+            failures += 1
+            say = log.error if failures == 1 else log.debug
+            say("inference server cannot load its models; workers wait", error=str(exc),
+                retry_every_s=MODEL_RETRY_S)  # fmt: skip
+            stop.wait(MODEL_RETRY_S)
+            continue
+        InferenceServer(models, address).serve(stop)
 
 
 def server_address() -> Address:
@@ -136,7 +149,8 @@ class WorkerPool:
                 self._spawn(index)
 
     def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM every worker (they give their leases back), then the server; then wait."""
+        """SIGTERM the workers (they give their leases back) and the server, wait, and remove
+        the server's socket folder."""
         everything = [*self.processes, self.server]
         for process in everything:
             if process is not None and process.is_alive():
@@ -147,6 +161,8 @@ class WorkerPool:
                 process.join(max(0.1, deadline - time.monotonic()))
                 if process.is_alive():
                     process.kill()
+        if self.address is not None:
+            shutil.rmtree(Path(self.address.path).parent, ignore_errors=True)
 
 
 async def supervise(pool: WorkerPool) -> None:
