@@ -28,6 +28,7 @@ from vision.capture import open_source
 from vision.detector import Detector
 from vision.events import Event
 from vision.pipeline import CameraCounters, Engine, Gating, Models
+from vision.shrink import shrink
 
 
 @dataclass
@@ -254,3 +255,20 @@ def test_tamper_follows_dusk_and_catches_a_camera_moved_or_rotated() -> None:
                                                          borderMode=cv2.BORDER_REFLECT)) == [
             "moved"
         ]  # fmt: skip
+
+
+def test_a_thumbnail_is_area_averaged_however_it_is_made() -> None:
+    """Real 1080p and 4K frames: the quick shrink is INTER_AREA's thumbnail within half a grey
+    level on average; a frame already small is shrunk by INTER_AREA itself."""
+    require_media()
+    cap = cv2.VideoCapture(str(MEDIA / "pedestrians_overhead.avi"))
+    ok, frame = cap.read()
+    cap.release()
+    assert ok
+    for width, height in ((1920, 1080), (3840, 2160)):
+        large = cv2.resize(frame, (width, height), interpolation=cv2.INTER_CUBIC)
+        exact = cv2.resize(large, (213, 120), interpolation=cv2.INTER_AREA).astype(float)
+        assert np.abs(shrink(large, (213, 120)).astype(float) - exact).mean() < 0.5
+    small = cv2.resize(frame, (320, 180))
+    exact_small = cv2.resize(small, (213, 120), interpolation=cv2.INTER_AREA)
+    assert np.array_equal(shrink(small, (213, 120)), exact_small)

@@ -10,6 +10,7 @@ import numpy as np
 
 from devices.camera_settings import Mask
 from vision.masks import raster
+from vision.shrink import shrink
 
 HEIGHT = 120  # rows of the analysed thumbnail; motion does not need more
 _KERNEL = np.ones((3, 3), np.uint8)
@@ -68,5 +69,5 @@ def _scaled(rect: Sequence[int], scale: float) -> tuple[int, int, int, int]:
 def _thumbnail(image: np.ndarray) -> np.ndarray:
     height, width = image.shape[:2]
     size = (max(1, round(width * HEIGHT / height)), HEIGHT)
-    grey = cv2.cvtColor(cv2.resize(image, size, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
+    grey = cv2.cvtColor(shrink(image, size), cv2.COLOR_BGR2GRAY)
     return cv2.GaussianBlur(grey, (3, 3), 0)

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from vision.events import Event
+from vision.shrink import shrink
 
 WIDTH = 160
 
@@ -85,7 +86,7 @@ class Tamper:
 def _thumbnail(image: np.ndarray) -> np.ndarray:
     height, width = image.shape[:2]
     size = (WIDTH, max(1, round(height * WIDTH / width)))
-    return cv2.cvtColor(cv2.resize(image, size, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
+    return cv2.cvtColor(shrink(image, size), cv2.COLOR_BGR2GRAY)
 
 
 def _edges(grey: np.ndarray) -> np.ndarray:
