@@ -129,3 +129,20 @@ def test_a_client_without_the_key_is_turned_away(served: Running, address: Addre
         Client(address.path, "AF_UNIX", authkey=b"wrong" * 8)
     remote = remote_models(address).detector
     assert len(remote.detect(clip_frames(every=60, per_clip=1))) == 4  # still serving
+
+
+def test_a_growing_batch_gets_a_new_segment_and_a_bad_request_an_answer(
+    models: Models, served: Running, address: Address
+) -> None:
+    remote = remote_models(address).detector
+    frames = clip_frames(every=60, per_clip=1)
+    assert len(remote.detect(frames[:1])) == 1
+    many = frames * 6  # far more than the first segment holds
+    assert same(remote.detect(many), models.detector.detect(many))
+    conn = connect(address)
+    conn.send(("detect", "detector", [(0, 720, 1280)]))  # no segment handed over
+    assert conn.recv()[0] == "error"
+    conn.send(("reboot",))
+    assert conn.recv()[0] == "error"
+    conn.close()
+    assert len(remote.detect(frames)) == len(frames)  # the server is still serving

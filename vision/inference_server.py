@@ -113,9 +113,7 @@ class InferenceServer:
         try:
             while True:
                 message = conn.recv()
-                if message[0] == "segment":
-                    if segment is not None:
-                        segment.close()
+                if message[0] == "segment":  # the old one goes when its last view does
                     segment = _mapped(recv_handle(conn), message[1])
                 elif message[0] == "detect":
                     self._queue(conn, message, segment)
@@ -124,6 +122,8 @@ class InferenceServer:
                     self._send(conn, None if model is None else (model.names, model.imgsz))
                 elif message[0] == "stats":
                     self._send(conn, self.stats.__dict__.copy())
+                else:
+                    self._send(conn, ("error", f"unknown request {message[0]!r}"))
         except (EOFError, OSError):
             pass  # the worker went away
         finally:
@@ -137,8 +137,12 @@ class InferenceServer:
         if self.models.get(role) is None or segment is None:
             self._send(conn, ("error", f"no {role} model on this server, or no segment"))
             return
-        images = [np.ndarray((h, w, 3), np.uint8, buffer=segment, offset=off)
-                  for off, h, w in layout]  # fmt: skip
+        try:
+            images = [np.ndarray((h, w, 3), np.uint8, buffer=segment, offset=off)
+                      for off, h, w in layout]  # fmt: skip
+        except (TypeError, ValueError) as e:  # frames said to lie outside the segment
+            self._send(conn, ("error", f"bad frame layout: {e}"))
+            return
         self._pending.put(_Request(conn, role, images))
 
     def _run_batches(self) -> None:
