@@ -9,6 +9,7 @@ import pytest
 
 from devices.zone_params import CrowdParams, LineParams
 from vision.analytics.fall import Fall
+from vision.analytics.fire import FireSmoke
 from vision.analytics.zones import Crowd, LineCrossing
 from vision.detector import Detections
 from vision.tracking import CameraTracker, Track
@@ -142,6 +143,38 @@ def test_a_track_handed_to_someone_half_its_size_does_not_cross() -> None:
     for n, (foot, height) in enumerate([(0.4, 0.16), (0.4, 0.16), (0.6, 0.07), (0.62, 0.07)]):
         events += tripwire.update(float(n), [walker(1, float(n), foot, height)])
     assert events == []
+
+
+def test_a_track_crossing_straight_back_is_not_counted_twice() -> None:
+    """In, and out again two frames later (a track handed to someone on the other side at
+    1 fps): one crossing; with `rebound_s` 0 the turn back counts too."""
+    path = [0.3, 0.35, 0.62, 0.66, 0.38, 0.34, 0.3]
+    for rebound, expected in ((3.0, ["in"]), (0.0, ["in", "out"])):
+        tripwire = LineCrossing("door", [(0.0, 0.5), (1.0, 0.5)],
+                                LineParams(forward="in", backward="out", rebound_s=rebound))  # fmt: skip
+        events = [e for n, foot in enumerate(path)
+                  for e in tripwire.update(float(n), [walker(1, float(n), foot)])]  # fmt: skip
+        assert [e.direction for e in events] == expected, rebound
+
+
+def test_smoke_needs_most_of_a_window_seen_well() -> None:
+    """Three frames of haze at 0.35-0.6 among misses: nothing. Smoke held at 0.6 for four
+    frames of six: one event, and no second while it stays."""
+    names = {0: "smoke", 1: "fire"}
+    haze = FireSmoke(names)
+    scores = [0.0, 0.58, 0.64, 0.35, 0.0, 0.0, 0.0, 0.46, 0.0]
+    found = [e for n, score in enumerate(scores)
+             for e in haze.update(float(n), smoke(score), SHAPE)]  # fmt: skip
+    assert found == []
+    fire = FireSmoke(names)
+    held = [e for n in range(10) for e in fire.update(float(n), smoke(0.6), SHAPE)]
+    assert [(e.type, e.ts) for e in held] == [("smoke", 3.0)]
+
+
+def smoke(score: float) -> Detections:
+    if score == 0.0:
+        return Detections.empty()
+    return dets((0.2, 0.2, 0.6, 0.7), conf=score)
 
 
 def lying_pose(box: tuple[float, float, float, float]) -> Detections:
