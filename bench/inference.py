@@ -20,10 +20,10 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
+from bench.clips import frames_of
 from vision.detector import Detector
 from vision.inference import TensorDetector, decode, letterbox
 
@@ -38,15 +38,7 @@ def frames(media: Path, per_clip: int = 16) -> list[np.ndarray]:
         rng = np.random.default_rng(0)
         sizes = [(360, 640), (720, 1280)] * (2 * per_clip)
         return [rng.integers(0, 255, (h, w, 3), np.uint8) for h, w in sizes]
-    found = []
-    for clip in CLIPS:
-        cap = cv2.VideoCapture(str(media / clip))
-        for _ in range(per_clip):
-            ok, frame = cap.read()
-            if ok:
-                found.append(frame)
-        cap.release()
-    return found
+    return [frame for clip in CLIPS for frame in frames_of(media / clip, per_clip)]
 
 
 def rate(step: Callable[[], object], images: int, seconds: float) -> float:

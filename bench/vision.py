@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 from bench.cameras import camera
 from bench.clips import frames_of, h264
@@ -51,18 +50,10 @@ def native_fps(path: Path) -> float:
     return fps
 
 
-def first_frame(path: Path) -> np.ndarray:
-    cap = cv2.VideoCapture(str(path))
-    ok, frame = cap.read()
-    cap.release()
-    assert ok, path
-    return frame
-
-
 def still_clip(media: Path, seconds: float, folder: Path) -> Path:
     """A real frame (the fire clip's first, an empty yard) held for `seconds` at 25 fps, as
     H.264 with a keyframe every 2 s."""
-    first = first_frame(media / "fire_smoke_cctv.mp4")
+    [first] = frames_of(media / "fire_smoke_cctv.mp4", 1)
     return h264([first] * round(seconds * 25), folder / "still.mp4", fps=25, gop=50)
 
 
@@ -157,7 +148,7 @@ def main() -> None:
     media = Path(os.environ.get("SB_TEST_MEDIA_DIR", "../shared/media")).resolve()
     model = os.environ["SB_YOLO_MODEL"]
     detector = Detector(model, device=args.device)
-    detector.detect([first_frame(media / CLIPS[0])])  # warm up
+    detector.detect(frames_of(media / CLIPS[0], 1))  # warm up
     print(f"model {model} on {args.device}; up to {args.seconds:g} s of each stream,"
           f" every frame decoded; cores {os.cpu_count()}")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:

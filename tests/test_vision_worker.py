@@ -74,6 +74,16 @@ def clear_retained_status(broker: MqttUrl, cameras: list[str]) -> None:
     publisher.close()
 
 
+def vision_hub(database_url: str, broker: MqttUrl, tmp_path: Path, workers: int, model: str,
+               **env: str) -> HubProcess:  # fmt: skip
+    """`shaobing vision --workers N` in a process of its own, offline, with a 3 s lease."""
+    settings = hub_env(SB_DATABASE_URL=database_url, SB_MQTT_URL=_url(broker),
+                       SB_YOLO_MODEL=model, SB_VISION_LEASE_S="3",
+                       SB_DATA_DIR=str(tmp_path / "data"), YOLO_OFFLINE="1", **env)  # fmt: skip
+    return HubProcess("vision", ["vision", "--workers", str(workers)], settings,
+                      tmp_path).start()  # fmt: skip
+
+
 def holders(database_url: str) -> dict[str, str]:
     with psycopg.connect(database_url) as conn:
         rows = conn.execute(
@@ -173,10 +183,7 @@ def test_models_load_only_for_a_camera_and_a_missing_model_is_said_once(
     """Offline with a model that cannot be had: no camera, no attempt; a camera, one clear
     error, and the worker stays up holding nothing instead of crash-looping."""
     require_media()
-    env = hub_env(SB_DATABASE_URL=database_url, SB_MQTT_URL=_url(mqtt_server),
-                  SB_YOLO_MODEL=str(tmp_path / "missing.pt"), SB_VISION_LEASE_S="3",
-                  SB_DATA_DIR=str(tmp_path / "data"), YOLO_OFFLINE="1")  # fmt: skip
-    hub = HubProcess("vision", ["vision", "--workers", "1"], env, tmp_path).start()
+    hub = vision_hub(database_url, mqtt_server, tmp_path, 1, str(tmp_path / "missing.pt"))
     try:
         hub.wait_ready()
         time.sleep(4)  # several lease heartbeats with no camera
@@ -209,10 +216,8 @@ def test_workers_fed_by_one_inference_process_which_may_be_killed(
 ) -> None:
     """`shaobing vision` with SB_VISION_INFERENCE_SERVER: two workers analyse through the one
     process that holds the models; SIGKILLed, it is restarted and the cameras go on."""
-    env = hub_env(SB_DATABASE_URL=database_url, SB_MQTT_URL=_url(mqtt_server),
-                  SB_YOLO_MODEL=YOLO, SB_VISION_LEASE_S="3", SB_VISION_INFERENCE_SERVER="1",
-                  SB_DATA_DIR=str(tmp_path / "data"), YOLO_OFFLINE="1")  # fmt: skip
-    hub = HubProcess("vision", ["vision", "--workers", "2"], env, tmp_path).start()
+    hub = vision_hub(database_url, mqtt_server, tmp_path, 2, YOLO,
+                     SB_VISION_INFERENCE_SERVER="1")  # fmt: skip
     analysed = ("SELECT count(*) FROM camera_stats WHERE detection_fps > 0"
                 " AND updated_at > now() - interval '4 seconds'")  # fmt: skip
     try:
@@ -238,10 +243,8 @@ def test_workers_fed_by_one_inference_process_which_may_be_killed(
 def test_an_inference_process_without_its_models_says_so_once_and_stays_up(
     database_url: str, mqtt_server: MqttUrl, tmp_path: Path
 ) -> None:
-    env = hub_env(SB_DATABASE_URL=database_url, SB_MQTT_URL=_url(mqtt_server),
-                  SB_YOLO_MODEL=str(tmp_path / "missing.pt"), SB_VISION_INFERENCE_SERVER="1",
-                  SB_DATA_DIR=str(tmp_path / "data"), YOLO_OFFLINE="1")  # fmt: skip
-    hub = HubProcess("vision", ["vision", "--workers", "1"], env, tmp_path).start()
+    hub = vision_hub(database_url, mqtt_server, tmp_path, 1, str(tmp_path / "missing.pt"),
+                     SB_VISION_INFERENCE_SERVER="1")  # fmt: skip
     try:
         hub.wait_ready()
         deadline = time.monotonic() + 30

@@ -7,7 +7,8 @@ by stream time) and the rest of the group after it is dropped undecoded when the
 is close enough to serve the next due frame (within half an interval). Where keyframes come
 at least as often as frames are wanted, a whole group can be dropped too, and only keyframes
 are decoded: keyframe-only decoding, chosen per group from the keyframe spacing the stream
-shows rather than set by hand. Frames arrive a little late at worst, never early or twice.
+shows rather than set by hand. A frame comes a little late at worst (a keyframe may serve up
+to a tenth of an interval early), never twice.
 
 Decoding runs on NVDEC (FFmpeg's CUDA hwaccel) where a CUDA device opens and `auto` or `cuda`
 asks for it; `auto` decodes on the CPU where none does, `cuda` reports the stream lost.
@@ -68,9 +69,10 @@ class Schedule:
         self.last = t
         self.next_due = t + self.interval - self.slack
 
-    def can_wait_for(self, keyframe_at: float) -> bool:
-        """Whether a keyframe at `keyframe_at` is soon enough to serve the next due frame."""
-        return keyframe_at <= self.next_due + self.tolerance
+    def can_wait_for(self, keyframe_at: float | None) -> bool:
+        """Whether a keyframe at `keyframe_at` (None: not known yet) is soon enough to serve
+        the next due frame, so that what comes before it need not be decoded."""
+        return keyframe_at is not None and keyframe_at <= self.next_due + self.tolerance
 
 
 class Keyframes:
@@ -134,9 +136,9 @@ class Stream:
                 started = time.thread_time()
             if packet.is_keyframe and t is not None:
                 keys.saw(t)
-                upcoming = keys.next_expected()
-                skipping = (not schedule.due(t, keyframe=True) and upcoming is not None
-                            and schedule.can_wait_for(upcoming))  # fmt: skip
+                skipping = not schedule.due(t, keyframe=True) and schedule.can_wait_for(
+                    keys.next_expected()
+                )
                 if not skipping and flushed:
                     self.video.codec_context.flush_buffers()
                     flushed, resume_at = False, t
@@ -159,8 +161,7 @@ class Stream:
                 counters.decode_s += time.thread_time() - started
                 yield at, image
                 started = time.thread_time()
-                upcoming = keys.next_expected()
-                skipping = upcoming is not None and schedule.can_wait_for(upcoming)
+                skipping = schedule.can_wait_for(keys.next_expected())
         counters.decode_s += time.thread_time() - started
 
     def _packets(self) -> Iterator[Any]:

@@ -26,6 +26,7 @@ import yaml
 
 from vision.detector import Detections
 from vision.dynamic_batch import free_batch
+from vision.packing import pack, packed_size
 
 PAD = 114 / 255  # Ultralytics' letterbox grey
 
@@ -90,25 +91,18 @@ class Staging:
 
     def send(self, images: list[np.ndarray]) -> list[torch.Tensor]:
         """The frames on the device as (height, width, 3) uint8 tensors, in one transfer."""
-        sizes = [image.nbytes for image in images]
         if self.copied is not None:
             self.copied.synchronize()
-        if self.host.numel() < sum(sizes):
-            self.host = torch.empty(sum(sizes) * 5 // 4, dtype=torch.uint8,
-                                    pin_memory=self.pinned)  # fmt: skip
-        flat, offset = self.host.numpy(), 0
-        for image, size in zip(images, sizes, strict=True):
-            flat[offset : offset + size] = image.reshape(-1)
-            offset += size
-        sent = self.host[:offset].to(self.device, non_blocking=True)
+        size = packed_size(images)
+        if self.host.numel() < size:
+            self.host = torch.empty(size * 5 // 4, dtype=torch.uint8, pin_memory=self.pinned)
+        offsets = pack(images, self.host.numpy())
+        sent = self.host[:size].to(self.device, non_blocking=True)
         if self.pinned:
             self.copied = torch.cuda.Event()  # type: ignore[no-untyped-call]
             self.copied.record()
-        shaped, offset = [], 0
-        for image, size in zip(images, sizes, strict=True):
-            shaped.append(sent[offset : offset + size].view(image.shape))
-            offset += size
-        return shaped
+        return [sent[offset : offset + image.nbytes].view(image.shape)
+                for image, offset in zip(images, offsets, strict=True)]  # fmt: skip
 
 
 def letterbox(
@@ -191,27 +185,25 @@ class OpenVinoRunner:
             model = core.read_model(xml)
         # One call over every core (the latency hint) answers a frame or a freed batch
         # fastest; a fixed-batch IR needs the throughput hint's parallel requests for a batch.
-        self.single = core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY"})
-        self.compiled = self.single
-        if self.fixed_batch:
-            self.compiled = core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "THROUGHPUT"})
+        self.latency = core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY"})
+        self.parallel = (core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "THROUGHPUT"})
+                         if self.fixed_batch else None)  # fmt: skip
         self.stride: int | None = None
         meta = yaml.safe_load((folder / "metadata.yaml").read_text(encoding="utf-8"))
         self.names: dict[int, str] = {int(k): str(v) for k, v in meta["names"].items()}
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         inputs = batch.cpu().numpy()
-        if len(inputs) == 1:
-            return torch.from_numpy(np.asarray(self.single(inputs)[0]))
-        if not self.fixed_batch:
-            return torch.from_numpy(np.asarray(self.compiled(inputs)[0]))
-        return torch.from_numpy(self._overlapped(inputs))
+        if self.parallel is None or len(inputs) == 1:
+            return torch.from_numpy(np.asarray(self.latency(inputs)[0]))
+        return torch.from_numpy(self._overlapped(self.parallel, inputs))
 
-    def _overlapped(self, inputs: np.ndarray) -> np.ndarray:
+    @staticmethod
+    def _overlapped(compiled: Any, inputs: np.ndarray) -> np.ndarray:
         import openvino as ov
 
         outputs: list[np.ndarray] = [np.empty(0)] * len(inputs)
-        queue = ov.AsyncInferQueue(self.compiled)
+        queue = ov.AsyncInferQueue(compiled)
 
         def done(request: Any, index: int) -> None:
             outputs[index] = np.array(request.get_output_tensor(0).data)

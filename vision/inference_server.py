@@ -35,6 +35,7 @@ import numpy as np
 
 from hub.logs import get_logger
 from vision.detector import Detections, Model
+from vision.packing import pack, packed_size
 from vision.pipeline import Models
 
 log = get_logger(__name__)
@@ -229,27 +230,23 @@ class RemoteModel:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
-        self.close_segment()
+        self._close_segment()
 
     def _write(self, images: list[np.ndarray]) -> list[tuple[int, int, int]]:
         """Each frame into the segment (a larger one made when too small); where each lies."""
-        sizes = [image.nbytes for image in images]
-        if self._segment is None or len(self._segment) < sum(sizes):
-            self.close_segment()
-            size = max(sum(sizes) * 2, 1 << 20)
+        size = packed_size(images)
+        if self._segment is None or len(self._segment) < size:
+            self._close_segment()
+            room = max(size * 2, 1 << 20)
             self._fd = os.memfd_create("shaobing-frames")
-            os.ftruncate(self._fd, size)
-            self._segment = mmap.mmap(self._fd, size)
+            os.ftruncate(self._fd, room)
+            self._segment = mmap.mmap(self._fd, room)
             self._shared = False
-        layout, offset = [], 0
-        for image, size in zip(images, sizes, strict=True):
-            view = np.ndarray(image.shape, np.uint8, buffer=self._segment, offset=offset)
-            view[...] = image
-            layout.append((offset, image.shape[0], image.shape[1]))
-            offset += size
-        return layout
+        offsets = pack(images, np.frombuffer(self._segment, np.uint8))
+        return [(offset, image.shape[0], image.shape[1])
+                for image, offset in zip(images, offsets, strict=True)]  # fmt: skip
 
-    def close_segment(self) -> None:
+    def _close_segment(self) -> None:
         if self._segment is not None:
             self._segment.close()
             os.close(self._fd)

@@ -36,6 +36,7 @@ class _Last:
     dropped: int
     decode_s: float = 0.0
     undecoded: int = 0
+    damaged: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +73,7 @@ class StatsKeeper:
         DECODE.labels(cid).inc(max(decoded, 0.0))
         FRAMES.labels(cid, "read").inc(src.frames_read - last.read)
         FRAMES.labels(cid, "undecoded").inc(undecoded)
+        FRAMES.labels(cid, "damaged").inc(src.decode_errors - last.damaged)
         FRAMES.labels(cid, "analysed").inc(c.analysed - last.analysed)
         FRAMES.labels(cid, "skipped").inc(c.skipped - last.skipped)
         FRAMES.labels(cid, "detected").inc(c.detected - last.detected)
@@ -80,8 +82,8 @@ class StatsKeeper:
             FPS.labels(cid, stage).set(round(value, 3))
         RECONNECTS.labels(cid).set(src.reconnects)
         self._last[cid] = _Last(now, src.frames_read, c.analysed, c.skipped, c.detected,
-                                src.frames_dropped, src.decode_s,
-                                src.frames_undecoded)  # fmt: skip
+                                src.frames_dropped, src.decode_s, src.frames_undecoded,
+                                src.decode_errors)  # fmt: skip
         return rates
 
     def forget(self, camera_id: str) -> None:
