@@ -5,6 +5,7 @@ checked by their bytes and stripped of EXIF; a wrong key refused and a flood lim
 from __future__ import annotations
 
 import io
+import re
 from typing import Any
 
 import httpx
@@ -310,3 +311,60 @@ def test_a_grid_worker_works_what_it_reported_and_sees_its_photos(
     assert_error(worker.get(f"/api/v1/attachments/{hidden['id']}"), 404, "not_found")
     assert_error(unit_less.get(f"/api/v1/attachments/{listed['id']}"), 404, "not_found")
     assert dispatcher.get(f"/api/v1/attachments/{hidden['id']}").status_code == 200
+
+
+STAFF_WORDS = re.compile(
+    r"\b(incidents?|incident_id|accept|dispatch|start|resolve|verify|reject|acknowledge|comment"
+    r"|allowed|unit|rule|reported_by|uploaded_by)\b"
+)
+
+
+def _keys(value: Any) -> set[str]:
+    if isinstance(value, dict):
+        return set(value) | {k for v in value.values() for k in _keys(v)}
+    if isinstance(value, list):
+        return {k for v in value for k in _keys(v)}
+    return set()
+
+
+def test_public_answers_speak_the_residents_language(
+    community: httpx.Client, api_url: str, client_for: Any
+) -> None:
+    """No staff vocabulary (actions, states' rules, internal fields) and no internal incident
+    number in anything the public intake answers, errors included."""
+    key = intake_key(community)
+    answers: list[httpx.Response] = []
+    with httpx.Client(base_url=api_url) as resident:
+        filed = resident.post("/api/v1/public/reports", headers={"X-Intake-Key": key},
+                              json={"category": "fire_safety", "title": "消防通道堵塞"})  # fmt: skip
+        receipt = filed.json()["receipt"]
+        shot = resident.post(f"/api/v1/public/reports/{receipt}/attachments",
+                             files={"file": ("a.jpg", photo(), "image/jpeg")})  # fmt: skip
+        early = resident.post(f"/api/v1/public/reports/{receipt}/rating", json={"rating": 5})
+        assert_error(early, 409, "conflict", "closed")
+        answers += [filed, shot, early, resident.get(f"/api/v1/public/reports/{receipt}")]
+
+        dispatcher = client_for("dispatcher", COMMUNITY)
+        [incident] = dispatcher.get("/api/v1/incidents?source=public").json()["items"]
+        act(dispatcher, incident["id"], "close", reason="duplicate")
+        answers.append(resident.post(f"/api/v1/public/reports/{receipt}/rating",
+                                     json={"rating": 3}))  # fmt: skip
+        twice = resident.post(f"/api/v1/public/reports/{receipt}/rating", json={"rating": 1})
+        assert_error(twice, 409, "conflict", "rated")
+        answers += [
+            twice,
+            resident.post(f"/api/v1/public/reports/{receipt}/attachments",
+                          files={"file": ("a.jpg", photo(), "image/jpeg")}),
+            resident.post(f"/api/v1/public/reports/{receipt}/rating", json={"rating": 9}),
+            resident.get("/api/v1/public/reports/SB-BBBBBBBBBBBBBBBBBBBB"),
+            resident.post("/api/v1/public/reports", json={"category": "x", "title": "x"},
+                          headers={"X-Intake-Key": "sbk_wrong"}),
+        ]  # fmt: skip
+    assert [a.status_code for a in answers] == [201, 201, 409, 200, 200, 409, 422, 422, 404, 401]
+    for answer in answers:
+        body = answer.json()
+        assert not _keys(body) & {"incident_id", "id", "reported_by", "uploaded_by", "note",
+                                  "unit_id"}, body  # fmt: skip
+        if "error" in body:
+            assert not STAFF_WORDS.search(body["error"]["message"]), body
+    assert shot.json()["content_type"] == "image/jpeg"
