@@ -164,7 +164,7 @@ class Settings(BaseSettings):
         description="failed authentications a client may make in 10 s before 429s",
     )  # fmt: skip
     trusted_proxies: Annotated[list[str], NoDecode] = Field(
-        default_factory=list,
+        default=[],
         description="addresses or networks (comma-separated, e.g. 172.30.0.10,10.0.0.0/8) of"
         " the reverse proxies in front of the API: only from them are X-Forwarded-For and"
         " X-Real-IP believed; unset: no one's, every client is its TCP peer",
