@@ -11,7 +11,7 @@ from psycopg.rows import DictRow
 
 from devices.models import Unit
 from devices.units import get_unit
-from hub.errors import Conflict, Invalid, NotFound
+from hub.errors import Conflict, Forbidden, Invalid, NotFound
 from incidents.events import record_change
 from incidents.models import ActionIn, Incident
 from incidents.states import Action, CloseReason, Status, allowed_actions, next_status
@@ -77,12 +77,16 @@ async def take_on(
     scope: str,
     now: datetime,
 ) -> None:
-    """A grid worker works what it reported (design §6): before `wanted`, the steps its own
-    undispatched report still lacks (accept, dispatch to the worker's unit, start) are taken
-    in its name, each an audit row and an event, so that `wanted` then applies."""
+    """A grid worker (`actor`, of unit `unit_id`) works what was dispatched to its unit, and
+    what it reported while no other unit has it (design §6): before `wanted`, the steps its
+    own undispatched report still lacks (accept, dispatch to the worker's unit, start) are
+    taken in its name, each an audit row and an event, so that `wanted` then applies. Judged
+    on the locked row, so that a dispatch a moment earlier is not overtaken; 403 otherwise."""
     current = await get_incident(conn, incident_id, scope=scope, for_update=True)
-    if current.status not in (Status.REPORTED, Status.ACCEPTED):
-        return  # dispatched already: the unit it went to works it
+    if unit_id is not None and current.unit_id == unit_id:
+        return
+    if current.reported_by != actor or current.unit_id is not None:
+        raise Forbidden("only the unit it was dispatched to works this incident")
     while next_status(current.status, wanted) is None and current.status in _TAKING_ON:
         step = _TAKING_ON[current.status]
         target = next_status(current.status, step)

@@ -134,24 +134,11 @@ async def act(incident_id: int, body: ActionIn, who: Actor, pool: DbPool) -> Inc
     async with pool.connection() as conn, conn.transaction():
         incident = await _reach(conn, who, incident_id)
         if who.role is Role.GRID_WORKER and body.action is not Action.COMMENT:
-            await _grid_worker_takes_on(conn, who, incident, body.action, now)
+            await take_on(conn, incident.id, body.action, actor=who.name, unit_id=who.unit_id,
+                          scope=who.area_prefix, now=now)  # fmt: skip
         return await apply_action(
             conn, incident_id, body, actor=who.name, scope=who.area_prefix, now=now
         )
-
-
-async def _grid_worker_takes_on(
-    conn: AsyncConnection[DictRow], who: Principal, incident: Incident, wanted: Action,
-    now: datetime,
-) -> None:  # fmt: skip
-    """A grid worker works what was dispatched to its unit, and what it reported while no
-    other unit has it: its own undispatched report is first accepted and given to it."""
-    if who.unit_id is not None and incident.unit_id == who.unit_id:
-        return
-    if incident.reported_by != who.name or incident.unit_id is not None:
-        raise Forbidden("only the unit it was dispatched to works this incident")
-    await take_on(conn, incident.id, wanted, actor=who.name, unit_id=who.unit_id,
-                  scope=who.area_prefix, now=now)  # fmt: skip
 
 
 @router.post(
