@@ -171,7 +171,7 @@ def test_every_example_works_pasted_in_order(tmp_path: Path) -> None:
             if block.illustration:
                 continue
             shell.paste(for_this_hub(block.text, token[1], port, mqtt[1]), block.where)
-            time.sleep(1)  # a person reads the answer before pasting the next block
+            time.sleep(2)  # a person reads the answer before pasting the next block
         api = httpx.Client(base_url=f"http://127.0.0.1:{port}/api/v1",
                            headers={"Authorization": f"Bearer {token[1]}"})  # fmt: skip
         the_examples_did_what_they_say(api)
