@@ -28,7 +28,7 @@ from tests.test_device_guide import start_hub, wait
 ROOT = Path(__file__).parent.parent
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SHELLS = {"sh", "bash", "shell", "console"}
-ILLUSTRATION = re.compile(r"<!--\s*illustration\b[^>]*-->")
+ILLUSTRATION = re.compile(r"<!--\s*illustration\b[^>]*-->")  # alone on its line
 FENCE = re.compile(r"^(`{3,})\s*([\w+-]*)\s*$")
 DONE = "__paste_block_done__"
 
@@ -64,7 +64,7 @@ def fenced_blocks(document: Path) -> list[Block]:
         assert end < len(lines), f"{document.name}:{index + 1}: unclosed fence"
         before = next((line for line in reversed(lines[:index]) if line.strip()), "")
         found.append(Block(document, index + 1, language, "\n".join(lines[index + 1 : end]) + "\n",
-                           bool(ILLUSTRATION.search(before))))  # fmt: skip
+                           bool(ILLUSTRATION.fullmatch(before.strip()))))  # fmt: skip
         index = end + 1
     return found
 
@@ -79,7 +79,7 @@ def test_the_markers_mark_blocks() -> None:
     for document in DOCUMENTS:
         lines = document.read_text(encoding="utf-8").splitlines()
         for number, line in enumerate(lines):
-            if not ILLUSTRATION.search(line):
+            if not ILLUSTRATION.fullmatch(line.strip()):
                 continue
             following = next((x for x in lines[number + 1 :] if x.strip()), "")
             opened = FENCE.match(following)
