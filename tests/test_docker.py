@@ -211,6 +211,25 @@ def test_the_vision_image_adds_its_extra_libraries_and_models() -> None:
     assert "VOLUME /models" in DOCKERFILE.read_text(encoding="utf-8")
 
 
+def test_compose_builds_stages_that_exist_and_feeds_the_broker_and_vision() -> None:
+    import yaml
+
+    compose = yaml.safe_load((ROOT / "docker" / "compose.yaml").read_text(encoding="utf-8"))
+    services = compose["services"]
+    known = stages()
+    for name, service in services.items():
+        build = service.get("build")
+        if build:
+            assert build["dockerfile"] == "docker/Dockerfile", name
+            assert build.get("target") in known, (name, build.get("target"))
+    assert services["vision"]["build"]["target"] == "vision"
+    assert any(v.endswith(":/models:ro") for v in services["vision"]["volumes"])
+    # mosquitto reads the files after dropping to its own user (1883 in eclipse-mosquitto)
+    command = services["broker-config"]["command"]
+    assert command[command.index("--owner") + 1] == "1883:1883"
+    assert services["mosquitto"]["image"].startswith("eclipse-mosquitto")
+
+
 PROBE = """
 import importlib, pkgutil, sys
 from click.testing import CliRunner

@@ -116,7 +116,7 @@ def shell_env() -> dict[str, str]:
 # Each block's HTTP errors fail it, as a reader would see them; `set -u` catches a variable
 # an earlier example should have set.
 PRELUDE = """set -euo pipefail
-curl() { command curl --fail-with-body --show-error "$@"; }
+curl() { command curl --fail-with-body --show-error --max-time 30 "$@"; }
 """
 
 
