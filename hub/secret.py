@@ -28,11 +28,14 @@ def hmac_key(settings: Settings) -> bytes:
     return read_or_create(settings.data_dir / "secret.key").encode()
 
 
-def write_private(path: Path, text: str) -> None:
-    """Write a file only its owner can read, replacing it in one rename."""
+def write_private(path: Path, text: str, *, owner: tuple[int, int] | None = None) -> None:
+    """Write a file only its owner can read, replacing it in one rename. `owner` (uid, gid)
+    hands it to another user, such as the broker's, before it takes the file's place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        if owner is not None:
+            os.fchown(fh.fileno(), *owner)
         fh.write(text)
     os.replace(tmp, path)

@@ -434,14 +434,26 @@ def token_revoke(token_id: int) -> None:
     default=None,
     help="password for the hub's own MQTT user (default: from SB_MQTT_URL, else generated)",
 )
-def broker_config(out_dir: Path, hub_password: str | None) -> None:
+@click.option(
+    "--owner",
+    default=None,
+    metavar="USER[:GROUP]",
+    help="give the files to the broker's user, by name or as UID:GID (`mosquitto`; the "
+    "eclipse-mosquitto image's is 1883:1883); they stay readable by their owner only "
+    "(default: the user running this)",
+)
+def broker_config(out_dir: Path, hub_password: str | None, owner: str | None) -> None:
     """Write a Mosquitto password file and ACL from the registry."""
-    from devices.broker_config import HUB_USER, write_broker_files
+    from devices.broker_config import HUB_USER, OwnerError, parse_owner, write_broker_files
     from hub.db import connect
     from hub.logs import configure_logging
     from hub.secret import read_or_create
     from shaobing.runtime import database
 
+    try:
+        file_owner = parse_owner(owner) if owner is not None else None
+    except OwnerError as exc:
+        raise click.BadParameter(str(exc), param_hint="--owner") from exc
     settings = _settings()
     _say_data_dir(settings)
     configure_logging("WARNING")
@@ -456,7 +468,9 @@ def broker_config(out_dir: Path, hub_password: str | None) -> None:
         async with database(settings, create=False) as runtime:
             conn = await connect(runtime.database_url)
             async with conn:
-                files = await write_broker_files(conn, out_dir, hub_password=hub_password)
+                files = await write_broker_files(
+                    conn, out_dir, hub_password=hub_password, owner=file_owner
+                )
                 return files.accounts
 
     with _startup_errors():

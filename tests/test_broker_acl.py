@@ -7,25 +7,30 @@ only under its own id, wrong or rotated-out passwords and disabled devices are r
 from __future__ import annotations
 
 import os
+import pwd
 import queue
 import shutil
+import stat
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
 from hub.embedded.broker import EmbeddedBroker
+from hub.embedded.ports import free_port, wait_for_port
 from tests.mqtt_helpers import connect_reason, connected
 from tests.test_registry_api import COMMUNITY, register_area
 
 HUB_PASSWORD = "hub-secret-for-tests"
 
 
-def broker_config(database_url: str, out: Path) -> str:
+def broker_config(database_url: str, out: Path, *extra: str) -> str:
     """Run the real CLI command, as an operator would."""
     env = {**os.environ, "SB_DATABASE_URL": database_url}
     done = subprocess.run(
@@ -38,6 +43,7 @@ def broker_config(database_url: str, out: Path) -> str:
             str(out),
             "--hub-password",
             HUB_PASSWORD,
+            *extra,
         ],
         env=env,
         capture_output=True,
@@ -169,3 +175,61 @@ def test_rotation_takes_effect_on_reload(
     time.sleep(0.5)
     assert connect_reason(port, "DEV-A", devices["DEV-A"], v5=v5) != 0
     assert connect_reason(port, "DEV-A", new_password, v5=v5) == 0
+
+
+@contextmanager
+def mosquitto_as_its_user(folder: Path, port: int) -> Iterator[subprocess.Popen[str]]:
+    """Stock mosquitto started by root, which drops to its own user before it reads the
+    password file and ACL (as the eclipse-mosquitto image does)."""
+    conf = folder / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous false\n"
+                    f"password_file {folder / 'passwd'}\nacl_file {folder / 'acl'}\n")  # fmt: skip
+    process = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+        yield process
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_the_broker_reads_its_files_as_its_own_user(
+    devices: dict[str, str], database_url: str
+) -> None:
+    if shutil.which("mosquitto") is None or os.geteuid() != 0:
+        pytest.skip("needs mosquitto, started as root so that it drops to its own user")
+    try:
+        pwd.getpwnam("mosquitto")
+    except KeyError:
+        pytest.skip("no `mosquitto` user on this machine")
+    folder = Path(tempfile.mkdtemp())
+    try:
+        folder.chmod(0o755)  # the broker's user must reach the files (pytest's tmp is 0700)
+        # As root writes them by default, only root can read them: the broker cannot start.
+        broker_config(database_url, folder)
+        with mosquitto_as_its_user(folder, free_port()) as refused:
+            output = refused.communicate(timeout=10)[0]
+        assert refused.returncode != 0 and "Unable to open pwfile" in output, output
+        broker_config(database_url, folder, "--owner", "mosquitto")
+        record = pwd.getpwnam("mosquitto")
+        for name in ("passwd", "acl"):
+            info = (folder / name).stat()
+            assert (info.st_uid, info.st_gid) == (record.pw_uid, record.pw_gid), name
+            assert stat.S_IMODE(info.st_mode) == 0o600, name  # still private, to the broker
+        port = free_port()
+        with mosquitto_as_its_user(folder, port):
+            assert wait_for_port("127.0.0.1", port, timeout=10)
+            assert connect_reason(port, "shaobing.hub", HUB_PASSWORD) == 0
+            assert connect_reason(port, "DEV-A", devices["DEV-A"]) == 0
+    finally:
+        shutil.rmtree(folder)
+
+
+def test_a_bad_owner_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "shaobing.cli", "broker-config", "--out", str(tmp_path / "out"),
+         "--owner", "no-such-user-here"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2 and "--owner" in done.stderr and "no-such-user-here" in done.stderr
+    assert not (tmp_path / "out").exists()

@@ -23,11 +23,12 @@ GUIDE = Path(__file__).parent.parent / "docs" / "devices.md"
 
 
 def guide_session() -> str:
-    """The shell block of the guide's "A first device, step by step"."""
+    """The shell blocks of the guide's "A first device, step by step", in order."""
     section = GUIDE.read_text(encoding="utf-8").split("## A first device, step by step")[1]
-    block = re.search(r"```sh\n(.*?)```", section, re.S)
-    assert block, "the guide's session is a sh block"
-    return block[1]
+    section = section.split("\n## ")[0]
+    blocks = re.findall(r"```sh\n(.*?)```", section, re.S)
+    assert blocks, "the guide's session is in sh blocks"
+    return "".join(blocks)
 
 
 def start_hub(data_dir: Path, port: int) -> tuple[subprocess.Popen[str], str]:
