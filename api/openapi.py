@@ -44,7 +44,7 @@ RESTRICTED_READS = {
 }  # fmt: skip
 # Operations that read a body in a type of their own choosing (415 for another).
 TYPED_BODIES = {("post", "/api/v1/rules"), ("put", "/api/v1/rules/{rule_id}"),
-                ("post", "/api/v1/devices/import"),
+                ("post", "/api/v1/devices/import"), ("post", "/api/v1/cameras/import"),
                 ("post", "/api/v1/registers/{area}/import")}  # fmt: skip
 _DESCRIPTIONS = {
     401: "missing, unknown, revoked or expired token",
