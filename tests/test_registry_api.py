@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import httpx
 import psycopg
 import pytest
@@ -352,6 +355,24 @@ def test_zone_and_direction_names_in_chinese(admin: httpx.Client) -> None:
     ]
     twice = admin.put("/api/v1/cameras/CAM-CN/zones", json={"zones": [gate, gate]})
     assert_error(twice, 422, "validation_error", "南门禁区", "used twice")
+
+
+def test_the_documented_zones_body_is_taken(admin: httpx.Client) -> None:
+    """docs/devices.md's zones example, as an integrator would paste it."""
+    guide = (Path(__file__).parent.parent / "docs" / "devices.md").read_text(encoding="utf-8")
+    example = re.search(r"### Camera zones.*?```json\n(.*?)```", guide, re.S)
+    assert example, "the zones section has a json example"
+    register_area(admin)
+    assert (
+        admin.post(
+            "/api/v1/cameras", json={"id": "CAM-DOC", "area": COMMUNITY, "stream_url": "rtsp://h/1"}
+        ).status_code
+        == 201
+    )
+    replaced = admin.put("/api/v1/cameras/CAM-DOC/zones", content=example[1].encode(),
+                         headers={"Content-Type": "application/json"})  # fmt: skip
+    assert replaced.status_code == 200, replaced.text
+    assert [z["name"] for z in replaced.json()["zones"]] == ["南门禁区", "南门 闸机", "消防通道"]
 
 
 def test_zone_names_must_be_unique(admin: httpx.Client) -> None:
