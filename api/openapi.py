@@ -39,6 +39,8 @@ RESTRICTED_READS = {
     ("get", "/api/v1/channels"), ("get", "/api/v1/channels/{channel_id}"),
     ("get", "/api/v1/routes"), ("get", "/api/v1/routes/{route_id}"),
     ("get", "/api/v1/unit-link"), ("get", "/api/v1/incidents/{incident_id}"),
+    ("get", "/api/v1/incidents/{incident_id}/attachments"),
+    ("get", "/api/v1/incidents/{incident_id}/attachments/{attachment_id}"),
     ("get", "/api/v1/registers"), ("get", "/api/v1/registers/{area}"),
     ("get", "/api/v1/registers/{area}/residents"),
 }  # fmt: skip
