@@ -39,12 +39,14 @@ RESTRICTED_READS = {
     ("get", "/api/v1/channels"), ("get", "/api/v1/channels/{channel_id}"),
     ("get", "/api/v1/routes"), ("get", "/api/v1/routes/{route_id}"),
     ("get", "/api/v1/unit-link"), ("get", "/api/v1/incidents/{incident_id}"),
+    ("get", "/api/v1/incidents/{incident_id}/attachments"),
+    ("get", "/api/v1/incidents/{incident_id}/attachments/{attachment_id}"),
     ("get", "/api/v1/registers"), ("get", "/api/v1/registers/{area}"),
     ("get", "/api/v1/registers/{area}/residents"),
 }  # fmt: skip
 # Operations that read a body in a type of their own choosing (415 for another).
 TYPED_BODIES = {("post", "/api/v1/rules"), ("put", "/api/v1/rules/{rule_id}"),
-                ("post", "/api/v1/devices/import"),
+                ("post", "/api/v1/devices/import"), ("post", "/api/v1/cameras/import"),
                 ("post", "/api/v1/registers/{area}/import")}  # fmt: skip
 _DESCRIPTIONS = {
     401: "missing, unknown, revoked or expired token",

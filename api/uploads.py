@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from fastapi import Request
 
+from hub.csv_files import decode_csv
 from hub.errors import Invalid, UnsupportedMediaType
 
 
 async def csv_text(request: Request) -> str:
-    """The CSV of a request: its body (text/csv) or a multipart field `file`, as UTF-8."""
+    """The CSV of a request: its body (text/csv) or a multipart field `file`, as text (see
+    `hub.csv_files.decode_csv` for the encodings taken)."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         form = await request.form()
@@ -22,7 +24,4 @@ async def csv_text(request: Request) -> str:
         raise UnsupportedMediaType(
             f"send CSV as text/csv or multipart/form-data, not {content_type}"
         )
-    try:
-        return raw.decode("utf-8-sig")  # a spreadsheet's byte-order mark is not a column
-    except UnicodeDecodeError as exc:
-        raise Invalid(f"CSV must be UTF-8 (byte {exc.start} is not)", field="body") from None
+    return decode_csv(raw)

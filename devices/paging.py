@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from psycopg.rows import DictRow
@@ -63,8 +64,16 @@ def _decode(cursor: str) -> str:
 def page_of(model: type[M], rows: list[DictRow], limit: int, *, key: str = "id") -> Page[M]:
     """A page from rows fetched with `limit + 1`; the extra row only says there is more. The
     cursor is the last row's `key` (text, or a number for `decode_int_cursor`)."""
+    return page_with(model.model_validate, rows, limit, key=key)
+
+
+def page_with(
+    shape: Callable[[DictRow], M], rows: list[DictRow], limit: int, *, key: str = "id"
+) -> Page[M]:
+    """`page_of` for rows that `shape` turns into items (a secret left out, a document
+    unfolded)."""
     more = len(rows) > limit
     return Page[M](
-        items=[model.model_validate(row) for row in rows[:limit]],
+        items=[shape(row) for row in rows[:limit]],
         next=encode_cursor(str(rows[limit - 1][key])) if more else None,
     )

@@ -7,15 +7,48 @@ before it counts as present), `loitering_time`, and per-label `filters` with `mi
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from hub.contracts import Schedule
 
 Label = Annotated[str, Field(pattern=r"^[a-z][a-z0-9 _-]{0,31}$")]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 Seconds = Annotated[float, Field(ge=0.0, le=86_400.0)]
+
+_NAME_PUNCTUATION = frozenset("_.- ")
+
+
+def check_name(value: str) -> str:
+    """Letters and digits of any script (`南门禁区`, `进`), spaces and `_ . -`; no control or
+    direction-changing characters, no spaces around."""
+    if value != value.strip():
+        raise ValueError("a name has no spaces before or after it")
+    for char in value:
+        if unicodedata.category(char)[0] not in "LNM" and char not in _NAME_PUNCTUATION:
+            raise ValueError(f"a name holds letters, digits, spaces and _ . - only, not {char!r}")
+    return value
+
+
+ZoneName = Annotated[
+    str,
+    Field(min_length=1, max_length=64, title="zone name, e.g. 南门禁区 or gate-north"),
+    AfterValidator(check_name),
+]
+DirectionName = Annotated[
+    str,
+    Field(min_length=1, max_length=16, title="a crossing direction's name, e.g. 进 or in"),
+    AfterValidator(check_name),
+]
 
 VEHICLES = ["car", "truck", "bus", "motorcycle"]
 TWO_WHEELERS = ["bicycle", "motorcycle"]
@@ -84,8 +117,8 @@ class LineParams(BaseModel):
 
     objects: Annotated[list[Label], Field(min_length=1, max_length=16)] = ["person"]
     filters: dict[Label, LabelFilter] = Field(default_factory=dict)
-    forward: Annotated[str, Field(pattern=r"^[a-z_]{1,16}$")] = "forward"
-    backward: Annotated[str, Field(pattern=r"^[a-z_]{1,16}$")] = "backward"
+    forward: DirectionName = "forward"
+    backward: DirectionName = "backward"
     # Hysteresis: where the object stands must be this far past the line (in heights of its
     # box), in this many detector frames in a row, before the crossing counts.
     margin: Annotated[
@@ -101,6 +134,12 @@ class LineParams(BaseModel):
 
     def filter_for(self, label: str) -> LabelFilter:
         return self.filters.get(label, _DEFAULT_FILTER)
+
+    @model_validator(mode="after")
+    def _two_directions(self) -> LineParams:
+        if self.forward == self.backward:
+            raise ValueError(f"forward and backward need two names, both are {self.forward!r}")
+        return self
 
 
 PARAMS_BY_KIND: dict[str, type[BaseModel]] = {
@@ -118,5 +157,5 @@ def parse_params(kind: str, params: dict[str, Any]) -> BaseModel:
         return PARAMS_BY_KIND[kind].model_validate(params)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "params"
-        raise ValueError(f"params.{where}: {first['msg']}") from None
+        where = ".".join(["params", *(str(p) for p in first["loc"])])
+        raise ValueError(f"{where}: {str(first['msg']).removeprefix('Value error, ')}") from None

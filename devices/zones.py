@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from shapely.geometry import Polygon
 from shapely.validation import explain_validity
 
-from devices.zone_params import parse_params
+from devices.zone_params import ZoneName, parse_params
 
 Coordinate = Annotated[float, Field(ge=0.0, le=1.0)]
 Point = tuple[Coordinate, Coordinate]
@@ -28,7 +28,7 @@ class Zone(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+    name: ZoneName
     kind: ZoneKind
     polygon: Annotated[list[Point], Field(max_length=64)]
     params: dict[str, Any] = Field(default_factory=dict)

@@ -15,9 +15,10 @@ from pathlib import Path
 from PIL import Image, ImageOps, UnidentifiedImageError
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, computed_field
 
 from hub.errors import NotFound, TooLarge, UnsupportedMediaType
+from incidents.models import Incident
 
 MAX_PIXELS = 40_000_000  # a 40 MP photo; more is a decompression bomb, not a picture
 _SIGNATURES = {b"\xff\xd8\xff": "image/jpeg", b"\x89PNG\r\n\x1a\n": "image/png"}
@@ -32,6 +33,19 @@ class Attachment(BaseModel):
     height: int
     uploaded_by: str
     created_at: datetime
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def url(self) -> str:
+        """Where whoever may see the incident gets the picture."""
+        return f"/api/v1/incidents/{self.incident_id}/attachments/{self.id}"
+
+
+class IncidentWithPhotos(Incident):
+    """An incident as the API answers it: with the photos people added (a resident's report,
+    field staff on site), each served at its `url` to whoever may see the incident."""
+
+    attachments: list[Attachment] = Field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,14 +120,35 @@ class StoredFile:
     path: Path
 
 
+async def attachments_of(
+    conn: AsyncConnection[DictRow], incident_ids: list[int]
+) -> dict[int, list[Attachment]]:
+    """The photos of each of these incidents, oldest first (every id has a list)."""
+    cur = await conn.execute(
+        "SELECT id, incident_id, content_type, size, width, height, uploaded_by, created_at"
+        " FROM incident_attachments WHERE incident_id = ANY(%s) ORDER BY created_at, id",
+        (incident_ids,),
+    )
+    found: dict[int, list[Attachment]] = {i: [] for i in incident_ids}
+    for row in await cur.fetchall():
+        found[row["incident_id"]].append(Attachment.model_validate(row))
+    return found
+
+
 async def attachment_file(
-    conn: AsyncConnection[DictRow], attachment_id: str, *, scope: str
+    conn: AsyncConnection[DictRow],
+    attachment_id: str,
+    *,
+    scope: str,
+    incident_id: int | None = None,
 ) -> StoredFile:
-    """Where an attachment whose incident lies in `scope` is kept, and whose incident it is."""
+    """Where an attachment whose incident lies in `scope` (and, given `incident_id`, is that
+    one) is kept, and whose incident it is."""
     cur = await conn.execute(
         "SELECT a.incident_id, a.content_type, a.path FROM incident_attachments a"
-        " JOIN incidents i ON i.id = a.incident_id WHERE a.id = %s AND i.area LIKE %s",
-        (attachment_id, scope + "%"),
+        " JOIN incidents i ON i.id = a.incident_id WHERE a.id = %s AND i.area LIKE %s"
+        " AND (%s::bigint IS NULL OR a.incident_id = %s)",
+        (attachment_id, scope + "%", incident_id, incident_id),
     )
     row = await cur.fetchone()
     if row is None:

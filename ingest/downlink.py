@@ -4,13 +4,12 @@ broker lets each device read (its own only). Commands and ID-card verdicts go ou
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from typing import Any
 
 from paho.mqtt.enums import MQTTErrorCode
 
-from hub.mqtt import Unacknowledged, close_when_acknowledged, started_client
+from hub.mqtt import Unacknowledged, close_when_acknowledged, json_payload, started_client
 from hub.settings import MqttUrl
 
 
@@ -36,7 +35,7 @@ class Downlink:
     def post(self, area: str, device_id: str, body: dict[str, Any]) -> bool:
         """Publish at QoS 1 without waiting: paho sends it, and again after a reconnect.
         False only when paho refused it outright (its queue is gone)."""
-        info = self._client.publish(cmd_topic(area, device_id), json.dumps(body), qos=1)
+        info = self._client.publish(cmd_topic(area, device_id), json_payload(body), qos=1)
         if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
             return False
         self._unacked.add(info)
@@ -50,7 +49,7 @@ class Downlink:
         still deliver it after a reconnect: receivers tell repeats apart by its own id)."""
         if not self._client.is_connected():
             return False
-        info = self._client.publish(cmd_topic(area, device_id), json.dumps(body), qos=1)
+        info = self._client.publish(cmd_topic(area, device_id), json_payload(body), qos=1)
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             return False
         deadline = time.monotonic() + ack_within

@@ -4,8 +4,6 @@ in a community that keeps a register which does not hold it is `unregistered`.""
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import datetime
 from typing import Annotated
 
@@ -14,6 +12,7 @@ from psycopg.rows import DictRow
 from pydantic import BaseModel, ConfigDict, Field
 
 from devices.paging import Page, decode_cursor, encode_cursor
+from hub.csv_files import csv_reader, records
 from hub.db import fetch_model
 from hub.errors import Conflict, Invalid, NotFound
 from hub.text import PlainText
@@ -116,7 +115,7 @@ async def delete_register(conn: AsyncConnection[DictRow], area: str, *, scope: s
 
 def parse_csv(text: str) -> tuple[list[tuple[int, ResidentIn]], list[RowProblem]]:
     """Rows of `id_number,building,unit` (a header line first), with their line numbers."""
-    reader = csv.DictReader(io.StringIO(text))
+    reader = csv_reader(text)
     if reader.fieldnames is None or "id_number" not in reader.fieldnames:
         raise Invalid("the CSV needs a header line naming id_number (and building, unit)",
                       field="file")  # fmt: skip
@@ -125,7 +124,7 @@ def parse_csv(text: str) -> tuple[list[tuple[int, ResidentIn]], list[RowProblem]
         raise Invalid(f"unknown CSV columns: {', '.join(sorted(unknown))}", field="file")
     rows: list[tuple[int, ResidentIn]] = []
     problems: list[RowProblem] = []
-    for record in reader:
+    for record in records(reader, field="file"):
         line = reader.line_num
         if len(rows) + len(problems) >= MAX_ROWS:
             raise Invalid(f"at most {MAX_ROWS} rows in one upload", field="file")

@@ -31,7 +31,7 @@ from devices.models import AreaIn, DeviceIn, DeviceType
 from devices.registry import create_devices_bulk, device_refs, existing_ids
 from hub.durations import parse_duration
 from hub.errors import Conflict
-from hub.mqtt import Unacknowledged, configure
+from hub.mqtt import Unacknowledged, configure, json_payload
 from hub.settings import MqttUrl
 from ingest.idcard import check_digit
 
@@ -208,7 +208,7 @@ class Simulator:
 
     def _publish_status(self) -> None:
         for device_id in [*self._smoke, *self._readers]:
-            body = json.dumps({"online": True, "fw": "sim-1.0"}).encode()
+            body = json_payload({"online": True, "fw": "sim-1.0"})
             self._send(self._topic(device_id, "status"), body, retain=True)
 
     def _send(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
@@ -323,11 +323,11 @@ class Simulator:
             "battery_pct": round(state["battery"], 1),
             "rssi_dbm": rng.randint(-110, -70),
         }
-        return self._topic(device_id, "telemetry"), json.dumps(body).encode()
+        return self._topic(device_id, "telemetry"), json_payload(body)
 
     def _event(self, device_id: str, fields: dict[str, object]) -> tuple[str, bytes]:
         body = {"seq": self._next_seq(device_id), "ts": int(time.time() * 1000), **fields}
-        return self._topic(device_id, "event"), json.dumps(body).encode()
+        return self._topic(device_id, "event"), json_payload(body)
 
     def _id_read(self, reader: str) -> tuple[str, bytes]:
         rng = self._rng
@@ -365,15 +365,15 @@ class Simulator:
         choices: list[tuple[str, bytes]] = [
             (topic, b'{"seq": 1, "smoke": '),  # bad_json
             (topic, b"[1, 2, 3]"),  # not_object
-            (self._topic("SIM-NOBODY", "telemetry"), json.dumps({"seq": 1, "ts": now}).encode()),
-            (f"sb/440311001009/{device_id}/telemetry", json.dumps({"seq": 1, "ts": now}).encode()),
+            (self._topic("SIM-NOBODY", "telemetry"), json_payload({"seq": 1, "ts": now})),
+            (f"sb/440311001009/{device_id}/telemetry", json_payload({"seq": 1, "ts": now})),
             (
                 topic,
-                json.dumps({"seq": self._next_seq(device_id), "ts": now + 86_400_000}).encode(),
+                json_payload({"seq": self._next_seq(device_id), "ts": now + 86_400_000}),
             ),
             (
                 topic,
-                json.dumps({"seq": self._next_seq(device_id), "ts": now, "smoke": "lots"}).encode(),
+                json_payload({"seq": self._next_seq(device_id), "ts": now, "smoke": "lots"}),
             ),
             ("sb/not-a-topic", b"{}"),
         ]
@@ -385,7 +385,7 @@ class Simulator:
                 "type": "id_read",
                 "card": {"id_number": "12345"},
             }
-            choices.append((self._topic(reader, "event"), json.dumps(body).encode()))
+            choices.append((self._topic(reader, "event"), json_payload(body)))
         return rng.choice(choices)
 
     def _next_seq(self, device_id: str) -> int:

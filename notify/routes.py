@@ -14,6 +14,7 @@ from psycopg import AsyncConnection, errors
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
+from devices.paging import Page, decode_cursor, page_with
 from hub.errors import Conflict, Invalid, NotFound
 from incidents.events import IncidentEvent
 from incidents.models import Incident
@@ -82,11 +83,15 @@ async def get_route(conn: AsyncConnection[DictRow], route_id: str, *, scope: str
     return _route(row)
 
 
-async def list_routes(conn: AsyncConnection[DictRow], *, scope: str) -> list[Route]:
+async def list_routes(
+    conn: AsyncConnection[DictRow], *, scope: str, limit: int = 100, cursor: str | None = None
+) -> Page[Route]:
+    """The routes of the caller's area, by id, a page at a time."""
     cur = await conn.execute(
-        f"SELECT {_COLUMNS} FROM routes WHERE scope LIKE %s ORDER BY id", (scope + "%",)
+        f"SELECT {_COLUMNS} FROM routes WHERE scope LIKE %s AND id > %s ORDER BY id LIMIT %s",
+        (scope + "%", decode_cursor(cursor), limit + 1),
     )
-    return [_route(row) for row in await cur.fetchall()]
+    return page_with(_route, await cur.fetchall(), limit)
 
 
 async def replace_route(conn: AsyncConnection[DictRow], data: RouteIn, *, scope: str) -> Route:

@@ -10,6 +10,7 @@ from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from devices.paging import Page, decode_int_cursor, page_of
 from hub.contracts import Signal
 from hub.db import fetch_model
 from hub.text import PlainText
@@ -106,6 +107,27 @@ async def list_silences(
         {"scope": scope + "%", "active": active_at, "force": in_force_at},
     )
     return [Silence.model_validate(row) for row in await cur.fetchall()]
+
+
+async def page_silences(
+    conn: AsyncConnection[DictRow],
+    *,
+    scope: str,
+    in_force_at: datetime | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> Page[Silence]:
+    """Silences in the caller's area, newest first, a page at a time; with `in_force_at`,
+    only those in force then."""
+    cur = await conn.execute(
+        f"SELECT {_COLUMNS} FROM silences WHERE area_prefix LIKE %(scope)s"
+        " AND (%(force)s::timestamptz IS NULL OR (starts_at <= %(force)s AND ends_at > %(force)s))"
+        " AND (%(before)s::bigint IS NULL OR id < %(before)s)"
+        " ORDER BY id DESC LIMIT %(limit)s",
+        {"scope": scope + "%", "force": in_force_at, "before": decode_int_cursor(cursor),
+         "limit": limit + 1},
+    )  # fmt: skip
+    return page_of(Silence, await cur.fetchall(), limit)
 
 
 async def expire_silence(

@@ -10,6 +10,7 @@ from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 
+from devices.paging import Page, decode_cursor, page_of
 from hub.errors import Conflict, NotFound
 from rules.builtin import BUILTIN_RULES
 from rules.model import Rule
@@ -77,6 +78,24 @@ async def list_rules(
         {"scope": scope, "enabled": enabled},
     )
     return [StoredRule.model_validate(row) for row in await cur.fetchall()]
+
+
+async def page_rules(
+    conn: AsyncConnection[DictRow],
+    *,
+    scope: str,
+    enabled: bool | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> Page[StoredRule]:
+    """The rules the caller sees, by id, a page at a time."""
+    cur = await conn.execute(
+        f"SELECT {_COLUMNS} FROM rules WHERE {_VISIBLE}"
+        " AND (%(enabled)s::boolean IS NULL OR enabled = %(enabled)s) AND id > %(after)s"
+        " ORDER BY id LIMIT %(limit)s",
+        {"scope": scope, "enabled": enabled, "after": decode_cursor(cursor), "limit": limit + 1},
+    )
+    return page_of(StoredRule, await cur.fetchall(), limit)
 
 
 async def replace_rule(

@@ -237,6 +237,24 @@ def test_evidence_pictures_load_with_the_token(
     page.close()
 
 
+def test_a_reports_photos_show_on_its_incident(
+    world: httpx.Client, browser: Any, api_url: str
+) -> None:
+    incident = world.post("/api/v1/incidents", json={
+        "category": "fire_safety", "title": "楼道堆物", "area": COMMUNITY}).json()  # fmt: skip
+    picture = io.BytesIO()
+    Image.new("RGB", (200, 150), (30, 90, 200)).save(picture, "PNG")
+    added = world.post(f"/api/v1/incidents/{incident['id']}/attachments",
+                       files={"file": ("p.png", picture.getvalue(), "image/png")})  # fmt: skip
+    assert added.status_code == 201, added.text
+    page = login(browser, api_url, issue(api_url, "dispatcher", COMMUNITY))
+    page.goto(f"{api_url}/incidents/{incident['id']}")
+    image = page.wait_for_selector(".evidence img")
+    wait_until(lambda: page.evaluate("i => i.naturalWidth", image) == 200, timeout=10)
+    assert image.get_attribute("src").startswith("blob:")  # fetched with the token
+    page.close()
+
+
 def test_the_stats_and_map_views_render_with_data(
     world: httpx.Client, browser: Any, api_url: str
 ) -> None:

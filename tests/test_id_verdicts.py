@@ -47,13 +47,20 @@ def now_ms() -> int:
 
 @contextmanager
 def reader(broker: MqttUrl, device_id: str, area: str = COMMUNITY, *, client_id: str | None = None,
-           ) -> Iterator[queue.Queue[dict[str, Any]]]:  # fmt: skip
-    """The wristband: a persistent MQTT 5 session subscribed QoS 1 to its own cmd topic."""
+           raw: queue.Queue[bytes] | None = None) -> Iterator[queue.Queue[dict[str, Any]]]:  # fmt: skip
+    """The wristband: a persistent MQTT 5 session subscribed QoS 1 to its own cmd topic
+    (`raw` also gets each message's bytes)."""
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or uuid.uuid4().hex,
                          protocol=mqtt.MQTTv5)  # fmt: skip
     inbox: queue.Queue[dict[str, Any]] = queue.Queue()
     subscribed = queue.Queue[bool]()
-    client.on_message = lambda c, u, m: inbox.put(json.loads(m.payload))
+
+    def received(c: mqtt.Client, u: Any, m: mqtt.MQTTMessage) -> None:
+        if raw is not None:
+            raw.put(m.payload)
+        inbox.put(json.loads(m.payload))
+
+    client.on_message = received
     client.on_subscribe = lambda c, u, mid, rc, p: subscribed.put(True)
     props = Properties(PacketTypes.CONNECT)
     props.SessionExpiryInterval = 3600
@@ -141,6 +148,22 @@ def test_every_read_gets_its_verdict(
     # Not in 光明's register: the expired card, the wanted one, the stranger, 南山's wanted.
     assert kinds == [("id_expired", 1), ("id_invalid", 1), ("id_unregistered", 4),
                      ("id_watchlist_hit", 1)]  # fmt: skip
+
+
+def test_a_verdicts_bytes_carry_chinese_as_utf8(
+    community: httpx.Client, database_url: str, mqtt_server: MqttUrl, key: bytes
+) -> None:
+    """A reader's display shows the message as it is sent: UTF-8, never `\\uXXXX` escapes."""
+    raw: queue.Queue[bytes] = queue.Queue()
+    with running_consumer(database_url, mqtt_server, verdicts=True, secret=key), \
+            reader(mqtt_server, READER, raw=raw):  # fmt: skip
+        pub = Publisher(mqtt_server)
+        read(pub, 31, WANTED)
+        pub.close()
+        payload = raw.get(timeout=10)
+    assert "请勿当面处置，立即联系社区民警".encode() in payload
+    assert mask_name("欧阳娜娜").encode() in payload and b"\\u" not in payload
+    assert json.loads(payload)["message"] == "请勿当面处置，立即联系社区民警"
 
 
 def test_a_reader_that_was_away_gets_its_pending_verdict(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import queue
 import time
 import uuid
@@ -11,6 +12,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from hub.mqtt import Unacknowledged, configure
 from hub.settings import MqttUrl
+from ingest.downlink import Downlink
 from tests.test_mqtt_client import Received, subscriber
 from vision.publisher import Publisher
 
@@ -60,3 +62,23 @@ def test_vision_publisher_close_delivers_everything_queued(queueing_broker: Mqtt
             publisher.publish(area, "CAM-1", "telemetry", {"seq": i})
         publisher.close(timeout=30)
         assert_all_arrive(inbox)
+
+
+def test_what_the_hub_publishes_keeps_chinese_readable(mqtt_server: MqttUrl) -> None:
+    """Camera events and commands carry Chinese as UTF-8, not as `\\uXXXX` escapes."""
+    area = f"9{uuid.uuid4().int % 10**11:011d}"
+    event = {"type": "line_crossing", "zone": "南门 闸机", "direction": "进", "count": 3}
+    with subscriber(mqtt_server, f"sb/{area}/+/+") as (_, inbox):
+        publisher = Publisher(mqtt_server)
+        assert publisher.wait_connected(10)
+        publisher.publish(area, "CAM-1", "event", event)
+        publisher.close(timeout=10)
+        downlink = Downlink(mqtt_server)
+        assert downlink.wait_connected(10)
+        assert downlink.post(area, "RD-1", {"type": "id_verdict", "message": "请联系社区民警"})
+        downlink.close()
+        payloads = {inbox.get(timeout=10)[1] for _ in range(2)}
+    assert "南门 闸机".encode() in b"".join(payloads) and "进".encode() in b"".join(payloads)
+    assert "请联系社区民警".encode() in b"".join(payloads)
+    assert all(b"\\u" not in p for p in payloads)
+    assert {json.loads(p).get("zone") for p in payloads} == {"南门 闸机", None}

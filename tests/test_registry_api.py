@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import httpx
 import psycopg
 import pytest
@@ -293,6 +296,30 @@ def test_a_detect_substream_is_kept_hidden_and_can_be_cleared(admin: httpx.Clien
         ),
         ({"name": "z", "kind": "fire_lane", "polygon": [[0, 0], [0.5, 0.5], [1, 1]]}, ""),
         ({"name": "z", "kind": "pool", "polygon": [[0, 0], [0, 1], [1, 1]]}, "restricted"),
+        (
+            {"name": "南门\u202e禁区", "kind": "restricted", "polygon": [[0, 0], [0, 1], [1, 1]]},
+            "letters, digits",
+        ),
+        ({"name": "a/b", "kind": "restricted", "polygon": [[0, 0], [0, 1], [1, 1]]}, "'/'"),
+        ({"name": " 南门", "kind": "restricted", "polygon": [[0, 0], [0, 1], [1, 1]]}, "spaces"),
+        (
+            {
+                "name": "闸",
+                "kind": "line",
+                "polygon": [[0, 0], [1, 1]],
+                "params": {"forward": "进", "backward": "进"},
+            },
+            "params: forward and backward need",
+        ),
+        (
+            {
+                "name": "闸",
+                "kind": "line",
+                "polygon": [[0, 0], [1, 1]],
+                "params": {"forward": "进\n"},
+            },
+            "params.forward",
+        ),
     ],
 )
 def test_bad_zones_are_rejected(admin: httpx.Client, zone: dict[str, object], needle: str) -> None:
@@ -303,6 +330,49 @@ def test_bad_zones_are_rejected(admin: httpx.Client, zone: dict[str, object], ne
     )
     assert_error(response, 422, "validation_error", needle)
     assert admin.get("/api/v1/devices/CAM-X").status_code == 404
+
+
+def test_zone_and_direction_names_in_chinese(admin: httpx.Client) -> None:
+    register_area(admin)
+    gate = {**GATE, "name": "南门禁区"}
+    line = {"name": "南门 闸机", "kind": "line", "polygon": [[0.1, 0.5], [0.9, 0.5]],
+            "params": {"forward": "进", "backward": "出", "margin": 0.2}}  # fmt: skip
+    created = admin.post(
+        "/api/v1/cameras",
+        json={"id": "CAM-CN", "area": COMMUNITY, "stream_url": "rtsp://h/1", "zones": [gate, line]},
+    )
+    assert created.status_code == 201, created.text
+    assert [z["name"] for z in created.json()["zones"]] == ["南门禁区", "南门 闸机"]
+    assert created.json()["zones"][1]["params"]["forward"] == "进"
+    replaced = admin.put("/api/v1/cameras/CAM-CN/zones", json={"zones": [
+        {**line, "name": "北门", "params": {"forward": "出", "backward": "进"}},
+        {**gate, "name": "电梯", "kind": "elevator"}]})  # fmt: skip
+    assert replaced.status_code == 200, replaced.text
+    zones = admin.get("/api/v1/cameras/CAM-CN").json()["zones"]
+    assert [(z["name"], z["params"].get("forward")) for z in zones] == [
+        ("北门", "出"),
+        ("电梯", None),
+    ]
+    twice = admin.put("/api/v1/cameras/CAM-CN/zones", json={"zones": [gate, gate]})
+    assert_error(twice, 422, "validation_error", "南门禁区", "used twice")
+
+
+def test_the_documented_zones_body_is_taken(admin: httpx.Client) -> None:
+    """docs/devices.md's zones example, as an integrator would paste it."""
+    guide = (Path(__file__).parent.parent / "docs" / "devices.md").read_text(encoding="utf-8")
+    example = re.search(r"### Camera zones.*?```json\n(.*?)```", guide, re.S)
+    assert example, "the zones section has a json example"
+    register_area(admin)
+    assert (
+        admin.post(
+            "/api/v1/cameras", json={"id": "CAM-DOC", "area": COMMUNITY, "stream_url": "rtsp://h/1"}
+        ).status_code
+        == 201
+    )
+    replaced = admin.put("/api/v1/cameras/CAM-DOC/zones", content=example[1].encode(),
+                         headers={"Content-Type": "application/json"})  # fmt: skip
+    assert replaced.status_code == 200, replaced.text
+    assert [z["name"] for z in replaced.json()["zones"]] == ["南门禁区", "南门 闸机", "消防通道"]
 
 
 def test_zone_names_must_be_unique(admin: httpx.Client) -> None:

@@ -182,6 +182,49 @@ def test_a_grid_worker_reports_in_their_grid_and_works_only_what_is_theirs(
         assert_error(refused, 422, "validation_error", unit)
 
 
+def test_a_reports_photos_are_listed_on_its_incident_for_whoever_sees_it(
+    community: httpx.Client, api_url: str, client_for: Any
+) -> None:
+    resident = httpx.Client(base_url=api_url)
+    filed = resident.post("/api/v1/public/reports", headers={"X-Intake-Key": intake_key(community)},
+                          json={"category": "fire_safety", "title": "消防通道被占"})  # fmt: skip
+    receipt = filed.json()["receipt"]
+    for name in ("a.jpg", "b.png"):
+        shot = resident.post(f"/api/v1/public/reports/{receipt}/attachments",
+                             files={"file": (name, photo("PNG" if name.endswith("png") else "JPEG"),
+                                             "image/jpeg")})  # fmt: skip
+        assert shot.status_code == 201, shot.text
+    dispatcher = client_for("dispatcher", COMMUNITY[:6])
+    [listed] = dispatcher.get("/api/v1/incidents?source=public").json()["items"]
+    incident = dispatcher.get(f"/api/v1/incidents/{listed['id']}").json()
+    photos = incident["attachments"]
+    assert listed["attachments"] == photos
+    assert [(p["content_type"], p["uploaded_by"], p["width"]) for p in photos] == [
+        ("image/jpeg", "resident", 64), ("image/png", "resident", 64)]  # fmt: skip
+    assert photos == dispatcher.get(f"/api/v1/incidents/{listed['id']}/attachments").json()
+    for p in photos:
+        assert p["url"] == f"/api/v1/incidents/{listed['id']}/attachments/{p['id']}"
+        got = dispatcher.get(p["url"])
+        assert got.status_code == 200 and got.headers["content-type"] == p["content_type"]
+
+    # The unit it is dispatched to sees them on the incident and gets each picture.
+    act(dispatcher, listed["id"], "accept")
+    act(dispatcher, listed["id"], "dispatch", unit_id="GW-7")
+    worker = grid_worker(api_url)
+    assert worker.get(f"/api/v1/incidents/{listed['id']}").json()["attachments"] == photos
+    assert all(worker.get(p["url"]).status_code == 200 for p in photos)
+    # Anyone who may not see the incident gets none of them, nor through another incident.
+    other = dispatcher.post("/api/v1/incidents", json={
+        "category": "fire_safety", "title": "消防栓损坏", "area": COMMUNITY}).json()  # fmt: skip
+    assert dispatcher.get(f"/api/v1/incidents/{other['id']}").json()["attachments"] == []
+    assert_error(dispatcher.get(f"/api/v1/incidents/{other['id']}/attachments/{photos[0]['id']}"),
+                 404, "not_found")  # fmt: skip
+    for outsider in (grid_worker(api_url, unit_id=None),
+                     client_for("dispatcher", OTHER_COMMUNITY)):  # fmt: skip
+        assert_error(outsider.get(photos[0]["url"]), 404, "not_found")
+    assert resident.get(photos[0]["url"]).status_code == 401
+
+
 def test_uploads_that_are_not_pictures_or_too_large_are_refused(
     community: httpx.Client, client_for: Any
 ) -> None:

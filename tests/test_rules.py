@@ -120,7 +120,7 @@ def test_bad_rules_name_the_field(
     fields = [f["field"] for f in error["fields"]]
     assert any(f.startswith(field) for f in fields), fields
     assert needle in error["message"], error["message"]
-    assert admin.get("/api/v1/rules").json() == []
+    assert admin.get("/api/v1/rules").json() == {"items": [], "next": None}
 
 
 def test_every_change_is_a_version(admin: httpx.Client) -> None:
@@ -137,7 +137,7 @@ def test_every_change_is_a_version(admin: httpx.Client) -> None:
     assert history[0]["changed_by"] == "SB_ADMIN_TOKEN"
     mismatch = admin.put("/api/v1/rules/smoke-alarm-confirmed", json=_with("id", "other-rule"))
     assert mismatch.status_code == 422
-    assert admin.get("/api/v1/rules", params={"enabled": "true"}).json() == []
+    assert admin.get("/api/v1/rules", params={"enabled": "true"}).json()["items"] == []
     assert admin.delete("/api/v1/rules/smoke-alarm-confirmed").status_code == 204
     assert admin.get("/api/v1/rules/smoke-alarm-confirmed").status_code == 404
 
@@ -147,7 +147,7 @@ def test_builtins_are_seeded_once_and_editable_not_deletable(
 ) -> None:
     assert seed(database_url) == 13
     assert seed(database_url) == 0
-    ids = {r["id"] for r in admin.get("/api/v1/rules").json()}
+    ids = {r["id"] for r in admin.get("/api/v1/rules").json()["items"]}
     assert ids == {
         "smoke-alarm", "confirmed-fire", "camera-fire", "watchlist-hit", "invalid-id",
         "intrusion-night", "crowd", "fall", "fire-lane-blocked", "ebike-in-elevator",

@@ -178,8 +178,8 @@ def test_silences_mute_matching_signals_for_their_time(
     assert client_for("viewer", "").post("/api/v1/silences", json=drill).status_code == 403
     expired = admin.delete(f"/api/v1/silences/{created.json()['id']}")
     assert expired.status_code == 200
-    assert admin.get("/api/v1/silences", params={"active": "true"}).json() == []
-    assert len(admin.get("/api/v1/silences").json()) == 1  # kept for the record
+    assert admin.get("/api/v1/silences", params={"active": "true"}).json()["items"] == []
+    assert len(admin.get("/api/v1/silences").json()["items"]) == 1  # kept for the record
 
 
 def test_rule_precision(driver: RulesDriver, admin: httpx.Client, database_url: str) -> None:

@@ -492,9 +492,9 @@ def test_active_silences_are_the_ones_in_force(admin: httpx.Client) -> None:
         admin.post("/api/v1/silences", json={"matcher": {"kind": ["smoke_alarm"]}, "reason": reason,
                                              "starts_at": start.isoformat(),
                                              "ends_at": end.isoformat()})  # fmt: skip
-    active = admin.get("/api/v1/silences", params={"active": "true"}).json()
+    active = admin.get("/api/v1/silences", params={"active": "true"}).json()["items"]
     assert [s["reason"] for s in active] == ["now"]
-    assert len(admin.get("/api/v1/silences").json()) == 3
+    assert len(admin.get("/api/v1/silences").json()["items"]) == 3
 
 
 def test_deadlines_per_priority_are_a_setting(admin: httpx.Client, database_url: str) -> None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from hub.mqtt import Unacknowledged, close_when_acknowledged, started_client
+from hub.mqtt import Unacknowledged, close_when_acknowledged, json_payload, started_client
 from hub.settings import MqttUrl
 
 
@@ -34,7 +33,7 @@ class Publisher:
     def publish(self, area: str, camera_id: str, channel: str, body: dict[str, Any],
                 *, retain: bool = False) -> mqtt.MQTTMessageInfo:  # fmt: skip
         topic = f"sb/{area}/{camera_id}/{channel}"
-        message = self._client.publish(topic, json.dumps(body), qos=1, retain=retain)
+        message = self._client.publish(topic, json_payload(body), qos=1, retain=retain)
         self._unacked.add(message)
         return message
 

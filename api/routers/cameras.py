@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from api.deps import AreaFilter, DbPool, Limit, Reader, RegistryWriter, ZoneWriter
+from api.uploads import csv_text
 from devices import cameras, registry
+from devices.camera_import import import_cameras
 from devices.cameras import public_view
+from devices.csv_import import ImportReport
 from devices.models import Camera, CameraIn, CameraUpdate, CameraWithCredentials, ZonesIn
 from devices.paging import Page
 from vision import stats as vision_stats
@@ -26,6 +29,26 @@ async def create_camera(body: CameraIn, who: RegistryWriter, pool: DbPool) -> Ca
     return created.model_copy(
         update={"stream_url": shown.stream_url, "detect_url": shown.detect_url}
     )
+
+
+@router.post("/import")
+async def import_csv(
+    request: Request,
+    who: RegistryWriter,
+    pool: DbPool,
+    dry_run: Annotated[bool, Query(description="validate only, write nothing")] = False,
+    all_or_nothing: Annotated[bool, Query(description="write nothing if any row is bad")] = False,
+) -> ImportReport:
+    """Register cameras from CSV (`id,area,stream_url` and optionally `detect_url,fps,site,
+    building,floor,lat,lon,tags,zones,settings`; `zones` and `settings` as JSON in their cell).
+
+    Send the file as the body (`Content-Type: text/csv`) or as a multipart field `file`.
+    """
+    text = await csv_text(request)
+    async with pool.connection() as conn:
+        return await import_cameras(
+            conn, text, scope=who.area_prefix, dry_run=dry_run, all_or_nothing=all_or_nothing
+        )
 
 
 @router.get("")

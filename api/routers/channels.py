@@ -10,8 +10,9 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel
 
 from api.auth import Principal, allow
-from api.deps import DbPool
+from api.deps import Cursor, DbPool, Limit
 from api.tokens import Role
+from devices.paging import Page
 from hub.errors import Invalid
 from notify import channels
 from notify.channels import channel_configs
@@ -39,9 +40,12 @@ async def create_channel(body: ChannelIn, who: ChannelWriter, pool: DbPool) -> C
 
 
 @router.get("")
-async def list_channels(who: ChannelWriter, pool: DbPool) -> list[Channel]:
+async def list_channels(
+    who: ChannelWriter, pool: DbPool, limit: Limit = 100, cursor: Cursor = None
+) -> Page[Channel]:
+    """Channels by id (never their secret); `next` is the cursor of the following page."""
     async with pool.connection() as conn:
-        return await channels.list_channels(conn, scope=who.area_prefix)
+        return await channels.list_channels(conn, scope=who.area_prefix, limit=limit, cursor=cursor)
 
 
 @router.get("/{channel_id}")

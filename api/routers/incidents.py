@@ -23,7 +23,9 @@ from incidents import store
 from incidents.actions import apply_action, take_on
 from incidents.attachments import (
     Attachment,
+    IncidentWithPhotos,
     attachment_file,
+    attachments_of,
     clean_image,
     list_attachments,
     store_attachment,
@@ -62,6 +64,13 @@ async def _reach(conn: AsyncConnection[DictRow], who: Principal, incident_id: in
     return incident
 
 
+async def _with_photos(
+    conn: AsyncConnection[DictRow], incidents: list[Incident]
+) -> list[IncidentWithPhotos]:
+    photos = await attachments_of(conn, [i.id for i in incidents])
+    return [IncidentWithPhotos(**i.model_dump(), attachments=photos[i.id]) for i in incidents]
+
+
 def _theirs(who: Principal, incident: Incident) -> bool:
     return incident.reported_by == who.name or (
         who.unit_id is not None and incident.unit_id == who.unit_id
@@ -95,7 +104,7 @@ async def list_incidents(
     since: datetime | None = None,
     limit: Limit = 100,
     cursor: Cursor = None,
-) -> Page[Incident]:
+) -> Page[IncidentWithPhotos]:
     """Newest first, within the caller's area; `next` is the cursor of the following page."""
     wanted = status
     if open is not None:
@@ -103,17 +112,20 @@ async def list_incidents(
         wanted = [s for s in chosen if not status or s in status]
     mine = (who.name, who.unit_id) if who.role is Role.GRID_WORKER else None
     async with pool.connection() as conn:
-        return await store.list_incidents(
+        page = await store.list_incidents(
             conn, scope=who.area_prefix, status=wanted, area=area, category=category,
             priority=priority, since=since, source=source, mine=mine, limit=limit,
             cursor=cursor,
         )  # fmt: skip
+        items = await _with_photos(conn, page.items)
+    return Page[IncidentWithPhotos](items=items, next=page.next)
 
 
 @router.get("/incidents/{incident_id}")
-async def get_incident(incident_id: int, who: OneReader, pool: DbPool) -> Incident:
+async def get_incident(incident_id: int, who: OneReader, pool: DbPool) -> IncidentWithPhotos:
+    """The incident with its photos (`attachments`), each at its `url`."""
     async with pool.connection() as conn:
-        return await _reach(conn, who, incident_id)
+        return (await _with_photos(conn, [await _reach(conn, who, incident_id)]))[0]
 
 
 @router.get("/incidents/{incident_id}/audit")
@@ -165,6 +177,26 @@ async def attachments(incident_id: int, who: OneReader, pool: DbPool) -> list[At
     async with pool.connection() as conn:
         await _reach(conn, who, incident_id)
         return await list_attachments(conn, incident_id)
+
+
+@router.get(
+    "/incidents/{incident_id}/attachments/{attachment_id}",
+    response_class=FileResponse,
+    responses={200: {"content": {"image/jpeg": {}, "image/png": {}}}},
+)
+async def incident_photo(
+    incident_id: int,
+    attachment_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")],
+    who: OneReader,
+    pool: DbPool,
+) -> FileResponse:
+    """A photo of the incident, for whoever may see the incident (its `url` there)."""
+    async with pool.connection() as conn:
+        await _reach(conn, who, incident_id)
+        stored = await attachment_file(
+            conn, attachment_id, scope=who.area_prefix, incident_id=incident_id
+        )
+    return FileResponse(stored.path, media_type=stored.content_type)
 
 
 @router.get(

@@ -7,8 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response
 
 from api.auth import Principal, allow
-from api.deps import DbPool
+from api.deps import Cursor, DbPool, Limit
 from api.tokens import Role
+from devices.paging import Page
 from hub.errors import Invalid
 from notify import routes
 from notify.models import Route, RouteIn
@@ -26,9 +27,12 @@ async def create_route(body: RouteIn, who: RouteWriter, pool: DbPool) -> Route:
 
 
 @router.get("")
-async def list_routes(who: RouteWriter, pool: DbPool) -> list[Route]:
+async def list_routes(
+    who: RouteWriter, pool: DbPool, limit: Limit = 100, cursor: Cursor = None
+) -> Page[Route]:
+    """Routes by id; `next` is the cursor of the following page."""
     async with pool.connection() as conn:
-        return await routes.list_routes(conn, scope=who.area_prefix)
+        return await routes.list_routes(conn, scope=who.area_prefix, limit=limit, cursor=cursor)
 
 
 @router.get("/{route_id}")

@@ -10,8 +10,9 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api.auth import Principal, allow
-from api.deps import DbPool, Reader
+from api.deps import Cursor, DbPool, Limit, Reader
 from api.tokens import Role
+from devices.paging import Page
 from hub.durations import parse_duration
 from hub.errors import Invalid, UnsupportedMediaType
 from incidents.stats import RuleStats, rule_stats
@@ -41,10 +42,17 @@ async def create_rule(request: Request, who: RuleWriter, pool: DbPool) -> store.
 
 @router.get("")
 async def list_rules(
-    who: Reader, pool: DbPool, enabled: bool | None = None
-) -> list[store.StoredRule]:
+    who: Reader,
+    pool: DbPool,
+    enabled: bool | None = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> Page[store.StoredRule]:
+    """Rules by id; `next` is the cursor of the following page."""
     async with pool.connection() as conn:
-        return await store.list_rules(conn, scope=who.area_prefix, enabled=enabled)
+        return await store.page_rules(
+            conn, scope=who.area_prefix, enabled=enabled, limit=limit, cursor=cursor
+        )
 
 
 @router.get("/{rule_id}")

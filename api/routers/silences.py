@@ -8,9 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from api.auth import Principal, allow
-from api.deps import DbPool, Reader
+from api.deps import Cursor, DbPool, Limit, Reader
 from api.tokens import Role
-from rules.silences import Silence, SilenceIn, create_silence, expire_silence, list_silences
+from devices.paging import Page
+from rules.silences import Silence, SilenceIn, create_silence, expire_silence, page_silences
 
 router = APIRouter(prefix="/silences", tags=["rules"])
 Silencer = Annotated[
@@ -27,12 +28,15 @@ async def create(body: SilenceIn, who: Silencer, pool: DbPool) -> Silence:
 
 
 @router.get("")
-async def list_all(who: Reader, pool: DbPool, active: bool = False) -> list[Silence]:
-    """Silences in the caller's area; `active=true`: only those in force now."""
+async def list_all(
+    who: Reader, pool: DbPool, active: bool = False, limit: Limit = 100, cursor: Cursor = None
+) -> Page[Silence]:
+    """Silences in the caller's area, newest first; `active=true`: only those in force now."""
     async with pool.connection() as conn:
-        return await list_silences(
-            conn, scope=who.area_prefix, in_force_at=datetime.now(UTC) if active else None
-        )
+        return await page_silences(
+            conn, scope=who.area_prefix, in_force_at=datetime.now(UTC) if active else None,
+            limit=limit, cursor=cursor,
+        )  # fmt: skip
 
 
 @router.delete("/{silence_id}")

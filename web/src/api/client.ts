@@ -63,6 +63,18 @@ function query(params: Record<string, string | number | boolean | undefined | st
   return text ? `?${text}` : ''
 }
 
+/** Every item of a paged list, following `next` (the console shows all of them). */
+async function everything<T>(path: string): Promise<T[]> {
+  const items: T[] = []
+  let cursor: string | undefined
+  do {
+    const page = await call<Page<T>>(`${path}${query({ limit: 500, cursor })}`)
+    items.push(...page.items)
+    cursor = page.next ?? undefined
+  } while (cursor)
+  return items
+}
+
 export interface ActionBody {
   action: Action
   unit_id?: string
@@ -101,7 +113,7 @@ export const api = {
   signals: (limit = 50) => call<Page<Signal>>(`/signals${query({ limit })}`),
   stats: (groupBy: string, from?: string, to?: string) =>
     call<Stats>(`/stats${query({ group_by: groupBy, from, to })}`),
-  rules: () => call<Rule[]>('/rules'),
+  rules: () => everything<Rule>('/rules'),
   setRuleEnabled: (id: string, enabled: boolean) =>
     call<Rule>(`/rules/${id}`, { method: 'PATCH', body: JSON.stringify({ enabled }) }),
   /** JSON, or YAML when the text is not JSON (the API takes both). */

@@ -42,6 +42,17 @@ export interface Evidence {
   [key: string]: unknown
 }
 
+/** A photo people added to an incident (a resident's report, field staff on site). */
+export interface Attachment {
+  id: string
+  url: string
+  content_type: string
+  width: number
+  height: number
+  uploaded_by: string
+  created_at: string
+}
+
 export interface Incident {
   id: number
   rule_id: string | null
@@ -66,6 +77,8 @@ export interface Incident {
   lon: number | null
   signal_count: number
   evidence: Evidence[]
+  /** On the incident's own answers (not on an action's). */
+  attachments?: Attachment[]
   escalated_to: string | null
   escalations: number
   rating: number | null
