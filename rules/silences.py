@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hub.contracts import Signal
 from hub.db import fetch_model
+from hub.times import Moment
 from rules.model import Kind
 from rules.store import RULES_CHANNEL
 
@@ -43,8 +44,8 @@ class SilenceIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     matcher: Matcher
-    starts_at: datetime
-    ends_at: datetime
+    starts_at: Moment
+    ends_at: Moment
     reason: Annotated[str, Field(min_length=1, max_length=500)]
 
     @model_validator(mode="after")
