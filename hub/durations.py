@@ -30,10 +30,11 @@ def parse_duration(text: object, *, low: timedelta = ZERO, high: timedelta = MAX
             f"a duration is a number and a unit (ms, s, m, h, d), like 90s or 1h30m; got {shown!r}"
         )
     ms = sum(int(n) * _MS[u] for n, u in _PART.findall(text))
+    allowed = f"from {say(low)} to {say(high)} here"
     if ms > high // timedelta(milliseconds=1):
-        raise ValueError(f"{text} is longer than {say(high)} (between {say(low)} and {say(high)})")
+        raise ValueError(f"{text} is longer than {_words(high)} ({allowed})")
     if ms < low // timedelta(milliseconds=1):
-        raise ValueError(f"{text} is shorter than {say(low)} (between {say(low)} and {say(high)})")
+        raise ValueError(f"{text} is shorter than {_words(low)} ({allowed})")
     return timedelta(milliseconds=ms)
 
 
@@ -59,3 +60,16 @@ def say(span: timedelta) -> str:
         if count:
             parts.append(f"{count}{unit}")
     return "".join(parts)
+
+
+_WORDS = {"d": "day", "h": "hour", "m": "minute", "s": "second", "ms": "millisecond"}
+
+
+def _words(span: timedelta) -> str:
+    """`30 days`, `1 hour`, else the notation (`1h30m`)."""
+    text = say(span)
+    match = _PART.fullmatch(text)
+    if not match:
+        return text
+    count, unit = int(match[1]), _WORDS[match[2]]
+    return f"{count} {unit}{'' if count == 1 else 's'}"

@@ -23,9 +23,14 @@ def reading(low: float, high: float) -> object:
 
 
 def _ts_shape(value: object) -> object:
-    # pydantic reads any numeric string as an epoch; the contract has digit strings only.
+    # pydantic reads any numeric string as an epoch (`"1700000000.5"`, `" 17e11"`); the
+    # contract has whole milliseconds in digits only. Other text is pydantic's to judge.
     if type(value) is str and value[4:5] != "-" and not (value.isascii() and value.isdigit()):
-        raise ValueError("is RFC 3339 text or epoch milliseconds")
+        try:
+            float(value)
+        except ValueError:
+            return value
+        raise ValueError("is RFC 3339 text or epoch milliseconds (whole, in digits)")
     return value
 
 
