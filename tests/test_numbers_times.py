@@ -13,6 +13,7 @@ import httpx
 import pytest
 from pydantic import BaseModel
 
+from hub.contracts import Schedule
 from hub.durations import parse_duration, say
 from hub.settings import SettingsError, load_settings
 from hub.times import Moment, hub_zone, use_zone
@@ -223,6 +224,8 @@ def test_a_naive_datetime_is_wall_clock_time_in_the_hubs_zone() -> None:
         # An offset, or epoch seconds, says which instant it is: the zone changes nothing.
         assert read({"at": "2026-12-01T12:00:00Z"}).at == datetime(2026, 12, 1, 12, tzinfo=UTC)
         assert read({"at": 1_796_000_000}).at.tzinfo is not None
+        # A schedule's hours without a zone are the hub's hours too, and the document says so.
+        assert Schedule(hours="22:00-06:00").tz == "Europe/Berlin"
         with pytest.raises(ValueError, match="IANA"):
             use_zone("Nowhere/Land")
     finally:
