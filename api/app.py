@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.auth_limit import FailedAuthentications
+from api.clients import ClientAddressMiddleware
 from api.console import install_console
 from api.errors import install_error_handlers
 from api.limits import BodyLimitMiddleware, InputGuardMiddleware, JsonBodyMiddleware
@@ -101,6 +102,8 @@ def create_app(settings: Settings, *, process: Supervisor | None = None) -> Fast
         large_paths=("/import", "/attachments"),  # CSV imports, photos
     )
     app.add_middleware(MetricsMiddleware)
+    # Outermost: every layer and route sees the real client (SB_TRUSTED_PROXIES).
+    app.add_middleware(ClientAddressMiddleware, trusted=settings.trusted_networks)
     routers = (
         areas,
         devices,

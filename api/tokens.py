@@ -15,6 +15,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from devices.area_codes import check_scope
 from devices.units import get_unit
 from hub.errors import Invalid, NotFound
+from hub.text import PlainText
 
 _PREFIX = "sb_"
 _COLUMNS = "id, name, role, area_prefix, unit_id, created_at, revoked_at, expires_at"
@@ -53,7 +54,7 @@ AreaScope = Annotated[
 class TokenIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, Field(min_length=1, max_length=100)]
+    name: Annotated[PlainText, Field(min_length=1, max_length=100)]
     role: Annotated[
         Role,
         AfterValidator(_issuable),

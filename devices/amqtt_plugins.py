@@ -1,8 +1,9 @@
 """amqtt plugins that enforce the same rules as the Mosquitto files.
 
 Authentication reads the registry's password file (Mosquitto's PBKDF2 format) and re-reads it
-when it changes; the topic plugin applies `pattern write sb/+/%u/+` for devices and lets the hub
-user read and write everything under `sb/`.
+when it changes; the topic plugin lets a device write only its own telemetry, event and status
+topics and read only its own `cmd` topic, and lets the hub user read and write everything
+under `sb/`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from amqtt.broker import Broker
 from amqtt.contexts import Action
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 
-from devices.broker_config import HUB_USER
+from devices.broker_config import DEVICE_DOWNLINK, DEVICE_UPLINKS, HUB_USER
 from devices.credentials import verify_password
 
 
@@ -58,7 +59,7 @@ class RegistryAuthPlugin(BaseAuthPlugin):  # type: ignore[misc]
 
 
 class RegistryTopicPlugin(BaseTopicPlugin):  # type: ignore[misc]
-    """Devices publish only under `sb/<area>/<own id>/<channel>` and read their `cmd` topic."""
+    """Devices publish only `sb/<area>/<own id>/{telemetry,event,status}` and read their `cmd`."""
 
     @dataclass
     class Config:
@@ -74,9 +75,9 @@ class RegistryTopicPlugin(BaseTopicPlugin):  # type: ignore[misc]
         parts = topic.split("/")
         own = len(parts) == 4 and parts[0] == "sb" and parts[2] == session.username
         if action == Action.PUBLISH:
-            return own and "+" not in topic and "#" not in topic
+            return own and parts[3] in DEVICE_UPLINKS and "+" not in topic and "#" not in topic
         if action in (Action.SUBSCRIBE, Action.RECEIVE):
-            return own and parts[3] == "cmd"
+            return own and parts[3] == DEVICE_DOWNLINK
         return False
 
 

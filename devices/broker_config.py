@@ -15,16 +15,18 @@ from hub.secret import write_private
 
 HUB_USER = "shaobing.hub"  # a dot never appears in a device id, so no device can take this name
 
-# Devices publish only under their own id and read only their own command topic; the hub reads
-# every uplink and writes commands (and camera events on the cameras' behalf).
-ACL = f"""# Written by `shaobing broker-config`; regenerate instead of editing.
-user {HUB_USER}
-topic readwrite sb/#
-topic read $SYS/#
+# The channels a device writes (design §2); `cmd` is the hub's to write, the device's to read.
+DEVICE_UPLINKS = ("telemetry", "event", "status")
+DEVICE_DOWNLINK = "cmd"
 
-pattern write sb/+/%u/+
-pattern read sb/+/%u/cmd
-"""
+# Devices publish only their own uplinks and read only their own command topic; the hub reads
+# every uplink and writes commands (and camera events on the cameras' behalf).
+ACL = (
+    "# Written by `shaobing broker-config`; regenerate instead of editing.\n"
+    f"user {HUB_USER}\ntopic readwrite sb/#\ntopic read $SYS/#\n\n"
+    + "".join(f"pattern write sb/+/%u/{channel}\n" for channel in DEVICE_UPLINKS)
+    + f"pattern read sb/+/%u/{DEVICE_DOWNLINK}\n"
+)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from pydantic import (
 from devices.area_codes import AreaLevel, check_area_code
 from devices.camera_settings import CameraSettings
 from devices.zones import Zone
+from hub.text import PlainText, refuse_bidi
 
 AreaCode = Annotated[
     str,
@@ -29,7 +30,7 @@ AreaCode = Annotated[
     ),
 ]
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
-Label = Annotated[str, Field(min_length=1, max_length=200)]
+Label = Annotated[PlainText, Field(min_length=1, max_length=200)]
 Latitude = Annotated[float, Field(ge=-90, le=90)]
 Longitude = Annotated[float, Field(ge=-180, le=180)]
 TagKey = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
@@ -39,7 +40,7 @@ def _tag_value(value: object) -> str | int | float | bool:
     if isinstance(value, str):
         if len(value) > 256:
             raise ValueError("tag values are at most 256 characters")
-        return value
+        return refuse_bidi(value)
     if isinstance(value, int | float | bool):
         return value
     raise ValueError("a tag value must be a string, number or boolean")
@@ -117,7 +118,7 @@ class Area(BaseModel):
 class DevicePlacement(_Located):
     site: Label | None = None
     building: Label | None = None
-    floor: Annotated[str, Field(max_length=32)] | None = None
+    floor: Annotated[PlainText, Field(max_length=32)] | None = None
     tags: Annotated[dict[TagKey, TagValue], Field(max_length=32)] = Field(default_factory=dict)
 
 
@@ -131,7 +132,7 @@ class DeviceUpdate(_Located):
     area: AreaCode | None = None
     site: Label | None = None
     building: Label | None = None
-    floor: Annotated[str, Field(max_length=32)] | None = None
+    floor: Annotated[PlainText, Field(max_length=32)] | None = None
     tags: Annotated[dict[TagKey, TagValue], Field(max_length=32)] | None = None
     enabled: bool | None = None
 
@@ -188,7 +189,7 @@ class CameraIn(DevicePlacement):
 class CameraUpdate(_Located):
     site: Label | None = None
     building: Label | None = None
-    floor: Annotated[str, Field(max_length=32)] | None = None
+    floor: Annotated[PlainText, Field(max_length=32)] | None = None
     stream_url: StreamUrl | None = None
     detect_url: StreamUrl | None = Field(default=None, description=f"{DETECT_URL}; null clears it")
     fps: Annotated[float, Field(gt=0, le=30)] | None = None

@@ -6,13 +6,14 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from hub.durations import parse_duration
 from hub.times import DEFAULT_ZONE, check_zone
@@ -166,6 +167,12 @@ class Settings(BaseSettings):
         default=20, ge=1, le=1_000_000,
         description="failed authentications a client may make in 10 s before 429s",
     )  # fmt: skip
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default=[],
+        description="addresses or networks (comma-separated, e.g. 172.30.0.10,10.0.0.0/8) of"
+        " the reverse proxies in front of the API: only from them are X-Forwarded-For and"
+        " X-Real-IP believed; unset: no one's, every client is its TCP peer",
+    )
     # Accept and resolve deadlines per priority, `accept/resolve` (design §5's defaults).
     sla_emergency: str = Field(default="1m/30m", description="accept/resolve of emergencies")
     sla_major: str = Field(default="5m/4h", description="accept/resolve of major incidents")
@@ -268,6 +275,19 @@ class Settings(BaseSettings):
             raise ValueError(f"expected cpu, cuda or cuda:N, got {value!r}")
         return value
 
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _check_proxies(cls, value: object) -> object:
+        items = value.replace(",", " ").split() if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            return value
+        try:
+            return [str(ip_network(str(item).strip(), strict=False)) for item in items]
+        except ValueError as exc:
+            raise ValueError(
+                f"expected IP addresses or networks such as 10.0.0.0/8: {exc}"
+            ) from None
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: object) -> object:
@@ -288,6 +308,10 @@ class Settings(BaseSettings):
     @property
     def zone(self) -> ZoneInfo:
         return check_zone(self.timezone)
+
+    @property
+    def trusted_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        return tuple(ip_network(item) for item in self.trusted_proxies)
 
     @property
     def mqtt(self) -> MqttUrl | None:

@@ -11,7 +11,7 @@ from psycopg.rows import DictRow
 
 from devices.models import Unit
 from devices.units import get_unit
-from hub.errors import Conflict, Invalid, NotFound
+from hub.errors import Conflict, Forbidden, Invalid, NotFound
 from incidents.events import record_change
 from incidents.models import ActionIn, Incident
 from incidents.states import Action, CloseReason, Status, allowed_actions, next_status
@@ -58,6 +58,61 @@ async def apply_action(
             if current.rating is not None:
                 raise Conflict("this incident was rated already", field="rating")
             changes["rating"] = action.rating
+    return await _move(conn, current, action, target, changes, actor=actor, now=now)
+
+
+# What a reporter's own report needs before each step: a report nobody has dispatched is
+# accepted, given to the reporter (its unit, where it has one) and started, step by step.
+_TAKING_ON = {Status.REPORTED: Action.ACCEPT, Status.ACCEPTED: Action.DISPATCH,
+              Status.DISPATCHED: Action.START}  # fmt: skip
+
+
+async def take_on(
+    conn: AsyncConnection[DictRow],
+    incident_id: int,
+    wanted: Action,
+    *,
+    actor: str,
+    unit_id: str | None,
+    scope: str,
+    now: datetime,
+) -> None:
+    """A grid worker (`actor`, of unit `unit_id`) works what was dispatched to its unit, and
+    what it reported while no other unit has it (design §6): before `wanted`, the steps its
+    own undispatched report still lacks (accept, dispatch to the worker's unit, start) are
+    taken in its name, each an audit row and an event, so that `wanted` then applies. Judged
+    on the locked row, so that a dispatch a moment earlier is not overtaken; 403 otherwise."""
+    current = await get_incident(conn, incident_id, scope=scope, for_update=True)
+    if unit_id is not None and current.unit_id == unit_id:
+        return
+    if current.reported_by != actor or current.unit_id is not None:
+        raise Forbidden("only the unit it was dispatched to works this incident")
+    while next_status(current.status, wanted) is None and current.status in _TAKING_ON:
+        step = _TAKING_ON[current.status]
+        target = next_status(current.status, step)
+        assert target is not None
+        changes: dict[str, Any] = {"status": target.value, "updated_at": now}
+        if step is Action.ACCEPT:
+            changes["accepted_at"] = now
+        elif step is Action.DISPATCH:
+            changes["unit_id"] = unit_id
+        note = "taken on by its reporter"
+        current = await _move(conn, current, ActionIn(action=step, unit_id=unit_id, note=note),
+                              target, changes, actor=actor, now=now)  # fmt: skip
+
+
+async def _move(
+    conn: AsyncConnection[DictRow],
+    current: Incident,
+    action: ActionIn,
+    target: Status,
+    changes: dict[str, Any],
+    *,
+    actor: str,
+    now: datetime,
+) -> Incident:
+    """Write one step: the incident's row, its audit row and (but for a comment) its event."""
+    incident_id = current.id
     assignments = ", ".join(f"{name} = %({name})s" for name in changes)
     cur = await conn.execute(
         f"UPDATE incidents SET {assignments} WHERE id = %(id)s RETURNING {COLUMNS}",

@@ -99,16 +99,23 @@ async def list_attachments(conn: AsyncConnection[DictRow], incident_id: int) -> 
     return [Attachment.model_validate(row) for row in await cur.fetchall()]
 
 
+@dataclass(frozen=True, slots=True)
+class StoredFile:
+    incident_id: int
+    content_type: str
+    path: Path
+
+
 async def attachment_file(
     conn: AsyncConnection[DictRow], attachment_id: str, *, scope: str
-) -> tuple[str, Path]:
-    """(content type, path) of an attachment whose incident lies in `scope`."""
+) -> StoredFile:
+    """Where an attachment whose incident lies in `scope` is kept, and whose incident it is."""
     cur = await conn.execute(
-        "SELECT a.content_type, a.path FROM incident_attachments a"
+        "SELECT a.incident_id, a.content_type, a.path FROM incident_attachments a"
         " JOIN incidents i ON i.id = a.incident_id WHERE a.id = %s AND i.area LIKE %s",
         (attachment_id, scope + "%"),
     )
     row = await cur.fetchone()
     if row is None:
         raise NotFound(f"attachment {attachment_id} not found")
-    return row["content_type"], Path(row["path"])
+    return StoredFile(int(row["incident_id"]), row["content_type"], Path(row["path"]))

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hub.contracts import Priority
+from hub.text import PlainText
 from incidents.states import Action, CloseReason, Status
 
 
@@ -59,7 +60,7 @@ class ActionIn(BaseModel):
     unit_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None = None
     reason: CloseReason | None = None
     rating: Annotated[int, Field(ge=1, le=5)] | None = None
-    note: Annotated[str, Field(max_length=2000)] | None = None
+    note: Annotated[PlainText, Field(max_length=2000)] | None = None
 
     @model_validator(mode="after")
     def _needs(self) -> ActionIn:

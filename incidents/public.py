@@ -13,6 +13,7 @@ from psycopg.rows import DictRow
 from pydantic import BaseModel, Field
 
 from hub.errors import NotFound
+from hub.text import PlainText
 from incidents.models import Incident
 from incidents.states import Status
 
@@ -25,7 +26,7 @@ def _hash(text: str) -> str:
 
 class IntakeKeyIn(BaseModel):
     area: str = Field(pattern=r"^\d{12}$", description="the community whose notice board it is")
-    name: str = Field(min_length=1, max_length=100, description="where it is posted")
+    name: PlainText = Field(min_length=1, max_length=100, description="where it is posted")
 
 
 class IntakeKey(BaseModel):

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from devices.models import AreaCode
 from devices.units import nearest_unit
 from hub.contracts import Priority
+from hub.text import PlainText
 from incidents.events import record_change
 from incidents.models import Incident
 from incidents.sla import Sla
@@ -22,7 +23,7 @@ from incidents.states import Status
 from incidents.store import COLUMNS, record_audit
 
 Category = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
-Text = Annotated[str, Field(min_length=1, max_length=200)]
+Text = Annotated[PlainText, Field(min_length=1, max_length=200)]
 
 
 class _Placed(BaseModel):
@@ -34,11 +35,11 @@ class _Placed(BaseModel):
     category: Category
     title: Text
     site: Text | None = None
-    building: Annotated[str, Field(min_length=1, max_length=64)] | None = None
-    floor: Annotated[str, Field(min_length=1, max_length=16)] | None = None
+    building: Annotated[PlainText, Field(min_length=1, max_length=64)] | None = None
+    floor: Annotated[PlainText, Field(min_length=1, max_length=16)] | None = None
     lat: Annotated[float, Field(ge=-90, le=90)] | None = None
     lon: Annotated[float, Field(ge=-180, le=180)] | None = None
-    note: Annotated[str, Field(max_length=2000)] | None = None
+    note: Annotated[PlainText, Field(max_length=2000)] | None = None
 
     @model_validator(mode="after")
     def _both_or_neither(self) -> _Placed:

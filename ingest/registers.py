@@ -16,17 +16,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from devices.paging import Page, decode_cursor, encode_cursor
 from hub.db import fetch_model
 from hub.errors import Conflict, Invalid, NotFound
+from hub.text import PlainText
 from ingest import idcard
 
 MAX_ROWS = 50_000
-Place = Annotated[str, Field(min_length=1, max_length=64)]
+Place = Annotated[PlainText, Field(min_length=1, max_length=64)]
 
 
 class RegisterIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     area: str = Field(pattern=r"^\d{12}$", description="the community (12 digits)")
-    name: Annotated[str, Field(min_length=1, max_length=200)]
+    name: Annotated[PlainText, Field(min_length=1, max_length=200)]
 
 
 class Register(BaseModel):

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hub.db import fetch_model
 from hub.errors import Conflict, NotFound
+from hub.text import PlainText
 from ingest import idcard
 
 Level = Literal["info", "watch", "alert"]
@@ -20,10 +21,10 @@ class WatchlistIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
-    label: Annotated[str, Field(min_length=1, max_length=200)]
+    label: Annotated[PlainText, Field(min_length=1, max_length=200)]
     level: Level = "watch"
     area_prefix: Annotated[str, Field(pattern=r"^\d{0,12}$")] = ""
-    reader_message: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
+    reader_message: Annotated[PlainText, Field(min_length=1, max_length=200)] | None = Field(
         default=None,
         description="what a hit tells the grid worker's reader (never the label); default by"
         " level, e.g. alert: 请勿当面处置，保持安全距离，立即联系社区民警",
@@ -45,7 +46,7 @@ class EntriesIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id_numbers: Annotated[list[str], Field(min_length=1, max_length=10_000)]
-    note: Annotated[str, Field(max_length=200)] | None = None
+    note: Annotated[PlainText, Field(max_length=200)] | None = None
 
 
 class EntryProblem(BaseModel):

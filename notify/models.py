@@ -12,6 +12,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, mo
 from devices.area_codes import check_scope
 from hub.contracts import Priority
 from hub.durations import within
+from hub.text import PlainText
 
 ChannelKind = Literal["webhook", "wecom", "dingtalk", "feishu", "email"]
 Language = Literal["zh-CN", "en"]
@@ -26,7 +27,7 @@ ROBOT_RATE = 20
 ROBOTS = ("wecom", "dingtalk", "feishu")
 
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
-Label = Annotated[str, Field(min_length=1, max_length=200)]
+Label = Annotated[PlainText, Field(min_length=1, max_length=200)]
 Mobile = Annotated[str, Field(pattern=r"^\+?\d{5,15}$")]
 UserId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")]
 Email = Annotated[str, Field(pattern=r"^[^@\s]{1,64}@[^@\s]{1,255}$", max_length=320)]

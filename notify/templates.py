@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field, model_validator
 
+from hub.text import PlainText
 from incidents.models import Incident
 
 MessageKind = Literal[
@@ -104,8 +105,8 @@ def placeholders_of(text: str) -> set[str]:
 
 
 class TemplateIn(BaseModel):
-    title: str = Field(min_length=1, max_length=300)
-    body: str = Field(min_length=1, max_length=4000)
+    title: PlainText = Field(min_length=1, max_length=300)
+    body: PlainText = Field(min_length=1, max_length=4000)
 
     @model_validator(mode="after")
     def _known_placeholders(self) -> TemplateIn:

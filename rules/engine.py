@@ -15,8 +15,10 @@ Time, as the README's Rules section defines it:
   fast or slow, and a hold fires on a tick without another signal.
 - Cooldown is hub time: quiet for `cooldown` after the hub closed the incident.
 
-Conditions are monotone (more signals can only make a threshold hold), so firing as soon as
-the signals at hand justify it is never wrong; a late signal can only make it fire sooner.
+What a condition means, nested `any`/`all` included, is `rules.conditions`: the one evaluator
+of match expressions. Conditions are monotone (more signals can only make a threshold hold),
+so firing as soon as the signals at hand justify it is never wrong; a late signal can only
+make it fire sooner.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from datetime import datetime, timedelta
 
 from hub.contracts import Priority, Signal
 from hub.durations import parse_duration
-from rules.model import AllOf, AnyOf, Condition, Match, Rule
+from rules.conditions import Evaluator
+from rules.model import Rule
 from rules.muting import Muting
 from rules.silences import Silence
 
@@ -64,7 +67,7 @@ class Decision:
 class _Hit:
     ts: datetime
     order: int  # arrival order: ties in `ts` stay in it
-    branches: frozenset[int]
+    passed: frozenset[int]  # the rule's matches (leaves of its condition) the signal passes
     signal: Signal
 
 
@@ -101,7 +104,7 @@ class _Loaded:
     hold: timedelta
     confirm_window: timedelta
     cooldown: timedelta
-    branches_needed: int  # every branch of an `all` must be seen within the window
+    condition: Evaluator
     groups: dict[str, _Group] = field(default_factory=dict)
 
     def keeps(self, lateness: timedelta) -> timedelta:
@@ -143,7 +146,7 @@ class Engine:
             parse_duration(rule.for_),
             parse_duration(rule.confirm.within) if rule.confirm else _ZERO,
             parse_duration(rule.cooldown),
-            len(rule.match.all) if isinstance(rule.match, AllOf) else 0,
+            Evaluator(rule.match),
         )
         if previous:
             for key, group in previous.groups.items():
@@ -286,8 +289,8 @@ class Engine:
         rule = loaded.rule
         if not rule.enabled:
             return []
-        branches = _matching_branches(rule.match, signal)
-        if not branches or not (rule.schedule is None or rule.schedule.contains(signal.ts)):
+        passed = loaded.condition.passed(signal)
+        if not passed or not (rule.schedule is None or rule.schedule.contains(signal.ts)):
             return []
         key = group_key(rule, signal)
         group = loaded.groups.setdefault(key, _Group())
@@ -303,7 +306,7 @@ class Engine:
             # device's clock), as if it had happened at the edge of the tolerance.
             self.late_signals += 1
             counts_at = clock - self.lateness
-        hit = _Hit(counts_at, self._order, frozenset(branches), signal)
+        hit = _Hit(counts_at, self._order, passed, signal)
         bisect.insort(group.hits, hit, key=lambda h: (h.ts, h.order))
         if in_order:
             group.newest_ts, group.newest_at = signal.ts, now
@@ -445,28 +448,33 @@ class Engine:
 
 def _holding(hits: list[_Hit], loaded: _Loaded) -> list[tuple[datetime, datetime]]:
     """The event-time intervals [start, end) in which the rule's threshold holds: at least
-    `count` matching signals in the window (each counts from its `ts` for `within`), and
-    for an `all`, every branch among them."""
+    `count` matching signals in the window (each counts from its `ts` for `within`), and the
+    condition met by the signals in it (`rules.conditions`)."""
     needed = loaded.rule.threshold.count
     edges: list[tuple[datetime, int, frozenset[int]]] = []
     for hit in hits:
-        edges.append((hit.ts, 1, hit.branches))
-        edges.append((hit.ts + loaded.within, -1, hit.branches))
+        edges.append((hit.ts, 1, hit.passed))
+        edges.append((hit.ts + loaded.within, -1, hit.passed))
     edges.sort(key=lambda e: (e[0], e[1]))  # at one instant, leaving comes before arriving
     count = 0
-    per_branch: Counter[int] = Counter()
+    per_leaf: Counter[int] = Counter()
+    passed: set[int] = set()  # the matches some signal in the window passes
     found: list[tuple[datetime, datetime]] = []
     start: datetime | None = None
     i = 0
     while i < len(edges):
         instant = edges[i][0]
         while i < len(edges) and edges[i][0] == instant:
-            _, step, branches = edges[i]
+            _, step, leaves = edges[i]
             count += step
-            for branch in branches:
-                per_branch[branch] += step
+            for leaf in leaves:
+                per_leaf[leaf] += step
+                if per_leaf[leaf] > 0:
+                    passed.add(leaf)
+                else:
+                    passed.discard(leaf)
             i += 1
-        holds = count >= needed and all(per_branch[b] > 0 for b in range(loaded.branches_needed))
+        holds = count >= needed and loaded.condition.met(passed)
         if holds and start is None:
             start = instant
         elif not holds and start is not None:
@@ -493,40 +501,3 @@ def group_key(rule: Rule, signal: Signal) -> str:
         value = signal.attrs.get("zone") if name == "zone" else getattr(signal, name)
         parts.append(f"{name}={value if value is not None else ''}")
     return "|".join(parts)
-
-
-def _matching_branches(condition: Condition, signal: Signal) -> list[int]:
-    """Indexes of the top-level branches the signal matches ([0] for a plain match)."""
-    if isinstance(condition, Match):
-        return [0] if _matches(condition, signal) else []
-    branches = condition.any if isinstance(condition, AnyOf) else condition.all
-    return [i for i, branch in enumerate(branches) if _matching_branches(branch, signal)]
-
-
-def _matches(match: Match, signal: Signal) -> bool:
-    where = match.where
-    if signal.kind not in match.kind or not signal.area.startswith(where.area_prefix):
-        return False
-    if signal.confidence < where.min_confidence:
-        return False
-    if where.source_type and signal.source_type != where.source_type:
-        return False
-    if where.zone and signal.attrs.get("zone") != where.zone:
-        return False
-    if where.value:
-        if signal.value is None:
-            return False
-        if where.value.gte is not None and signal.value < where.value.gte:
-            return False
-        if where.value.lte is not None and signal.value > where.value.lte:
-            return False
-    return all(_tag_text(signal.tags.get(k)) == v for k, v in where.tags.items())
-
-
-def _tag_text(value: object) -> str | None:
-    """A registry tag as a rule writes it: `true`, `3`, `acme`."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)

@@ -18,6 +18,7 @@ from pydantic import (
 
 from hub.contracts import KINDS, Priority, Schedule
 from hub.durations import MAX, within
+from hub.text import PlainText
 
 # A condition is at most this many `any`/`all` levels deep, with this many matches in all:
 # every signal is checked against every enabled rule.
@@ -58,7 +59,7 @@ class Where(Strict):
     source_type: Literal["smoke_sensor", "id_reader", "camera"] | None = None
     value: ValueRange | None = None
     tags: dict[str, str] = Field(default_factory=dict)
-    zone: Annotated[str, Field(max_length=64)] | None = None
+    zone: Annotated[PlainText, Field(max_length=64)] | None = None
 
 
 class Match(Strict):
@@ -123,7 +124,7 @@ _PLACEHOLDERS = {"site", "building", "area", "source_id", "kind", "count", "zone
 class IncidentSpec(Strict):
     category: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
     priority: Priority
-    title: Annotated[str, Field(min_length=1, max_length=200)]
+    title: Annotated[PlainText, Field(min_length=1, max_length=200)]
     dispatch: Literal["nearest", "none"] = "none"
 
     @model_validator(mode="after")
@@ -151,7 +152,7 @@ class Rule(Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,63}$")]
-    name: Annotated[str, Field(min_length=1, max_length=200)]
+    name: Annotated[PlainText, Field(min_length=1, max_length=200)]
     enabled: bool = True
     match: Condition
     threshold: Threshold = Threshold()

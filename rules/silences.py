@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hub.contracts import Signal
 from hub.db import fetch_model
+from hub.text import PlainText
 from hub.times import Moment
 from rules.model import Kind
 from rules.store import RULES_CHANNEL
@@ -26,8 +27,8 @@ class Matcher(BaseModel):
 
     kind: Annotated[list[Kind], Field(max_length=32)] | None = None
     area_prefix: Annotated[str, Field(pattern=r"^\d{0,12}$")] = ""
-    site: Annotated[str, Field(max_length=200)] | None = None
-    building: Annotated[str, Field(max_length=200)] | None = None
+    site: Annotated[PlainText, Field(max_length=200)] | None = None
+    building: Annotated[PlainText, Field(max_length=200)] | None = None
     source_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None = None
 
     def matches(self, signal: Signal) -> bool:
@@ -46,7 +47,7 @@ class SilenceIn(BaseModel):
     matcher: Matcher
     starts_at: Moment
     ends_at: Moment
-    reason: Annotated[str, Field(min_length=1, max_length=500)]
+    reason: Annotated[PlainText, Field(min_length=1, max_length=500)]
 
     @model_validator(mode="after")
     def _range(self) -> SilenceIn:

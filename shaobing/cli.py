@@ -27,7 +27,7 @@ def settings_help(*names: str) -> str:
     for name in names:
         field = Settings.model_fields[name]
         default = field.default
-        if default is None:
+        if default is None or default == []:
             shown = "unset"
         elif isinstance(default, Path) and not default.is_absolute():
             shown = f"./{default}"
@@ -289,6 +289,7 @@ def simulate(
         "max_body_bytes",
         "max_import_bytes",
         "auth_failure_limit",
+        "trusted_proxies",
     )
 )
 def api() -> None:

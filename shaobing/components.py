@@ -41,7 +41,9 @@ def add_api(supervisor: Supervisor, settings: Settings) -> None:
         port=settings.api_port,
         log_config=None,
         access_log=False,
-        proxy_headers=True,
+        # The app decides whose forwarded address to believe (SB_TRUSTED_PROXIES, api/clients);
+        # uvicorn's own would believe any X-Forwarded-For sent from 127.0.0.1.
+        proxy_headers=False,
     )
 
     async def api(probe: Probe) -> None:

@@ -63,7 +63,12 @@ def api_server(settings: Settings, *, port: int | None = None) -> Iterator[str]:
     in for a restarted API process)."""
     port = port or free_port()
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_config=None, access_log=False
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,  # as `shaobing api` runs it: the app judges forwarded addresses
     )
     server = _ThreadServer(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -76,7 +76,9 @@ def broker(
     output = broker_config(database_url, tmp_path / "mqtt")
     assert "2 device(s)" in output
     acl = (tmp_path / "mqtt" / "acl").read_text()
-    assert "pattern write sb/+/%u/+" in acl and "topic readwrite sb/#" in acl
+    # A device writes its uplinks only, never a `cmd` topic (which it would command itself with).
+    assert "topic readwrite sb/#" in acl and "pattern write sb/+/%u/+" not in acl
+    assert "pattern write sb/+/%u/telemetry" in acl and "pattern read sb/+/%u/cmd" in acl
     running = EmbeddedBroker(tmp_path, amqtt_plugins="devices.amqtt_plugins", prefer=broker_kind)
     running.start()
     yield running
@@ -112,8 +114,13 @@ def test_device_writes_only_under_its_own_id(
                 5
             )
             dev_a.publish(f"sb/{COMMUNITY}/DEV-A/extra/deep", b"{}", qos=1).wait_for_publish(5)
+            for channel in ("cmd", "config", "telemetry2", "event", "status"):
+                dev_a.publish(f"sb/{COMMUNITY}/DEV-A/{channel}", b"{}", qos=1).wait_for_publish(5)
+            dev_a.publish(f"sb/{COMMUNITY}/DEV-B/cmd", b"{}", qos=1).wait_for_publish(5)
             topics = drain(received)
-    assert topics == [f"sb/{COMMUNITY}/DEV-A/telemetry"]
+    # Only its own telemetry, event and status arrive: a device cannot forge a command to itself
+    # or another device (the hub's `cmd` is read by the device, never written).
+    assert topics == [f"sb/{COMMUNITY}/DEV-A/{c}" for c in ("telemetry", "event", "status")]
 
 
 def test_device_reads_only_its_own_commands(

@@ -5,6 +5,7 @@ checked by their bytes and stripped of EXIF; a wrong key refused and a flood lim
 from __future__ import annotations
 
 import io
+import re
 from typing import Any
 
 import httpx
@@ -158,8 +159,8 @@ def test_a_grid_worker_reports_in_their_grid_and_works_only_what_is_theirs(
     assert_error(worker.get("/api/v1/devices"), 403, "forbidden")
     assert_error(worker.post(f"/api/v1/incidents/{mine['id']}/actions", json={"action": "accept"}),
                  403, "forbidden")  # fmt: skip
-    assert_error(worker.post(f"/api/v1/incidents/{mine['id']}/actions", json={"action": "start"}),
-                 403, "forbidden", "dispatched")  # fmt: skip
+    assert_error(worker.post(f"/api/v1/incidents/{someone['id']}/actions",
+                             json={"action": "start"}), 404, "not_found")  # fmt: skip
     act(worker, mine["id"], "comment", note="已拍照")
 
     dispatcher = client_for("dispatcher", COMMUNITY)
@@ -248,3 +249,122 @@ def test_the_public_intake_refuses_wrong_keys_and_limits_floods(
     assert filed.status_code == 201, filed.text
     [incident] = community.get(f"/api/v1/incidents?area={OTHER_COMMUNITY}").json()["items"]
     assert incident["area"] == OTHER_COMMUNITY and incident["reported_by"].startswith("public:")
+
+
+def test_a_grid_worker_works_what_it_reported_and_sees_its_photos(
+    community: httpx.Client, api_url: str, client_for: Any
+) -> None:
+    """design §6: a grid worker works what it reported (acknowledge, start, resolve) while no
+    other unit has it, and downloads the photos of what it may see; nothing else."""
+    worker, unit_less = grid_worker(api_url), grid_worker(api_url, unit_id=None)
+    report = {"category": "public_safety", "priority": "routine", "title": "消防通道堆放杂物",
+              "area": COMMUNITY, "building": "5栋"}  # fmt: skip
+
+    def file(client: httpx.Client, title: str) -> int:
+        filed = client.post("/api/v1/incidents", json={**report, "title": title})
+        assert filed.status_code == 201, filed.text
+        return int(filed.json()["id"])
+
+    acknowledged, started, resolved = (file(worker, t) for t in ("一", "二", "三"))
+    assert act(worker, acknowledged, "acknowledge")["status"] == "dispatched"
+    assert act(worker, started, "start")["status"] == "handling"
+    done = act(worker, resolved, "resolve", note="当场清理")
+    assert (done["status"], done["unit_id"]) == ("resolved", "GW-7")
+    steps = community.get(f"/api/v1/incidents/{resolved}/audit").json()
+    assert [(e["action"], e["actor"]) for e in steps] == [
+        ("report", "李网格-GW-7"), ("accept", "李网格-GW-7"), ("dispatch", "李网格-GW-7"),
+        ("start", "李网格-GW-7"), ("resolve", "李网格-GW-7")]  # fmt: skip
+    assert act(worker, started, "resolve")["status"] == "resolved"
+    assert_error(worker.post(f"/api/v1/incidents/{started}/actions", json={"action": "resolve"}),
+                 409, "conflict")  # the state decides, not the role  # fmt: skip
+
+    # A unit-less grid worker works its own reports too (with no unit to give them to).
+    own = file(unit_less, "四")
+    assert act(unit_less, own, "start")["status"] == "handling"
+    assert act(unit_less, own, "resolve")["status"] == "resolved"
+
+    # Once a dispatcher has sent its report to another unit, that unit works it.
+    dispatcher = client_for("dispatcher", COMMUNITY)
+    assert community.post("/api/v1/units", json={
+        "id": "GW-8", "name": "网格员 8", "kind": "grid_worker", "area": COMMUNITY,
+        "categories": ["public_safety"]}).status_code == 201  # fmt: skip
+    elsewhere = file(worker, "五")
+    act(dispatcher, elsewhere, "accept")
+    act(dispatcher, elsewhere, "dispatch", unit_id="GW-8")
+    for action in ("acknowledge", "start", "resolve"):
+        assert_error(worker.post(f"/api/v1/incidents/{elsewhere}/actions",
+                                 json={"action": action}), 403, "forbidden")  # fmt: skip
+    assert_error(unit_less.post(f"/api/v1/incidents/{acknowledged}/actions",
+                                json={"action": "start"}), 404, "not_found")  # fmt: skip
+
+    # Photos: its own report's and its unit's, downloadable; another's, not even by id.
+    shot = worker.post(f"/api/v1/incidents/{started}/attachments",
+                       files={"file": ("a.jpg", photo(), "image/jpeg")})  # fmt: skip
+    assert shot.status_code == 201, shot.text
+    others = dispatcher.post("/api/v1/incidents", json={**report, "title": "别人的"}).json()
+    hidden = dispatcher.post(f"/api/v1/incidents/{others['id']}/attachments",
+                             files={"file": ("b.png", photo("PNG"), "image/png")}).json()  # fmt: skip
+    [listed] = worker.get(f"/api/v1/incidents/{started}/attachments").json()
+    got = worker.get(f"/api/v1/attachments/{listed['id']}")
+    assert (got.status_code, got.headers["content-type"]) == (200, "image/jpeg")
+    assert Image.open(io.BytesIO(got.content)).size == (64, 48)
+    assert_error(worker.get(f"/api/v1/attachments/{hidden['id']}"), 404, "not_found")
+    assert_error(unit_less.get(f"/api/v1/attachments/{listed['id']}"), 404, "not_found")
+    assert dispatcher.get(f"/api/v1/attachments/{hidden['id']}").status_code == 200
+
+
+STAFF_WORDS = re.compile(
+    r"\b(incidents?|incident_id|accept|dispatch|start|resolve|verify|reject|acknowledge|comment"
+    r"|allowed|unit|rule|reported_by|uploaded_by)\b"
+)
+
+
+def _keys(value: Any) -> set[str]:
+    if isinstance(value, dict):
+        return set(value) | {k for v in value.values() for k in _keys(v)}
+    if isinstance(value, list):
+        return {k for v in value for k in _keys(v)}
+    return set()
+
+
+def test_public_answers_speak_the_residents_language(
+    community: httpx.Client, api_url: str, client_for: Any
+) -> None:
+    """No staff vocabulary (actions, states' rules, internal fields) and no internal incident
+    number in anything the public intake answers, errors included."""
+    key = intake_key(community)
+    answers: list[httpx.Response] = []
+    with httpx.Client(base_url=api_url) as resident:
+        filed = resident.post("/api/v1/public/reports", headers={"X-Intake-Key": key},
+                              json={"category": "fire_safety", "title": "消防通道堵塞"})  # fmt: skip
+        receipt = filed.json()["receipt"]
+        shot = resident.post(f"/api/v1/public/reports/{receipt}/attachments",
+                             files={"file": ("a.jpg", photo(), "image/jpeg")})  # fmt: skip
+        early = resident.post(f"/api/v1/public/reports/{receipt}/rating", json={"rating": 5})
+        assert_error(early, 409, "conflict", "closed")
+        answers += [filed, shot, early, resident.get(f"/api/v1/public/reports/{receipt}")]
+
+        dispatcher = client_for("dispatcher", COMMUNITY)
+        [incident] = dispatcher.get("/api/v1/incidents?source=public").json()["items"]
+        act(dispatcher, incident["id"], "close", reason="duplicate")
+        answers.append(resident.post(f"/api/v1/public/reports/{receipt}/rating",
+                                     json={"rating": 3}))  # fmt: skip
+        twice = resident.post(f"/api/v1/public/reports/{receipt}/rating", json={"rating": 1})
+        assert_error(twice, 409, "conflict", "rated")
+        answers += [
+            twice,
+            resident.post(f"/api/v1/public/reports/{receipt}/attachments",
+                          files={"file": ("a.jpg", photo(), "image/jpeg")}),
+            resident.post(f"/api/v1/public/reports/{receipt}/rating", json={"rating": 9}),
+            resident.get("/api/v1/public/reports/SB-BBBBBBBBBBBBBBBBBBBB"),
+            resident.post("/api/v1/public/reports", json={"category": "x", "title": "x"},
+                          headers={"X-Intake-Key": "sbk_wrong"}),
+        ]  # fmt: skip
+    assert [a.status_code for a in answers] == [201, 201, 409, 200, 200, 409, 422, 422, 404, 401]
+    for answer in answers:
+        body = answer.json()
+        assert not _keys(body) & {"incident_id", "id", "reported_by", "uploaded_by", "note",
+                                  "unit_id"}, body  # fmt: skip
+        if "error" in body:
+            assert not STAFF_WORDS.search(body["error"]["message"]), body
+    assert shot.json()["content_type"] == "image/jpeg"

@@ -21,7 +21,7 @@ from hub.contracts import Priority
 from hub.errors import Forbidden, NotFound
 from hub.times import Moment
 from incidents import store
-from incidents.actions import apply_action
+from incidents.actions import apply_action, take_on
 from incidents.attachments import (
     Attachment,
     attachment_file,
@@ -131,13 +131,14 @@ async def act(incident_id: int, body: ActionIn, who: Actor, pool: DbPool) -> Inc
         raise Forbidden("operators may only comment on incidents")
     if who.role in FIELD and body.action not in FIELD_ACTIONS:
         raise Forbidden(f"field staff may not {body.action.value}")
-    async with pool.connection() as conn:
+    now = datetime.now(UTC)
+    async with pool.connection() as conn, conn.transaction():
         incident = await _reach(conn, who, incident_id)
-        dispatched = who.unit_id is not None and incident.unit_id == who.unit_id
-        if who.role is Role.GRID_WORKER and body.action is not Action.COMMENT and not dispatched:
-            raise Forbidden("only the unit it was dispatched to works an incident")
+        if who.role is Role.GRID_WORKER and body.action is not Action.COMMENT:
+            await take_on(conn, incident.id, body.action, actor=who.name, unit_id=who.unit_id,
+                          scope=who.area_prefix, now=now)  # fmt: skip
         return await apply_action(
-            conn, incident_id, body, actor=who.name, scope=who.area_prefix, now=datetime.now(UTC)
+            conn, incident_id, body, actor=who.name, scope=who.area_prefix, now=now
         )
 
 
@@ -174,9 +175,15 @@ async def attachments(incident_id: int, who: OneReader, pool: DbPool) -> list[At
 )
 async def attachment(
     attachment_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")],
-    who: Reader,
+    who: OneReader,
     pool: DbPool,
 ) -> FileResponse:
+    """The picture, to whoever may see its incident: field staff and a unit's link only theirs."""
     async with pool.connection() as conn:
-        content_type, path = await attachment_file(conn, attachment_id, scope=who.area_prefix)
-    return FileResponse(path, media_type=content_type)
+        stored = await attachment_file(conn, attachment_id, scope=who.area_prefix)
+        if who.role in FIELD:
+            try:
+                await _reach(conn, who, stored.incident_id)
+            except (Forbidden, NotFound):
+                raise NotFound(f"attachment {attachment_id} not found") from None
+    return FileResponse(stored.path, media_type=stored.content_type)

@@ -12,20 +12,23 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, UploadFile
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, Field
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import Principal, allow
-from api.auth_limit import ClientBudget
+from api.auth_limit import ClientBudget, FailedAuthentications
 from api.deps import DbPool
 from api.tokens import Role
-from hub.errors import Invalid, Unauthorized
+from hub.errors import Conflict, Invalid, NotFound, Unauthorized
+from hub.text import PlainText
 from incidents import public
 from incidents.actions import apply_action
-from incidents.attachments import Attachment, clean_image, store_attachment
+from incidents.attachments import clean_image, store_attachment
 from incidents.models import ActionIn
 from incidents.reports import PublicReportIn, ReportIn, file_report
 from incidents.sla import Sla
-from incidents.states import Action
+from incidents.states import Action, Status
 from incidents.store import get_incident
 
 router = APIRouter(tags=["public"])
@@ -41,12 +44,36 @@ class PublicReceipt(BaseModel):
 
 
 class RatingIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     rating: int = Field(ge=1, le=5)
-    comment: str | None = Field(default=None, max_length=500)
+    comment: PlainText | None = Field(default=None, max_length=500)
+
+
+class PublicPhoto(BaseModel):
+    """A resident's photo as the resident sees it: no incident number, no uploader."""
+
+    content_type: str
+    size: int
+    width: int
+    height: int
+    created_at: datetime
 
 
 def _client(request: Request) -> str:
     return request.client.host if request.client else "unknown"
+
+
+async def _receipt_incident(conn: AsyncConnection[DictRow], request: Request, receipt: str) -> int:
+    """The incident behind a receipt. A receipt is a secret like a token: a client that looks
+    up receipts that do not exist is limited as one guessing tokens is (429)."""
+    guesses: FailedAuthentications = request.app.state.failed_auth
+    guesses.check(_client(request))
+    try:
+        return await public.receipt_incident(conn, receipt)
+    except NotFound:
+        guesses.failed(_client(request))
+        raise
 
 
 def _budget(request: Request, name: str) -> None:
@@ -96,6 +123,7 @@ async def public_report(
 ) -> PublicReceipt:
     """A resident's report, in the key's community; the answer carries the receipt."""
     _budget(request, "report")
+    request.app.state.failed_auth.check(_client(request))  # guessing keys, like tokens
     given = x_intake_key or key or ""
     async with pool.connection() as conn, conn.transaction():
         found = await public.intake_area(conn, given)
@@ -118,7 +146,7 @@ async def public_report_status(
 ) -> public.PublicStatus:
     _budget(request, "read")
     async with pool.connection() as conn:
-        incident_id = await public.receipt_incident(conn, receipt)
+        incident_id = await _receipt_incident(conn, request, receipt)
         incident = await get_incident(conn, incident_id, scope="")
     return public.public_status(receipt.upper(), incident)
 
@@ -129,8 +157,14 @@ async def rate_report(
 ) -> public.PublicStatus:
     """Once the report is closed, once: 1 (poor) to 5 (very good)."""
     _budget(request, "read")
-    async with pool.connection() as conn:
-        incident_id = await public.receipt_incident(conn, receipt)
+    async with pool.connection() as conn, conn.transaction():
+        incident_id = await _receipt_incident(conn, request, receipt)
+        current = await get_incident(conn, incident_id, scope="", for_update=True)
+        # In the resident's words: the staff's actions and states are not theirs to know.
+        if current.rating is not None:
+            raise Conflict("this report has been rated already", field="rating")
+        if current.status is not Status.CLOSED:
+            raise Conflict("a report can be rated once it is closed", field="rating")
         incident = await apply_action(
             conn, incident_id, ActionIn(action=Action.RATE, rating=body.rating,
                                         note=body.comment),
@@ -142,19 +176,21 @@ async def rate_report(
 @router.post("/public/reports/{receipt}/attachments", status_code=201)
 async def public_photo(
     receipt: Receipt, file: UploadFile, request: Request, pool: DbPool
-) -> Attachment:
+) -> PublicPhoto:
     """A photo of what the report is about, while it is open."""
     _budget(request, "report")
     settings = request.app.state.settings
     picture = clean_image(await file.read(settings.max_attachment_bytes + 1),
                           max_bytes=settings.max_attachment_bytes)  # fmt: skip
     async with pool.connection() as conn:
-        incident_id = await public.receipt_incident(conn, receipt)
+        incident_id = await _receipt_incident(conn, request, receipt)
         incident = await get_incident(conn, incident_id, scope="")
         if incident.closed_at is not None:
             raise Invalid("this report is closed", field="receipt")
-        return await store_attachment(conn, settings.data_dir, incident_id, picture,
-                                      by="resident")  # fmt: skip
+        stored = await store_attachment(conn, settings.data_dir, incident_id, picture,
+                                        by="resident")  # fmt: skip
+    return PublicPhoto(content_type=stored.content_type, size=stored.size, width=stored.width,
+                       height=stored.height, created_at=stored.created_at)  # fmt: skip
 
 
 @page_router.get("/r", response_class=HTMLResponse, include_in_schema=False)
