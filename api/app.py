@@ -46,6 +46,7 @@ from api.stream import router as stream_router
 from hub.db import open_pool
 from hub.settings import Settings
 from hub.supervisor import Supervisor
+from hub.times import use_zone
 from notify.service import transports_for
 from notify.transports.http import client as http_client
 
@@ -87,6 +88,7 @@ def create_app(settings: Settings, *, process: Supervisor | None = None) -> Fast
         license_info={"name": "AGPL-3.0", "identifier": "AGPL-3.0-only"},
     )
     app.state.settings = settings
+    use_zone(settings.timezone)  # naive datetimes in requests are read in the hub's zone
     app.state.failed_auth = FailedAuthentications(limit=settings.auth_failure_limit)
     app.state.public_budgets = {}
     install_error_handlers(app)

@@ -20,10 +20,10 @@ from typing import Annotated, Any
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from devices.models import Device, DeviceType
-from hub.durations import parse_duration
+from hub.durations import parse_duration, within
 from hub.errors import Invalid, NotFound
 
 COMMANDS_CHANNEL = "sb_commands"  # NOTIFY: a command is waiting to be published
@@ -48,19 +48,9 @@ class CommandStatus(StrEnum):
     EXPIRED = "expired"
 
 
-def _bounded(low: timedelta, high: timedelta) -> AfterValidator:
-    def check(text: str) -> str:
-        span = parse_duration(text)
-        if not low <= span <= high:
-            raise ValueError(f"{text} is outside {low} to {high}")
-        return text
-
-    return AfterValidator(check)
-
-
 Ttl = Annotated[
     str,
-    _bounded(MIN_TTL, MAX_TTL),
+    within(MIN_TTL, MAX_TTL),
     Field(description="how long the command stays worth carrying out (10s to 24h)"),
 ]
 
@@ -75,7 +65,7 @@ class NoArgs(_Args):
 
 SilenceDuration = Annotated[
     str,
-    _bounded(timedelta(minutes=1), timedelta(hours=24)),
+    within(timedelta(minutes=1), timedelta(hours=24)),
     Field(description="how long the sounder stays quiet (1m to 24h)"),
 ]
 

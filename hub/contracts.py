@@ -14,7 +14,9 @@ from enum import StrEnum
 from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from hub.times import hub_zone
 
 
 class Priority(StrEnum):
@@ -115,13 +117,14 @@ _HOURS = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
 
 class Schedule(BaseModel):
     """When something is active: `days` like `mon-fri` or `sat,sun`; `hours` like
-    `22:00-06:00` (crossing midnight is allowed); in the time zone `tz`."""
+    `22:00-06:00` (crossing midnight is allowed); in the time zone `tz`, by default the hub's
+    (SB_TIMEZONE), which the stored document then names."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     days: str = "mon-sun"
     hours: str = "00:00-24:00"
-    tz: str = "Asia/Shanghai"
+    tz: str = Field(default_factory=lambda: str(hub_zone()))
 
     @model_validator(mode="after")
     def _check(self) -> Schedule:

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import unquote, urlsplit
+from zoneinfo import ZoneInfo
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from hub.durations import parse_duration
+from hub.times import DEFAULT_ZONE, check_zone
 
 
 class SettingsError(ValueError):
@@ -59,6 +62,7 @@ class MqttUrl:
 
 
 _BIND = re.compile(r"^(?P<host>[^:\s]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})$")
+_SECOND = timedelta(seconds=1)
 _DEVICE = re.compile(r"^(cpu|cuda(:\d+)?|mps|\d+)$")
 
 
@@ -184,7 +188,12 @@ class Settings(BaseSettings):
     rules_lateness: str = Field(
         default="5m",
         description="how late a signal may arrive behind its group's newest and"
-        " still be judged as if in order",
+        " still be judged as if in order (0s to 1h)",
+    )
+    timezone: str = Field(
+        default=DEFAULT_ZONE,
+        description="the IANA time zone of the hub's place: a datetime given without an"
+        " offset is read as wall-clock time there",
     )
 
     @field_validator("sla_emergency", "sla_major", "sla_routine")
@@ -193,14 +202,26 @@ class Settings(BaseSettings):
         accept, slash, resolve = value.partition("/")
         if not slash:
             raise ValueError(f"expected accept/resolve durations such as 5m/4h, got {value!r}")
-        if parse_duration(accept) > parse_duration(resolve):
+        if parse_duration(accept, low=_SECOND) > parse_duration(resolve, low=_SECOND):
             raise ValueError(f"the accept time {accept} is longer than the resolve time {resolve}")
         return value
 
-    @field_validator("rules_lateness", "notify_give_up")
+    @field_validator("rules_lateness")
     @classmethod
     def _check_lateness(cls, value: str) -> str:
-        parse_duration(value)
+        parse_duration(value, high=timedelta(hours=1))
+        return value
+
+    @field_validator("notify_give_up")
+    @classmethod
+    def _check_give_up(cls, value: str) -> str:
+        parse_duration(value, low=timedelta(minutes=1))
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        check_zone(value)
         return value
 
     @field_validator("public_url")
@@ -283,6 +304,10 @@ class Settings(BaseSettings):
     @property
     def links_base(self) -> str:
         return self.public_url or f"http://{self.api_bind}"
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return check_zone(self.timezone)
 
     @property
     def trusted_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:

@@ -329,6 +329,7 @@ def _schema_rejection(
     first = exc.errors()[0]
     kind = first["type"]
     loc = ".".join(str(p) for p in first["loc"])
+    first["msg"] = str(first["msg"]).removeprefix("Value error, ")
     if kind == "json_invalid":
         return Rejection(Reason.BAD_JSON, f"not JSON: {first['msg']}")
     if kind in ("model_type", "model_attributes_type") and not first["loc"]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
 from hub.contracts import CameraEventType, SmokeEventType
 
@@ -12,7 +12,29 @@ MAX_SEQ = 2**63 - 1
 
 
 Seq = Annotated[int, Field(ge=0, le=MAX_SEQ, strict=True)]
-Unit = Annotated[float, Field(ge=0.0, le=1.0)]
+# Numbers are JSON numbers: pydantic's lax mode would read `true` as 1 and "0.5" as 0.5, and a
+# battery that says `true` is no battery at 1 %. Strict floats take JSON integers too.
+Unit = Annotated[float, Field(ge=0.0, le=1.0, strict=True)]
+
+
+def reading(low: float, high: float) -> object:
+    """A JSON number in [low, high]."""
+    return Field(ge=low, le=high, strict=True)
+
+
+def _ts_shape(value: object) -> object:
+    # pydantic reads any numeric string as an epoch (`"1700000000.5"`, `" 17e11"`); the
+    # contract has whole milliseconds in digits only. Other text is pydantic's to judge.
+    if type(value) is str and value[4:5] != "-" and not (value.isascii() and value.isdigit()):
+        try:
+            float(value)
+        except ValueError:
+            return value
+        raise ValueError("is RFC 3339 text or epoch milliseconds (whole, in digits)")
+    return value
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_ts_shape)]
 
 
 class Uplink(BaseModel):
@@ -26,28 +48,28 @@ class Uplink(BaseModel):
     )
 
     seq: Seq
-    ts: AwareDatetime
+    ts: Timestamp
 
 
 class SmokeTelemetry(Uplink):
-    smoke: Annotated[float, Field(ge=0, le=100)] | None = None
-    temp_c: Annotated[float, Field(ge=-60, le=200)] | None = None
-    battery_pct: Annotated[float, Field(ge=0, le=100)] | None = None
-    battery_v: Annotated[float, Field(ge=0, le=20)] | None = None
-    rssi_dbm: Annotated[float, Field(ge=-160, le=0)] | None = None
+    smoke: Annotated[float, reading(0, 100)] | None = None
+    temp_c: Annotated[float, reading(-60, 200)] | None = None
+    battery_pct: Annotated[float, reading(0, 100)] | None = None
+    battery_v: Annotated[float, reading(0, 20)] | None = None
+    rssi_dbm: Annotated[float, reading(-160, 0)] | None = None
 
 
 class SmokeEvent(Uplink):
     type: SmokeEventType
-    smoke: Annotated[float, Field(ge=0, le=100)] | None = None
-    temp_c: Annotated[float, Field(ge=-60, le=200)] | None = None
+    smoke: Annotated[float, reading(0, 100)] | None = None
+    temp_c: Annotated[float, reading(-60, 200)] | None = None
 
 
 class ReaderTelemetry(Uplink):
-    battery_pct: Annotated[float, Field(ge=0, le=100)] | None = None
-    rssi_dbm: Annotated[float, Field(ge=-160, le=0)] | None = None
-    lat: Annotated[float, Field(ge=-90, le=90)] | None = None
-    lon: Annotated[float, Field(ge=-180, le=180)] | None = None
+    battery_pct: Annotated[float, reading(0, 100)] | None = None
+    rssi_dbm: Annotated[float, reading(-160, 0)] | None = None
+    lat: Annotated[float, reading(-90, 90)] | None = None
+    lon: Annotated[float, reading(-180, 180)] | None = None
 
 
 class Card(BaseModel):
@@ -67,8 +89,8 @@ class Card(BaseModel):
 class IdReadEvent(Uplink):
     type: Literal["id_read"]
     operator: Annotated[str, Field(max_length=64)] | None = None
-    lat: Annotated[float, Field(ge=-90, le=90)] | None = None
-    lon: Annotated[float, Field(ge=-180, le=180)] | None = None
+    lat: Annotated[float, reading(-90, 90)] | None = None
+    lon: Annotated[float, reading(-180, 180)] | None = None
     card: Card
 
 
@@ -85,8 +107,8 @@ class CameraEvent(Uplink):
     type: CameraEventType
     confidence: Unit = 1.0
     zone: Annotated[str, Field(max_length=64)] | None = None
-    track_id: int | None = None
-    count: Annotated[int, Field(ge=0)] | None = None
+    track_id: Annotated[int, Field(strict=True)] | None = None
+    count: Annotated[int, Field(ge=0, strict=True)] | None = None
     bbox: tuple[Unit, Unit, Unit, Unit] | None = None
     evidence: Annotated[str, Field(max_length=128)] | None = None
     direction: Annotated[str, Field(max_length=16)] | None = None
@@ -94,9 +116,9 @@ class CameraEvent(Uplink):
 
 
 class CameraTelemetry(Uplink):
-    fps: Annotated[float, Field(ge=0)] | None = None
-    process_fps: Annotated[float, Field(ge=0)] | None = None
-    skipped_fps: Annotated[float, Field(ge=0)] | None = None
+    fps: Annotated[float, Field(ge=0, strict=True)] | None = None
+    process_fps: Annotated[float, Field(ge=0, strict=True)] | None = None
+    skipped_fps: Annotated[float, Field(ge=0, strict=True)] | None = None
 
 
 class Status(BaseModel):

@@ -6,19 +6,17 @@ paths return the same rows for the same data.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 from pydantic import BaseModel
 
+from hub.durations import parse_duration
 from hub.errors import Invalid
 from hub.timescale import timescale_enabled
 
 MAX_BUCKETS = 10_000
-_SPAN = re.compile(r"^(\d{1,6})(s|m|h|d)$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
 class TelemetryBucket(BaseModel):
@@ -32,13 +30,13 @@ class TelemetryBucket(BaseModel):
 
 def parse_bucket(text: str) -> timedelta:
     """`30s`, `5m`, `1h`, `1d` → a timedelta between 1 second and 31 days."""
-    match = _SPAN.match(text)
-    if not match:
-        raise Invalid("bucket is a number and a unit: 30s, 5m, 1h, 1d", field="bucket")
-    span = timedelta(**{_UNITS[match[2]]: int(match[1])})
-    if not timedelta(seconds=1) <= span <= timedelta(days=31):
-        raise Invalid("bucket must be between 1s and 31d", field="bucket")
-    return span
+    try:
+        return parse_duration(text, low=timedelta(seconds=1), high=timedelta(days=31))
+    except ValueError as exc:
+        raise Invalid(
+            f"bucket is a number and a unit (30s, 5m, 1h, 1d) from 1s to 31d: {exc}",
+            field="bucket",
+        ) from None
 
 
 async def bucketed(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import string
+from datetime import timedelta
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -16,7 +17,7 @@ from pydantic import (
 )
 
 from hub.contracts import KINDS, Priority, Schedule
-from hub.durations import parse_duration
+from hub.durations import MAX, within
 from hub.text import PlainText
 
 # A condition is at most this many `any`/`all` levels deep, with this many matches in all:
@@ -25,18 +26,16 @@ MAX_CONDITION_DEPTH = 4
 MAX_CONDITION_MATCHES = 64
 
 
-def _duration(text: str) -> str:
-    parse_duration(text)
-    return text
-
-
 def _kind(kind: str) -> str:
     if kind not in KINDS:
         raise ValueError(f"unknown signal kind {kind!r}; known: {', '.join(sorted(KINDS))}")
     return kind
 
 
-Duration = Annotated[str, AfterValidator(_duration)]
+# Every duration a rule carries, bounded (hub.durations reads them all): a window needs some
+# width, a wait or a cooldown may be none.
+Window = Annotated[str, within(timedelta(seconds=1), MAX), Field(description="1s to 30d")]
+Wait = Annotated[str, within(timedelta(0), MAX), Field(description="0s to 30d")]
 Kind = Annotated[str, AfterValidator(_kind)]
 Kinds = Annotated[list[Kind], Field(min_length=1, max_length=32)]
 GroupField = Literal["area", "site", "building", "source_id", "source_type", "zone"]
@@ -98,14 +97,14 @@ Condition = Annotated[
 
 class Threshold(Strict):
     count: Annotated[int, Field(ge=1, le=100_000)] = 1
-    within: Duration = "60s"
+    within: Window = "60s"
 
 
 class Confirm(Strict):
     """A corroborating signal nearby raises the incident's priority."""
 
     kind: Kinds
-    within: Duration
+    within: Window
     same: Literal["site", "building", "area", "source_id"] = "building"
     priority: Priority = Priority.EMERGENCY
 
@@ -157,7 +156,7 @@ class Rule(Strict):
     enabled: bool = True
     match: Condition
     threshold: Threshold = Threshold()
-    for_: Duration = Field(default="0s", alias="for")
+    for_: Wait = Field(default="0s", alias="for")
     group_by: Annotated[list[GroupField], Field(max_length=6)] = Field(
         default_factory=_default_group
     )
@@ -165,7 +164,7 @@ class Rule(Strict):
     recover: Recovery | None = None
     schedule: Schedule | None = None
     incident: IncidentSpec
-    cooldown: Duration = "0s"
+    cooldown: Wait = "0s"
 
     @model_validator(mode="after")
     def _bounded(self) -> Rule:

@@ -14,6 +14,7 @@ from devices.paging import Page, decode_int_cursor, page_of
 from hub.contracts import Signal
 from hub.db import fetch_model
 from hub.text import PlainText
+from hub.times import Moment
 from rules.model import Kind
 from rules.store import RULES_CHANNEL
 
@@ -45,8 +46,8 @@ class SilenceIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     matcher: Matcher
-    starts_at: datetime
-    ends_at: datetime
+    starts_at: Moment
+    ends_at: Moment
     reason: Annotated[PlainText, Field(min_length=1, max_length=500)]
 
     @model_validator(mode="after")

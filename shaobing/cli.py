@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from hub.settings import Settings, SettingsError, load_settings
+from hub.times import use_zone
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -58,9 +59,11 @@ def _startup_errors() -> Iterator[None]:
 
 def _settings() -> Settings:
     try:
-        return load_settings()
+        settings = load_settings()
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
+    use_zone(settings.timezone)  # the zone of every datetime and schedule given without one
+    return settings
 
 
 @click.group()

@@ -93,6 +93,23 @@ def corpus(n: int) -> list[tuple[str, str, bytes | dict[str, Any] | list[Any]]]:
         ("bad_timestamp", t("SD-1"), {"seq": 102, "ts": "2026-11-22T16:40:00"}),
         ("bad_timestamp", t("SD-1"), {"seq": 103, "ts": "yesterday"}),
         ("bad_timestamp", t("SD-1"), {"seq": 104, "ts": True}),
+        # Known fields of the wrong JSON type: no coercion of booleans or text to numbers.
+        ("schema", t("SD-1"), {"seq": 105, "ts": n, "battery_pct": True}),
+        ("schema", t("SD-1"), {"seq": 106, "ts": n, "battery_pct": False}),
+        ("schema", t("SD-1"), {"seq": 107, "ts": n, "smoke": "0.5"}),
+        ("schema", t("SD-1"), {"seq": 108, "ts": n, "temp_c": "25"}),
+        ("schema", t("SD-1", "event"), {"seq": 109, "ts": n, "type": "smoke_alarm", "smoke": True}),
+        ("schema", t("R-1"), {"seq": 1, "ts": n, "lat": "22.5", "lon": 113.9}),
+        ("schema", t("R-1"), {"seq": 2, "ts": n, "battery_pct": True}),
+        ("schema", t("R-1", "event"), {"seq": 6, "ts": n, "type": "id_read", "lat": "22.5",
+                                       "lon": 113.9, "card": card()}),
+        ("schema", t("CAM-1", "event"), {"seq": 4, "ts": n, "type": "crowd", "count": "3"}),
+        ("schema", t("CAM-1", "event"), {"seq": 5, "ts": n, "type": "crowd", "confidence": True}),
+        ("schema", t("CAM-1", "event"), {"seq": 6, "ts": n, "type": "crowd", "track_id": 1.5}),
+        ("schema", t("CAM-1"), {"seq": 7, "ts": n, "fps": "25"}),
+        ("bad_timestamp", t("SD-1"), {"seq": 110, "ts": f"{n}.5"}),  # fractional ms in text
+        ("bad_timestamp", t("SD-1"), {"seq": 111, "ts": f"{n / 1000}"}),  # seconds in text
+        ("bad_timestamp", t("SD-1"), {"seq": 112, "ts": f" {n}"}),
         ("bad_id_number", t("R-1", "event"), {"seq": 4, "ts": n, "type": "id_read",
                                               "card": card(id_number="1101 0519 4912 3100 2X")}),
         ("bad_id_number", t("R-1", "event"), {"seq": 5, "ts": n, "type": "id_read",

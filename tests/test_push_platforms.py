@@ -201,3 +201,85 @@ def test_onenet_legacy_points_and_refusals(onenet_push: Any, database_url: str) 
                 [{"type": 1, "dev_id": "nobody", "ds_id": "Smoke_Value", "at": at, "value": 1}]):  # fmt: skip
         refused = onenet_push(msg)
         assert refused.status_code == 422, (msg, refused.text)
+
+
+# --- values of the wrong JSON type ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "service_data",
+    [
+        {"Alarm_Status": "1"},  # the object model's Alarm_Status is an integer
+        {"Alarm_Status": True},
+        {"smoke_value": "0.5"},
+        {"Battery_Level": True},
+        {"battery_value": False, "smoke_state": 0},
+        {"rsrp": "-97"},
+        {"smoke_state": "1"},
+        {"Temperature": None, "smoke_state": "alarm"},
+    ],
+)
+def test_typed_values_of_the_wrong_type_are_schema_dead_letters(
+    district: httpx.Client, database_url: str, service_data: dict[str, Any]
+) -> None:
+    """CTWing's object model types each property: `serviceData` and `eventContent` values are
+    JSON numbers there, so text or a boolean for a number is refused, counted, and nothing of
+    it stored; the next good report lands."""
+    before = dead_letter_count(district)
+    bad = district.post("/api/v1/push/ctwing",
+                        json=lwm2m("dataReport", payload={"serviceData": service_data}))  # fmt: skip
+    assert bad.status_code == 422, bad.text
+    assert bad.json()["error"]["code"] == "schema"
+    event = district.post("/api/v1/push/ctwing",
+                          json=lwm2m("eventReport", eventType=1, eventContent=service_data))  # fmt: skip
+    assert event.status_code == 422 and event.json()["error"]["code"] == "schema", event.text
+    assert dead_letter_count(district) == before + 2
+    assert rows(database_url, "SELECT reason FROM dead_letters") == [("schema",)] * 2
+    good = district.post("/api/v1/push/ctwing", json=lwm2m("dataReport", payload={
+        "serviceData": {"Alarm_Status": 1, "smoke_value": 0.5, "Battery_Level": 80}}))  # fmt: skip
+    assert good.status_code == 200 and good.json()["accepted"] == 2, good.text
+    assert rows(database_url, "SELECT count(*) FROM uplinks") == [(2,)]
+    assert rows(database_url, "SELECT kind FROM signals") == [("smoke_alarm",)]
+
+
+def test_envelope_numbers_are_json_numbers(district: httpx.Client, database_url: str) -> None:
+    for envelope in ({"timestamp": str(now_ms())}, {"timestamp": True},
+                     {"messageType": "deviceOnlineOfflineReport", "eventType": True},
+                     {"messageType": "deviceOnlineOfflineReport", "eventType": "1"}):  # fmt: skip
+        push = {**lwm2m("dataReport", payload={"serviceData": {"smoke_state": 1}}), **envelope}
+        answered = district.post("/api/v1/push/ctwing", json=push)
+        assert answered.status_code == 422, (envelope, answered.text)
+        assert answered.json()["error"]["code"] == "schema"
+    assert rows(database_url, "SELECT count(*) FROM uplinks") == [(0,)]
+
+
+def test_onenet_studio_is_typed_and_legacy_points_are_text(
+    onenet_push: Any, database_url: str
+) -> None:
+    """Studio's thing model types its params (text for a number is refused); legacy data
+    points carry the device's own values, digit text included. In one push, each report that
+    cannot be read is a dead letter and every other lands."""
+    at = now_ms()
+    device = {"productId": "C6z4Zk012B", "deviceId": 1343759, "deviceName": "smoke-0017"}
+    for params in ({"Battery_Level": {"time": at, "value": True}},
+                   {"Smoke_Value": {"time": at, "value": "0.5"}},
+                   {"Alarm_Status": {"time": at, "value": "1"}}):  # fmt: skip
+        typed = onenet_push({**device, "messageType": "notify", "notifyType": "property",
+                             "data": {"id": "1", "params": params}})  # fmt: skip
+        assert typed.status_code == 422 and typed.json()["error"]["code"] == "schema", params
+    legacy = [
+        {"type": 1, "dev_id": "smoke-0017", "ds_id": "Battery_Level", "at": at, "value": True},
+        {"type": 1, "dev_id": "smoke-0017", "ds_id": "Smoke_Value", "at": at + 1, "value": "0.5"},
+        {"type": 1, "dev_id": "smoke-0017", "ds_id": "Alarm_Status", "at": at + 2, "value": "1"},
+        {"type": 1, "dev_id": "smoke-0017", "ds_id": "Smoke_Value", "at": at + 3, "value": "x"},
+    ]
+    answered = onenet_push(legacy, legacy=True)
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["accepted"] == 2 and answered.json()["rejected"] == {"schema": 2}
+    assert rows(database_url, "SELECT metric, value FROM readings") == [("smoke", 0.5)]
+    assert rows(database_url, "SELECT kind FROM signals") == [("smoke_alarm",)]
+    reasons = rows(database_url, "SELECT reason, count(*) FROM dead_letters GROUP BY 1")
+    assert reasons == [("schema", 5)]
+    online = onenet_push([{"type": 2, "dev_id": "smoke-0017", "status": True, "at": at}],
+                         legacy=True)  # fmt: skip
+    assert online.status_code == 422, online.text

@@ -3,13 +3,13 @@ integrator can see why a device's messages vanish (never their personal data: de
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from api.deps import Cursor, DbPool, Limit, RegistryWriter
 from devices.paging import Page
+from hub.times import Moment
 from ingest.dead_letters import DeadLetter, list_dead_letters
 from ingest.decode import Reason
 
@@ -22,7 +22,7 @@ async def dead_letters(
     pool: DbPool,
     device_id: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{1,64}$")] = None,
     reason: Reason | None = None,
-    since: Annotated[datetime | None, Query(description="received at or after")] = None,
+    since: Annotated[Moment | None, Query(description="received at or after")] = None,
     limit: Limit = 100,
     cursor: Cursor = None,
 ) -> Page[DeadLetter]:

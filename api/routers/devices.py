@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
@@ -23,6 +22,7 @@ from devices.models import (
 )
 from devices.paging import Page
 from hub.errors import Invalid
+from hub.times import Moment
 from ingest.state_reads import DeviceState, StateFilter, state_condition, states_of
 from ingest.telemetry import TelemetryBucket, bucketed, parse_bucket
 
@@ -60,7 +60,7 @@ async def list_devices(
     online: Annotated[bool | None, Query(description="false: offline or never connected")] = None,
     battery_below: Annotated[float | None, Query(ge=0, le=100, description="percent")] = None,
     silent_since: Annotated[
-        datetime | None, Query(description="heard nothing since then (never counts)")
+        Moment | None, Query(description="heard nothing since then (never counts)")
     ] = None,
     limit: Limit = 100,
     cursor: Cursor = None,
@@ -107,8 +107,8 @@ async def telemetry(
     device_id: str,
     who: Reader,
     pool: DbPool,
-    start: Annotated[datetime, Query(alias="from")],
-    end: Annotated[datetime, Query(alias="to")],
+    start: Annotated[Moment, Query(alias="from")],
+    end: Annotated[Moment, Query(alias="to")],
     bucket: str = "1h",
     metric: str | None = None,
 ) -> list[TelemetryBucket]:

@@ -19,6 +19,7 @@ from api.tokens import Role
 from devices.paging import Page
 from hub.contracts import Priority
 from hub.errors import Forbidden, NotFound
+from hub.times import Moment
 from incidents import store
 from incidents.actions import apply_action, take_on
 from incidents.attachments import (
@@ -101,7 +102,7 @@ async def list_incidents(
     category: Category = None,
     priority: Priority | None = None,
     source: Literal["rule", "report", "public"] | None = None,
-    since: datetime | None = None,
+    since: Moment | None = None,
     limit: Limit = 100,
     cursor: Cursor = None,
 ) -> Page[IncidentWithPhotos]:

@@ -141,12 +141,12 @@ async def onenet_push(request: Request, who: Pusher, pool: DbPool) -> PushResult
                 )
                 totals.rejected[Reason.UNKNOWN_DEVICE.value] += 1
                 continue
-            try:
-                uplinks = onenet.to_uplinks(items, decoder)
-            except ValueError as exc:
-                await reject(conn, "onenet", raw, Reason.SCHEMA, str(exc), area=device.area,
+            uplinks, errors = onenet.to_uplinks(items, decoder)
+            for error in errors:  # each report that cannot be read; the others still land
+                await reject(conn, "onenet", raw, Reason.SCHEMA, error, area=device.area,
                              device=device)  # fmt: skip
                 totals.rejected[Reason.SCHEMA.value] += 1
+            if not uplinks:
                 continue
             result = await deliver(conn, _pipeline(request), device, uplinks)
             totals.accepted += result.accepted

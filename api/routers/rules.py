@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -15,6 +15,7 @@ from api.tokens import Role
 from devices.paging import Page
 from hub.durations import parse_duration
 from hub.errors import Invalid, UnsupportedMediaType
+from hub.times import Moment
 from incidents.stats import RuleStats, rule_stats
 from rules import documents, store
 from rules.backtest import Backtest, backtest, stored_history
@@ -100,8 +101,8 @@ async def delete_rule(rule_id: str, who: RuleWriter, pool: DbPool) -> Response:
 class BacktestIn(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    start: datetime = Field(alias="from")
-    end: datetime = Field(alias="to")
+    start: Moment = Field(alias="from")
+    end: Moment = Field(alias="to")
     rule: dict[str, Any] | None = None
 
 
@@ -140,8 +141,8 @@ async def stats_of_rule(
     rule_id: str,
     who: Reader,
     pool: DbPool,
-    start: Annotated[datetime, Query(alias="from")],
-    end: Annotated[datetime, Query(alias="to")],
+    start: Annotated[Moment, Query(alias="from")],
+    end: Annotated[Moment, Query(alias="to")],
 ) -> RuleStats:
     """Incidents the rule opened, signals attached, closed as false alarm → precision."""
     async with pool.connection() as conn:

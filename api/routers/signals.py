@@ -19,6 +19,7 @@ from devices.paging import Page, decode_int_cursor, encode_cursor
 from hub import signal_log
 from hub.contracts import KINDS, Signal
 from hub.errors import NotFound
+from hub.times import Moment
 from incidents import store
 
 router = APIRouter(tags=["signals"])
@@ -74,8 +75,8 @@ async def list_signals(
     source_id: DeviceId = None,
     source_type: Annotated[str | None, Query(pattern=r"^(smoke_sensor|id_reader|camera)$")] = None,
     area: AreaFilter = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Moment | None = None,
+    until: Moment | None = None,
     limit: Limit = 100,
     cursor: Cursor = None,
 ) -> Page[SignalOut]:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from api.deps import AreaFilter, Category, DbPool, Reader
 from hub.contracts import Priority
 from hub.errors import Invalid
+from hub.times import Moment
 from incidents.stats import GroupBy, Stats, incident_stats
 
 router = APIRouter(tags=["stats"])
@@ -21,9 +22,9 @@ async def stats(
     who: Reader,
     pool: DbPool,
     start: Annotated[
-        datetime | None, Query(alias="from", description="default: to − 30 days")
+        Moment | None, Query(alias="from", description="default: to − 30 days")
     ] = None,
-    end: Annotated[datetime | None, Query(alias="to", description="default: now")] = None,
+    end: Annotated[Moment | None, Query(alias="to", description="default: now")] = None,
     group_by: GroupBy = "none",
     area: AreaFilter = None,
     category: Category = None,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -13,6 +12,7 @@ from api.deps import DbPool, Limit
 from api.tokens import Role
 from hub.errors import Forbidden, Invalid
 from hub.secret import hmac_key
+from hub.times import Moment
 from ingest import idcard, watchlists
 from ingest.id_reads import IdReadOut, find_reads
 
@@ -81,8 +81,8 @@ async def id_reads(
     pool: DbPool,
     id_hash: Annotated[str | None, Query(pattern=r"^[0-9a-f]{64}$")] = None,
     id_masked: Annotated[str | None, Query(pattern=r"^\d{4}\*{10}[\dX]{4}$")] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Moment | None = None,
+    until: Moment | None = None,
     limit: Limit = 100,
 ) -> list[IdReadOut]:
     """Reads by hash or masked number, newest first, within the caller's area."""

@@ -23,7 +23,8 @@ class CtwingPush(BaseModel):
     """The envelope fields we use; CTWing sends more (tenantId, productId, protocol,
     serviceId, IMSI, topic, ...), which are ignored."""
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    # Strict: the platform sends numbers as JSON numbers; `true` is no event type.
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, strict=True)
 
     message_type: str = Field(alias="messageType", max_length=64)
     device_id: str = Field(alias="deviceId", min_length=1, max_length=64)
@@ -49,12 +50,12 @@ def to_uplinks(push: CtwingPush, decoder: str) -> list[Uplink]:
     """The hub's uplinks for one push; ValueError when the push cannot be understood."""
     match push.message_type:
         case "dataReport":
-            fields = _report_fields(push.payload or {})
-            return decode_fields(decoder, fields, push.seq, push.timestamp)
+            fields, typed = _report_fields(push.payload or {})
+            return decode_fields(decoder, fields, push.seq, push.timestamp, typed=typed)
         case "eventReport":
             if not push.event_content:
                 raise ValueError("eventReport needs eventContent")
-            return decode_fields(decoder, push.event_content, push.seq, push.timestamp)
+            return decode_fields(decoder, push.event_content, push.seq, push.timestamp, typed=True)
         case "deviceOnlineOfflineReport":
             if push.event_type not in (0, 1):
                 raise ValueError("deviceOnlineOfflineReport needs eventType 1 (online) or 0")
@@ -62,11 +63,12 @@ def to_uplinks(push: CtwingPush, decoder: str) -> list[Uplink]:
     raise ValueError(f"messageType {push.message_type!r} is not handled")
 
 
-def _report_fields(payload: dict[str, Any]) -> dict[str, Any]:
-    """Fields of a dataReport: `serviceData` (object model), or `APPdata` (base64 JSON of a
-    transparent-transmission device)."""
+def _report_fields(payload: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """Fields of a dataReport, and whether the platform typed them: `serviceData` (the
+    product's object model: typed), or `APPdata` (base64 of the JSON a transparent-transmission
+    device wrote itself: untyped)."""
     if isinstance(payload.get("serviceData"), dict):
-        return dict(payload["serviceData"])
+        return dict(payload["serviceData"]), True
     if "APPdata" in payload:
         try:
             decoded = json.loads(base64.b64decode(str(payload["APPdata"]), validate=True))
@@ -74,5 +76,5 @@ def _report_fields(payload: dict[str, Any]) -> dict[str, Any]:
             raise ValueError("APPdata is not base64 of a JSON object") from None
         if not isinstance(decoded, dict):
             raise ValueError("APPdata is not base64 of a JSON object")
-        return decoded
-    return payload
+        return decoded, False
+    return payload, True

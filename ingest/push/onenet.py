@@ -70,6 +70,9 @@ class Report:
     ts: int  # ms
     fields: dict[str, Any] = field(default_factory=dict)
     online: bool | None = None
+    # Whether the platform typed the values (Studio's thing model) or carries the device's own
+    # untyped values (legacy data points): ingest.push.vendors.
+    typed: bool = True
 
 
 def parse(msg: Any) -> list[Report]:
@@ -100,10 +103,10 @@ def _legacy(
     at = _int(item.get("at"), "at")
     if item.get("type") == 1:
         # Data points reported at the same instant form one report, identified by `at`.
-        report = points.setdefault((source, at), Report(source, at, at))
+        report = points.setdefault((source, at), Report(source, at, at, typed=False))
         report.fields[str(item.get("ds_id"))] = item.get("value")
     elif item.get("type") == 2:
-        reports.append(Report(source, at, at, online=item.get("status") == 1))
+        reports.append(Report(source, at, at, online=_status(item.get("status"))))
     else:
         raise ValueError(f"message type {item.get('type')!r} is not handled")
 
@@ -137,23 +140,30 @@ def _studio(item: dict[str, Any]) -> Report:
             fields.setdefault(name, 1)  # and the event itself, by its identifier
         else:
             fields[name] = value
-        if isinstance(point, dict) and isinstance(point.get("time"), int):
-            times.append(point["time"])
+        if isinstance(point, dict) and point.get("time") is not None:
+            times.append(_int(point["time"], f"{name}.time"))
     ts = max(times) if times else _int(item.get("time", data.get("time")), "time")
     message_id = str(data.get("id", ""))
     seq = int(message_id) if message_id.isdigit() and len(message_id) <= 15 else ts
     return Report(source, seq, ts, fields=fields)
 
 
-def to_uplinks(reports: list[Report], decoder: str) -> list[Uplink]:
-    """The hub's uplinks for one device's reports."""
+def to_uplinks(reports: list[Report], decoder: str) -> tuple[list[Uplink], list[str]]:
+    """The hub's uplinks for one device's reports, and why each report that could not be
+    decoded was not (the others still land)."""
     uplinks: list[Uplink] = []
+    errors: list[str] = []
     for report in sorted(reports, key=lambda r: r.ts):
         if report.online is not None:
             uplinks.append(Uplink("status", {"online": report.online}))
-        else:
-            uplinks += decode_fields(decoder, report.fields, report.seq, report.ts)
-    return uplinks
+            continue
+        try:
+            uplinks += decode_fields(
+                decoder, report.fields, report.seq, report.ts, typed=report.typed
+            )
+        except ValueError as exc:
+            errors.append(str(exc))
+    return uplinks, errors
 
 
 def by_source(reports: list[Report]) -> dict[Source, list[Report]]:
@@ -161,6 +171,12 @@ def by_source(reports: list[Report]) -> dict[Source, list[Report]]:
     for report in reports:
         grouped[report.source].append(report)
     return dict(grouped)
+
+
+def _status(value: Any) -> bool:
+    if isinstance(value, bool) or value not in (0, 1):
+        raise ValueError("a type 2 message's status is 1 (online) or 0 (offline)")
+    return bool(value == 1)
 
 
 def _int(value: Any, name: str) -> int:

@@ -64,9 +64,10 @@ PARTS_PER_REPORT = 8
 
 
 def decode_fields(
-    decoder_name: str, fields: Mapping[str, Any], seq: int, ts_ms: int
+    decoder_name: str, fields: Mapping[str, Any], seq: int, ts_ms: int, *, typed: bool
 ) -> list[Uplink]:
-    """Vendor fields → telemetry and event uplinks.
+    """Vendor fields → telemetry and event uplinks. `typed`: the platform gives the values
+    JSON types of its object model (ingest.push.vendors).
 
     The parts of report n get seq 8n (telemetry) and 8n+1... (events), so each stays
     idempotent on the platform's packet number n (or, without one, its timestamp).
@@ -74,7 +75,7 @@ def decode_fields(
     decoder = DECODERS.get(decoder_name)
     if decoder is None:
         raise ValueError(f"unknown vendor_format {decoder_name!r}; known: {', '.join(DECODERS)}")
-    decoded: Decoded = decoder.decode(fields)
+    decoded: Decoded = decoder.decode(fields, typed=typed)
     base = PARTS_PER_REPORT * seq
     uplinks = []
     if decoded.telemetry:

@@ -9,13 +9,24 @@ OneNET object models, in any letter case: the `Alarm_Status` code table, the `sm
 `Temperature`, `Battery_Level` / `battery_value`, `battery_voltage`, `Signal_Strength` /
 `rsrp`). A report in which it knows no field at all is refused (kept as a dead letter), so a
 vendor format nobody mapped yet shows instead of vanishing.
+
+Values keep the JSON type the platform gives them. Where the platform types them (a CTWing
+product's object model in `serviceData` and `eventContent`, OneNET Studio's thing model) a
+reading is a JSON number, `Alarm_Status` an integer and a flag 0/1 or a boolean: `"0.5"`,
+`"1"` or `true` for a reading refuse the report (`schema`). Where the platform carries the
+device's own text untyped (CTWing's transparent `APPdata`, OneNET's legacy data points), digit
+strings are read as the numbers they spell.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+# A decimal numeral as a device may write one in text (no `nan`, `inf` or digits of other scripts).
+_NUMERAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -27,7 +38,7 @@ class Decoded:
 class VendorDecoder(Protocol):
     name: str
 
-    def decode(self, fields: Mapping[str, Any]) -> Decoded: ...
+    def decode(self, fields: Mapping[str, Any], *, typed: bool) -> Decoded: ...
 
 
 # Alarm_Status codes of the common NB-IoT smoke sensor object model.
@@ -65,15 +76,18 @@ class AlarmStatusDecoder:
 
     name = "alarm_status"
 
-    def decode(self, fields: Mapping[str, Any]) -> Decoded:
+    def decode(self, fields: Mapping[str, Any], *, typed: bool) -> Decoded:
+        """`typed`: the platform gives each value its JSON type (see the module's docstring)."""
         lower = {str(k).lower(): v for k, v in fields.items()}
         telemetry: dict[str, Any] = {}
         for metric, names in READINGS.items():
             value = next((lower[n] for n in names if lower.get(n) is not None), None)
             if value is not None:
-                telemetry[metric] = _number(value, metric)
-        kinds = self._status_events(lower) + [
-            event for event, names in FLAGS.items() if any(_flag(lower.get(n)) for n in names)
+                telemetry[metric] = _number(value, metric, typed=typed)
+        kinds = self._status_events(lower, typed=typed) + [
+            event
+            for event, names in FLAGS.items()
+            if any(_flag(lower.get(n), n, typed=typed) for n in names)
         ]
         if not telemetry and not _VOCABULARY & lower.keys():
             raise ValueError(f"no field the decoder knows among {sorted(fields)[:10]}")
@@ -82,11 +96,16 @@ class AlarmStatusDecoder:
         return Decoded(telemetry=telemetry, events=events)
 
     @staticmethod
-    def _status_events(lower: Mapping[str, Any]) -> list[str]:
+    def _status_events(lower: Mapping[str, Any], *, typed: bool) -> list[str]:
         code = lower.get(_ALARM_STATUS)
         if code is None:
             return []
-        if isinstance(code, str) and code.strip().isdigit():
+        if (
+            not typed
+            and isinstance(code, str)
+            and code.strip().isascii()
+            and code.strip().isdigit()
+        ):
             code = int(code)
         if isinstance(code, bool) or not isinstance(code, int) or code not in ALARM_STATUS_EVENTS:
             raise ValueError(f"Alarm_Status {code!r} is not in the code table (0-6)")
@@ -99,7 +118,8 @@ class NativeDecoder:
 
     name = "native"
 
-    def decode(self, fields: Mapping[str, Any]) -> Decoded:
+    def decode(self, fields: Mapping[str, Any], *, typed: bool) -> Decoded:
+        # The hub's own payload models check the types, strictly, whatever the platform.
         body = dict(fields)
         kind = body.pop("type", None)
         if kind:
@@ -107,21 +127,24 @@ class NativeDecoder:
         return Decoded(telemetry=body)
 
 
-def _number(value: Any, metric: str) -> float:
-    if isinstance(value, bool):
-        raise ValueError(f"{metric}: {value!r} is not a number")
-    try:
+def _number(value: Any, metric: str, *, typed: bool) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{metric}: {value!r} is not a number") from None
+    if not typed and isinstance(value, str) and _NUMERAL.fullmatch(value.strip()):
+        return float(value)
+    raise ValueError(f"{metric}: {value!r} is not a number")
 
 
-def _flag(value: Any) -> bool:
+def _flag(value: Any, name: str, *, typed: bool) -> bool:
+    if value is None:
+        return False
     if isinstance(value, bool):
         return value
     if isinstance(value, int | float):
         return value == 1
-    return isinstance(value, str) and value.strip().lower() in ("1", "true", "alarm")
+    if not typed and isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "alarm")
+    raise ValueError(f"{name}: {value!r} is not 0, 1, true or false")
 
 
 DECODERS: dict[str, VendorDecoder] = {d.name: d for d in (AlarmStatusDecoder(), NativeDecoder())}
