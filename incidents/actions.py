@@ -1,5 +1,6 @@
 """People's actions on incidents: accept, dispatch, start, resolve, verify, reject, close,
-rate, comment; each an audit row, a 409 where the state does not allow it."""
+rate, comment, and 吹哨报到's summon, report_in, rate_unit, flag_unit, rate_whistle; each an
+audit row, a 409 where the state does not allow it."""
 
 from __future__ import annotations
 
@@ -12,10 +13,20 @@ from psycopg.rows import DictRow
 from devices.models import Unit
 from devices.units import get_unit
 from hub.errors import Conflict, Invalid, NotFound
+from incidents import summons
 from incidents.events import record_change
 from incidents.models import ActionIn, Incident
-from incidents.states import Action, CloseReason, Status, allowed_actions, next_status
-from incidents.store import COLUMNS, get_incident, record_audit
+from incidents.sla import Sla
+from incidents.states import (
+    SUMMON_ACTIONS,
+    Action,
+    CloseReason,
+    Status,
+    allowed_actions,
+    next_status,
+)
+from incidents.store import COLUMNS, get_incident, record_audit, with_summons
+from incidents.summons import summon_step
 
 
 async def apply_action(
@@ -26,8 +37,10 @@ async def apply_action(
     actor: str,
     scope: str,
     now: datetime,
+    sla: Sla | None = None,
 ) -> Incident:
-    """Move an incident through the loop; 409 when its state does not allow the action."""
+    """Move an incident through the loop; 409 when its state does not allow the action.
+    `sla` gives a summon its report-in time (the defaults without it)."""
     current = await get_incident(conn, incident_id, scope=scope, for_update=True)
     target = next_status(current.status, action.action)
     if target is None:
@@ -58,6 +71,16 @@ async def apply_action(
             if current.rating is not None:
                 raise Conflict("this incident was rated already", field="rating")
             changes["rating"] = action.rating
+    summoned: dict[str, Any] = {}
+    if action.action in SUMMON_ACTIONS:
+        level = scope or current.escalated_to or current.area
+        report_by = now + (sla or Sla()).summon[current.priority]
+        summoned = await summon_step(conn, current, action, actor=actor, level=level,
+                                     report_by=report_by, scope=scope, now=now)  # fmt: skip
+        if action.lead is not None:
+            changes["unit_id"] = action.lead
+    elif action.action is Action.ACKNOWLEDGE and action.unit_id is not None:
+        await summons.acknowledge(conn, incident_id, action.unit_id, now)
     assignments = ", ".join(f"{name} = %({name})s" for name in changes)
     cur = await conn.execute(
         f"UPDATE incidents SET {assignments} WHERE id = %(id)s RETURNING {COLUMNS}",
@@ -66,7 +89,7 @@ async def apply_action(
     row = await cur.fetchone()
     assert row is not None
     updated = Incident.model_validate(row)
-    data = {
+    data = summoned or {
         k: v
         for k, v in {
             "unit_id": changes.get("unit_id"),
@@ -76,11 +99,23 @@ async def apply_action(
         if v is not None
     }
     await record_audit(conn, incident_id, actor, action.action.value, current.status, target, now,
-                       note=action.note, data=data)  # fmt: skip
+                       note=action.note or action.comment, data=data)  # fmt: skip
+    if action.action is Action.CLOSE:
+        await _flag_at_close(conn, updated, target, now)
     if action.action is not Action.COMMENT:
         await record_change(conn, "incident.updated", updated, at=now, action=action.action.value,
                             data=data)  # fmt: skip
-    return updated
+    [answer] = await with_summons(conn, [updated])
+    return answer
+
+
+async def _flag_at_close(
+    conn: AsyncConnection[DictRow], incident: Incident, status: Status, now: datetime
+) -> None:
+    """The negative-list flags a 日常哨 earns at its close, each in the audit."""
+    for flagged in await summons.flags_at_close(conn, incident, now):
+        await record_audit(conn, incident.id, "shaobing", Action.FLAG_UNIT.value, status, status,
+                           now, data=flagged)  # fmt: skip
 
 
 async def dispatchable_unit(
