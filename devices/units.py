@@ -83,14 +83,17 @@ async def list_units(
     category: str | None = None,
     on_duty: bool | None = None,
     kind: UnitKind | None = None,
+    above: bool = False,
     limit: int = 100,
     cursor: str | None = None,
 ) -> Page[Unit]:
+    """`above`: also the units over the caller's area (a district's departments, which a
+    street summons)."""
     after = decode_cursor(cursor)
     cur = await conn.execute(
         f"""
         SELECT {_COLUMNS} FROM units
-        WHERE area LIKE %s AND area LIKE %s AND id > %s
+        WHERE (area LIKE %s OR (%s AND %s LIKE area || '%%')) AND area LIKE %s AND id > %s
           AND (%s::text IS NULL OR %s = ANY(categories))
           AND (%s::boolean IS NULL OR on_duty = %s)
           AND (%s::text IS NULL OR kind = %s)
@@ -98,6 +101,8 @@ async def list_units(
         """,
         (
             scope + "%",
+            above,
+            scope,
             (area or "") + "%",
             after,
             category,

@@ -12,6 +12,7 @@ from psycopg.rows import DictRow
 
 from devices.models import Unit
 from devices.units import get_unit
+from hub.contracts import Priority
 from hub.errors import Conflict, Invalid, NotFound
 from incidents import summons
 from incidents.events import record_change
@@ -74,9 +75,14 @@ async def apply_action(
     summoned: dict[str, Any] = {}
     if action.action in SUMMON_ACTIONS:
         level = scope or current.escalated_to or current.area
-        report_by = now + (sla or Sla()).summon[current.priority]
+        whistle = _whistle(current.priority, action.whistle)
+        if whistle is not current.priority:
+            changes["priority"] = whistle.value
+        report_by = now + (sla or Sla()).summon[whistle]
         summoned = await summon_step(conn, current, action, actor=actor, level=level,
                                      report_by=report_by, scope=scope, now=now)  # fmt: skip
+        if action.action is Action.SUMMON:
+            summoned["whistle"] = whistle.value
         if action.lead is not None:
             changes["unit_id"] = action.lead
     elif action.action is Action.ACKNOWLEDGE and action.unit_id is not None:
@@ -107,6 +113,14 @@ async def apply_action(
                             data=data)  # fmt: skip
     [answer] = await with_summons(conn, [updated])
     return answer
+
+
+_RANK = {Priority.EMERGENCY: 0, Priority.MAJOR: 1, Priority.ROUTINE: 2}
+
+
+def _whistle(current: Priority, blown: Priority | None) -> Priority:
+    """The whistle a summon blows: the incident's priority, or a higher one it names."""
+    return blown if blown is not None and _RANK[blown] < _RANK[current] else current
 
 
 async def _flag_at_close(

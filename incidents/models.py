@@ -99,6 +99,11 @@ class ActionIn(BaseModel):
         | None
     ) = None
     comment: Annotated[str, Field(max_length=2000, title="rate_unit, rate_whistle")] | None = None
+    whistle: Priority | None = Field(
+        default=None,
+        title="summon: the whistle blown (日常哨 routine, 攻坚哨 major, 应急哨 emergency);"
+        " it raises the incident's priority, never lowers it",
+    )
     flags: (
         Annotated[
             list[Flag], Field(min_length=1, max_length=4, title="flag_unit: 日常哨 negative list")

@@ -70,18 +70,25 @@ async def is_summoned(conn: AsyncConnection[DictRow], incident_id: int, unit_id:
     return await cur.fetchone() is not None
 
 
+def reachable(unit_area: str, scope: str, incident_area: str) -> bool:
+    """A unit a caller may summon: in the caller's area or over it (a district's department,
+    for a street or community), and in the incident's district or over it (a city's)."""
+    mine = unit_area.startswith(scope) or scope.startswith(unit_area)
+    return mine and (incident_area.startswith(unit_area) or unit_area.startswith(incident_area[:6]))
+
+
 async def summonable_units(
     conn: AsyncConnection[DictRow], unit_ids: list[str], incident: Incident, *, scope: str
 ) -> list[Unit]:
-    """The units named, each in the caller's area and the incident's district and on duty;
-    any other reads as not there (422), whatever it is."""
+    """The units named, each reachable (above) and on duty; any other reads as not there
+    (422), whatever it is."""
     found = []
     for unit_id in dict.fromkeys(unit_ids):
         try:
-            unit = await get_unit(conn, unit_id, scope=scope)
+            unit = await get_unit(conn, unit_id, scope="")
         except NotFound:
             unit = None
-        if unit is None or not unit.area.startswith(incident.area[:6]):
+        if unit is None or not reachable(unit.area, scope, incident.area):
             raise Invalid(f"no unit {unit_id} can be summoned to this incident", field="unit_ids")
         if not unit.on_duty:
             raise Invalid(f"unit {unit.id} is off duty", field="unit_ids")

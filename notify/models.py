@@ -185,7 +185,9 @@ class Notification(BaseModel):
     id: int
     incident_id: int
     event: str
-    reason: str = Field(description="route:<id>, unit:<id> (a dispatched or summoned unit) or parent:<id> (督办)")
+    reason: str = Field(
+        description="route:<id>, unit:<id> (a dispatched or summoned unit) or parent:<id> (督办)"
+    )
     repeat_no: int
     channel_id: str
     status: Literal["pending", "sending", "delivered", "failed"]

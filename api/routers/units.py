@@ -47,9 +47,12 @@ async def list_units(
     category: str | None = None,
     on_duty: bool | None = None,
     kind: UnitKind | None = None,
+    above: bool = False,
     limit: Limit = 100,
     cursor: str | None = None,
 ) -> Page[Unit]:
+    """`above=true`: also the units over your area (the district's departments a street or
+    community summons: `kind=department&above=true`)."""
     async with pool.connection() as conn:
         return await units.list_units(
             conn,
@@ -58,6 +61,7 @@ async def list_units(
             category=category,
             on_duty=on_duty,
             kind=kind,
+            above=above,
             limit=limit,
             cursor=cursor,
         )
