@@ -26,6 +26,7 @@ from incidents.actions import apply_action
 from incidents.escalation import escalate_overdue
 from incidents.models import ActionIn
 from incidents.sla import Sla
+from incidents.states import Status
 from incidents.summon_sweep import raise_overdue, remind_ratings
 from tests.conftest import issue
 from tests.notify_helpers import open_incident, running_notifier
@@ -375,3 +376,38 @@ def test_who_may_summon_and_who_sees_what(
         json={"action": "rate_unit", "unit_id": "D-OFF", "rating": 4},
     )
     assert stranger.status_code == 422
+
+
+SUMMONED_PATHS: dict[Status, list[str]] = {
+    Status.DISPATCHED: [],
+    Status.HANDLING: ["start"],
+    Status.RESOLVED: ["start", "resolve"],
+    Status.VERIFIED: ["start", "resolve", "verify"],
+    Status.CLOSED: ["start", "resolve", "verify", "close"],
+}
+
+
+@pytest.mark.parametrize("status", list(SUMMONED_PATHS))
+def test_report_in_and_ratings_in_every_state(
+    districts: httpx.Client, api_url: str, database_url: str, status: Status
+) -> None:
+    """report_in while open, rate_unit once closed, rate_whistle any time; else a 409."""
+    admin = districts
+    _department(admin, "D-ZJ", "区住建局")
+    staff = grid_worker(api_url, "D-ZJ", DISTRICT)
+    incident = open_incident(database_url, COMMUNITY, title=f"{status.value}")
+    _act(admin, incident.id, "accept")
+    _act(admin, incident.id, "summon", unit_ids=["D-ZJ"], lead="D-ZJ")
+    for step in SUMMONED_PATHS[status]:
+        _act(admin, incident.id, step, **({"reason": "resolved"} if step == "close" else {}))
+    open_ = status is not Status.CLOSED
+    cases = [
+        (admin, {"action": "report_in", "unit_id": "D-ZJ"}, 200 if open_ else 409),
+        (admin, {"action": "rate_unit", "unit_id": "D-ZJ", "rating": 4}, 409 if open_ else 200),
+        (staff, {"action": "rate_whistle", "rating": 5}, 200),
+    ]
+    for client, body, expected in cases:
+        response = client.post(f"/api/v1/incidents/{incident.id}/actions", json=body)
+        assert response.status_code == expected, (status, body, response.text)
+        if expected == 409:
+            assert f"cannot {body['action']}" in response.json()["error"]["message"]
