@@ -10,12 +10,15 @@ import asyncio
 import csv
 import io
 import re
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
+from psycopg.rows import dict_row
 from websockets.sync.client import connect as ws_connect
 
 from hub.contracts import Priority
@@ -29,12 +32,13 @@ from incidents.sla import Sla
 from incidents.states import Status
 from incidents.summon_sweep import raise_overdue, remind_ratings
 from tests.conftest import issue
-from tests.notify_helpers import open_incident, running_notifier
+from tests.notify_helpers import open_incident, running_notifier, wait_until
 from tests.platform_receivers import Received, Webhook, serving
 from tests.test_notify import channel, route
 from tests.test_registry_api import COMMUNITY, register_area
 from tests.test_reports import grid_worker, intake_key
 from tests.test_stream import next_event, ws_url
+from tests.test_topology import start  # noqa: F401  (the fixture)
 
 DISTRICT = COMMUNITY[:6]
 STREET = COMMUNITY[:9]
@@ -233,12 +237,12 @@ def _routine_whistle(database_url: str) -> int:
     """A 日常哨 two days ago: 住建 reports in a day and an hour late, 城管 never; closed."""
     incident = open_incident(database_url, COMMUNITY, title="路灯不亮", building="5栋",
                              priority=Priority.ROUTINE, category="building_safety")  # fmt: skip
-    start = datetime.now(UTC) - timedelta(days=2)
+    began = datetime.now(UTC) - timedelta(days=2)
 
     async def steps(conn: Any) -> None:
         async def do(after: timedelta, **action: Any) -> None:
             await apply_action(conn, incident.id, ActionIn(**action), actor="street",
-                               scope=STREET, now=start + after)  # fmt: skip
+                               scope=STREET, now=began + after)  # fmt: skip
 
         await do(timedelta(0), action="accept")
         await do(timedelta(minutes=5), action="summon", unit_ids=["D-ZJ", "D-CG"])
@@ -347,8 +351,8 @@ def test_who_may_summon_and_who_sees_what(
                               json={"action": "report_in", "unit_id": "D-CG"})  # fmt: skip
     assert for_other.status_code == 403
     # Not the lead: it reports in, but does not start the work.
-    start = zj_staff.post(f"/api/v1/incidents/{summoned.id}/actions", json={"action": "start"})
-    assert start.status_code == 403
+    working = zj_staff.post(f"/api/v1/incidents/{summoned.id}/actions", json={"action": "start"})
+    assert working.status_code == 403
     done = _act(zj_staff, summoned.id, "report_in")
     assert {s["unit_id"]: s["status"] for s in done["summons"]}["D-ZJ"] == "reported"
     twice = zj_staff.post(f"/api/v1/incidents/{summoned.id}/actions",
@@ -411,3 +415,61 @@ def test_report_in_and_ratings_in_every_state(
         assert response.status_code == expected, (status, body, response.text)
         if expected == 409:
             assert f"cannot {body['action']}" in response.json()["error"]["message"]
+
+
+def _summoned_long_ago(database_url: str, count: int) -> None:
+    """`count` incidents, each with 住建 summoned an hour ago and never reported in."""
+    ids = [open_incident(database_url, COMMUNITY, title=f"#{n}", building=f"{n}栋").id
+           for n in range(count)]  # fmt: skip
+    then = datetime.now(UTC) - timedelta(hours=1)
+
+    async def steps(conn: Any) -> None:
+        for incident_id in ids:
+            for action in (ActionIn(action="accept"),
+                           ActionIn(action="summon", unit_ids=["D-ZJ"])):  # fmt: skip
+                await apply_action(conn, incident_id, action, actor="t", scope="", now=then)
+
+    _run(database_url, steps)
+
+
+def test_a_timer_killed_mid_sweep_raises_each_overdue_once(
+    districts: httpx.Client,
+    database_url: str,
+    start: Any,  # noqa: F811  (the fixture)
+) -> None:
+    """`shaobing rules` SIGKILLed while its sweep holds the 报到 records: a new one raises
+    every overdue unit, and none twice (the marks, audit rows and events share a
+    transaction)."""
+    _department(districts, "D-ZJ", "区住建局")
+    count = 300
+    _summoned_long_ago(database_url, count)
+    run = start(database_url)
+    rules = run("rules", "rules")
+    sweeping = (
+        "SELECT count(*) AS n FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+        " WHERE c.relname = 'incident_summons' AND l.mode = 'RowShareLock'"
+    )
+    raised = "SELECT count(*) AS n FROM incident_events WHERE kind = 'incident.summon_overdue'"
+    with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as conn:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if conn.execute(sweeping).fetchone()["n"] or conn.execute(raised).fetchone()["n"]:
+                break
+            time.sleep(0.005)
+        rules.kill()
+        before = conn.execute(raised).fetchone()["n"]
+        assert before in (0, count)  # all of a sweep or none of it
+        run("rules-again", "rules").wait_ready()
+        wait_until(lambda: conn.execute(raised).fetchone()["n"] >= count, timeout=30)
+        rows = conn.execute(
+            "SELECT incident_id, count(*) AS n FROM incident_events"
+            " WHERE kind = 'incident.summon_overdue' GROUP BY incident_id"
+        ).fetchall()
+        audits = conn.execute(
+            "SELECT count(*) AS n FROM incident_audit WHERE action = 'summon_overdue'"
+        ).fetchone()["n"]
+        marked = conn.execute(
+            "SELECT count(*) AS n FROM incident_summons WHERE overdue_at IS NOT NULL"
+        ).fetchone()["n"]
+    assert len(rows) == count and {r["n"] for r in rows} == {1}
+    assert audits == marked == count
