@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -14,6 +15,7 @@ from api.auth_limit import FailedAuthentications
 from api.tokens import ISSUABLE, Role, find_token
 from hub.errors import Forbidden, Unauthorized
 from hub.secret import hmac_key
+from incidents.models import Incident
 from incidents.states import Status
 from incidents.store import incidents_by_id
 from notify.links import PREFIX as LINK_PREFIX
@@ -27,6 +29,8 @@ REGISTRY_WRITERS = frozenset({Role.ADMIN, Role.INTEGRATOR})
 ZONE_WRITERS = frozenset({Role.ADMIN, Role.INTEGRATOR, Role.OPERATOR})
 UNIT_WRITERS = frozenset({Role.ADMIN, Role.INTEGRATOR, Role.DISPATCHER})
 TOKEN_MANAGERS = frozenset({Role.ADMIN})
+
+RATE_WHISTLE_WINDOW = timedelta(days=7)  # a summoned unit's link rates its whistle after close
 
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <token>`")
 
@@ -86,10 +90,26 @@ async def _unit_link(
     if link is None:
         limiter.failed(client)
         raise Unauthorized("unknown link")
-    if incident is None or incident.status is Status.CLOSED or incident.unit_id != link.unit_id:
+    if incident is None or not _link_open(incident, link.unit_id, datetime.now(UTC)):
         raise Unauthorized("this link has expired: the incident is closed or with another unit")
     return Principal(token_id=None, name=f"unit:{link.unit_id}", role=Role.UNIT_LINK,
-                     area_prefix=incident.area, incident_id=incident.id)  # fmt: skip
+                     area_prefix=incident.area, incident_id=incident.id,
+                     unit_id=link.unit_id)  # fmt: skip
+
+
+def _link_open(incident: Incident, unit_id: str, now: datetime) -> bool:
+    """A dispatched unit's link works while the incident is open and with it; a summoned
+    unit's while it is open, and for a week after the close until the unit rated its whistle."""
+    record = next((s for s in incident.summons if s.unit_id == unit_id), None)
+    if incident.status is not Status.CLOSED:
+        return incident.unit_id == unit_id or record is not None
+    closed = incident.closed_at
+    return (
+        record is not None
+        and record.whistle_rating is None
+        and closed is not None
+        and now - closed < RATE_WHISTLE_WINDOW
+    )
 
 
 def allow_push() -> Callable[..., Awaitable[Principal]]:

@@ -13,7 +13,16 @@ from fastapi.staticfiles import StaticFiles
 
 BUILT = Path(str(files("api").joinpath("console")))
 # The console's own routes (web/src/router.ts): each answers its one page, index.html.
-PAGES = ("/", "/login", "/map", "/devices", "/stats", "/rules", "/incidents/{incident_id}")
+PAGES = (
+    "/",
+    "/login",
+    "/map",
+    "/devices",
+    "/stats",
+    "/rules",
+    "/departments",
+    "/incidents/{incident_id}",
+)
 _NOT_BUILT = """<!doctype html><meta charset="utf-8"><title>哨兵</title>
 <p>The console is not built in this installation: run <code>make console</code> (Node 20).
 The API is at <a href="/docs">/docs</a>.</p>"""

@@ -108,8 +108,9 @@ class Broadcaster:
 
 @router.websocket("/api/v1/stream")
 async def stream(websocket: WebSocket) -> None:
-    """Events `incident.created`, `incident.updated`, `incident.escalated`, `device.offline`,
-    `device.online` for the caller's area. Token as `?token=`, `Authorization: Bearer`, or
+    """Events `incident.created`, `incident.updated`, `incident.escalated`,
+    `incident.summon_overdue`, `incident.rating_due`, `device.offline`, `device.online` for
+    the caller's area. Token as `?token=`, `Authorization: Bearer`, or
     (browsers, which keep tokens out of URLs) a first message `{"type": "auth", "token": ...}`
     within 10 s."""
     token = websocket.query_params.get("token") or _bearer(websocket.headers.get("authorization"))

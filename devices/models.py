@@ -67,6 +67,7 @@ class UnitKind(StrEnum):
     PROPERTY = "property"
     MEDICAL = "medical"
     EMERGENCY_UNIT = "emergency_unit"
+    DEPARTMENT = "department"  # a district department a whistle summons (吹哨报到)
 
 
 class Strict(BaseModel):
@@ -250,6 +251,9 @@ class UnitIn(_Located):
     categories: Annotated[list[Category], Field(max_length=32)] = Field(default_factory=list)
     on_duty: bool = True
     contacts: UnitContacts = UnitContacts()
+    parent_id: Identifier | None = Field(
+        default=None, title="the organisation above it (a unit), told when it is late (督办)"
+    )
 
 
 class UnitUpdate(_Located):
@@ -258,6 +262,7 @@ class UnitUpdate(_Located):
     categories: Annotated[list[Category], Field(max_length=32)] | None = None
     on_duty: bool | None = None
     contacts: UnitContacts | None = None
+    parent_id: Identifier | None = Field(default=None, title="the organisation above it")
 
 
 class Unit(BaseModel):
@@ -270,5 +275,6 @@ class Unit(BaseModel):
     categories: list[str]
     on_duty: bool
     contacts: UnitContacts
+    parent_id: str | None = None
     created_at: datetime
     updated_at: datetime

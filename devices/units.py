@@ -6,19 +6,41 @@ from psycopg import AsyncConnection, errors, sql
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
-from devices.models import Unit, UnitIn, UnitUpdate
+from devices.models import Unit, UnitIn, UnitKind, UnitUpdate
 from devices.paging import Page, decode_cursor, page_of
 from hub.db import fetch_model, set_clause
-from hub.errors import Conflict, Invalid
+from hub.errors import Conflict, Invalid, NotFound
 
-_COLUMNS = "id, name, kind, area, lat, lon, categories, on_duty, contacts, created_at, updated_at"
+_COLUMNS = (
+    "id, name, kind, area, lat, lon, categories, on_duty, contacts, parent_id, created_at,"
+    " updated_at"
+)
+
+
+def _missing(exc: errors.ForeignKeyViolation, area: str | None, parent: str | None) -> Invalid:
+    """Which reference was not there: the area, or the parent unit."""
+    if exc.diag.constraint_name == "units_parent_id_fkey":
+        return Invalid(f"no unit {parent} to be the parent", field="parent_id")
+    return Invalid(f"area {area} is not registered", field="area")
+
+
+async def check_parent(
+    conn: AsyncConnection[DictRow], parent_id: str | None, *, scope: str
+) -> None:
+    """A parent organisation is a unit the caller can see."""
+    if parent_id is None:
+        return
+    try:
+        await get_unit(conn, parent_id, scope=scope)
+    except NotFound:
+        raise Invalid(f"no unit {parent_id} in your area", field="parent_id") from None
 
 
 async def create_unit(conn: AsyncConnection[DictRow], data: UnitIn) -> Unit:
     try:
         cur = await conn.execute(
-            f"INSERT INTO units (id, name, kind, area, lat, lon, categories, on_duty, contacts)"
-            f" VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}",
+            f"INSERT INTO units (id, name, kind, area, lat, lon, categories, on_duty, contacts,"
+            f" parent_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}",
             (
                 data.id,
                 data.name,
@@ -29,12 +51,15 @@ async def create_unit(conn: AsyncConnection[DictRow], data: UnitIn) -> Unit:
                 sorted(set(data.categories)),
                 data.on_duty,
                 Jsonb(data.contacts.model_dump()),
+                data.parent_id,
             ),
         )
     except errors.UniqueViolation:
         raise Conflict(f"unit {data.id} already exists", field="id") from None
-    except errors.ForeignKeyViolation:
-        raise Invalid(f"area {data.area} is not registered", field="area") from None
+    except errors.ForeignKeyViolation as exc:
+        raise _missing(exc, data.area, data.parent_id) from None
+    except errors.CheckViolation:
+        raise Invalid("a unit cannot be its own parent", field="parent_id") from None
     row = await cur.fetchone()
     assert row is not None
     return Unit.model_validate(row)
@@ -57,19 +82,37 @@ async def list_units(
     area: str | None = None,
     category: str | None = None,
     on_duty: bool | None = None,
+    kind: UnitKind | None = None,
+    above: bool = False,
     limit: int = 100,
     cursor: str | None = None,
 ) -> Page[Unit]:
+    """`above`: also the units over the caller's area (a district's departments, which a
+    street summons)."""
     after = decode_cursor(cursor)
     cur = await conn.execute(
         f"""
         SELECT {_COLUMNS} FROM units
-        WHERE area LIKE %s AND area LIKE %s AND id > %s
+        WHERE (area LIKE %s OR (%s AND %s LIKE area || '%%')) AND area LIKE %s AND id > %s
           AND (%s::text IS NULL OR %s = ANY(categories))
           AND (%s::boolean IS NULL OR on_duty = %s)
+          AND (%s::text IS NULL OR kind = %s)
         ORDER BY id LIMIT %s
         """,
-        (scope + "%", (area or "") + "%", after, category, category, on_duty, on_duty, limit + 1),
+        (
+            scope + "%",
+            above,
+            scope,
+            (area or "") + "%",
+            after,
+            category,
+            category,
+            on_duty,
+            on_duty,
+            kind and kind.value,
+            kind and kind.value,
+            limit + 1,
+        ),
     )
     return page_of(Unit, await cur.fetchall(), limit)
 
@@ -92,8 +135,10 @@ async def update_unit(
     ).format(set_clause(fields))
     try:
         cur = await conn.execute(query, {**fields, "_id": unit_id})
-    except errors.ForeignKeyViolation:
-        raise Invalid(f"area {changes.area} is not registered", field="area") from None
+    except errors.ForeignKeyViolation as exc:
+        raise _missing(exc, changes.area, changes.parent_id) from None
+    except errors.CheckViolation:
+        raise Invalid("a unit cannot be its own parent", field="parent_id") from None
     row = await cur.fetchone()
     assert row is not None
     return Unit.model_validate(row)

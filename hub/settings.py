@@ -177,6 +177,14 @@ class Settings(BaseSettings):
     sla_emergency: str = Field(default="1m/30m", description="accept/resolve of emergencies")
     sla_major: str = Field(default="5m/4h", description="accept/resolve of major incidents")
     sla_routine: str = Field(default="30m/3d", description="accept/resolve of routine ones")
+    # How long a summoned department has to report in (报到), per whistle (吹哨报到).
+    summon_emergency: str = Field(default="15m", description="report-in time of 应急哨")
+    summon_major: str = Field(default="2h", description="report-in time of 攻坚哨")
+    summon_routine: str = Field(default="1d", description="report-in time of 日常哨")
+    summon_rating_remind: str = Field(
+        default="1d",
+        description="how often the summoning level is reminded of a rating it owes (一案一评)",
+    )
     public_url: str | None = Field(
         default=None,
         description="the hub's address as people reach it, for the links in"
@@ -204,6 +212,12 @@ class Settings(BaseSettings):
             raise ValueError(f"expected accept/resolve durations such as 5m/4h, got {value!r}")
         if parse_duration(accept, low=_SECOND) > parse_duration(resolve, low=_SECOND):
             raise ValueError(f"the accept time {accept} is longer than the resolve time {resolve}")
+        return value
+
+    @field_validator("summon_emergency", "summon_major", "summon_routine", "summon_rating_remind")
+    @classmethod
+    def _check_summon(cls, value: str) -> str:
+        parse_duration(value, low=_SECOND, high=timedelta(days=30))
         return value
 
     @field_validator("rules_lateness")

@@ -1,5 +1,6 @@
 """People's actions on incidents: accept, dispatch, start, resolve, verify, reject, close,
-rate, comment; each an audit row, a 409 where the state does not allow it."""
+rate, comment, and 吹哨报到's summon, report_in, rate_unit, flag_unit, rate_whistle; each an
+audit row, a 409 where the state does not allow it."""
 
 from __future__ import annotations
 
@@ -11,11 +12,22 @@ from psycopg.rows import DictRow
 
 from devices.models import Unit
 from devices.units import get_unit
+from hub.contracts import Priority
 from hub.errors import Conflict, Forbidden, Invalid, NotFound
+from incidents import summons
 from incidents.events import record_change
 from incidents.models import ActionIn, Incident
-from incidents.states import Action, CloseReason, Status, allowed_actions, next_status
-from incidents.store import COLUMNS, get_incident, record_audit
+from incidents.sla import Sla
+from incidents.states import (
+    SUMMON_ACTIONS,
+    Action,
+    CloseReason,
+    Status,
+    allowed_actions,
+    next_status,
+)
+from incidents.store import COLUMNS, get_incident, record_audit, with_summons
+from incidents.summons import summon_step
 
 
 async def apply_action(
@@ -26,8 +38,10 @@ async def apply_action(
     actor: str,
     scope: str,
     now: datetime,
+    sla: Sla | None = None,
 ) -> Incident:
-    """Move an incident through the loop; 409 when its state does not allow the action."""
+    """Move an incident through the loop; 409 when its state does not allow the action.
+    `sla` gives a summon its report-in time (the defaults without it)."""
     current = await get_incident(conn, incident_id, scope=scope, for_update=True)
     target = next_status(current.status, action.action)
     if target is None:
@@ -58,7 +72,23 @@ async def apply_action(
             if current.rating is not None:
                 raise Conflict("this incident was rated already", field="rating")
             changes["rating"] = action.rating
-    return await _move(conn, current, action, target, changes, actor=actor, now=now)
+    summoned: dict[str, Any] = {}
+    if action.action in SUMMON_ACTIONS:
+        level = scope or current.escalated_to or current.area
+        whistle = _whistle(current.priority, action.whistle)
+        if whistle is not current.priority:
+            changes["priority"] = whistle.value
+        report_by = now + (sla or Sla()).summon[whistle]
+        summoned = await summon_step(conn, current, action, actor=actor, level=level,
+                                     report_by=report_by, scope=scope, now=now)  # fmt: skip
+        if action.action is Action.SUMMON:
+            summoned["whistle"] = whistle.value
+        if action.lead is not None:
+            changes["unit_id"] = action.lead
+    elif action.action is Action.ACKNOWLEDGE and action.unit_id is not None:
+        await summons.acknowledge(conn, incident_id, action.unit_id, now)
+    return await _move(conn, current, action, target, changes, actor=actor, now=now,
+                       summoned=summoned)  # fmt: skip
 
 
 # What a reporter's own report needs before each step: a report nobody has dispatched is
@@ -110,8 +140,10 @@ async def _move(
     *,
     actor: str,
     now: datetime,
+    summoned: dict[str, Any] | None = None,
 ) -> Incident:
-    """Write one step: the incident's row, its audit row and (but for a comment) its event."""
+    """Write one step: the incident's row, its audit row (with what a summon recorded, in
+    `summoned`), a 日常哨's flags at its close and (but for a comment) its event."""
     incident_id = current.id
     assignments = ", ".join(f"{name} = %({name})s" for name in changes)
     cur = await conn.execute(
@@ -121,7 +153,7 @@ async def _move(
     row = await cur.fetchone()
     assert row is not None
     updated = Incident.model_validate(row)
-    data = {
+    data = summoned or {
         k: v
         for k, v in {
             "unit_id": changes.get("unit_id"),
@@ -131,11 +163,31 @@ async def _move(
         if v is not None
     }
     await record_audit(conn, incident_id, actor, action.action.value, current.status, target, now,
-                       note=action.note, data=data)  # fmt: skip
+                       note=action.note or action.comment, data=data)  # fmt: skip
+    if action.action is Action.CLOSE:
+        await _flag_at_close(conn, updated, target, now)
     if action.action is not Action.COMMENT:
         await record_change(conn, "incident.updated", updated, at=now, action=action.action.value,
                             data=data)  # fmt: skip
-    return updated
+    [answer] = await with_summons(conn, [updated])
+    return answer
+
+
+_RANK = {Priority.EMERGENCY: 0, Priority.MAJOR: 1, Priority.ROUTINE: 2}
+
+
+def _whistle(current: Priority, blown: Priority | None) -> Priority:
+    """The whistle a summon blows: the incident's priority, or a higher one it names."""
+    return blown if blown is not None and _RANK[blown] < _RANK[current] else current
+
+
+async def _flag_at_close(
+    conn: AsyncConnection[DictRow], incident: Incident, status: Status, now: datetime
+) -> None:
+    """The negative-list flags a 日常哨 earns at its close, each in the audit."""
+    for flagged in await summons.flags_at_close(conn, incident, now):
+        await record_audit(conn, incident.id, "shaobing", Action.FLAG_UNIT.value, status, status,
+                           now, data=flagged)  # fmt: skip
 
 
 async def dispatchable_unit(

@@ -11,6 +11,32 @@ from hub.contracts import Priority
 from hub.text import PlainText
 from incidents.states import Action, CloseReason, Status
 
+SummonStatus = Literal["summoned", "acknowledged", "reported", "overdue"]
+Light = Literal["green", "yellow", "red"]
+Flag = Literal["not_reported", "late", "shirking", "repeat"]  # 未报到, 超时报到, 推诿, 重复哨
+YELLOW_AT = 0.8  # share of the allowed time after which the light turns yellow
+
+
+class Summon(BaseModel):
+    """One unit a whistle summoned to the incident, and its 报到 record."""
+
+    unit_id: str
+    lead: bool
+    summoned_by: str
+    summoned_level: str = Field(description="the area of the level that blew the whistle")
+    summoned_at: datetime
+    report_by: datetime
+    acknowledged_at: datetime | None
+    reported_at: datetime | None
+    overdue_at: datetime | None = Field(description="when it was raised as overdue (督办)")
+    status: SummonStatus
+    light: Light = Field(description="green to 80 % of the allowed time, yellow to 100 %, red")
+    rating: int | None = Field(description="the summoning level's rating of it, 1-5")
+    rating_comment: str | None
+    flags: list[Flag] = Field(description="日常哨's negative list")
+    whistle_rating: int | None = Field(description="its rating of the whistle, 1-5")
+    whistle_comment: str | None
+
 
 class Incident(BaseModel):
     id: int
@@ -49,6 +75,7 @@ class Incident(BaseModel):
     )
     reported_by: str | None = Field(default=None, description="who reported it (reports)")
     floor: str | None = None
+    summons: list[Summon] = Field(default_factory=list, description="吹哨报到: who was summoned")
 
 
 class ActionIn(BaseModel):
@@ -61,11 +88,45 @@ class ActionIn(BaseModel):
     reason: CloseReason | None = None
     rating: Annotated[int, Field(ge=1, le=5)] | None = None
     note: Annotated[PlainText, Field(max_length=2000)] | None = None
+    unit_ids: (
+        Annotated[
+            list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]],
+            Field(min_length=1, max_length=32, title="summon: the units to summon"),
+        ]
+        | None
+    ) = None
+    lead: (
+        Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", title="summon: the lead unit")]
+        | None
+    ) = None
+    comment: (
+        Annotated[PlainText, Field(max_length=2000, title="rate_unit, rate_whistle")] | None
+    ) = None
+    whistle: Priority | None = Field(
+        default=None,
+        title="summon: the whistle blown (日常哨 routine, 攻坚哨 major, 应急哨 emergency);"
+        " it raises the incident's priority, never lowers it",
+    )
+    flags: (
+        Annotated[
+            list[Flag], Field(min_length=1, max_length=4, title="flag_unit: 日常哨 negative list")
+        ]
+        | None
+    ) = None
 
     @model_validator(mode="after")
     def _needs(self) -> ActionIn:
-        if self.action is Action.RATE and self.rating is None:
-            raise ValueError("rate needs rating (1-5)")
+        rated = (Action.RATE, Action.RATE_UNIT, Action.RATE_WHISTLE)
+        if self.action in rated and self.rating is None:
+            raise ValueError(f"{self.action.value} needs rating (1-5)")
+        if self.action is Action.SUMMON and not self.unit_ids:
+            raise ValueError("summon needs unit_ids")
+        if self.lead is not None and self.lead not in (self.unit_ids or []):
+            raise ValueError("lead must be one of unit_ids")
+        if self.action in (Action.RATE_UNIT, Action.FLAG_UNIT) and self.unit_id is None:
+            raise ValueError(f"{self.action.value} needs unit_id")
+        if self.action is Action.FLAG_UNIT and not self.flags:
+            raise ValueError("flag_unit needs flags")
         if self.action is Action.COMMENT and not self.note:
             raise ValueError("comment needs note")
         return self

@@ -1,4 +1,5 @@
-"""Accept and resolve deadlines per priority: a setting (`SB_SLA_<PRIORITY>=accept/resolve`)."""
+"""Accept and resolve deadlines per priority: a setting (`SB_SLA_<PRIORITY>=accept/resolve`);
+and the time a summoned unit has to report in (`SB_SUMMON_<PRIORITY>`)."""
 
 from __future__ import annotations
 
@@ -24,9 +25,21 @@ def _defaults() -> dict[Priority, Deadlines]:
     }
 
 
+def _summon_defaults() -> dict[Priority, timedelta]:
+    return {
+        Priority.EMERGENCY: timedelta(minutes=15),
+        Priority.MAJOR: timedelta(hours=2),
+        Priority.ROUTINE: timedelta(days=1),
+    }
+
+
 @dataclass(frozen=True)
 class Sla:
     by_priority: dict[Priority, Deadlines] = field(default_factory=_defaults)
+    # How long a summoned unit has to report in, per whistle (`SB_SUMMON_<PRIORITY>`).
+    summon: dict[Priority, timedelta] = field(default_factory=_summon_defaults)
+    # How often the summoning level hears of a rating it still owes (一案一评).
+    rating_remind: timedelta = timedelta(days=1)
 
     def __getitem__(self, priority: Priority) -> Deadlines:
         return self.by_priority[priority]
@@ -42,4 +55,9 @@ class Sla:
         for priority, text in texts.items():
             accept, _, resolve = text.partition("/")
             found[priority] = Deadlines(parse_duration(accept), parse_duration(resolve))
-        return cls(found)
+        summon = {
+            Priority.EMERGENCY: parse_duration(settings.summon_emergency),
+            Priority.MAJOR: parse_duration(settings.summon_major),
+            Priority.ROUTINE: parse_duration(settings.summon_routine),
+        }
+        return cls(found, summon, parse_duration(settings.summon_rating_remind))

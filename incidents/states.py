@@ -29,6 +29,11 @@ class Action(StrEnum):
     RATE = "rate"
     COMMENT = "comment"
     ACKNOWLEDGE = "acknowledge"  # the dispatched unit has the message: no change of state
+    SUMMON = "summon"  # 吹哨: several units at once, each to report in
+    REPORT_IN = "report_in"  # 报到: a summoned unit is at the scene
+    RATE_UNIT = "rate_unit"  # the summoning level rates a summoned unit, after close
+    FLAG_UNIT = "flag_unit"  # 日常哨's negative list for a summoned unit, after close
+    RATE_WHISTLE = "rate_whistle"  # a summoned unit rates the whistle it got
 
 
 class CloseReason(StrEnum):
@@ -51,10 +56,32 @@ TRANSITIONS: dict[tuple[Status, Action], Status] = {
 # `rate` only once, when closed.
 
 
+SUMMON_ACTIONS = frozenset(
+    {Action.SUMMON, Action.REPORT_IN, Action.RATE_UNIT, Action.FLAG_UNIT, Action.RATE_WHISTLE}
+)
+
+
+def _summon_step(status: Status, action: Action) -> Status | None:
+    """吹哨报到: a summon moves an accepted incident on as a dispatch does; report-ins while it is
+    open; ratings and flags once it is closed; a unit's rating of its whistle any time."""
+    match action:
+        case Action.SUMMON:
+            if status is Status.ACCEPTED:
+                return Status.DISPATCHED
+            return status if status in (Status.DISPATCHED, Status.HANDLING) else None
+        case Action.REPORT_IN:
+            return None if status is Status.CLOSED else status
+        case Action.RATE_UNIT | Action.FLAG_UNIT:
+            return Status.CLOSED if status is Status.CLOSED else None
+    return status
+
+
 def next_status(status: Status, action: Action) -> Status | None:
     """Where `action` takes an incident in `status`; None when the state does not allow it."""
     if action is Action.COMMENT:
         return status
+    if action in SUMMON_ACTIONS:
+        return _summon_step(status, action)
     if action is Action.ACKNOWLEDGE:
         return status if status in (Status.DISPATCHED, Status.HANDLING) else None
     if action is Action.CLOSE:

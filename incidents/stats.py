@@ -23,8 +23,9 @@ from psycopg.rows import DictRow
 from pydantic import BaseModel
 
 from hub.contracts import Priority
+from incidents.summon_stats import Filters, UnitStats, area_whistles, unit_stats
 
-GroupBy = Literal["none", "area", "category", "priority", "source"]
+GroupBy = Literal["none", "area", "category", "priority", "source", "unit"]
 
 
 class GroupStats(BaseModel):
@@ -42,13 +43,17 @@ class GroupStats(BaseModel):
     close_mean_s: float | None
     close_p90_s: float | None
     mean_rating: float | None
+    # group_by=area: 吹哨报到 (incidents.summon_stats); absent in other groupings.
+    whistles: dict[str, int] | None = None
+    mean_whistle_rating: float | None = None
+    satisfaction: float | None = None
 
 
 class Stats(BaseModel):
     start: datetime
     end: datetime
     group_by: GroupBy
-    groups: list[GroupStats]
+    groups: list[GroupStats] | list[UnitStats]
 
 
 async def incident_stats(
@@ -63,7 +68,29 @@ async def incident_stats(
     category: str | None = None,
     priority: Priority | None = None,
 ) -> Stats:
-    """Incidents created in [start, end), within the caller's area, as of `now`."""
+    """Incidents created in [start, end), within the caller's area, as of `now`; with
+    `group_by=unit`, the units summoned in the range (incidents.summon_stats)."""
+    filters: Filters = {"scope": scope, "start": start, "end": end, "area": area,
+                        "category": category, "priority": priority}  # fmt: skip
+    if group_by == "unit":
+        units = await unit_stats(conn, **filters)
+        return Stats(start=start, end=end, group_by=group_by, groups=units)
+    groups = await _incident_groups(conn, now=now, group_by=group_by, **filters)
+    if group_by == "area":
+        blown = await area_whistles(conn, **filters)
+        for group in groups:
+            extra = blown.get(group.key)
+            group.whistles = extra.whistles if extra else {}
+            group.mean_whistle_rating = extra.mean_whistle_rating if extra else None
+            group.satisfaction = extra.satisfaction if extra else None
+    return Stats(start=start, end=end, group_by=group_by, groups=groups)
+
+
+async def _incident_groups(
+    conn: AsyncConnection[DictRow], *, scope: str, start: datetime, end: datetime,
+    now: datetime, group_by: GroupBy, area: str | None, category: str | None,
+    priority: Priority | None,
+) -> list[GroupStats]:  # fmt: skip
     columns = {"none": "'all'", "area": "area", "category": "category", "priority": "priority",
                "source": "source"}  # fmt: skip
     key = columns[group_by]
@@ -115,8 +142,7 @@ async def incident_stats(
             "priority": priority.value if priority else None,
         },
     )
-    groups = [GroupStats.model_validate(row) for row in await cur.fetchall()]
-    return Stats(start=start, end=end, group_by=group_by, groups=groups)
+    return [GroupStats.model_validate(row) for row in await cur.fetchall()]
 
 
 class RuleStats(BaseModel):

@@ -3,7 +3,7 @@ that opening and actions share."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -15,6 +15,7 @@ from hub.contracts import Priority
 from hub.db import fetch_model
 from incidents.models import AuditEntry, Incident
 from incidents.states import Status
+from incidents.summons import summons_by_incident
 
 COLUMNS = (
     "id, rule_id, rule_version, category, priority, status, area, site, building, title,"
@@ -24,24 +25,35 @@ COLUMNS = (
 )
 
 
+async def with_summons(conn: AsyncConnection[DictRow], incidents: list[Incident]) -> list[Incident]:
+    """The incidents with their 报到 records (as of now)."""
+    found = await summons_by_incident(conn, [i.id for i in incidents], datetime.now(UTC))
+    for incident in incidents:
+        incident.summons = found.get(incident.id, [])
+    return incidents
+
+
 async def get_incident(
     conn: AsyncConnection[DictRow], incident_id: int, *, scope: str, for_update: bool = False
 ) -> Incident:
     """The incident, if it lies in `scope`; locked for the transaction with `for_update`."""
     lock = " FOR UPDATE" if for_update else ""
-    return await fetch_model(
+    incident = await fetch_model(
         conn,
         Incident,
         f"SELECT {COLUMNS} FROM incidents WHERE id = %s AND area LIKE %s{lock}",
         (incident_id, scope + "%"),
         missing=f"incident {incident_id} not found",
     )
+    [found] = await with_summons(conn, [incident])
+    return found
 
 
 async def incidents_by_id(conn: AsyncConnection[DictRow], ids: list[int]) -> dict[int, Incident]:
     """These incidents as they are now, whatever their area (for the hub's own workers)."""
     cur = await conn.execute(f"SELECT {COLUMNS} FROM incidents WHERE id = ANY(%s)", (ids,))
-    return {row["id"]: Incident.model_validate(row) for row in await cur.fetchall()}
+    found = await with_summons(conn, [Incident.model_validate(r) for r in await cur.fetchall()])
+    return {incident.id: incident for incident in found}
 
 
 async def list_incidents(
@@ -59,7 +71,7 @@ async def list_incidents(
     cursor: str | None = None,
 ) -> Page[Incident]:
     """Newest first; `next` continues below the last id. `mine`: (reporter, unit) for field
-    staff, who see what they reported and what was dispatched to their unit."""
+    staff, who see what they reported and what was dispatched or summoned to their unit."""
     before = decode_int_cursor(cursor)
     cur = await conn.execute(
         f"""
@@ -71,7 +83,9 @@ async def list_incidents(
           AND (%(priority)s::text IS NULL OR priority = %(priority)s)
           AND (%(since)s::timestamptz IS NULL OR created_at >= %(since)s)
           AND (%(source)s::text IS NULL OR source = %(source)s)
-          AND (%(me)s::text IS NULL OR reported_by = %(me)s OR unit_id = %(unit)s)
+          AND (%(me)s::text IS NULL OR reported_by = %(me)s OR unit_id = %(unit)s
+               OR EXISTS (SELECT 1 FROM incident_summons s
+                          WHERE s.incident_id = incidents.id AND s.unit_id = %(unit)s))
         ORDER BY id DESC LIMIT %(limit)s
         """,
         {
@@ -88,7 +102,9 @@ async def list_incidents(
             "limit": limit + 1,
         },
     )
-    return page_of(Incident, await cur.fetchall(), limit)
+    page = page_of(Incident, await cur.fetchall(), limit)
+    await with_summons(conn, page.items)
+    return page
 
 
 async def audit_trail(

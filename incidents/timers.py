@@ -1,4 +1,5 @@
-"""The incident timers of a rules process: SLA escalation every few seconds."""
+"""The incident timers of a rules process, every few seconds: SLA escalation, and 吹哨报到's
+overdue report-ins and owed ratings."""
 
 from __future__ import annotations
 
@@ -7,18 +8,31 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import psycopg
+from psycopg.rows import DictRow
 
 from hub.db import connect
 from hub.logs import get_logger
 from hub.supervisor import Probe
 from incidents.escalation import escalate_overdue
 from incidents.sla import Sla
+from incidents.summon_sweep import raise_overdue, remind_ratings
 
 log = get_logger(__name__)
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+async def _sweep_summons(
+    conn: psycopg.AsyncConnection[DictRow], now: datetime, sla: Sla, area_prefix: str
+) -> None:
+    async with conn.transaction():
+        late = await raise_overdue(conn, now, area_prefix=area_prefix)
+        await remind_ratings(conn, now, sla, area_prefix=area_prefix)
+    for item in late:
+        log.info("summoned unit overdue", incident=item.incident_id, unit=item.unit_id,
+                 parent=item.parent_id)  # fmt: skip
 
 
 async def run_timers(
@@ -38,6 +52,7 @@ async def run_timers(
                 while True:
                     async with conn.transaction():
                         done = await escalate_overdue(conn, clock(), sla, area_prefix=area_prefix)
+                    await _sweep_summons(conn, clock(), sla, area_prefix)
                     probe.ready()
                     for item in done:
                         log.info("incident escalated", incident=item.incident_id,

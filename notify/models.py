@@ -16,11 +16,14 @@ from hub.text import PlainText
 
 ChannelKind = Literal["webhook", "wecom", "dingtalk", "feishu", "email"]
 Language = Literal["zh-CN", "en"]
-RouteEvent = Literal["incident.created", "incident.updated", "incident.escalated"]
+RouteEvent = Literal[
+    "incident.created", "incident.updated", "incident.escalated", "incident.summon_overdue",
+    "incident.rating_due",
+]  # fmt: skip
 # What may change an incident (incidents.states.Action, and the hub's own changes).
 ChangeAction = Literal[
     "accept", "dispatch", "start", "resolve", "verify", "reject", "close", "rate", "acknowledge",
-    "attach", "recover",
+    "attach", "recover", "summon", "report_in", "rate_unit", "flag_unit", "rate_whistle",
 ]  # fmt: skip
 # Robots of the chat platforms take 20 messages a minute each (their documented limit).
 ROBOT_RATE = 20
@@ -139,7 +142,7 @@ class Channel(BaseModel):
 
 
 class RouteMatch(Strict):
-    events: Annotated[list[RouteEvent], Field(min_length=1, max_length=3)]
+    events: Annotated[list[RouteEvent], Field(min_length=1, max_length=5)]
     actions: Annotated[list[ChangeAction], Field(max_length=16)] | None = Field(
         default=None,
         title="for incident.updated: which changes (default: all but `attach`)",
@@ -176,7 +179,9 @@ class Notification(BaseModel):
     id: int
     incident_id: int
     event: str
-    reason: str = Field(description="route:<id> or unit:<id>")
+    reason: str = Field(
+        description="route:<id>, unit:<id> (a dispatched or summoned unit) or parent:<id> (督办)"
+    )
     repeat_no: int
     channel_id: str
     status: Literal["pending", "sending", "delivered", "failed"]

@@ -1,5 +1,6 @@
 """Fan-out: incident events (written in the transaction of each change) become notifications,
-one per route and channel, and one per contact channel of a dispatched unit; and repeats of
+one per route and channel, one per contact channel of a dispatched or summoned unit, and one
+per contact channel of an overdue unit's parent organisation (督办); and repeats of
 an unaccepted incident's first notifications. Each step is one transaction, idempotent: the
 events it handles are marked in it, and a notification exists at most once per event, reason,
 channel and repeat."""
@@ -64,15 +65,33 @@ async def fan_out(conn: AsyncConnection[DictRow], now: datetime) -> int:
 async def _to_unit(
     conn: AsyncConnection[DictRow], event: IncidentEvent, incident: Incident
 ) -> list[Planned]:
-    """A dispatch tells the unit, on each of its contact channels."""
-    unit_id = event.data.get("unit_id")
-    if event.kind != "incident.updated" or event.action != "dispatch" or not unit_id:
+    """A dispatch tells the unit, and a summon each unit it added, on each of its contact
+    channels (with its link); an overdue report-in tells the unit's parent (督办)."""
+    if event.kind == "incident.summon_overdue" and event.data.get("parent_id"):
+        return await _told(conn, event, incident, str(event.data["parent_id"]),
+                           "incident.summon_overdue", "parent")  # fmt: skip
+    if event.kind != "incident.updated":
         return []
+    if event.action == "dispatch" and event.data.get("unit_id"):
+        return await _told(conn, event, incident, str(event.data["unit_id"]),
+                           "incident.dispatched", "unit")  # fmt: skip
+    if event.action == "summon":
+        return [planned for unit_id in event.data.get("unit_ids", [])
+                for planned in await _told(conn, event, incident, str(unit_id),
+                                           "incident.summoned", "unit")]  # fmt: skip
+    return []
+
+
+async def _told(
+    conn: AsyncConnection[DictRow], event: IncidentEvent, incident: Incident, unit_id: str,
+    message: str, role: str,
+) -> list[Planned]:  # fmt: skip
+    """One notification per contact channel of the unit; `role` `unit` gives it its link."""
     try:
-        unit = await get_unit(conn, str(unit_id), scope="")
+        unit = await get_unit(conn, unit_id, scope="")
     except NotFound:
         return []
-    return [Planned(event.id, incident, "incident.dispatched", f"unit:{unit.id}", channel)
+    return [Planned(event.id, incident, message, f"{role}:{unit.id}", channel)
             for channel in unit.contacts.channels]  # fmt: skip
 
 

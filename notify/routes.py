@@ -26,7 +26,7 @@ _COLUMNS = "id, name, scope, document, enabled, created_at, updated_at"
 # open incident attaches is not news to a person.
 DEFAULT_ACTIONS = frozenset(
     {"accept", "dispatch", "start", "resolve", "verify", "reject", "close", "acknowledge",
-     "recover"}
+     "recover", "summon", "report_in"}
 )  # fmt: skip
 
 

@@ -36,7 +36,7 @@ from notify.delivery import ANSWER_CHARS, Answer, next_attempt
 from notify.links import link_for, token_of
 from notify.models import ChannelIn, Mentions
 from notify.template_store import template_for
-from notify.templates import Links, incident_fields, render
+from notify.templates import TZ, Links, incident_fields, render
 from notify.transports import Item, Outgoing, Transport
 
 log = get_logger(__name__)
@@ -207,7 +207,8 @@ class Sender:
         mentions = Mentions()
         if event is not None:
             extra.update(action=event.action or "",
-                         escalated_to=event.data.get("escalated_to") or "")  # fmt: skip
+                         escalated_to=event.data.get("escalated_to") or "",
+                         **await _summon_fields(conn, event))  # fmt: skip
         if claimed.reason.startswith("unit:"):
             unit_id = claimed.reason.removeprefix("unit:")
             link = await link_for(conn, incident.id, unit_id)
@@ -219,6 +220,13 @@ class Sender:
                                     user_ids=unit.contacts.wecom_users)  # fmt: skip
             except NotFound:
                 extra["unit"] = unit_id
+        elif claimed.reason.startswith("parent:"):
+            try:
+                parent = await get_unit(conn, claimed.reason.removeprefix("parent:"), scope="")
+                mentions = Mentions(mobiles=parent.contacts.mobiles,
+                                    user_ids=parent.contacts.wecom_users)  # fmt: skip
+            except NotFound:
+                pass
         return incident_fields(incident, channel.language, self.links, **extra), mentions
 
     async def _words(
@@ -288,6 +296,31 @@ class Sender:
              "next": next_attempt(claimed.attempts, answer, now, self.config.first_retry)
              if outcome == "retry" else now},
         )  # fmt: skip
+
+
+async def _summon_fields(conn: AsyncConnection[DictRow], event: IncidentEvent) -> dict[str, Any]:
+    """吹哨报到's placeholders: the overdue unit and its report-in time, the units still to
+    rate, and a summoned unit's own report-in time."""
+    fields: dict[str, Any] = {}
+    unit_id = event.data.get("unit_id")
+    if event.kind == "incident.summon_overdue" and unit_id:
+        fields["unit"] = await _unit_name(conn, str(unit_id))
+    if event.kind == "incident.rating_due":
+        fields["units"] = "、".join([await _unit_name(conn, str(u))
+                                    for u in event.data.get("unit_ids", [])])  # fmt: skip
+    due = event.data.get("report_by")
+    if due:
+        fields["report_by"] = (
+            datetime.fromisoformat(str(due)).astimezone(TZ).strftime("%Y-%m-%d %H:%M")
+        )
+    return fields
+
+
+async def _unit_name(conn: AsyncConnection[DictRow], unit_id: str) -> str:
+    try:
+        return (await get_unit(conn, unit_id, scope="")).name
+    except NotFound:
+        return unit_id
 
 
 def _merged(mentions: list[Mentions]) -> Mentions:

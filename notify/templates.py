@@ -16,7 +16,8 @@ from incidents.models import Incident
 
 MessageKind = Literal[
     "incident.created", "incident.updated", "incident.escalated", "incident.repeat",
-    "incident.dispatched", "group", "test",
+    "incident.dispatched", "incident.summoned", "incident.summon_overdue", "incident.rating_due",
+    "group", "test",
 ]  # fmt: skip
 TZ = ZoneInfo("Asia/Shanghai")
 
@@ -24,7 +25,7 @@ PLACEHOLDERS = {
     "incident_id", "title", "whistle", "priority", "priority_label", "status", "status_label",
     "category", "place", "area", "site", "building", "created_at", "accept_by", "resolve_by",
     "signal_count", "action", "action_label", "escalated_to", "unit", "link", "evidence_line",
-    "map_line", "unit_link", "count", "lines", "channel",
+    "map_line", "unit_link", "count", "lines", "channel", "report_by", "units",
 }  # fmt: skip
 
 _WHISTLE = {"emergency": "🔴", "major": "🟠", "routine": "🔵"}
@@ -37,7 +38,9 @@ _LABELS: dict[str, dict[str, dict[str, str]]] = {
         "action": {"accept": "已受理", "dispatch": "已派遣", "start": "已到场处置",
                    "resolve": "已处置完毕", "verify": "核查通过", "reject": "核查未通过，退回处置",
                    "close": "已关闭", "rate": "已评价", "acknowledge": "处置单位已收到",
-                   "attach": "有新的信号", "recover": "设备已恢复", "escalate": "已升级"},
+                   "attach": "有新的信号", "recover": "设备已恢复", "escalate": "已升级",
+                   "summon": "已吹哨", "report_in": "已报到", "rate_unit": "已评价部门",
+                   "flag_unit": "已记负面清单", "rate_whistle": "部门已评价吹哨"},
         "link": {"evidence": "现场图片", "map": "地图"},
     },
     "en": {
@@ -48,7 +51,10 @@ _LABELS: dict[str, dict[str, dict[str, str]]] = {
         "action": {"accept": "accepted", "dispatch": "dispatched", "start": "on site",
                    "resolve": "resolved", "verify": "verified", "reject": "sent back",
                    "close": "closed", "rate": "rated", "acknowledge": "acknowledged by the unit",
-                   "attach": "new signals", "recover": "device back", "escalate": "escalated"},
+                   "attach": "new signals", "recover": "device back", "escalate": "escalated",
+                   "summon": "departments summoned", "report_in": "reported in",
+                   "rate_unit": "department rated", "flag_unit": "negative list",
+                   "rate_whistle": "whistle rated"},
         "link": {"evidence": "picture", "map": "map"},
     },
 }  # fmt: skip
@@ -75,6 +81,19 @@ DEFAULTS: dict[tuple[str, str], tuple[str, str]] = {
         "### 🚒【派遣】{unit}：{title}\n" + _DETAILS_ZH
         + "\n\n[收到 / 到场 / 处置完毕]({unit_link})",
     ),
+    ("incident.summoned", "zh-CN"): (
+        "📯【吹哨报到】{unit}：{title}",
+        "### 📯【吹哨报到】{unit}：{title}\n> 报到时限：{report_by}\n" + _DETAILS_ZH
+        + "\n\n[报到 / 收到]({unit_link})",
+    ),
+    ("incident.summon_overdue", "zh-CN"): (
+        "⏰【督办：超时未报到】{unit}：{title}",
+        "### ⏰【督办：超时未报到】{unit}：{title}\n> 报到时限：{report_by}\n" + _DETAILS_ZH,
+    ),
+    ("incident.rating_due", "zh-CN"): (
+        "📝【待评价：一案一评】{title}",
+        "### 📝【待评价：一案一评】{title}\n> 待评价部门：{units}\n" + _DETAILS_ZH,
+    ),
     ("group", "zh-CN"): ("{count} 条事件通知", "### {count} 条事件通知\n{lines}"),
     ("test", "zh-CN"): ("哨兵测试消息", "### 哨兵测试消息\n通道 {channel} 已接通。"),
     ("incident.created", "en"): ("{whistle} [{priority_label}] {title}",
@@ -89,6 +108,20 @@ DEFAULTS: dict[tuple[str, str], tuple[str, str]] = {
         "🚒 [dispatched] {unit}: {title}",
         "### 🚒 [dispatched] {unit}: {title}\n" + _DETAILS_EN
         + "\n\n[Acknowledge / on site / resolved]({unit_link})",
+    ),
+    ("incident.summoned", "en"): (
+        "📯 [summoned] {unit}: {title}",
+        "### 📯 [summoned] {unit}: {title}\n> Report in by: {report_by}\n" + _DETAILS_EN
+        + "\n\n[Report in / acknowledge]({unit_link})",
+    ),
+    ("incident.summon_overdue", "en"): (
+        "⏰ [overdue: not reported in] {unit}: {title}",
+        "### ⏰ [overdue: not reported in] {unit}: {title}\n> Report in by: {report_by}\n"
+        + _DETAILS_EN,
+    ),
+    ("incident.rating_due", "en"): (
+        "📝 [rating due] {title}",
+        "### 📝 [rating due] {title}\n> Departments to rate: {units}\n" + _DETAILS_EN,
     ),
     ("group", "en"): ("{count} incident notifications",
                       "### {count} incident notifications\n{lines}"),

@@ -142,7 +142,17 @@ def ingest(http_host: str, http_port: int) -> None:
 
 
 @main.command(
-    epilog=settings_help(*_STORE, "sla_emergency", "sla_major", "sla_routine", "rules_lateness")
+    epilog=settings_help(
+        *_STORE,
+        "sla_emergency",
+        "sla_major",
+        "sla_routine",
+        "rules_lateness",
+        "summon_emergency",
+        "summon_major",
+        "summon_routine",
+        "summon_rating_remind",
+    )
 )
 @click.option(
     "--area", "area", default="", show_default=True,

@@ -347,3 +347,55 @@ def test_device_health_and_a_cameras_latest_evidence(
     wait_until(lambda: page.evaluate("i => i.naturalWidth", image) == 160, timeout=10)
     shot(page, "devices")
     page.close()
+
+
+def test_a_street_summons_departments_and_watches_them_report_in(
+    world: httpx.Client, browser: Any, api_url: str
+) -> None:
+    """吹哨报到 on the console: the picker summons two departments with a lead, the 报到 board
+    follows a report-in made elsewhere without a reload, the board's column counts it, and
+    the ranking page lists the departments."""
+    register_area(world, COMMUNITY[:6], "光明区")
+    for unit_id, name, lat in (("D-ZJ", "区住建局", 22.79), ("D-CG", "区城管局", 22.781)):
+        assert world.post("/api/v1/units", json={
+            "id": unit_id, "name": name, "kind": "department", "area": COMMUNITY[:6],
+            "categories": ["building_safety"], "lat": lat, "lon": 113.931}).status_code == 201  # fmt: skip
+    created = world.post("/api/v1/incidents", json={
+        "category": "building_safety", "priority": "routine", "title": "外墙瓷砖脱落",
+        "area": COMMUNITY, "lat": 22.78, "lon": 113.93})  # fmt: skip
+    incident_id = created.json()["id"]
+    assert world.post(f"/api/v1/incidents/{incident_id}/actions",
+                      json={"action": "accept"}).status_code == 200  # fmt: skip
+    page = login(browser, api_url, issue(api_url, "dispatcher", COMMUNITY[:9]))
+    page.goto(f"{api_url}/incidents/{incident_id}")
+    picker = page.wait_for_selector("[data-testid=summon-picker]")
+    rows = [r.get_attribute("data-unit") for r in picker.query_selector_all("tr[data-unit]")]
+    assert rows == ["D-CG", "D-ZJ"]  # nearest first
+    page.check("tr[data-unit=D-CG] input[name=summon-unit]")
+    page.check("tr[data-unit=D-ZJ] input[name=summon-unit]")
+    page.check("tr[data-unit=D-CG] input[name=summon-lead]")
+    page.select_option("select[name=whistle]", "major")
+    page.click("[data-testid=summon-picker] [data-action=summon]")
+    page.wait_for_selector("[data-testid=summon-board] tr[data-unit=D-ZJ][data-status=summoned]")
+    summons = {
+        s["unit_id"]: s for s in world.get(f"/api/v1/incidents/{incident_id}").json()["summons"]
+    }
+    assert set(summons) == {"D-ZJ", "D-CG"} and summons["D-CG"]["lead"]
+    assert page.get_attribute("tr[data-unit=D-CG]", "data-light") == "green"
+    shot(page, "summon-board")
+
+    # 住建 reports in from its own phone: the board follows over the stream.
+    reported = world.post(f"/api/v1/incidents/{incident_id}/actions",
+                          json={"action": "report_in", "unit_id": "D-ZJ"})  # fmt: skip
+    assert reported.status_code == 200, reported.text
+    page.wait_for_selector("tr[data-unit=D-ZJ][data-status=reported]", timeout=10_000)
+    assert page.evaluate("performance.getEntriesByType('navigation').length") == 1
+    page.click("text=值班台")
+    row = page.wait_for_selector(f"[data-incident-id='{incident_id}'] [data-field=summons]")
+    assert "1/2" in row.inner_text()
+    page.click("text=部门考核")
+    ranking = page.wait_for_selector("[data-testid=ranking]")
+    names = [r.inner_text().split()[1] for r in ranking.query_selector_all("tr[data-unit]")]
+    assert names == ["区住建局", "区城管局"]  # reported in on time ranks first
+    shot(page, "departments")
+    page.close()

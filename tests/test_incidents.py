@@ -59,7 +59,11 @@ ARGS: dict[str, dict[str, Any]] = {
     "close": {"reason": "false_alarm"},
     "rate": {"rating": 4},
     "comment": {"note": "checked the stairwell"},
+    "summon": {"unit_ids": ["U-1"]},
 }
+# Actions on a summoned unit's 报到 record: their state rules are checked, with a summoned
+# unit, in tests/test_whistle.py.
+ON_SUMMONS = frozenset({Action.REPORT_IN, Action.RATE_UNIT, Action.FLAG_UNIT, Action.RATE_WHISTLE})
 # The path to each state from `reported`.
 PATHS: dict[Status, list[str]] = {
     Status.REPORTED: [],
@@ -113,7 +117,7 @@ def test_the_whole_loop_with_audit_and_rating(world: httpx.Client, database_url:
 def test_every_action_in_every_state(
     world: httpx.Client, database_url: str, status: Status
 ) -> None:
-    for action in Action:
+    for action in (a for a in Action if a not in ON_SUMMONS):
         incident_id = incident_in(world, database_url, status, key=f"{status.value}-{action.value}")
         response = act(world, incident_id, action.value, **ARGS.get(action.value, {}))
         legal = next_status(status, action) is not None

@@ -52,7 +52,14 @@ Reporter = Annotated[
 Uploader = Annotated[
     Principal, Depends(allow(frozenset({Role.ADMIN, Role.OPERATOR, Role.DISPATCHER}) | FIELD))
 ]
-FIELD_ACTIONS = frozenset({Action.ACKNOWLEDGE, Action.START, Action.RESOLVE, Action.COMMENT})
+FIELD_ACTIONS = frozenset(
+    {Action.ACKNOWLEDGE, Action.START, Action.RESOLVE, Action.COMMENT, Action.REPORT_IN,
+     Action.RATE_WHISTLE}
+)  # fmt: skip
+# What a unit that was summoned (not dispatched) does on the incident: 报到 and its word.
+SUMMONED_ACTIONS = frozenset(
+    {Action.ACKNOWLEDGE, Action.REPORT_IN, Action.COMMENT, Action.RATE_WHISTLE}
+)
 
 
 async def _reach(conn: AsyncConnection[DictRow], who: Principal, incident_id: int) -> Incident:
@@ -74,8 +81,43 @@ async def _with_photos(
 
 def _theirs(who: Principal, incident: Incident) -> bool:
     return incident.reported_by == who.name or (
-        who.unit_id is not None and incident.unit_id == who.unit_id
+        who.unit_id is not None
+        and (incident.unit_id == who.unit_id or _summoned(who.unit_id, incident))
     )
+
+
+def _summoned(unit_id: str | None, incident: Incident) -> bool:
+    return any(s.unit_id == unit_id for s in incident.summons)
+
+
+def _own_report(who: Principal, incident: Incident) -> bool:
+    """A grid worker's own report that no unit has yet: it works what it reported (design §6)."""
+    return (
+        who.role is Role.GRID_WORKER
+        and incident.reported_by == who.name
+        and incident.unit_id is None
+    )
+
+
+def _as_unit(who: Principal, incident: Incident, body: ActionIn) -> ActionIn:
+    """Field staff and links act for their own unit: on what was dispatched to it, or, when it
+    was summoned, 报到 and its word only. A department rates its whistle itself."""
+    if who.role not in FIELD:
+        if body.action is Action.RATE_WHISTLE:
+            raise Forbidden("a summoned unit rates its whistle itself (its link or its staff)")
+        return body
+    if body.unit_id is not None and body.unit_id != who.unit_id:
+        raise Forbidden("field staff act for their own unit only")
+    dispatched = (who.unit_id is not None and incident.unit_id == who.unit_id) or _own_report(
+        who, incident
+    )
+    if who.role is Role.GRID_WORKER and body.action is Action.COMMENT:
+        return body
+    if not dispatched and not (
+        _summoned(who.unit_id, incident) and body.action in SUMMONED_ACTIONS
+    ):
+        raise Forbidden("only the unit it was dispatched to works an incident")
+    return body.model_copy(update={"unit_id": who.unit_id})
 
 
 @router.post("/incidents", status_code=201)
@@ -136,9 +178,14 @@ async def audit(incident_id: int, who: Reader, pool: DbPool) -> list[AuditEntry]
 
 
 @router.post("/incidents/{incident_id}/actions")
-async def act(incident_id: int, body: ActionIn, who: Actor, pool: DbPool) -> Incident:
+async def act(
+    incident_id: int, body: ActionIn, request: Request, who: Actor, pool: DbPool
+) -> Incident:
     """Apply an action; 409 when the incident's state does not allow it. Field staff and a
-    unit's link may acknowledge, start (on site), resolve and comment, on what is theirs."""
+    unit's link may acknowledge, start (on site), resolve and comment, on what is theirs; a
+    unit summoned to it (吹哨报到) may acknowledge, report_in, comment and rate_whistle.
+    `summon` (dispatchers): `unit_ids`, optional `lead`; `report_in`: `unit_id`; after close
+    `rate_unit` (`unit_id`, `rating`, `comment`) and, for 日常哨, `flag_unit` (`flags`)."""
     if who.role is Role.OPERATOR and body.action is not Action.COMMENT:
         raise Forbidden("operators may only comment on incidents")
     if who.role in FIELD and body.action not in FIELD_ACTIONS:
@@ -146,12 +193,14 @@ async def act(incident_id: int, body: ActionIn, who: Actor, pool: DbPool) -> Inc
     now = datetime.now(UTC)
     async with pool.connection() as conn, conn.transaction():
         incident = await _reach(conn, who, incident_id)
-        if who.role is Role.GRID_WORKER and body.action is not Action.COMMENT:
+        if _own_report(who, incident) and body.action is not Action.COMMENT:
             await take_on(conn, incident.id, body.action, actor=who.name, unit_id=who.unit_id,
                           scope=who.area_prefix, now=now)  # fmt: skip
-        return await apply_action(
-            conn, incident_id, body, actor=who.name, scope=who.area_prefix, now=now
-        )
+            incident = await _reach(conn, who, incident_id)
+        body = _as_unit(who, incident, body)
+        return await apply_action(conn, incident_id, body, actor=who.name, scope=who.area_prefix,
+                                  now=now,
+                                  sla=Sla.from_settings(request.app.state.settings))  # fmt: skip
 
 
 @router.post(

@@ -1,6 +1,7 @@
-"""A dispatched unit's link: `/u/{token}` is a small page for a phone, and
-`/api/v1/unit-link` says (to the link's bearer) which incident it is for and what it may do
-now. The page acts through `/api/v1/incidents/{id}/actions` with the same token."""
+"""A dispatched or summoned unit's link: `/u/{token}` is a small page for a phone, and
+`/api/v1/unit-link` says (to the link's bearer) which incident it is for, its 报到 record when
+it was summoned, and what it may do now (报到 first). The page acts through
+`/api/v1/incidents/{id}/actions` with the same token."""
 
 from __future__ import annotations
 
@@ -9,36 +10,55 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api.auth import Principal, allow
 from api.deps import DbPool
 from api.tokens import Role
 from incidents import store
-from incidents.models import Incident
+from incidents.models import Incident, Summon
 from incidents.states import Action, allowed_actions
 
 api_router = APIRouter(tags=["notifications"])
 page_router = APIRouter()
 LinkHolder = Annotated[Principal, Depends(allow(frozenset({Role.UNIT_LINK})))]
 _PAGE = files("api").joinpath("unit_page.html").read_text(encoding="utf-8")
-_UNIT_ACTIONS = (Action.ACKNOWLEDGE, Action.START, Action.RESOLVE)
 
 
 class UnitLinkView(BaseModel):
     unit_id: str
     incident: Incident
+    summon: Summon | None = Field(default=None, description="its 报到 record, when summoned")
     actions: list[Action]
+
+
+def _actions(incident: Incident, unit_id: str, summon: Summon | None) -> list[Action]:
+    """What the unit may do now, 报到 first: a summoned unit reports in and rates its whistle;
+    the unit the incident is with also starts and resolves it."""
+    possible = set(allowed_actions(incident.status))
+    wanted: list[Action] = []
+    if summon is not None:
+        if summon.reported_at is None:
+            wanted.append(Action.REPORT_IN)
+        if summon.acknowledged_at is None:
+            wanted.append(Action.ACKNOWLEDGE)
+    elif incident.unit_id == unit_id:
+        wanted.append(Action.ACKNOWLEDGE)
+    if incident.unit_id == unit_id:
+        wanted += [Action.START, Action.RESOLVE]
+    if summon is not None and summon.whistle_rating is None:
+        wanted.append(Action.RATE_WHISTLE)
+    return [a for a in wanted if a in possible]
 
 
 @api_router.get("/unit-link")
 async def unit_link(who: LinkHolder, pool: DbPool) -> UnitLinkView:
-    assert who.incident_id is not None
+    assert who.incident_id is not None and who.unit_id is not None
     async with pool.connection() as conn:
         incident = await store.get_incident(conn, who.incident_id, scope=who.area_prefix)
-    possible = set(allowed_actions(incident.status))
-    return UnitLinkView(unit_id=who.name.removeprefix("unit:"), incident=incident,
-                        actions=[a for a in _UNIT_ACTIONS if a in possible])  # fmt: skip
+    summon = next((s for s in incident.summons if s.unit_id == who.unit_id), None)
+    return UnitLinkView(unit_id=who.unit_id, incident=incident, summon=summon,
+                        actions=_actions(incident, who.unit_id, summon))  # fmt: skip
 
 
 @page_router.get("/u/{token}", response_class=HTMLResponse, include_in_schema=False)

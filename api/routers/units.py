@@ -9,7 +9,7 @@ from psycopg.rows import DictRow
 from api.auth import Principal
 from api.deps import AreaFilter, DbPool, Limit, Reader, UnitWriter
 from devices import units
-from devices.models import Unit, UnitContacts, UnitIn, UnitUpdate
+from devices.models import Unit, UnitContacts, UnitIn, UnitKind, UnitUpdate
 from devices.paging import Page
 from hub.errors import Invalid
 from notify.channels import visible_ids
@@ -29,10 +29,13 @@ async def _check_contacts(
 
 @router.post("", status_code=201)
 async def create_unit(body: UnitIn, who: UnitWriter, pool: DbPool) -> Unit:
-    """`contacts`: the channels a dispatch is sent on, and whom they call out."""
+    """`contacts`: the channels a dispatch is sent on, and whom they call out. A department
+    (`kind: department`) may name its parent organisation (`parent_id`, a unit), which is told
+    when it is late to report in."""
     who.require_area(body.area)
     async with pool.connection() as conn:
         await _check_contacts(conn, body.contacts, who)
+        await units.check_parent(conn, body.parent_id, scope=who.area_prefix)
         return await units.create_unit(conn, body)
 
 
@@ -43,9 +46,13 @@ async def list_units(
     area: AreaFilter = None,
     category: str | None = None,
     on_duty: bool | None = None,
+    kind: UnitKind | None = None,
+    above: bool = False,
     limit: Limit = 100,
     cursor: str | None = None,
 ) -> Page[Unit]:
+    """`above=true`: also the units over your area (the district's departments a street or
+    community summons: `kind=department&above=true`)."""
     async with pool.connection() as conn:
         return await units.list_units(
             conn,
@@ -53,6 +60,8 @@ async def list_units(
             area=area,
             category=category,
             on_duty=on_duty,
+            kind=kind,
+            above=above,
             limit=limit,
             cursor=cursor,
         )
@@ -71,6 +80,7 @@ async def update_unit(unit_id: str, body: UnitUpdate, who: UnitWriter, pool: DbP
         who.require_area(body.area)
     async with pool.connection() as conn:
         await _check_contacts(conn, body.contacts, who)
+        await units.check_parent(conn, body.parent_id, scope=who.area_prefix)
         return await units.update_unit(conn, unit_id, body, scope=who.area_prefix)
 
 

@@ -15,6 +15,7 @@ export const router = createRouter({
     { path: '/devices', component: () => import('./views/DevicesView.vue') },
     { path: '/stats', component: () => import('./views/StatsView.vue') },
     { path: '/rules', component: () => import('./views/RulesView.vue') },
+    { path: '/departments', component: () => import('./views/DepartmentsView.vue') },
   ],
 })
 

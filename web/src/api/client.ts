@@ -7,13 +7,16 @@ import type {
   CloseReason,
   Device,
   FieldError,
+  Flag,
   Incident,
   Me,
   Page,
+  Priority,
   Rule,
   Signal,
   Stats,
   Unit,
+  UnitStatsPage,
 } from './types'
 import { token } from '../session'
 
@@ -81,6 +84,11 @@ export interface ActionBody {
   reason?: CloseReason
   rating?: number
   note?: string
+  unit_ids?: string[]
+  lead?: string
+  whistle?: Priority
+  comment?: string
+  flags?: Flag[]
 }
 
 export interface IncidentFilter {
@@ -103,6 +111,22 @@ export const api = {
   act: (id: number, body: ActionBody) =>
     call<Incident>(`/incidents/${id}/actions`, { method: 'POST', body: JSON.stringify(body) }),
   units: () => call<Page<Unit>>(`/units${query({ limit: 500 })}`),
+  /** Departments a whistle may summon: the caller's and those over its area. */
+  departments: () =>
+    call<Page<Unit>>(`/units${query({ kind: 'department', above: true, limit: 500 })}`),
+  unitStats: (from?: string, to?: string) =>
+    call<UnitStatsPage>(`/stats${query({ group_by: 'unit', from, to })}`),
+  /** The stats as a CSV sheet (behind the token), saved by the browser. */
+  async downloadStats(groupBy: string, from?: string, to?: string): Promise<void> {
+    const path = `/stats.csv${query({ group_by: groupBy, from, to })}`
+    const response = await fetch(API + path, { headers: { Authorization: `Bearer ${token()}` } })
+    if (!response.ok) throw new ApiError(response.status, 'csv', response.statusText)
+    const link = document.createElement('a')
+    link.href = URL.createObjectURL(await response.blob())
+    link.download = `stats-${groupBy}.csv`
+    link.click()
+    URL.revokeObjectURL(link.href)
+  },
   devices: () => call<Page<Device>>(`/devices${query({ limit: 500 })}`),
   cameras: () => call<Page<Camera>>(`/cameras${query({ limit: 500 })}`),
   cameraStats: (id: string) => call<Record<string, unknown>>(`/cameras/${id}/stats`),

@@ -26,6 +26,12 @@ export type Action =
   | 'close'
   | 'rate'
   | 'comment'
+  | 'acknowledge'
+  | 'summon'
+  | 'report_in'
+  | 'rate_unit'
+  | 'flag_unit'
+  | 'rate_whistle'
 export type CloseReason = 'resolved' | 'false_alarm' | 'duplicate' | 'not_responsible'
 
 export interface Me {
@@ -83,6 +89,44 @@ export interface Incident {
   escalations: number
   rating: number | null
   source: 'rule' | 'report' | 'public'
+  summons?: Summon[]
+}
+
+// 吹哨报到: one summoned unit's 报到 record on an incident.
+export type SummonStatus = 'summoned' | 'acknowledged' | 'reported' | 'overdue'
+export type Light = 'green' | 'yellow' | 'red'
+export type Flag = 'not_reported' | 'late' | 'shirking' | 'repeat'
+
+export interface Summon {
+  unit_id: string
+  lead: boolean
+  summoned_by: string
+  summoned_level: string
+  summoned_at: string
+  report_by: string
+  acknowledged_at: string | null
+  reported_at: string | null
+  overdue_at: string | null
+  status: SummonStatus
+  light: Light
+  rating: number | null
+  rating_comment: string | null
+  flags: Flag[]
+  whistle_rating: number | null
+  whistle_comment: string | null
+}
+
+export interface UnitStats {
+  key: string
+  name: string | null
+  summoned: number
+  reported: number
+  reported_on_time: number
+  on_time_rate: number | null
+  resolved: number
+  mean_rating: number | null
+  rated: number
+  flags: Partial<Record<Flag, number>>
 }
 
 export interface Page<T> {
@@ -123,6 +167,7 @@ export interface Unit {
   lon: number | null
   categories: string[]
   on_duty: boolean
+  parent_id?: string | null
 }
 
 export interface DeviceState {
@@ -167,6 +212,9 @@ export interface GroupStats {
   close_mean_s: number | null
   close_p90_s: number | null
   mean_rating: number | null
+  whistles?: Partial<Record<Priority, number>> | null
+  mean_whistle_rating?: number | null
+  satisfaction?: number | null
 }
 
 export interface Stats {
@@ -174,6 +222,13 @@ export interface Stats {
   end: string
   group_by: string
   groups: GroupStats[]
+}
+
+export interface UnitStatsPage {
+  start: string
+  end: string
+  group_by: 'unit'
+  groups: UnitStats[]
 }
 
 export interface Rule {
