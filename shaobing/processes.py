@@ -77,11 +77,14 @@ async def run_up(settings: Settings, *, simulate: SimConfig | None = None) -> No
 
 
 async def run_api(settings: Settings) -> None:
+    """The HTTP API alone. It migrates before it listens, like every process that starts:
+    one started alone on a fresh database answers from its first request."""
     _check_api_bind(settings)
-    supervisor = Supervisor("api")
-    add_api(supervisor, settings)
-    tune_garbage_collector()
-    await supervisor.run()
+    async with database(settings) as runtime:
+        supervisor = Supervisor("api")
+        add_api(supervisor, runtime.settings)
+        tune_garbage_collector()
+        await supervisor.run()
 
 
 async def run_ingest(settings: Settings, *, host: str, port: int) -> None:
