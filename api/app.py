@@ -38,6 +38,7 @@ from api.routers import (
     tokens,
     unit_links,
     units,
+    vision,
     watchlists,
 )
 from api.stream import Broadcaster
@@ -121,6 +122,7 @@ def create_app(settings: Settings, *, process: Supervisor | None = None) -> Fast
         commands,
         registers,
         session,
+        vision,
     )
     for router in (module.router for module in routers):
         app.include_router(router, prefix=API_PREFIX)
