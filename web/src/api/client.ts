@@ -14,6 +14,7 @@ import type {
   Signal,
   Stats,
   Unit,
+  VisionState,
 } from './types'
 import { token } from '../session'
 
@@ -93,6 +94,7 @@ export const api = {
   units: () => call<Page<Unit>>(`/units${query({ limit: 500 })}`),
   devices: () => call<Page<Device>>(`/devices${query({ limit: 500 })}`),
   cameras: () => call<Page<Camera>>(`/cameras${query({ limit: 500 })}`),
+  vision: () => call<VisionState>('/vision'),
   cameraStats: (id: string) => call<Record<string, unknown>>(`/cameras/${id}/stats`),
   cameraEvidence: (id: string, limit = 3) =>
     call<{ items: { id: string; event_type: string; created_at: string }[] }>(
