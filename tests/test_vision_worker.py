@@ -316,3 +316,28 @@ def test_without_its_model_vision_says_it_is_off_and_no_camera_is_called_offline
                      " now() + interval '1 hour')")  # fmt: skip
     assert harness.sweep(later) == ["device_offline:never_connected"]
     assert harness.signals[-1].source_id == "CAM-OFF"
+
+
+def test_a_model_that_fails_to_load_turns_vision_off_with_its_error(
+    admin: httpx.Client, database_url: str, mqtt_server: MqttUrl, tmp_path: Path
+) -> None:
+    """A model file that is there but is no model: ready while no camera needs it; once one
+    does, the load fails and the process, the API and the camera's stats say so."""
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a model")
+    hub = vision_hub(database_url, mqtt_server, tmp_path, 1, str(bad))
+    try:
+        hub.wait_ready()
+        admin.post("/api/v1/areas", json={"code": AREA, "name": "楼村社区"}).raise_for_status()
+        admin.post("/api/v1/cameras", json={
+            "id": "CAM-BAD", "area": AREA, "stream_url": "rtsp://192.0.2.11/stream",
+        }).raise_for_status()  # fmt: skip
+        body = hub.wait_for(lambda status: status == 503, 60, "said its models failed")
+        reason = body["components"]["vision"]["reason"]
+        assert "could not be loaded" in reason and "bad.pt" in reason, reason
+        said = admin.get("/api/v1/vision").json()
+        assert said["state"] == "off" and "could not be loaded" in said["reason"], said
+        stats = admin.get("/api/v1/cameras/CAM-BAD/stats").json()
+        assert stats["stream"] == "not_analysed" and "could not be loaded" in stats["reason"]
+    finally:
+        hub.stop()

@@ -22,10 +22,18 @@ async def register_worker(
 
 
 async def waiting_worker(
-    conn: AsyncConnection[DictRow], worker_id: str, host: str, pid: int, problem: str | None
+    conn: AsyncConnection[DictRow],
+    worker_id: str,
+    host: str,
+    pid: int,
+    problem: str | None,
+    lease: timedelta,
 ) -> None:
     """A worker without models: listed (and heard) but given no camera; `problem` says why
     it cannot analyse, None while it merely waits for a camera to need its models."""
+    await conn.execute(
+        "DELETE FROM vision_workers WHERE heartbeat_at < now() - 10 * %s::interval", (lease,)
+    )
     await conn.execute(
         "INSERT INTO vision_workers (id, host, pid, analysing, problem)"
         " VALUES (%s, %s, %s, false, %s)"

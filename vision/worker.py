@@ -122,7 +122,7 @@ class VisionWorker:
             if self.engine is None:
                 problem = self.models.problem or missing_models(self.settings)
                 await leases.waiting_worker(conn, self.id, socket.gethostname(), os.getpid(),
-                                            problem)  # fmt: skip
+                                            problem, self.lease)  # fmt: skip
                 await conn.commit()
             else:
                 held = await leases.heartbeat(conn, self.id, [c.id for c in cameras], self.lease)
