@@ -39,6 +39,7 @@ from api.routers import (
     tokens,
     unit_links,
     units,
+    vision,
     watchlists,
 )
 from api.stream import Broadcaster
@@ -126,6 +127,7 @@ def create_app(settings: Settings, *, process: Supervisor | None = None) -> Fast
         commands,
         registers,
         session,
+        vision,
     )
     for router in (module.router for module in routers):
         app.include_router(router, prefix=API_PREFIX)

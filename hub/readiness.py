@@ -3,7 +3,9 @@
 `/healthz` answers while the process's event loop does (an orchestrator restarts a process
 that stops answering). `/readyz` is 200 only when the database answers and every component
 of the process is up (a consumer connected to its broker, a rules partition consuming), and
-503 otherwise, with each part's state, so a load balancer stops sending work meanwhile.
+503 otherwise, with each part's state, so a load balancer stops sending work meanwhile. A
+part the process can do without (vision in `shaobing up`) is reported with its reason
+(`"required": false`) without making the process unready.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ async def readiness(
     components: dict[str, Any] = {}
     for supervisor in supervisors:
         components.update(supervisor.report())
-    ready = database == "ok" and all(c["up"] for c in components.values())
+    ready = database == "ok" and all(c["up"] for c in components.values() if c["required"])
     body = {
         "status": "ok" if ready else "unavailable",
         "process": process,

@@ -31,6 +31,8 @@ class Probe:
     name: str
     up: bool = False
     reason: str = "starting"
+    # A part the process can do without (vision in `shaobing up`): reported, not waited for.
+    required: bool = True
     since: float = field(default_factory=time.monotonic)
     restarts: int = 0
     _up_event: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
@@ -56,6 +58,7 @@ class Probe:
             "reason": self.reason or None,
             "for_s": round(time.monotonic() - self.since, 1),
             "restarts": self.restarts,
+            "required": self.required,
         }
 
 
@@ -79,19 +82,20 @@ class Supervisor:
         self._work: dict[str, Work] = {}
         self.probes: dict[str, Probe] = {}
 
-    def add(self, name: str, work: Work) -> Probe:
+    def add(self, name: str, work: Work, *, required: bool = True) -> Probe:
         """Register a component; `work` runs until cancelled (returning counts as a failure,
-        except while the supervisor stops)."""
+        except while the supervisor stops). One not `required` is reported by /readyz but
+        does not make the process unready."""
         if name in self._work:
             raise ValueError(f"component {name} is registered twice")
-        probe = Probe(name)
+        probe = Probe(name, required=required)
         COMPONENT_UP.labels(name).set(0)
         self._work[name] = work
         self.probes[name] = probe
         return probe
 
     def ready(self) -> bool:
-        return all(p.up for p in self.probes.values())
+        return all(p.up for p in self.probes.values() if p.required)
 
     def report(self) -> dict[str, dict[str, object]]:
         return {name: probe.report() for name, probe in self.probes.items()}

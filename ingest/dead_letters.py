@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 
 from devices.paging import Page, decode_int_cursor, page_of
 from ingest.decode import Message, Rejection
+from ingest.idcard import ascii_digits
 
 _HEAD_BYTES = 256
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff]")
@@ -36,7 +37,7 @@ def safe_head(message: Message, rejection: Rejection) -> str | None:
     text = message.payload[: 4 * _HEAD_BYTES].decode("utf-8", errors="replace")
     if _CJK.search(text) or _PERSONAL_KEYS.search(text):
         return None
-    if _LONG_NUMBER.search(_SEPARATORS.sub("", text)):
+    if _LONG_NUMBER.search(_SEPARATORS.sub("", ascii_digits(text))):  # ４４０３… too
         return None
     return text[:_HEAD_BYTES].replace("\x00", "\ufffd")
 

@@ -18,6 +18,7 @@ from hub.events import announce
 from hub.logs import get_logger
 from hub.supervisor import Probe
 from ingest.registry_view import RegistryView
+from vision.status import watched_cameras
 
 log = get_logger(__name__)
 
@@ -45,9 +46,16 @@ async def sweep(
 ) -> list[Signal]:
     """Report devices that went offline, or never came online within their heartbeat of
     registration; stores the signals in the caller's transaction. `heard`: ids known to have
-    a state row, kept by the caller between sweeps to spare the registry-wide lookup."""
-    signals = await _gone_quiet(conn, devices, policy, now)
-    signals += await _never_connected(conn, devices, policy, now, set() if heard is None else heard)
+    a state row, kept by the caller between sweeps to spare the registry-wide lookup.
+
+    A camera is heard through the vision worker that analyses it: only a camera a worker
+    holds is expected to be heard, from when it took it. With vision off (no model, no
+    worker) no camera is called offline; vision says it is off instead."""
+    watched = await watched_cameras(conn)
+    devices = {k: d for k, d in devices.items() if d.type != "camera" or k in watched}
+    signals = await _gone_quiet(conn, devices, policy, now, watched)
+    signals += await _never_connected(conn, devices, policy, now, set() if heard is None else heard,
+                                      watched)  # fmt: skip
     for s in signals:
         await announce(conn, "device.offline", id=s.source_id, area=s.area,
                        reason=s.attrs["reason"], last_seen=s.attrs["last_seen"])  # fmt: skip
@@ -61,6 +69,7 @@ async def _gone_quiet(
     devices: dict[str, DeviceRef],
     policy: HealthPolicy,
     now: datetime,
+    watched: dict[str, datetime],
 ) -> list[Signal]:
     """Devices heard before that sent a last will or fell silent. Rows are claimed with SKIP
     LOCKED, so several ingest processes never report one twice."""
@@ -79,7 +88,9 @@ async def _gone_quiet(
         device = devices.get(row["device_id"])
         if device is None or not device.enabled:
             continue
-        silent_for = now - row["last_seen"] if row["last_seen"] else None
+        heard_from = max(row["last_seen"], watched.get(device.id, row["last_seen"])) \
+            if row["last_seen"] else None  # fmt: skip
+        silent_for = now - heard_from if heard_from else None
         heartbeat = policy.heartbeat.get(device.type, shortest)
         if not row["online"]:
             reason = "last_will"
@@ -104,6 +115,7 @@ async def _never_connected(
     policy: HealthPolicy,
     now: datetime,
     heard: set[str],
+    watched: dict[str, datetime],
 ) -> list[Signal]:
     """Enabled devices with no state row a heartbeat after registration: reported once, with
     a state row that says so (the device's first message then says `device_online`)."""
@@ -111,7 +123,8 @@ async def _never_connected(
     due = [
         d for d in devices.values()
         if d.enabled and d.id not in heard and d.registered_at is not None
-        and now - d.registered_at > policy.heartbeat.get(d.type, shortest)
+        and now - max(d.registered_at, watched.get(d.id, d.registered_at))
+        > policy.heartbeat.get(d.type, shortest)
     ]  # fmt: skip
     if not due:
         return []

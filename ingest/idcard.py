@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK = "10X98765432"
-_SHAPE = re.compile(r"^\d{17}[\dX]$")
+_SHAPE = re.compile(r"^[0-9]{17}[0-9X]$")
 
 
 class IdProblem(StrEnum):
@@ -25,9 +26,21 @@ class NotAnIdNumber(ValueError):
     digit that does not match)."""
 
 
+def ascii_digits(text: str) -> str:
+    """NFKC (fullwidth `４`, `Ｘ` and mathematical digits become ASCII), then every other
+    decimal digit (Arabic-Indic, Devanagari, Thai, ...) as its ASCII digit: a number typed or
+    read in any script is the same number, to check, hash and mask."""
+    folded = unicodedata.normalize("NFKC", text)
+    if folded.isascii():
+        return folded
+    return "".join(str(unicodedata.decimal(c)) if c.isdecimal() else c for c in folded)
+
+
 def normalise(id_number: str) -> str:
-    """Upper-case, trimmed; raises NotAnIdNumber unless it has the 18-character shape."""
-    value = id_number.strip().upper()
+    """In ASCII digits (`ascii_digits`), upper-case, trimmed; raises NotAnIdNumber unless it
+    has the 18-character shape. Every number read, listed or registered passes here, so that
+    all of them hash alike."""
+    value = ascii_digits(id_number).strip().upper()
     if not _SHAPE.match(value):
         raise NotAnIdNumber("an ID number has 17 digits and a digit or X")
     return value
@@ -96,7 +109,7 @@ def parse_card_date(value: str | None) -> date | None:
     """`YYYYMMDD`; '长期' (long-term) and empty give None."""
     if not value or value.strip() in ("长期", "long", "LONG"):
         return None
-    text = value.strip()
-    if not re.fullmatch(r"\d{8}", text):
+    text = ascii_digits(value).strip()
+    if not re.fullmatch(r"[0-9]{8}", text):
         raise ValueError(f"dates are YYYYMMDD, got {text!r}")
     return date(int(text[:4]), int(text[4:6]), int(text[6:8]))

@@ -27,6 +27,7 @@ from rules import partitions
 from shaobing.components import add_api, add_health_http, add_ingest, add_notify, add_rules
 from shaobing.runtime import Runtime, database, follow_registry_for_broker, services
 from vision.processes import WorkerPool, supervise, vision_available
+from vision.status import missing_models
 
 log = get_logger(__name__)
 
@@ -64,7 +65,7 @@ async def run_up(settings: Settings, *, simulate: SimConfig | None = None) -> No
                 await follow_registry_for_broker(runtime, probe)
 
             supervisor.add("broker-files", broker_files)
-        _add_vision(supervisor, settings, settings.vision_workers)
+        _add_vision(supervisor, settings, settings.vision_workers, required=False)
         simulator = await _start_simulator(runtime, simulate) if simulate else None
         announce = asyncio.create_task(_banner_once_listening(runtime, supervisor, simulate))
         tune_garbage_collector()
@@ -77,11 +78,14 @@ async def run_up(settings: Settings, *, simulate: SimConfig | None = None) -> No
 
 
 async def run_api(settings: Settings) -> None:
+    """The HTTP API alone. It migrates before it listens, like every process that starts:
+    one started alone on a fresh database answers from its first request."""
     _check_api_bind(settings)
-    supervisor = Supervisor("api")
-    add_api(supervisor, settings)
-    tune_garbage_collector()
-    await supervisor.run()
+    async with database(settings) as runtime:
+        supervisor = Supervisor("api")
+        add_api(supervisor, runtime.settings)
+        tune_garbage_collector()
+        await supervisor.run()
 
 
 async def run_ingest(settings: Settings, *, host: str, port: int) -> None:
@@ -123,21 +127,44 @@ async def run_vision(settings: Settings, *, workers: int, host: str, port: int) 
 
 
 def _add_vision(
-    supervisor: Supervisor, settings: Settings, workers: int, *, metrics_port: int | None = None
+    supervisor: Supervisor,
+    settings: Settings,
+    workers: int,
+    *,
+    metrics_port: int | None = None,
+    required: bool = True,
 ) -> None:
-    """Vision worker processes, when the vision extra is installed and workers > 0."""
-    if workers == 0:
-        return
-    if missing := vision_available():
-        log.warning("vision workers not started", reason=missing)
+    """Vision worker processes; where none can run (no workers asked for, the vision extra
+    not installed) a component that says vision is off, and why."""
+    if off := _vision_unavailable(workers):
+        log.warning("vision workers not started", reason=off)
+
+        async def vision_off(probe: Probe) -> None:
+            probe.down(f"vision is off: {off}")
+            await asyncio.Event().wait()
+
+        supervisor.add("vision", vision_off, required=required)
         return
     pool = WorkerPool(settings, workers, metrics_port)
 
     async def vision(probe: Probe) -> None:
-        probe.ready()
-        await supervise(pool)
+        await supervise(pool, probe)
 
-    supervisor.add("vision", vision)
+    supervisor.add("vision", vision, required=required)
+
+
+def _vision_unavailable(workers: int) -> str | None:
+    if workers == 0:
+        return "SB_VISION_WORKERS is 0"
+    return vision_available()
+
+
+def _vision_line(settings: Settings) -> str:
+    off = _vision_unavailable(settings.vision_workers) or missing_models(settings)
+    if off:
+        return f"  vision   OFF: {off}; cameras are not analysed (nor called offline)"
+    return (f"  vision   {settings.vision_workers} worker(s); models load when a camera needs"
+            " them (/readyz says if they cannot)")  # fmt: skip
 
 
 def _check_api_bind(settings: Settings) -> None:
@@ -198,6 +225,7 @@ def _print_banner(runtime: Runtime, first_token: str | None, sim: SimConfig | No
         f"  console  {base}/   (log in with a token)",
         f"  API      {base}/api/v1   (OpenAPI docs: {base}/docs)",
         f"  health   {base}/healthz  {base}/readyz   metrics: {base}/metrics",
+        _vision_line(settings),
     ]
     if runtime.postgres:
         lines.append(f"  database embedded PostgreSQL, {runtime.postgres.url}")

@@ -155,6 +155,28 @@ def test_up_on_embedded_services_survives_a_restart(tmp_path: Path) -> None:
         stop(process)
 
 
+def test_up_without_a_model_says_vision_is_off_and_serves(tmp_path: Path) -> None:
+    """The banner and /readyz say vision is off and why; the hub serves all the same."""
+    from vision.processes import vision_available
+
+    if missing_extra := vision_available():
+        pytest.skip(missing_extra)
+    missing = tmp_path / "models" / "yolo.pt"
+    port = free_port()
+    process, lines = start_up(tmp_path / "var", port, SB_YOLO_MODEL=str(missing))
+    try:
+        assert f"vision   OFF: SB_YOLO_MODEL {missing} does not exist" in "".join(lines)
+        deadline = time.monotonic() + 60
+        while (ready := httpx.get(f"http://127.0.0.1:{port}/readyz")).status_code != 200:
+            assert time.monotonic() < deadline, ready.text
+            time.sleep(0.3)
+        vision = ready.json()["components"]["vision"]
+        assert (vision["up"], vision["required"]) == (False, False)
+        assert f"vision is off: SB_YOLO_MODEL {missing} does not exist" == vision["reason"]
+    finally:
+        stop(process)
+
+
 @pytest.mark.parametrize("command", [
     ["migrate"], ["broker-config", "--out", "mqtt"], ["token", "create", "--role", "admin"],
     ["token", "list"], ["simulate", "--count", "1"],

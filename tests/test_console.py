@@ -343,6 +343,9 @@ def test_device_health_and_a_cameras_latest_evidence(
     assert "从未连接" in device.inner_text()
     camera = page.wait_for_selector("[data-camera-id=CAM-DV]")
     camera.wait_for_selector("text=not_analysed")
+    camera.wait_for_selector("text=no vision worker is running")  # why, from the stats
+    banner = page.wait_for_selector("[data-testid=vision-off]")
+    assert "视频分析已关闭" in banner.inner_text()
     image = camera.wait_for_selector("img")
     wait_until(lambda: page.evaluate("i => i.naturalWidth", image) == 160, timeout=10)
     shot(page, "devices")

@@ -267,3 +267,115 @@ def test_a_thousand_reads_leave_no_number_or_name_in_clear(
     for number, name in cards:
         for where in (dump, logged, said):
             assert number[:17] not in where and name not in where
+
+
+# Zero of each digit script a number may arrive in: fullwidth (an IME's full-width mode),
+# Arabic-Indic, Extended Arabic-Indic, Devanagari, Bengali, Thai, Myanmar and the
+# mathematical bold digits a rich-text paste can carry.
+DIGIT_SCRIPTS = {"fullwidth": 0xFF10, "arabic_indic": 0x0660, "persian": 0x06F0,
+                 "devanagari": 0x0966, "bengali": 0x09E6, "thai": 0x0E50, "myanmar": 0x1040,
+                 "math_bold": 0x1D7CE}  # fmt: skip
+
+
+def in_script(number: str, script: str) -> str:
+    """`number` written in `script`'s digits, its check character X as that script has it."""
+    zero = DIGIT_SCRIPTS[script]
+    check = {"X": "Ｘ" if script == "fullwidth" else "x"}.get(number[-1], number[-1])
+    return "".join(chr(zero + int(d)) for d in number[:-1]) + (
+        chr(zero + int(check)) if check.isdigit() else check)  # fmt: skip
+
+
+def ending_in_x(rng: random.Random) -> str:
+    while not (number := random_id_number(rng)).endswith("X"):
+        pass
+    return number
+
+
+def test_every_unicode_decimal_digit_reads_as_its_ascii_digit() -> None:
+    from ingest import idcard
+
+    decimals = [chr(c) for c in range(0x110000) if chr(c).isdecimal()]
+    assert len(decimals) > 600  # every script Unicode knows, not a chosen few
+    for digit in decimals:
+        value = idcard.normalise(digit * 17 + "ｘ")
+        assert value == str(int(digit)) * 17 + "X", hex(ord(digit))
+    number = ending_in_x(random.Random(3))
+    for script in DIGIT_SCRIPTS:
+        assert idcard.checked(f" {in_script(number, script)}\u3000") == number
+    with pytest.raises(idcard.NotAnIdNumber):
+        idcard.normalise("４４０３" + "a" * 14)
+
+
+def test_numbers_in_any_digits_hit_lists_and_registers_and_stay_hashed(
+    community: httpx.Client, database_url: str, mqtt_server: MqttUrl, key: bytes
+) -> None:
+    rng = random.Random(32)
+    scripts = list(DIGIT_SCRIPTS)
+    listed = {s: ending_in_x(rng) if i % 2 else random_id_number(rng)
+              for i, s in enumerate(scripts)}  # fmt: skip
+    registered = {s: random_id_number(rng) for s in scripts}
+    imported = {s: ending_in_x(rng) for s in scripts}
+    wanted_id = next(w["id"] for w in community.get("/api/v1/watchlists").json()
+                     if w["name"] == "wanted")  # fmt: skip
+    added = community.post(f"/api/v1/watchlists/{wanted_id}/entries", json={
+        "id_numbers": [in_script(n, s) for s, n in listed.items()]})  # fmt: skip
+    assert (added.json()["added"], added.json()["rejected"]) == (len(scripts), []), added.text
+    path = f"/api/v1/registers/{COMMUNITY}"
+    report = community.post(f"{path}/residents", json={"residents": [
+        {"id_number": in_script(n, s)} for s, n in registered.items()]}).json()  # fmt: skip
+    assert report == {"added": len(scripts), "updated": 0, "rejected": []}
+    csv = "id_number,building,unit\n" + "".join(
+        f"{in_script(n, s)},8栋,{i}\n" for i, (s, n) in enumerate(imported.items())
+    )
+    body = community.post(f"{path}/import", content=csv.encode(),
+                          headers={"Content-Type": "text/csv"}).json()  # fmt: skip
+    assert (body["added"], body["rejected"]) == (len(scripts), [])
+
+    expected: list[tuple[str, str]] = []  # (number as read, verdict)
+    for i, script in enumerate(scripts):
+        other = scripts[(i + 1) % len(scripts)]
+        expected += [
+            (in_script(WANTED, script), "watchlist"),  # listed in ASCII, read in a script
+            (listed[script], "watchlist"),  # listed in a script, read in ASCII
+            (in_script(listed[script], other), "watchlist"),  # and in another script
+            (in_script(RESIDENT, script), "ok"),
+            (in_script(registered[script], other), "ok"),
+            (in_script(imported[script], script), "ok"),
+            (in_script(BAD, script), "invalid"),  # a wrong check digit stays wrong
+        ]
+    with (running_consumer(database_url, mqtt_server, verdicts=True, secret=key),
+          reader(mqtt_server, READER) as inbox):  # fmt: skip
+        pub = Publisher(mqtt_server)
+        for seq, (number, _) in enumerate(expected, start=500):
+            read(pub, seq, number)
+        pub.close()
+        got = {v["read_seq"]: v for v in (inbox.get(timeout=20) for _ in expected)}
+    verdicts = [(number, got[seq]["verdict"]) for seq, (number, _) in
+                enumerate(expected, start=500)]  # fmt: skip
+    assert verdicts == expected
+    assert got[500]["masked_id"] == WANTED[:4] + "*" * 10 + WANTED[-4:]
+
+    found = community.post("/api/v1/id-reads/search",
+                           json={"id_number": in_script(WANTED, "thai")}).json()  # fmt: skip
+    assert len(found) == len(scripts)
+    masked = in_script(WANTED, "fullwidth")
+    by_mask = community.get("/api/v1/id-reads", params={
+        "id_masked": masked[:4] + "*" * 10 + masked[-4:]}).json()  # fmt: skip
+    assert len(by_mask) == len(scripts)
+
+    stored = everything_stored(database_url)
+    clear = [WANTED, RESIDENT, BAD, *listed.values(), *registered.values(), *imported.values()]
+    for number in clear:
+        for script in scripts:
+            assert number[:17] not in stored and in_script(number, script)[:17] not in stored
+
+
+def everything_stored(database_url: str) -> str:
+    """Every row of every table of the database, as text."""
+    with psycopg.connect(database_url) as conn:
+        tables = [row[0] for row in conn.execute(
+            "SELECT quote_ident(table_schema) || '.' || quote_ident(table_name)"
+            " FROM information_schema.tables WHERE table_schema NOT IN"
+            " ('pg_catalog', 'information_schema') AND table_type = 'BASE TABLE'")]  # fmt: skip
+        return "\n".join(str(row[0]) for table in tables
+                         for row in conn.execute(f"SELECT t::text FROM {table} t"))  # fmt: skip

@@ -273,6 +273,92 @@ def test_every_component_recovers_from_a_database_restart(
         server.stop()
 
 
+def test_no_request_fails_once_the_database_is_back(
+    start: Callable[..., Start], tmp_path: Path
+) -> None:
+    """Connections pooled before a PostgreSQL restart are dead after it: each is checked as
+    it is handed out and replaced, so the first request after the restart succeeds, and so
+    does every one after it; /readyz says the database is down while it is."""
+    server = EmbeddedPostgres(tmp_path / "pg")
+    port = free_port()
+    url = server.start(port=port)
+    try:
+        api = start(url)("api", "api")
+        api.wait_ready(timeout=90)
+        client = httpx.Client(base_url=api.base, timeout=60,
+                              headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})  # fmt: skip
+        register_area(client)
+        fill_the_pool(client, url)
+
+        server.stop()
+        body = api.wait_for(lambda status: status == 503, 30, "reported the outage")
+        assert body["database"] != "ok" and body["status"] == "unavailable"
+        server.start(port=port)
+
+        answers = [client.post("/api/v1/areas", json={"code": f"44031100{i:04d}",
+                                                      "name": f"社区{i}"}).status_code
+                   for i in range(2, 22)]  # fmt: skip
+        answers += [client.get("/api/v1/areas").status_code for _ in range(20)]
+        assert answers == [201] * 20 + [200] * 20
+        status, ready = api.readiness()
+        assert (status, ready["database"]) == (200, "ok"), ready
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT count(*) FROM areas").fetchone() == (21,)
+    finally:
+        server.stop()
+
+
+def fill_the_pool(client: httpx.Client, url: str) -> None:
+    """Concurrent requests until the API holds several pooled connections: each one goes
+    stale in the restart."""
+
+    def busy() -> None:
+        for _ in range(20):
+            assert client.get("/api/v1/areas").status_code == 200
+
+    deadline = time.monotonic() + 30
+    while api_connections(url) < 4:
+        assert time.monotonic() < deadline, "the API never held several connections"
+        threads = [threading.Thread(target=busy) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+
+def api_connections(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname ="
+                           " current_database() AND pid <> pg_backend_pid()").fetchone()  # fmt: skip
+    return int(row[0]) if row else 0
+
+
+def test_the_api_alone_on_a_fresh_database_migrates_before_it_answers(
+    start: Callable[..., Start], pg_server: str
+) -> None:
+    """Started alone on an empty database, `shaobing api` answers no request before the
+    schema is there: never a 500, from the first answer on."""
+    with scratch_database(pg_server) as fresh:
+        api = start(fresh)("api", "api")
+        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        answers: list[int] = []
+        deadline = time.monotonic() + 90
+        while not answers or answers[-1] != 200:
+            assert time.monotonic() < deadline, f"never answered: {answers}\n{api.log()}"
+            try:
+                answers.append(httpx.get(f"{api.base}/api/v1/areas", headers=headers).status_code)
+            except httpx.TransportError:
+                time.sleep(0.05)  # not listening yet
+        assert set(answers) == {200}, answers
+        created = httpx.post(f"{api.base}/api/v1/areas", headers=headers,
+                             json={"code": COMMUNITY, "name": "楼村社区"})  # fmt: skip
+        assert created.status_code == 201, created.text
+        api.wait_ready()
+        with psycopg.connect(fresh) as conn:
+            rules = conn.execute("SELECT count(*) FROM rules WHERE builtin").fetchone()
+        assert rules is not None and rules[0] >= 13
+
+
 def test_the_split_commands_need_their_settings() -> None:
     import subprocess
 

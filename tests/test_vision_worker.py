@@ -8,16 +8,19 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
 
+from hub.secret import hmac_key
 from hub.settings import MqttUrl, Settings
 from tests.conftest import TokenFactory
 from tests.hub_processes import HubProcess, hub_env
 from tests.ingest_helpers import Publisher, running_consumer, wait_for
+from tests.test_ingest_pipeline import Harness
 from tests.vision_media import MEDIA, WALKWAY, YOLO, require_media
 
 AREA = "440311001002"
@@ -185,7 +188,9 @@ def test_models_load_only_for_a_camera_and_a_missing_model_is_said_once(
     require_media()
     hub = vision_hub(database_url, mqtt_server, tmp_path, 1, str(tmp_path / "missing.pt"))
     try:
-        hub.wait_ready()
+        # Not ready, and it says why (the contract of issue 32: vision off is not `up`).
+        body = hub.wait_for(lambda status: status == 503, 60, "said vision is off")
+        assert "missing.pt does not exist" in body["components"]["vision"]["reason"]
         time.sleep(4)  # several lease heartbeats with no camera
         assert "could not be loaded" not in hub.log()
 
@@ -246,7 +251,8 @@ def test_an_inference_process_without_its_models_says_so_once_and_stays_up(
     hub = vision_hub(database_url, mqtt_server, tmp_path, 1, str(tmp_path / "missing.pt"),
                      SB_VISION_INFERENCE_SERVER="1")  # fmt: skip
     try:
-        hub.wait_ready()
+        body = hub.wait_for(lambda status: status == 503, 60, "said vision is off")
+        assert "missing.pt does not exist" in body["components"]["vision"]["reason"]
         deadline = time.monotonic() + 30
         while "cannot load its models" not in hub.log() and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -264,3 +270,74 @@ def servers_started(hub: HubProcess) -> list[int]:
     lines = hub.log_path.read_text(errors="replace").splitlines()
     return [entry["pid"] for line in lines if line.startswith("{")
             if (entry := json.loads(line)).get("event") == "inference server listening"]  # fmt: skip
+
+
+def test_without_its_model_vision_says_it_is_off_and_no_camera_is_called_offline(
+    admin: httpx.Client, api_url: str, database_url: str, mqtt_server: MqttUrl,
+    settings: Settings, tmp_path: Path,
+) -> None:  # fmt: skip
+    """SB_YOLO_MODEL names a file that is not there: /readyz of the vision process, the
+    API's /readyz and /vision, and the camera's stats say vision is off and why; device
+    health calls no camera offline for it, while the same sweep reports a silent sensor."""
+    missing = tmp_path / "models" / "yolo.pt"
+    hub = vision_hub(database_url, mqtt_server, tmp_path, 1, str(missing))
+    try:
+        body = hub.wait_for(lambda status: status == 503, 60, "said vision is off")
+        vision = body["components"]["vision"]
+        assert not vision["up"] and f"SB_YOLO_MODEL {missing} does not exist" in vision["reason"]
+        admin.post("/api/v1/areas", json={"code": AREA, "name": "楼村社区"}).raise_for_status()
+        admin.post("/api/v1/cameras", json={
+            "id": "CAM-OFF", "area": AREA, "building": "B1",
+            "stream_url": "rtsp://192.0.2.10/stream"}).raise_for_status()  # fmt: skip
+        admin.post("/api/v1/devices", json={"id": "SD-OFF", "type": "smoke_sensor",
+                                            "area": AREA}).raise_for_status()  # fmt: skip
+        deadline = time.monotonic() + 30
+        while (said := admin.get("/api/v1/vision").json())["workers"] == 0:  # still starting
+            assert time.monotonic() < deadline, said
+            time.sleep(0.2)
+        assert (said["state"], said["workers"]) == ("off", 1) and str(missing) in said["reason"]
+        ready = httpx.get(f"{api_url}/readyz")
+        assert ready.status_code == 200 and ready.json()["vision"] == said  # the API serves
+        stats = admin.get("/api/v1/cameras/CAM-OFF/stats").json()
+        assert stats["stream"] == "not_analysed"
+        assert stats["reason"].startswith("vision is off: ") and str(missing) in stats["reason"]
+
+        harness = Harness(database_url, hmac_key(settings))
+        later = datetime.now(UTC) + timedelta(hours=26)  # past every heartbeat
+        assert harness.sweep(later) == ["device_offline:never_connected"]
+        assert [s.source_id for s in harness.signals] == ["SD-OFF"]
+    finally:
+        hub.stop()
+    # A camera a worker with its models holds is judged as before: silent, it is offline.
+    with psycopg.connect(database_url) as conn:
+        conn.execute("INSERT INTO vision_workers (id, host, pid) VALUES ('w-models', 'h', 1)")
+        conn.execute("INSERT INTO camera_leases (camera_id, worker_id, claimed_at, expires_at)"
+                     " VALUES ('CAM-OFF', 'w-models', now() - interval '1 hour',"
+                     " now() + interval '1 hour')")  # fmt: skip
+    assert harness.sweep(later) == ["device_offline:never_connected"]
+    assert harness.signals[-1].source_id == "CAM-OFF"
+
+
+def test_a_model_that_fails_to_load_turns_vision_off_with_its_error(
+    admin: httpx.Client, database_url: str, mqtt_server: MqttUrl, tmp_path: Path
+) -> None:
+    """A model file that is there but is no model: ready while no camera needs it; once one
+    does, the load fails and the process, the API and the camera's stats say so."""
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a model")
+    hub = vision_hub(database_url, mqtt_server, tmp_path, 1, str(bad))
+    try:
+        hub.wait_ready()
+        admin.post("/api/v1/areas", json={"code": AREA, "name": "楼村社区"}).raise_for_status()
+        admin.post("/api/v1/cameras", json={
+            "id": "CAM-BAD", "area": AREA, "stream_url": "rtsp://192.0.2.11/stream",
+        }).raise_for_status()  # fmt: skip
+        body = hub.wait_for(lambda status: status == 503, 60, "said its models failed")
+        reason = body["components"]["vision"]["reason"]
+        assert "could not be loaded" in reason and "bad.pt" in reason, reason
+        said = admin.get("/api/v1/vision").json()
+        assert said["state"] == "off" and "could not be loaded" in said["reason"], said
+        stats = admin.get("/api/v1/cameras/CAM-BAD/stats").json()
+        assert stats["stream"] == "not_analysed" and "could not be loaded" in stats["reason"]
+    finally:
+        hub.stop()

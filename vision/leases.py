@@ -13,10 +13,33 @@ from psycopg.rows import DictRow
 async def register_worker(
     conn: AsyncConnection[DictRow], worker_id: str, host: str, pid: int
 ) -> None:
+    """A worker with its models loaded: it analyses, and shares the cameras."""
     await conn.execute(
         "INSERT INTO vision_workers (id, host, pid) VALUES (%s, %s, %s)"
-        " ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()",
+        " ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), analysing = true, problem = NULL",
         (worker_id, host, pid),
+    )
+
+
+async def waiting_worker(
+    conn: AsyncConnection[DictRow],
+    worker_id: str,
+    host: str,
+    pid: int,
+    problem: str | None,
+    lease: timedelta,
+) -> None:
+    """A worker without models: listed (and heard) but given no camera; `problem` says why
+    it cannot analyse, None while it merely waits for a camera to need its models."""
+    await conn.execute(
+        "DELETE FROM vision_workers WHERE heartbeat_at < now() - 10 * %s::interval", (lease,)
+    )
+    await conn.execute(
+        "INSERT INTO vision_workers (id, host, pid, analysing, problem)"
+        " VALUES (%s, %s, %s, false, %s)"
+        " ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), analysing = false,"
+        " problem = excluded.problem",
+        (worker_id, host, pid, problem),
     )
 
 
@@ -69,7 +92,8 @@ async def heartbeat(
 
 async def _fair_share(conn: AsyncConnection[DictRow], cameras: int, lease: timedelta) -> int:
     cur = await conn.execute(
-        "SELECT count(*) AS n FROM vision_workers WHERE heartbeat_at > now() - %s::interval",
+        "SELECT count(*) AS n FROM vision_workers WHERE analysing"
+        " AND heartbeat_at > now() - %s::interval",
         (lease,),
     )
     row = await cur.fetchone()

@@ -34,6 +34,7 @@ class ModelSlot:
         self._retry_s = retry_s
         self._retry_at = float("-inf")
         self._failures = 0
+        self.problem: str | None = None  # why the last load failed
         self.models: Models | None = None
 
     @classmethod
@@ -58,12 +59,14 @@ class ModelSlot:
             self._failed(exc)
             return None
         MODELS_READY.set(1)
+        self.problem = None
         log.info("vision models loaded", models=self._describe,
                  seconds=round(time.perf_counter() - started, 1))  # fmt: skip
         return self.models
 
     def _failed(self, exc: Exception) -> None:
         self._failures += 1
+        self.problem = f"models could not be loaded ({self._describe}): {exc}"[:1000]
         self._retry_at = time.monotonic() + self._retry_s
         MODELS_READY.set(0)
         if self._failures == 1:

@@ -10,16 +10,23 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import psycopg
+
+from hub.db import connect
 from hub.logs import configure_logging, get_logger
 from hub.settings import Settings
+from hub.supervisor import Probe
+from vision.status import missing_models, vision_state
 
 if TYPE_CHECKING:
     from vision.inference_server import Address
@@ -28,6 +35,7 @@ log = get_logger(__name__)
 RESTART_DELAY_S = 5.0
 MODEL_RETRY_S = 300.0
 MAX_RESTART_DELAY_S = 300.0
+STATE_EVERY_S = 2.0
 
 
 def vision_available() -> str | None:
@@ -165,12 +173,36 @@ class WorkerPool:
             shutil.rmtree(Path(self.address.path).parent, ignore_errors=True)
 
 
-async def supervise(pool: WorkerPool) -> None:
-    """Run a pool inside an event loop (`shaobing up`) until cancelled."""
+async def supervise(pool: WorkerPool, probe: Probe) -> None:
+    """Run a pool inside an event loop until cancelled. `probe` says whether its workers
+    can analyse: down, with the reason, while their models are missing or fail to load."""
+    await _say_state(pool, probe)
     pool.start()
     try:
         while True:
-            await asyncio.sleep(2)
+            await asyncio.sleep(STATE_EVERY_S)
             pool.check()
+            await _say_state(pool, probe)
     finally:
         await asyncio.to_thread(pool.stop)
+
+
+async def _say_state(pool: WorkerPool, probe: Probe) -> None:
+    if missing := missing_models(pool.settings):
+        probe.down(f"vision is off: {missing}")
+        return
+    pids = [p.pid for p in pool.processes if p is not None and p.pid is not None]
+    if not pids or not pool.settings.database_url:
+        probe.ready()  # starting: nothing known against it yet
+        return
+    try:
+        conn = await connect(pool.settings.database_url)
+        async with conn:
+            state = await vision_state(conn, timedelta(seconds=pool.settings.vision_lease_s),
+                                       host=socket.gethostname(), pids=pids)  # fmt: skip
+    except psycopg.OperationalError:
+        return  # the database's outage is said by /readyz's `database`
+    if state.state == "off" and state.workers:
+        probe.down(f"vision is off: {state.reason}")
+    else:
+        probe.ready()

@@ -29,6 +29,7 @@ from vision.inference_server import Address, remote_models
 from vision.model_slot import ModelSlot
 from vision.pipeline import Engine, Gating, Models, Outcome
 from vision.publisher import Publisher
+from vision.status import missing_models
 
 log = get_logger(__name__)
 
@@ -111,13 +112,19 @@ class VisionWorker:
 
     async def _heartbeats(self, conn: AsyncConnection[DictRow], stop: asyncio.Event) -> None:
         """Claim cameras only with models in hand: a worker that cannot analyse holds none,
-        and is not counted in the fair share, so any worker that can takes them all."""
+        and is not counted in the fair share, so any worker that can takes them all. It is
+        listed all the same, with what stops it, so that the hub can say vision is off."""
         while not stop.is_set():
             cameras = await enabled_cameras(conn)
             await conn.commit()
             if cameras and self.engine is None:
                 await self._start_engine(conn)
-            if self.engine is not None:
+            if self.engine is None:
+                problem = self.models.problem or missing_models(self.settings)
+                await leases.waiting_worker(conn, self.id, socket.gethostname(), os.getpid(),
+                                            problem, self.lease)  # fmt: skip
+                await conn.commit()
+            else:
                 held = await leases.heartbeat(conn, self.id, [c.id for c in cameras], self.lease)
                 await conn.commit()
                 self.desired = {c.id: c for c in cameras if c.id in held}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -15,6 +16,7 @@ from devices.csv_import import ImportReport
 from devices.models import Camera, CameraIn, CameraUpdate, CameraWithCredentials, ZonesIn
 from devices.paging import Page
 from vision import stats as vision_stats
+from vision.status import VisionState, vision_state
 
 router = APIRouter(prefix="/cameras", tags=["cameras"])
 
@@ -99,11 +101,25 @@ async def delete_camera(camera_id: str, who: RegistryWriter, pool: DbPool) -> Re
 
 
 @router.get("/{camera_id}/stats")
-async def camera_stats(camera_id: str, who: Reader, pool: DbPool) -> dict[str, Any]:
-    """What the camera's vision worker last reported: rates, counts, reconnects, line counts."""
+async def camera_stats(
+    camera_id: str, request: Request, who: Reader, pool: DbPool
+) -> dict[str, Any]:
+    """What the camera's vision worker last reported: rates, counts, reconnects, line counts;
+    `stream: not_analysed` with the `reason` when no worker has analysed it."""
+    settings = request.app.state.settings
     async with pool.connection() as conn:
-        await cameras.get_camera(conn, camera_id, scope=who.area_prefix)
+        camera = await cameras.get_camera(conn, camera_id, scope=who.area_prefix)
         found = await vision_stats.camera_stats(conn, camera_id)
-    if found is None:
-        return {"camera_id": camera_id, "stream": "not_analysed"}
-    return found
+        if found is not None:
+            return found
+        vision = await vision_state(conn, timedelta(seconds=settings.vision_lease_s))
+    return {"camera_id": camera_id, "stream": "not_analysed",
+            "reason": not_analysed_because(camera, vision)}  # fmt: skip
+
+
+def not_analysed_because(camera: Camera, vision: VisionState) -> str:
+    if not camera.enabled:
+        return "the camera is disabled"
+    if vision.state == "off":
+        return f"vision is off: {vision.reason}"
+    return "no vision worker has taken it yet"

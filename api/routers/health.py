@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from api.deps import DbPool
 from hub.readiness import liveness, readiness
+from vision.status import VisionState, vision_state
 
 router = APIRouter(tags=["health"])
 
@@ -19,11 +22,21 @@ async def healthz() -> JSONResponse:
 
 @router.get("/readyz", responses={503: {"description": "a part is down; the body says which"}})
 async def readyz(request: Request, pool: DbPool) -> JSONResponse:
-    """200 when the database answers and every component of this process is up, else 503."""
+    """200 when the database answers and every component of this process is up, else 503.
+    `vision` says whether the hub's vision workers analyse, and why not (it does not make
+    the API unready: the API serves without them)."""
 
     async def check_database() -> None:
         async with pool.connection(timeout=2) as conn:
             await conn.execute("SELECT 1")
 
     status, body = await readiness("api", request.app.state.supervisors, check_database)
+    if body["database"] == "ok":
+        body["vision"] = (await hub_vision(request, pool)).model_dump()
     return JSONResponse(body, status_code=status)
+
+
+async def hub_vision(request: Request, pool: DbPool) -> VisionState:
+    lease = timedelta(seconds=request.app.state.settings.vision_lease_s)
+    async with pool.connection(timeout=2) as conn:
+        return await vision_state(conn, lease)

@@ -17,6 +17,7 @@ import type {
   Stats,
   Unit,
   UnitStatsPage,
+  VisionState,
 } from './types'
 import { token } from '../session'
 
@@ -129,6 +130,7 @@ export const api = {
   },
   devices: () => call<Page<Device>>(`/devices${query({ limit: 500 })}`),
   cameras: () => call<Page<Camera>>(`/cameras${query({ limit: 500 })}`),
+  vision: () => call<VisionState>('/vision'),
   cameraStats: (id: string) => call<Record<string, unknown>>(`/cameras/${id}/stats`),
   cameraEvidence: (id: string, limit = 3) =>
     call<{ items: { id: string; event_type: string; created_at: string }[] }>(

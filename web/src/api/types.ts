@@ -201,6 +201,13 @@ export interface Camera {
   enabled: boolean
 }
 
+// Whether the hub's vision workers analyse the cameras; `reason` says why not when `off`.
+export interface VisionState {
+  state: 'analysing' | 'idle' | 'off'
+  reason: string | null
+  workers: number
+}
+
 export interface GroupStats {
   key: string
   total: number

@@ -120,6 +120,7 @@ const en: typeof zh = {
     offlineSince: 'Offline since',
     battery: 'Battery',
     cameras: 'Cameras',
+    visionOff: 'Vision is off: cameras are not analysed (nor called offline for it)',
     states: { online: 'online', offline: 'offline', never_connected: 'never connected' },
   },
   stats: {

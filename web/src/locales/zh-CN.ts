@@ -123,6 +123,7 @@ export default {
     offlineSince: '离线起始',
     battery: '电量',
     cameras: '摄像头',
+    visionOff: '视频分析已关闭，摄像头未被分析（也不会因此判为离线）',
     states: {
       online: '在线',
       offline: '离线',
