@@ -38,6 +38,12 @@ class CommandName(StrEnum):
     SELF_TEST = "self_test"
     REBOOT = "reboot"
     SET_REPORT_INTERVAL = "set_report_interval"
+    # GB/T 28181 devices (sent over SIP by the gb28181 process)
+    SET_GUARD = "set_guard"
+    RESET_GUARD = "reset_guard"
+    RESET_ALARM = "reset_alarm"
+    DEVICE_INFO = "device_info"
+    DEVICE_STATUS = "device_status"
 
 
 class CommandStatus(StrEnum):
@@ -93,12 +99,25 @@ ARGS: dict[CommandName, type[_Args]] = {
     CommandName.SELF_TEST: NoArgs,
     CommandName.REBOOT: NoArgs,
     CommandName.SET_REPORT_INTERVAL: ReportIntervalArgs,
+    CommandName.SET_GUARD: NoArgs,
+    CommandName.RESET_GUARD: NoArgs,
+    CommandName.RESET_ALARM: NoArgs,
+    CommandName.DEVICE_INFO: NoArgs,
+    CommandName.DEVICE_STATUS: NoArgs,
 }
+GB_COMMANDS = frozenset(
+    {CommandName.SET_GUARD, CommandName.RESET_GUARD, CommandName.RESET_ALARM, CommandName.REBOOT,
+     CommandName.DEVICE_INFO, CommandName.DEVICE_STATUS}
+)  # fmt: skip
 ACCEPTED_BY: dict[DeviceType, frozenset[CommandName]] = {
-    DeviceType.SMOKE_SENSOR: frozenset(CommandName),
+    DeviceType.SMOKE_SENSOR: frozenset(
+        {CommandName.SILENCE, CommandName.SELF_TEST, CommandName.REBOOT,
+         CommandName.SET_REPORT_INTERVAL}
+    ),  # fmt: skip
     DeviceType.ID_READER: frozenset(
         {CommandName.SELF_TEST, CommandName.REBOOT, CommandName.SET_REPORT_INTERVAL}
     ),
+    DeviceType.GB28181: GB_COMMANDS,
 }
 
 
@@ -208,14 +227,17 @@ async def get_command(conn: AsyncConnection[DictRow], device_id: str, cmd_id: st
 
 
 async def take_pending(
-    conn: AsyncConnection[DictRow], now: datetime, *, limit: int = 100
+    conn: AsyncConnection[DictRow], now: datetime, *, limit: int = 100, gb28181: bool = False
 ) -> list[Command]:
     """Pending commands still worth sending, oldest first, locked for this transaction (another
-    sender skips them)."""
+    sender skips them): those of gb28181 devices (sent over SIP), or those of the others (over
+    MQTT)."""
     cur = await conn.execute(
-        f"SELECT {_COLUMNS} FROM device_commands WHERE status = 'pending' AND expires_at > %s"
-        " ORDER BY created_at, id LIMIT %s FOR UPDATE SKIP LOCKED",
-        (now, limit),
+        f"SELECT {_COLUMNS} FROM device_commands c WHERE status = 'pending' AND expires_at > %s"
+        " AND (EXISTS (SELECT 1 FROM devices d WHERE d.id = c.device_id"
+        "              AND d.type = 'gb28181')) = %s"
+        " ORDER BY created_at, id LIMIT %s FOR UPDATE OF c SKIP LOCKED",
+        (now, gb28181, limit),
     )
     return [Command.model_validate(row) for row in await cur.fetchall()]
 

@@ -8,6 +8,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -82,6 +83,23 @@ class Settings(BaseSettings):
         " devices on the network in); unset: loopback, at 1883 or the port it had last time",
     )
     api_bind: str = Field(default="127.0.0.1:8000", description="where the HTTP API listens")
+    timezone: str = Field(
+        default="Asia/Shanghai",
+        description="the hub's local time zone (IANA), e.g. for the clock GB/T 28181 devices set",
+    )
+    gb_listen: str | None = Field(
+        default=None,
+        description="host:port of the GB/T 28181 SIP server (UDP and TCP), e.g. 0.0.0.0:5060;"
+        " unset: off",
+    )
+    gb_id: str = Field(
+        default="44031100002000000001", pattern=r"^\d{20}$",
+        description="the hub's own 20-digit GB/T 28181 id (centre code, industry, type 200, serial)",
+    )  # fmt: skip
+    gb_domain: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9.-]{1,64}$",
+        description="SIP domain and digest realm; unset: SB_GB_ID's first 10 digits",
+    )  # fmt: skip
     data_dir: Path = Field(
         default=Path("./var"), description="embedded services' data and generated secrets"
     )
@@ -222,7 +240,16 @@ class Settings(BaseSettings):
         MqttUrl.parse(value)
         return value
 
-    @field_validator("mqtt_listen")
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone such as Asia/Shanghai") from None
+        return value
+
+    @field_validator("mqtt_listen", "gb_listen")
     @classmethod
     def _check_listen(cls, value: str | None) -> str | None:
         if value is None or value == "":
@@ -263,6 +290,11 @@ class Settings(BaseSettings):
     @property
     def links_base(self) -> str:
         return self.public_url or f"http://{self.api_bind}"
+
+    @property
+    def gb_realm(self) -> str:
+        """The GB/T 28181 SIP domain and digest realm."""
+        return self.gb_domain or self.gb_id[:10]
 
     @property
     def mqtt(self) -> MqttUrl | None:
