@@ -1,0 +1,137 @@
+"""Transport pieces: addresses, per-source flood limits, and Content-Length framing on streams."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Literal
+
+from gb28181.sip.message import DEFAULT_LIMITS, Limits, SipParseError, parse_content_length
+
+Transport = Literal["udp", "tcp"]
+
+
+@dataclass(frozen=True)
+class Address:
+    """Where a message came from or goes to: transport, IP (or host name), port."""
+
+    transport: Transport
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.transport}:{host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class FloodLimits:
+    """Per-source-IP limits. Messages past the rate are dropped (counted "flood") before they
+    are parsed, so a flood from one address costs little and does not slow the others.
+
+    The defaults suit one device or a lower platform per address; a test or bench driving
+    thousands of simulated devices from one IP raises `rate_per_s` and `burst`."""
+
+    rate_per_s: float = 200.0  # sustained messages per second from one IP
+    burst: int = 400  # bucket size
+    max_sources: int = 65536  # IPs tracked; the least recently seen is forgotten past this
+    max_tcp_connections: int = 4096  # in all
+    max_tcp_connections_per_ip: int = 32
+    tcp_idle_s: float = 900.0  # a connection silent this long is closed (keepalives are 60 s)
+    max_pending_requests: int = 2048  # handler calls in flight; past this new requests get 503
+    max_transactions: int = 65536  # server transactions held (Timer J), past this 503
+
+
+class RateLimiter:
+    """Token buckets per source IP in a bounded LRU table."""
+
+    def __init__(self, rate_per_s: float, burst: int, max_sources: int) -> None:
+        self.rate = rate_per_s
+        self.burst = float(burst)
+        self.max_sources = max_sources
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    def allow(self, ip: str, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        tokens, last = self._buckets.pop(ip, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - last) * self.rate)
+        ok = tokens >= 1.0
+        if ok:
+            tokens -= 1.0
+        self._buckets[ip] = (tokens, now)
+        if len(self._buckets) > self.max_sources:
+            self._buckets.popitem(last=False)
+        return ok
+
+
+class StreamFramer:
+    """Cuts a byte stream into SIP messages by Content-Length (RFC 3261 18.3).
+
+    `feed` returns the whole messages now available; raises SipParseError when the stream
+    cannot be framed (a head past the limits, Content-Length missing, malformed or too large):
+    the caller then closes the connection, since where the next message starts is unknown.
+    CRLF keepalives between messages (RFC 5626 3.5.1) are skipped; `pongs` counts the double
+    CRLF pings, each of which the caller answers with a single CRLF."""
+
+    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+        self.limits = limits
+        self._buf = bytearray()
+        self.pongs = 0
+
+    def feed(self, data: bytes) -> list[bytes]:
+        self._buf += data
+        out: list[bytes] = []
+        while True:
+            self._skip_keepalives()
+            message = self._next()
+            if message is None:
+                return out
+            out.append(message)
+
+    def _skip_keepalives(self) -> None:
+        start = 0
+        while self._buf.startswith(b"\r\n", start):
+            if self._buf.startswith(b"\r\n\r\n", start):
+                self.pongs += 1
+                start += 4
+            else:
+                start += 2
+        if start:
+            del self._buf[:start]
+
+    def _next(self) -> bytes | None:
+        limits = self.limits
+        end = self._buf.find(b"\r\n\r\n", 0, limits.max_head_bytes + 4)
+        if end < 0:
+            if len(self._buf) > limits.max_head_bytes:
+                raise SipParseError("headers_too_large")
+            return None
+        length = self._content_length(bytes(self._buf[:end]))
+        if length > limits.max_body_bytes or end + 4 + length > limits.max_message_bytes:
+            raise SipParseError("body_too_large")
+        total = end + 4 + length
+        if len(self._buf) < total:
+            return None
+        message = bytes(self._buf[:total])
+        del self._buf[:total]
+        return message
+
+    @staticmethod
+    def _content_length(head: bytes) -> int:
+        found: int | None = None
+        for line in head.split(b"\r\n")[1:]:
+            name, sep, value = line.partition(b":")
+            if not sep or name.strip().lower() not in (b"content-length", b"l"):
+                continue
+            try:
+                text = value.strip().decode("ascii")
+            except UnicodeDecodeError:
+                raise SipParseError("bad_content_length") from None
+            length = parse_content_length(text)
+            if found is not None and found != length:
+                raise SipParseError("bad_content_length", "differing values")
+            found = length
+        if found is None:
+            raise SipParseError("bad_content_length", "missing on a stream")
+        return found
