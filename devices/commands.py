@@ -111,8 +111,12 @@ GB_COMMANDS = frozenset(
 )  # fmt: skip
 ACCEPTED_BY: dict[DeviceType, frozenset[CommandName]] = {
     DeviceType.SMOKE_SENSOR: frozenset(
-        {CommandName.SILENCE, CommandName.SELF_TEST, CommandName.REBOOT,
-         CommandName.SET_REPORT_INTERVAL}
+        {
+            CommandName.SILENCE,
+            CommandName.SELF_TEST,
+            CommandName.REBOOT,
+            CommandName.SET_REPORT_INTERVAL,
+        }
     ),  # fmt: skip
     DeviceType.ID_READER: frozenset(
         {CommandName.SELF_TEST, CommandName.REBOOT, CommandName.SET_REPORT_INTERVAL}

@@ -63,4 +63,3 @@ def check_gb_id(value: str) -> str:
 
 def is_video_channel(channel_id: str) -> bool:
     return is_gb_id(channel_id) and type_code(channel_id) in VIDEO_TYPES
-

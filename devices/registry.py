@@ -320,3 +320,12 @@ async def sip_password(
     sealed = row.pop("sip_secret")
     password = open_sealed(seal_key, device_id, sealed)
     return (DeviceRef(**row), password) if password is not None else None
+
+
+async def merge_tags(conn: AsyncConnection[DictRow], device_id: str, tags: dict[str, Any]) -> None:
+    """Set these tags on a device, keeping its others (what a device said of itself)."""
+    await conn.execute(
+        "UPDATE devices SET tags = tags || %s, updated_at = now() WHERE id = %s",
+        (Jsonb(tags), device_id),
+    )
+    await notify_registry_changed(conn, device_id)

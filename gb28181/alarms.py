@@ -85,7 +85,9 @@ def read_alarm(element: Element, device_id: str, sn: str, tz: ZoneInfo, now: dat
     if description:
         attrs["description"] = description[:500]
     params = info.find("AlarmTypeParam") if info is not None else None
-    event_type = (params.get("EventType") if params is not None else None) or element.get("EventType")
+    event_type = (params.get("EventType") if params is not None else None) or element.get(
+        "EventType"
+    )
     if event_type:
         attrs["event_type"] = event_type[:32]
     for key, tag in (("lon", "Longitude"), ("lat", "Latitude")):

@@ -94,7 +94,7 @@ class Settings(BaseSettings):
     )
     gb_id: str = Field(
         default="44031100002000000001", pattern=r"^\d{20}$",
-        description="the hub's own 20-digit GB/T 28181 id (centre code, industry, type 200, serial)",
+        description="the hub's own 20-digit GB/T 28181 id (centre, industry, type 200, serial)",
     )  # fmt: skip
     gb_domain: str | None = Field(
         default=None, pattern=r"^[A-Za-z0-9.-]{1,64}$",

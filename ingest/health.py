@@ -116,7 +116,8 @@ async def _never_connected(
     shortest = min(policy.heartbeat.values())
     due = [
         d for d in devices.values()
-        if d.enabled and d.id not in heard and not watched_elsewhere(d) and d.registered_at is not None
+        if d.enabled and d.id not in heard and not watched_elsewhere(d)
+        and d.registered_at is not None
         and now - d.registered_at > policy.heartbeat.get(d.type, shortest)
     ]  # fmt: skip
     if not due:

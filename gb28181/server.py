@@ -1,0 +1,247 @@
+"""The GB/T 28181 server: registrations, keepalives, catalogs, alarms, over the SIP core.
+
+Requests from a device are accepted only while it is registered, and only from its
+registered IP (any port: devices open new TCP connections and some send from another UDP
+port); only a digest-authenticated REGISTER moves a device to another IP. Keepalives are
+answered at once and written in batches; alarms are stored before they are answered, so a
+device whose alarm was not stored sends it again (and the copy is stored once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import psycopg
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from devices import registry
+from devices.cameras import catalog_camera_ids
+from devices.registry import DeviceRef
+from gb28181 import metrics, store
+from gb28181.catalog import Gathering
+from gb28181.manscdp import BodyError, Manscdp, read_manscdp
+from gb28181.registrar import Registered, Registrar
+from gb28181.session import Outbound, Registration
+from gb28181.sip import FloodLimits, IncomingRequest, SipStack, Timers
+from gb28181.sip.transport import Address
+from hub import signal_log
+from hub.logs import get_logger
+from ingest.device_state import mark_alive, mark_gone
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class GbConfig:
+    database_url: str
+    host: str
+    port: int
+    hub_id: str
+    realm: str
+    timezone: str
+    seal_key: bytes
+    timers: Timers = field(default_factory=Timers)
+    flood: FloodLimits = field(default_factory=FloodLimits)
+    failure_limit: int = 20
+    flush_s: float = 0.5
+    sweep_s: float = 5.0
+    catalog_retries: int = 3
+    catalog_backoff_s: float = 5.0
+    subscribe_expires: int = 3600
+
+
+class GbServer:
+    """One per process; `run` until cancelled (components.add_gb28181)."""
+
+    def __init__(self, config: GbConfig, pool: AsyncConnectionPool[AsyncConnection[DictRow]]):
+        self.config = config
+        self.pool = pool
+        self.tz = ZoneInfo(config.timezone)
+        self.stack = SipStack(config.host, config.port, self.handle, timers=config.timers,
+                              flood=config.flood, on_drop=self._on_drop)  # fmt: skip
+        self.out = Outbound(self.stack, config.hub_id, config.realm)
+        self.registrar = Registrar(config.realm, self.tz, self._password,
+                                   failure_limit=config.failure_limit)  # fmt: skip
+        self.regs: dict[str, Registration] = {}
+        self.heard: dict[str, datetime] = {}
+        self.gatherings: dict[tuple[str, str], tuple[Gathering, asyncio.Event]] = {}
+        self.awaiting: dict[tuple[str, str], asyncio.Future[Manscdp]] = {}
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self._background: set[asyncio.Task[None]] = set()
+        from gb28181.messages import MessageHandler  # the handlers need the server built
+
+        self.messages = MessageHandler(self)
+
+    def _on_drop(self, reason: str, source: Address) -> None:
+        metrics.dropped(reason)
+
+    async def _password(self, device_id: str) -> tuple[DeviceRef, str] | None:
+        async with self.pool.connection() as conn:
+            return await registry.sip_password(conn, device_id, self.config.seal_key)
+
+    def spawn(self, coro: Coroutine[Any, Any, None], key: str | None = None) -> None:
+        """Run in the background; with `key`, replacing the task of that key."""
+        task = asyncio.create_task(coro)
+        if key is not None:
+            old = self.tasks.pop(key, None)
+            if old is not None:
+                old.cancel()
+            self.tasks[key] = task
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self._load_registrations()
+        await self.stack.start()
+        log.info("gb28181 listening", udp=str(self.stack.udp_address),
+                 tcp=str(self.stack.tcp_address), realm=self.config.realm)  # fmt: skip
+
+    async def stop(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+        await self.stack.stop()
+
+    async def _load_registrations(self) -> None:
+        now = datetime.now(UTC)
+        async with self.pool.connection() as conn:
+            stored = await store.live_registrations(conn, now)
+            refs = {
+                r.id: r for r in await registry.device_refs(conn, [s.device_id for s in stored])
+            }
+            for s in stored:
+                if s.device_id in refs:
+                    expires = int((s.expires_at - s.registered_at).total_seconds())
+                    reg = Registration(refs[s.device_id], Address(s.transport, s.host, s.port),  # type: ignore[arg-type]
+                                       s.expires_at, expires, s.gb_version)  # fmt: skip
+                    self.regs[s.device_id] = reg
+                    await self.load_channels(conn, reg)
+
+    async def load_channels(self, conn: AsyncConnection[DictRow], reg: Registration) -> None:
+        ids = await catalog_camera_ids(conn, reg.device.id)
+        reg.channels = await registry.device_refs(conn, ids) if ids else []
+
+    # --- incoming ----------------------------------------------------------------------------
+
+    async def handle(self, inc: IncomingRequest) -> None:
+        method = inc.request.method
+        if method == "REGISTER":
+            done = await self.registrar.handle(inc)
+            if done is not None:
+                await self._registered(done)
+        elif method in ("MESSAGE", "NOTIFY"):
+            await self._from_device(inc)
+        elif method == "OPTIONS":
+            await inc.respond(200)
+        else:
+            metrics.dropped("method_not_handled")
+            await inc.respond(405, headers=[("Allow", "REGISTER, MESSAGE, NOTIFY, OPTIONS")])
+
+    async def _from_device(self, inc: IncomingRequest) -> None:
+        sender = inc.request.from_.uri.user or ""
+        reg = self.regs.get(sender)
+        now = datetime.now(UTC)
+        if reg is None or not reg.live(now):
+            metrics.dropped("not_registered")
+            await inc.respond(403, "Not Registered")
+            return
+        if inc.source.host != reg.address.host:
+            metrics.dropped("wrong_address")
+            await inc.respond(403, "Wrong Address")
+            return
+        if inc.source.transport == "tcp" and inc.source != reg.address:
+            reg.address = inc.source  # its newest connection is where requests go
+        try:
+            msg = read_manscdp(inc.request.body)
+        except BodyError as exc:
+            metrics.dropped(exc.reason)
+            await inc.respond(400, "Bad Body")
+            return
+        await self.messages.handle(inc, reg, msg, now)
+
+    async def _registered(self, done: Registered) -> None:
+        device, now = done.device, datetime.now(UTC)
+        if done.expires == 0:
+            self.regs.pop(device.id, None)
+            async with self.pool.connection() as conn, conn.transaction():
+                await store.drop_registration(conn, device.id)
+                await mark_gone(conn, [device.id], now)
+            task = self.tasks.pop(device.id, None)
+            if task is not None:
+                task.cancel()
+            return
+        old = self.regs.get(device.id)
+        reg = Registration(device, done.address, now + timedelta(seconds=done.expires),
+                           done.expires, done.gb_version, old.channels if old else [])  # fmt: skip
+        self.regs[device.id] = reg
+        stored = store.StoredRegistration(device.id, done.address.transport, done.address.host,
+                                          done.address.port, done.gb_version, reg.expires_at,
+                                          now)  # fmt: skip
+        async with self.pool.connection() as conn, conn.transaction():
+            await store.save_registration(conn, stored)
+            signals = await mark_alive(conn, [device], now)
+            await signal_log.append(conn, signals)
+        from gb28181.control import after_registration
+
+        self.spawn(after_registration(self, reg), key=device.id)
+
+    # --- background --------------------------------------------------------------------------
+
+    async def flush_heard(self) -> None:
+        """Write the keepalives heard since the last flush: devices and their channels."""
+        if not self.heard:
+            return
+        heard, self.heard = self.heard, {}
+        refs: list[DeviceRef] = []
+        for device_id in heard:
+            reg = self.regs.get(device_id)
+            if reg is not None:
+                refs += [reg.device, *reg.channels]
+        if not refs:
+            return
+        async with self.pool.connection() as conn, conn.transaction():
+            signals = await mark_alive(conn, refs, max(heard.values()))
+            await signal_log.append(conn, signals)
+
+    async def sweep(self) -> None:
+        from ingest.health import sweep_deadlines
+
+        now = datetime.now(UTC)
+        watched: dict[str, tuple[DeviceRef, timedelta]] = {}
+        for reg in self.regs.values():
+            deadline = reg.deadline()
+            for ref in (reg.device, *reg.channels):
+                watched[ref.id] = (ref, deadline)
+        async with self.pool.connection() as conn, conn.transaction():
+            await sweep_deadlines(conn, watched, now)
+            await store.prune_alarms_seen(conn, now)
+
+    async def run(self) -> None:
+        """Until cancelled."""
+        from gb28181.control import run_commands
+
+        await self.start()
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._every(self.config.flush_s, self.flush_heard))
+                group.create_task(self._every(self.config.sweep_s, self.sweep))
+                group.create_task(run_commands(self))
+        finally:
+            await self.stop()
+
+    async def _every(self, seconds: float, job: Callable[[], Awaitable[None]]) -> None:
+        """Run `job` every `seconds`; a failure (the database away) is logged and retried."""
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await job()
+            except (psycopg.Error, PoolTimeout) as exc:
+                log.warning("gb28181 background job failed", job=job.__name__, error=str(exc))
