@@ -240,7 +240,12 @@ def authorization_for(
         cn = cnonce or secrets.token_hex(8)
         nc_text = f"{nc:08x}"
         response = compute_response(key, method, uri, ch.nonce, qop="auth", cnonce=cn, nc=nc_text)
-        parts += [f"response={_quote(response)}", "qop=auth", f"cnonce={_quote(cn)}", f"nc={nc_text}"]
+        parts += [
+            f"response={_quote(response)}",
+            "qop=auth",
+            f"cnonce={_quote(cn)}",
+            f"nc={nc_text}",
+        ]
     else:
         parts.append(f"response={_quote(compute_response(key, method, uri, ch.nonce))}")
     parts.append("algorithm=MD5")

@@ -484,7 +484,9 @@ def serialize(message: SipMessage) -> bytes:
     else:
         start = f"{SIP_VERSION} {message.status} {message.reason}"
     lines = [start]
-    lines.extend(f"{name}: {value}" for name, value in message.headers.items() if name != "Content-Length")
+    lines.extend(
+        f"{name}: {value}" for name, value in message.headers.items() if name != "Content-Length"
+    )
     lines.append(f"Content-Length: {len(message.body)}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + message.body
 
@@ -763,7 +765,7 @@ def parse_via(text: str) -> Via:
 
 
 def parse_cseq(text: str) -> CSeq:
-    """"<seq> <METHOD>", seq below 2**31 (RFC 3261 8.1.1.5)."""
+    """ "<seq> <METHOD>", seq below 2**31 (RFC 3261 8.1.1.5)."""
     seq, _, method = text.strip(" \t").partition(" ")
     method = method.strip(" \t")
     if not (0 < len(seq) <= 10 and seq.isascii() and seq.isdigit()) or int(seq) >= 2**31:

@@ -33,7 +33,6 @@ from gb28181.sip.message import (
 from gb28181.sip.transaction import (
     ClientTransaction,
     ServerTransaction,
-    SipTimeout,
     SipTransportError,
     Timers,
     TransactionTable,
@@ -41,7 +40,7 @@ from gb28181.sip.transaction import (
     run_client,
     server_key,
 )
-from gb28181.sip.transport import Address, FloodLimits, RateLimiter, StreamFramer
+from gb28181.sip.transport import Address, Connection, FloodLimits, RateLimiter, StreamFramer
 from hub.logs import get_logger
 
 log = get_logger(__name__)
@@ -104,31 +103,17 @@ class IncomingRequest:
         if self._tx.final:
             raise RuntimeError("this request already has its final response")
         response = make_response(
-            self.request, status, reason, headers=list(headers or []), body=body, to_tag=self._to_tag
+            self.request,
+            status,
+            reason,
+            headers=list(headers or []),
+            body=body,
+            to_tag=self._to_tag,
         )
         if "Server" not in response.headers:
             response.headers.add("Server", self._stack.user_agent)
         self._stack._send_response(self._tx, response)
         return response
-
-
-class _Connection:
-    """One TCP connection, in either direction."""
-
-    def __init__(self, writer: asyncio.StreamWriter, peer: Address) -> None:
-        self.writer = writer
-        self.peer = peer
-        self.closed = False
-
-    def send(self, data: bytes) -> bool:
-        if self.closed or self.writer.is_closing():
-            return False
-        self.writer.write(data)
-        return True
-
-    def close(self) -> None:
-        self.closed = True
-        self.writer.close()
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
@@ -182,7 +167,7 @@ class SipStack:
         self._table = TransactionTable()
         self._udp: asyncio.DatagramTransport | None = None
         self._server: asyncio.Server | None = None
-        self._conns: dict[tuple[str, int], _Connection] = {}
+        self._conns: dict[tuple[str, int], Connection] = {}
         self._conns_per_ip: Counter[str] = Counter()
         self._tasks: set[asyncio.Task[None]] = set()
         self._local_for: dict[str, str] = {}
@@ -191,11 +176,46 @@ class SipStack:
 
     async def start(self) -> None:
         """Binds UDP, then TCP on the same port (with port 0, retried until both fit)."""
-        raise NotImplementedError
+        loop = asyncio.get_running_loop()
+        for _ in range(20):
+            udp, _proto = await loop.create_datagram_endpoint(
+                lambda: _UdpProtocol(self), local_addr=(self.host, self.port)
+            )
+            port = int(udp.get_extra_info("sockname")[1])
+            try:
+                self._server = await asyncio.start_server(
+                    self._on_tcp_client, self.host, port, reuse_address=True
+                )
+            except OSError:
+                udp.close()
+                if self.port:
+                    raise
+                continue
+            self._udp = udp
+            self.port = port
+            return
+        raise OSError(f"no port free for both UDP and TCP on {self.host}")
 
     async def stop(self) -> None:
         """Closes the listeners and connections, cancels handlers, fails pending requests."""
-        raise NotImplementedError
+        if self._server is not None:
+            self._server.close()
+        if self._udp is not None:
+            self._udp.close()
+        for conn in list(self._conns.values()):
+            conn.close()
+        for task in list(self._tasks):
+            task.cancel()
+        for tx in self._table.clients.values():
+            if not tx.result.done():
+                tx.result.set_exception(SipTransportError("stack stopped"))
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 1.0)
+        self._server = None
+        self._udp = None
 
     @property
     def udp_address(self) -> Address:
@@ -214,37 +234,303 @@ class SipStack:
         missing. Over UDP Timer E retransmits (T1 doubling to T2); over TCP the connection the
         peer opened to us is reused when still open, else one is opened (SipTransportError when
         that fails). 1xx are skipped. Raises SipTimeout at Timer F (64*T1, 32 s by default)."""
-        raise NotImplementedError
+        if self._udp is None:
+            raise SipTransportError("stack not started")
+        reliable = dest.transport == "tcp"
+        conn = await self._connection_to(dest) if reliable else None
+        branch = new_branch()
+        via_host = self._via_host(dest)
+        proto = "TCP" if reliable else "UDP"
+        req.headers.add(
+            "Via", f"SIP/2.0/{proto} {via_host}:{self.port};rport;branch={branch}", first=True
+        )
+        if "Max-Forwards" not in req.headers:
+            req.headers.add("Max-Forwards", "70")
+        if "User-Agent" not in req.headers:
+            req.headers.add("User-Agent", self.user_agent)
+        data = serialize(req)
+        key = (branch, req.method)
+        loop = asyncio.get_running_loop()
+        tx = ClientTransaction(key, dest, loop.create_future())
+        self._table.clients[key] = tx
 
-    # --- internals (filled in below) ---------------------------------------------------------
+        def send() -> None:
+            if conn is not None:
+                if not conn.send(data) and not tx.result.done():
+                    tx.result.set_exception(SipTransportError("connection closed"))
+            elif self._udp is not None:
+                self._udp.sendto(data, (dest.host, dest.port))
+
+        try:
+            return await run_client(tx, send, self.timers, reliable)
+        finally:
+            if not tx.result.done():
+                tx.result.cancel()
+            self._table.expire_client(key, self.timers.k(reliable))
+
+    async def _connection_to(self, dest: Address) -> Connection:
+        conn = self._conns.get((dest.host, dest.port))
+        if conn is not None and not conn.closed:
+            return conn
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(dest.host, dest.port), self.timers.f
+            )
+        except (OSError, TimeoutError) as exc:
+            raise SipTransportError(f"cannot connect to {dest}: {exc}") from exc
+        conn = Connection(writer, dest)
+        self._track(self._serve_connection(reader, conn))
+        return conn
+
+    def _via_host(self, dest: Address) -> str:
+        if self.advertise_host:
+            return self.advertise_host
+        if self.host not in ("0.0.0.0", "::", ""):  # noqa: S104  (comparing, not binding)
+            return self.host
+        local = self._local_for.get(dest.host)
+        if local is None:
+            # A connected UDP socket sends nothing; it only asks the kernel for the route.
+            family = socket.AF_INET6 if ":" in dest.host else socket.AF_INET
+            with socket.socket(family, socket.SOCK_DGRAM) as probe:
+                try:
+                    probe.connect((dest.host, dest.port))
+                    local = str(probe.getsockname()[0])
+                except OSError:
+                    local = "127.0.0.1"
+            if len(self._local_for) > 1024:
+                self._local_for.clear()
+            self._local_for[dest.host] = local
+        return local
+
+    # --- TCP --------------------------------------------------------------------------------
+
+    async def _on_tcp_client(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        peername = writer.get_extra_info("peername")
+        peer = Address("tcp", str(peername[0]), int(peername[1]))
+        if (
+            len(self._conns) >= self.flood.max_tcp_connections
+            or self._conns_per_ip[peer.host] >= self.flood.max_tcp_connections_per_ip
+        ):
+            self._drop("too_many_connections", peer)
+            writer.close()
+            return
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        await self._serve_connection(reader, Connection(writer, peer))
+
+    async def _serve_connection(self, reader: asyncio.StreamReader, conn: Connection) -> None:
+        peer = conn.peer
+        key = (peer.host, peer.port)
+        self._conns[key] = conn
+        self._conns_per_ip[peer.host] += 1
+        framer = StreamFramer(self.limits)
+        try:
+            while not conn.closed:
+                async with asyncio.timeout(self.flood.tcp_idle_s):
+                    data = await reader.read(65536)
+                if not data:
+                    break
+                for message in framer.feed(data):
+                    self._on_bytes(message, peer, conn)
+                if framer.pongs:
+                    conn.send(b"\r\n" * framer.pongs)
+                    framer.pongs = 0
+        except SipParseError as exc:
+            # The stream cannot be framed any more: where the next message starts is unknown.
+            self._drop(exc.reason, peer)
+        except (TimeoutError, OSError):
+            pass
+        finally:
+            conn.close()
+            if self._conns.get(key) is conn:
+                del self._conns[key]
+            self._conns_per_ip[peer.host] -= 1
+            if self._conns_per_ip[peer.host] <= 0:
+                del self._conns_per_ip[peer.host]
+            for tx in self._table.clients.values():
+                if tx.dest == peer and not tx.result.done():
+                    tx.result.set_exception(SipTransportError("connection closed"))
+
+    def _track(self, coro: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- incoming messages ------------------------------------------------------------------
 
     def _drop(self, reason: str, source: Address) -> None:
         self.drops[reason] += 1
         if self.on_drop is not None:
-            self.on_drop(reason, source)
+            try:
+                self.on_drop(reason, source)
+            except Exception:
+                log.exception("sip.on_drop_failed", reason=reason)
 
-    def _on_bytes(self, data: bytes, source: Address, conn: _Connection | None) -> None:
-        raise NotImplementedError
+    def _on_bytes(self, data: bytes, source: Address, conn: Connection | None) -> None:
+        if not self._rate.allow(source.host):
+            self._drop("flood", source)
+            return
+        try:
+            message = parse_message(data, self.limits)
+        except SipParseError as exc:
+            self._drop(exc.reason, source)
+            self._answer_malformed(data, source, conn)
+            return
+        if isinstance(message, SipResponse):
+            self._on_response(message, source)
+        else:
+            self._on_request(message, source, conn)
+
+    def _on_response(self, response: SipResponse, source: Address) -> None:
+        tx = self._table.clients.get(client_key(response))
+        if tx is None:
+            self._drop("stray_response", source)
+            return
+        if tx.result.done():
+            return  # a retransmitted final, absorbed until Timer K
+        if response.status < 200:
+            tx.proceeding = True
+        else:
+            tx.result.set_result(response)
+
+    def _on_request(self, request: SipRequest, source: Address, conn: Connection | None) -> None:
+        _stamp_via(request, source)
+        if request.method == "ACK":
+            self._drop("ack", source)
+            return
+        key = server_key(request)
+        tx = self._table.servers.get(key)
+        if tx is not None:
+            # A retransmission (RFC 3261 17.2.2): the last response again, no handler call.
+            if tx.last_response is not None:
+                self._send_bytes(tx.last_response, tx.source, conn)
+            return
+        tx = ServerTransaction(key, source, conn)
+        if request.method not in self.methods:
+            self._drop("method_not_allowed", source)
+            status = 405 if request.method in _KNOWN_METHODS else 501
+            allow = ", ".join(sorted(self.methods))
+            self._respond_now(tx, request, status, [("Allow", allow)])
+            return
+        if (
+            len(self._tasks) >= self.flood.max_pending_requests
+            or len(self._table.servers) >= self.flood.max_transactions
+        ):
+            self._drop("overloaded", source)
+            self._respond_now(tx, request, 503, [("Retry-After", "5")])
+            return
+        self._table.servers[key] = tx
+        self._track(self._run_handler(IncomingRequest(self, request, source, tx)))
+
+    async def _run_handler(self, incoming: IncomingRequest) -> None:
+        reason: str | None = None
+        try:
+            async with asyncio.timeout(self.timers.f):
+                await self.handler(incoming)
+            if not incoming.responded:
+                reason = "no_response"
+        except TimeoutError:
+            reason = "handler_timeout"
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            reason = "handler_error"
+            log.exception("sip.handler_failed", method=incoming.request.method)
+        if reason is not None:
+            self._drop(reason, incoming.source)
+            if not incoming.responded:
+                await incoming.respond(500)
+        if not incoming.responded:  # pragma: no cover  (respond(500) above makes it final)
+            self._table.servers.pop(incoming._tx.key, None)
+
+    def _respond_now(
+        self,
+        tx: ServerTransaction,
+        request: SipRequest,
+        status: int,
+        headers: list[tuple[str, str]],
+    ) -> None:
+        response = make_response(request, status, headers=headers)
+        response.headers.add("Server", self.user_agent)
+        self._send_response(tx, response)
 
     def _send_response(self, tx: ServerTransaction, response: SipResponse) -> None:
-        raise NotImplementedError
+        data = serialize(response)
+        tx.last_response = data
+        if response.status >= 200:
+            tx.final = True
+            reliable = tx.source.transport == "tcp"
+            if tx.key in self._table.servers:
+                self._table.expire_server(tx.key, self.timers.j(reliable))
+        self._send_bytes(data, tx.source, tx.conn)
+
+    def _send_bytes(self, data: bytes, dest: Address, conn: Connection | None) -> None:
+        if dest.transport == "udp":
+            if self._udp is not None:
+                self._udp.sendto(data, (dest.host, dest.port))
+            return
+        if conn is None or conn.closed:
+            conn = self._conns.get((dest.host, dest.port))
+        if conn is None or not conn.send(data):
+            self._drop("unsendable", dest)
+
+    def _answer_malformed(self, data: bytes, source: Address, conn: Connection | None) -> None:
+        """A 400 to a request too broken to parse, when enough of it is readable to address
+        one (RFC 3261 8.2: Via, From, To, Call-ID, CSeq copied); otherwise nothing."""
+        copied = _salvage_headers(data, self.limits)
+        if copied is None:
+            return
+        lines = ["SIP/2.0 400 Bad Request"]
+        lines += [f"{name}: {value}" for name, value in copied]
+        lines += [f"Server: {self.user_agent}", "Content-Length: 0"]
+        self._send_bytes(("\r\n".join(lines) + "\r\n\r\n").encode(), source, conn)
 
 
-__all__ = [
-    "DROP_REASONS",
-    "IncomingRequest",
-    "SipStack",
-    "SipTimeout",
-    "SipTransportError",
-    "parse_via",
-    "new_branch",
-    "client_key",
-    "server_key",
-    "run_client",
-    "ClientTransaction",
-    "parse_message",
-    "serialize",
-    "SipParseError",
-    "socket",
-    "contextlib",
-]
+def _stamp_via(request: SipRequest, source: Address) -> None:
+    """Adds received= and rport= to the top Via (RFC 3261 18.2.1, RFC 3581 4)."""
+    vias = request.headers.get_all("Via")
+    top = parse_via(vias[0])
+    changed = False
+    if top.host != source.host:
+        top.params["received"] = source.host
+        changed = True
+    if top.rport:
+        top.params["rport"] = str(source.port)
+        changed = True
+    if changed:
+        request.headers.remove("Via")
+        request.headers.add("Via", str(top))
+        for via in vias[1:]:
+            request.headers.add("Via", via)
+
+
+_SALVAGE = {"via": "Via", "v": "Via", "from": "From", "f": "From", "to": "To", "t": "To"}
+_SALVAGE |= {"call-id": "Call-ID", "i": "Call-ID", "cseq": "CSeq"}
+
+
+def _salvage_headers(data: bytes, limits: Limits) -> list[tuple[str, str]] | None:
+    head = data[: limits.max_head_bytes].split(b"\r\n\r\n", 1)[0]
+    lines = head.split(b"\r\n")
+    if not lines or lines[0].startswith(b"SIP/") or not lines[0].endswith(b" SIP/2.0"):
+        return None  # never answer a response, nor something that is not SIP at all
+    out: list[tuple[str, str]] = []
+    for raw in lines[1 : limits.max_header_count + 1]:
+        name, sep, value = raw.partition(b":")
+        canon = _SALVAGE.get(name.strip().lower().decode("latin-1"))
+        if not sep or canon is None or len(raw) > limits.max_line_bytes:
+            continue
+        try:
+            text = value.strip().decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        if not text or any((ord(ch) < 32 and ch != "\t") or ord(ch) == 127 for ch in text):
+            return None
+        out.append((canon, text))
+    names = {name for name, _ in out}
+    if names != {"Via", "From", "To", "Call-ID", "CSeq"}:
+        return None
+    return out

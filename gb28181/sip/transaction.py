@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gb28181.sip.message import BRANCH_COOKIE, SipRequest, SipResponse, parse_via
-from gb28181.sip.transport import Address
+from gb28181.sip.transport import Address, Connection
 
 
 class SipTimeout(Exception):
@@ -89,6 +89,7 @@ class ServerTransaction:
 
     key: ServerKey
     source: Address
+    conn: Connection | None = None  # the TCP connection it came on
     last_response: bytes | None = None
     final: bool = False
 

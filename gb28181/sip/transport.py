@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -135,3 +136,22 @@ class StreamFramer:
         if found is None:
             raise SipParseError("bad_content_length", "missing on a stream")
         return found
+
+
+class Connection:
+    """One TCP connection, in either direction."""
+
+    def __init__(self, writer: asyncio.StreamWriter, peer: Address) -> None:
+        self.writer = writer
+        self.peer = peer
+        self.closed = False
+
+    def send(self, data: bytes) -> bool:
+        if self.closed or self.writer.is_closing():
+            return False
+        self.writer.write(data)
+        return True
+
+    def close(self) -> None:
+        self.closed = True
+        self.writer.close()
