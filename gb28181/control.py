@@ -5,6 +5,7 @@ of the commands API."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -34,12 +35,15 @@ async def after_registration(server: GbServer, reg: Registration) -> None:
     """Catalog first, then DeviceInfo, the subscriptions and SetGuard; then keep the
     subscriptions renewed (this task is replaced by the device's next registration)."""
     gathering = await query_catalog(server, reg)
+    if gathering is not None:  # its answers come before the hub asks anything else
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(gathering[1].wait(), server.config.timers.f)
     await server.out.manscdp(reg, "Query", "DeviceInfo")
     if reg.wants_guard():
         await server.out.manscdp(reg, "Control", "DeviceControl", CONTROL["set_guard"][2])
     renew = server.config.subscribe_expires
     async with asyncio.TaskGroup() as group:
-        if gathering is not None:
+        if gathering is not None and not gathering[0].complete:
             group.create_task(finish_catalog(server, reg, *gathering))
         while True:
             await server.out.subscribe(reg, "presence", "Alarm", ALARM_QUERY, renew)
@@ -69,10 +73,8 @@ async def finish_catalog(
     backoff."""
     backoff = server.config.catalog_backoff_s
     for attempt in range(server.config.catalog_retries + 1):
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(done.wait(), server.config.timers.f)
-        except TimeoutError:
-            pass
         server.gatherings.pop((reg.device.id, sn), None)
         if gathering.complete:
             return

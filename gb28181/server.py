@@ -26,14 +26,20 @@ from devices.cameras import catalog_camera_ids
 from devices.registry import DeviceRef
 from gb28181 import metrics, store
 from gb28181.catalog import Gathering
+from gb28181.control import after_registration, run_commands
 from gb28181.manscdp import BodyError, Manscdp, read_manscdp
+from gb28181.messages import MessageHandler
 from gb28181.registrar import Registered, Registrar
 from gb28181.session import Outbound, Registration
 from gb28181.sip import FloodLimits, IncomingRequest, SipStack, Timers
 from gb28181.sip.transport import Address
 from hub import signal_log
+from hub.db import open_pool
+from hub.settings import Settings
+from hub.supervisor import Probe
 from hub.logs import get_logger
 from ingest.device_state import mark_alive, mark_gone
+from ingest.health import sweep_deadlines
 
 log = get_logger(__name__)
 
@@ -75,8 +81,6 @@ class GbServer:
         self.awaiting: dict[tuple[str, str], asyncio.Future[Manscdp]] = {}
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self._background: set[asyncio.Task[None]] = set()
-        from gb28181.messages import MessageHandler  # the handlers need the server built
-
         self.messages = MessageHandler(self)
 
     def _on_drop(self, reason: str, source: Address) -> None:
@@ -189,8 +193,6 @@ class GbServer:
             await store.save_registration(conn, stored)
             signals = await mark_alive(conn, [device], now)
             await signal_log.append(conn, signals)
-        from gb28181.control import after_registration
-
         self.spawn(after_registration(self, reg), key=device.id)
 
     # --- background --------------------------------------------------------------------------
@@ -212,8 +214,6 @@ class GbServer:
             await signal_log.append(conn, signals)
 
     async def sweep(self) -> None:
-        from ingest.health import sweep_deadlines
-
         now = datetime.now(UTC)
         watched: dict[str, tuple[DeviceRef, timedelta]] = {}
         for reg in self.regs.values():
@@ -224,20 +224,7 @@ class GbServer:
             await sweep_deadlines(conn, watched, now)
             await store.prune_alarms_seen(conn, now)
 
-    async def run(self) -> None:
-        """Until cancelled."""
-        from gb28181.control import run_commands
-
-        await self.start()
-        try:
-            async with asyncio.TaskGroup() as group:
-                group.create_task(self._every(self.config.flush_s, self.flush_heard))
-                group.create_task(self._every(self.config.sweep_s, self.sweep))
-                group.create_task(run_commands(self))
-        finally:
-            await self.stop()
-
-    async def _every(self, seconds: float, job: Callable[[], Awaitable[None]]) -> None:
+    async def every(self, seconds: float, job: Callable[[], Awaitable[None]]) -> None:
         """Run `job` every `seconds`; a failure (the database away) is logged and retried."""
         while True:
             await asyncio.sleep(seconds)
@@ -245,3 +232,32 @@ class GbServer:
                 await job()
             except (psycopg.Error, PoolTimeout) as exc:
                 log.warning("gb28181 background job failed", job=job.__name__, error=str(exc))
+
+
+def config_from(settings: Settings, seal_key: bytes, database_url: str) -> GbConfig:
+    """The server's configuration from the hub's settings (SB_GB_LISTEN must be set)."""
+    assert settings.gb_listen, "SB_GB_LISTEN is unset: the GB/T 28181 server is off"
+    host, _, port = settings.gb_listen.rpartition(":")
+    return GbConfig(
+        database_url=database_url, host=host.strip("[]"), port=int(port),
+        hub_id=settings.gb_id, realm=settings.gb_realm, timezone=settings.timezone,
+        seal_key=seal_key, failure_limit=settings.auth_failure_limit,
+    )  # fmt: skip
+
+
+async def run_gb28181(config: GbConfig, probe: Probe) -> None:
+    """The GB/T 28181 server until cancelled (a supervisor component)."""
+    pool = await open_pool(config.database_url, max_size=8)
+    try:
+        server = GbServer(config, pool)
+        await server.start()
+        probe.ready()
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(server.every(config.flush_s, server.flush_heard))
+                group.create_task(server.every(config.sweep_s, server.sweep))
+                group.create_task(run_commands(server, probe))
+        finally:
+            await server.stop()
+    finally:
+        await pool.close()
