@@ -117,7 +117,7 @@ ACCEPTED_BY: dict[DeviceType, frozenset[CommandName]] = {
             CommandName.REBOOT,
             CommandName.SET_REPORT_INTERVAL,
         }
-    ),  # fmt: skip
+    ),
     DeviceType.ID_READER: frozenset(
         {CommandName.SELF_TEST, CommandName.REBOOT, CommandName.SET_REPORT_INTERVAL}
     ),

@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow
+
 from devices import registry
 from devices.cameras import CatalogCamera, drop_catalog_cameras, upsert_catalog_cameras
 from devices.registry import DeviceRef
@@ -99,9 +102,8 @@ class MessageHandler:
             await self.catalog_changes(reg, read_items(msg.element))
             return
         pending = self.server.gatherings.get((reg.device.id, msg.sn))
-        if pending is None:  # late or unasked: what it says is still the device's catalog
-            pending = (Gathering(msg.sn), None)  # type: ignore[assignment]
-        gathering, done = pending
+        # Late or unasked, what it says is still the device's catalog: saved as it comes.
+        gathering, done = pending if pending is not None else (Gathering(msg.sn), None)
         complete = gathering.add(msg.element)
         metrics.CATALOG_ITEMS.inc(len(read_items(msg.element)))
         if complete or done is None:
@@ -134,12 +136,14 @@ class MessageHandler:
                 await store.drop_alarm_inputs(conn, reg.device.id, ids)
             await self.server.load_channels(conn, reg)
 
-    async def _upsert(self, conn: object, reg: Registration, channels: list[Channel]) -> None:
+    async def _upsert(
+        self, conn: AsyncConnection[DictRow], reg: Registration, channels: list[Channel]
+    ) -> None:
         video = [CatalogCamera(c.id, c.tags(reg.device.id), c.lat, c.lon)
                  for c in channels if c.is_video and c.id != reg.device.id]  # fmt: skip
-        await upsert_catalog_cameras(conn, reg.device.id, reg.device.area, video)  # type: ignore[arg-type]
+        await upsert_catalog_cameras(conn, reg.device.id, reg.device.area, video)
         inputs = [c for c in channels if c.is_alarm_input]
-        await store.save_alarm_inputs(conn, reg.device.id, inputs)  # type: ignore[arg-type]
+        await store.save_alarm_inputs(conn, reg.device.id, inputs)
 
     # --- answers to the hub's queries and controls ------------------------------------------
 

@@ -61,8 +61,8 @@ def requested_expires(inc: IncomingRequest) -> int:
                 text = value
     if text is None or not text.strip().isdigit():
         return DEFAULT_EXPIRES
-    value = int(text.strip()[:9])
-    return 0 if value == 0 else max(MIN_EXPIRES, min(MAX_EXPIRES, value))
+    seconds = int(text.strip()[:9])
+    return 0 if seconds == 0 else max(MIN_EXPIRES, min(MAX_EXPIRES, seconds))
 
 
 class Registrar:
@@ -80,7 +80,8 @@ class Registrar:
         try:
             self.failures.check(inc.source.host)
         except TooManyRequests:
-            return await self._refuse(inc, "auth_limited", 403)
+            await self._refuse(inc, "auth_limited", 403)
+            return None
         version = self._version(inc)
         auth = inc.request.headers.get("Authorization")
         if auth is None:
@@ -89,20 +90,24 @@ class Registrar:
         try:
             creds = parse_authorization(auth)
         except SipParseError:
-            return await self._refuse(inc, "bad_authorization", 400, failed=True)
+            await self._refuse(inc, "bad_authorization", 400, failed=True)
+            return None
         user = inc.request.from_.uri.user or ""
         if creds.username != user or creds.realm != self.realm:
-            return await self._refuse(inc, "wrong_realm_or_user", 403, failed=True)
+            await self._refuse(inc, "wrong_realm_or_user", 403, failed=True)
+            return None
         nonce = self.nonces.check(creds.nonce)
         if nonce != "ok":
             await self._challenge(inc, stale=nonce == "stale")
             return None
         found = await self.lookup(user)
         if found is None:
-            return await self._refuse(inc, "unknown_device", 403, failed=True)
+            await self._refuse(inc, "unknown_device", 403, failed=True)
+            return None
         device, password = found
         if not verify(creds, "REGISTER", password):
-            return await self._refuse(inc, "wrong_password", 403, failed=True)
+            await self._refuse(inc, "wrong_password", 403, failed=True)
+            return None
         expires = requested_expires(inc)
         await self._accept(inc, expires, version)
         metrics.registered("ok", "unregister" if expires == 0 else "")
@@ -126,7 +131,6 @@ class Registrar:
         log.info("gb register refused", reason=reason, source=inc.source.host,
                  user=(inc.request.headers.get("From") or "")[:80])  # fmt: skip
         await inc.respond(status)
-        return None
 
     async def _accept(self, inc: IncomingRequest, expires: int, version: str | None) -> None:
         headers = [("Date", gb_date(datetime.now(UTC), self.tz)), ("Expires", str(expires))]

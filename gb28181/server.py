@@ -35,9 +35,9 @@ from gb28181.sip import FloodLimits, IncomingRequest, SipStack, Timers
 from gb28181.sip.transport import Address
 from hub import signal_log
 from hub.db import open_pool
+from hub.logs import get_logger
 from hub.settings import Settings
 from hub.supervisor import Probe
-from hub.logs import get_logger
 from ingest.device_state import mark_alive, mark_gone
 from ingest.health import sweep_deadlines
 
@@ -124,8 +124,9 @@ class GbServer:
             for s in stored:
                 if s.device_id in refs:
                     expires = int((s.expires_at - s.registered_at).total_seconds())
-                    reg = Registration(refs[s.device_id], Address(s.transport, s.host, s.port),  # type: ignore[arg-type]
-                                       s.expires_at, expires, s.gb_version)  # fmt: skip
+                    where = Address("tcp" if s.transport == "tcp" else "udp", s.host, s.port)
+                    reg = Registration(refs[s.device_id], where, s.expires_at, expires,
+                                       s.gb_version)  # fmt: skip
                     self.regs[s.device_id] = reg
                     await self.load_channels(conn, reg)
 

@@ -138,7 +138,9 @@ def ingest(http_host: str, http_port: int) -> None:
         run(run_ingest(settings, host=http_host, port=http_port))
 
 
-@main.command(epilog=settings_help(*_STORE, "gb_listen", "gb_id", "gb_domain", "timezone", "secret"))
+@main.command(
+    epilog=settings_help(*_STORE, "gb_listen", "gb_id", "gb_domain", "timezone", "secret")
+)
 @_HTTP_HOST
 @_http_port(9104)
 def gb28181(http_host: str, http_port: int) -> None:

@@ -143,7 +143,8 @@ def test_a_camera_registers_sends_its_catalog_keeps_alive_and_alarms(
 
     signals = _until(lambda: _signals(database_url), "alarm signals")
     assert [(s["kind"], s["source_id"], s["source_type"]) for s in signals] == [
-        ("intrusion", CHANNEL, "camera"), ("line_crossing", CHANNEL, "camera"),
+        ("intrusion", CHANNEL, "camera"),
+        ("line_crossing", CHANNEL, "camera"),
     ]  # fmt: skip (the third MESSAGE repeated the first alarm: stored once)
     assert signals[0]["attrs"]["description"] == "区域入侵 A&B"
     assert signals[1]["attrs"]["description"] == "越界侦测 𠀀"
