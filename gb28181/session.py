@@ -33,7 +33,7 @@ class Registration:
         """Silence past min(Expires, 3 × heartbeat) is offline; heartbeat: the device's tag
         `gb_heartbeat_s` (default 60 s)."""
         beat = self.device.tags.get("gb_heartbeat_s", DEFAULT_HEARTBEAT_S)
-        if not isinstance(beat, int | float) or not 5 <= beat <= 3600:
+        if not isinstance(beat, int | float) or not 1 <= beat <= 3600:
             beat = DEFAULT_HEARTBEAT_S
         return timedelta(seconds=min(self.expires_s, 3 * beat))
 

@@ -21,6 +21,7 @@ from gb28181.sip import FloodLimits, Timers
 from hub.secret import hmac_key
 from hub.settings import Settings
 from hub.supervisor import Probe
+from tests.rules_helpers import running_rules
 from tests.threads import in_background
 
 SIPP = shutil.which("sipp")
@@ -72,15 +73,19 @@ def _register(admin: httpx.Client, tags: dict[str, Any] | None = None) -> str:
 
 
 def _sipp(port: int, transport: str, scenario: str, password: str, *extra: str) -> None:
+    args = _sipp_args(port, transport, scenario, password, *extra)
+    done = subprocess.run(args, capture_output=True, text=True, timeout=60, cwd=SCENARIOS)
+    assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-3000:])
+
+
+def _sipp_args(port: int, transport: str, scenario: str, password: str, *extra: str) -> list[str]:
     assert SIPP is not None
-    args = [SIPP, f"127.0.0.1:{port}", "-sf", str(SCENARIOS / scenario), "-m", "1",
+    return [SIPP, f"127.0.0.1:{port}", "-sf", str(SCENARIOS / scenario), "-m", "1",
             "-t", "u1" if transport == "udp" else "t1", "-i", "127.0.0.1", "-p", "0",
             "-au", DEVICE, "-ap", password, "-key", "hub", HUB_ID, "-key", "device", DEVICE,
             "-key", "realm", REALM, "-key", "channel", CHANNEL, "-key", "channel2", CHANNEL2,
             "-key", "alarmin", ALARM_IN, "-timeout", "30", "-timeout_error", "-nostdin",
             "-trace_err", *extra]  # fmt: skip
-    done = subprocess.run(args, capture_output=True, text=True, timeout=60, cwd=SCENARIOS)
-    assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-3000:])
 
 
 def _until(check: Any, what: str, timeout: float = 15) -> Any:
@@ -149,3 +154,56 @@ def test_a_camera_registers_sends_its_catalog_keeps_alive_and_alarms(
     assert signals[0]["attrs"]["description"] == "区域入侵 A&B"
     assert signals[1]["attrs"]["description"] == "越界侦测 𠀀"
     assert signals[0]["confidence"] == 1.0 and signals[0]["attrs"]["priority"] == 1
+
+
+INTRUSION_RULE = {
+    "id": "gb-intrusion", "name": "GB camera intrusion", "match": {"kind": ["intrusion"]},
+    "incident": {"category": "security", "priority": "major", "title": "Intrusion at {source_id}"},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_alarms_become_incidents_commands_are_acked_and_silence_is_offline(
+    gb_server: int, admin: httpx.Client, database_url: str, transport: str
+) -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("TRUNCATE gb28181_alarms_seen")
+    # Heartbeat 2 s: offline after 6 s of silence.
+    password = _register(admin, {"gb_heartbeat_s": 2, "gb_set_guard": False})
+    assert admin.post("/api/v1/rules", json=INTRUSION_RULE).status_code == 201
+    with running_rules(database_url):
+        assert SIPP is not None
+        device = subprocess.Popen(
+            _sipp_args(gb_server, transport, "gb_device.xml", password, "-oocsf",
+                       str(SCENARIOS / "gb_device_ooc.xml"), "-d", "4000"),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=SCENARIOS,
+        )  # fmt: skip
+        try:
+            _until(lambda: admin.get(f"/api/v1/devices/{DEVICE}").json()["state"]["online"],
+                   "registered")  # fmt: skip
+            sent = admin.post(f"/api/v1/devices/{DEVICE}/commands",
+                              json={"command": "device_info"})  # fmt: skip
+            assert sent.status_code == 202, sent.text
+            path = f"/api/v1/devices/{DEVICE}/commands/{sent.json()['id']}"
+            acked = _until(lambda: admin.get(path).json()["status"] not in ("pending", "sent"),
+                           f"command answered {admin.get(path).json()}")  # fmt: skip
+            assert acked and admin.get(path).json()["status"] == "acked", admin.get(path).json()
+            assert "Model=DS-2CD3T47" in admin.get(path).json()["detail"]
+            incidents = _until(lambda: admin.get("/api/v1/incidents").json()["items"],
+                               "an incident from the GB intrusion", timeout=20)  # fmt: skip
+            assert [i["rule_id"] for i in incidents] == ["gb-intrusion"]
+        finally:
+            out, err = device.communicate(timeout=60)
+        assert device.returncode == 0, (out[-3000:], err[-3000:])
+    # The camera said nothing more: offline after min(Expires, 3 × heartbeat), its channels too.
+    offline = _until(lambda: _offline_signals(database_url), "device_offline", timeout=20)
+    assert DEVICE in offline
+
+
+def _offline_signals(database_url: str) -> list[str]:
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT source_id FROM signals WHERE kind = 'device_offline'"
+            " AND attrs ->> 'reason' = 'heartbeat_timeout'"
+        ).fetchall()
+    return [r[0] for r in rows]
