@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -82,10 +83,8 @@ def test_hostile_xml_is_refused_by_reason(body: bytes, reason: str) -> None:
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=2048))
 def test_the_body_reader_raises_nothing_but_body_error(data: bytes) -> None:
-    try:
+    with contextlib.suppress(BodyError):
         read_manscdp(data)
-    except BodyError:
-        pass
 
 
 def test_bare_ampersands_and_the_alarm_info_variant_are_read() -> None:
@@ -99,9 +98,9 @@ def test_bare_ampersands_and_the_alarm_info_variant_are_read() -> None:
     alarm = read_alarm(msg.element, "44031100001320000001", msg.sn, TZ, NOW)
     assert alarm.kind == "intrusion" and alarm.attrs["description"] == "A&B & C"
     nested = (
-        "<Notify><AlarmInfo><CmdType>Alarm</CmdType><SN>4</SN><DeviceID>1</DeviceID>"
-        "<AlarmMethod>2</AlarmMethod></AlarmInfo></Notify>"
-    ).encode()
+        b"<Notify><AlarmInfo><CmdType>Alarm</CmdType><SN>4</SN><DeviceID>1</DeviceID>"
+        b"<AlarmMethod>2</AlarmMethod></AlarmInfo></Notify>"
+    )
     assert read_manscdp(nested).element.get("AlarmMethod") == "2"
 
 
@@ -125,11 +124,11 @@ def test_the_published_alarm_kind_table() -> None:
 
 def test_alarm_priority_time_and_event_type() -> None:
     body = (
-        "<Notify><CmdType>Alarm</CmdType><SN>9</SN><DeviceID>44031100001310000001</DeviceID>"
-        "<AlarmPriority>3</AlarmPriority><AlarmMethod>5</AlarmMethod>"
-        "<AlarmTime>2026-12-07T10:00:00</AlarmTime><Info><AlarmType>5</AlarmType>"
-        "<AlarmTypeParam><EventType>1</EventType></AlarmTypeParam></Info></Notify>"
-    ).encode()
+        b"<Notify><CmdType>Alarm</CmdType><SN>9</SN><DeviceID>44031100001310000001</DeviceID>"
+        b"<AlarmPriority>3</AlarmPriority><AlarmMethod>5</AlarmMethod>"
+        b"<AlarmTime>2026-12-07T10:00:00</AlarmTime><Info><AlarmType>5</AlarmType>"
+        b"<AlarmTypeParam><EventType>1</EventType></AlarmTypeParam></Info></Notify>"
+    )
     msg = read_manscdp(body)
     alarm = read_alarm(msg.element, "44031100001320000001", msg.sn, TZ, NOW)
     assert alarm.kind == "line_crossing" and alarm.confidence == 0.5
