@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from xml.parsers import expat
 
 MAX_DEPTH = 8
-MAX_ELEMENTS = 20_000
+MAX_ELEMENTS = 5000  # a catalog page of a 64 KiB message holds a few hundred items
 MAX_TEXT = 4096
 _DECL = re.compile(rb"^\s*<\?xml[^>]*?\?>", re.IGNORECASE)
 _ENCODING = re.compile(rb"""encoding\s*=\s*["']([A-Za-z0-9._-]{1,40})["']""", re.IGNORECASE)

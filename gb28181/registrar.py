@@ -74,6 +74,8 @@ class Registrar:
         self.lookup = lookup
         self.nonces = NonceIssuer()
         self.failures = FailedAuthentications(limit=failure_limit)
+        # Per device, the Call-ID and CSeq of its last accepted REGISTER (RFC 3261 10.3.7).
+        self.last_cseq: dict[str, tuple[str, int]] = {}
 
     async def handle(self, inc: IncomingRequest) -> Registered | None:
         """Answer the REGISTER; the registration when it passed."""
@@ -100,6 +102,9 @@ class Registrar:
         if nonce != "ok":
             await self._challenge(inc, stale=nonce == "stale")
             return None
+        if self._out_of_order(user, inc):
+            await self._refuse(inc, "cseq_out_of_order", 400)
+            return None
         found = await self.lookup(user)
         if found is None:
             await self._refuse(inc, "unknown_device", 403, failed=True)
@@ -109,9 +114,21 @@ class Registrar:
             await self._refuse(inc, "wrong_password", 403, failed=True)
             return None
         expires = requested_expires(inc)
+        self.last_cseq[user] = (inc.request.call_id, inc.request.cseq.seq)
         await self._accept(inc, expires, version)
         metrics.registered("ok", "unregister" if expires == 0 else "")
         return Registered(device, inc.source, expires, version)
+
+    def _out_of_order(self, user: str, inc: IncomingRequest) -> bool:
+        """A REGISTER of the Call-ID last accepted with a CSeq not above that one's: an old
+        request replayed or reordered (retransmissions never get here: the transaction
+        answers them)."""
+        last = self.last_cseq.get(user)
+        return (
+            last is not None
+            and last[0] == inc.request.call_id
+            and (inc.request.cseq.seq <= last[1])
+        )
 
     def _version(self, inc: IncomingRequest) -> str | None:
         value = (inc.request.headers.get("X-GB-Ver") or "").strip()
