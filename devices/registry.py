@@ -329,3 +329,15 @@ async def merge_tags(conn: AsyncConnection[DictRow], device_id: str, tags: dict[
         (Jsonb(tags), device_id),
     )
     await notify_registry_changed(conn, device_id)
+
+
+GB_CATALOG_CHANNEL = "sb_gb_catalog"  # NOTIFY: query this GB/T 28181 device's catalog again
+
+
+async def request_catalog(conn: AsyncConnection[DictRow], device_id: str, *, scope: str) -> None:
+    """Ask the GB/T 28181 process to query the device's catalog (at commit); 422 for a
+    device of another type."""
+    device = await get_device(conn, device_id, scope=scope)
+    if device.type is not DeviceType.GB28181:
+        raise Invalid(f"device {device_id} is a {device.type.value}, not gb28181", field="id")
+    await conn.execute("SELECT pg_notify(%s, %s)", (GB_CATALOG_CHANNEL, device_id))

@@ -18,6 +18,7 @@ from devices.commands import (
     record_results,
     take_pending,
 )
+from devices.registry import GB_CATALOG_CHANNEL
 from gb28181.catalog import Gathering
 from gb28181.manscdp import Manscdp
 from gb28181.session import ALARM_QUERY, CONTROL, Registration
@@ -91,13 +92,25 @@ async def finish_catalog(
         gathering, done, sn = again
 
 
+async def refresh_catalog(server: GbServer, reg: Registration) -> None:
+    """`POST /devices/{id}/catalog`: query again, gathered and retried as after registering."""
+    gathering = await query_catalog(server, reg)
+    if gathering is not None:
+        await finish_catalog(server, reg, *gathering)
+
+
 # --- commands -------------------------------------------------------------------------------
 
 
 async def run_commands(server: GbServer, probe: Probe | None = None) -> None:
-    """Send the gb28181 devices' pending commands; expire those unanswered."""
-    async for _ in wakeups(server.config.database_url, [COMMANDS_CHANNEL], idle=1.0,
-                           probe=probe):  # fmt: skip
+    """Send the gb28181 devices' pending commands; expire those unanswered; query the catalogs
+    the API asks for."""
+    channels = [COMMANDS_CHANNEL, GB_CATALOG_CHANNEL]
+    async for wakeup in wakeups(server.config.database_url, channels, idle=1.0, probe=probe):
+        for channel, device_id in wakeup.notes:
+            reg = server.regs.get(device_id)
+            if channel == GB_CATALOG_CHANNEL and reg is not None:
+                server.spawn(refresh_catalog(server, reg))
         now = datetime.now(UTC)
         async with server.pool.connection() as conn, conn.transaction():
             commands = await take_pending(conn, now, gb28181=True)

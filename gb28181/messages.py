@@ -109,6 +109,7 @@ class MessageHandler:
         if complete or done is None:
             await self.save_catalog(reg, gathering, now)
             if done is not None:
+                self.server.gatherings.pop((reg.device.id, msg.sn), None)
                 done.set()
 
     async def save_catalog(self, reg: Registration, gathering: Gathering, now: datetime) -> None:

@@ -48,13 +48,18 @@ def free_port() -> int:
 
 @contextmanager
 def gb_running(
-    database_url: str, seal_key: bytes, *, flood: FloodLimits | None = None, **config: Any
+    database_url: str,
+    seal_key: bytes,
+    *,
+    flood: FloodLimits | None = None,
+    timers: Timers | None = None,
+    **config: Any,
 ) -> Iterator[int]:
     """The GB/T 28181 server on a free loopback port (yielded), in a thread of its own."""
     port = free_port()
     settings = GbConfig(
         database_url=database_url, host="127.0.0.1", port=port, hub_id=HUB_ID, realm=REALM,
-        timezone="Asia/Shanghai", seal_key=seal_key, timers=Timers(t1=0.1),
+        timezone="Asia/Shanghai", seal_key=seal_key, timers=timers or Timers(t1=0.1),
         flood=flood or FloodLimits(rate_per_s=10_000, burst=10_000), flush_s=0.1, sweep_s=0.5,
         **config,
     )  # fmt: skip
@@ -136,6 +141,17 @@ class Peer:
                 return got
             self.answer(got)
         return None
+
+    def expect(self, cmd_type: str, timeout: float = 10.0, method: str = "MESSAGE") -> SipRequest:
+        """The hub's next `method` about `cmd_type` (answered 200, as the others on the way)."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            got = self.recv(left)
+            if isinstance(got, SipRequest):
+                self.answer(got)
+                if got.method == method and f"<CmdType>{cmd_type}</CmdType>".encode() in got.body:
+                    return got
+        raise AssertionError(f"the hub asked for no {cmd_type}")
 
     def answer(self, request: SipRequest) -> None:
         lines = [

@@ -139,6 +139,15 @@ async def update_device(
         return await registry.update_device(conn, device_id, body, scope=who.area_prefix)
 
 
+@router.post("/{device_id}/catalog", status_code=202)
+async def refresh_catalog(device_id: str, who: RegistryWriter, pool: DbPool) -> dict[str, str]:
+    """Ask a gb28181 device for its catalog again (its channels become cameras); the answer
+    comes in over SIP, so this returns at once."""
+    async with pool.connection() as conn, conn.transaction():
+        await registry.request_catalog(conn, device_id, scope=who.area_prefix)
+    return {"status": "requested"}
+
+
 @router.post("/{device_id}/credentials")
 async def rotate_credentials(
     device_id: str, who: RegistryWriter, pool: DbPool, request: Request
