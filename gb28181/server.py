@@ -175,7 +175,9 @@ class GbServer:
     async def _registered(self, done: Registered) -> None:
         device, now = done.device, datetime.now(UTC)
         if done.expires == 0:
-            self.regs.pop(device.id, None)
+            leaving = self.regs.get(device.id)
+            if leaving is not None:  # still watched: offline after the grace period
+                leaving.expires_at = now
             async with self.pool.connection() as conn, conn.transaction():
                 await store.drop_registration(conn, device.id)
                 await mark_gone(conn, [device.id], now)
