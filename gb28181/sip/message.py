@@ -642,7 +642,7 @@ _HOST_RE = re.compile(
     r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}"
     r"[A-Za-z0-9])?\.?|\[[0-9A-Fa-f:.]{2,45}\]"
 )
-_USER_RE = re.compile(r"[A-Za-z0-9\-_.!~*'()&=+$,;?/%]+")
+_USER_RE = re.compile(r"[A-Za-z0-9\-_.!~*'()&=+$,;/%]+")
 _PARAM_NAME_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
 _PARAM_VALUE_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~\[\]:/&$]+|\"[^\"\\]*\"")
 _PORT_RE = re.compile(r"[0-9]{1,5}")
