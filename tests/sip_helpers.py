@@ -11,7 +11,15 @@ from dataclasses import dataclass
 from typing import cast
 
 from gb28181.sip import FloodLimits, IncomingRequest, SipStack, Timers
-from gb28181.sip.message import SipRequest, SipResponse, parse_message, serialize
+from gb28181.sip.message import (
+    DEFAULT_LIMITS,
+    Limits,
+    SipRequest,
+    SipResponse,
+    parse_message,
+    serialize,
+)
+from gb28181.sip.stack import DEFAULT_METHODS
 from gb28181.sip.transport import StreamFramer
 
 FAST = Timers(t1=0.05, t2=0.2, t4=0.25)
@@ -126,11 +134,17 @@ async def running_stack(
     flood: FloodLimits | None = None,
     methods: frozenset[str] | None = None,
     host: str = "127.0.0.1",
+    limits: Limits = DEFAULT_LIMITS,
 ) -> AsyncIterator[SipStack]:
-    kwargs: dict[str, object] = {}
-    if methods is not None:
-        kwargs["methods"] = methods
-    stack = SipStack(host, 0, handler, timers=timers, flood=flood or FloodLimits(), **kwargs)  # type: ignore[arg-type]
+    stack = SipStack(
+        host,
+        0,
+        handler,
+        timers=timers,
+        flood=flood or FloodLimits(),
+        limits=limits,
+        methods=methods or DEFAULT_METHODS,
+    )
     await stack.start()
     try:
         yield stack

@@ -170,6 +170,7 @@ class SipStack:
         self._conns: dict[tuple[str, int], Connection] = {}
         self._conns_per_ip: Counter[str] = Counter()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._handlers_running = 0
         self._local_for: dict[str, str] = {}
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -182,6 +183,12 @@ class SipStack:
                 lambda: _UdpProtocol(self), local_addr=(self.host, self.port)
             )
             port = int(udp.get_extra_info("sockname")[1])
+            sock = udp.get_extra_info("socket")
+            if sock is not None:
+                # Room for a burst: a flood is dropped by the token bucket only once read, and
+                # a full kernel buffer would drop the well-behaved peers' datagrams with it.
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.flood.udp_rcvbuf)
             try:
                 self._server = await asyncio.start_server(
                     self._on_tcp_client, self.host, port, reuse_address=True
@@ -371,6 +378,8 @@ class SipStack:
                 log.exception("sip.on_drop_failed", reason=reason)
 
     def _on_bytes(self, data: bytes, source: Address, conn: Connection | None) -> None:
+        if conn is None and not data.strip(b"\r\n"):
+            return  # a CRLF keepalive some devices send over UDP too (RFC 5626 3.5.1)
         if not self._rate.allow(source.host):
             self._drop("flood", source)
             return
@@ -417,7 +426,7 @@ class SipStack:
             self._respond_now(tx, request, status, [("Allow", allow)])
             return
         if (
-            len(self._tasks) >= self.flood.max_pending_requests
+            self._handlers_running >= self.flood.max_pending_requests
             or len(self._table.servers) >= self.flood.max_transactions
         ):
             self._drop("overloaded", source)
@@ -428,6 +437,7 @@ class SipStack:
 
     async def _run_handler(self, incoming: IncomingRequest) -> None:
         reason: str | None = None
+        self._handlers_running += 1
         try:
             async with asyncio.timeout(self.timers.f):
                 await self.handler(incoming)
@@ -440,12 +450,12 @@ class SipStack:
         except Exception:
             reason = "handler_error"
             log.exception("sip.handler_failed", method=incoming.request.method)
+        finally:
+            self._handlers_running -= 1
         if reason is not None:
             self._drop(reason, incoming.source)
             if not incoming.responded:
                 await incoming.respond(500)
-        if not incoming.responded:  # pragma: no cover  (respond(500) above makes it final)
-            self._table.servers.pop(incoming._tx.key, None)
 
     def _respond_now(
         self,

@@ -42,6 +42,7 @@ class FloodLimits:
     tcp_idle_s: float = 900.0  # a connection silent this long is closed (keepalives are 60 s)
     max_pending_requests: int = 2048  # handler calls in flight; past this new requests get 503
     max_transactions: int = 65536  # server transactions held (Timer J), past this 503
+    udp_rcvbuf: int = 4 << 20  # SO_RCVBUF asked for (the kernel caps it at net.core.rmem_max)
 
 
 class RateLimiter:
