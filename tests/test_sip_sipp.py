@@ -56,8 +56,11 @@ async def sipp(cwd: Path, scenario: str, *args: str) -> tuple[int, str]:
         stderr=asyncio.subprocess.PIPE,
     )
     _, err = await proc.communicate()
-    errors = "".join(p.read_text(errors="replace") for p in cwd.glob("*_errors.log"))
-    return proc.returncode or 0, err.decode(errors="replace") + errors
+    return proc.returncode or 0, err.decode(errors="replace") + error_logs(cwd)
+
+
+def error_logs(cwd: Path) -> str:
+    return "".join(p.read_text(errors="replace") for p in cwd.glob("*_errors.log"))
 
 
 @pytest.mark.parametrize(("transport", "mode"), TRANSPORTS)
