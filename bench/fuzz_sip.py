@@ -21,13 +21,20 @@ with atheris.instrument_imports():
     import gb28181.sip.message
     import gb28181.sip.transport  # noqa: F401
 
-from tests.test_sip_parser import parse_any
+from tests.test_sip_parser import REQUEST, parse_any
 
 
 def one_input(data: bytes) -> None:
-    if not data:
+    """First byte: the stream read size (low 6 bits), and whether the rest is used as is or
+    spliced into a valid REGISTER (high bit; the second byte picks where, and how much of the
+    REGISTER it replaces), so that the search starts deep in the parser, not at the start line."""
+    if len(data) < 2:
         return
-    parse_any(data[1:], data[0] % 64)
+    step, rest = data[0] % 64, data[2:]
+    if data[0] & 0x80:
+        at = data[1] * len(REQUEST) // 256
+        rest = REQUEST[:at] + rest + REQUEST[at + (data[1] % 16) :]
+    parse_any(rest, step)
 
 
 def main() -> None:
