@@ -53,7 +53,7 @@ ClientKey = tuple[str, str]
 
 def server_key(request: SipRequest) -> ServerKey:
     """The key that matches a request to its server transaction (RFC 3261 17.2.3)."""
-    via = request.vias[0]
+    via = parse_via(request.headers.get("Via") or "")
     method = "INVITE" if request.method == "ACK" else request.method
     sent_by = f"{via.host}:{via.port or ''}"
     branch = via.branch
