@@ -171,10 +171,14 @@ async def test_stack_to_stack_both_transports() -> None:
         await incoming.respond(200, headers=[("X-Seen", "1")], body=b"ok")
 
     async with running_stack() as hub, running_stack(device) as dev:
+        request = message_to(dev.port)
         for dest in (Address("udp", "127.0.0.1", dev.port), Address("tcp", "127.0.0.1", dev.port)):
-            res = await hub.request(message_to(dev.port), dest)
+            res = await hub.request(request, dest)  # the same request, sent again: a new branch
             assert (res.status, res.body, res.headers.get("X-Seen")) == (200, b"ok", "1")
         assert got == [("udp", b"<Query/>"), ("tcp", b"<Query/>")]
+        assert "Via" not in request.headers
+        assert hub.tcp_connections == 1 and dev.tcp_connections == 1
+        assert hub.transactions == 1  # the UDP client transaction, in Timer K
 
 
 async def test_tcp_is_not_retransmitted_and_times_out() -> None:
@@ -193,6 +197,28 @@ async def test_tcp_is_not_retransmitted_and_times_out() -> None:
     finally:
         server.close()
     assert b"".join(received).count(b"MESSAGE sip:") == 1
+
+
+def test_the_sip_core_imports_only_the_kernel() -> None:
+    import ast
+    from pathlib import Path
+
+    core = Path(__file__).resolve().parent.parent / "gb28181" / "sip"
+    ours = {"hub", "devices", "ingest", "rules", "incidents", "notify", "vision", "api"}
+    ours |= {"shaobing", "gb28181"}
+    for path in core.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [node.module]
+            for name in names:
+                top = name.split(".")[0]
+                assert top not in ours or top == "hub" or name.startswith("gb28181.sip"), (
+                    path,
+                    name,
+                )
 
 
 async def test_tcp_connect_refused() -> None:

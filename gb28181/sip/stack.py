@@ -232,22 +232,37 @@ class SipStack:
     def tcp_address(self) -> Address:
         return Address("tcp", self.host, self.port)
 
+    @property
+    def tcp_connections(self) -> int:
+        """Open TCP connections, both directions (a gauge for /metrics)."""
+        return len(self._conns)
+
+    @property
+    def transactions(self) -> int:
+        """Server and client transactions held, Timer J/K included (a gauge for /metrics)."""
+        return len(self._table.servers) + len(self._table.clients)
+
     # --- client side ------------------------------------------------------------------------
 
     async def request(self, req: SipRequest, dest: Address) -> SipResponse:
         """Sends `req` in a new non-INVITE client transaction and returns the final response.
 
-        Adds the top Via (fresh z9hG4bK branch, rport), Max-Forwards and User-Agent when
-        missing. Over UDP Timer E retransmits (T1 doubling to T2); over TCP the connection the
-        peer opened to us is reused when still open, else one is opened (SipTransportError when
-        that fails). 1xx are skipped. Raises SipTimeout at Timer F (64*T1, 32 s by default)."""
+        Sends a copy of `req` with the top Via (fresh z9hG4bK branch, rport), and Max-Forwards
+        and User-Agent when missing; `req` itself is left as it was. Over UDP Timer E
+        retransmits (T1 doubling to T2); over TCP the connection the peer opened to us is
+        reused when still open, else one is opened (SipTransportError when that fails). 1xx
+        are skipped. Raises SipTimeout at Timer F (64*T1, 32 s by default)."""
         if self._udp is None:
             raise SipTransportError("stack not started")
         reliable = dest.transport == "tcp"
         conn = await self._connection_to(dest) if reliable else None
         branch = new_branch()
         via_host = self._via_host(dest)
+        if ":" in via_host:
+            via_host = f"[{via_host}]"
         proto = "TCP" if reliable else "UDP"
+        # A copy: the caller may send the same request again (a retry is a new transaction).
+        req = SipRequest(req.method, req.uri, req.headers.copy(), req.body)
         req.headers.add(
             "Via", f"SIP/2.0/{proto} {via_host}:{self.port};rport;branch={branch}", first=True
         )
