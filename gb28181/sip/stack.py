@@ -40,7 +40,14 @@ from gb28181.sip.transaction import (
     run_client,
     server_key,
 )
-from gb28181.sip.transport import Address, Connection, FloodLimits, RateLimiter, StreamFramer
+from gb28181.sip.transport import (
+    Address,
+    Connection,
+    FloodLimits,
+    RateLimiter,
+    StreamFramer,
+    UdpEndpoint,
+)
 from hub.logs import get_logger
 
 log = get_logger(__name__)
@@ -116,19 +123,6 @@ class IncomingRequest:
         return response
 
 
-class _UdpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, stack: SipStack) -> None:
-        self.stack = stack
-
-    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
-        host, port = str(addr[0]), int(str(addr[1]))
-        self.stack._on_bytes(data, Address("udp", host, port), None)
-
-    def error_received(self, exc: Exception) -> None:
-        # An ICMP unreachable from a peer that went away: the transaction's timers deal with it.
-        pass
-
-
 class SipStack:
     """UDP and TCP listeners on `host:port` (port 0: one free port for both), the transaction
     layer, and `request` for the application's own requests.
@@ -163,9 +157,10 @@ class SipStack:
         self.user_agent = user_agent
         self.advertise_host = advertise_host
         self.drops: Counter[str] = Counter()
+        self.received = 0  # messages read (datagrams, TCP frames), retransmissions included
         self._rate = RateLimiter(flood.rate_per_s, flood.burst, flood.max_sources)
         self._table = TransactionTable()
-        self._udp: asyncio.DatagramTransport | None = None
+        self._udp: UdpEndpoint | None = None
         self._server: asyncio.Server | None = None
         self._conns: dict[tuple[str, int], Connection] = {}
         self._conns_per_ip: Counter[str] = Counter()
@@ -177,21 +172,16 @@ class SipStack:
 
     async def start(self) -> None:
         """Binds UDP, then TCP on the same port (with port 0, retried until both fit)."""
-        loop = asyncio.get_running_loop()
         for _ in range(20):
-            udp, _proto = await loop.create_datagram_endpoint(
-                lambda: _UdpProtocol(self), local_addr=(self.host, self.port)
+            udp = UdpEndpoint.open(
+                self.host,
+                self.port,
+                self.flood.udp_rcvbuf,
+                lambda data, source: self._on_bytes(data, source, None),
             )
-            port = int(udp.get_extra_info("sockname")[1])
-            sock = udp.get_extra_info("socket")
-            if sock is not None:
-                # Room for a burst: a flood is dropped by the token bucket only once read, and
-                # a full kernel buffer would drop the well-behaved peers' datagrams with it.
-                with contextlib.suppress(OSError):
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.flood.udp_rcvbuf)
             try:
                 self._server = await asyncio.start_server(
-                    self._on_tcp_client, self.host, port, reuse_address=True
+                    self._on_tcp_client, self.host, udp.port, reuse_address=True
                 )
             except OSError:
                 udp.close()
@@ -199,7 +189,7 @@ class SipStack:
                     raise
                 continue
             self._udp = udp
-            self.port = port
+            self.port = udp.port
             return
         raise OSError(f"no port free for both UDP and TCP on {self.host}")
 
@@ -281,7 +271,7 @@ class SipStack:
                 if not conn.send(data) and not tx.result.done():
                     tx.result.set_exception(SipTransportError("connection closed"))
             elif self._udp is not None:
-                self._udp.sendto(data, (dest.host, dest.port))
+                self._udp.sendto(data, dest.host, dest.port)
 
         try:
             return await run_client(tx, send, self.timers, reliable)
@@ -395,6 +385,7 @@ class SipStack:
     def _on_bytes(self, data: bytes, source: Address, conn: Connection | None) -> None:
         if conn is None and not data.strip(b"\r\n"):
             return  # a CRLF keepalive some devices send over UDP too (RFC 5626 3.5.1)
+        self.received += 1
         if not self._rate.allow(source.host):
             self._drop("flood", source)
             return
@@ -495,8 +486,8 @@ class SipStack:
 
     def _send_bytes(self, data: bytes, dest: Address, conn: Connection | None) -> None:
         if dest.transport == "udp":
-            if self._udp is not None:
-                self._udp.sendto(data, (dest.host, dest.port))
+            if self._udp is None or not self._udp.sendto(data, dest.host, dest.port):
+                self._drop("unsendable", dest)
             return
         if conn is None or conn.closed:
             conn = self._conns.get((dest.host, dest.port))

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -156,3 +159,63 @@ class Connection:
     def close(self) -> None:
         self.closed = True
         self.writer.close()
+
+
+class UdpEndpoint:
+    """A non-blocking UDP socket read in batches straight from the event loop's selector.
+
+    asyncio's datagram transport reads one datagram per turn of the loop; draining up to
+    `batch` per wake-up lets the stack drop a flood (by its token bucket) about as fast as it
+    arrives, instead of leaving the kernel buffer to overflow and lose everyone's datagrams."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        on_datagram: Callable[[bytes, Address], None],
+        batch: int = 64,
+    ) -> None:
+        self.sock = sock
+        self.on_datagram = on_datagram
+        self.batch = batch
+        self.port = int(sock.getsockname()[1])
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(sock.fileno(), self._ready)
+
+    @classmethod
+    def open(
+        cls, host: str, port: int, rcvbuf: int, on_datagram: Callable[[bytes, Address], None]
+    ) -> UdpEndpoint:
+        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setblocking(False)
+            with contextlib.suppress(OSError):  # the kernel caps it at net.core.rmem_max
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            sock.bind(addr)
+            return cls(sock, on_datagram)
+        except BaseException:
+            sock.close()
+            raise
+
+    def _ready(self) -> None:
+        for _ in range(self.batch):
+            try:
+                data, addr = self.sock.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                continue  # an ICMP error queued on the socket (port unreachable): next one
+            self.on_datagram(data, Address("udp", str(addr[0]), int(addr[1])))
+
+    def sendto(self, data: bytes, host: str, port: int) -> bool:
+        """False when the datagram could not be sent (kernel buffer full, no route)."""
+        try:
+            self.sock.sendto(data, (host, port))
+        except OSError:
+            return False
+        return True
+
+    def close(self) -> None:
+        if self.sock.fileno() >= 0:
+            self._loop.remove_reader(self.sock.fileno())
+            self.sock.close()
