@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import sys
 import time
 
@@ -363,3 +364,29 @@ async def test_idle_tcp_connection_is_closed() -> None:
     ):
         await tcp.send(b"MESSAGE sip:a@b SIP/2.0\r\n")  # a slow-loris start, never finished
         assert await tcp.closed_by_peer(wait_s=3.0)
+
+
+async def test_a_peer_that_does_not_read_is_cut_off() -> None:
+    """Requests keep coming but the answers are never read: past Connection.MAX_UNSENT queued
+    (beyond what the kernel buffers hold), the connection is closed rather than memory grown."""
+    big = b"x" * 60000
+
+    async def answer_big(incoming: IncomingRequest) -> None:
+        await incoming.respond(200, body=big)
+
+    async with running_stack(answer_big) as stack:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", stack.port))
+        _, writer = await asyncio.open_connection(sock=sock)
+        try:
+            for i in range(2000):
+                writer.write(request_bytes(branch=f"z9hG4bKslow{i}", transport="TCP"))
+                await writer.drain()
+                if stack.drops["unsendable"]:
+                    break
+                await asyncio.sleep(0)
+            await until(lambda: stack.drops["unsendable"] >= 1 and stack.tcp_connections == 0)
+        finally:
+            writer.close()

@@ -248,6 +248,20 @@ def test_make_response_copies_and_tags() -> None:
     assert isinstance(again, SipResponse) and again.reason == "OK"
 
 
+def test_headers_keep_order() -> None:
+    h = Headers([("Via", "a"), ("To", "t"), ("Via", "b"), ("X-A", "1")])
+    h.add("v", "z", first=True)
+    assert h.get_all("via") == ["z", "a", "b"]
+    h.replace("Via", ["y", "b"])
+    assert h.items() == [("Via", "y"), ("Via", "b"), ("To", "t"), ("X-A", "1")]
+    h.set("x-a", "2")
+    h.set("Expires", "60")
+    assert h.items()[-2:] == [("x-a", "2"), ("Expires", "60")]  # unknown names as last set
+    h.remove("VIA")
+    assert "Via" not in h and h.get("via") is None and len(h) == 3
+    assert h.copy() == h
+
+
 def test_headers_refuse_injection() -> None:
     req = build_request("MESSAGE", "sip:a@b", from_="<sip:x@y>", to="<sip:a@b>")
     assert req.from_.tag

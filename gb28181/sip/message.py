@@ -219,6 +219,18 @@ class Headers:
         self._items[at:] = [(key, canon, value), *rest]
         self._index[key] = [value]
 
+    def replace(self, name: str, values: list[str]) -> None:
+        """Replaces every value of `name` by `values`, kept where the first one was."""
+        for value in values:
+            _check_header(name, value)
+        key, canon = _key(name)
+        at = next((i for i, item in enumerate(self._items) if item[0] == key), len(self._items))
+        rest = [item for item in self._items[at:] if item[0] != key]
+        self._items[at:] = [(key, canon, value) for value in values] + rest
+        self._index[key] = list(values)
+        if not values:
+            del self._index[key]
+
     def remove(self, name: str) -> None:
         key = _key(name)[0]
         if self._index.pop(key, None) is not None:

@@ -23,6 +23,7 @@ from gb28181.sip.message import (
     SipParseError,
     SipRequest,
     SipResponse,
+    Via,
     make_response,
     new_branch,
     new_tag,
@@ -164,7 +165,8 @@ class SipStack:
         self._server: asyncio.Server | None = None
         self._conns: dict[tuple[str, int], Connection] = {}
         self._conns_per_ip: Counter[str] = Counter()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()  # handlers
+        self._conn_tasks: set[asyncio.Task[None]] = set()  # TCP connection readers
         self._handlers_running = 0
         self._local_for: dict[str, str] = {}
 
@@ -200,7 +202,7 @@ class SipStack:
         if self._udp is not None:
             self._udp.close()
         for conn in list(self._conns.values()):
-            conn.close()
+            conn.close(abort=True)
         for task in list(self._tasks):
             task.cancel()
         for tx in self._table.clients.values():
@@ -208,6 +210,10 @@ class SipStack:
                 tx.result.set_exception(SipTransportError("stack stopped"))
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Connection readers end by themselves once their connection is aborted (cancelling
+        # the listener's own tasks would have asyncio log them as errors).
+        if self._conn_tasks:
+            await asyncio.wait(self._conn_tasks, timeout=2.0)
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 1.0)
@@ -291,7 +297,9 @@ class SipStack:
         except (OSError, TimeoutError) as exc:
             raise SipTransportError(f"cannot connect to {dest}: {exc}") from exc
         conn = Connection(writer, dest)
-        self._track(self._serve_connection(reader, conn))
+        task = asyncio.ensure_future(self._serve_connection(reader, conn))
+        self._conn_tasks.add(task)
+        task.add_done_callback(self._conn_tasks.discard)
         return conn
 
     def _via_host(self, dest: Address) -> str:
@@ -330,8 +338,8 @@ class SipStack:
             return
         task = asyncio.current_task()
         if task is not None:
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._conn_tasks.add(task)
+            task.add_done_callback(self._conn_tasks.discard)
         await self._serve_connection(reader, Connection(writer, peer))
 
     async def _serve_connection(self, reader: asyncio.StreamReader, conn: Connection) -> None:
@@ -413,11 +421,11 @@ class SipStack:
             tx.result.set_result(response)
 
     def _on_request(self, request: SipRequest, source: Address, conn: Connection | None) -> None:
-        _stamp_via(request, source)
+        top = _stamp_via(request, source)
         if request.method == "ACK":
             self._drop("ack", source)
             return
-        key = server_key(request)
+        key = server_key(request, top)
         tx = self._table.servers.get(key)
         if tx is not None:
             # A retransmission (RFC 3261 17.2.2): the last response again, no handler call.
@@ -506,8 +514,8 @@ class SipStack:
         self._send_bytes(("\r\n".join(lines) + "\r\n\r\n").encode(), source, conn)
 
 
-def _stamp_via(request: SipRequest, source: Address) -> None:
-    """Adds received= and rport= to the top Via (RFC 3261 18.2.1, RFC 3581 4)."""
+def _stamp_via(request: SipRequest, source: Address) -> Via:
+    """Adds received= and rport= to the top Via (RFC 3261 18.2.1, RFC 3581 4); returns it."""
     vias = request.headers.get_all("Via")
     top = parse_via(vias[0])
     changed = False
@@ -518,10 +526,8 @@ def _stamp_via(request: SipRequest, source: Address) -> None:
         top.params["rport"] = str(source.port)
         changed = True
     if changed:
-        request.headers.remove("Via")
-        request.headers.add("Via", str(top))
-        for via in vias[1:]:
-            request.headers.add("Via", via)
+        request.headers.replace("Via", [str(top), *vias[1:]])
+    return top
 
 
 _SALVAGE = {"via": "Via", "v": "Via", "from": "From", "f": "From", "to": "To", "t": "To"}

@@ -145,6 +145,10 @@ class StreamFramer:
 class Connection:
     """One TCP connection, in either direction."""
 
+    # A peer that sends but does not read (its window shut) would have our answers pile up in
+    # memory; past this much unsent, the connection is closed.
+    MAX_UNSENT = 1 << 20
+
     def __init__(self, writer: asyncio.StreamWriter, peer: Address) -> None:
         self.writer = writer
         self.peer = peer
@@ -153,12 +157,19 @@ class Connection:
     def send(self, data: bytes) -> bool:
         if self.closed or self.writer.is_closing():
             return False
+        if self.writer.transport.get_write_buffer_size() + len(data) > self.MAX_UNSENT:
+            self.close(abort=True)
+            return False
         self.writer.write(data)
         return True
 
-    def close(self) -> None:
+    def close(self, *, abort: bool = False) -> None:
+        """Closes after what is queued has been sent, or at once (`abort`)."""
         self.closed = True
-        self.writer.close()
+        if abort:
+            self.writer.transport.abort()
+        else:
+            self.writer.close()
 
 
 class UdpEndpoint:
