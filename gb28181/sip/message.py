@@ -648,7 +648,12 @@ def _check_mandatory(message: SipRequest | SipResponse) -> None:
 
 def split_list(value: str) -> list[str]:
     """Splits a list header's value at commas outside quotes and angle brackets."""
-    out: list[str] = []
+    if '"' not in value and "<" not in value:
+        out = [part.strip(" \t") for part in value.split(",")]
+        if not all(out):
+            raise SipParseError("bad_header", "empty list element")
+        return out
+    out = []
     start = 0
     quoted = angle = escaped = False
     for i, ch in enumerate(value):
