@@ -148,6 +148,7 @@ CASES: list[tuple[str, bytes, str, int | None]] = [
     ("INVITE", request_bytes("INVITE", branch="z9hG4bKinv"), "method_not_allowed", 405),
     ("CANCEL", request_bytes("CANCEL", branch="z9hG4bKcan"), "method_not_allowed", 405),
     ("ACK", request_bytes("ACK", branch="z9hG4bKack"), "ack", None),
+    ("CRLF keepalive", b"\r\n\r\n", "keepalive", None),
 ]
 
 
@@ -302,7 +303,9 @@ async def test_flood_from_one_address_does_not_slow_another() -> None:
             await flooder.wait()
     assert during  # the flood was still on when the last answer came
     latencies.sort()
-    assert latencies[len(latencies) // 2] < 0.05 and latencies[-1] < 0.5, latencies
+    # Loose bounds: the flooder shares this machine's two cores. Its datagrams, dropped unread
+    # by the kernel, would show here as lost answers; queued behind the flood, as seconds.
+    assert latencies[len(latencies) // 2] < 0.15 and latencies[-1] < 1.0, latencies
 
 
 async def test_tcp_connection_limit_per_address() -> None:

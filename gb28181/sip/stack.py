@@ -65,6 +65,7 @@ DROP_REASONS = PARSE_REASONS | frozenset(
         "no_response",  # the handler returned without a final response: answered 500
         "handler_timeout",  # the handler ran past Timer F: cancelled, answered 500
         "unsendable",  # a response whose connection is gone
+        "keepalive",  # a datagram of CRLF only (a UDP keepalive): nothing to answer
     }
 )
 
@@ -391,11 +392,14 @@ class SipStack:
                 log.exception("sip.on_drop_failed", reason=reason)
 
     def _on_bytes(self, data: bytes, source: Address, conn: Connection | None) -> None:
-        if conn is None and not data.strip(b"\r\n"):
-            return  # a CRLF keepalive some devices send over UDP too (RFC 5626 3.5.1)
         self.received += 1
         if not self._rate.allow(source.host):
             self._drop("flood", source)
+            return
+        if conn is None and data and not data.strip(b"\r\n"):
+            # A CRLF keepalive, as some devices (pjsip's default) send over UDP too: nothing to
+            # answer, counted apart so that it is seen and not taken for an error.
+            self._drop("keepalive", source)
             return
         try:
             message = parse_message(data, self.limits)
