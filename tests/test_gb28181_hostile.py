@@ -63,7 +63,7 @@ def _parse_cases(peer: Peer, port: int) -> list[Case]:
     """Broken SIP: sizes, framing, missing and malformed headers."""
     ok_end = "Content-Length: 0\r\n\r\n"
     texts: dict[str, str | bytes] = {
-        "empty_datagram": b"\r\n\r\n",
+        "status_line_only": b"SIP/2.0\r\n\r\n",
         "binary_garbage": bytes(range(256)) * 4,
         "nul_bytes": b"\x00" * 300,
         "no_header_end": _head(port=port) + "Content-Length: 0\r\n",
