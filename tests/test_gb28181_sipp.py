@@ -189,6 +189,9 @@ def test_alarms_become_incidents_commands_are_acked_and_silence_is_offline(
                            f"command answered {admin.get(path).json()}")  # fmt: skip
             assert acked and admin.get(path).json()["status"] == "acked", admin.get(path).json()
             assert "Model=DS-2CD3T47" in admin.get(path).json()["detail"]
+            guard = admin.post(f"/api/v1/devices/{DEVICE}/commands", json={"command": "set_guard"})
+            guard_path = f"/api/v1/devices/{DEVICE}/commands/{guard.json()['id']}"
+            _until(lambda: admin.get(guard_path).json()["status"] == "acked", "SetGuard acked")
             incidents = _until(lambda: admin.get("/api/v1/incidents").json()["items"],
                                "an incident from the GB intrusion", timeout=20)  # fmt: skip
             assert [i["rule_id"] for i in incidents] == ["gb-intrusion"]
