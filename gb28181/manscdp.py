@@ -19,6 +19,7 @@ MAX_DEPTH = 8
 MAX_ELEMENTS = 5000  # a catalog page of a 64 KiB message holds a few hundred items
 MAX_TEXT = 4096
 _DECL = re.compile(rb"^\s*<\?xml[^>]*?\?>", re.IGNORECASE)
+_TEXT_DECL = re.compile(r"^\s*<\?xml[^>]*?\?>", re.IGNORECASE)  # the same, once decoded
 _ENCODING = re.compile(rb"""encoding\s*=\s*["']([A-Za-z0-9._-]{1,40})["']""", re.IGNORECASE)
 _GB = frozenset({"gb2312", "gbk", "gb18030", "cp936", "euc-cn", "x-gbk"})
 _BARE_AMP = re.compile(r"&(?!(?:[A-Za-z][A-Za-z0-9]{0,15}|#[0-9]{1,7}|#x[0-9A-Fa-f]{1,6});)")
@@ -82,9 +83,9 @@ def decode_text(body: bytes) -> str:
 
 def parse_body(body: bytes) -> Element:
     """The root element of a MANSCDP body; BodyError for anything else."""
-    text = decode_text(body)
-    text = _DECL.sub(b"", text.encode("utf-8"), count=1).decode("utf-8")
-    text = _BARE_AMP.sub("&amp;", text.lstrip("\ufeff"))
+    text = _TEXT_DECL.sub("", decode_text(body).lstrip("\ufeff"), count=1)
+    if "&" in text:
+        text = _BARE_AMP.sub("&amp;", text)
     return _Builder().parse(text.encode("utf-8"))
 
 
