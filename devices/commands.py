@@ -3,9 +3,11 @@ itself, reboot it, change how often it reports), and how far each request got.
 
 The API writes a command `pending`; ingest's command sender publishes it QoS 1 on the device's
 `sb/{area}/{device}/cmd` and marks it `sent`; the device's `cmd_result` event makes it `acked`
-or `failed`; one nobody answered before `expires_at` becomes `expired`. Devices that talk
-through CTWing or OneNET are not reached this way (their platforms' command APIs are not
-wired yet), so the hub refuses their commands rather than queue what it cannot deliver.
+or `failed`; one nobody answered before `expires_at` becomes `expired`. A gb28181 device's
+commands go over SIP from the GB/T 28181 process instead, answered by the device's Response.
+Devices that talk through CTWing or OneNET are not reached this way (their platforms' command
+APIs are not wired yet), so the hub refuses their commands rather than queue what it cannot
+deliver.
 """
 
 from __future__ import annotations
@@ -38,6 +40,12 @@ class CommandName(StrEnum):
     SELF_TEST = "self_test"
     REBOOT = "reboot"
     SET_REPORT_INTERVAL = "set_report_interval"
+    # GB/T 28181 devices (sent over SIP by the gb28181 process)
+    SET_GUARD = "set_guard"
+    RESET_GUARD = "reset_guard"
+    RESET_ALARM = "reset_alarm"
+    DEVICE_INFO = "device_info"
+    DEVICE_STATUS = "device_status"
 
 
 class CommandStatus(StrEnum):
@@ -83,12 +91,29 @@ ARGS: dict[CommandName, type[_Args]] = {
     CommandName.SELF_TEST: NoArgs,
     CommandName.REBOOT: NoArgs,
     CommandName.SET_REPORT_INTERVAL: ReportIntervalArgs,
+    CommandName.SET_GUARD: NoArgs,
+    CommandName.RESET_GUARD: NoArgs,
+    CommandName.RESET_ALARM: NoArgs,
+    CommandName.DEVICE_INFO: NoArgs,
+    CommandName.DEVICE_STATUS: NoArgs,
 }
+GB_COMMANDS = frozenset(
+    {CommandName.SET_GUARD, CommandName.RESET_GUARD, CommandName.RESET_ALARM, CommandName.REBOOT,
+     CommandName.DEVICE_INFO, CommandName.DEVICE_STATUS}
+)  # fmt: skip
 ACCEPTED_BY: dict[DeviceType, frozenset[CommandName]] = {
-    DeviceType.SMOKE_SENSOR: frozenset(CommandName),
+    DeviceType.SMOKE_SENSOR: frozenset(
+        {
+            CommandName.SILENCE,
+            CommandName.SELF_TEST,
+            CommandName.REBOOT,
+            CommandName.SET_REPORT_INTERVAL,
+        }
+    ),
     DeviceType.ID_READER: frozenset(
         {CommandName.SELF_TEST, CommandName.REBOOT, CommandName.SET_REPORT_INTERVAL}
     ),
+    DeviceType.GB28181: GB_COMMANDS,
 }
 
 
@@ -142,8 +167,9 @@ _COLUMNS = (
 def check_commandable(device: Device, command: CommandName) -> None:
     """422 for a device that cannot take this command from the hub, saying why."""
     if not device.enabled:
-        raise Invalid(f"device {device.id} is disabled: the broker does not let it in",
-                      field="command")  # fmt: skip
+        why = ("the hub does not let it register" if device.type is DeviceType.GB28181
+               else "the broker does not let it in")  # fmt: skip
+        raise Invalid(f"device {device.id} is disabled: {why}", field="command")
     carrier = next((name for tag, name in CARRIERS.items() if tag in device.tags), None)
     if carrier is not None:
         raise Invalid(f"device {device.id} talks through {carrier}; the hub does not send"
@@ -198,14 +224,17 @@ async def get_command(conn: AsyncConnection[DictRow], device_id: str, cmd_id: st
 
 
 async def take_pending(
-    conn: AsyncConnection[DictRow], now: datetime, *, limit: int = 100
+    conn: AsyncConnection[DictRow], now: datetime, *, limit: int = 100, gb28181: bool = False
 ) -> list[Command]:
     """Pending commands still worth sending, oldest first, locked for this transaction (another
-    sender skips them)."""
+    sender skips them): those of gb28181 devices (sent over SIP), or those of the others (over
+    MQTT)."""
     cur = await conn.execute(
-        f"SELECT {_COLUMNS} FROM device_commands WHERE status = 'pending' AND expires_at > %s"
-        " ORDER BY created_at, id LIMIT %s FOR UPDATE SKIP LOCKED",
-        (now, limit),
+        f"SELECT {_COLUMNS} FROM device_commands c WHERE status = 'pending' AND expires_at > %s"
+        " AND (EXISTS (SELECT 1 FROM devices d WHERE d.id = c.device_id"
+        "              AND d.type = 'gb28181')) = %s"
+        " ORDER BY created_at, id LIMIT %s FOR UPDATE OF c SKIP LOCKED",
+        (now, gb28181, limit),
     )
     return [Command.model_validate(row) for row in await cur.fetchall()]
 

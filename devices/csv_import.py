@@ -52,6 +52,7 @@ async def import_devices(
     scope: str,
     dry_run: bool,
     all_or_nothing: bool,
+    seal_key: bytes | None = None,
 ) -> ImportReport:
     """Validate every row, then insert the valid ones in the caller's transaction.
 
@@ -60,7 +61,9 @@ async def import_devices(
     rows = read_table(text, REQUIRED, OPTIONAL)
     valid, errors = await checked_rows(conn, rows, DeviceIn, scope=scope)
     write = not dry_run and not (all_or_nothing and errors)
-    credentials = await create_devices_bulk(conn, [d for _, d in valid]) if write else []
+    credentials = (
+        await create_devices_bulk(conn, [d for _, d in valid], seal_key=seal_key) if write else []
+    )
     return ImportReport(
         dry_run=dry_run,
         all_or_nothing=all_or_nothing,

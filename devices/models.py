@@ -18,6 +18,7 @@ from pydantic import (
 
 from devices.area_codes import AreaLevel, check_area_code
 from devices.camera_settings import CameraSettings
+from devices.gb_ids import check_gb_id
 from devices.zones import Zone
 from hub.text import PlainText, refuse_bidi
 
@@ -58,6 +59,7 @@ class DeviceType(StrEnum):
     SMOKE_SENSOR = "smoke_sensor"
     ID_READER = "id_reader"
     CAMERA = "camera"
+    GB28181 = "gb28181"  # a GB/T 28181 camera, NVR, DVR or platform; its id is its GB id
 
 
 class UnitKind(StrEnum):
@@ -127,6 +129,12 @@ class DeviceIn(DevicePlacement):
     id: Identifier
     type: DeviceType
     area: AreaCode
+
+    @model_validator(mode="after")
+    def _gb_id(self) -> DeviceIn:
+        if self.type is DeviceType.GB28181:
+            check_gb_id(self.id)
+        return self
 
 
 class DeviceUpdate(_Located):

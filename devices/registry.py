@@ -10,7 +10,7 @@ from psycopg import AsyncConnection, errors, sql
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
-from devices.credentials import generate_password, hash_password
+from devices.credentials import generate_password, hash_password, open_sealed, seal_password
 from devices.models import (
     Credentials,
     Device,
@@ -37,15 +37,29 @@ async def notify_registry_changed(conn: AsyncConnection[DictRow], device_id: str
     await conn.execute("SELECT pg_notify(%s, %s)", (REGISTRY_CHANNEL, device_id))
 
 
-async def create_device(conn: AsyncConnection[DictRow], data: DeviceIn) -> DeviceWithCredentials:
-    """Insert a device and return it with its MQTT credentials, shown this once."""
+def _sip_secret(
+    device_id: str, type: DeviceType, password: str, seal_key: bytes | None
+) -> str | None:
+    """A digest device's sealed password (devices.credentials); None for the others."""
+    if type is not DeviceType.GB28181:
+        return None
+    if seal_key is None:
+        raise Invalid("gb28181 devices are registered through the API", field="type")
+    return seal_password(seal_key, device_id, password)
+
+
+async def create_device(
+    conn: AsyncConnection[DictRow], data: DeviceIn, *, seal_key: bytes | None = None
+) -> DeviceWithCredentials:
+    """Insert a device and return it with its credentials (MQTT, or the SIP digest password
+    of a gb28181 device, sealed with `seal_key`), shown this once."""
     password = generate_password()
     try:
         cur = await conn.execute(
             f"""
             INSERT INTO devices (id, type, area, site, building, floor, lat, lon, tags,
-                                 password_hash)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                                 password_hash, sip_secret)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
             RETURNING {COLUMNS}
             """,
             (
@@ -59,6 +73,7 @@ async def create_device(conn: AsyncConnection[DictRow], data: DeviceIn) -> Devic
                 data.lon,
                 Jsonb(data.tags),
                 hash_password(password),
+                _sip_secret(data.id, data.type, password, seal_key),
             ),
         )
     except errors.UniqueViolation as exc:
@@ -75,7 +90,7 @@ async def create_device(conn: AsyncConnection[DictRow], data: DeviceIn) -> Devic
 
 
 async def create_devices_bulk(
-    conn: AsyncConnection[DictRow], rows: list[DeviceIn]
+    conn: AsyncConnection[DictRow], rows: list[DeviceIn], *, seal_key: bytes | None = None
 ) -> list[Credentials]:
     """Insert many validated devices in the caller's transaction; returns their credentials."""
     issued = [Credentials(username=row.id, password=generate_password()) for row in rows]
@@ -83,8 +98,8 @@ async def create_devices_bulk(
         await cur.executemany(
             """
             INSERT INTO devices (id, type, area, site, building, floor, lat, lon, tags,
-                                 password_hash)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                                 password_hash, sip_secret)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
             """,
             [
                 (
@@ -98,6 +113,7 @@ async def create_devices_bulk(
                     row.lon,
                     Jsonb(row.tags),
                     hash_password(creds.password),
+                    _sip_secret(row.id, row.type, creds.password, seal_key),
                 )
                 for row, creds in zip(rows, issued, strict=True)
             ],
@@ -186,16 +202,18 @@ async def update_device(
 
 
 async def rotate_credentials(
-    conn: AsyncConnection[DictRow], device_id: str, *, scope: str
+    conn: AsyncConnection[DictRow], device_id: str, *, scope: str, seal_key: bytes | None = None
 ) -> Credentials:
-    """Replace a device's password; the old one stops working at the broker's next reload."""
-    await get_device(conn, device_id, scope=scope)
+    """Replace a device's password; the old one stops working at the broker's next reload
+    (a gb28181 device's at its next REGISTER)."""
+    device = await get_device(conn, device_id, scope=scope)
     password = generate_password()
     await conn.execute(
-        "UPDATE devices SET password_hash = %s, credentials_rotated_at = now(),"
+        "UPDATE devices SET password_hash = %s, sip_secret = %s, credentials_rotated_at = now(),"
         " updated_at = now() WHERE id = %s",
-        (hash_password(password), device_id),
-    )
+        (hash_password(password), _sip_secret(device_id, device.type, password, seal_key),
+         device_id),
+    )  # fmt: skip
     await notify_registry_changed(conn, device_id)
     return Credentials(username=device_id, password=password)
 
@@ -238,7 +256,9 @@ async def existing_ids(conn: AsyncConnection[DictRow], ids: list[str]) -> set[st
 
 async def broker_accounts(conn: AsyncConnection[DictRow]) -> list[tuple[str, str]]:
     """(username, password hash) of every enabled device, for the broker's password file."""
-    cur = await conn.execute("SELECT id, password_hash FROM devices WHERE enabled ORDER BY id")
+    cur = await conn.execute(
+        "SELECT id, password_hash FROM devices WHERE enabled AND type <> 'gb28181' ORDER BY id"
+    )
     return [(row["id"], row["password_hash"]) for row in await cur.fetchall()]
 
 
@@ -283,3 +303,41 @@ async def find_by_tag(
     )
     row = await cur.fetchone()
     return DeviceRef(**row) if row else None
+
+
+async def sip_password(
+    conn: AsyncConnection[DictRow], device_id: str, seal_key: bytes
+) -> tuple[DeviceRef, str] | None:
+    """An enabled gb28181 device and its digest password; None for any other id."""
+    cur = await conn.execute(
+        f"SELECT {_REF_COLUMNS}, sip_secret FROM devices"
+        " WHERE id = %s AND type = 'gb28181' AND enabled AND sip_secret IS NOT NULL",
+        (device_id,),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    sealed = row.pop("sip_secret")
+    password = open_sealed(seal_key, device_id, sealed)
+    return (DeviceRef(**row), password) if password is not None else None
+
+
+async def merge_tags(conn: AsyncConnection[DictRow], device_id: str, tags: dict[str, Any]) -> None:
+    """Set these tags on a device, keeping its others (what a device said of itself)."""
+    await conn.execute(
+        "UPDATE devices SET tags = tags || %s, updated_at = now() WHERE id = %s",
+        (Jsonb(tags), device_id),
+    )
+    await notify_registry_changed(conn, device_id)
+
+
+GB_CATALOG_CHANNEL = "sb_gb_catalog"  # NOTIFY: query this GB/T 28181 device's catalog again
+
+
+async def request_catalog(conn: AsyncConnection[DictRow], device_id: str, *, scope: str) -> None:
+    """Ask the GB/T 28181 process to query the device's catalog (at commit); 422 for a
+    device of another type."""
+    device = await get_device(conn, device_id, scope=scope)
+    if device.type is not DeviceType.GB28181:
+        raise Invalid(f"device {device_id} is a {device.type.value}, not gb28181", field="id")
+    await conn.execute("SELECT pg_notify(%s, %s)", (GB_CATALOG_CHANNEL, device_id))

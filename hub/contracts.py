@@ -60,6 +60,13 @@ SMOKE_EVENT_SIGNALS: dict[str, str] = {
     "test": "smoke_test",  # a test alarm is not a fire
 }
 
+# --- GB/T 28181 alarms (gb28181/alarms.py maps AlarmMethod/AlarmType to these) -------------
+
+GB_ALARM_SIGNALS = frozenset(
+    {"motion", "object_left", "object_removed", "line_crossing", "intrusion", "loitering",
+     "crowd", "tamper", "video_loss", "device_fault", "device_alarm"}
+)  # fmt: skip
+
 # --- signals (design §3) ------------------------------------------------------------------
 
 # Every signal kind ingest and vision raise; rules may match only these.
@@ -67,6 +74,7 @@ KINDS = frozenset(
     {
         *SMOKE_EVENT_SIGNALS.values(),
         *(CAMERA_EVENT_SIGNALS.get(t, t) for t in CAMERA_EVENT_TYPES),
+        *GB_ALARM_SIGNALS,
         "device_offline", "device_online",
         "id_watchlist_hit", "id_invalid", "id_expired", "id_impossible_travel",
         "id_unregistered",

@@ -87,6 +87,19 @@ class Settings(BaseSettings):
         " devices on the network in); unset: loopback, at 1883 or the port it had last time",
     )
     api_bind: str = Field(default="127.0.0.1:8000", description="where the HTTP API listens")
+    gb_listen: str | None = Field(
+        default=None,
+        description="host:port of the GB/T 28181 SIP server (UDP and TCP), e.g. 0.0.0.0:5060;"
+        " unset: off",
+    )
+    gb_id: str = Field(
+        default="44031100002000000001", pattern=r"^\d{20}$",
+        description="the hub's own 20-digit GB/T 28181 id (centre, industry, type 200, serial)",
+    )  # fmt: skip
+    gb_domain: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9.-]{1,64}$",
+        description="SIP domain and digest realm; unset: SB_GB_ID's first 10 digits",
+    )  # fmt: skip
     data_dir: Path = Field(
         default=Path("./var"), description="embedded services' data and generated secrets"
     )
@@ -201,7 +214,8 @@ class Settings(BaseSettings):
     timezone: str = Field(
         default=DEFAULT_ZONE,
         description="the IANA time zone of the hub's place: a datetime given without an"
-        " offset is read as wall-clock time there",
+        " offset is read as wall-clock time there, and GB/T 28181 devices set their clocks"
+        " by it",
     )
 
     @field_validator("sla_emergency", "sla_major", "sla_routine")
@@ -264,7 +278,7 @@ class Settings(BaseSettings):
         MqttUrl.parse(value)
         return value
 
-    @field_validator("mqtt_listen")
+    @field_validator("mqtt_listen", "gb_listen")
     @classmethod
     def _check_listen(cls, value: str | None) -> str | None:
         if value is None or value == "":
@@ -326,6 +340,11 @@ class Settings(BaseSettings):
     @property
     def trusted_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
         return tuple(ip_network(item) for item in self.trusted_proxies)
+
+    @property
+    def gb_realm(self) -> str:
+        """The GB/T 28181 SIP domain and digest realm."""
+        return self.gb_domain or self.gb_id[:10]
 
     @property
     def mqtt(self) -> MqttUrl | None:

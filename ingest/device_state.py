@@ -4,11 +4,13 @@ with the signals its changes mean (back online after a reported outage, battery 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow, tuple_row
 
+from devices.registry import DeviceRef
 from hub.contracts import Signal
 from hub.events import announce
 from ingest.decode import Accepted, signal_of
@@ -123,3 +125,52 @@ async def _upsert_state(conn: AsyncConnection[DictRow], rows: list[tuple[Any, ..
             """
         )
         await cur.execute("DELETE FROM _batch_state")
+
+
+def device_signal(device: DeviceRef, kind: str, at: datetime, attrs: dict[str, Any]) -> Signal:
+    return Signal(
+        ts=at, kind=kind, source_id=device.id, source_type=device.type, area=device.area,
+        site=device.site, building=device.building, tags=device.tags, attrs=attrs,
+    )  # fmt: skip
+
+
+async def mark_alive(
+    conn: AsyncConnection[DictRow], devices: list[DeviceRef], at: datetime, *, fw: str | None = None
+) -> list[Signal]:
+    """Devices heard from by a process other than MQTT ingest (GB/T 28181's keepalives and
+    registrations): online, last seen `at`; `device_online` for those reported offline
+    before (the same rule as for MQTT devices: only a reported outage ends with a signal).
+    The caller stores the signals."""
+    if not devices:
+        return []
+    by_id = {d.id: d for d in devices}
+    cur = await conn.execute(
+        """
+        INSERT INTO device_state AS s (device_id, last_seen, online, fw)
+        SELECT id, %s, true, %s FROM unnest(%s::text[]) AS t (id)
+        ON CONFLICT (device_id) DO UPDATE SET
+            last_seen = greatest(s.last_seen, excluded.last_seen), online = true,
+            offline_since = NULL, reported_offline = false,
+            fw = coalesce(excluded.fw, s.fw), updated_at = now()
+        RETURNING device_id, (SELECT o.reported_offline FROM device_state o
+                              WHERE o.device_id = s.device_id) AS was_reported
+        """,
+        (at, fw, sorted(by_id)),
+    )
+    signals = []
+    for row in await cur.fetchall():
+        if row["was_reported"]:
+            device = by_id[row["device_id"]]
+            signals.append(device_signal(device, "device_online", at, {}))
+            await announce(conn, "device.online", id=device.id, area=device.area)
+    return signals
+
+
+async def mark_gone(conn: AsyncConnection[DictRow], device_ids: list[str], at: datetime) -> None:
+    """Devices that said they are leaving (a GB/T 28181 `Expires: 0`): offline since `at`,
+    reported by the sweep after its grace period, as a last will is."""
+    await conn.execute(
+        "UPDATE device_state SET online = false, offline_since = coalesce(offline_since, %s),"
+        " updated_at = now() WHERE device_id = ANY(%s)",
+        (at, device_ids),
+    )

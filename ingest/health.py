@@ -30,6 +30,12 @@ DEFAULT_HEARTBEATS = {
 }
 
 
+def watched_elsewhere(device: DeviceRef) -> bool:
+    """GB/T 28181 devices and their catalog cameras: the GB process watches them, each with
+    its own deadline (sweep_deadlines)."""
+    return device.type == "gb28181" or "gb_device" in device.tags
+
+
 @dataclass(frozen=True)
 class HealthPolicy:
     heartbeat: dict[str, timedelta] = field(default_factory=lambda: dict(DEFAULT_HEARTBEATS))
@@ -86,7 +92,7 @@ async def _gone_quiet(
     signals: list[Signal] = []
     for row in await cur.fetchall():
         device = devices.get(row["device_id"])
-        if device is None or not device.enabled:
+        if device is None or not device.enabled or watched_elsewhere(device):
             continue
         heard_from = max(row["last_seen"], watched.get(device.id, row["last_seen"])) \
             if row["last_seen"] else None  # fmt: skip
@@ -122,7 +128,8 @@ async def _never_connected(
     shortest = min(policy.heartbeat.values())
     due = [
         d for d in devices.values()
-        if d.enabled and d.id not in heard and d.registered_at is not None
+        if d.enabled and d.id not in heard and not watched_elsewhere(d)
+        and d.registered_at is not None
         and now - max(d.registered_at, watched.get(d.id, d.registered_at))
         > policy.heartbeat.get(d.type, shortest)
     ]  # fmt: skip
@@ -143,6 +150,49 @@ async def _never_connected(
     )
     inserted = {row["device_id"] for row in await cur.fetchall()}
     return [_offline(d, now, "never_connected", None) for d in silent if d.id in inserted]
+
+
+async def sweep_deadlines(
+    conn: AsyncConnection[DictRow],
+    watched: dict[str, tuple[DeviceRef, timedelta]],
+    now: datetime,
+    grace: timedelta = HealthPolicy().grace,
+) -> list[Signal]:
+    """`device_offline` for devices silent past their own deadline, or gone (offline) for
+    longer than the grace period, with the same blip suppression as `sweep`; stores the
+    signals in the caller's transaction. `watched`: device id → (device, deadline)."""
+    if not watched:
+        return []
+    cur = await conn.execute(
+        "SELECT device_id, last_seen, online, offline_since FROM device_state"
+        " WHERE device_id = ANY(%s) AND NOT reported_offline FOR UPDATE SKIP LOCKED",
+        (sorted(watched),),
+    )
+    signals: list[Signal] = []
+    for row in await cur.fetchall():
+        device, deadline = watched[row["device_id"]]
+        if not device.enabled:
+            continue
+        if not row["online"] and row["offline_since"] and row["offline_since"] <= now - grace:
+            reason = "unregistered"
+        elif row["last_seen"] is not None and now - row["last_seen"] > deadline:
+            reason = "heartbeat_timeout"
+        else:
+            continue
+        signals.append(_offline(device, now, reason, row["last_seen"]))
+    if not signals:
+        return []
+    await conn.execute(
+        "UPDATE device_state SET reported_offline = true, online = false,"
+        " offline_since = coalesce(offline_since, %s), updated_at = now()"
+        " WHERE device_id = ANY(%s)",
+        (now, [s.source_id for s in signals]),
+    )
+    for s in signals:
+        await announce(conn, "device.offline", id=s.source_id, area=s.area,
+                       reason=s.attrs["reason"], last_seen=s.attrs["last_seen"])  # fmt: skip
+    await signal_log.append(conn, signals)  # last: it holds the log's lock until commit
+    return signals
 
 
 def _offline(device: DeviceRef, now: datetime, reason: str, last_seen: datetime | None) -> Signal:

@@ -142,6 +142,26 @@ def ingest(http_host: str, http_port: int) -> None:
 
 
 @main.command(
+    epilog=settings_help(*_STORE, "gb_listen", "gb_id", "gb_domain", "timezone", "secret")
+)
+@_HTTP_HOST
+@_http_port(9104)
+def gb28181(http_host: str, http_port: int) -> None:
+    """Run the GB/T 28181 SIP server alone: cameras, NVRs and platforms register, keep alive,
+    send their catalogs and alarms (needs SB_DATABASE_URL and SB_GB_LISTEN)."""
+    from hub.logs import configure_logging
+    from shaobing.processes import run, run_gb28181
+
+    settings = _settings()
+    _needs(settings, "gb28181", mqtt=False)
+    if not settings.gb_listen:
+        raise click.UsageError("set SB_GB_LISTEN=host:port (e.g. 0.0.0.0:5060)")
+    configure_logging(settings.log_level.value)
+    with _startup_errors():
+        run(run_gb28181(settings, host=http_host, port=http_port))
+
+
+@main.command(
     epilog=settings_help(
         *_STORE,
         "sla_emergency",

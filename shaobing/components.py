@@ -10,6 +10,7 @@ from __future__ import annotations
 import uvicorn
 
 from api.app import create_app
+from gb28181.server import config_from, run_gb28181
 from hub.durations import parse_duration
 from hub.health_http import health_app
 from hub.http_server import run_server
@@ -137,3 +138,15 @@ def add_health_http(supervisor: Supervisor, settings: Settings, host: str, port:
         await run_server(config, probe)
 
     supervisor.add("http", http)
+
+
+def add_gb28181(supervisor: Supervisor, settings: Settings) -> None:
+    """The GB/T 28181 SIP server (SB_GB_LISTEN), when it is set."""
+    if not settings.gb_listen:
+        return
+    config = config_from(settings, hmac_key(settings), _database_url(settings))
+
+    async def gb28181(probe: Probe) -> None:
+        await run_gb28181(config, probe)
+
+    supervisor.add("gb28181", gb28181)

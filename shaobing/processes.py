@@ -24,7 +24,14 @@ from hub.settings import Settings
 from hub.supervisor import Probe, Supervisor
 from ingest.simulate import SimConfig, Simulator, register
 from rules import partitions
-from shaobing.components import add_api, add_health_http, add_ingest, add_notify, add_rules
+from shaobing.components import (
+    add_api,
+    add_gb28181,
+    add_health_http,
+    add_ingest,
+    add_notify,
+    add_rules,
+)
 from shaobing.runtime import Runtime, database, follow_registry_for_broker, services
 from vision.processes import WorkerPool, supervise, vision_available
 from vision.status import missing_models
@@ -59,6 +66,7 @@ async def run_up(settings: Settings, *, simulate: SimConfig | None = None) -> No
         add_ingest(supervisor, settings)
         add_rules(supervisor, settings)
         add_notify(supervisor, settings)
+        add_gb28181(supervisor, settings)
         if runtime.broker:
 
             async def broker_files(probe: Probe) -> None:
@@ -93,6 +101,16 @@ async def run_ingest(settings: Settings, *, host: str, port: int) -> None:
     async with database(settings) as runtime:  # migrates, like every process that starts
         supervisor = Supervisor("ingest")
         add_ingest(supervisor, runtime.settings)
+        add_health_http(supervisor, runtime.settings, host, port)
+        tune_garbage_collector()
+        await supervisor.run()
+
+
+async def run_gb28181(settings: Settings, *, host: str, port: int) -> None:
+    """The GB/T 28181 SIP server: registrations, keepalives, catalogs, alarms, commands."""
+    async with database(settings) as runtime:
+        supervisor = Supervisor("gb28181")
+        add_gb28181(supervisor, runtime.settings)
         add_health_http(supervisor, runtime.settings, host, port)
         tune_garbage_collector()
         await supervisor.run()

@@ -77,8 +77,36 @@ class SourceSpec:
         return cls(target=url, is_file=False)
 
 
+GB_MEDIA = "gb28181://"
+
+
+class WaitingForGbMedia:
+    """A GB/T 28181 catalog camera (`gb28181://<channel id>`): its media will come over GB/T
+    28181 (INVITE and RTP, a later step), so until then it has no frames, and says so in its
+    state rather than as a lost stream: no `stream_lost`, no offline incident."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.counters = DecodeCounters()
+
+    @property
+    def state(self) -> str:
+        return "waiting_for_gb_media"
+
+    def next_frame(self) -> Frame | None:
+        return None
+
+    def changes(self) -> list[StreamChange]:
+        return []
+
+    def close(self) -> None:
+        pass
+
+
 def open_source(url: str, fps: float, decoder: DecoderChoice = "auto") -> FrameSource:
     """The right source for a stream URL; never raises for a bad stream (it reports it lost)."""
+    if url.startswith(GB_MEDIA):
+        return WaitingForGbMedia(url)
     spec = SourceSpec.parse(url)
     if spec.is_file and not spec.realtime:
         return ReplaySource(spec, fps, decoder)

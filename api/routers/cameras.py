@@ -59,13 +59,18 @@ async def list_cameras(
     pool: DbPool,
     area: AreaFilter = None,
     enabled: bool | None = None,
+    device_id: Annotated[
+        str | None,
+        Query(max_length=64, description="the channels of this GB/T 28181 device"),
+    ] = None,
     limit: Limit = 100,
     cursor: str | None = None,
 ) -> Page[Camera]:
     async with pool.connection() as conn:
         page = await cameras.list_cameras(
-            conn, scope=who.area_prefix, area=area, enabled=enabled, limit=limit, cursor=cursor
-        )
+            conn, scope=who.area_prefix, area=area, enabled=enabled, device_id=device_id,
+            limit=limit, cursor=cursor,
+        )  # fmt: skip
     return Page[Camera](items=[public_view(c) for c in page.items], next=page.next)
 
 

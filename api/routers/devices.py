@@ -22,6 +22,7 @@ from devices.models import (
 )
 from devices.paging import Page
 from hub.errors import Invalid
+from hub.secret import hmac_key
 from hub.times import Moment
 from ingest.state_reads import DeviceState, StateFilter, state_condition, states_of
 from ingest.telemetry import TelemetryBucket, bucketed, parse_bucket
@@ -41,13 +42,20 @@ async def _with_state(
 
 
 @router.post("", status_code=201)
-async def create_device(body: DeviceIn, who: RegistryWriter, pool: DbPool) -> DeviceWithCredentials:
-    """Register a device. The response carries its MQTT credentials, shown only this once."""
+async def create_device(
+    body: DeviceIn, who: RegistryWriter, pool: DbPool, request: Request
+) -> DeviceWithCredentials:
+    """Register a device. The response carries its credentials (MQTT, or a gb28181 device's
+    SIP digest password with its GB id as the username), shown only this once."""
     who.require_area(body.area)
     if body.type is DeviceType.CAMERA:
         raise Invalid("register cameras at /api/v1/cameras (they need a stream)", field="type")
     async with pool.connection() as conn:
-        return await registry.create_device(conn, body)
+        return await registry.create_device(conn, body, seal_key=_seal_key(request))
+
+
+def _seal_key(request: Request) -> bytes:
+    return hmac_key(request.app.state.settings)
 
 
 @router.get("")
@@ -90,8 +98,9 @@ async def import_csv(
     text = await csv_text(request)
     async with pool.connection() as conn:
         return await import_devices(
-            conn, text, scope=who.area_prefix, dry_run=dry_run, all_or_nothing=all_or_nothing
-        )
+            conn, text, scope=who.area_prefix, dry_run=dry_run, all_or_nothing=all_or_nothing,
+            seal_key=_seal_key(request),
+        )  # fmt: skip
 
 
 @router.get("/{device_id}")
@@ -130,11 +139,25 @@ async def update_device(
         return await registry.update_device(conn, device_id, body, scope=who.area_prefix)
 
 
+@router.post("/{device_id}/catalog", status_code=202)
+async def refresh_catalog(device_id: str, who: RegistryWriter, pool: DbPool) -> dict[str, str]:
+    """Ask a gb28181 device for its catalog again (its channels become cameras); the answer
+    comes in over SIP, so this returns at once."""
+    async with pool.connection() as conn, conn.transaction():
+        await registry.request_catalog(conn, device_id, scope=who.area_prefix)
+    return {"status": "requested"}
+
+
 @router.post("/{device_id}/credentials")
-async def rotate_credentials(device_id: str, who: RegistryWriter, pool: DbPool) -> Credentials:
-    """Issue a new MQTT password; the old one stops working."""
+async def rotate_credentials(
+    device_id: str, who: RegistryWriter, pool: DbPool, request: Request
+) -> Credentials:
+    """Issue a new password (MQTT, or a gb28181 device's SIP digest one); the old one stops
+    working."""
     async with pool.connection() as conn:
-        return await registry.rotate_credentials(conn, device_id, scope=who.area_prefix)
+        return await registry.rotate_credentials(
+            conn, device_id, scope=who.area_prefix, seal_key=_seal_key(request)
+        )
 
 
 @router.delete("/{device_id}", status_code=204)
