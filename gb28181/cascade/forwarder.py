@@ -33,6 +33,8 @@ class Origin:
     kind: str
     attrs: dict[str, Any]
     channel_id: str | None
+    lat: float | None = None
+    lon: float | None = None
 
 
 def takes(session: UplinkSession, incident: Incident, kind: str) -> bool:
@@ -74,7 +76,9 @@ async def _plan(
         incident_id=incident.id, channel_id=origin.channel_id,
         priority=incident.priority.value, kind=origin.kind, attrs=origin.attrs,
         title=incident.title, site=incident.site, building=incident.building,
-        created_at=incident.created_at, lat=incident.lat, lon=incident.lon,
+        created_at=incident.created_at,
+        lat=incident.lat if incident.lat is not None else origin.lat,
+        lon=incident.lon if incident.lon is not None else origin.lon,
     )  # fmt: skip
     return [
         (s.config.id, incident.id, alarm.channel_id, alarm.body(incident.id % 10**9, tz, s.skew))
@@ -95,14 +99,12 @@ async def _origin(conn: AsyncConnection[DictRow], incident: Incident) -> Origin:
         found = await cur.fetchone()
         if found is not None:
             kind, source, attrs = found["kind"], found["source_id"], dict(found["attrs"] or {})
+    cur = await conn.execute("SELECT gb_channel_id, lat, lon FROM devices WHERE id = %s", (source,))
+    device = await cur.fetchone() or {"gb_channel_id": None, "lat": None, "lon": None}
     channel = attrs.get("channel_id")
-    if isinstance(channel, str) and is_gb_id(channel):
-        return Origin(kind, attrs, channel)
-    if is_gb_id(source):
-        return Origin(kind, attrs, source)
-    cur = await conn.execute("SELECT gb_channel_id FROM devices WHERE id = %s", (source,))
-    device = await cur.fetchone()
-    return Origin(kind, attrs, device["gb_channel_id"] if device else None)
+    if not (isinstance(channel, str) and is_gb_id(channel)):
+        channel = source if is_gb_id(source) else device["gb_channel_id"]
+    return Origin(kind, attrs, channel, device["lat"], device["lon"])
 
 
 async def send_due(pool: Pool, sessions: dict[str, UplinkSession]) -> int:

@@ -53,7 +53,7 @@ class UplinkIn(Strict):
         title="the area whose cameras and alarm inputs the upper platform sees"
     )
     forward: Forward = Forward()
-    keepalive_s: Annotated[int, Field(ge=5, le=3600)] = Field(
+    keepalive_s: Annotated[int, Field(ge=1, le=3600)] = Field(
         default=60, title="keepalive interval, seconds"
     )
     expires_s: Annotated[int, Field(ge=60, le=86_400)] = Field(
