@@ -21,12 +21,12 @@ import httpx
 import psycopg
 import pytest
 
+from gb28181.sip import Timers
 from hub import signal_log
 from hub.contracts import Signal
 from hub.secret import hmac_key
 from hub.settings import Settings
-from gb28181.sip import Timers
-from tests.gb_helpers import HUB_ID, free_port, gb_running
+from tests.gb_helpers import free_port, gb_running
 from tests.rules_helpers import running_rules
 
 SIPP = shutil.which("sipp")
