@@ -21,12 +21,13 @@ import httpx
 import psycopg
 import pytest
 
-from gb28181.sip import Timers
+from gb28181.sip import SipRequest, Timers, build_request
+from gb28181.sip.message import new_branch
 from hub import signal_log
 from hub.contracts import Signal
 from hub.secret import hmac_key
 from hub.settings import Settings
-from tests.gb_helpers import free_port, gb_running
+from tests.gb_helpers import Peer, free_port, gb_running
 from tests.rules_helpers import running_rules
 
 SIPP = shutil.which("sipp")
@@ -284,3 +285,81 @@ def test_a_wrong_password_is_a_403_on_the_uplinks_status(
         assert status["registered"] is False
         assert "403" in status["last_error"]
         assert peer.count("Authorization: Digest") >= 1
+
+
+def test_catalog_subscriptions_are_notified_and_invites_refused_with_a_reason(
+    admin: httpx.Client, clean_uplinks: None, settings: Settings, database_url: str
+) -> None:
+    """A plain SIP peer plays the upper: it subscribes to the catalog, hears a sensor added
+    and one going away, and is told why its INVITE cannot be served."""
+    _areas(admin)
+    _sensors(admin)
+    with gb_running(database_url, hmac_key(settings)) as hub_port:
+        peer = UpperPeer(hub_port)
+        try:
+            made = admin.post("/api/v1/gb/uplinks", json=_uplink(peer.port, keepalive_s=60))
+            assert made.status_code == 201
+            register = peer.recv(10)
+            assert isinstance(register, SipRequest) and register.method == "REGISTER"
+            peer.answer(register)  # an upper without a password: 200 at once
+            _until(lambda: admin.get("/api/v1/gb/uplinks/district").json()["status"]["registered"],
+                   "registered")  # fmt: skip
+            subscribe = _from_upper(peer, "SUBSCRIBE", [("Event", "Catalog"), ("Expires", "600")],
+                                    b"<?xml version=\"1.0\"?><Query><CmdType>Catalog</CmdType>"
+                                    b"<SN>9</SN><DeviceID>" + LOCAL_ID.encode() + b"</DeviceID>"
+                                    b"</Query>")  # fmt: skip
+            answer = peer.ask(subscribe)
+            assert answer is not None and answer.status == 200
+            assert answer.headers.get("Expires") == "600"
+            added = admin.post("/api/v1/devices", json={"id": "SD-NEW", "type": "smoke_sensor",
+                                                        "area": COMMUNITY}).json()  # fmt: skip
+            notify = peer.expect("Catalog", method="NOTIFY").body.decode("gb18030")
+            assert f"<DeviceID>{added['gb_channel_id']}</DeviceID>" in notify
+            assert "<Event>ADD</Event>" in notify and "<SumNum>1</SumNum>" in notify
+            assert admin.delete("/api/v1/devices/SD-01").status_code == 204
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:  # past retransmissions of the first NOTIFY
+                gone = peer.expect("Catalog", method="NOTIFY").body.decode("gb18030")
+                if "<Event>DEL</Event>" in gone:
+                    break
+            assert "<Event>DEL</Event>" in gone and "<SumNum>1</SumNum>" in gone
+
+            invite = _from_upper(peer, "INVITE", [("Contact", f"<sip:{UPPER_ID}@127.0.0.1>")],
+                                 b"v=0\r\n", content_type="application/sdp")  # fmt: skip
+            refused = peer.ask(invite)
+            assert refused is not None and refused.status == 488
+            assert "media" in (refused.headers.get("Warning") or "")
+        finally:
+            peer.close()
+
+
+class UpperPeer(Peer):
+    """A plain SIP peer as an upper platform: answers in-dialog requests (To already tagged)
+    as a dialog peer does."""
+
+    def answer(self, request: SipRequest) -> None:
+        to = request.headers.get("To") or ""
+        lines = [
+            "SIP/2.0 200 OK",
+            *(f"Via: {v}" for v in request.headers.get_all("Via")),
+            f"From: {request.headers.get('From')}",
+            f"To: {to}" if ";tag=" in to else f"To: {to};tag=upper",
+            f"Call-ID: {request.call_id}",
+            f"CSeq: {request.headers.get('CSeq')}",
+            "Content-Length: 0",
+        ]
+        self.send(("\r\n".join(lines) + "\r\n\r\n").encode())
+
+
+def _from_upper(
+    peer: Peer, method: str, headers: list[tuple[str, str]], body: bytes,
+    content_type: str = "Application/MANSCDP+xml",
+) -> SipRequest:  # fmt: skip
+    request = build_request(
+        method, f"sip:{LOCAL_ID}@127.0.0.1:{peer.hub[1]}",
+        from_=f"<sip:{UPPER_ID}@{UPPER_REALM}>", to=f"<sip:{LOCAL_ID}@{UPPER_REALM}>",
+        headers=headers, body=body, content_type=content_type,
+    )  # fmt: skip
+    via = f"SIP/2.0/UDP {peer.ip}:{peer.port};rport;branch={new_branch()}"
+    request.headers.add("Via", via, first=True)
+    return request
