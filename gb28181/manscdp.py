@@ -102,6 +102,7 @@ class _Builder:
         parser.ProcessingInstructionHandler = self._refuse_pi
         parser.ExternalEntityRefHandler = self._refuse_external
         parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+        parser.buffer_text = True  # one text callback per run of text, not per line
         self.parser = parser
 
     def parse(self, data: bytes) -> Element:
@@ -130,7 +131,7 @@ class _Builder:
         self.stack.pop()
 
     def _chars(self, data: str) -> None:
-        if self.stack:
+        if self.stack and not data.isspace():
             top = self.stack[-1]
             if len(top.text) + len(data) > MAX_TEXT:
                 raise BodyError("xml_too_large", "an element's text is too long")

@@ -115,8 +115,10 @@ class GbServer:
                  tcp=str(self.stack.tcp_address), realm=self.config.realm)  # fmt: skip
 
     async def stop(self) -> None:
-        for task in list(self._background):
+        tasks = list(self._background)
+        for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self.stack.stop()
 
     async def _load_registrations(self) -> None:
@@ -182,18 +184,9 @@ class GbServer:
     async def _registered(self, done: Registered) -> None:
         device, now = done.device, datetime.now(UTC)
         if done.expires == 0:
-            self.regs.pop(device.id, None)
-            async with self.pool.connection() as conn, conn.transaction():
-                await store.drop_registration(conn, device.id)
-                await mark_gone(conn, [device.id], now)
-            task = self.tasks.pop(device.id, None)
-            if task is not None:
-                task.cancel()
+            await self._unregistered(device.id, now)
             return
-        old = self.regs.get(device.id)
-        reg = Registration(device, done.address, now + timedelta(seconds=done.expires),
-                           done.expires, done.gb_version, old.channels if old else [])  # fmt: skip
-        self.regs[device.id] = reg
+        reg, refresh = self._session(done, now)
         stored = store.StoredRegistration(device.id, done.address.transport, done.address.host,
                                           done.address.port, done.gb_version, reg.expires_at,
                                           now)  # fmt: skip
@@ -201,7 +194,37 @@ class GbServer:
             await store.save_registration(conn, stored)
             signals = await mark_alive(conn, [device], now)
             await signal_log.append(conn, signals)
-        self.spawn(after_registration(self, reg), key=device.id)
+        if not refresh:  # a new session: catalog, DeviceInfo, subscriptions, SetGuard
+            self.spawn(after_registration(self, reg), key=device.id)
+
+    def _session(self, done: Registered, now: datetime) -> tuple[Registration, bool]:
+        """The device's registration after this REGISTER, and whether it only refreshed a
+        live one (same address, its session still running)."""
+        old = self.regs.get(done.device.id)
+        running = self.tasks.get(done.device.id)
+        expires_at = now + timedelta(seconds=done.expires)
+        if (old is not None and old.live(now) and old.address == done.address
+                and running is not None and not running.done()):  # fmt: skip
+            old.device, old.gb_version = done.device, done.gb_version
+            old.expires_at, old.expires_s = expires_at, done.expires
+            return old, True
+        channels = old.channels if old else []
+        reg = Registration(done.device, done.address, expires_at, done.expires, done.gb_version,
+                           channels)  # fmt: skip
+        self.regs[done.device.id] = reg
+        return reg, False
+
+    async def _unregistered(self, device_id: str, now: datetime) -> None:
+        """`Expires: 0`: no longer registered, still watched (offline after the grace)."""
+        leaving = self.regs.get(device_id)
+        if leaving is not None:
+            leaving.expires_at = now
+        async with self.pool.connection() as conn, conn.transaction():
+            await store.drop_registration(conn, device_id)
+            await mark_gone(conn, [device_id], now)
+        task = self.tasks.pop(device_id, None)
+        if task is not None:
+            task.cancel()
 
     # --- background --------------------------------------------------------------------------
 
@@ -222,15 +245,18 @@ class GbServer:
             await signal_log.append(conn, signals)
 
     async def sweep(self) -> None:
+        """Devices silent past their deadline: `device_offline`. Their channels go offline
+        with them, without signals of their own (one incident for an NVR, not one a channel)."""
         now = datetime.now(UTC)
-        watched: dict[str, tuple[DeviceRef, timedelta]] = {}
-        for reg in self.regs.values():
-            deadline = reg.deadline()
-            for ref in (reg.device, *reg.channels):
-                watched[ref.id] = (ref, deadline)
-        async with self.pool.connection() as conn, conn.transaction():
-            await sweep_deadlines(conn, watched, now)
-            await store.prune_alarms_seen(conn, now)
+        watched = {reg.device.id: (reg.device, reg.deadline()) for reg in self.regs.values()}
+        async with self.pool.connection() as conn:
+            async with conn.transaction():
+                await store.prune_alarms_seen(conn, now)
+                gone = await sweep_deadlines(conn, watched, now)
+            channels = [c.id for s in gone for c in self.regs[s.source_id].channels]
+            if channels:
+                async with conn.transaction():
+                    await mark_gone(conn, channels, now)
 
     async def every(self, seconds: float, job: Callable[[], Awaitable[None]]) -> None:
         """Run `job` every `seconds`; a failure (the database away) is logged and retried."""

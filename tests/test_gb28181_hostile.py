@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from gb28181.sip import FloodLimits, SipResponse, serialize
+from gb28181.sip import FloodLimits, serialize
 from hub.secret import hmac_key
 from hub.settings import Settings
 from tests.gb_helpers import (
@@ -62,7 +62,7 @@ def _head(method: str = "MESSAGE", user: str = GOOD, extra: str = "", port: int 
 def _parse_cases(peer: Peer, port: int) -> list[Case]:
     """Broken SIP: sizes, framing, missing and malformed headers."""
     ok_end = "Content-Length: 0\r\n\r\n"
-    texts = {
+    texts: dict[str, str | bytes] = {
         "empty_datagram": b"\r\n\r\n",
         "binary_garbage": bytes(range(256)) * 4,
         "nul_bytes": b"\x00" * 300,
@@ -96,18 +96,20 @@ def _parse_cases(peer: Peer, port: int) -> list[Case]:
 
 
 def _method_cases(peer: Peer) -> list[Case]:
-    cases = []
-    for method in ("INVITE", "BYE", "CANCEL", "PUBLISH", "REFER", "UPDATE", "PRACK", "SUBSCRIBE"):
-        cases.append(Case(f"method_{method}", _sent(peer, lambda m=method: peer.request(m, GOOD)),
-                          peer))  # fmt: skip
-    for method in ("FOO", "HACK", "GET"):
-        cases.append(Case(f"unknown_{method}", _sent(peer, lambda m=method: peer.request(m, GOOD)),
-                          peer, unknown_method=True))  # fmt: skip
+    known = ("INVITE", "BYE", "CANCEL", "PUBLISH", "REFER", "UPDATE", "PRACK", "SUBSCRIBE")
+    cases = [Case(f"method_{m}", _request(peer, m, GOOD), peer) for m in known]
+    unknown = ("FOO", "HACK", "GET")
+    cases += [Case(f"unknown_{m}", _request(peer, m, GOOD), peer, unknown_method=True)
+              for m in unknown]  # fmt: skip
     return cases
 
 
-def _sent(peer: Peer, build: Callable[[], object]) -> Callable[[], None]:
-    return lambda: peer.send(serialize(build()))  # type: ignore[arg-type]
+def _request(
+    peer: Peer, method: str, user: str, body: bytes = b"",
+    headers: list[tuple[str, str]] | None = None,
+) -> Callable[[], None]:  # fmt: skip
+    """Send a fresh request (a new branch each time) when called."""
+    return lambda: peer.send(serialize(peer.request(method, user, body, headers=headers)))
 
 
 def _digest_cases(peer: Peer) -> list[Case]:
@@ -139,13 +141,12 @@ def _digest_cases(peer: Peer) -> list[Case]:
             ' uri="sip:x", response="00000000000000000000000000000000"'
         ),
     }
-    cases = []
-    for name, value in values.items():
-        user = "44031100001329999999" if name == "auth_unknown_device" else GOOD
-        build = lambda v=value, u=user: peer.request("REGISTER", u,  # noqa: E731
-                                                     headers=[("Authorization", v)])  # fmt: skip
-        cases.append(Case(name, _sent(peer, build), peer))
-    return cases
+    unknown = "44031100001329999999"
+    return [
+        Case(name, _request(peer, "REGISTER", unknown if name == "auth_unknown_device" else GOOD,
+                            headers=[("Authorization", value)]), peer)
+        for name, value in values.items()
+    ]  # fmt: skip
 
 
 def _manscdp(cmd: str, body_extra: str = "", *, enc: str = "GB2312", device: str = GOOD) -> str:
@@ -184,28 +185,30 @@ def _xml_cases(peer: Peer) -> list[Case]:
             "<AlarmTime>2026-12-07T10:00:00</AlarmTime>", device=OTHER_CAMERA,
         ).encode(),
     }  # fmt: skip
-    return [Case(name, _sent(peer, lambda b=body: peer.request("MESSAGE", GOOD, b)), peer)
+    return [Case(name, _request(peer, "MESSAGE", GOOD, body), peer)
             for name, body in bodies.items()]  # fmt: skip
 
 
 def _spoof_cases(good: Peer, spoofer: Peer) -> list[Case]:
     keepalive = _manscdp("Keepalive").encode()
     other = _manscdp("Keepalive", device=OTHER).encode()
+    forged = (f'Digest username="{GOOD}", realm="{REALM}", nonce="n", uri="sip:x",'
+              ' response="00000000000000000000000000000000"')  # fmt: skip
+
+    def replayed() -> None:  # the CSeq of its accepted REGISTER, in a new transaction
+        good.send(serialize(good.request("REGISTER", GOOD, call_id=f"reg-{GOOD}-{good.port}",
+                                         cseq=1, headers=[("Authorization", forged)])))  # fmt: skip
+
     return [
         Case("spoof_registered_id_from_elsewhere",
-             _sent(spoofer, lambda: spoofer.request("MESSAGE", GOOD, keepalive)), spoofer),
+             _request(spoofer, "MESSAGE", GOOD, keepalive), spoofer),
         Case("spoof_other_registered_id_from_elsewhere",
-             _sent(spoofer, lambda: spoofer.request("MESSAGE", OTHER, other)), spoofer),
-        Case("unregistered_id", _sent(
-            spoofer, lambda: spoofer.request("MESSAGE", "44031100001320000077", keepalive)),
-             spoofer),
-        Case("unregistered_notify", _sent(
-            spoofer, lambda: spoofer.request("NOTIFY", "44031100001320000078", keepalive)),
-             spoofer),
-        Case("register_cseq_replayed", _sent(good, lambda: good.request(
-            "REGISTER", GOOD, call_id=f"reg-{GOOD}-{good.port}", cseq=1,
-            headers=[("Authorization", f'Digest username="{GOOD}", realm="{REALM}", nonce="n",'
-                      ' uri="sip:x", response="00000000000000000000000000000000"')])), good),
+             _request(spoofer, "MESSAGE", OTHER, other), spoofer),
+        Case("unregistered_id",
+             _request(spoofer, "MESSAGE", "44031100001320000077", keepalive), spoofer),
+        Case("unregistered_notify",
+             _request(spoofer, "NOTIFY", "44031100001320000078", keepalive), spoofer),
+        Case("register_cseq_replayed", replayed, good),
     ]  # fmt: skip
 
 
@@ -335,7 +338,3 @@ def test_only_a_digest_register_moves_a_device_to_another_address(
     finally:
         first.close()
         second.close()
-
-
-def _is_response(value: object) -> bool:
-    return isinstance(value, SipResponse)

@@ -142,68 +142,99 @@ _SINGLE_HEADERS = frozenset(
 
 _TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
 _CTL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_HEAD_CTL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # CR and LF checked apart
 _STATUS_RE = re.compile(r"SIP/2\.0 ([1-6][0-9][0-9]) ([^\x00-\x08\x0a-\x1f\x7f]*)")
+
+
+_KEYS: dict[str, tuple[str, str]] = {}
+
+
+def _key(name: str) -> tuple[str, str]:
+    """(lookup key, canonical spelling) of a header name, memoised for the names seen often."""
+    found = _KEYS.get(name)
+    if found is None:
+        canon = _CANONICAL.get(name.lower(), name)
+        found = (canon.lower(), canon)
+        if len(_KEYS) < 1024:  # hostile peers invent names without end
+            _KEYS[name] = found
+    return found
 
 
 def canonical_name(name: str) -> str:
     """The canonical spelling of a header name (compact forms expanded)."""
-    return _CANONICAL.get(name.lower(), name)
+    return _key(name)[1]
 
 
 class Headers:
     """An ordered, case-insensitive multi-map of header names to values.
 
     Names are stored canonical (`canonical_name`); `get_all` returns one entry per element of a
-    list header, in order."""
+    list header, in order. Values are checked on the way in: no control characters (a CR or LF
+    would let whoever chose the value write headers of their own)."""
 
-    __slots__ = ("_items",)
+    __slots__ = ("_index", "_items")
 
     def __init__(self, items: list[tuple[str, str]] | None = None) -> None:
         self._items: list[tuple[str, str, str]] = []
+        self._index: dict[str, list[str]] = {}
         for name, value in items or []:
             self.add(name, value)
 
     def get(self, name: str) -> str | None:
         """The first value of `name`, or None."""
-        key = canonical_name(name).lower()
-        for k, _, value in self._items:
-            if k == key:
-                return value
-        return None
+        values = self._index.get(_key(name)[0])
+        return values[0] if values else None
 
     def get_all(self, name: str) -> list[str]:
-        key = canonical_name(name).lower()
-        return [value for k, _, value in self._items if k == key]
+        return list(self._index.get(_key(name)[0], ()))
 
     def add(self, name: str, value: str, *, first: bool = False) -> None:
         """Appends `name: value` (or puts it before the others of its name when `first`)."""
         _check_header(name, value)
-        canon = canonical_name(name)
-        item = (canon.lower(), canon, value)
-        if not first:
-            self._items.append(item)
+        key, canon = _key(name)
+        if first and key in self._index:
+            at = next(i for i, item in enumerate(self._items) if item[0] == key)
+            self._items.insert(at, (key, canon, value))
+            self._index[key].insert(0, value)
             return
-        for i, (k, _, _) in enumerate(self._items):
-            if k == item[0]:
-                self._items.insert(i, item)
-                return
-        self._items.append(item)
+        self._append(key, canon, value)
+
+    def _append(self, key: str, canon: str, value: str) -> None:
+        self._items.append((key, canon, value))
+        values = self._index.get(key)
+        if values is None:
+            self._index[key] = [value]
+        else:
+            values.append(value)
 
     def set(self, name: str, value: str) -> None:
         """Replaces every value of `name` by one value, kept where the first one was."""
         _check_header(name, value)
-        canon = canonical_name(name)
-        key = canon.lower()
-        for i, (k, _, _) in enumerate(self._items):
-            if k == key:
-                self._items[i] = (key, canon, value)
-                self._items[i + 1 :] = [it for it in self._items[i + 1 :] if it[0] != key]
-                return
-        self._items.append((key, canon, value))
+        key, canon = _key(name)
+        if key not in self._index:
+            self._append(key, canon, value)
+            return
+        at = next(i for i, item in enumerate(self._items) if item[0] == key)
+        rest = [item for item in self._items[at + 1 :] if item[0] != key]
+        self._items[at:] = [(key, canon, value), *rest]
+        self._index[key] = [value]
+
+    def replace(self, name: str, values: list[str]) -> None:
+        """Replaces every value of `name` by `values`, kept where the first one was."""
+        for value in values:
+            _check_header(name, value)
+        key, canon = _key(name)
+        at = next((i for i, item in enumerate(self._items) if item[0] == key), len(self._items))
+        rest = [item for item in self._items[at:] if item[0] != key]
+        self._items[at:] = [(key, canon, value) for value in values] + rest
+        self._index[key] = list(values)
+        if not values:
+            del self._index[key]
 
     def remove(self, name: str) -> None:
-        key = canonical_name(name).lower()
-        self._items = [it for it in self._items if it[0] != key]
+        key = _key(name)[0]
+        if self._index.pop(key, None) is not None:
+            self._items = [item for item in self._items if item[0] != key]
 
     def items(self) -> list[tuple[str, str]]:
         return [(name, value) for _, name, value in self._items]
@@ -211,10 +242,11 @@ class Headers:
     def copy(self) -> Headers:
         copy = Headers()
         copy._items = list(self._items)
+        copy._index = {key: list(values) for key, values in self._index.items()}
         return copy
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and self.get(name) is not None
+        return isinstance(name, str) and _key(name)[0] in self._index
 
     def __len__(self) -> int:
         return len(self._items)
@@ -511,12 +543,13 @@ def parse_message(data: bytes, limits: Limits = DEFAULT_LIMITS) -> SipRequest | 
         head = data[:end].decode("utf-8")
     except UnicodeDecodeError:
         raise SipParseError("bad_characters", "head is not UTF-8") from None
+    if _HEAD_CTL_RE.search(head):
+        raise SipParseError("bad_characters")
     lines = head.split("\r\n")
-    for line in lines:
-        if len(line) > limits.max_line_bytes:
-            raise SipParseError("line_too_long")
-        if _CTL_RE.search(line):
-            raise SipParseError("bad_characters")
+    if head.count("\r") != len(lines) - 1 or head.count("\n") != len(lines) - 1:
+        raise SipParseError("bad_characters", "bare CR or LF")
+    if max(map(len, lines)) > limits.max_line_bytes:
+        raise SipParseError("line_too_long")
     headers = _parse_headers(lines[1:], limits)
     body = _cut_body(data[end + 4 :], headers, limits)
     message = _start_line(lines[0], headers, body)
@@ -553,16 +586,19 @@ def _parse_headers(lines: list[str], limits: Limits) -> Headers:
         raw.append((name, value.strip(" \t")))
     headers = Headers()
     entries = 0
+    seen: set[str] = set()
     for name, value in raw:
-        key = canonical_name(name).lower()
+        key, canon = _key(name)
         values = split_list(value) if key in _LIST_HEADERS else [value]
+        entries += len(values)
+        if entries > limits.max_header_count:
+            raise SipParseError("too_many_headers")
+        if key in _SINGLE_HEADERS:
+            if key in seen or len(values) > 1:
+                raise SipParseError("duplicate_header", canon)
+            seen.add(key)
         for v in values:
-            entries += 1
-            if entries > limits.max_header_count:
-                raise SipParseError("too_many_headers")
-            if key in _SINGLE_HEADERS and key in headers:
-                raise SipParseError("duplicate_header", canonical_name(name))
-            headers.add(name, v)
+            headers._append(key, canon, v)  # name and value checked with the whole head
     return headers
 
 
@@ -612,7 +648,12 @@ def _check_mandatory(message: SipRequest | SipResponse) -> None:
 
 def split_list(value: str) -> list[str]:
     """Splits a list header's value at commas outside quotes and angle brackets."""
-    out: list[str] = []
+    if '"' not in value and "<" not in value:
+        out = [part.strip(" \t") for part in value.split(",")]
+        if not all(out):
+            raise SipParseError("bad_header", "empty list element")
+        return out
+    out = []
     start = 0
     quoted = angle = escaped = False
     for i, ch in enumerate(value):
@@ -642,7 +683,7 @@ _HOST_RE = re.compile(
     r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}"
     r"[A-Za-z0-9])?\.?|\[[0-9A-Fa-f:.]{2,45}\]"
 )
-_USER_RE = re.compile(r"[A-Za-z0-9\-_.!~*'()&=+$,;?/%]+")
+_USER_RE = re.compile(r"[A-Za-z0-9\-_.!~*'()&=+$,;/%]+")
 _PARAM_NAME_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
 _PARAM_VALUE_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~\[\]:/&$]+|\"[^\"\\]*\"")
 _PORT_RE = re.compile(r"[0-9]{1,5}")

@@ -23,6 +23,7 @@ from gb28181.sip.message import (
     SipParseError,
     SipRequest,
     SipResponse,
+    Via,
     make_response,
     new_branch,
     new_tag,
@@ -40,7 +41,14 @@ from gb28181.sip.transaction import (
     run_client,
     server_key,
 )
-from gb28181.sip.transport import Address, Connection, FloodLimits, RateLimiter, StreamFramer
+from gb28181.sip.transport import (
+    Address,
+    Connection,
+    FloodLimits,
+    RateLimiter,
+    StreamFramer,
+    UdpEndpoint,
+)
 from hub.logs import get_logger
 
 log = get_logger(__name__)
@@ -57,6 +65,7 @@ DROP_REASONS = PARSE_REASONS | frozenset(
         "no_response",  # the handler returned without a final response: answered 500
         "handler_timeout",  # the handler ran past Timer F: cancelled, answered 500
         "unsendable",  # a response whose connection is gone
+        "keepalive",  # a datagram of CRLF only (a UDP keepalive): nothing to answer
     }
 )
 
@@ -116,19 +125,6 @@ class IncomingRequest:
         return response
 
 
-class _UdpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, stack: SipStack) -> None:
-        self.stack = stack
-
-    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
-        host, port = str(addr[0]), int(str(addr[1]))
-        self.stack._on_bytes(data, Address("udp", host, port), None)
-
-    def error_received(self, exc: Exception) -> None:
-        # An ICMP unreachable from a peer that went away: the transaction's timers deal with it.
-        pass
-
-
 class SipStack:
     """UDP and TCP listeners on `host:port` (port 0: one free port for both), the transaction
     layer, and `request` for the application's own requests.
@@ -163,28 +159,32 @@ class SipStack:
         self.user_agent = user_agent
         self.advertise_host = advertise_host
         self.drops: Counter[str] = Counter()
+        self.received = 0  # messages read (datagrams, TCP frames), retransmissions included
         self._rate = RateLimiter(flood.rate_per_s, flood.burst, flood.max_sources)
         self._table = TransactionTable()
-        self._udp: asyncio.DatagramTransport | None = None
+        self._udp: UdpEndpoint | None = None
         self._server: asyncio.Server | None = None
         self._conns: dict[tuple[str, int], Connection] = {}
         self._conns_per_ip: Counter[str] = Counter()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()  # handlers
+        self._conn_tasks: set[asyncio.Task[None]] = set()  # TCP connection readers
+        self._handlers_running = 0
         self._local_for: dict[str, str] = {}
 
     # --- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Binds UDP, then TCP on the same port (with port 0, retried until both fit)."""
-        loop = asyncio.get_running_loop()
         for _ in range(20):
-            udp, _proto = await loop.create_datagram_endpoint(
-                lambda: _UdpProtocol(self), local_addr=(self.host, self.port)
+            udp = UdpEndpoint.open(
+                self.host,
+                self.port,
+                self.flood.udp_rcvbuf,
+                lambda data, source: self._on_bytes(data, source, None),
             )
-            port = int(udp.get_extra_info("sockname")[1])
             try:
                 self._server = await asyncio.start_server(
-                    self._on_tcp_client, self.host, port, reuse_address=True
+                    self._on_tcp_client, self.host, udp.port, reuse_address=True
                 )
             except OSError:
                 udp.close()
@@ -192,7 +192,7 @@ class SipStack:
                     raise
                 continue
             self._udp = udp
-            self.port = port
+            self.port = udp.port
             return
         raise OSError(f"no port free for both UDP and TCP on {self.host}")
 
@@ -203,7 +203,7 @@ class SipStack:
         if self._udp is not None:
             self._udp.close()
         for conn in list(self._conns.values()):
-            conn.close()
+            conn.close(abort=True)
         for task in list(self._tasks):
             task.cancel()
         for tx in self._table.clients.values():
@@ -211,6 +211,10 @@ class SipStack:
                 tx.result.set_exception(SipTransportError("stack stopped"))
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Connection readers end by themselves once their connection is aborted (cancelling
+        # the listener's own tasks would have asyncio log them as errors).
+        if self._conn_tasks:
+            await asyncio.wait(self._conn_tasks, timeout=2.0)
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 1.0)
@@ -225,22 +229,37 @@ class SipStack:
     def tcp_address(self) -> Address:
         return Address("tcp", self.host, self.port)
 
+    @property
+    def tcp_connections(self) -> int:
+        """Open TCP connections, both directions (a gauge for /metrics)."""
+        return len(self._conns)
+
+    @property
+    def transactions(self) -> int:
+        """Server and client transactions held, Timer J/K included (a gauge for /metrics)."""
+        return len(self._table.servers) + len(self._table.clients)
+
     # --- client side ------------------------------------------------------------------------
 
     async def request(self, req: SipRequest, dest: Address) -> SipResponse:
         """Sends `req` in a new non-INVITE client transaction and returns the final response.
 
-        Adds the top Via (fresh z9hG4bK branch, rport), Max-Forwards and User-Agent when
-        missing. Over UDP Timer E retransmits (T1 doubling to T2); over TCP the connection the
-        peer opened to us is reused when still open, else one is opened (SipTransportError when
-        that fails). 1xx are skipped. Raises SipTimeout at Timer F (64*T1, 32 s by default)."""
+        Sends a copy of `req` with the top Via (fresh z9hG4bK branch, rport), and Max-Forwards
+        and User-Agent when missing; `req` itself is left as it was. Over UDP Timer E
+        retransmits (T1 doubling to T2); over TCP the connection the peer opened to us is
+        reused when still open, else one is opened (SipTransportError when that fails). 1xx
+        are skipped. Raises SipTimeout at Timer F (64*T1, 32 s by default)."""
         if self._udp is None:
             raise SipTransportError("stack not started")
         reliable = dest.transport == "tcp"
         conn = await self._connection_to(dest) if reliable else None
         branch = new_branch()
         via_host = self._via_host(dest)
+        if ":" in via_host:
+            via_host = f"[{via_host}]"
         proto = "TCP" if reliable else "UDP"
+        # A copy: the caller may send the same request again (a retry is a new transaction).
+        req = SipRequest(req.method, req.uri, req.headers.copy(), req.body)
         req.headers.add(
             "Via", f"SIP/2.0/{proto} {via_host}:{self.port};rport;branch={branch}", first=True
         )
@@ -259,7 +278,7 @@ class SipStack:
                 if not conn.send(data) and not tx.result.done():
                     tx.result.set_exception(SipTransportError("connection closed"))
             elif self._udp is not None:
-                self._udp.sendto(data, (dest.host, dest.port))
+                self._udp.sendto(data, dest.host, dest.port)
 
         try:
             return await run_client(tx, send, self.timers, reliable)
@@ -279,7 +298,9 @@ class SipStack:
         except (OSError, TimeoutError) as exc:
             raise SipTransportError(f"cannot connect to {dest}: {exc}") from exc
         conn = Connection(writer, dest)
-        self._track(self._serve_connection(reader, conn))
+        task = asyncio.ensure_future(self._serve_connection(reader, conn))
+        self._conn_tasks.add(task)
+        task.add_done_callback(self._conn_tasks.discard)
         return conn
 
     def _via_host(self, dest: Address) -> str:
@@ -318,8 +339,8 @@ class SipStack:
             return
         task = asyncio.current_task()
         if task is not None:
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._conn_tasks.add(task)
+            task.add_done_callback(self._conn_tasks.discard)
         await self._serve_connection(reader, Connection(writer, peer))
 
     async def _serve_connection(self, reader: asyncio.StreamReader, conn: Connection) -> None:
@@ -371,8 +392,14 @@ class SipStack:
                 log.exception("sip.on_drop_failed", reason=reason)
 
     def _on_bytes(self, data: bytes, source: Address, conn: Connection | None) -> None:
+        self.received += 1
         if not self._rate.allow(source.host):
             self._drop("flood", source)
+            return
+        if conn is None and data and not data.strip(b"\r\n"):
+            # A CRLF keepalive, as some devices (pjsip's default) send over UDP too: nothing to
+            # answer, counted apart so that it is seen and not taken for an error.
+            self._drop("keepalive", source)
             return
         try:
             message = parse_message(data, self.limits)
@@ -398,11 +425,11 @@ class SipStack:
             tx.result.set_result(response)
 
     def _on_request(self, request: SipRequest, source: Address, conn: Connection | None) -> None:
-        _stamp_via(request, source)
+        top = _stamp_via(request, source)
         if request.method == "ACK":
             self._drop("ack", source)
             return
-        key = server_key(request)
+        key = server_key(request, top)
         tx = self._table.servers.get(key)
         if tx is not None:
             # A retransmission (RFC 3261 17.2.2): the last response again, no handler call.
@@ -417,7 +444,7 @@ class SipStack:
             self._respond_now(tx, request, status, [("Allow", allow)])
             return
         if (
-            len(self._tasks) >= self.flood.max_pending_requests
+            self._handlers_running >= self.flood.max_pending_requests
             or len(self._table.servers) >= self.flood.max_transactions
         ):
             self._drop("overloaded", source)
@@ -428,6 +455,7 @@ class SipStack:
 
     async def _run_handler(self, incoming: IncomingRequest) -> None:
         reason: str | None = None
+        self._handlers_running += 1
         try:
             async with asyncio.timeout(self.timers.f):
                 await self.handler(incoming)
@@ -440,12 +468,12 @@ class SipStack:
         except Exception:
             reason = "handler_error"
             log.exception("sip.handler_failed", method=incoming.request.method)
+        finally:
+            self._handlers_running -= 1
         if reason is not None:
             self._drop(reason, incoming.source)
             if not incoming.responded:
                 await incoming.respond(500)
-        if not incoming.responded:  # pragma: no cover  (respond(500) above makes it final)
-            self._table.servers.pop(incoming._tx.key, None)
 
     def _respond_now(
         self,
@@ -470,8 +498,8 @@ class SipStack:
 
     def _send_bytes(self, data: bytes, dest: Address, conn: Connection | None) -> None:
         if dest.transport == "udp":
-            if self._udp is not None:
-                self._udp.sendto(data, (dest.host, dest.port))
+            if self._udp is None or not self._udp.sendto(data, dest.host, dest.port):
+                self._drop("unsendable", dest)
             return
         if conn is None or conn.closed:
             conn = self._conns.get((dest.host, dest.port))
@@ -490,8 +518,8 @@ class SipStack:
         self._send_bytes(("\r\n".join(lines) + "\r\n\r\n").encode(), source, conn)
 
 
-def _stamp_via(request: SipRequest, source: Address) -> None:
-    """Adds received= and rport= to the top Via (RFC 3261 18.2.1, RFC 3581 4)."""
+def _stamp_via(request: SipRequest, source: Address) -> Via:
+    """Adds received= and rport= to the top Via (RFC 3261 18.2.1, RFC 3581 4); returns it."""
     vias = request.headers.get_all("Via")
     top = parse_via(vias[0])
     changed = False
@@ -502,10 +530,8 @@ def _stamp_via(request: SipRequest, source: Address) -> None:
         top.params["rport"] = str(source.port)
         changed = True
     if changed:
-        request.headers.remove("Via")
-        request.headers.add("Via", str(top))
-        for via in vias[1:]:
-            request.headers.add("Via", via)
+        request.headers.replace("Via", [str(top), *vias[1:]])
+    return top
 
 
 _SALVAGE = {"via": "Via", "v": "Via", "from": "From", "f": "From", "to": "To", "t": "To"}

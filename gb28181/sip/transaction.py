@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from gb28181.sip.message import BRANCH_COOKIE, SipRequest, SipResponse, parse_via
+from gb28181.sip.message import BRANCH_COOKIE, SipRequest, SipResponse, Via, parse_via
 from gb28181.sip.transport import Address, Connection
 
 
@@ -51,9 +51,9 @@ ServerKey = tuple[str, ...]
 ClientKey = tuple[str, str]
 
 
-def server_key(request: SipRequest) -> ServerKey:
+def server_key(request: SipRequest, top_via: Via | None = None) -> ServerKey:
     """The key that matches a request to its server transaction (RFC 3261 17.2.3)."""
-    via = request.vias[0]
+    via = top_via or parse_via(request.headers.get("Via") or "")
     method = "INVITE" if request.method == "ACK" else request.method
     sent_by = f"{via.host}:{via.port or ''}"
     branch = via.branch

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -42,6 +45,7 @@ class FloodLimits:
     tcp_idle_s: float = 900.0  # a connection silent this long is closed (keepalives are 60 s)
     max_pending_requests: int = 2048  # handler calls in flight; past this new requests get 503
     max_transactions: int = 65536  # server transactions held (Timer J), past this 503
+    udp_rcvbuf: int = 4 << 20  # SO_RCVBUF asked for (the kernel caps it at net.core.rmem_max)
 
 
 class RateLimiter:
@@ -141,6 +145,10 @@ class StreamFramer:
 class Connection:
     """One TCP connection, in either direction."""
 
+    # A peer that sends but does not read (its window shut) would have our answers pile up in
+    # memory; past this much unsent, the connection is closed.
+    MAX_UNSENT = 1 << 20
+
     def __init__(self, writer: asyncio.StreamWriter, peer: Address) -> None:
         self.writer = writer
         self.peer = peer
@@ -149,9 +157,76 @@ class Connection:
     def send(self, data: bytes) -> bool:
         if self.closed or self.writer.is_closing():
             return False
+        if self.writer.transport.get_write_buffer_size() + len(data) > self.MAX_UNSENT:
+            self.close(abort=True)
+            return False
         self.writer.write(data)
         return True
 
-    def close(self) -> None:
+    def close(self, *, abort: bool = False) -> None:
+        """Closes after what is queued has been sent, or at once (`abort`)."""
         self.closed = True
-        self.writer.close()
+        if abort:
+            self.writer.transport.abort()
+        else:
+            self.writer.close()
+
+
+class UdpEndpoint:
+    """A non-blocking UDP socket read in batches straight from the event loop's selector.
+
+    asyncio's datagram transport reads one datagram per turn of the loop; draining up to
+    `batch` per wake-up lets the stack drop a flood (by its token bucket) about as fast as it
+    arrives, instead of leaving the kernel buffer to overflow and lose everyone's datagrams."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        on_datagram: Callable[[bytes, Address], None],
+        batch: int = 64,
+    ) -> None:
+        self.sock = sock
+        self.on_datagram = on_datagram
+        self.batch = batch
+        self.port = int(sock.getsockname()[1])
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(sock.fileno(), self._ready)
+
+    @classmethod
+    def open(
+        cls, host: str, port: int, rcvbuf: int, on_datagram: Callable[[bytes, Address], None]
+    ) -> UdpEndpoint:
+        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setblocking(False)
+            with contextlib.suppress(OSError):  # the kernel caps it at net.core.rmem_max
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            sock.bind(addr)
+            return cls(sock, on_datagram)
+        except BaseException:
+            sock.close()
+            raise
+
+    def _ready(self) -> None:
+        for _ in range(self.batch):
+            try:
+                data, addr = self.sock.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                continue  # an ICMP error queued on the socket (port unreachable): next one
+            self.on_datagram(data, Address("udp", str(addr[0]), int(addr[1])))
+
+    def sendto(self, data: bytes, host: str, port: int) -> bool:
+        """False when the datagram could not be sent (kernel buffer full, no route)."""
+        try:
+            self.sock.sendto(data, (host, port))
+        except OSError:
+            return False
+        return True
+
+    def close(self) -> None:
+        if self.sock.fileno() >= 0:
+            self._loop.remove_reader(self.sock.fileno())
+            self.sock.close()

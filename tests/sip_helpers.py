@@ -1,0 +1,194 @@
+"""Raw SIP peers over real loopback sockets, for the SIP core's tests: they send bytes exactly
+as given and record what arrives (with arrival times), so retransmissions can be timed."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import cast
+
+from gb28181.sip import FloodLimits, IncomingRequest, SipStack, Timers
+from gb28181.sip.message import (
+    DEFAULT_LIMITS,
+    Limits,
+    SipRequest,
+    SipResponse,
+    parse_message,
+    serialize,
+)
+from gb28181.sip.stack import DEFAULT_METHODS
+from gb28181.sip.transport import StreamFramer
+
+FAST = Timers(t1=0.05, t2=0.2, t4=0.25)
+
+
+@dataclass
+class Arrival:
+    at: float
+    data: bytes
+    addr: tuple[str, int]
+
+    @property
+    def message(self) -> SipRequest | SipResponse:
+        return parse_message(self.data)
+
+
+class UdpPeer(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.arrivals: asyncio.Queue[Arrival] = asyncio.Queue()
+        self.transport: asyncio.DatagramTransport | None = None
+        self.port = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+        self.port = transport.get_extra_info("sockname")[1]
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+        self.arrivals.put_nowait(Arrival(time.monotonic(), data, (str(addr[0]), int(str(addr[1])))))
+
+    def send(self, data: bytes, port: int, host: str = "127.0.0.1") -> None:
+        assert self.transport is not None
+        self.transport.sendto(data, (host, port))
+
+    async def next(self, wait_s: float = 5.0) -> Arrival:
+        return await asyncio.wait_for(self.arrivals.get(), wait_s)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+@asynccontextmanager
+async def udp_peer(host: str = "127.0.0.1") -> AsyncIterator[UdpPeer]:
+    loop = asyncio.get_running_loop()
+    _, peer = await loop.create_datagram_endpoint(UdpPeer, local_addr=(host, 0))
+    try:
+        yield peer
+    finally:
+        peer.close()
+
+
+class TcpPeer:
+    """A raw TCP connection with a framer on its read side."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.framer = StreamFramer()
+        self.pending: list[bytes] = []
+        sock = writer.get_extra_info("sockname")
+        self.host, self.port = str(sock[0]), int(sock[1])
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def next(self, wait_s: float = 5.0) -> bytes:
+        async with asyncio.timeout(wait_s):
+            while not self.pending:
+                data = await self.reader.read(65536)
+                if not data:
+                    raise EOFError
+                self.pending += self.framer.feed(data)
+        return self.pending.pop(0)
+
+    async def closed_by_peer(self, wait_s: float = 5.0) -> bool:
+        async with asyncio.timeout(wait_s):
+            while True:
+                try:
+                    data = await self.reader.read(65536)
+                except ConnectionError:
+                    return True
+                if not data:
+                    return True
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+@asynccontextmanager
+async def tcp_peer(port: int, host: str = "127.0.0.1") -> AsyncIterator[TcpPeer]:
+    reader, writer = await asyncio.open_connection(host, port)
+    peer = TcpPeer(reader, writer)
+    try:
+        yield peer
+    finally:
+        peer.close()
+
+
+Answer = Callable[[IncomingRequest], Awaitable[None]]
+
+
+async def answer_200(incoming: IncomingRequest) -> None:
+    await incoming.respond(200)
+
+
+@asynccontextmanager
+async def running_stack(
+    handler: Answer = answer_200,
+    *,
+    timers: Timers = FAST,
+    flood: FloodLimits | None = None,
+    methods: frozenset[str] | None = None,
+    host: str = "127.0.0.1",
+    limits: Limits = DEFAULT_LIMITS,
+) -> AsyncIterator[SipStack]:
+    stack = SipStack(
+        host,
+        0,
+        handler,
+        timers=timers,
+        flood=flood or FloodLimits(),
+        limits=limits,
+        methods=methods or DEFAULT_METHODS,
+    )
+    await stack.start()
+    try:
+        yield stack
+    finally:
+        await stack.stop()
+
+
+def request_bytes(
+    method: str = "MESSAGE",
+    *,
+    branch: str = "z9hG4bKaaa",
+    call_id: str = "c1@127.0.0.1",
+    cseq: int = 1,
+    body: bytes = b"",
+    transport: str = "UDP",
+    port: int = 5060,
+    extra: str = "",
+) -> bytes:
+    head = (
+        f"{method} sip:34020000002000000001@127.0.0.1 SIP/2.0\r\n"
+        f"Via: SIP/2.0/{transport} 127.0.0.1:{port};rport;branch={branch}\r\n"
+        "From: <sip:34020000001320000001@3402000000>;tag=f1\r\n"
+        "To: <sip:34020000002000000001@3402000000>\r\n"
+        f"Call-ID: {call_id}\r\n"
+        f"CSeq: {cseq} {method}\r\n"
+        "Max-Forwards: 70\r\n"
+        f"{extra}"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def response_to(data: bytes, status: int = 200) -> bytes:
+    from gb28181.sip.message import make_response
+
+    request = parse_message(data)
+    assert isinstance(request, SipRequest)
+    return serialize(make_response(request, status))
+
+
+async def until(predicate: Callable[[], bool], wait_s: float = 5.0) -> None:
+    """Polls `predicate` until it holds; fails at the deadline."""
+    deadline = time.monotonic() + wait_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met before the deadline")
+        await asyncio.sleep(0.01)
