@@ -120,7 +120,8 @@ class Cascade:
         channels = [store.UPLINKS_CHANNEL, store.OUTBOX_CHANNEL, REGISTRY_CHANNEL]
         async for wakeup in wakeups(self.server.config.database_url, channels, idle=1.0,
                                     probe=probe):  # fmt: skip
-            if store.UPLINKS_CHANNEL in wakeup.channels:
+            # Right after LISTEN too: a change made before it was heard of is read now.
+            if wakeup.reconnected or store.UPLINKS_CHANNEL in wakeup.channels:
                 await _guarded(self.reload())
             self.poke.set()
 
