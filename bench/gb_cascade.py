@@ -8,7 +8,7 @@ this process on a UDP socket of its own (it answers every request 200 at once an
 each alarm arrived). Incidents are opened as the rules engine opens them (each in its own
 transaction, which also writes the cascade's outbox row); latency is from each incident's
 commit to its alarm's arrival at each upper, at 20 incidents a second; throughput is a burst of
-`--burst` incidents, until every upper has every alarm.
+`--burst` incidents committed at once, until every upper has every alarm.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import re
 import statistics
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from bench.ingest import database_server, drop_database, prepare_database
 from gb28181.cascade.models import Forward
@@ -46,8 +46,7 @@ class Upper(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        self.transport = cast(asyncio.DatagramTransport, transport)  # a datagram endpoint's
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
         now = time.perf_counter()
@@ -96,7 +95,7 @@ async def _uplinks(url: str, ports: list[int]) -> None:
                 await create_uplink(conn, body, KEY)
 
 
-async def _open(conn: Any, n: int) -> tuple[int, float]:
+async def _open(conn: Any, n: int, *, own_transaction: bool = True) -> tuple[int, float]:
     now = datetime.now(UTC)
     new = NewIncident(
         rule_id="bench", rule_version=1, group_key=f"g{n}", category="fire",
@@ -104,7 +103,10 @@ async def _open(conn: Any, n: int) -> tuple[int, float]:
         title="bench smoke", first_signal_at=now, last_signal_at=now,
         evidence=[{"kind": "smoke_alarm", "source_id": "SD-1", "ts": now.isoformat()}],
     )  # fmt: skip
-    async with conn.transaction():
+    if own_transaction:
+        async with conn.transaction():
+            incident, _ = await open_or_attach(conn, new, now=now, sla=Sla())
+    else:
         incident, _ = await open_or_attach(conn, new, now=now, sla=Sla())
     return incident.id, time.perf_counter()
 
@@ -141,9 +143,12 @@ async def bench(url: str, uplinks: int, latency_n: int, burst: int) -> dict[str,
                 await asyncio.sleep(0.05)
             assert await _wait(uppers, list(sent), 30)
             waits = sorted((u.arrived[i] - at) * 1000 for u in uppers for i, at in sent.items())
+            # The burst is opened in one transaction: every outbox row appears at its commit,
+            # so what is timed is the forwarding alone.
+            async with conn.transaction():
+                ids = [(await _open(conn, 100_000 + n, own_transaction=False))[0]
+                       for n in range(burst)]  # fmt: skip
             start = time.perf_counter()
-            ids = [(await _open(conn, 100_000 + n))[0] for n in range(burst)]
-            opened = time.perf_counter() - start
             assert await _wait(uppers, ids, 120), "not every alarm arrived"
             elapsed = max(u.arrived[i] for u in uppers for i in ids) - start
     finally:
@@ -154,7 +159,6 @@ async def bench(url: str, uplinks: int, latency_n: int, burst: int) -> dict[str,
         "latency_ms_p50": round(statistics.median(waits), 1),
         "latency_ms_p99": round(waits[int(len(waits) * 0.99) - 1], 1),
         "burst": burst,
-        "incidents_opened_per_s": round(burst / opened),
         "alarms_forwarded_per_s": round(burst * uplinks / elapsed),
     }
 

@@ -17,7 +17,7 @@ from devices.gb_ids import is_gb_id
 from gb28181.cascade import store
 from gb28181.cascade.alarms import Forwarded
 from gb28181.cascade.session import UplinkSession
-from gb28181.cascade.store import Delivery, OutboxRow
+from gb28181.cascade.store import OutboxRow
 from hub.db import Pool
 from incidents.models import Incident
 from incidents.store import incidents_by_id
@@ -108,26 +108,27 @@ async def _origin(conn: AsyncConnection[DictRow], incident: Incident) -> Origin:
 
 
 async def send_due(pool: Pool, sessions: dict[str, UplinkSession]) -> int:
-    """Send the due deliveries of the registered uplinks, all at once; how many were sent."""
+    """Send the due deliveries of the registered uplinks, all at once, and record the answers
+    in one transaction; how many were sent."""
     live = [uplink_id for uplink_id, s in sessions.items() if s.registered]
     if not live:
         return 0
     async with pool.connection() as conn:
-        due = await store.due_deliveries(conn, live, datetime.now(UTC))
-    if due:
-        await asyncio.gather(*(_send_one(pool, sessions[d.uplink_id], d) for d in due))
-    return len(due)
-
-
-async def _send_one(pool: Pool, session: UplinkSession, delivery: Delivery) -> None:
-    answer = await session.message(delivery.body)
-    status = answer.status if answer is not None else None
-    error = None if status == 200 else (
-        f"answered {status} {answer.reason}" if answer is not None else session.last_error
-    )  # fmt: skip
-    retry = timedelta(seconds=min(2.0 ** min(delivery.attempts, 10), MAX_RETRY_S))
+        due = await store.due_deliveries(conn, live, datetime.now(UTC), limit=BATCH)
+    if not due:
+        return 0
+    answers = await asyncio.gather(*(sessions[d.uplink_id].message(d.body) for d in due))
+    now = datetime.now(UTC)
     async with pool.connection() as conn, conn.transaction():
-        await store.delivery_attempted(conn, delivery, status=status, error=error,
-                                       now=datetime.now(UTC), retry_in=retry)  # fmt: skip
-    if answer is not None and answer.status in (403, 404):
-        session.lost.set()  # the upper does not know us any more
+        for delivery, answer in zip(due, answers, strict=True):
+            session = sessions[delivery.uplink_id]
+            status = answer.status if answer is not None else None
+            error = None if status == 200 else (
+                f"answered {status} {answer.reason}" if answer is not None else session.last_error
+            )  # fmt: skip
+            retry = timedelta(seconds=min(2.0 ** min(delivery.attempts + 1, 10), MAX_RETRY_S))
+            await store.delivery_attempted(conn, delivery, status=status, error=error, now=now,
+                                           retry_in=retry)  # fmt: skip
+            if answer is not None and answer.status in (403, 404):
+                session.lost.set()  # the upper does not know us any more
+    return len(due)

@@ -136,7 +136,9 @@ class Cascade:
     async def _forward_once(self, sessions: list[UplinkSession]) -> None:
         while await forwarder.fan_out(self.server.pool, sessions, self.server.tz):
             pass
-        await forwarder.send_due(self.server.pool, {s.config.id: s for s in sessions})
+        by_id = {s.config.id: s for s in sessions}
+        while await forwarder.send_due(self.server.pool, by_id) == forwarder.BATCH:
+            pass
 
     # --- requests from upper platforms -------------------------------------------------------
 
