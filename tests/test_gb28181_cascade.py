@@ -172,6 +172,25 @@ def test_uplinks_are_data_with_a_write_only_password(
     assert admin.get("/api/v1/gb/uplinks/district").status_code == 404
 
 
+def test_uplinks_are_for_admins_of_their_area(
+    admin: httpx.Client, clean_uplinks: None, client_for: Any
+) -> None:
+    _areas(admin)
+    admin.post("/api/v1/areas", json={"code": "440305", "name": "南山区"}).raise_for_status()
+    assert admin.post("/api/v1/gb/uplinks", json=_uplink(5060)).status_code == 201
+    elsewhere = client_for("admin", "440305")
+    assert elsewhere.get("/api/v1/gb/uplinks").json() == []
+    assert elsewhere.get("/api/v1/gb/uplinks/district").status_code == 404
+    assert elsewhere.delete("/api/v1/gb/uplinks/district").status_code == 404
+    outside = elsewhere.post("/api/v1/gb/uplinks", json={**_uplink(5060), "id": "other",
+                                                         "local_id": "44031100012000000009"})  # fmt: skip
+    assert outside.status_code == 403
+    operator = client_for("operator", "")
+    assert operator.get("/api/v1/gb/uplinks").status_code == 403
+    mine = client_for("admin", DISTRICT)
+    assert [u["id"] for u in mine.get("/api/v1/gb/uplinks").json()] == ["district"]
+
+
 def test_a_smoke_sensor_has_a_stable_alarm_input_id(
     admin: httpx.Client, clean_uplinks: None
 ) -> None:
