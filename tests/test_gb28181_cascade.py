@@ -28,6 +28,7 @@ from hub.contracts import Signal
 from hub.secret import hmac_key
 from hub.settings import Settings
 from tests.gb_helpers import Peer, free_port, gb_running
+from tests.hub_processes import HubProcess, hub_env
 from tests.rules_helpers import running_rules
 
 SIPP = shutil.which("sipp")
@@ -382,3 +383,50 @@ def _from_upper(
     via = f"SIP/2.0/UDP {peer.ip}:{peer.port};rport;branch={new_branch()}"
     request.headers.add("Via", via, first=True)
     return request
+
+
+def test_a_kill_mid_send_loses_no_alarm(
+    admin: httpx.Client, clean_uplinks: None, settings: Settings, database_url: str,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """`shaobing gb28181` is killed (SIGKILL) while its alarm to an upper that went quiet is in
+    flight; the next process sends it once the upper is back."""
+    _areas(admin)
+    sensors = _sensors(admin)
+    assert admin.post("/api/v1/rules", json=SMOKE_RULE).status_code == 201
+    env = hub_env(SB_DATABASE_URL=database_url, SB_GB_LISTEN=f"127.0.0.1:{free_port()}",
+                  SB_GB_ID="44031100002000000001", SB_DATA_DIR=str(settings.data_dir))  # fmt: skip
+    peer = Upper(tmp_path, PASSWORD, timedelta(0))
+    peer.start()
+    first = HubProcess("gb-1", ["gb28181"], env, tmp_path).start()
+    try:
+        first.wait_ready()
+        assert admin.post("/api/v1/gb/uplinks", json=_uplink(peer.port)).status_code == 201
+        _until(lambda: admin.get("/api/v1/gb/uplinks/district").json()["status"]["registered"],
+               "registered")  # fmt: skip
+        peer.stop()  # the upper goes quiet; the hub still thinks itself registered
+        with running_rules(database_url):
+            _smoke(database_url, sensors[7])
+            # (the process seeded the built-in smoke rule too: one delivery per incident)
+            _until(lambda: set(_delivery_states(database_url)) == {"pending"}, "planned")
+        first.kill()  # while the MESSAGE is retransmitted, unanswered
+        assert set(_delivery_states(database_url)) == {"pending"}
+        peer.start()
+        second = HubProcess("gb-2", ["gb28181"], env, tmp_path).start()
+        try:
+            second.wait_ready()
+            alarm = _until(lambda: peer.received("Alarm"), "the alarm after the restart", 40)
+            assert f"<DeviceID>{sensors[7]['gb_channel_id']}</DeviceID>" in alarm[-1]
+            _until(lambda: set(_delivery_states(database_url)) == {"delivered"}, "delivered")
+        finally:
+            second.stop()
+    finally:
+        if first.process is not None and first.process.poll() is None:
+            first.stop()
+        peer.stop()
+
+
+def _delivery_states(url: str) -> list[str]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT state FROM gb28181_uplink_deliveries ORDER BY id").fetchall()
+    return [r[0] for r in rows]
