@@ -134,6 +134,15 @@ def test_a_community_smoke_alarm_becomes_a_street_incident(
                    "the community hub registered with the street hub")  # fmt: skip
             # The street hub gathered the community's catalog: the sensor is an alarm input.
             _until(lambda: _inputs(database_url) == [channel], "the community's alarm inputs")
+            # DeviceInfo (asked after the catalog) and DeviceStatus (a command) answered.
+            _until(lambda: admin.get(f"/api/v1/devices/{COMMUNITY_HUB}").json()["tags"]
+                   .get("gb_manufacturer") == "Shaobing", "DeviceInfo answered")  # fmt: skip
+            sent = admin.post(f"/api/v1/devices/{COMMUNITY_HUB}/commands",
+                              json={"command": "device_status"})  # fmt: skip
+            assert sent.status_code == 202, sent.text
+            path = f"/api/v1/devices/{COMMUNITY_HUB}/commands/{sent.json()['id']}"
+            _until(lambda: admin.get(path).json()["status"] == "acked", "DeviceStatus answered")
+            assert "Online=ONLINE" in admin.get(path).json()["detail"]
             seed(database_url)  # the street hub's built-in rules (gb-alarm-input among them)
             with running_rules(database_url), running_rules(community_db):
                 raised = _smoke(community_db)
