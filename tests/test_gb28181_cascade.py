@@ -290,6 +290,10 @@ def test_the_hub_registers_answers_the_catalog_and_forwards_alarms(
                                 if sensors[5]["gb_channel_id"] in a], "the held alarm sent")  # fmt: skip
         assert "<AlarmPriority>1</AlarmPriority>" in later[0]
 
+        # Removed: the hub unregisters (REGISTER with Expires: 0).
+        assert admin.delete("/api/v1/gb/uplinks/district").status_code == 204
+        _until(lambda: peer.count("Expires: 0") >= 2, "unregistered (401, then the digest)")
+
 
 def test_a_wrong_password_is_a_403_on_the_uplinks_status(
     admin: httpx.Client, clean_uplinks: None, settings: Settings, database_url: str,

@@ -70,8 +70,12 @@ class Cascade:
                 c.id: c for c in await store.enabled_uplinks(conn, self.server.config.seal_key)
             }
         for uplink_id in list(self.sessions):
-            if configs.get(uplink_id) != self.sessions[uplink_id].config:
+            session = self.sessions[uplink_id]
+            if configs.get(uplink_id) != session.config:
                 self._stop(uplink_id)
+                if uplink_id not in configs and session.registered:
+                    # Removed or disabled: tell the upper (a changed one registers anew).
+                    self.server.spawn(_unregister(session))
         for uplink_id, config in configs.items():
             if uplink_id not in self.sessions:
                 self._start(config)
@@ -283,6 +287,11 @@ class Cascade:
             return  # told again at the next poll
         if answer.status < 300:
             sub.seen = now
+
+
+async def _unregister(session: UplinkSession) -> None:
+    session.registered = False
+    await session.register(expires=0)
 
 
 def catalog_changes(before: dict[str, Item], after: dict[str, Item]) -> list[tuple[Item, str]]:
