@@ -23,6 +23,7 @@ from devices.models import (
 from devices.paging import Page, decode_cursor, page_of
 from devices.registry import (
     COLUMNS,
+    DeviceRef,
     create_device,
     get_device,
     notify_registry_changed,
@@ -180,19 +181,23 @@ class CatalogCamera:
 
 
 async def upsert_catalog_cameras(
-    conn: AsyncConnection[DictRow], parent_id: str, area: str, cameras: list[CatalogCamera]
+    conn: AsyncConnection[DictRow], parent: DeviceRef, cameras: list[CatalogCamera]
 ) -> int:
-    """Create or refresh the parent's channel cameras in its area; a camera of that id that
-    belongs to someone else is left alone. Zones and settings are kept. How many changed."""
+    """Create or refresh the parent's channel cameras; a new one takes the parent's area, site
+    and building (so place rules and confirmations see it where the device is), which later
+    catalogs leave as people set them. A camera of that id that belongs to someone else is
+    left alone. Zones and settings are kept. How many changed."""
     changed = 0
+    parent_id = parent.id
     for cam in cameras:
         cur = await conn.execute(
-            "INSERT INTO devices (id, type, area, lat, lon, tags, password_hash)"
-            " VALUES (%s, 'camera', %s, %s, %s, %s, %s)"
+            "INSERT INTO devices (id, type, area, site, building, lat, lon, tags, password_hash)"
+            " VALUES (%s, 'camera', %s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (id) DO UPDATE SET tags = devices.tags || excluded.tags,"
             " lat = coalesce(excluded.lat, devices.lat), lon = coalesce(excluded.lon, devices.lon),"
             " updated_at = now() WHERE devices.tags ->> 'gb_device' = %s",
-            (cam.id, area, cam.lat, cam.lon, Jsonb({**cam.tags, "gb_device": parent_id}),
+            (cam.id, parent.area, parent.site, parent.building, cam.lat, cam.lon,
+             Jsonb({**cam.tags, "gb_device": parent_id}),
              hash_password(generate_password()), parent_id),
         )  # fmt: skip
         if cur.rowcount:

@@ -3,9 +3,11 @@ itself, reboot it, change how often it reports), and how far each request got.
 
 The API writes a command `pending`; ingest's command sender publishes it QoS 1 on the device's
 `sb/{area}/{device}/cmd` and marks it `sent`; the device's `cmd_result` event makes it `acked`
-or `failed`; one nobody answered before `expires_at` becomes `expired`. Devices that talk
-through CTWing or OneNET are not reached this way (their platforms' command APIs are not
-wired yet), so the hub refuses their commands rather than queue what it cannot deliver.
+or `failed`; one nobody answered before `expires_at` becomes `expired`. A gb28181 device's
+commands go over SIP from the GB/T 28181 process instead, answered by the device's Response.
+Devices that talk through CTWing or OneNET are not reached this way (their platforms' command
+APIs are not wired yet), so the hub refuses their commands rather than queue what it cannot
+deliver.
 """
 
 from __future__ import annotations
@@ -175,8 +177,9 @@ _COLUMNS = (
 def check_commandable(device: Device, command: CommandName) -> None:
     """422 for a device that cannot take this command from the hub, saying why."""
     if not device.enabled:
-        raise Invalid(f"device {device.id} is disabled: the broker does not let it in",
-                      field="command")  # fmt: skip
+        why = ("the hub does not let it register" if device.type is DeviceType.GB28181
+               else "the broker does not let it in")  # fmt: skip
+        raise Invalid(f"device {device.id} is disabled: {why}", field="command")
     carrier = next((name for tag, name in CARRIERS.items() if tag in device.tags), None)
     if carrier is not None:
         raise Invalid(f"device {device.id} talks through {carrier}; the hub does not send"

@@ -142,7 +142,7 @@ class MessageHandler:
     ) -> None:
         video = [CatalogCamera(c.id, c.tags(reg.device.id), c.lat, c.lon)
                  for c in channels if c.is_video and c.id != reg.device.id]  # fmt: skip
-        await upsert_catalog_cameras(conn, reg.device.id, reg.device.area, video)
+        await upsert_catalog_cameras(conn, reg.device, video)
         inputs = [c for c in channels if c.is_alarm_input]
         await store.save_alarm_inputs(conn, reg.device.id, inputs)
 

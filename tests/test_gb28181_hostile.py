@@ -63,7 +63,7 @@ def _parse_cases(peer: Peer, port: int) -> list[Case]:
     """Broken SIP: sizes, framing, missing and malformed headers."""
     ok_end = "Content-Length: 0\r\n\r\n"
     texts: dict[str, str | bytes] = {
-        "empty_datagram": b"\r\n\r\n",
+        "status_line_only": b"SIP/2.0\r\n\r\n",
         "binary_garbage": bytes(range(256)) * 4,
         "nul_bytes": b"\x00" * 300,
         "no_header_end": _head(port=port) + "Content-Length: 0\r\n",
@@ -328,6 +328,9 @@ def test_only_a_digest_register_moves_a_device_to_another_address(
     first, second = Peer(hub, "127.0.0.1"), Peer(hub, "127.0.0.6")
     try:
         assert first.register(GOOD, password) == 200
+        same_ip = Peer(hub, "127.0.0.1")  # another port of the registered IP: accepted
+        assert same_ip.keepalive(GOOD) == 200
+        same_ip.close()
         assert second.keepalive(GOOD) == 403  # not from its registered IP
         assert second.register(GOOD, password) == 200  # moved, with its password
         assert second.keepalive(GOOD) == 200
@@ -338,3 +341,23 @@ def test_only_a_digest_register_moves_a_device_to_another_address(
     finally:
         first.close()
         second.close()
+
+
+def test_gb28181_devices_come_in_by_csv_with_passwords_that_register(
+    hub: int, admin: httpx.Client
+) -> None:
+    admin.post("/api/v1/areas", json={"code": "440311", "name": "龙华区"})
+    csv = f"id,type,area\n{GOOD},gb28181,440311\n44031100009990000001,gb28181,440311\n"
+    report = admin.post("/api/v1/devices/import", content=csv.encode(),
+                        headers={"content-type": "text/csv"}).json()  # fmt: skip
+    assert report["created"] == 1 and len(report["errors"]) == 1
+    assert "type code 999" in str(report["errors"][0])
+    password = report["credentials"][0]["password"]
+    peer = Peer(hub)
+    try:
+        assert peer.register(GOOD, password) == 200
+        rotated = admin.post(f"/api/v1/devices/{GOOD}/credentials").json()["password"]
+        assert peer.register(GOOD, password) == 403
+        assert peer.register(GOOD, rotated) == 200
+    finally:
+        peer.close()

@@ -64,7 +64,14 @@ def _register(admin: httpx.Client, tags: dict[str, Any] | None = None) -> str:
     admin.post("/api/v1/areas", json={"code": "440311", "name": "龙华区"}).raise_for_status()
     answer = admin.post(
         "/api/v1/devices",
-        json={"id": DEVICE, "type": "gb28181", "area": "440311", "tags": tags or {}},
+        json={
+            "id": DEVICE,
+            "type": "gb28181",
+            "area": "440311",
+            "site": "楼村花园",
+            "building": "7栋",
+            "tags": tags or {},
+        },
     )
     assert answer.status_code == 201, answer.text
     body = answer.json()
@@ -138,6 +145,7 @@ def test_a_camera_registers_sends_its_catalog_keeps_alive_and_alarms(
     first = next(c for c in cameras if c["id"] == CHANNEL)
     assert first["tags"]["gb_name"] == "大门 1" and first["stream_url"] == f"gb28181://{CHANNEL}"
     assert first["area"] == "440311" and first["lat"] == pytest.approx(22.55)
+    assert (first["site"], first["building"]) == ("楼村花园", "7栋")  # the device's place
     device = admin.get(f"/api/v1/devices/{DEVICE}").json()
     assert device["state"]["online"] is True
     _until(lambda: admin.get(f"/api/v1/devices/{DEVICE}").json()["tags"].get("gb_model"),
@@ -189,6 +197,9 @@ def test_alarms_become_incidents_commands_are_acked_and_silence_is_offline(
                            f"command answered {admin.get(path).json()}")  # fmt: skip
             assert acked and admin.get(path).json()["status"] == "acked", admin.get(path).json()
             assert "Model=DS-2CD3T47" in admin.get(path).json()["detail"]
+            guard = admin.post(f"/api/v1/devices/{DEVICE}/commands", json={"command": "set_guard"})
+            guard_path = f"/api/v1/devices/{DEVICE}/commands/{guard.json()['id']}"
+            _until(lambda: admin.get(guard_path).json()["status"] == "acked", "SetGuard acked")
             incidents = _until(lambda: admin.get("/api/v1/incidents").json()["items"],
                                "an incident from the GB intrusion", timeout=20)  # fmt: skip
             assert [i["rule_id"] for i in incidents] == ["gb-intrusion"]

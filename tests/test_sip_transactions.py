@@ -93,7 +93,12 @@ async def test_reused_call_id_with_new_branch_is_a_new_transaction() -> None:
         # CSeq is the application's business, per registration or dialog).
         peer.send(request_bytes("REGISTER", branch="z9hG4bKtwo", cseq=1), stack.port)
         assert (await peer.next()).message.status == 200  # type: ignore[union-attr]
-        assert seen == [("z9hG4bKone", 5), ("z9hG4bKtwo", 1)]
+        # A reused branch with another Call-ID or CSeq is a new request too (peers do this).
+        peer.send(request_bytes("REGISTER", branch="z9hG4bKtwo", cseq=2), stack.port)
+        assert (await peer.next()).message.status == 200  # type: ignore[union-attr]
+        peer.send(request_bytes("REGISTER", branch="z9hG4bKtwo", cseq=2, call_id="c2"), stack.port)
+        assert (await peer.next()).message.status == 200  # type: ignore[union-attr]
+        assert seen == [("z9hG4bKone", 5), ("z9hG4bKtwo", 1), ("z9hG4bKtwo", 2), ("z9hG4bKtwo", 2)]
 
 
 async def test_timer_j_ends_the_server_transaction() -> None:

@@ -1,6 +1,7 @@
 """/api/v1/devices/{id}/commands: ask a device to act (silence, self_test, reboot,
-set_report_interval) and follow its answer; and, from an incident, silence the sensors that
-raised it."""
+set_report_interval; a GB/T 28181 device set_guard, reset_guard, reset_alarm, reboot,
+device_info, device_status) and follow its answer; and, from an incident, silence the sensors
+that raised it."""
 
 from __future__ import annotations
 
@@ -53,8 +54,8 @@ class Silenced(BaseModel):
 
 @router.post("/devices/{device_id}/commands", status_code=202, responses=REFUSED)
 async def send_command(device_id: str, body: CommandIn, who: Commander, pool: DbPool) -> Command:
-    """Queue a command; it is published QoS 1 on `sb/{area}/{device}/cmd` at once and
-    followed: `pending → sent → acked | failed | expired`."""
+    """Queue a command; it is published QoS 1 on `sb/{area}/{device}/cmd` at once (a gb28181
+    device's goes over SIP) and followed: `pending → sent → acked | failed | expired`."""
     async with pool.connection() as conn, conn.transaction():
         device = await registry.get_device(conn, device_id, scope=who.area_prefix)
         return await commands.create_command(conn, device, body, by=who.name,

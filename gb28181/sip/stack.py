@@ -208,7 +208,7 @@ class SipStack:
             task.cancel()
         for tx in self._table.clients.values():
             if not tx.result.done():
-                tx.result.set_exception(SipTransportError("stack stopped"))
+                _fail(tx.result, SipTransportError("stack stopped"))
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         # Connection readers end by themselves once their connection is aborted (cancelling
@@ -276,7 +276,7 @@ class SipStack:
         def send() -> None:
             if conn is not None:
                 if not conn.send(data) and not tx.result.done():
-                    tx.result.set_exception(SipTransportError("connection closed"))
+                    _fail(tx.result, SipTransportError("connection closed"))
             elif self._udp is not None:
                 self._udp.sendto(data, dest.host, dest.port)
 
@@ -374,7 +374,7 @@ class SipStack:
                 del self._conns_per_ip[peer.host]
             for tx in self._table.clients.values():
                 if tx.dest == peer and not tx.result.done():
-                    tx.result.set_exception(SipTransportError("connection closed"))
+                    _fail(tx.result, SipTransportError("connection closed"))
 
     def _track(self, coro: Awaitable[None]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
@@ -516,6 +516,13 @@ class SipStack:
         lines += [f"{name}: {value}" for name, value in copied]
         lines += [f"Server: {self.user_agent}", "Content-Length: 0"]
         self._send_bytes(("\r\n".join(lines) + "\r\n\r\n").encode(), source, conn)
+
+
+def _fail(result: asyncio.Future[SipResponse], exc: Exception) -> None:
+    """Fails a client transaction; marked as seen, since its caller may be gone already (a
+    cancelled request) and asyncio would log the exception as never retrieved."""
+    result.set_exception(exc)
+    result.exception()
 
 
 def _stamp_via(request: SipRequest, source: Address) -> Via:

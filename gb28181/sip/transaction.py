@@ -1,7 +1,8 @@
 """RFC 3261 non-INVITE transactions (17.1.2 client, 17.2.2 server) and their timers.
 
 Transactions are matched by the top Via's branch, sent-by and method (17.2.3), never by
-Call-ID: a device that reuses a Call-ID with a new branch starts a new transaction. A request
+Call-ID alone: a device that reuses a Call-ID with a new branch starts a new transaction (and
+so does one that reuses a branch with another Call-ID or CSeq number). A request
 without the RFC 3261 magic cookie (an RFC 2543 peer) is matched by Request-URI, tags, Call-ID,
 CSeq and top Via instead.
 """
@@ -58,7 +59,10 @@ def server_key(request: SipRequest, top_via: Via | None = None) -> ServerKey:
     sent_by = f"{via.host}:{via.port or ''}"
     branch = via.branch
     if branch is not None and branch.startswith(BRANCH_COOKIE):
-        return ("3261", branch, sent_by, method)
+        # Call-ID and CSeq number too: a retransmission never changes them, while some peers
+        # (SIPp's out-of-call scenarios, devices counting branches) reuse a branch for a new
+        # request, which RFC 3261 matching alone would answer as a retransmission.
+        return ("3261", branch, sent_by, method, request.call_id, str(request.cseq.seq))
     cseq = request.cseq
     return (
         "2543",
