@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
 from api.auth_limit import FailedAuthentications
 from api.clients import ClientAddressMiddleware
 from api.console import install_console
 from api.errors import install_error_handlers
 from api.limits import BodyLimitMiddleware, InputGuardMiddleware, JsonBodyMiddleware
-from api.metrics import MetricsMiddleware
+from api.metrics import MetricsMiddleware, MetricSource
 from api.metrics import router as metrics_router
 from api.openapi import install_openapi
 from api.routers import (
@@ -54,11 +54,18 @@ from notify.transports.http import client as http_client
 API_PREFIX = "/api/v1"
 
 
-def create_app(settings: Settings, *, process: Supervisor | None = None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    *,
+    process: Supervisor | None = None,
+    routers: Sequence[APIRouter] = (),
+    metric_sources: Sequence[MetricSource] = (),
+) -> FastAPI:
     """Build the app; its lifespan opens the database pool from `settings.database_url`.
 
     `process`: the supervisor of the process the app runs in, whose components `/readyz`
-    reports beside the app's own (the live stream)."""
+    reports beside the app's own (the live stream). `routers` and `metric_sources`: what the
+    composition root adds from packages that the API does not import (GB/T 28181 uplinks)."""
     if not settings.database_url:
         raise ValueError("create_app needs settings.database_url (shaobing up resolves it)")
     database_url = settings.database_url
@@ -92,6 +99,7 @@ def create_app(settings: Settings, *, process: Supervisor | None = None) -> Fast
     use_zone(settings.timezone)  # naive datetimes in requests are read in the hub's zone
     app.state.failed_auth = FailedAuthentications(limit=settings.auth_failure_limit)
     app.state.public_budgets = {}
+    app.state.metric_sources = list(metric_sources)
     install_error_handlers(app)
     install_openapi(app)
     app.add_middleware(JsonBodyMiddleware, openapi=lambda: app.openapi())
@@ -105,7 +113,7 @@ def create_app(settings: Settings, *, process: Supervisor | None = None) -> Fast
     app.add_middleware(MetricsMiddleware)
     # Outermost: every layer and route sees the real client (SB_TRUSTED_PROXIES).
     app.add_middleware(ClientAddressMiddleware, trusted=settings.trusted_networks)
-    routers = (
+    modules = (
         areas,
         devices,
         cameras,
@@ -129,7 +137,7 @@ def create_app(settings: Settings, *, process: Supervisor | None = None) -> Fast
         session,
         vision,
     )
-    for router in (module.router for module in routers):
+    for router in (*(module.router for module in modules), *routers):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(unit_links.api_router, prefix=API_PREFIX)
     app.include_router(unit_links.page_router)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import psycopg
@@ -11,6 +11,8 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow
 from psycopg_pool import PoolTimeout
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -25,6 +27,8 @@ LATENCY = Histogram(
 )
 
 router = APIRouter()
+# Metrics another package reads from the database (create_app's `metric_sources`).
+MetricSource = Callable[[AsyncConnection[DictRow]], Awaitable[bytes]]
 
 
 @router.get("/metrics", include_in_schema=False)
@@ -33,12 +37,15 @@ async def metrics(request: Request) -> Response:
 
     The camera figures come from the database; when it cannot answer, the scrape still
     returns this process's own metrics (which say how the API is doing meanwhile)."""
+    extra = b""
     try:
         async with request.app.state.pool.connection(timeout=2) as conn:
             rows = await vision_stats.all_camera_stats(conn)
+            for source in request.app.state.metric_sources:
+                extra += await source(conn)
     except (psycopg.Error, PoolTimeout):
         rows = []
-    body = generate_latest() + generate_latest(_CameraCollector(rows))
+    body = generate_latest() + generate_latest(_CameraCollector(rows)) + extra
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 

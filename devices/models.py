@@ -165,6 +165,11 @@ class Device(BaseModel):
     credentials_rotated_at: datetime
     created_at: datetime
     updated_at: datetime
+    gb_channel_id: str | None = Field(
+        default=None,
+        title="GB/T 28181 channel id",
+        description="the stable 20-digit id upper platforms see this device by (cascade)",
+    )
 
 
 class DeviceWithCredentials(Device):

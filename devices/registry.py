@@ -27,7 +27,7 @@ from hub.errors import Conflict, Invalid
 PLATFORM_TAGS = ("ctwing_id", "onenet_id", "imei")
 COLUMNS = (
     "id, type, area, site, building, floor, lat, lon, tags, enabled,"
-    " credentials_rotated_at, created_at, updated_at"
+    " credentials_rotated_at, created_at, updated_at, gb_channel_id"
 )
 REGISTRY_CHANNEL = "sb_registry"
 

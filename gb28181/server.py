@@ -25,6 +25,7 @@ from devices import registry
 from devices.cameras import catalog_camera_ids
 from devices.registry import DeviceRef
 from gb28181 import metrics, store
+from gb28181.cascade.service import Cascade
 from gb28181.catalog import Gathering
 from gb28181.control import after_registration, run_commands
 from gb28181.manscdp import BodyError, Manscdp, read_manscdp
@@ -32,6 +33,7 @@ from gb28181.messages import MessageHandler
 from gb28181.registrar import Registered, Registrar
 from gb28181.session import Outbound, Registration
 from gb28181.sip import FloodLimits, IncomingRequest, SipStack, Timers
+from gb28181.sip.stack import DEFAULT_METHODS
 from gb28181.sip.transport import Address
 from hub import signal_log
 from hub.db import open_pool
@@ -70,8 +72,10 @@ class GbServer:
         self.config = config
         self.pool = pool
         self.tz = ZoneInfo(config.timezone)
+        # INVITE reaches the handler so that an upper platform's is refused with a reason.
         self.stack = SipStack(config.host, config.port, self.handle, timers=config.timers,
-                              flood=config.flood, on_drop=self._on_drop)  # fmt: skip
+                              flood=config.flood, on_drop=self._on_drop,
+                              methods=DEFAULT_METHODS | {"INVITE"})  # fmt: skip
         self.out = Outbound(self.stack, config.hub_id, config.realm)
         self.registrar = Registrar(config.realm, self.tz, self._password,
                                    failure_limit=config.failure_limit)  # fmt: skip
@@ -82,6 +86,7 @@ class GbServer:
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self._background: set[asyncio.Task[None]] = set()
         self.messages = MessageHandler(self)
+        self.cascade = Cascade(self)  # the hub as a lower platform (uplinks)
 
     def _on_drop(self, reason: str, source: Address) -> None:
         metrics.dropped(reason)
@@ -139,6 +144,8 @@ class GbServer:
     # --- incoming ----------------------------------------------------------------------------
 
     async def handle(self, inc: IncomingRequest) -> None:
+        if await self.cascade.handle(inc):
+            return
         method = inc.request.method
         if method == "REGISTER":
             done = await self.registrar.handle(inc)
@@ -284,6 +291,7 @@ async def run_gb28181(config: GbConfig, probe: Probe) -> None:
                 group.create_task(server.every(config.flush_s, server.flush_heard))
                 group.create_task(server.every(config.sweep_s, server.sweep))
                 group.create_task(run_commands(server, probe))
+                group.create_task(server.cascade.run())
         finally:
             await server.stop()
     finally:

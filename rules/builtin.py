@@ -117,6 +117,17 @@ _BUILTIN: list[dict[str, Any]] = [
         "cooldown": "1d",
     },
     {
+        "id": "gb-alarm-input",
+        # A GB/T 28181 alarm input (smoke detector, door contact) of a camera, an alarm
+        # controller or a lower platform (a community hub's forwarded alarms): 吹哨 reaches
+        # the level that must act.
+        "name": "A GB/T 28181 alarm input or a lower platform's alarm",
+        "match": {"kind": ["device_alarm"]},
+        "group_by": ["source_id"],
+        "incident": {"category": "alarm", "priority": "major",
+                     "title": "{description} {site} {building}", "dispatch": "nearest"},
+    },
+    {
         "id": "tamper",
         "name": "A device or camera was tampered with",
         "match": {"kind": ["tamper", "camera_tamper"]},

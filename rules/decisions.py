@@ -20,6 +20,7 @@ def incident_title(decision: Decision) -> str:
         "kind": signal.kind,
         "count": decision.count,
         "zone": signal.attrs.get("zone") or "",
+        "description": str(signal.attrs.get("description") or signal.kind)[:200],
     }
     return rule.incident.title.format(**fields).strip()
 

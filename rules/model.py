@@ -118,7 +118,7 @@ class Recovery(Strict):
     action: Literal["close", "note"] = "close"
 
 
-_PLACEHOLDERS = {"site", "building", "area", "source_id", "kind", "count", "zone"}
+_PLACEHOLDERS = {"site", "building", "area", "source_id", "kind", "count", "zone", "description"}
 
 
 class IncidentSpec(Strict):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import uvicorn
 
 from api.app import create_app
+from gb28181.cascade import api as uplinks_api
 from gb28181.server import config_from, run_gb28181
 from hub.durations import parse_duration
 from hub.health_http import health_app
@@ -37,7 +38,12 @@ def _database_url(settings: Settings) -> str:
 
 def add_api(supervisor: Supervisor, settings: Settings) -> None:
     config = uvicorn.Config(
-        create_app(settings, process=supervisor),
+        create_app(
+            settings,
+            process=supervisor,
+            routers=[uplinks_api.router],
+            metric_sources=[uplinks_api.metrics_text],
+        ),
         host=settings.api_host,
         port=settings.api_port,
         log_config=None,

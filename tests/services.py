@@ -19,6 +19,7 @@ import uvicorn
 from psycopg import sql
 
 from api.app import create_app
+from gb28181.cascade import api as uplinks_api
 from hub.embedded.ports import free_port, wait_for_port
 from hub.embedded.postgres import EmbeddedPostgres
 from hub.settings import MqttUrl, Settings
@@ -63,7 +64,9 @@ def api_server(settings: Settings, *, port: int | None = None) -> Iterator[str]:
     in for a restarted API process)."""
     port = port or free_port()
     config = uvicorn.Config(
-        create_app(settings),
+        create_app(
+            settings, routers=[uplinks_api.router], metric_sources=[uplinks_api.metrics_text]
+        ),
         host="127.0.0.1",
         port=port,
         log_config=None,

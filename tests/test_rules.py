@@ -145,13 +145,13 @@ def test_every_change_is_a_version(admin: httpx.Client) -> None:
 def test_builtins_are_seeded_once_and_editable_not_deletable(
     admin: httpx.Client, database_url: str
 ) -> None:
-    assert seed(database_url) == 13
+    assert seed(database_url) == 14
     assert seed(database_url) == 0
     ids = {r["id"] for r in admin.get("/api/v1/rules").json()["items"]}
     assert ids == {
         "smoke-alarm", "confirmed-fire", "camera-fire", "watchlist-hit", "invalid-id",
         "intrusion-night", "crowd", "fall", "fire-lane-blocked", "ebike-in-elevator",
-        "device-offline", "low-battery", "tamper",
+        "device-offline", "low-battery", "tamper", "gb-alarm-input",
     }  # fmt: skip
     off = admin.patch("/api/v1/rules/crowd", json={"enabled": False})
     assert off.status_code == 200 and off.json()["builtin"] is True

@@ -1,0 +1,134 @@
+"""Incidents to upper platforms: the outbox (filled in each incident's own transaction) is
+fanned out to the uplinks that take each incident, as delivery rows holding the alarm's body;
+deliveries are sent while their uplink is registered and retried until the upper answers 200.
+Each step is a transaction: a kill mid-send leaves the delivery pending, sent again later."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow
+
+from devices.gb_ids import is_gb_id
+from gb28181.cascade import store
+from gb28181.cascade.alarms import Forwarded
+from gb28181.cascade.session import UplinkSession
+from gb28181.cascade.store import OutboxRow
+from hub.db import Pool
+from incidents.models import Incident
+from incidents.store import incidents_by_id
+
+BATCH = 200
+MAX_RETRY_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """What raised the incident: its first signal's kind and attrs, and the channel."""
+
+    kind: str
+    attrs: dict[str, Any]
+    channel_id: str | None
+    lat: float | None = None
+    lon: float | None = None
+
+
+def takes(session: UplinkSession, incident: Incident, kind: str) -> bool:
+    config = session.config
+    rule = config.forward
+    return (
+        incident.area.startswith(config.area_prefix)
+        and (not rule.priority or incident.priority.value in rule.priority)
+        and (not rule.category or incident.category in rule.category)
+        and (not rule.kind or kind in rule.kind)
+    )
+
+
+async def fan_out(pool: Pool, sessions: list[UplinkSession], tz: Any) -> int:
+    """Turn the oldest outbox rows into deliveries; how many rows (0: none left)."""
+    async with pool.connection() as conn, conn.transaction():
+        rows = await store.claim_outbox(conn, BATCH)
+        if not rows:
+            return 0
+        incidents = await incidents_by_id(conn, sorted({r.incident_id for r in rows}))
+        planned: list[tuple[str, int, str, bytes]] = []
+        for row in rows:
+            incident = incidents.get(row.incident_id)
+            if incident is not None:
+                planned += await _plan(conn, row, incident, sessions, tz)
+        await store.add_deliveries(conn, planned)
+        await store.mark_outbox(conn, [r.id for r in rows], datetime.now(UTC))
+    return len(rows)
+
+
+async def _plan(
+    conn: AsyncConnection[DictRow], row: OutboxRow, incident: Incident,
+    sessions: list[UplinkSession], tz: Any,
+) -> list[tuple[str, int, str, bytes]]:  # fmt: skip
+    origin = await _origin(conn, incident)
+    if origin.channel_id is None:
+        return []
+    alarm = Forwarded(
+        incident_id=incident.id, channel_id=origin.channel_id,
+        priority=incident.priority.value, kind=origin.kind, attrs=origin.attrs,
+        title=incident.title, site=incident.site, building=incident.building,
+        created_at=incident.created_at,
+        lat=incident.lat if incident.lat is not None else origin.lat,
+        lon=incident.lon if incident.lon is not None else origin.lon,
+    )  # fmt: skip
+    return [
+        (s.config.id, incident.id, alarm.channel_id, alarm.body(incident.id % 10**9, tz, s.skew))
+        for s in sessions
+        if takes(s, incident, origin.kind)
+    ]
+
+
+async def _origin(conn: AsyncConnection[DictRow], incident: Incident) -> Origin:
+    first = incident.evidence[0] if incident.evidence else {}
+    first = first if isinstance(first, dict) else {}
+    kind, source = str(first.get("kind") or ""), str(first.get("source_id") or "")
+    attrs: dict[str, Any] = {}
+    if isinstance(first.get("signal_id"), int):
+        cur = await conn.execute(
+            "SELECT kind, source_id, attrs FROM signals WHERE id = %s", (first["signal_id"],)
+        )
+        found = await cur.fetchone()
+        if found is not None:
+            kind, source, attrs = found["kind"], found["source_id"], dict(found["attrs"] or {})
+    cur = await conn.execute("SELECT gb_channel_id, lat, lon FROM devices WHERE id = %s", (source,))
+    device = await cur.fetchone() or {"gb_channel_id": None, "lat": None, "lon": None}
+    channel = attrs.get("channel_id")
+    if not (isinstance(channel, str) and is_gb_id(channel)):
+        channel = source if is_gb_id(source) else device["gb_channel_id"]
+    return Origin(kind, attrs, channel, device["lat"], device["lon"])
+
+
+async def send_due(pool: Pool, sessions: dict[str, UplinkSession]) -> int:
+    """Send the due deliveries of the registered uplinks, all at once, and record the answers
+    in one transaction; how many were sent."""
+    live = [uplink_id for uplink_id, s in sessions.items() if s.registered]
+    if not live:
+        return 0
+    async with pool.connection() as conn:
+        due = await store.due_deliveries(conn, live, datetime.now(UTC), limit=BATCH)
+    if not due:
+        return 0
+    answers = await asyncio.gather(*(sessions[d.uplink_id].message(d.body) for d in due))
+    now = datetime.now(UTC)
+    async with pool.connection() as conn, conn.transaction():
+        for delivery, answer in zip(due, answers, strict=True):
+            session = sessions[delivery.uplink_id]
+            status = answer.status if answer is not None else None
+            error = None if status == 200 else (
+                f"answered {status} {answer.reason}" if answer is not None else session.last_error
+            )  # fmt: skip
+            retry = timedelta(seconds=min(2.0 ** min(delivery.attempts + 1, 10), MAX_RETRY_S))
+            await store.delivery_attempted(conn, delivery, status=status, error=error, now=now,
+                                           retry_in=retry)  # fmt: skip
+            if answer is not None and answer.status in (403, 404):
+                session.lost.set()  # the upper does not know us any more
+    return len(due)
