@@ -83,7 +83,7 @@ async def apply_action(
                                      report_by=report_by, scope=scope, now=now)  # fmt: skip
         if action.action is Action.SUMMON:
             summoned["whistle"] = whistle.value
-        if action.lead is not None:
+        if action.action is Action.SUMMON and action.lead is not None:
             changes["unit_id"] = action.lead
     elif action.action is Action.ACKNOWLEDGE and action.unit_id is not None:
         await summons.acknowledge(conn, incident_id, action.unit_id, now)

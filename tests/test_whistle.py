@@ -473,3 +473,35 @@ def test_a_timer_killed_mid_sweep_raises_each_overdue_once(
         ).fetchone()["n"]
     assert len(rows) == count and {r["n"] for r in rows} == {1}
     assert audits == marked == count
+
+
+def test_a_summons_fields_on_other_actions_are_refused(
+    districts: httpx.Client, api_url: str, database_url: str
+) -> None:
+    """`lead`, `unit_ids` and `whistle` belong to summon: on report_in (or any other action)
+    they would make a summoned unit the incident's own (then free to start and resolve it)
+    or raise its priority past every check a summon makes; a 422, and nothing changed."""
+    admin = districts
+    _department(admin, "D-ZJ", "区住建局")
+    _department(admin, "D-CG", "区城管局")
+    staff = grid_worker(api_url, "D-ZJ", DISTRICT)
+    incident = open_incident(database_url, COMMUNITY, title="井盖缺失")
+    _act(admin, incident.id, "accept")
+    before = _act(admin, incident.id, "summon", unit_ids=["D-ZJ", "D-CG"], lead="D-CG")
+    assert before["unit_id"] == "D-CG"
+    url = f"/api/v1/incidents/{incident.id}/actions"
+    hijacks = [
+        (staff, {"action": "report_in", "unit_ids": ["D-ZJ"], "lead": "D-ZJ"}),
+        (staff, {"action": "rate_whistle", "rating": 5, "whistle": "emergency"}),
+        (admin, {"action": "report_in", "unit_id": "D-ZJ", "whistle": "emergency"}),
+        (admin, {"action": "comment", "note": "x", "unit_ids": ["D-ZJ"], "lead": "D-ZJ"}),
+        (admin, {"action": "close", "reason": "resolved", "flags": ["late"]}),
+    ]
+    for client, body in hijacks:
+        response = client.post(url, json=body)
+        assert response.status_code == 422, (body, response.text)
+    after = admin.get(f"/api/v1/incidents/{incident.id}").json()
+    assert (after["unit_id"], after["priority"], after["status"]) == (
+        before["unit_id"], before["priority"], before["status"])  # fmt: skip
+    assert {s["unit_id"]: s["lead"] for s in after["summons"]} == {"D-ZJ": False, "D-CG": True}
+    assert staff.post(url, json={"action": "start"}).status_code == 403
