@@ -505,3 +505,28 @@ def test_a_summons_fields_on_other_actions_are_refused(
         before["unit_id"], before["priority"], before["status"])  # fmt: skip
     assert {s["unit_id"]: s["lead"] for s in after["summons"]} == {"D-ZJ": False, "D-CG": True}
     assert staff.post(url, json={"action": "start"}).status_code == 403
+
+
+def test_the_summoning_level_rates_and_flags_not_the_one_below(
+    districts: httpx.Client, database_url: str, client_for: Any
+) -> None:
+    """The street blew the whistle: the community under it (which reaches the incident) may
+    neither rate nor flag the departments the street summoned (403); the street may."""
+    _department(districts, "D-ZJ", "区住建局")
+    street = client_for("dispatcher", STREET)
+    community = client_for("dispatcher", COMMUNITY)
+    incident = open_incident(database_url, COMMUNITY, title="路灯不亮",
+                             priority=Priority.ROUTINE)  # fmt: skip
+    _act(community, incident.id, "accept")
+    _act(street, incident.id, "summon", unit_ids=["D-ZJ"])
+    _act(street, incident.id, "close", reason="resolved")
+    url = f"/api/v1/incidents/{incident.id}/actions"
+    rate = {"action": "rate_unit", "unit_id": "D-ZJ", "rating": 4}
+    flag = {"action": "flag_unit", "unit_id": "D-ZJ", "flags": ["shirking"]}
+    for body in (rate, flag):
+        refused = community.post(url, json=body)
+        assert refused.status_code == 403, (body, refused.text)
+    [record] = street.get(f"/api/v1/incidents/{incident.id}").json()["summons"]
+    assert (record["rating"], record["flags"]) == (None, ["not_reported"])
+    for body in (rate, flag):
+        assert street.post(url, json=body).status_code == 200, body
