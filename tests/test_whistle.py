@@ -530,3 +530,28 @@ def test_the_summoning_level_rates_and_flags_not_the_one_below(
     assert (record["rating"], record["flags"]) == (None, ["not_reported"])
     for body in (rate, flag):
         assert street.post(url, json=body).status_code == 200, body
+
+
+def test_a_grid_workers_report_with_departments_summoned_is_theirs_to_work(
+    districts: httpx.Client, api_url: str, client_for: Any
+) -> None:
+    """A grid worker works its own report while no unit has it (design §6); once the street
+    summons departments to it (no lead), it is theirs: the reporter may no longer take it on,
+    start or resolve it (403), and may still comment."""
+    _department(districts, "D-ZJ", "区住建局")
+    worker = grid_worker(api_url, None, COMMUNITY)
+    filed = worker.post("/api/v1/incidents", json={
+        "category": "building_safety", "priority": "routine", "title": "外墙空鼓",
+        "area": COMMUNITY, "building": "3栋"})  # fmt: skip
+    assert filed.status_code == 201, filed.text
+    incident_id = filed.json()["id"]
+    street = client_for("dispatcher", STREET)
+    _act(street, incident_id, "accept")
+    _act(street, incident_id, "summon", unit_ids=["D-ZJ"])
+    url = f"/api/v1/incidents/{incident_id}/actions"
+    for action in ("acknowledge", "start", "resolve"):
+        refused = worker.post(url, json={"action": action})
+        assert refused.status_code == 403, (action, refused.text)
+    after = street.get(f"/api/v1/incidents/{incident_id}").json()
+    assert (after["status"], after["unit_id"]) == ("dispatched", None)
+    assert _act(worker, incident_id, "comment", note="住建已联系")["status"] == "dispatched"

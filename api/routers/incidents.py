@@ -91,11 +91,13 @@ def _summoned(unit_id: str | None, incident: Incident) -> bool:
 
 
 def _own_report(who: Principal, incident: Incident) -> bool:
-    """A grid worker's own report that no unit has yet: it works what it reported (design §6)."""
+    """A grid worker's own report that no unit has yet, nor was summoned to: it works what it
+    reported (design §6)."""
     return (
         who.role is Role.GRID_WORKER
         and incident.reported_by == who.name
         and incident.unit_id is None
+        and not incident.summons
     )
 
 
