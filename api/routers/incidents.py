@@ -1,7 +1,8 @@
 """/api/v1/incidents: the command centre's loop, report → accept → dispatch → ... → close.
 
 Field staff (`grid_worker`) report in their area and see and work only what they reported or
-what was dispatched to their unit; a dispatched unit's link reaches its one incident."""
+what was dispatched or summoned to their unit; a dispatched or summoned unit's link reaches its
+one incident."""
 
 from __future__ import annotations
 
