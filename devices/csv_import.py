@@ -61,6 +61,20 @@ async def import_devices(
     valid, errors = await checked_rows(conn, rows, DeviceIn, scope=scope)
     write = not dry_run and not (all_or_nothing and errors)
     credentials = await create_devices_bulk(conn, [d for _, d in valid]) if write else []
+    return import_report(rows, valid, errors, credentials, dry_run=dry_run,
+                         all_or_nothing=all_or_nothing)  # fmt: skip
+
+
+def import_report(
+    rows: list[tuple[int, dict[str, str]]],
+    valid: list[tuple[int, Row]],
+    errors: list[RowError],
+    credentials: list[Credentials],
+    *,
+    dry_run: bool,
+    all_or_nothing: bool,
+) -> ImportReport:
+    """What an import of `rows` did: the valid, the errors and what was created."""
     return ImportReport(
         dry_run=dry_run,
         all_or_nothing=all_or_nothing,
