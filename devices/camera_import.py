@@ -7,7 +7,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 
 from devices.cameras import create_camera
-from devices.csv_import import ImportReport, checked_rows, read_table
+from devices.csv_import import ImportReport, checked_rows, import_report, read_table
 from devices.models import CameraIn, Credentials
 
 REQUIRED = ("id", "area", "stream_url")
@@ -32,12 +32,5 @@ async def import_cameras(
     if not dry_run and not (all_or_nothing and errors):
         for _, camera in valid:
             credentials.append((await create_camera(conn, camera)).credentials)
-    return ImportReport(
-        dry_run=dry_run,
-        all_or_nothing=all_or_nothing,
-        rows=len(rows),
-        valid=len(valid),
-        created=len(credentials),
-        errors=errors,
-        credentials=credentials,
-    )
+    return import_report(rows, valid, errors, credentials, dry_run=dry_run,
+                         all_or_nothing=all_or_nothing)  # fmt: skip

@@ -64,6 +64,20 @@ async def import_devices(
     credentials = (
         await create_devices_bulk(conn, [d for _, d in valid], seal_key=seal_key) if write else []
     )
+    return import_report(rows, valid, errors, credentials, dry_run=dry_run,
+                         all_or_nothing=all_or_nothing)  # fmt: skip
+
+
+def import_report(
+    rows: list[tuple[int, dict[str, str]]],
+    valid: list[tuple[int, Row]],
+    errors: list[RowError],
+    credentials: list[Credentials],
+    *,
+    dry_run: bool,
+    all_or_nothing: bool,
+) -> ImportReport:
+    """What an import of `rows` did: the valid, the errors and what was created."""
     return ImportReport(
         dry_run=dry_run,
         all_or_nothing=all_or_nothing,

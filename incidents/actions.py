@@ -83,7 +83,7 @@ async def apply_action(
                                      report_by=report_by, scope=scope, now=now)  # fmt: skip
         if action.action is Action.SUMMON:
             summoned["whistle"] = whistle.value
-        if action.lead is not None:
+        if action.action is Action.SUMMON and action.lead is not None:
             changes["unit_id"] = action.lead
     elif action.action is Action.ACKNOWLEDGE and action.unit_id is not None:
         await summons.acknowledge(conn, incident_id, action.unit_id, now)
@@ -108,14 +108,15 @@ async def take_on(
     now: datetime,
 ) -> None:
     """A grid worker (`actor`, of unit `unit_id`) works what was dispatched to its unit, and
-    what it reported while no other unit has it (design §6): before `wanted`, the steps its
-    own undispatched report still lacks (accept, dispatch to the worker's unit, start) are
-    taken in its name, each an audit row and an event, so that `wanted` then applies. Judged
-    on the locked row, so that a dispatch a moment earlier is not overtaken; 403 otherwise."""
+    what it reported while no other unit has it or was summoned to it (design §6): before
+    `wanted`, the steps its own undispatched report still lacks (accept, dispatch to the
+    worker's unit, start) are taken in its name, each an audit row and an event, so that
+    `wanted` then applies. Judged on the locked row, so that a dispatch or a summon a moment
+    earlier is not overtaken; 403 otherwise."""
     current = await get_incident(conn, incident_id, scope=scope, for_update=True)
     if unit_id is not None and current.unit_id == unit_id:
         return
-    if current.reported_by != actor or current.unit_id is not None:
+    if current.reported_by != actor or current.unit_id is not None or current.summons:
         raise Forbidden("only the unit it was dispatched to works this incident")
     while next_status(current.status, wanted) is None and current.status in _TAKING_ON:
         step = _TAKING_ON[current.status]

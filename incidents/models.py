@@ -121,6 +121,14 @@ class ActionIn(BaseModel):
             raise ValueError(f"{self.action.value} needs rating (1-5)")
         if self.action is Action.SUMMON and not self.unit_ids:
             raise ValueError("summon needs unit_ids")
+        # A summon's fields on any other action would slip past the summon's checks (a lead
+        # made the incident's unit, a whistle raising its priority): refused, not ignored.
+        if self.action is not Action.SUMMON:
+            extra = [n for n in ("unit_ids", "lead", "whistle") if getattr(self, n) is not None]
+            if extra:
+                raise ValueError(f"{', '.join(extra)}: for summon only")
+        if self.action is not Action.FLAG_UNIT and self.flags is not None:
+            raise ValueError("flags: for flag_unit only")
         if self.lead is not None and self.lead not in (self.unit_ids or []):
             raise ValueError("lead must be one of unit_ids")
         if self.action in (Action.RATE_UNIT, Action.FLAG_UNIT) and self.unit_id is None:

@@ -13,7 +13,7 @@ from psycopg.rows import DictRow
 
 from devices.models import Unit
 from devices.units import get_unit
-from hub.errors import Conflict, Invalid, NotFound
+from hub.errors import Conflict, Forbidden, Invalid, NotFound
 from incidents.models import YELLOW_AT, ActionIn, Incident, Light, Summon
 from incidents.states import Action
 
@@ -178,11 +178,21 @@ async def acknowledge(
     )
 
 
+def _judged_by(row: dict[str, Any], scope: str) -> None:
+    """Ratings and flags are the summoning level's (or a level over it): a community under
+    the street that blew the whistle does not rate the departments the street summoned."""
+    if not row["summoned_level"].startswith(scope):
+        raise Forbidden(
+            f"unit {row['unit_id']} was summoned by {row['summoned_level']}: that level rates it"
+        )
+
+
 async def rate_unit(
-    conn: AsyncConnection[DictRow], incident_id: int, action: ActionIn
+    conn: AsyncConnection[DictRow], incident_id: int, action: ActionIn, *, scope: str
 ) -> dict[str, Any]:
     assert action.unit_id is not None
     row = await _record(conn, incident_id, action.unit_id)
+    _judged_by(row, scope)
     if row["rating"] is not None:
         raise Conflict(f"unit {action.unit_id} was rated already", field="rating")
     await _set(conn, incident_id, action.unit_id, rating=action.rating,
@@ -191,7 +201,7 @@ async def rate_unit(
 
 
 async def flag_unit(
-    conn: AsyncConnection[DictRow], incident: Incident, action: ActionIn
+    conn: AsyncConnection[DictRow], incident: Incident, action: ActionIn, *, scope: str
 ) -> dict[str, Any]:
     """日常哨's negative list: flags add up, each once."""
     assert action.unit_id is not None and action.flags is not None
@@ -199,6 +209,7 @@ async def flag_unit(
         raise Invalid("the negative list is for 日常哨 (routine); rate 攻坚哨 and 应急哨",
                       field="flags")  # fmt: skip
     row = await _record(conn, incident.id, action.unit_id)
+    _judged_by(row, scope)
     flags = sorted(set(row["flags"]) | set(action.flags))
     await _set(conn, incident.id, action.unit_id, flags=flags)
     return {"unit_id": action.unit_id, "flags": sorted(set(action.flags))}
@@ -257,9 +268,9 @@ async def summon_step(
                 raise Invalid("report_in needs unit_id", field="unit_id")
             return await report_in(conn, current.id, action.unit_id, now)
         case Action.RATE_UNIT:
-            return await rate_unit(conn, current.id, action)
+            return await rate_unit(conn, current.id, action, scope=scope)
         case Action.FLAG_UNIT:
-            return await flag_unit(conn, current, action)
+            return await flag_unit(conn, current, action, scope=scope)
         case Action.RATE_WHISTLE:
             if action.unit_id is None:
                 raise Invalid("rate_whistle needs unit_id", field="unit_id")

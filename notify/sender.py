@@ -36,7 +36,7 @@ from notify.delivery import ANSWER_CHARS, Answer, next_attempt
 from notify.links import link_for, token_of
 from notify.models import ChannelIn, Mentions
 from notify.template_store import template_for
-from notify.templates import TZ, Links, incident_fields, render
+from notify.templates import Links, incident_fields, local_time, render
 from notify.transports import Item, Outgoing, Transport
 
 log = get_logger(__name__)
@@ -310,9 +310,7 @@ async def _summon_fields(conn: AsyncConnection[DictRow], event: IncidentEvent) -
                                     for u in event.data.get("unit_ids", [])])  # fmt: skip
     due = event.data.get("report_by")
     if due:
-        fields["report_by"] = (
-            datetime.fromisoformat(str(due)).astimezone(TZ).strftime("%Y-%m-%d %H:%M")
-        )
+        fields["report_by"] = local_time(datetime.fromisoformat(str(due)))
     return fields
 
 

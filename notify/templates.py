@@ -7,11 +7,11 @@ import string
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field, model_validator
 
 from hub.text import PlainText
+from hub.times import hub_zone
 from incidents.models import Incident
 
 MessageKind = Literal[
@@ -19,7 +19,6 @@ MessageKind = Literal[
     "incident.dispatched", "incident.summoned", "incident.summon_overdue", "incident.rating_due",
     "group", "test",
 ]  # fmt: skip
-TZ = ZoneInfo("Asia/Shanghai")
 
 PLACEHOLDERS = {
     "incident_id", "title", "whistle", "priority", "priority_label", "status", "status_label",
@@ -173,8 +172,9 @@ class Links:
         return f"{self.public_url}/u/{token}"
 
 
-def _time(at: datetime) -> str:
-    return at.astimezone(TZ).strftime("%Y-%m-%d %H:%M")
+def local_time(at: datetime) -> str:
+    """Wall-clock time where the hub is (SB_TIMEZONE), as people read it in a message."""
+    return at.astimezone(hub_zone()).strftime("%Y-%m-%d %H:%M")
 
 
 def incident_fields(
@@ -201,8 +201,8 @@ def incident_fields(
         priority_label=labels["priority"][incident.priority.value],
         status=incident.status.value, status_label=labels["status"][incident.status.value],
         category=incident.category, place=place, area=incident.area, site=incident.site or "",
-        building=incident.building or "", created_at=_time(incident.created_at),
-        accept_by=_time(incident.accept_by), resolve_by=_time(incident.resolve_by),
+        building=incident.building or "", created_at=local_time(incident.created_at),
+        accept_by=local_time(incident.accept_by), resolve_by=local_time(incident.resolve_by),
         signal_count=incident.signal_count, action_label=labels["action"].get(action, action),
         escalated_to=incident.escalated_to or "", link=links.incident(incident.id),
         evidence_line=evidence_line, map_line=map_line,

@@ -17,6 +17,7 @@ from hub.contracts import Schedule
 from hub.durations import parse_duration, say
 from hub.settings import SettingsError, load_settings
 from hub.times import Moment, hub_zone, use_zone
+from notify.templates import local_time
 from tests.test_registry_api import COMMUNITY, register_area
 from tests.test_rules import DESIGN_EXAMPLE
 
@@ -228,6 +229,19 @@ def test_a_naive_datetime_is_wall_clock_time_in_the_hubs_zone() -> None:
         assert Schedule(hours="22:00-06:00").tz == "Europe/Berlin"
         with pytest.raises(ValueError, match="IANA"):
             use_zone("Nowhere/Land")
+    finally:
+        use_zone(str(before))
+
+
+def test_messages_say_times_in_the_hubs_zone() -> None:
+    """A notification's deadlines (accept by, 报到 by) are wall-clock time where the hub is,
+    the same zone a datetime without an offset is read in, not Shanghai whatever SB_TIMEZONE."""
+    before = hub_zone()
+    at = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    try:
+        assert local_time(at) == "2026-12-01 20:00"
+        use_zone("Europe/Berlin")
+        assert local_time(at) == "2026-12-01 13:00"
     finally:
         use_zone(str(before))
 

@@ -476,3 +476,20 @@ def test_health_metrics_and_docs(api_url: str, admin: httpx.Client) -> None:
     assert httpx.get(f"{api_url}/docs").status_code == 200
     paths = httpx.get(f"{api_url}/openapi.json").json()["paths"]
     assert "/api/v1/devices/import" in paths and "/api/v1/cameras/{camera_id}/zones" in paths
+
+
+def test_readyz_answers_503_never_500_when_a_later_query_fails(
+    api_url: str, database_url: str
+) -> None:
+    """/readyz reads the vision state after proving the database answers: a query failing
+    there (the database lost between the two, here a table gone) is a 503 saying why."""
+    assert httpx.get(f"{api_url}/readyz").status_code == 200
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE vision_workers RENAME TO vision_workers_away")
+        try:
+            ready = httpx.get(f"{api_url}/readyz")
+        finally:
+            conn.execute("ALTER TABLE vision_workers_away RENAME TO vision_workers")
+    assert ready.status_code == 503, ready.text
+    assert ready.json()["database"] != "ok" and "vision" not in ready.json()
+    assert httpx.get(f"{api_url}/readyz").status_code == 200

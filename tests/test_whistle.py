@@ -473,3 +473,85 @@ def test_a_timer_killed_mid_sweep_raises_each_overdue_once(
         ).fetchone()["n"]
     assert len(rows) == count and {r["n"] for r in rows} == {1}
     assert audits == marked == count
+
+
+def test_a_summons_fields_on_other_actions_are_refused(
+    districts: httpx.Client, api_url: str, database_url: str
+) -> None:
+    """`lead`, `unit_ids` and `whistle` belong to summon: on report_in (or any other action)
+    they would make a summoned unit the incident's own (then free to start and resolve it)
+    or raise its priority past every check a summon makes; a 422, and nothing changed."""
+    admin = districts
+    _department(admin, "D-ZJ", "区住建局")
+    _department(admin, "D-CG", "区城管局")
+    staff = grid_worker(api_url, "D-ZJ", DISTRICT)
+    incident = open_incident(database_url, COMMUNITY, title="井盖缺失")
+    _act(admin, incident.id, "accept")
+    before = _act(admin, incident.id, "summon", unit_ids=["D-ZJ", "D-CG"], lead="D-CG")
+    assert before["unit_id"] == "D-CG"
+    url = f"/api/v1/incidents/{incident.id}/actions"
+    hijacks = [
+        (staff, {"action": "report_in", "unit_ids": ["D-ZJ"], "lead": "D-ZJ"}),
+        (staff, {"action": "rate_whistle", "rating": 5, "whistle": "emergency"}),
+        (admin, {"action": "report_in", "unit_id": "D-ZJ", "whistle": "emergency"}),
+        (admin, {"action": "comment", "note": "x", "unit_ids": ["D-ZJ"], "lead": "D-ZJ"}),
+        (admin, {"action": "close", "reason": "resolved", "flags": ["late"]}),
+    ]
+    for client, body in hijacks:
+        response = client.post(url, json=body)
+        assert response.status_code == 422, (body, response.text)
+    after = admin.get(f"/api/v1/incidents/{incident.id}").json()
+    assert (after["unit_id"], after["priority"], after["status"]) == (
+        before["unit_id"], before["priority"], before["status"])  # fmt: skip
+    assert {s["unit_id"]: s["lead"] for s in after["summons"]} == {"D-ZJ": False, "D-CG": True}
+    assert staff.post(url, json={"action": "start"}).status_code == 403
+
+
+def test_the_summoning_level_rates_and_flags_not_the_one_below(
+    districts: httpx.Client, database_url: str, client_for: Any
+) -> None:
+    """The street blew the whistle: the community under it (which reaches the incident) may
+    neither rate nor flag the departments the street summoned (403); the street may."""
+    _department(districts, "D-ZJ", "区住建局")
+    street = client_for("dispatcher", STREET)
+    community = client_for("dispatcher", COMMUNITY)
+    incident = open_incident(database_url, COMMUNITY, title="路灯不亮",
+                             priority=Priority.ROUTINE)  # fmt: skip
+    _act(community, incident.id, "accept")
+    _act(street, incident.id, "summon", unit_ids=["D-ZJ"])
+    _act(street, incident.id, "close", reason="resolved")
+    url = f"/api/v1/incidents/{incident.id}/actions"
+    rate = {"action": "rate_unit", "unit_id": "D-ZJ", "rating": 4}
+    flag = {"action": "flag_unit", "unit_id": "D-ZJ", "flags": ["shirking"]}
+    for body in (rate, flag):
+        refused = community.post(url, json=body)
+        assert refused.status_code == 403, (body, refused.text)
+    [record] = street.get(f"/api/v1/incidents/{incident.id}").json()["summons"]
+    assert (record["rating"], record["flags"]) == (None, ["not_reported"])
+    for body in (rate, flag):
+        assert street.post(url, json=body).status_code == 200, body
+
+
+def test_a_grid_workers_report_with_departments_summoned_is_theirs_to_work(
+    districts: httpx.Client, api_url: str, client_for: Any
+) -> None:
+    """A grid worker works its own report while no unit has it (design §6); once the street
+    summons departments to it (no lead), it is theirs: the reporter may no longer take it on,
+    start or resolve it (403), and may still comment."""
+    _department(districts, "D-ZJ", "区住建局")
+    worker = grid_worker(api_url, None, COMMUNITY)
+    filed = worker.post("/api/v1/incidents", json={
+        "category": "building_safety", "priority": "routine", "title": "外墙空鼓",
+        "area": COMMUNITY, "building": "3栋"})  # fmt: skip
+    assert filed.status_code == 201, filed.text
+    incident_id = filed.json()["id"]
+    street = client_for("dispatcher", STREET)
+    _act(street, incident_id, "accept")
+    _act(street, incident_id, "summon", unit_ids=["D-ZJ"])
+    url = f"/api/v1/incidents/{incident_id}/actions"
+    for action in ("acknowledge", "start", "resolve"):
+        refused = worker.post(url, json={"action": action})
+        assert refused.status_code == 403, (action, refused.text)
+    after = street.get(f"/api/v1/incidents/{incident_id}").json()
+    assert (after["status"], after["unit_id"]) == ("dispatched", None)
+    assert _act(worker, incident_id, "comment", note="住建已联系")["status"] == "dispatched"

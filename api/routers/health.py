@@ -26,17 +26,17 @@ async def readyz(request: Request, pool: DbPool) -> JSONResponse:
     `vision` says whether the hub's vision workers analyse, and why not (it does not make
     the API unready: the API serves without them)."""
 
+    lease = timedelta(seconds=request.app.state.settings.vision_lease_s)
+    vision: list[VisionState] = []
+
+    # The vision state is read on the connection that proves the database answers: a database
+    # lost between two queries makes /readyz a 503 that says so, never a 500.
     async def check_database() -> None:
         async with pool.connection(timeout=2) as conn:
             await conn.execute("SELECT 1")
+            vision.append(await vision_state(conn, lease))
 
     status, body = await readiness("api", request.app.state.supervisors, check_database)
-    if body["database"] == "ok":
-        body["vision"] = (await hub_vision(request, pool)).model_dump()
+    if body["database"] == "ok" and vision:
+        body["vision"] = vision[0].model_dump()
     return JSONResponse(body, status_code=status)
-
-
-async def hub_vision(request: Request, pool: DbPool) -> VisionState:
-    lease = timedelta(seconds=request.app.state.settings.vision_lease_s)
-    async with pool.connection(timeout=2) as conn:
-        return await vision_state(conn, lease)

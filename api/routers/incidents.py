@@ -1,7 +1,8 @@
 """/api/v1/incidents: the command centre's loop, report → accept → dispatch → ... → close.
 
 Field staff (`grid_worker`) report in their area and see and work only what they reported or
-what was dispatched to their unit; a dispatched unit's link reaches its one incident."""
+what was dispatched or summoned to their unit; a dispatched or summoned unit's link reaches its
+one incident."""
 
 from __future__ import annotations
 
@@ -91,11 +92,13 @@ def _summoned(unit_id: str | None, incident: Incident) -> bool:
 
 
 def _own_report(who: Principal, incident: Incident) -> bool:
-    """A grid worker's own report that no unit has yet: it works what it reported (design §6)."""
+    """A grid worker's own report that no unit has yet, nor was summoned to: it works what it
+    reported (design §6)."""
     return (
         who.role is Role.GRID_WORKER
         and incident.reported_by == who.name
         and incident.unit_id is None
+        and not incident.summons
     )
 
 
