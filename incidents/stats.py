@@ -26,6 +26,9 @@ from hub.contracts import Priority
 from incidents.summon_stats import Filters, UnitStats, area_whistles, unit_stats
 
 GroupBy = Literal["none", "area", "category", "priority", "source", "unit"]
+# group_by=area rolls incidents up to the level asked for, by the digits of its area code.
+AreaLevel = Literal["community", "street", "district", "city"]
+LEVEL_DIGITS: dict[AreaLevel, int] = {"community": 12, "street": 9, "district": 6, "city": 4}
 
 
 class GroupStats(BaseModel):
@@ -67,17 +70,20 @@ async def incident_stats(
     area: str | None = None,
     category: str | None = None,
     priority: Priority | None = None,
+    level: AreaLevel = "community",
 ) -> Stats:
     """Incidents created in [start, end), within the caller's area, as of `now`; with
-    `group_by=unit`, the units summoned in the range (incidents.summon_stats)."""
+    `group_by=unit`, the units summoned in the range (incidents.summon_stats); with
+    `group_by=area`, per area of `level` (a street's communities rolled up into it)."""
     filters: Filters = {"scope": scope, "start": start, "end": end, "area": area,
                         "category": category, "priority": priority}  # fmt: skip
     if group_by == "unit":
         units = await unit_stats(conn, **filters)
         return Stats(start=start, end=end, group_by=group_by, groups=units)
-    groups = await _incident_groups(conn, now=now, group_by=group_by, **filters)
+    digits = LEVEL_DIGITS[level]
+    groups = await _incident_groups(conn, now=now, group_by=group_by, digits=digits, **filters)
     if group_by == "area":
-        blown = await area_whistles(conn, **filters)
+        blown = await area_whistles(conn, digits=digits, **filters)
         for group in groups:
             extra = blown.get(group.key)
             group.whistles = extra.whistles if extra else {}
@@ -89,10 +95,10 @@ async def incident_stats(
 async def _incident_groups(
     conn: AsyncConnection[DictRow], *, scope: str, start: datetime, end: datetime,
     now: datetime, group_by: GroupBy, area: str | None, category: str | None,
-    priority: Priority | None,
+    priority: Priority | None, digits: int = 12,
 ) -> list[GroupStats]:  # fmt: skip
-    columns = {"none": "'all'", "area": "area", "category": "category", "priority": "priority",
-               "source": "source"}  # fmt: skip
+    columns = {"none": "'all'", "area": f"left(area, {int(digits)})", "category": "category",
+               "priority": "priority", "source": "source"}  # fmt: skip
     key = columns[group_by]
     cur = await conn.execute(
         f"""

@@ -100,12 +100,14 @@ async def unit_stats(
 async def area_whistles(
     conn: AsyncConnection[DictRow], *, scope: str, start: datetime, end: datetime,
     area: str | None = None, category: str | None = None, priority: Priority | None = None,
+    digits: int = 12,
 ) -> dict[str, AreaWhistles]:  # fmt: skip
-    """Per incident area, over its incidents created in range that had a whistle."""
+    """Per area (the first `digits` of the incident's: 9 for its street), over the incidents
+    created in range that had a whistle."""
     cur = await conn.execute(
         f"""
         WITH blown AS (
-                SELECT i.id, i.area, i.priority, i.rating
+            SELECT i.id, left(i.area, {int(digits)}) AS area, i.priority, i.rating
             FROM incidents i
             WHERE {_FILTER} AND i.created_at >= %(start)s AND i.created_at < %(end)s
               AND EXISTS (SELECT 1 FROM incident_summons s WHERE s.incident_id = i.id)

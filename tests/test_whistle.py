@@ -273,6 +273,12 @@ def _check_assessment(street: httpx.Client, admin: httpx.Client) -> None:
     [area] = street.get("/api/v1/stats?group_by=area").json()["groups"]
     assert (area["key"], area["whistles"], area["mean_whistle_rating"], area["satisfaction"]) == (
         COMMUNITY, {"major": 1, "routine": 1}, 3.0, 5.0)  # fmt: skip
+    # per street: the community's figures rolled up into its street, the street as the key
+    [per_street] = street.get("/api/v1/stats?group_by=area&level=street").json()["groups"]
+    assert (per_street["key"], per_street["whistles"], per_street["mean_whistle_rating"],
+            per_street["satisfaction"], per_street["total"]) == (
+        COMMUNITY[:9], {"major": 1, "routine": 1}, 3.0, 5.0, area["total"])  # fmt: skip
+    assert street.get("/api/v1/stats?group_by=area&level=village").status_code == 422
 
     sheet = street.get("/api/v1/stats.csv?group_by=unit")
     assert sheet.status_code == 200 and sheet.headers["content-type"].startswith("text/csv")

@@ -14,7 +14,7 @@ from hub.contracts import Priority
 from hub.errors import Invalid
 from hub.times import Moment
 from incidents.sheet import stats_sheet
-from incidents.stats import GroupBy, Stats, incident_stats
+from incidents.stats import AreaLevel, GroupBy, Stats, incident_stats
 
 router = APIRouter(tags=["stats"])
 DEFAULT_SPAN = timedelta(days=30)
@@ -33,6 +33,13 @@ class StatsParams:
         area: AreaFilter = None,
         category: Category = None,
         priority: Priority | None = None,
+        level: Annotated[
+            AreaLevel,
+            Query(
+                description="group_by=area: the level areas are rolled up to (a street's"
+                " communities into the street)"
+            ),
+        ] = "community",
     ) -> None:
         self.now = datetime.now(UTC)
         self.end = end or self.now
@@ -43,12 +50,13 @@ class StatsParams:
         self.area = area
         self.category = category
         self.priority = priority
+        self.level: AreaLevel = level
 
     async def run(self, conn: AsyncConnection[DictRow], scope: str) -> Stats:
         return await incident_stats(
             conn, scope=scope, start=self.start, end=self.end, now=self.now,
             group_by=self.group_by, area=self.area, category=self.category,
-            priority=self.priority,
+            priority=self.priority, level=self.level,
         )  # fmt: skip
 
 
