@@ -205,9 +205,15 @@ def test_a_smoke_sensor_has_a_stable_alarm_input_id(
 
 
 def _smoke(database_url: str, sensor: dict[str, Any]) -> None:
-    signal = Signal(ts=datetime.now(UTC), kind="smoke_alarm", source_id=sensor["id"],
-                    source_type="smoke_sensor", area=sensor["area"], site=sensor["site"],
-                    building=sensor["building"])  # fmt: skip
+    _signal(database_url, sensor, "smoke_alarm")
+
+
+def _signal(
+    database_url: str, device: dict[str, Any], kind: str, attrs: dict[str, Any] | None = None
+) -> None:
+    signal = Signal(ts=datetime.now(UTC), kind=kind, source_id=device["id"],
+                    source_type=device["type"], area=device["area"], site=device.get("site"),
+                    building=device.get("building"), attrs=attrs or {})  # fmt: skip
 
     async def append() -> None:
         conn = await psycopg.AsyncConnection.connect(database_url)
@@ -293,6 +299,58 @@ def test_the_hub_registers_answers_the_catalog_and_forwards_alarms(
         # Removed: the hub unregisters (REGISTER with Expires: 0).
         assert admin.delete("/api/v1/gb/uplinks/district").status_code == 204
         _until(lambda: peer.count("Expires: 0") >= 2, "unregistered (401, then the digest)")
+
+
+def test_chosen_signal_kinds_of_the_uplinks_area_go_up_on_their_own(
+    admin: httpx.Client, clean_uplinks: None, settings: Settings, database_url: str,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """`forward.signal_kind`: a tamper and an intrusion go up as alarms without any incident
+    (no rules run); a battery_low (not chosen) and a tamper of another district do not."""
+    _areas(admin)
+    admin.post("/api/v1/areas", json={"code": "440305", "name": "南山区"}).raise_for_status()
+    sensors = _sensors(admin)
+    camera = admin.post("/api/v1/cameras", json={"id": "CAM-1", "area": COMMUNITY,
+                                                 "stream_url": "rtsp://10.0.0.9/main"}).json()  # fmt: skip
+    away = admin.post("/api/v1/devices", json={"id": "SD-AWAY", "type": "smoke_sensor",
+                                               "area": "440305"}).json()  # fmt: skip
+    forward = {"priority": ["emergency"], "signal_kind": ["tamper", "intrusion"]}
+    with upper(tmp_path) as peer, gb_running(database_url, hmac_key(settings)):
+        made = admin.post("/api/v1/gb/uplinks", json=_uplink(peer.port, forward=forward))
+        assert made.status_code == 201, made.text
+        assert made.json()["forward"]["signal_kind"] == ["tamper", "intrusion"]
+        _until(lambda: admin.get("/api/v1/gb/uplinks/district").json()["status"]["registered"],
+               "registered")  # fmt: skip
+        _signal(database_url, away, "tamper")  # another district's
+        _signal(database_url, sensors[1], "battery_low")  # a kind not chosen
+        _signal(database_url, sensors[2], "tamper", {"priority": 2})
+        _signal(database_url, camera, "intrusion")
+        alarms = _until(lambda: len(peer.received("Alarm")) >= 2 and peer.received("Alarm"),
+                        "both chosen signals forwarded")  # fmt: skip
+        tamper = next(a for a in alarms if sensors[2]["gb_channel_id"] in a)
+        assert "<AlarmPriority>2</AlarmPriority>" in tamper  # the GB priority it came with
+        assert "<AlarmMethod>2</AlarmMethod>" in tamper and "<AlarmType>2</AlarmType>" in tamper
+        assert "防破坏报警：北站花园 3栋" in tamper
+        assert "<Longitude>114.030000</Longitude>" in tamper
+        intrusion = next(a for a in alarms if camera["gb_channel_id"] in a)
+        assert "<AlarmPriority>4</AlarmPriority>" in intrusion  # none given
+        assert "<AlarmMethod>5</AlarmMethod>" in intrusion
+        assert "<Info>" in intrusion and "<AlarmType>6</AlarmType>" in intrusion
+        _until(lambda: admin.get("/api/v1/gb/uplinks/district").json()["status"]["forwarded"] == 2,
+               "both counted forwarded")  # fmt: skip
+        log = admin.get("/api/v1/gb/uplinks/district/deliveries").json()
+        assert len(log) == 2 and all(row["incident_id"] is None for row in log)
+        assert {row["state"] for row in log} == {"delivered"}
+        # The outbox is handled in order: the two written before the chosen ones were never
+        # written at all (the trigger only takes what an uplink takes).
+        with psycopg.connect(database_url) as conn:
+            kinds = conn.execute(
+                "SELECT s.kind, s.source_id FROM gb28181_cascade_outbox o"
+                " JOIN signals s ON s.id = o.signal_id ORDER BY o.id"
+            ).fetchall()
+        assert kinds == [("tamper", "SD-02"), ("intrusion", "CAM-1")]
+        assert len(peer.received("Alarm")) == 2
+        assert away["gb_channel_id"] not in peer.text()
 
 
 def test_a_wrong_password_is_a_403_on_the_uplinks_status(
