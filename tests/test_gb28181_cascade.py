@@ -419,18 +419,70 @@ class UpperPeer(Peer):
     """A plain SIP peer as an upper platform: answers in-dialog requests (To already tagged)
     as a dialog peer does."""
 
-    def answer(self, request: SipRequest) -> None:
+    def answer(
+        self, request: SipRequest, status: str = "200 OK", headers: tuple[str, ...] = ()
+    ) -> None:
         to = request.headers.get("To") or ""
         lines = [
-            "SIP/2.0 200 OK",
+            f"SIP/2.0 {status}",
             *(f"Via: {v}" for v in request.headers.get_all("Via")),
             f"From: {request.headers.get('From')}",
             f"To: {to}" if ";tag=" in to else f"To: {to};tag=upper",
             f"Call-ID: {request.call_id}",
             f"CSeq: {request.headers.get('CSeq')}",
+            *headers,
             "Content-Length: 0",
         ]
         self.send(("\r\n".join(lines) + "\r\n\r\n").encode())
+
+    def next_request(self, method: str, timeout: float = 10.0) -> SipRequest:
+        """The hub's next `method`; keepalives on the way are answered 200."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            got = self.recv(left)
+            if isinstance(got, SipRequest) and got.method == method:
+                return got
+            if isinstance(got, SipRequest):
+                self.answer(got)
+        raise AssertionError(f"no {method} from the hub")
+
+
+def test_the_registration_is_refreshed_before_it_expires_and_redone_after_a_403_or_404(
+    admin: httpx.Client, clean_uplinks: None, settings: Settings, database_url: str
+) -> None:
+    """The upper grants 3 s (less than the hour asked): the hub registers again before they
+    run out. Later it answers a keepalive 403, then one 404 (it no longer knows us): each
+    time the hub is unregistered, says why, and registers again."""
+    _areas(admin)
+    with gb_running(database_url, hmac_key(settings)) as hub_port:
+        peer = UpperPeer(hub_port)
+        try:
+            assert admin.post("/api/v1/gb/uplinks", json=_uplink(peer.port)).status_code == 201
+            first = peer.next_request("REGISTER")
+            assert first.headers.get("Expires") == "3600"
+            peer.answer(first, headers=("Expires: 3",))
+            granted_at = time.monotonic()
+            _until(lambda: admin.get("/api/v1/gb/uplinks/district").json()["status"]["registered"],
+                   "registered")  # fmt: skip
+            refresh = peer.next_request("REGISTER", timeout=10)
+            assert time.monotonic() - granted_at < 3.0  # before the 3 s granted ran out
+            assert refresh.call_id == first.call_id and refresh.cseq.seq > first.cseq.seq
+            peer.answer(refresh, headers=("Expires: 3600",))
+
+            for refusal in ("403 Forbidden", "404 Not Found"):
+                keepalive = peer.next_request("MESSAGE")
+                assert b"<CmdType>Keepalive</CmdType>" in keepalive.body
+                peer.answer(keepalive, status=refusal)
+                again = peer.next_request("REGISTER")  # held unanswered: the status shows why
+                status = _until(lambda: (s := admin.get("/api/v1/gb/uplinks/district").json()
+                                         ["status"])["last_error"] and s, "the refusal")  # fmt: skip
+                assert status["registered"] is False
+                assert f"keepalive answered {refusal[:3]}" in status["last_error"]
+                peer.answer(again, headers=("Expires: 3600",))
+                _until(lambda: admin.get("/api/v1/gb/uplinks/district").json()["status"]
+                       ["registered"], "registered again")  # fmt: skip
+        finally:
+            peer.close()
 
 
 def _from_upper(
