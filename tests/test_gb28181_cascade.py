@@ -205,9 +205,15 @@ def test_a_smoke_sensor_has_a_stable_alarm_input_id(
 
 
 def _smoke(database_url: str, sensor: dict[str, Any]) -> None:
-    signal = Signal(ts=datetime.now(UTC), kind="smoke_alarm", source_id=sensor["id"],
-                    source_type="smoke_sensor", area=sensor["area"], site=sensor["site"],
-                    building=sensor["building"])  # fmt: skip
+    _signal(database_url, sensor, "smoke_alarm")
+
+
+def _signal(
+    database_url: str, device: dict[str, Any], kind: str, attrs: dict[str, Any] | None = None
+) -> None:
+    signal = Signal(ts=datetime.now(UTC), kind=kind, source_id=device["id"],
+                    source_type=device["type"], area=device["area"], site=device.get("site"),
+                    building=device.get("building"), attrs=attrs or {})  # fmt: skip
 
     async def append() -> None:
         conn = await psycopg.AsyncConnection.connect(database_url)
@@ -295,6 +301,58 @@ def test_the_hub_registers_answers_the_catalog_and_forwards_alarms(
         _until(lambda: peer.count("Expires: 0") >= 2, "unregistered (401, then the digest)")
 
 
+def test_chosen_signal_kinds_of_the_uplinks_area_go_up_on_their_own(
+    admin: httpx.Client, clean_uplinks: None, settings: Settings, database_url: str,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """`forward.signal_kind`: a tamper and an intrusion go up as alarms without any incident
+    (no rules run); a battery_low (not chosen) and a tamper of another district do not."""
+    _areas(admin)
+    admin.post("/api/v1/areas", json={"code": "440305", "name": "南山区"}).raise_for_status()
+    sensors = _sensors(admin)
+    camera = admin.post("/api/v1/cameras", json={"id": "CAM-1", "area": COMMUNITY,
+                                                 "stream_url": "rtsp://10.0.0.9/main"}).json()  # fmt: skip
+    away = admin.post("/api/v1/devices", json={"id": "SD-AWAY", "type": "smoke_sensor",
+                                               "area": "440305"}).json()  # fmt: skip
+    forward = {"priority": ["emergency"], "signal_kind": ["tamper", "intrusion"]}
+    with upper(tmp_path) as peer, gb_running(database_url, hmac_key(settings)):
+        made = admin.post("/api/v1/gb/uplinks", json=_uplink(peer.port, forward=forward))
+        assert made.status_code == 201, made.text
+        assert made.json()["forward"]["signal_kind"] == ["tamper", "intrusion"]
+        _until(lambda: admin.get("/api/v1/gb/uplinks/district").json()["status"]["registered"],
+               "registered")  # fmt: skip
+        _signal(database_url, away, "tamper")  # another district's
+        _signal(database_url, sensors[1], "battery_low")  # a kind not chosen
+        _signal(database_url, sensors[2], "tamper", {"priority": 2})
+        _signal(database_url, camera, "intrusion")
+        alarms = _until(lambda: len(peer.received("Alarm")) >= 2 and peer.received("Alarm"),
+                        "both chosen signals forwarded")  # fmt: skip
+        tamper = next(a for a in alarms if sensors[2]["gb_channel_id"] in a)
+        assert "<AlarmPriority>2</AlarmPriority>" in tamper  # the GB priority it came with
+        assert "<AlarmMethod>2</AlarmMethod>" in tamper and "<AlarmType>2</AlarmType>" in tamper
+        assert "防破坏报警：北站花园 3栋" in tamper
+        assert "<Longitude>114.030000</Longitude>" in tamper
+        intrusion = next(a for a in alarms if camera["gb_channel_id"] in a)
+        assert "<AlarmPriority>4</AlarmPriority>" in intrusion  # none given
+        assert "<AlarmMethod>5</AlarmMethod>" in intrusion
+        assert "<Info>" in intrusion and "<AlarmType>6</AlarmType>" in intrusion
+        _until(lambda: admin.get("/api/v1/gb/uplinks/district").json()["status"]["forwarded"] == 2,
+               "both counted forwarded")  # fmt: skip
+        log = admin.get("/api/v1/gb/uplinks/district/deliveries").json()
+        assert len(log) == 2 and all(row["incident_id"] is None for row in log)
+        assert {row["state"] for row in log} == {"delivered"}
+        # The outbox is handled in order: the two written before the chosen ones were never
+        # written at all (the trigger only takes what an uplink takes).
+        with psycopg.connect(database_url) as conn:
+            kinds = conn.execute(
+                "SELECT s.kind, s.source_id FROM gb28181_cascade_outbox o"
+                " JOIN signals s ON s.id = o.signal_id ORDER BY o.id"
+            ).fetchall()
+        assert kinds == [("tamper", "SD-02"), ("intrusion", "CAM-1")]
+        assert len(peer.received("Alarm")) == 2
+        assert away["gb_channel_id"] not in peer.text()
+
+
 def test_a_wrong_password_is_a_403_on_the_uplinks_status(
     admin: httpx.Client, clean_uplinks: None, settings: Settings, database_url: str,
     tmp_path: Path,
@@ -361,18 +419,70 @@ class UpperPeer(Peer):
     """A plain SIP peer as an upper platform: answers in-dialog requests (To already tagged)
     as a dialog peer does."""
 
-    def answer(self, request: SipRequest) -> None:
+    def answer(
+        self, request: SipRequest, status: str = "200 OK", headers: tuple[str, ...] = ()
+    ) -> None:
         to = request.headers.get("To") or ""
         lines = [
-            "SIP/2.0 200 OK",
+            f"SIP/2.0 {status}",
             *(f"Via: {v}" for v in request.headers.get_all("Via")),
             f"From: {request.headers.get('From')}",
             f"To: {to}" if ";tag=" in to else f"To: {to};tag=upper",
             f"Call-ID: {request.call_id}",
             f"CSeq: {request.headers.get('CSeq')}",
+            *headers,
             "Content-Length: 0",
         ]
         self.send(("\r\n".join(lines) + "\r\n\r\n").encode())
+
+    def next_request(self, method: str, timeout: float = 10.0) -> SipRequest:
+        """The hub's next `method`; keepalives on the way are answered 200."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            got = self.recv(left)
+            if isinstance(got, SipRequest) and got.method == method:
+                return got
+            if isinstance(got, SipRequest):
+                self.answer(got)
+        raise AssertionError(f"no {method} from the hub")
+
+
+def test_the_registration_is_refreshed_before_it_expires_and_redone_after_a_403_or_404(
+    admin: httpx.Client, clean_uplinks: None, settings: Settings, database_url: str
+) -> None:
+    """The upper grants 3 s (less than the hour asked): the hub registers again before they
+    run out. Later it answers a keepalive 403, then one 404 (it no longer knows us): each
+    time the hub is unregistered, says why, and registers again."""
+    _areas(admin)
+    with gb_running(database_url, hmac_key(settings)) as hub_port:
+        peer = UpperPeer(hub_port)
+        try:
+            assert admin.post("/api/v1/gb/uplinks", json=_uplink(peer.port)).status_code == 201
+            first = peer.next_request("REGISTER")
+            assert first.headers.get("Expires") == "3600"
+            peer.answer(first, headers=("Expires: 3",))
+            granted_at = time.monotonic()
+            _until(lambda: admin.get("/api/v1/gb/uplinks/district").json()["status"]["registered"],
+                   "registered")  # fmt: skip
+            refresh = peer.next_request("REGISTER", timeout=10)
+            assert time.monotonic() - granted_at < 3.0  # before the 3 s granted ran out
+            assert refresh.call_id == first.call_id and refresh.cseq.seq > first.cseq.seq
+            peer.answer(refresh, headers=("Expires: 3600",))
+
+            for refusal in ("403 Forbidden", "404 Not Found"):
+                keepalive = peer.next_request("MESSAGE")
+                assert b"<CmdType>Keepalive</CmdType>" in keepalive.body
+                peer.answer(keepalive, status=refusal)
+                again = peer.next_request("REGISTER")  # held unanswered: the status shows why
+                status = _until(lambda: (s := admin.get("/api/v1/gb/uplinks/district").json()
+                                         ["status"])["last_error"] and s, "the refusal")  # fmt: skip
+                assert status["registered"] is False
+                assert f"keepalive answered {refusal[:3]}" in status["last_error"]
+                peer.answer(again, headers=("Expires: 3600",))
+                _until(lambda: admin.get("/api/v1/gb/uplinks/district").json()["status"]
+                       ["registered"], "registered again")  # fmt: skip
+        finally:
+            peer.close()
 
 
 def _from_upper(

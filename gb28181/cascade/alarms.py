@@ -1,9 +1,12 @@
-"""Incidents as GB/T 28181 alarms for upper platforms: the reverse of the access kind table.
+"""Incidents and chosen signals as GB/T 28181 alarms for upper platforms: the reverse of the
+access kind table.
 
 The alarm names the channel that raised it (the camera, or the alarm input of the sensor) as
 DeviceID, its priority (emergency 1, major 2, routine 3), AlarmMethod and AlarmType by the
 reverse of `gb28181.alarms.ALARM_KINDS` (an alarm that came from a GB device keeps the method
-and type it came with), the time in the upper's local time, and a Chinese description.
+and type it came with), the time in the upper's local time, and a Chinese description. A signal
+sent up on its own has no incident priority: the GB priority it came with (`attrs.priority`,
+1-4), else 4.
 """
 
 from __future__ import annotations
@@ -60,16 +63,21 @@ def method_and_type(kind: str, attrs: dict[str, Any]) -> tuple[str, str | None]:
     return "7", None  # other
 
 
+def signal_priority(attrs: dict[str, Any]) -> str:
+    """AlarmPriority of a signal sent up on its own."""
+    given = attrs.get("priority")
+    return str(given) if isinstance(given, int) and 1 <= given <= 4 else "4"
+
+
 @dataclass(frozen=True, slots=True)
 class Forwarded:
-    """One incident as the upper will see it."""
+    """One incident or signal as the upper will see it; `priority` is AlarmPriority (1-4)."""
 
-    incident_id: int
     channel_id: str
     priority: str
     kind: str
     attrs: dict[str, Any]
-    title: str
+    title: str | None
     site: str | None
     building: str | None
     created_at: datetime
@@ -83,13 +91,13 @@ class Forwarded:
         text = f"{label}：{where}" if where else label
         if given and self.kind == "device_alarm":
             text = f"{given}（{where}）" if where else str(given)
-        return f"{text}；{self.title}"[:200]
+        return (f"{text}；{self.title}" if self.title else text)[:200]
 
     def body(self, sn: int, tz: ZoneInfo, skew: timedelta) -> bytes:
         method, alarm_type = method_and_type(self.kind, self.attrs)
         parts = [
             "<CmdType>Alarm</CmdType>", f"<SN>{sn}</SN>", f"<DeviceID>{self.channel_id}</DeviceID>",
-            f"<AlarmPriority>{PRIORITY.get(self.priority, '4')}</AlarmPriority>",
+            f"<AlarmPriority>{self.priority}</AlarmPriority>",
             f"<AlarmMethod>{method}</AlarmMethod>",
             f"<AlarmTime>{gb_date(self.created_at + skew, tz)[:19]}</AlarmTime>",
             f"<AlarmDescription>{escape(self.description())}</AlarmDescription>",

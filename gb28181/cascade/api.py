@@ -13,7 +13,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api.auth import Principal, allow
 from api.deps import DbPool
@@ -28,7 +28,8 @@ Admin = Annotated[Principal, Depends(allow(frozenset({Role.ADMIN})))]
 
 
 class DeliveryRow(BaseModel):
-    incident_id: int
+    incident_id: int | None = Field(title="the incident sent up (null: a signal)")
+    signal_id: int | None = Field(title="the signal sent up on its own (null: an incident)")
     channel_id: str
     state: str
     attempts: int

@@ -1,7 +1,8 @@
-"""Incidents to upper platforms: the outbox (filled in each incident's own transaction) is
-fanned out to the uplinks that take each incident, as delivery rows holding the alarm's body;
-deliveries are sent while their uplink is registered and retried until the upper answers 200.
-Each step is a transaction: a kill mid-send leaves the delivery pending, sent again later."""
+"""Incidents and chosen signals to upper platforms: the outbox (filled in each incident's or
+signal's own transaction) is fanned out to the uplinks that take each one, as delivery rows
+holding the alarm's body; deliveries are sent while their uplink is registered and retried until
+the upper answers 200. Each step is a transaction: a kill mid-send leaves the delivery pending,
+sent again later."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ from psycopg.rows import DictRow
 
 from devices.gb_ids import is_gb_id
 from gb28181.cascade import store
-from gb28181.cascade.alarms import Forwarded
+from gb28181.cascade.alarms import PRIORITY, Forwarded, signal_priority
 from gb28181.cascade.session import UplinkSession
-from gb28181.cascade.store import OutboxRow
+from gb28181.cascade.store import Planned
 from hub.db import Pool
 from incidents.models import Incident
 from incidents.store import incidents_by_id
@@ -48,42 +49,76 @@ def takes(session: UplinkSession, incident: Incident, kind: str) -> bool:
     )
 
 
+def takes_signal(session: UplinkSession, area: str, kind: str) -> bool:
+    config = session.config
+    return area.startswith(config.area_prefix) and kind in config.forward.signal_kind
+
+
 async def fan_out(pool: Pool, sessions: list[UplinkSession], tz: Any) -> int:
     """Turn the oldest outbox rows into deliveries; how many rows (0: none left)."""
     async with pool.connection() as conn, conn.transaction():
         rows = await store.claim_outbox(conn, BATCH)
         if not rows:
             return 0
-        incidents = await incidents_by_id(conn, sorted({r.incident_id for r in rows}))
-        planned: list[tuple[str, int, str, bytes]] = []
+        ids = sorted({r.incident_id for r in rows if r.incident_id is not None})
+        incidents = await incidents_by_id(conn, ids)
+        planned: list[Planned] = []
         for row in rows:
-            incident = incidents.get(row.incident_id)
+            incident = incidents.get(row.incident_id) if row.incident_id is not None else None
             if incident is not None:
-                planned += await _plan(conn, row, incident, sessions, tz)
+                planned += await _plan(conn, incident, sessions, tz)
+            elif row.signal_id is not None:
+                planned += await _plan_signal(conn, row.signal_id, sessions, tz)
         await store.add_deliveries(conn, planned)
         await store.mark_outbox(conn, [r.id for r in rows], datetime.now(UTC))
     return len(rows)
 
 
 async def _plan(
-    conn: AsyncConnection[DictRow], row: OutboxRow, incident: Incident,
-    sessions: list[UplinkSession], tz: Any,
-) -> list[tuple[str, int, str, bytes]]:  # fmt: skip
+    conn: AsyncConnection[DictRow], incident: Incident, sessions: list[UplinkSession], tz: Any
+) -> list[Planned]:
     origin = await _origin(conn, incident)
     if origin.channel_id is None:
         return []
     alarm = Forwarded(
-        incident_id=incident.id, channel_id=origin.channel_id,
-        priority=incident.priority.value, kind=origin.kind, attrs=origin.attrs,
-        title=incident.title, site=incident.site, building=incident.building,
-        created_at=incident.created_at,
+        channel_id=origin.channel_id, priority=PRIORITY.get(incident.priority.value, "4"),
+        kind=origin.kind, attrs=origin.attrs, title=incident.title, site=incident.site,
+        building=incident.building, created_at=incident.created_at,
         lat=incident.lat if incident.lat is not None else origin.lat,
         lon=incident.lon if incident.lon is not None else origin.lon,
     )  # fmt: skip
     return [
-        (s.config.id, incident.id, alarm.channel_id, alarm.body(incident.id % 10**9, tz, s.skew))
+        Planned(s.config.id, incident.id, None, alarm.channel_id,
+                alarm.body(incident.id % 10**9, tz, s.skew))
         for s in sessions
         if takes(s, incident, origin.kind)
+    ]  # fmt: skip
+
+
+async def _plan_signal(
+    conn: AsyncConnection[DictRow], signal_id: int, sessions: list[UplinkSession], tz: Any
+) -> list[Planned]:
+    """A chosen signal on its own, to the uplinks whose area and signal kinds take it."""
+    cur = await conn.execute(
+        "SELECT ts, kind, source_id, area, site, building, attrs FROM signals WHERE id = %s",
+        (signal_id,),
+    )
+    signal = await cur.fetchone()
+    if signal is None:
+        return []
+    attrs = dict(signal["attrs"] or {})
+    channel, lat, lon = await _channel(conn, signal["source_id"], attrs)
+    if channel is None:
+        return []
+    alarm = Forwarded(
+        channel_id=channel, priority=signal_priority(attrs), kind=signal["kind"], attrs=attrs,
+        title=None, site=signal["site"], building=signal["building"], created_at=signal["ts"],
+        lat=lat, lon=lon,
+    )  # fmt: skip
+    return [
+        Planned(s.config.id, None, signal_id, channel, alarm.body(signal_id % 10**9, tz, s.skew))
+        for s in sessions
+        if takes_signal(s, signal["area"], signal["kind"])
     ]
 
 
@@ -99,12 +134,21 @@ async def _origin(conn: AsyncConnection[DictRow], incident: Incident) -> Origin:
         found = await cur.fetchone()
         if found is not None:
             kind, source, attrs = found["kind"], found["source_id"], dict(found["attrs"] or {})
+    channel, lat, lon = await _channel(conn, source, attrs)
+    return Origin(kind, attrs, channel, lat, lon)
+
+
+async def _channel(
+    conn: AsyncConnection[DictRow], source: str, attrs: dict[str, Any]
+) -> tuple[str | None, float | None, float | None]:
+    """The channel that raised it (the alarm's own channel, the GB device, or the device's
+    20-digit channel id), with the device's place."""
     cur = await conn.execute("SELECT gb_channel_id, lat, lon FROM devices WHERE id = %s", (source,))
     device = await cur.fetchone() or {"gb_channel_id": None, "lat": None, "lon": None}
     channel = attrs.get("channel_id")
     if not (isinstance(channel, str) and is_gb_id(channel)):
         channel = source if is_gb_id(source) else device["gb_channel_id"]
-    return Origin(kind, attrs, channel, device["lat"], device["lon"])
+    return channel, device["lat"], device["lon"]
 
 
 async def send_due(pool: Pool, sessions: dict[str, UplinkSession]) -> int:

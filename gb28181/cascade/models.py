@@ -20,7 +20,9 @@ class Strict(BaseModel):
 
 
 class Forward(Strict):
-    """Which incidents go up: each list empty = all."""
+    """Which incidents and signals go up. The incident filters (priority, category, kind):
+    each list empty = all. `signal_kind`: the kinds of signal sent up on their own, as they
+    arrive, whether or not they open an incident (empty: none)."""
 
     priority: Annotated[list[Priority], Field(max_length=3)] = Field(
         default_factory=list, title="incident priorities sent up (empty: all)"
@@ -30,6 +32,9 @@ class Forward(Strict):
     )
     kind: Annotated[list[Kind], Field(max_length=64)] = Field(
         default_factory=list, title="kinds of the incident's first signal sent up (empty: all)"
+    )
+    signal_kind: Annotated[list[Kind], Field(max_length=64)] = Field(
+        default_factory=list, title="kinds of signal sent up on their own (empty: none)"
     )
 
 

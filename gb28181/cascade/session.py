@@ -1,7 +1,8 @@
 """One uplink's registration: REGISTER with digest (username = our local_id), refreshed before
-it expires, keepalives at the interval; three unanswered keepalives, a 403/404 or the upper
-forgetting us (it restarted) → register again, with backoff between failed tries. The upper's
-`Date` in its 200 gives the clock offset alarms are stamped with."""
+it expires (at 80% of the expiry the upper's 200 granted, never more than asked), keepalives at
+the interval; three unanswered keepalives, a 403/404 or the upper forgetting us (it restarted)
+→ register again, with backoff between failed tries. The upper's `Date` in its 200 gives the
+clock offset alarms are stamped with."""
 
 from __future__ import annotations
 
@@ -52,6 +53,7 @@ class UplinkSession:
         self.registered = False
         self.last_error: str | None = None
         self.registered_at: datetime | None = None
+        self.granted_s = config.expires_s  # the expiry the upper's last 200 granted
         self.last_keepalive: datetime | None = None
         self.skew = timedelta(0)
         self.skew_ms: int | None = None
@@ -81,7 +83,7 @@ class UplinkSession:
 
     async def _keep_alive(self) -> None:
         """Keepalives until the registration must be refreshed or is lost."""
-        refresh_at = asyncio.get_running_loop().time() + self.config.expires_s * 0.8
+        refresh_at = asyncio.get_running_loop().time() + self.granted_s * 0.8
         missed = 0
         self.lost.clear()
         while missed < MISSED_KEEPALIVES:
@@ -189,6 +191,7 @@ class UplinkSession:
         now = datetime.now(UTC)
         self.registered, self.registered_at, self.last_error = True, now, None
         self.lost.clear()
+        self.granted_s = _granted(answer, self.config.expires_s)
         date = answer.headers.get("Date")
         theirs = _read_date(date, self.tz) if date else None
         if theirs is None:
@@ -209,6 +212,15 @@ class UplinkSession:
     async def message(self, body: bytes) -> SipResponse | None:
         uri = f"sip:{self.config.upper_id}@{self.config.host}:{self.config.port}"
         return await self._send("MESSAGE", uri, [], body)
+
+
+def _granted(answer: SipResponse, asked: int) -> int:
+    """The expiry a 200 to REGISTER grants: a registrar may shorten what was asked, never
+    lengthen it; without a readable Expires, what was asked."""
+    text = (answer.headers.get("Expires") or "").strip()
+    if not (text.isdigit() and len(text) < 8) or int(text) == 0:
+        return asked
+    return min(int(text), asked)
 
 
 def _read_date(text: str, tz: ZoneInfo) -> datetime | None:

@@ -200,8 +200,11 @@ async def all_status(conn: AsyncConnection[DictRow]) -> list[dict[str, Any]]:
 
 @dataclass(frozen=True, slots=True)
 class OutboxRow:
+    """A new incident or a chosen signal (exactly one of the two ids)."""
+
     id: int
-    incident_id: int
+    incident_id: int | None
+    signal_id: int | None
     area: str
     at: datetime
 
@@ -209,8 +212,8 @@ class OutboxRow:
 async def claim_outbox(conn: AsyncConnection[DictRow], limit: int) -> list[OutboxRow]:
     """The oldest unhandled rows, locked for the caller's transaction."""
     cur = await conn.execute(
-        "SELECT id, incident_id, area, at FROM gb28181_cascade_outbox WHERE handled_at IS NULL"
-        " ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
+        "SELECT id, incident_id, signal_id, area, at FROM gb28181_cascade_outbox"
+        " WHERE handled_at IS NULL ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
         (limit,),
     )
     return [OutboxRow(**row) for row in await cur.fetchall()]
@@ -223,33 +226,48 @@ async def mark_outbox(conn: AsyncConnection[DictRow], ids: list[int], at: dateti
 
 
 @dataclass(frozen=True, slots=True)
+class Planned:
+    """One alarm to one uplink, for an incident or a signal (exactly one of the two ids)."""
+
+    uplink_id: str
+    incident_id: int | None
+    signal_id: int | None
+    channel_id: str
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Delivery:
     id: int
     uplink_id: str
-    incident_id: int
+    incident_id: int | None
+    signal_id: int | None
     channel_id: str
     body: bytes
     attempts: int
 
 
-async def add_deliveries(
-    conn: AsyncConnection[DictRow], rows: list[tuple[str, int, str, bytes]]
-) -> None:
-    if not rows:
-        return
-    await conn.execute(
-        "INSERT INTO gb28181_uplink_deliveries (uplink_id, incident_id, channel_id, body)"
-        " SELECT * FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::bytea[])"
-        " ON CONFLICT (uplink_id, incident_id) DO NOTHING",
-        ([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows]),
-    )
+async def add_deliveries(conn: AsyncConnection[DictRow], rows: list[Planned]) -> None:
+    """Store the planned alarms; one already planned for its uplink is kept as it is."""
+    for origin in ("incident_id", "signal_id"):
+        mine = [r for r in rows if getattr(r, origin) is not None]
+        if not mine:
+            continue
+        await conn.execute(
+            "INSERT INTO gb28181_uplink_deliveries (uplink_id, incident_id, signal_id,"
+            " channel_id, body) SELECT * FROM unnest(%s::text[], %s::bigint[], %s::bigint[],"
+            f" %s::text[], %s::bytea[]) ON CONFLICT (uplink_id, {origin})"
+            f" WHERE {origin} IS NOT NULL DO NOTHING",
+            ([r.uplink_id for r in mine], [r.incident_id for r in mine],
+             [r.signal_id for r in mine], [r.channel_id for r in mine], [r.body for r in mine]),
+        )  # fmt: skip
 
 
 async def due_deliveries(
     conn: AsyncConnection[DictRow], uplink_ids: list[str], now: datetime, limit: int = 100
 ) -> list[Delivery]:
     cur = await conn.execute(
-        "SELECT id, uplink_id, incident_id, channel_id, body, attempts"
+        "SELECT id, uplink_id, incident_id, signal_id, channel_id, body, attempts"
         " FROM gb28181_uplink_deliveries WHERE state = 'pending' AND next_at <= %s"
         " AND uplink_id = ANY(%s) ORDER BY id LIMIT %s",
         (now, uplink_ids, limit),
@@ -276,8 +294,8 @@ async def delivery_log(
     conn: AsyncConnection[DictRow], uplink_id: str, limit: int
 ) -> list[dict[str, Any]]:
     cur = await conn.execute(
-        "SELECT incident_id, channel_id, state, attempts, last_status, last_error, created_at,"
-        " delivered_at FROM gb28181_uplink_deliveries WHERE uplink_id = %s"
+        "SELECT incident_id, signal_id, channel_id, state, attempts, last_status, last_error,"
+        " created_at, delivered_at FROM gb28181_uplink_deliveries WHERE uplink_id = %s"
         " ORDER BY id DESC LIMIT %s",
         (uplink_id, limit),
     )
