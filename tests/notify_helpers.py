@@ -4,7 +4,6 @@ through the incidents package as the rules consumer and the API do."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -22,6 +21,7 @@ from incidents.opening import open_or_attach
 from incidents.sla import Sla
 from notify.sender import SenderConfig
 from notify.service import NotifyConfig, run_notifier
+from tests.eventually import eventually
 from tests.threads import in_background
 
 SECRET = b"notify-test-secret"
@@ -88,10 +88,5 @@ def notifications(database_url: str, **where: Any) -> list[dict[str, Any]]:
 
 
 def wait_until(check: Any, timeout: float = 20, every: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"never held: {check}"
-        time.sleep(every)
+    """`check()` once it gives something truthy."""
+    return eventually(check, timeout=timeout, every=every)

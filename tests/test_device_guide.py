@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from hub.embedded.ports import free_port
+from tests.eventually import eventually
 from tests.test_cli import SHAOBING, clean_env, stop
 
 GUIDE = Path(__file__).parent.parent / "docs" / "devices.md"
@@ -95,10 +96,4 @@ def test_the_first_device_session_of_the_guide_lands(tmp_path: Path) -> None:
 
 
 def wait(read: Any, ok: Any, timeout: float = 20) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = read()
-        if ok(value):
-            return value
-        assert time.monotonic() < deadline, value
-        time.sleep(0.3)
+    return eventually(read, ok, timeout=timeout, every=0.3)
