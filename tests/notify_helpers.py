@@ -87,6 +87,24 @@ def notifications(database_url: str, **where: Any) -> list[dict[str, Any]]:
         ).fetchall()
 
 
+def wait_settled(database_url: str, timeout: float = 20) -> None:
+    """Wait until the notifier has handled every incident event and finished every
+    notification it made of them: what it has not sent by then, it never will. (The proof it
+    ran, before a test says something was not sent.)"""
+
+    def unfinished() -> tuple[int, int]:
+        with psycopg.connect(database_url) as conn:
+            row = conn.execute(
+                "SELECT (SELECT count(*) FROM incident_events WHERE handled_at IS NULL),"
+                " (SELECT count(*) FROM notifications WHERE status IN ('pending', 'sending'))"
+            ).fetchone()
+        assert row is not None
+        return int(row[0]), int(row[1])
+
+    eventually(unfinished, lambda left: left == (0, 0), timeout=timeout,
+               what="(unhandled events, unsent notifications) to reach (0, 0)")  # fmt: skip
+
+
 def wait_until(check: Any, timeout: float = 20, every: float = 0.1) -> Any:
     """`check()` once it gives something truthy."""
     return eventually(check, timeout=timeout, every=every)
