@@ -121,6 +121,7 @@ def stop(process: subprocess.Popen[str]) -> str:
     return out
 
 
+@pytest.mark.slow
 def test_up_on_embedded_services_survives_a_restart(tmp_path: Path) -> None:
     data_dir = tmp_path / "var"
     port = free_port()
@@ -231,6 +232,7 @@ def lan_address() -> str | None:
     return None if address.startswith("127.") else address
 
 
+@pytest.mark.slow
 def test_the_embedded_broker_listens_where_sb_mqtt_listen_says(tmp_path: Path) -> None:
     """Devices on the network reach it at this machine's address, with the credentials
     their registration gave them; a taken address is said plainly."""
@@ -303,6 +305,7 @@ def test_the_readme_closes_every_code_block() -> None:
         assert len(fences) % 2 == 0, name
 
 
+@pytest.mark.slow
 def test_a_start_on_a_busy_api_port_fails_plainly_and_keeps_the_first_token(
     tmp_path: Path,
 ) -> None:

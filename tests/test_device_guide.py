@@ -15,10 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from hub.embedded.ports import free_port
 from tests.eventually import eventually
 from tests.test_cli import SHAOBING, clean_env, stop
+
+pytestmark = pytest.mark.slow  # the lanes: docs/testing.md
 
 GUIDE = Path(__file__).parent.parent / "docs" / "devices.md"
 

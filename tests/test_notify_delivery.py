@@ -195,6 +195,7 @@ class SlowWebhook(Webhook):
         return super().check(request)
 
 
+@pytest.mark.slow
 def test_senders_killed_mid_delivery_lose_nothing_and_resend_only_with_the_same_key(
     admin: httpx.Client, database_url: str, tmp_path: Path
 ) -> None:

@@ -20,6 +20,8 @@ from tests.hub_processes import HubProcess, hub_env
 from tests.ingest_helpers import Publisher, running_consumer, wait_for
 from tests.vision_media import MEDIA, WALKWAY, YOLO, require_media
 
+pytestmark = pytest.mark.slow  # the lanes: docs/testing.md
+
 AREA = "440311001002"
 
 
