@@ -22,6 +22,7 @@ from click.testing import CliRunner
 from hub.embedded.ports import free_port
 from hub.settings import Settings
 from shaobing.cli import main
+from tests.eventually import eventually
 from tests.mqtt_helpers import connect_reason
 
 SHAOBING = [sys.executable, "-m", "shaobing.cli"]
@@ -150,10 +151,9 @@ def test_up_on_embedded_services_survives_a_restart(tmp_path: Path) -> None:
         password = created["credentials"]["password"]
         # The embedded broker picks up the new device without a restart.
         v5 = mqtt_match[1] == "mosquitto"
-        deadline = time.monotonic() + 10
-        while connect_reason(int(mqtt_match[2]), "SD-0001", password, v5=v5) != 0:
-            assert time.monotonic() < deadline, "device never admitted by the embedded broker"
-            time.sleep(0.3)
+        eventually(lambda: connect_reason(int(mqtt_match[2]), "SD-0001", password, v5=v5),
+                   lambda reason: reason == 0, timeout=10, every=0.3,
+                   what="the device admitted by the embedded broker")  # fmt: skip
     finally:
         stop(process)
     assert not (data_dir / "postgres" / "postmaster.pid").exists(), "PostgreSQL left running"
@@ -254,10 +254,9 @@ def test_the_embedded_broker_listens_where_sb_mqtt_listen_says(tmp_path: Path) -
             "id": "SD-LAN", "type": "smoke_sensor", "area": "440311001002"}).json()  # fmt: skip
         password = created["credentials"]["password"]
         v5 = "mosquitto" in banner
-        deadline = time.monotonic() + 10
-        while connect_reason(mqtt_port, "SD-LAN", password, v5=v5, host=address) != 0:
-            assert time.monotonic() < deadline, "a device on the network was not let in"
-            time.sleep(0.3)
+        eventually(lambda: connect_reason(mqtt_port, "SD-LAN", password, v5=v5, host=address),
+                   lambda reason: reason == 0, timeout=10, every=0.3,
+                   what="a device on the network let in")  # fmt: skip
 
         taken = subprocess.run(
             [*SHAOBING, "up"], capture_output=True, text=True, timeout=120,
