@@ -107,7 +107,7 @@ def wait_for(
     with psycopg.connect(database_url, autocommit=True) as conn:
 
         def read() -> Any:
-            row = conn.execute(query).fetchone()  # type: ignore[arg-type]
+            row = conn.execute(query).fetchone()
             return row[0] if row else None
 
         return eventually(read, expected, timeout=timeout, what=query)

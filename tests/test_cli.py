@@ -196,28 +196,28 @@ def test_commands_refuse_a_data_directory_without_a_hub(
 
 
 def test_token_list_and_revoke(database_url: str, api_url: str) -> None:
-    env = {"SB_DATABASE_URL": database_url}
+    url = database_url
     created = shaobing("token", "create", "--role", "viewer", "--area", "440311",
-                       "--name", "大屏", **env)  # fmt: skip
+                       "--name", "大屏", SB_DATABASE_URL=url)  # fmt: skip
     assert created.returncode == 0, created.stderr
     token = created.stdout.strip()
     headers = {"Authorization": f"Bearer {token}"}
     assert httpx.get(f"{api_url}/api/v1/areas", headers=headers).status_code == 200
 
-    listed = shaobing("token", "list", check=True, **env).stdout
+    listed = shaobing("token", "list", check=True, SB_DATABASE_URL=url).stdout
     row = next(line for line in listed.splitlines() if line.endswith("大屏"))
     token_id, role, area, state = row.split()[:4]
     assert (role, area, state) == ("viewer", "440311", "live")
     assert token not in listed and token[3:20] not in listed  # never the secret
 
-    revoked = shaobing("token", "revoke", token_id, **env)
+    revoked = shaobing("token", "revoke", token_id, SB_DATABASE_URL=url)
     assert revoked.returncode == 0 and f"token {token_id} revoked" in revoked.stdout
     assert httpx.get(f"{api_url}/api/v1/areas", headers=headers).status_code == 401
-    listed = shaobing("token", "list", check=True, **env).stdout
+    listed = shaobing("token", "list", check=True, SB_DATABASE_URL=url).stdout
     assert next(line for line in listed.splitlines() if line.endswith("大屏")).split()[3] == (
         "revoked"
     )
-    missing = shaobing("token", "revoke", "999999", **env)
+    missing = shaobing("token", "revoke", "999999", SB_DATABASE_URL=url)
     assert missing.returncode == 1 and "token 999999 not found" in missing.stderr
 
 
