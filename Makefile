@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test lint clean test-timescale console
+.PHONY: run test test-fast lint clean test-timescale console
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,10 +33,19 @@ console: $(CONSOLE)
 run: $(INSTALLED) $(CONSOLE)
 	$(BIN)/shaobing up --simulate
 
+# Workers for the suite (pytest-xdist): each has its own scratch database, broker and API. Most
+# tests wait on I/O (the database, brokers, processes they start), so even 2 cores keep 4 busy.
+TEST_WORKERS ?= 4
+PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+
 ## test: install, build the console, then run the whole suite (and the console's own tests)
 test: $(INSTALLED) $(CONSOLE)
 	cd $(WEB) && npm test
-	$(BIN)/python -m pytest
+	$(PYTEST)
+
+## test-fast: the inner loop: everything but the tests marked slow (processes, browser, vision)
+test-fast: $(INSTALLED)
+	$(PYTEST) -m "not slow and not timescale"
 
 ## test-timescale: migrations and telemetry on TimescaleDB (PGlite under Node; not in `make test`)
 TS_DIR := tests/timescale

@@ -1,4 +1,8 @@
-"""Fixtures: a real PostgreSQL (SB_TEST_DATABASE_URL or embedded), the real API over HTTP."""
+"""Fixtures: a real PostgreSQL (SB_TEST_DATABASE_URL or embedded), the real API over HTTP.
+
+Under pytest-xdist (`-n N`) each worker is a test session of its own, with its own scratch
+database, broker and API; the embedded PostgreSQL, the one heavy service, is started once by
+the controller and shared (see `pytest_configure`)."""
 
 from __future__ import annotations
 
@@ -14,7 +18,13 @@ import pytest
 from hub.db import connect
 from hub.migrations import migrate
 from hub.settings import MqttUrl, Settings
-from tests.services import api_server, local_mosquitto, postgres_server, scratch_database
+from tests.services import (
+    SharedPostgres,
+    api_server,
+    local_mosquitto,
+    postgres_server,
+    scratch_database,
+)
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
 REGISTRY_TABLES = (
@@ -25,6 +35,34 @@ REGISTRY_TABLES = (
     " notify_requests, channel_budgets, notify_templates, unit_links, incident_attachments,"
     " intake_keys, public_receipts, device_commands, registers, register_entries"
 )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The xdist controller starts one embedded PostgreSQL for all its workers, which find it
+    through SB_TEST_DATABASE_URL (they inherit the environment) and each make a scratch
+    database on it: one server's start (and memory) instead of one per worker."""
+    if not xdist_controller(config) or os.environ.get("SB_TEST_DATABASE_URL"):
+        return
+    shared = SharedPostgres()
+    config.stash[SHARED_POSTGRES] = shared
+    os.environ["SB_TEST_DATABASE_URL"] = shared.start()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shared = config.stash.get(SHARED_POSTGRES, None)
+    if shared is not None:
+        os.environ.pop("SB_TEST_DATABASE_URL", None)
+        shared.stop()
+
+
+SHARED_POSTGRES = pytest.StashKey[SharedPostgres]()
+
+
+def xdist_controller(config: pytest.Config) -> bool:
+    """Whether this process hands tests to xdist workers (`-n` of one or more)."""
+    if hasattr(config, "workerinput") or config.getoption("collectonly"):
+        return False
+    return config.getoption("dist", "no") != "no" and bool(config.getoption("tx", None))
 
 
 @pytest.fixture(scope="session")

@@ -7,13 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from hub.embedded.ports import free_port
+from tests.eventually import eventually
 
 SHAOBING = [sys.executable, "-m", "shaobing.cli"]
 
@@ -61,16 +61,18 @@ class HubProcess:
         self.wait_for(lambda status: status == 200, timeout, "ready")
 
     def wait_for(self, ok: Any, timeout: float, what: str) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def read() -> tuple[int, dict[str, Any]]:
             assert self.process is not None
             if self.process.poll() is not None:
                 raise AssertionError(f"{self.name} exited {self.process.returncode}:\n{self.log()}")
-            status, body = self.readiness()
-            if ok(status):
-                return body
-            time.sleep(0.2)
-        raise AssertionError(f"{self.name} never {what}: {self.readiness()}\n{self.log()}")
+            return self.readiness()
+
+        try:
+            return eventually(read, lambda got: ok(got[0]), timeout=timeout, every=0.2)[1]
+        except AssertionError as failed:
+            if self.process is not None and self.process.poll() is not None:
+                raise
+            raise AssertionError(f"{self.name} never {what}: {failed}\n{self.log()}") from None
 
     def metric(self, name: str) -> float:
         """The sum of a metric's samples on the process's /metrics."""

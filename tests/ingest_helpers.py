@@ -20,6 +20,7 @@ from ingest.consumer import ConsumerConfig, MqttConsumer
 from ingest.downlink import Downlink
 from ingest.pipeline import Pipeline
 from ingest.registry_view import RegistryView
+from tests.eventually import eventually
 from tests.threads import in_background
 
 SECRET = b"test-secret-key"
@@ -103,13 +104,10 @@ def wait_for(
     database_url: str, query: str, expected: Callable[[Any], bool], timeout: float = 20
 ) -> Any:
     """Poll a scalar query until `expected(value)` holds; returns the value."""
-    deadline = time.monotonic() + timeout
-    value: Any = None
     with psycopg.connect(database_url, autocommit=True) as conn:
-        while time.monotonic() < deadline:
-            row = conn.execute(query).fetchone()  # type: ignore[arg-type]
-            value = row[0] if row else None
-            if expected(value):
-                return value
-            time.sleep(0.1)
-    raise AssertionError(f"{query} gave {value!r}")
+
+        def read() -> Any:
+            row = conn.execute(query).fetchone()
+            return row[0] if row else None
+
+        return eventually(read, expected, timeout=timeout, what=query)

@@ -11,6 +11,30 @@ from contextlib import contextmanager
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from tests.eventually import eventually
+
+
+def subscribe(client: mqtt.Client, topic: str, *, qos: int = 1, timeout: float = 10) -> None:
+    """Subscribe, and return once the broker has acknowledged it (SUBACK): from then on, what
+    is published to `topic` reaches this client."""
+    acked: set[int] = set()
+    client.on_subscribe = lambda c, u, mid, *rest: acked.add(mid)
+    result, mid = client.subscribe(topic, qos=qos)
+    assert result == mqtt.MQTT_ERR_SUCCESS, result
+    eventually(lambda: mid in acked, timeout=timeout, what=f"the SUBACK for {topic}")
+
+
+def until_control(received: queue.Queue[mqtt.MQTTMessage], control: bytes) -> list[str]:
+    """The topics received before the message whose payload is `control`: sent last, on a
+    topic the receiver must get, it proves everything sent before it was either delivered by
+    now or never will be (the broker keeps one sender's messages in order)."""
+    topics: list[str] = []
+    while True:
+        message = received.get(timeout=10)  # queue.Empty: the control never came
+        if message.payload == control:
+            return topics
+        topics.append(message.topic)
+
 
 @contextmanager
 def connected(

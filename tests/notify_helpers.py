@@ -4,7 +4,6 @@ through the incidents package as the rules consumer and the API do."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -22,6 +21,7 @@ from incidents.opening import open_or_attach
 from incidents.sla import Sla
 from notify.sender import SenderConfig
 from notify.service import NotifyConfig, run_notifier
+from tests.eventually import eventually
 from tests.threads import in_background
 
 SECRET = b"notify-test-secret"
@@ -87,11 +87,24 @@ def notifications(database_url: str, **where: Any) -> list[dict[str, Any]]:
         ).fetchall()
 
 
+def wait_settled(database_url: str, timeout: float = 20) -> None:
+    """Wait until the notifier has handled every incident event and finished every
+    notification it made of them: what it has not sent by then, it never will. (The proof it
+    ran, before a test says something was not sent.)"""
+
+    def unfinished() -> tuple[int, int]:
+        with psycopg.connect(database_url) as conn:
+            row = conn.execute(
+                "SELECT (SELECT count(*) FROM incident_events WHERE handled_at IS NULL),"
+                " (SELECT count(*) FROM notifications WHERE status IN ('pending', 'sending'))"
+            ).fetchone()
+        assert row is not None
+        return int(row[0]), int(row[1])
+
+    eventually(unfinished, lambda left: left == (0, 0), timeout=timeout,
+               what="(unhandled events, unsent notifications) to reach (0, 0)")  # fmt: skip
+
+
 def wait_until(check: Any, timeout: float = 20, every: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"never held: {check}"
-        time.sleep(every)
+    """`check()` once it gives something truthy."""
+    return eventually(check, timeout=timeout, every=every)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -36,6 +37,29 @@ def postgres_server(env_url: str | None, tmp: Path) -> Iterator[str]:
         yield server.start()
     finally:
         server.stop()
+
+
+class SharedPostgres:
+    """An embedded PostgreSQL for several test processes at once (xdist's workers), with room
+    for all their connections."""
+
+    def __init__(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="sb-test-pg-"))
+        self.server = EmbeddedPostgres(self.folder, database="postgres")
+
+    def start(self) -> str:
+        url = self.server.start()
+        with psycopg.connect(url, autocommit=True) as conn:
+            # Each worker runs an API pool, notifiers and hubs of its own; 100 is too few.
+            conn.execute("ALTER SYSTEM SET max_connections = 500")
+        self.server.stop()  # the setting takes a restart
+        return self.server.start()
+
+    def stop(self) -> None:
+        try:
+            self.server.stop()
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 @contextmanager

@@ -7,7 +7,11 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from bench.cpu import CpuClock, named, process_seconds
+
+pytestmark = pytest.mark.slow  # the lanes: docs/testing.md
 
 
 def _spin(seconds: float) -> None:

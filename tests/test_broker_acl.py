@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import os
 import pwd
-import queue
 import shutil
 import stat
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +22,8 @@ import pytest
 
 from hub.embedded.broker import EmbeddedBroker
 from hub.embedded.ports import free_port, wait_for_port
-from tests.mqtt_helpers import connect_reason, connected
+from tests.eventually import eventually
+from tests.mqtt_helpers import connect_reason, connected, subscribe, until_control
 from tests.test_registry_api import COMMUNITY, register_area
 
 HUB_PASSWORD = "hub-secret-for-tests"
@@ -91,16 +90,7 @@ def broker(
     running.stop()
 
 
-def drain(received: queue.Queue[object], wait: float = 1.0) -> list[str]:
-    topics = []
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        try:
-            message = received.get(timeout=0.1)
-        except queue.Empty:
-            continue
-        topics.append(message.topic)  # type: ignore[attr-defined]
-    return topics
+CONTROL = b'{"control": true}'  # sent last: once it is in, what else could come has come
 
 
 def test_device_writes_only_under_its_own_id(
@@ -110,8 +100,7 @@ def test_device_writes_only_under_its_own_id(
     port = broker.port
     assert port is not None
     with connected(port, "shaobing.hub", HUB_PASSWORD, v5=v5) as (hub, received):
-        hub.subscribe("sb/#", qos=1)
-        time.sleep(0.3)
+        subscribe(hub, "sb/#")
         with connected(port, "DEV-A", devices["DEV-A"], v5=v5) as (dev_a, _):
             dev_a.publish(f"sb/{COMMUNITY}/DEV-A/telemetry", b'{"seq": 1}', qos=1).wait_for_publish(
                 5
@@ -123,7 +112,8 @@ def test_device_writes_only_under_its_own_id(
             for channel in ("cmd", "config", "telemetry2", "event", "status"):
                 dev_a.publish(f"sb/{COMMUNITY}/DEV-A/{channel}", b"{}", qos=1).wait_for_publish(5)
             dev_a.publish(f"sb/{COMMUNITY}/DEV-B/cmd", b"{}", qos=1).wait_for_publish(5)
-            topics = drain(received)
+            dev_a.publish(f"sb/{COMMUNITY}/DEV-A/status", CONTROL, qos=1).wait_for_publish(5)
+            topics = until_control(received, CONTROL)
     # Only its own telemetry, event and status arrive: a device cannot forge a command to itself
     # or another device (the hub's `cmd` is read by the device, never written).
     assert topics == [f"sb/{COMMUNITY}/DEV-A/{c}" for c in ("telemetry", "event", "status")]
@@ -136,14 +126,14 @@ def test_device_reads_only_its_own_commands(
     port = broker.port
     assert port is not None
     with connected(port, "DEV-A", devices["DEV-A"], v5=v5) as (dev_a, inbox):
-        dev_a.subscribe(f"sb/{COMMUNITY}/DEV-A/cmd", qos=1)
-        dev_a.subscribe(f"sb/{COMMUNITY}/DEV-B/cmd", qos=1)
-        dev_a.subscribe(f"sb/{COMMUNITY}/DEV-B/telemetry", qos=1)
-        time.sleep(0.3)
+        subscribe(dev_a, f"sb/{COMMUNITY}/DEV-A/cmd")
+        subscribe(dev_a, f"sb/{COMMUNITY}/DEV-B/cmd")
+        subscribe(dev_a, f"sb/{COMMUNITY}/DEV-B/telemetry")
         with connected(port, "shaobing.hub", HUB_PASSWORD, v5=v5) as (hub, _):
             for target in ("DEV-A/cmd", "DEV-B/cmd", "DEV-B/telemetry"):
                 hub.publish(f"sb/{COMMUNITY}/{target}", b"{}", qos=1).wait_for_publish(5)
-            topics = drain(inbox)
+            hub.publish(f"sb/{COMMUNITY}/DEV-A/cmd", CONTROL, qos=1).wait_for_publish(5)
+            topics = until_control(inbox, CONTROL)
     assert topics == [f"sb/{COMMUNITY}/DEV-A/cmd"]
 
 
@@ -172,7 +162,8 @@ def test_rotation_takes_effect_on_reload(
     new_password = admin.post("/api/v1/devices/DEV-A/credentials").json()["password"]
     broker_config(database_url, tmp_path / "mqtt")
     broker.reload()
-    time.sleep(0.5)
+    eventually(lambda: connect_reason(port, "DEV-A", devices["DEV-A"], v5=v5),
+               lambda reason: reason != 0, what="the old password refused")  # fmt: skip
     assert connect_reason(port, "DEV-A", devices["DEV-A"], v5=v5) != 0
     assert connect_reason(port, "DEV-A", new_password, v5=v5) == 0
 

@@ -95,6 +95,7 @@ def detected_frames(models: Models, url: str, **settings: Any) -> int:
     return pipeline.counters.detected
 
 
+@pytest.mark.slow
 def test_a_motion_mask_over_the_clock_lets_gating_rest(models: Models, tmp_path: Path) -> None:
     url = f"file://{still_clip(tmp_path, 'clock.avi', burn_clock)}?realtime=0"
     unmasked = detected_frames(models, url)
@@ -117,6 +118,7 @@ def run_clip(models: Models, clip: str, fps: float, **settings: Any) -> list[str
     return found
 
 
+@pytest.mark.slow
 def test_object_masks_and_switched_off_analytics(models: Models) -> None:
     assert "intrusion" in run_clip(models, "pedestrians_crosswalk.mp4", 2)
     masked = run_clip(models, "pedestrians_crosswalk.mp4", 2, object_masks=[{"polygon": WALKWAY}])
@@ -139,6 +141,7 @@ def test_decoding_is_measured_per_frame_read() -> None:
     assert 0 < counters.decode_s / counters.frames_read < 0.5
 
 
+@pytest.mark.slow
 def test_the_engine_reads_the_detect_substream(models: Models) -> None:
     """The main stream cannot be opened; the substream can: frames come from the substream."""
     engine = Engine(Models(models.detector))

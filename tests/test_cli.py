@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
@@ -9,16 +10,19 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
 import httpx
 import pytest
+import structlog
 from click.testing import CliRunner
 
 from hub.embedded.ports import free_port
 from hub.settings import Settings
 from shaobing.cli import main
+from tests.eventually import eventually
 from tests.mqtt_helpers import connect_reason
 
 SHAOBING = [sys.executable, "-m", "shaobing.cli"]
@@ -29,15 +33,37 @@ def clean_env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
+@dataclass(frozen=True)
+class Done:
+    """What a command run in this process left: as `subprocess.run` reports it."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def shaobing(*args: str, check: bool = False, **settings: str) -> Done:
+    """`shaobing ARGS` run in this process (Click's CliRunner), with no SB_ setting but
+    `settings`, as a user's shell with nothing configured runs it; for commands that start no
+    service. The logging a command sets up (to the runner's stderr) is undone after it."""
+    env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("SB_")}
+    root = logging.getLogger()
+    handlers, level, logs = root.handlers[:], root.level, structlog.get_config()
+    try:
+        done = CliRunner().invoke(main, list(args), env={**env, **settings})
+    finally:
+        root.handlers[:], root.level = handlers, level
+        structlog.configure(**logs)
+    if done.exception is not None and not isinstance(done.exception, SystemExit):
+        raise done.exception  # a traceback: the test's failure, shown whole
+    assert not check or done.exit_code == 0, done.stderr
+    return Done(done.exit_code, done.stdout, done.stderr)
+
+
 def test_token_create_prints_the_token_alone(database_url: str, api_url: str) -> None:
-    done = subprocess.run(
-        [*SHAOBING, "token", "create", "--role", "operator", "--area", "440311"],
-        env=clean_env(SB_DATABASE_URL=database_url),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    done = shaobing("token", "create", "--role", "operator", "--area", "440311",
+                    SB_DATABASE_URL=database_url)  # fmt: skip
+    assert done.returncode == 0, done.stderr
     token = done.stdout.strip()
     assert re.fullmatch(r"sb_[A-Za-z0-9_-]{43}", token), done.stdout
     assert done.stdout == token + "\n"
@@ -46,24 +72,21 @@ def test_token_create_prints_the_token_alone(database_url: str, api_url: str) ->
 
 
 def test_token_create_rejects_a_bad_area(database_url: str) -> None:
-    done = subprocess.run(
-        [*SHAOBING, "token", "create", "--role", "viewer", "--area", "44-03"],
-        env=clean_env(SB_DATABASE_URL=database_url),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = shaobing("token", "create", "--role", "viewer", "--area", "44-03",
+                    SB_DATABASE_URL=database_url)  # fmt: skip
     assert done.returncode == 2 and "4, 6, 9 or 12 digits" in done.stderr and done.stdout == ""
 
 
 def test_bad_settings_are_one_clear_line() -> None:
-    done = subprocess.run(
-        [*SHAOBING, "migrate"],
-        env=clean_env(SB_API_BIND="nonsense"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = shaobing("migrate", SB_API_BIND="nonsense")
+    assert done.returncode == 1
+    assert "SB_API_BIND: expected host:port" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_real_entry_point_runs() -> None:
+    """The in-process runs above stand for `python -m shaobing.cli`: this proves that runs."""
+    done = subprocess.run([*SHAOBING, "migrate"], env=clean_env(SB_API_BIND="nonsense"),
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 1
     assert "SB_API_BIND: expected host:port" in done.stderr and "Traceback" not in done.stderr
 
@@ -99,6 +122,7 @@ def stop(process: subprocess.Popen[str]) -> str:
     return out
 
 
+@pytest.mark.slow
 def test_up_on_embedded_services_survives_a_restart(tmp_path: Path) -> None:
     data_dir = tmp_path / "var"
     port = free_port()
@@ -127,10 +151,9 @@ def test_up_on_embedded_services_survives_a_restart(tmp_path: Path) -> None:
         password = created["credentials"]["password"]
         # The embedded broker picks up the new device without a restart.
         v5 = mqtt_match[1] == "mosquitto"
-        deadline = time.monotonic() + 10
-        while connect_reason(int(mqtt_match[2]), "SD-0001", password, v5=v5) != 0:
-            assert time.monotonic() < deadline, "device never admitted by the embedded broker"
-            time.sleep(0.3)
+        eventually(lambda: connect_reason(int(mqtt_match[2]), "SD-0001", password, v5=v5),
+                   lambda reason: reason == 0, timeout=10, every=0.3,
+                   what="the device admitted by the embedded broker")  # fmt: skip
     finally:
         stop(process)
     assert not (data_dir / "postgres" / "postmaster.pid").exists(), "PostgreSQL left running"
@@ -181,11 +204,13 @@ def test_up_without_a_model_says_vision_is_off_and_serves(tmp_path: Path) -> Non
     ["migrate"], ["broker-config", "--out", "mqtt"], ["token", "create", "--role", "admin"],
     ["token", "list"], ["simulate", "--count", "1"],
 ])  # fmt: skip
-def test_commands_refuse_a_data_directory_without_a_hub(tmp_path: Path, command: list[str]) -> None:
+def test_commands_refuse_a_data_directory_without_a_hub(
+    tmp_path: Path, command: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Run from another directory, a command must not start a second, empty hub there: it
     names the directory it looked in and stops, creating nothing."""
-    done = subprocess.run([*SHAOBING, *command], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=120, env=clean_env(SB_MQTT_URL="mqtt://127.0.0.1:1"))  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    done = shaobing(*command, SB_MQTT_URL="mqtt://127.0.0.1:1")
     assert done.returncode == 1, done.stderr
     assert f"no hub in {tmp_path / 'var'} (SB_DATA_DIR)" in done.stderr
     assert "Traceback" not in done.stderr and done.stdout == ""
@@ -193,32 +218,28 @@ def test_commands_refuse_a_data_directory_without_a_hub(tmp_path: Path, command:
 
 
 def test_token_list_and_revoke(database_url: str, api_url: str) -> None:
-    env = clean_env(SB_DATABASE_URL=database_url)
-    created = subprocess.run([*SHAOBING, "token", "create", "--role", "viewer", "--area",
-                              "440311", "--name", "大屏"], env=env, capture_output=True,
-                             text=True, timeout=60, check=True)  # fmt: skip
+    url = database_url
+    created = shaobing("token", "create", "--role", "viewer", "--area", "440311",
+                       "--name", "大屏", SB_DATABASE_URL=url)  # fmt: skip
+    assert created.returncode == 0, created.stderr
     token = created.stdout.strip()
     headers = {"Authorization": f"Bearer {token}"}
     assert httpx.get(f"{api_url}/api/v1/areas", headers=headers).status_code == 200
 
-    listed = subprocess.run([*SHAOBING, "token", "list"], env=env, capture_output=True,
-                            text=True, timeout=60, check=True).stdout  # fmt: skip
+    listed = shaobing("token", "list", check=True, SB_DATABASE_URL=url).stdout
     row = next(line for line in listed.splitlines() if line.endswith("大屏"))
     token_id, role, area, state = row.split()[:4]
     assert (role, area, state) == ("viewer", "440311", "live")
     assert token not in listed and token[3:20] not in listed  # never the secret
 
-    revoked = subprocess.run([*SHAOBING, "token", "revoke", token_id], env=env,
-                             capture_output=True, text=True, timeout=60)  # fmt: skip
+    revoked = shaobing("token", "revoke", token_id, SB_DATABASE_URL=url)
     assert revoked.returncode == 0 and f"token {token_id} revoked" in revoked.stdout
     assert httpx.get(f"{api_url}/api/v1/areas", headers=headers).status_code == 401
-    listed = subprocess.run([*SHAOBING, "token", "list"], env=env, capture_output=True,
-                            text=True, timeout=60, check=True).stdout  # fmt: skip
+    listed = shaobing("token", "list", check=True, SB_DATABASE_URL=url).stdout
     assert next(line for line in listed.splitlines() if line.endswith("大屏")).split()[3] == (
         "revoked"
     )
-    missing = subprocess.run([*SHAOBING, "token", "revoke", "999999"], env=env,
-                             capture_output=True, text=True, timeout=60)  # fmt: skip
+    missing = shaobing("token", "revoke", "999999", SB_DATABASE_URL=url)
     assert missing.returncode == 1 and "token 999999 not found" in missing.stderr
 
 
@@ -233,6 +254,7 @@ def lan_address() -> str | None:
     return None if address.startswith("127.") else address
 
 
+@pytest.mark.slow
 def test_the_embedded_broker_listens_where_sb_mqtt_listen_says(tmp_path: Path) -> None:
     """Devices on the network reach it at this machine's address, with the credentials
     their registration gave them; a taken address is said plainly."""
@@ -254,10 +276,9 @@ def test_the_embedded_broker_listens_where_sb_mqtt_listen_says(tmp_path: Path) -
             "id": "SD-LAN", "type": "smoke_sensor", "area": "440311001002"}).json()  # fmt: skip
         password = created["credentials"]["password"]
         v5 = "mosquitto" in banner
-        deadline = time.monotonic() + 10
-        while connect_reason(mqtt_port, "SD-LAN", password, v5=v5, host=address) != 0:
-            assert time.monotonic() < deadline, "a device on the network was not let in"
-            time.sleep(0.3)
+        eventually(lambda: connect_reason(mqtt_port, "SD-LAN", password, v5=v5, host=address),
+                   lambda reason: reason == 0, timeout=10, every=0.3,
+                   what="a device on the network let in")  # fmt: skip
 
         taken = subprocess.run(
             [*SHAOBING, "up"], capture_output=True, text=True, timeout=120,
@@ -305,6 +326,7 @@ def test_the_readme_closes_every_code_block() -> None:
         assert len(fences) % 2 == 0, name
 
 
+@pytest.mark.slow
 def test_a_start_on_a_busy_api_port_fails_plainly_and_keeps_the_first_token(
     tmp_path: Path,
 ) -> None:

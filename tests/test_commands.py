@@ -24,7 +24,7 @@ from hub.supervisor import Probe
 from ingest.command_sender import CommandSenderConfig, run_command_sender
 from ingest.simulate import SimConfig, Simulator, register
 from tests.ingest_helpers import Publisher, running_consumer
-from tests.mqtt_helpers import connected
+from tests.mqtt_helpers import connected, subscribe
 from tests.notify_helpers import wait_until
 from tests.rules_helpers import running_rules, seed
 from tests.test_registry_api import COMMUNITY, assert_error, register_area
@@ -47,8 +47,7 @@ def device_listening(broker: MqttUrl, device_id: str) -> Iterator[queue.Queue[mq
     """A device subscribed QoS 1 to its own cmd topic."""
     with connected(broker.port, broker.username or "", broker.password or "",
                    host=broker.host) as (client, received):  # fmt: skip
-        client.subscribe(f"sb/{COMMUNITY}/{device_id}/cmd", qos=1)
-        time.sleep(0.3)
+        subscribe(client, f"sb/{COMMUNITY}/{device_id}/cmd")
         yield received
 
 

@@ -36,6 +36,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parent.parent / "web" / "test-results"
 ELSEWHERE = "440305001001"
 pytestmark = [
+    pytest.mark.slow,  # a browser
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Chromium is not installed"),
     pytest.mark.skipif(not (BUILT / "index.html").is_file(), reason="run `make console` first"),
 ]

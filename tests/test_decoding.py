@@ -18,6 +18,8 @@ from tests.vision_media import MEDIA, require_media
 from vision.capture import Frame, FrameSource, open_source
 from vision.decoding import cuda_decoding
 
+pytestmark = pytest.mark.slow  # the lanes: docs/testing.md
+
 FPS = 25
 SECONDS = 8
 

@@ -15,9 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from hub.embedded.ports import free_port
+from tests.eventually import eventually
 from tests.test_cli import SHAOBING, clean_env, stop
+
+pytestmark = pytest.mark.slow  # the lanes: docs/testing.md
 
 GUIDE = Path(__file__).parent.parent / "docs" / "devices.md"
 
@@ -95,10 +99,4 @@ def test_the_first_device_session_of_the_guide_lands(tmp_path: Path) -> None:
 
 
 def wait(read: Any, ok: Any, timeout: float = 20) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = read()
-        if ok(value):
-            return value
-        assert time.monotonic() < deadline, value
-        time.sleep(0.3)
+    return eventually(read, ok, timeout=timeout, every=0.3)

@@ -15,6 +15,10 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # the lanes: docs/testing.md
+
 ROOT = Path(__file__).parent.parent
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
 

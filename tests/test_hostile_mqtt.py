@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from hub.settings import MqttUrl
+from tests.eventually import eventually
 from tests.ingest_helpers import Publisher, running_consumer, wait_for
 from tests.pg_tools import dump_data, pg_dump_for
 from tests.test_registry_api import COMMUNITY, register_area
@@ -179,14 +180,14 @@ def test_every_kind_of_bad_message_is_refused_and_every_good_one_lands(
         pub.close()
         sent_good = 2 * (len(bad) + 1)
         wait_for(database_url, "SELECT count(*) FROM uplinks", lambda n: n == sent_good, timeout=30)
-        deadline = time.monotonic() + 30
-        while True:
+
+        def letters() -> tuple[list[Any], Any]:
             with psycopg.connect(database_url) as conn:
                 rows = conn.execute("SELECT reason, topic, detail FROM dead_letters").fetchall()
-                readings = conn.execute("SELECT count(*) FROM readings").fetchone()
-            if len(rows) >= len(bad) or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
+                return rows, conn.execute("SELECT count(*) FROM readings").fetchone()
+
+        rows, readings = eventually(letters, lambda got: len(got[0]) >= len(bad), timeout=30,
+                                    every=0.2, what="every bad message dead-lettered")  # fmt: skip
     expected = Counter(r for r, _, _ in bad)
     reasons = Counter(r for r, _, _ in rows)
     assert reasons == expected, (expected - reasons, reasons - expected, rows)

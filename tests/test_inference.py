@@ -28,6 +28,8 @@ from vision.pipeline import Models
 from vision.tracking import iou
 from vision.worker import load_models
 
+pytestmark = pytest.mark.slow  # the lanes: docs/testing.md
+
 CLIPS = ["pedestrians_crosswalk.mp4", "pedestrians_overhead.avi", "fire_smoke_cctv.mp4",
          "fall_indoor.mp4"]  # fmt: skip
 

@@ -27,6 +27,8 @@ from vision.inference_server import (
 )
 from vision.pipeline import Models
 
+pytestmark = pytest.mark.slow  # the lanes: docs/testing.md
+
 
 @pytest.fixture(scope="module")
 def models() -> Models:

@@ -267,6 +267,7 @@ def test_nul_bytes_cost_only_their_own_message(
         assert conn.execute("SELECT reason FROM dead_letters").fetchone() == ("schema",)
 
 
+@pytest.mark.slow
 def test_zero_loss_across_sigkill(
     registry: httpx.Client, database_url: str, queueing_broker: MqttUrl, tmp_path: Path
 ) -> None:
@@ -345,6 +346,7 @@ def test_zero_loss_across_sigkill(
         assert per_device == (100, 200, 201)
 
 
+@pytest.mark.slow
 def test_a_broker_restart_loses_nothing(
     registry: httpx.Client, database_url: str, tmp_path: Path
 ) -> None:

@@ -18,12 +18,14 @@ from incidents.escalation import escalate_overdue
 from incidents.sla import Sla
 from notify.outbox import fan_out, schedule_repeats
 from tests.conftest import TokenFactory
+from tests.eventually import eventually
 from tests.notify_helpers import (
     PUBLIC,
     act,
     notifications,
     open_incident,
     running_notifier,
+    wait_settled,
     wait_until,
 )
 from tests.platform_receivers import (
@@ -68,6 +70,12 @@ def test_a_webhook_gets_the_incident_signed_and_retries_keep_one_key(
         with running_notifier(database_url):
             incident = open_incident(database_url, COMMUNITY)
             [got] = hook.wait_for(1, timeout=30)
+            # The receiver has its answer before the sender records it: wait for the record.
+            wait_until(lambda: [n for n in notifications(database_url)
+                                if n["status"] == "delivered"])  # fmt: skip
+            eventually(lambda: REGISTRY.get_sample_value(
+                "sb_notification_delivery_seconds_count", {"kind": "webhook"}) or 0,
+                what="the delivery's time recorded")  # fmt: skip
         body = got.json()
         assert body["event"] == "incident.created"
         assert body["incident"]["id"] == incident.id and body["incident"]["area"] == COMMUNITY
@@ -186,7 +194,7 @@ def test_routes_match_events_priorities_and_escalation_levels(
             act(database_url, urgent.id, "accept")
             escalate(database_url, urgent.id, STREET)
             hook.wait_for(3)
-            time.sleep(0.5)  # anything else would have arrived by now
+            wait_settled(database_url)  # every event judged, every notification sent
         events = sorted((r.json()["event"], r.json()["incident"]["id"]) for r in hook.accepted)
         assert events == [("incident.created", urgent.id), ("incident.escalated", urgent.id),
                           ("incident.updated", urgent.id)]  # fmt: skip
@@ -219,7 +227,7 @@ def test_a_channel_never_hears_another_areas_incidents(
             theirs = open_incident(database_url, OTHER, title="别区火警")
             ours = open_incident(database_url, COMMUNITY, title="本区火警")
             [got] = hook.wait_for(1)
-            time.sleep(0.5)
+            wait_settled(database_url)  # both incidents judged, every notification sent
         assert got.json()["incident"]["id"] == ours.id
         assert {n["incident_id"] for n in notifications(database_url)} == {ours.id}
         assert theirs.id not in {n["incident_id"] for n in notifications(database_url)}

@@ -25,6 +25,8 @@ from hub.embedded.ports import free_port
 from tests.test_cli import stop
 from tests.test_device_guide import start_hub, wait
 
+pytestmark = pytest.mark.slow  # the lanes: docs/testing.md
+
 ROOT = Path(__file__).parent.parent
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SHELLS = {"sh", "bash", "shell", "console"}

@@ -11,6 +11,8 @@ from tests.vision_media import MEDIA, YOLO, require_media
 from vision.detector import Detections, Detector
 from vision.regions import around, merge, tiles, whole
 
+pytestmark = pytest.mark.slow  # the lanes: docs/testing.md
+
 HAND_COUNTED = 45  # people on the overhead clip's first frame (bench/expected_events.toml)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from datetime import UTC, datetime
 
 import psycopg
@@ -16,6 +15,7 @@ from psycopg.rows import DictRow
 from hub import signal_log
 from hub.contracts import Signal
 from hub.db import connect
+from tests.eventually import eventually
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
@@ -57,6 +57,14 @@ def test_ids_taken_without_the_lock_can_be_skipped(empty_log: str) -> None:
     assert read(empty_log, cursor)[0] == []  # SLOW is lost to this reader
 
 
+def lock_waiters(database_url: str) -> int:
+    """How many sessions on this database wait for a lock."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname ="
+                           " current_database() AND wait_event_type = 'Lock'").fetchone()  # fmt: skip
+    return int(row[0]) if row else 0
+
+
 def test_append_makes_ids_visible_in_order(empty_log: str) -> None:
     """With `append`, the second writer cannot take ids until the first has committed, so
     the reader sees the first writer's signals before (or with) the second's, never after."""
@@ -82,7 +90,8 @@ def test_append_makes_ids_visible_in_order(empty_log: str) -> None:
 
     thread = threading.Thread(target=second, daemon=True)
     thread.start()
-    time.sleep(0.5)
+    # Proof the second append is running, and waiting: its backend waits on a lock.
+    eventually(lambda: lock_waiters(empty_log), what="the second append waiting on a lock")
     assert not second_done.is_set(), "the second append did not wait for the first to commit"
     assert read(empty_log, 0)[0] == []  # nothing visible yet, so nothing to skip
     loop.run_until_complete(held.commit())

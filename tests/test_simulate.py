@@ -15,6 +15,8 @@ from tests.ingest_helpers import running_consumer, wait_for
 from tests.services import LocalMosquitto
 from tests.test_cli import SHAOBING, clean_env
 
+pytestmark = pytest.mark.slow  # the lanes: docs/testing.md
+
 SMOKE, READERS = 8, 3
 
 

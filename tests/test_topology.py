@@ -25,6 +25,8 @@ from tests.services import scratch_database
 from tests.test_registry_api import COMMUNITY, register_area
 from tests.test_stream import next_event
 
+pytestmark = pytest.mark.slow  # the lanes: docs/testing.md
+
 OTHER = "440311002001"  # a community of another street
 SECRET = "topology-test-secret"
 Start = Callable[..., HubProcess]

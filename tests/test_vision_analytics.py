@@ -30,6 +30,8 @@ from vision.events import Event
 from vision.pipeline import CameraCounters, Engine, Gating, Models
 from vision.shrink import shrink
 
+pytestmark = pytest.mark.slow  # the lanes: docs/testing.md
+
 
 @dataclass
 class Run:

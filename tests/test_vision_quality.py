@@ -10,6 +10,8 @@ from tests.vision_media import FIRE, MEDIA, POSE, YOLO, require_media
 from vision.detector import Detector
 from vision.pipeline import Models
 
+pytestmark = pytest.mark.slow  # the lanes: docs/testing.md
+
 FPS = 2.0
 
 

@@ -23,6 +23,8 @@ from tests.ingest_helpers import Publisher, running_consumer, wait_for
 from tests.test_ingest_pipeline import Harness
 from tests.vision_media import MEDIA, WALKWAY, YOLO, require_media
 
+pytestmark = pytest.mark.slow  # the lanes: docs/testing.md
+
 AREA = "440311001002"
 
 
