@@ -269,6 +269,12 @@ def test_the_stats_and_map_views_render_with_data(
     assert row.inner_text().split()[1] == "2"
     page.wait_for_selector("canvas")  # the ECharts chart
     shot(page, "stats")
+    # by area, rolled up to the street: the community's incidents under the street's code
+    page.select_option("select[name=group_by]", "area")
+    page.select_option("select[name=level]", "street")
+    page.click("form.range button[type=submit]")
+    street_row = page.wait_for_selector(f"[data-group='{COMMUNITY[:9]}']")
+    assert int(street_row.inner_text().split()[1]) >= 2
     page.click("text=一张图")
     page.wait_for_selector(".leaflet-container")
     markers = page.wait_for_selector("path.leaflet-interactive")

@@ -118,8 +118,8 @@ export const api = {
   unitStats: (from?: string, to?: string) =>
     call<UnitStatsPage>(`/stats${query({ group_by: 'unit', from, to })}`),
   /** The stats as a CSV sheet (behind the token), saved by the browser. */
-  async downloadStats(groupBy: string, from?: string, to?: string): Promise<void> {
-    const path = `/stats.csv${query({ group_by: groupBy, from, to })}`
+  async downloadStats(groupBy: string, from?: string, to?: string, level?: string): Promise<void> {
+    const path = `/stats.csv${query({ group_by: groupBy, from, to, level })}`
     const response = await fetch(API + path, { headers: { Authorization: `Bearer ${token()}` } })
     if (!response.ok) throw new ApiError(response.status, 'csv', response.statusText)
     const link = document.createElement('a')
@@ -137,8 +137,8 @@ export const api = {
       `/evidence${query({ camera_id: id, limit })}`,
     ),
   signals: (limit = 50) => call<Page<Signal>>(`/signals${query({ limit })}`),
-  stats: (groupBy: string, from?: string, to?: string) =>
-    call<Stats>(`/stats${query({ group_by: groupBy, from, to })}`),
+  stats: (groupBy: string, from?: string, to?: string, level?: string) =>
+    call<Stats>(`/stats${query({ group_by: groupBy, from, to, level })}`),
   rules: () => everything<Rule>('/rules'),
   setRuleEnabled: (id: string, enabled: boolean) =>
     call<Rule>(`/rules/${id}`, { method: 'PATCH', body: JSON.stringify({ enabled }) }),

@@ -147,6 +147,8 @@ const en: typeof zh = {
       priority: 'Priority',
       source: 'Source',
     },
+    level: 'Roll up to',
+    levels: { community: 'Community', street: 'Street', district: 'District', city: 'City' },
   },
   rules: {
     title: 'Rules',

@@ -148,6 +148,8 @@ export default {
     satisfaction: '群众满意度',
     export: '导出 CSV',
     groups: { none: '全部', area: '区域', category: '类别', priority: '等级', source: '来源' },
+    level: '汇总到',
+    levels: { community: '社区', street: '街道', district: '区', city: '市' },
   },
   rules: {
     title: '规则',
