@@ -141,11 +141,11 @@ class CameraPipeline:
         self.last_detect = frame.ts
         height, width = frame.image.shape[:2]
         kept = drop_masked(dets, self.settings.object_masks, height, width)
-        self.tracker.update(kept, (height, width), frame.ts)
+        self.tracker.update(kept, (height, width), frame.ts, frame.image)
 
     def zone_events(self, frame: Frame) -> list[Event]:
-        tracks = self.tracks
-        return [e for analytic in self.zones for e in analytic.update(frame.ts, tracks)]
+        tracks, detected = self.tracks, frame.ts == self.last_detect
+        return [e for analytic in self.zones for e in analytic.update(frame.ts, tracks, detected)]
 
     def wants_fire_model(self, frame: Frame) -> bool:
         if self.fire is None or not self.fire.due(frame.ts):
