@@ -150,6 +150,8 @@ class CameraPipeline:
     def wants_fire_model(self, frame: Frame) -> bool:
         if self.fire is None or not self.fire.due(frame.ts):
             return False
+        if self.fire.candidate(frame.ts):
+            return True  # decided over time: every analysed frame counts while it lasts
         recent_motion = frame.ts - self.last_motion <= self.fire.config.interval_s * 2
         return recent_motion or frame.ts - self.fire.last_run >= self.gating.refresh_s
 
@@ -165,7 +167,7 @@ class CameraPipeline:
 
     def fire_events(self, frame: Frame, dets: Detections) -> list[Event]:
         assert self.fire is not None
-        return self.fire.update(frame.ts, dets, frame.image.shape[:2])
+        return self.fire.update(frame.ts, dets, frame.image.shape[:2], frame.image)
 
     def close(self) -> None:
         self.source.close()
