@@ -7,8 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from vision.analytics.fall import Fall
 from vision.analytics.fire import FireSmoke
 from vision.detector import Detections
+from vision.events import Event
+from vision.tracking import Track
 
 NAMES = {0: "fire", 1: "smoke"}
 SHAPE = (720, 1280)
@@ -103,3 +106,91 @@ def test_a_growing_plume_is_smoke_within_its_window() -> None:
         box = (0.3, top / height, 0.6, 0.8)
         events += smoke.update(ts, found(1, box, 0.55), SHAPE, image)
     assert [(e.type, e.ts) for e in events] == [("smoke", 1.0)]
+
+
+def pose_of(box: tuple[float, float, float, float], shoulders: tuple[float, float],
+            hips: tuple[float, float], extra: list[tuple[float, float]] | None = None,
+            ) -> Detections:  # fmt: skip
+    """A pose result for one person in `box`, keypoints given as normalised (x, y)."""
+    height, width = SHAPE
+    keypoints = np.zeros((1, 17, 3), np.float32)
+    for index, (x, y) in zip([5, 6], [shoulders, shoulders], strict=True):
+        keypoints[0, index] = [x * width, y * height, 0.9]
+    for index, (x, y) in zip([11, 12], [hips, hips], strict=True):
+        keypoints[0, index] = [x * width, y * height, 0.9]
+    for index, (x, y) in enumerate(extra or [], start=13):
+        keypoints[0, index] = [x * width, y * height, 0.9]
+    xyxy = np.array([box], np.float32) * np.array([width, height, width, height], np.float32)
+    return Detections(xyxy, np.array([0.8], np.float32), np.array([0]), keypoints)
+
+
+def person_track(box: tuple[float, float, float, float], ts: float, track_id: int = 1,
+                 score: float = 0.7) -> Track:  # fmt: skip
+    track = Track(track_id, "person", box, score, 0.0, ts)
+    track.scores.append(score)
+    return track
+
+
+STANDING = (0.45, 0.3, 0.5, 0.7)  # 64 x 288 px
+
+
+def run_fall(fps: float, fallen: tuple[float, float, float, float],
+             pose: Detections | None, fall_at: float = 3.0, seconds: float = 8.0,
+             dropouts: set[int] | None = None) -> list[Event]:  # fmt: skip
+    """Someone stands until `fall_at`, then lies as `fallen` with the pose given."""
+    fall = Fall()
+    events = []
+    for n in range(int(seconds * fps)):
+        ts = n / fps
+        box = STANDING if ts < fall_at else fallen
+        track = person_track(box, ts)
+        given = None if ts < fall_at or n in (dropouts or set()) else pose
+        events += fall.update(ts, [track], given, SHAPE)
+    return events
+
+
+@pytest.mark.parametrize("fps", [1.0, 2.0])
+def test_a_fall_seen_from_the_side_is_reported_on_its_first_frame_down(fps: float) -> None:
+    fallen = (0.35, 0.62, 0.6, 0.72)  # wide, on the floor where the feet were
+    pose = pose_of(fallen, shoulders=(0.38, 0.66), hips=(0.5, 0.67))
+    events = run_fall(fps, fallen, pose)
+    assert [e.ts for e in events] == [3.0]
+    assert events[0].confidence == pytest.approx(0.7)
+
+
+@pytest.mark.parametrize("fps", [1.0, 2.0])
+def test_a_fall_along_the_cameras_axis_seen_from_above(fps: float) -> None:
+    """The body lies towards the camera's far side: its box is no wider than it stood and
+    its torso reads upright (shoulders above hips), but its head and hips dropped to the
+    floor where the feet stood."""
+    fallen = (0.45, 0.52, 0.5, 0.72)
+    pose = pose_of(fallen, shoulders=(0.475, 0.56), hips=(0.475, 0.65))
+    events = run_fall(fps, fallen, pose)
+    assert len(events) == 1 and 3.0 <= events[0].ts <= 4.5
+    assert events[0].confidence > 0
+
+
+def test_crouching_to_tie_a_shoe_is_not_a_fall() -> None:
+    """Head down to half the standing height, box shrunk, but the hips stay well up."""
+    crouched = (0.45, 0.5, 0.51, 0.7)
+    pose = pose_of(crouched, shoulders=(0.48, 0.53), hips=(0.48, 0.6))
+    events = run_fall(2.0, crouched, pose, fall_at=3.0, seconds=6.0)
+    assert events == []
+    assert run_fall(2.0, STANDING, pose_of(STANDING, (0.47, 0.38), (0.47, 0.5))) == []
+
+
+def test_a_fall_is_held_through_pose_dropouts_and_reported_once() -> None:
+    fallen = (0.35, 0.62, 0.6, 0.72)
+    pose = pose_of(fallen, shoulders=(0.38, 0.66), hips=(0.5, 0.67))
+    events = run_fall(2.0, fallen, pose, seconds=12.0, dropouts={7, 9, 10, 11, 12, 15})
+    assert [e.ts for e in events] == [3.0]
+
+
+def test_someone_who_lay_down_slowly_is_reported_after_the_hold() -> None:
+    """Lying already when first seen: no drop was seen, so the fall is held for a second."""
+    fallen = (0.35, 0.62, 0.6, 0.72)
+    pose = pose_of(fallen, shoulders=(0.38, 0.66), hips=(0.5, 0.67))
+    fall = Fall()
+    events = [e for n in range(6)
+              for e in fall.update(n * 0.5, [person_track(fallen, n * 0.5)], pose, SHAPE)]  # fmt: skip
+    assert [e.ts for e in events] == [1.0]

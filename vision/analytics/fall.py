@@ -1,5 +1,28 @@
-"""Falls: a person whose box lies wide and whose pose keypoints put the torso horizontal,
-held for a moment so that someone bending down to tie a shoe does not count."""
+"""Falls from any camera angle: a person whose body is on the ground, judged from several cues,
+not from the torso's angle alone.
+
+Seen from the side, a fallen body lies wide and its torso horizontal. Seen from above, it may
+lie along the camera's axis: box and torso still read as upright, but the head and the hips
+have dropped towards where the feet stood, the box has lost height, and it happened within a
+second or two. So each person track keeps its standing reference (height, where its feet and
+head were, when it was last upright), and a candidate (a box turned wide, shrunk or dropped)
+is scored on:
+
+- `torso`: shoulders-to-hips more horizontal than vertical in the pose keypoints;
+- `wide`: the box at least `wide_aspect` wide (w/h), or twice as wide as it stood;
+- `low`: the box at most `low_height` of the standing height;
+- `head`: the box's top within `head_low` standing heights of where the feet stood;
+- `hips`: the hips' keypoints within `hips_low` standing heights of where the feet stood;
+- `spread`: the seen keypoints spread wider than tall (a body laid out on the ground).
+
+A body is down when the cues add up to 1 and one of them says it is on the ground (torso,
+wide, hips or spread): bending over or crouching lowers the head, not the hips. A fall is
+reported when the body went down fast (upright within `drop_s`) and is down now, or when it
+has been down for `hold_s`. The episode is held by place, not by track (the tracker may give
+the lying body a new id), through frames where the pose model finds nobody there, until the
+person is seen upright there for `hold_s` or nobody lies there for `forget_s`. Its confidence
+is the mean of the detector's scores for the body over the frames that decided it.
+"""
 
 from __future__ import annotations
 
@@ -8,50 +31,98 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vision.detector import Detections
-from vision.events import Event
+from vision.events import Box, Event
 from vision.tracking import Track, iou
 
 SHOULDERS, HIPS = [5, 6], [11, 12]
 MIN_KEYPOINT_SCORE = 0.4
+GROUND_CUES = ("torso", "wide", "hips", "spread")
+WEIGHTS = {"torso": 1.0, "wide": 1.0, "low": 0.5, "head": 0.5, "hips": 0.5, "spread": 0.5}
 
 
 @dataclass(frozen=True, slots=True)
 class FallConfig:
     candidate_aspect: float = 0.8  # boxes at least this wide (w/h) are checked with the pose model
-    fallen_aspect: float = 1.0  # without a torso in the keypoints, a box this wide is a fall
-    hold_s: float = 1.0  # how long a fall must last
+    upright_aspect: float = 0.7  # a box narrower than this is someone standing
+    wide_aspect: float = 1.3  # a box this wide lies
+    low_height: float = 0.6  # a box this much of the standing height is low
+    head_low: float = 0.5  # its top this close (standing heights) above the feet's line
+    hips_low: float = 0.15  # hips this close above the feet's line lie (squatting: 0.25)
+    drop_s: float = 2.0  # upright this recently and down now: a fall
+    hold_s: float = 1.0  # otherwise down this long
     match_iou: float = 0.3  # a pose box and a track box are the same person from this overlap
     forget_s: float = 3.0  # a place where nobody has been seen lying this long is clear again
 
 
-def pixel_aspect(box: tuple[float, float, float, float], shape: tuple[int, int]) -> float:
+def pixel_aspect(box: Box, shape: tuple[int, int]) -> float:
     height, width = shape
     w, h = (box[2] - box[0]) * width, (box[3] - box[1]) * height
     return w / h if h > 0 else 0.0
 
 
+@dataclass(slots=True)
+class Standing:
+    """How a track looked when last upright (normalised units)."""
+
+    height: float
+    foot: float
+    aspect: float
+    box: Box
+    ts: float
+
+
 def is_lying(keypoints: np.ndarray, aspect: float, config: FallConfig) -> bool:
     """Torso more horizontal than vertical; without a visible torso, a wide box decides."""
-    seen = keypoints[:, 2] >= MIN_KEYPOINT_SCORE
-    if aspect < config.candidate_aspect:
-        return False
-    if not (seen[SHOULDERS].any() and seen[HIPS].any()):
-        return aspect >= config.fallen_aspect * 1.3
-    shoulder = keypoints[SHOULDERS][seen[SHOULDERS], :2].mean(axis=0)
-    hip = keypoints[HIPS][seen[HIPS], :2].mean(axis=0)
-    dx, dy = abs(float(hip[0] - shoulder[0])), float(hip[1] - shoulder[1])
-    return dy < dx or aspect >= config.fallen_aspect * 1.5
+    cues = body_cues(None, keypoints, aspect, (1.0, 1.0, 1.0, 1.0), config)
+    return down(cues)
+
+
+def body_cues(
+    ref: Standing | None, keypoints: np.ndarray | None, aspect: float, box: Box,
+    config: FallConfig, frame_height: float = 1.0,
+) -> set[str]:  # fmt: skip
+    """The cues of a body on the ground this box (normalised) and its keypoints (pixels) show."""
+    cues: set[str] = set()
+    if aspect >= config.wide_aspect or (ref and aspect >= max(2 * ref.aspect, 0.9)):
+        cues.add("wide")
+    if keypoints is not None:
+        seen = keypoints[:, 2] >= MIN_KEYPOINT_SCORE
+        if seen[SHOULDERS].any() and seen[HIPS].any() and aspect >= config.candidate_aspect:
+            shoulder = keypoints[SHOULDERS][seen[SHOULDERS], :2].mean(axis=0)
+            hip = keypoints[HIPS][seen[HIPS], :2].mean(axis=0)
+            if float(hip[1] - shoulder[1]) < abs(float(hip[0] - shoulder[0])):
+                cues.add("torso")
+        if seen.sum() >= 5:
+            points = keypoints[seen, :2]
+            spread = points.max(axis=0) - points.min(axis=0)
+            if spread[0] > 1.2 * spread[1] and aspect >= config.candidate_aspect:
+                cues.add("spread")
+        if ref is not None and seen[HIPS].any():
+            hip_y = float(keypoints[HIPS][seen[HIPS], 1].mean()) / frame_height
+            if ref.foot - hip_y <= config.hips_low * ref.height:
+                cues.add("hips")
+    if ref is not None:
+        if box[3] - box[1] <= config.low_height * ref.height:
+            cues.add("low")
+        if ref.foot - box[1] <= config.head_low * ref.height:
+            cues.add("head")
+    return cues
+
+
+def down(cues: set[str]) -> bool:
+    return sum(WEIGHTS[c] for c in cues) >= 1.0 and any(c in cues for c in GROUND_CUES)
 
 
 @dataclass(slots=True)
 class _Episode:
-    """One person down at one place, kept by where it is rather than by track: the tracker
-    may lose a person whose box turns from tall to wide and give the lying body a new id."""
+    """One person down at one place, kept by where it is rather than by track."""
 
-    box: tuple[float, float, float, float]
+    box: Box
     since: float
     last_lying: float
-    up_since: float | None = None  # seen there not lying since
+    fast: bool  # the body went down from upright within `drop_s`
+    scores: list[float] = field(default_factory=list)
+    up_since: float | None = None  # seen upright there since
     reported: bool = False
 
 
@@ -61,81 +132,116 @@ class Fall:
 
     config: FallConfig = field(default_factory=FallConfig)
     episodes: list[_Episode] = field(default_factory=list)
+    standing: dict[int, Standing] = field(default_factory=dict)
 
     def candidates(self, tracks: list[Track], shape: tuple[int, int], ts: float) -> list[Track]:
-        """Person tracks seen now whose box is wide enough to need the pose model."""
-        return [
-            t
-            for t in tracks
-            if t.label == "person"
-            and t.last_seen == ts
-            and pixel_aspect(t.box, shape) >= self.config.candidate_aspect
-        ]
+        """Person tracks seen now whose box turned wide, shrank or dropped: the pose model
+        looks at them."""
+        return [t for t in tracks if t.label == "person" and t.last_seen == ts
+                and self._suspect(t, shape)]  # fmt: skip
+
+    def _suspect(self, track: Track, shape: tuple[int, int]) -> bool:
+        if pixel_aspect(track.box, shape) >= self.config.candidate_aspect:
+            return True
+        ref = self._reference(track)
+        return ref is not None and bool({"low", "head"} & body_cues(
+            ref, None, pixel_aspect(track.box, shape), track.box, self.config))  # fmt: skip
 
     def update(
         self, ts: float, tracks: list[Track], pose: Detections | None, shape: tuple[int, int]
     ) -> list[Event]:
         candidates = {t.id: t for t in self.candidates(tracks, shape, ts)}
-        lying = self._lying(candidates, pose, shape) if pose is not None else set()
-        standing = [t.box for t in tracks if t.last_seen == ts and t.id not in lying]
-        self._end_episodes(ts, standing)
+        lying = {tid: t for tid, t in candidates.items() if self._down(t, pose, shape)}
+        seen = [t for t in tracks if t.label == "person" and t.last_seen == ts]
+        upright = [t for t in seen if t.id not in lying and self._upright(t, shape)]
+        for track in upright:
+            self._stand(track, shape, ts)
+        self._end_episodes(ts, [t.box for t in upright])
+        self._forget_standing(ts, {t.id for t in tracks})
         events = []
         for tid in sorted(lying):
-            track = candidates[tid]
-            episode = self._episode(track.box, ts)
-            if episode.reported or ts - episode.since < self.config.hold_s:
-                continue
-            episode.reported = True
-            events.append(
-                Event(
-                    "fall",
-                    ts,
-                    confidence=track.median_score,
-                    track_id=tid,
-                    bbox=track.box,
-                    marks=[(track.box, f"fall #{tid}")],
-                )
-            )
+            event = self._judge(lying[tid], ts)
+            if event is not None:
+                events.append(event)
         return events
 
-    def _episode(self, box: tuple[float, float, float, float], ts: float) -> _Episode:
+    def _judge(self, track: Track, ts: float) -> Event | None:
+        ref = self._reference(track)
+        fast = ref is not None and ts - ref.ts <= self.config.drop_s
+        episode = self._episode(track.box, ts, fast)
+        episode.scores.append(track.score)
+        held = ts - episode.since >= self.config.hold_s
+        if episode.reported or not (episode.fast or held):
+            return None
+        episode.reported = True
+        confidence = sum(episode.scores) / len(episode.scores)
+        return Event("fall", ts, confidence=confidence, track_id=track.id, bbox=track.box,
+                     marks=[(track.box, f"fall #{track.id}")])  # fmt: skip
+
+    def _upright(self, track: Track, shape: tuple[int, int]) -> bool:
+        ref = self._reference(track)
+        tall = ref is None or track.box[3] - track.box[1] >= 0.8 * ref.height
+        return pixel_aspect(track.box, shape) < self.config.upright_aspect and tall
+
+    def _stand(self, track: Track, shape: tuple[int, int], ts: float) -> None:
+        height = track.box[3] - track.box[1]
+        old = self.standing.get(track.id)
+        followed = height if old is None else 0.6 * old.height + 0.4 * height
+        self.standing[track.id] = Standing(followed, track.box[3],
+                                           pixel_aspect(track.box, shape), track.box, ts)  # fmt: skip
+
+    def _reference(self, track: Track) -> Standing | None:
+        """The track's standing reference, or, for a track the tracker started when the body
+        changed shape, that of the upright box it overlaps."""
+        ref = self.standing.get(track.id)
+        if ref is not None:
+            return ref
+        near = [s for s in self.standing.values()
+                if iou(np.array(track.box), np.array([s.box]))[0] > 0.05]  # fmt: skip
+        return max(near, key=lambda s: s.ts, default=None)
+
+    def _forget_standing(self, ts: float, alive: set[int]) -> None:
+        self.standing = {tid: s for tid, s in self.standing.items()
+                         if tid in alive or ts - s.ts <= self.config.forget_s}  # fmt: skip
+
+    def _down(self, track: Track, pose: Detections | None, shape: tuple[int, int]) -> bool:
+        keypoints = self._keypoints(track, pose, shape)
+        cues = body_cues(self._reference(track), keypoints, pixel_aspect(track.box, shape),
+                         track.box, self.config, float(shape[0]))  # fmt: skip
+        return down(cues)
+
+    def _keypoints(
+        self, track: Track, pose: Detections | None, shape: tuple[int, int]
+    ) -> np.ndarray | None:
+        if pose is None or pose.keypoints is None or len(pose) == 0:
+            return None
+        height, width = shape
+        box = np.array(track.box, np.float32) * np.array([width, height, width, height])
+        overlaps = iou(box, pose.xyxy)
+        if overlaps.max() < self.config.match_iou:
+            return None
+        return np.asarray(pose.keypoints[int(overlaps.argmax())])
+
+    def _episode(self, box: Box, ts: float, fast: bool) -> _Episode:
         """The episode at this place, carried on, or a new one."""
         for episode in self.episodes:
             if iou(np.array(box), np.array([episode.box]))[0] >= self.config.match_iou:
                 episode.box, episode.last_lying, episode.up_since = box, ts, None
                 return episode
-        episode = _Episode(box, ts, ts)
+        episode = _Episode(box, ts, ts, fast)
         self.episodes.append(episode)
         return episode
 
-    def _end_episodes(self, ts: float, standing: list[tuple[float, float, float, float]]) -> None:
-        """An episode ends when the person has been seen up there for `hold_s` (one frame of
-        a rolling body read as upright is not getting up), or nobody has lain there for
-        `forget_s`."""
+    def _end_episodes(self, ts: float, upright: list[Box]) -> None:
+        """An episode ends when the person has been seen upright there for `hold_s`, or
+        nobody has lain there for `forget_s`; a frame where the pose model found nobody, or
+        the body read neither way, ends nothing."""
         kept = []
         for episode in self.episodes:
-            overlaps = iou(np.array(episode.box), np.array(standing)) if standing else None
+            overlaps = iou(np.array(episode.box), np.array(upright)) if upright else None
             if overlaps is not None and float(overlaps.max()) >= self.config.match_iou:
                 episode.up_since = episode.up_since or ts
             up = episode.up_since is not None and ts - episode.up_since >= self.config.hold_s
             if not up and ts - episode.last_lying <= self.config.forget_s:
                 kept.append(episode)
         self.episodes = kept
-
-    def _lying(
-        self, candidates: dict[int, Track], pose: Detections, shape: tuple[int, int]
-    ) -> set[int]:
-        if pose.keypoints is None or not candidates:
-            return set()
-        height, width = shape
-        scale = np.array([width, height, width, height], np.float32)
-        lying = set()
-        for tid, track in candidates.items():
-            box = np.array(track.box, np.float32) * scale
-            overlaps = iou(box, pose.xyxy)
-            if overlaps.size == 0 or overlaps.max() < self.config.match_iou:
-                continue
-            best = int(overlaps.argmax())
-            if is_lying(pose.keypoints[best], pixel_aspect(track.box, shape), self.config):
-                lying.add(tid)
-        return lying
