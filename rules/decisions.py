@@ -18,10 +18,19 @@ def incident_title(decision: Decision) -> str:
         "area": signal.area,
         "source_id": signal.source_id,
         "kind": signal.kind,
-        "count": decision.count,
+        "count": people_or_signals(decision),
+        "signals": decision.count,
         "zone": signal.attrs.get("zone") or "",
     }
     return rule.incident.title.format(**fields).strip()
+
+
+def people_or_signals(decision: Decision) -> int:
+    """`{count}`: the people a crowd signal counted (its `attrs.count`), else the signals."""
+    counted = decision.signal.attrs.get("count")
+    if decision.signal.kind == "crowd" and isinstance(counted, int | float):
+        return int(counted)
+    return decision.count
 
 
 def new_incident(decision: Decision) -> NewIncident:
