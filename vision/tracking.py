@@ -45,8 +45,8 @@ class TrackerConfig:
     predict_max_s: float = 2.0  # velocity is extrapolated at most this far
     hidden_below: float = 0.75  # a box this much shorter, its top in place, is cut off below
     size_weight: float = 0.3  # cost of a change of size (log of the area ratio)
-    appearance_gate: float = 0.5  # colours further apart (Bhattacharyya) after a miss: another
-    appearance_weight: float = 0.5  # cost of a change of colours
+    appearance_gate: float = 0.6  # colours further apart (Bhattacharyya) after a miss: another
+    appearance_weight: float = 0.2  # cost of a change of colours
 
 
 @dataclass

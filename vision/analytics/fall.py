@@ -83,7 +83,7 @@ def body_cues(
 ) -> set[str]:  # fmt: skip
     """The cues of a body on the ground this box (normalised) and its keypoints (pixels) show."""
     cues: set[str] = set()
-    if aspect >= config.wide_aspect or (ref and aspect >= max(2 * ref.aspect, 0.9)):
+    if aspect >= config.wide_aspect or (ref and aspect >= max(2 * ref.aspect, 1.0)):
         cues.add("wide")
     if keypoints is not None:
         seen = keypoints[:, 2] >= MIN_KEYPOINT_SCORE
@@ -143,7 +143,7 @@ class Fall:
     def _suspect(self, track: Track, shape: tuple[int, int]) -> bool:
         if pixel_aspect(track.box, shape) >= self.config.candidate_aspect:
             return True
-        ref = self._reference(track)
+        ref = self._reference(track) if track.whole else None
         return ref is not None and bool({"low", "head"} & body_cues(
             ref, None, pixel_aspect(track.box, shape), track.box, self.config))  # fmt: skip
 
@@ -206,8 +206,11 @@ class Fall:
 
     def _down(self, track: Track, pose: Detections | None, shape: tuple[int, int]) -> bool:
         keypoints = self._keypoints(track, pose, shape)
-        cues = body_cues(self._reference(track), keypoints, pixel_aspect(track.box, shape),
-                         track.box, self.config, float(shape[0]))  # fmt: skip
+        # A box cut off by the frame or hidden from below by someone in front shows no
+        # change of shape: only what the keypoints show of the body counts then.
+        ref = self._reference(track) if track.whole else None
+        cues = body_cues(ref, keypoints, pixel_aspect(track.box, shape), track.box,
+                         self.config, float(shape[0]))  # fmt: skip
         return down(cues)
 
     def _keypoints(
