@@ -159,7 +159,7 @@ def test_a_track_crossing_straight_back_is_not_counted_twice() -> None:
 
 def test_smoke_needs_most_of_a_window_seen_well() -> None:
     """Frames of haze at 0.35-0.6 among misses: nothing. Churning smoke held at 0.6: one
-    event on its second run in view at 1 fps, and no second while it stays."""
+    event on its third run in view at 1 fps, and no second while it stays."""
     names = {0: "smoke", 1: "fire"}
     haze = FireSmoke(names)
     scores = [0.0, 0.58, 0.0, 0.35, 0.0, 0.0, 0.0, 0.46, 0.0]
@@ -168,7 +168,7 @@ def test_smoke_needs_most_of_a_window_seen_well() -> None:
     assert found == []
     fire = FireSmoke(names)
     held = [e for n in range(10) for e in fire.update(float(n), smoke(0.6), SHAPE, churning(n))]
-    assert [(e.type, e.ts) for e in held] == [("smoke", 1.0)]
+    assert [(e.type, e.ts) for e in held] == [("smoke", 2.0)]
     assert held[0].confidence == pytest.approx(0.6)
 
 

@@ -15,6 +15,9 @@ is scored on:
 - `hips`: the hips' keypoints within `hips_low` standing heights of where the feet stood;
 - `spread`: the seen keypoints spread wider than tall (a body laid out on the ground).
 
+The cues read from a change (all but `torso` and `wide`) need the person to have stood at
+least `min_height` of the frame tall: small people far below a high camera jitter too much.
+
 A body is down when the cues add up to 1 and one of them says it is on the ground (torso,
 wide, hips or spread): bending over or crouching lowers the head, not the hips. A fall is
 reported when the body went down fast (upright within `drop_s`) and is down now, or when it
@@ -44,6 +47,7 @@ WEIGHTS = {"torso": 1.0, "wide": 1.0, "low": 0.5, "head": 0.5, "hips": 0.5, "spr
 class FallConfig:
     candidate_aspect: float = 0.8  # boxes at least this wide (w/h) are checked with the pose model
     upright_aspect: float = 0.7  # a box narrower than this is someone standing
+    min_height: float = 0.12  # standing shorter than this (of the frame), shape is not read
     wide_aspect: float = 1.3  # a box this wide lies
     low_height: float = 0.6  # a box this much of the standing height is low
     head_low: float = 0.5  # its top this close (standing heights) above the feet's line
@@ -83,8 +87,9 @@ def body_cues(
 ) -> set[str]:  # fmt: skip
     """The cues of a body on the ground this box (normalised) and its keypoints (pixels) show."""
     cues: set[str] = set()
-    if aspect >= config.wide_aspect or (ref and aspect >= max(2 * ref.aspect, 1.0)):
-        cues.add("wide")
+    if ref is not None and ref.height < config.min_height:
+        ref = None  # too small to read a change of shape from: only the absolute cues count
+    upright_torso = False
     if keypoints is not None:
         seen = keypoints[:, 2] >= MIN_KEYPOINT_SCORE
         if seen[SHOULDERS].any() and seen[HIPS].any() and aspect >= config.candidate_aspect:
@@ -92,7 +97,9 @@ def body_cues(
             hip = keypoints[HIPS][seen[HIPS], :2].mean(axis=0)
             if float(hip[1] - shoulder[1]) < abs(float(hip[0] - shoulder[0])):
                 cues.add("torso")
-        if seen.sum() >= 5:
+            else:
+                upright_torso = True
+        if ref is not None and seen.sum() >= 5:
             points = keypoints[seen, :2]
             spread = points.max(axis=0) - points.min(axis=0)
             if spread[0] > 1.2 * spread[1] and aspect >= config.candidate_aspect:
@@ -101,6 +108,9 @@ def body_cues(
             hip_y = float(keypoints[HIPS][seen[HIPS], 1].mean()) / frame_height
             if ref.foot - hip_y <= config.hips_low * ref.height:
                 cues.add("hips")
+    wide = config.wide_aspect * (1.15 if upright_torso else 1.0)
+    if aspect >= wide or (ref and aspect >= max(2 * ref.aspect, 1.0)):
+        cues.add("wide")
     if ref is not None:
         if box[3] - box[1] <= config.low_height * ref.height:
             cues.add("low")

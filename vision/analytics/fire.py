@@ -12,7 +12,9 @@ grey floor, fog or a wall the model scores as smoke stays as it was. So the pixe
 smoke's box must differ between the window's first run and now by `min_change` grey levels on
 average, and by `stand_out` times what changed outside the box (people walking over a grey
 floor change everything alike); or the box must have grown by `grown` meanwhile, with the
-pixels inside changing too.
+pixels inside changing too. Either way the view around it must be still (at most `still`
+grey levels of change): when the camera pans or zooms everything changes, and nothing can be
+told. Smoke needs `smoke_runs` runs in its window, so it is seen changing.
 
 The event's confidence is the mean score of the detections over the deciding window: what the
 model thought of the episode, not of one frame.
@@ -44,6 +46,8 @@ class FireConfig:
     min_change: float = 4.0  # mean grey-level change inside a smoke box across its window
     stand_out: float = 1.5  # ... and this many times the change outside it
     grown: float = 1.3  # or the smoke's box grew by this factor (area)
+    still: float = 6.0  # the view outside the smoke changing more than this: a camera moving
+    smoke_runs: int = 3  # runs smoke needs in its window (it must be seen changing)
 
 
 @dataclass(slots=True)
@@ -112,7 +116,8 @@ class FireSmoke:
             history.reported = False  # long enough without it: the episode is over
         runs = list(history.runs)
         hits = [r for r in runs if r.score >= config.min_score]
-        if history.reported or run.box is None or len(runs) < config.min_runs:
+        needed = config.smoke_runs if label == "smoke" else config.min_runs
+        if history.reported or run.box is None or len(runs) < needed:
             return None
         mean = sum(r.score if r.score >= config.min_score else 0.0 for r in runs) / len(runs)
         if 2 * len(hits) <= len(runs) or mean < config.threshold:
@@ -136,6 +141,8 @@ class FireSmoke:
         change_out = float(diff[~inside].mean()) if (~inside).any() else 0.0
         if change_in < self.config.min_change:
             return False
+        if change_out > self.config.still:
+            return False  # the whole view moves (a camera panning, zooming): nothing to judge
         grew = _area(last.box) >= self.config.grown * _area(first.box)
         return grew or change_in >= self.config.stand_out * change_out
 
