@@ -207,3 +207,21 @@ def test_a_camera_that_pans_sees_no_smoke() -> None:
         view = np.ascontiguousarray(scene[:, n * 40 : n * 40 + SHAPE[1]])
         events += smoke.update(float(n), found(1, (0.0, 0.0, 0.5, 0.5), 0.7), SHAPE, view)
     assert events == []
+
+
+def test_small_people_seen_from_high_above_do_not_fall_when_their_boxes_turn_wide() -> None:
+    """Walkers 40 px tall whose boxes now and then read wider than tall (arms, bags, a
+    neighbour): no drop can be read at that size, and none of them stays wide for a second."""
+    fall = Fall()
+    rng = np.random.default_rng(5)
+    events = []
+    for n in range(40):
+        ts = n * 0.5
+        tracks = []
+        for who in range(12):
+            x, y = 0.05 + 0.07 * who + 0.004 * n, 0.3 + 0.03 * (who % 5)
+            wide = rng.random() < 0.3
+            w, h = (0.05, 0.05) if wide else (0.02, 0.055)
+            tracks.append(person_track((x, y - h, x + w, y), ts, track_id=who + 1))
+        events += fall.update(ts, tracks, None, SHAPE)
+    assert events == []

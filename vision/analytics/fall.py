@@ -20,8 +20,9 @@ least `min_height` of the frame tall: small people far below a high camera jitte
 
 A body is down when the cues add up to 1 and one of them says it is on the ground (torso,
 wide, hips or spread): bending over or crouching lowers the head, not the hips. A fall is
-reported when the body went down fast (upright within `drop_s`) and is down now, or when it
-has been down for `hold_s`. The episode is held by place, not by track (the tracker may give
+reported when the body went down fast (upright within `drop_s`, and a cue read against how it
+stood, `low`, `head` or `hips`, says it dropped) and is down now, or when it has been down for
+`hold_s`. The episode is held by place, not by track (the tracker may give
 the lying body a new id), through frames where the pose model finds nobody there, until the
 person is seen upright there for `hold_s` or nobody lies there for `forget_s`. Its confidence
 is the mean of the detector's scores for the body over the frames that decided it.
@@ -161,7 +162,8 @@ class Fall:
         self, ts: float, tracks: list[Track], pose: Detections | None, shape: tuple[int, int]
     ) -> list[Event]:
         candidates = {t.id: t for t in self.candidates(tracks, shape, ts)}
-        lying = {tid: t for tid, t in candidates.items() if self._down(t, pose, shape)}
+        cues = {tid: self._cues(t, pose, shape) for tid, t in candidates.items()}
+        lying = {tid: t for tid, t in candidates.items() if down(cues[tid])}
         seen = [t for t in tracks if t.label == "person" and t.last_seen == ts]
         upright = [t for t in seen if t.id not in lying and self._upright(t, shape)]
         for track in upright:
@@ -170,14 +172,15 @@ class Fall:
         self._forget_standing(ts, {t.id for t in tracks})
         events = []
         for tid in sorted(lying):
-            event = self._judge(lying[tid], ts)
+            event = self._judge(lying[tid], ts, cues[tid])
             if event is not None:
                 events.append(event)
         return events
 
-    def _judge(self, track: Track, ts: float) -> Event | None:
+    def _judge(self, track: Track, ts: float, cues: set[str]) -> Event | None:
         ref = self._reference(track)
-        fast = ref is not None and ts - ref.ts <= self.config.drop_s
+        dropped = bool(cues & {"low", "head", "hips"})  # read against how it stood: a change
+        fast = dropped and ref is not None and ts - ref.ts <= self.config.drop_s
         episode = self._episode(track.box, ts, fast)
         episode.scores.append(track.score)
         held = ts - episode.since >= self.config.hold_s
@@ -214,14 +217,13 @@ class Fall:
         self.standing = {tid: s for tid, s in self.standing.items()
                          if tid in alive or ts - s.ts <= self.config.forget_s}  # fmt: skip
 
-    def _down(self, track: Track, pose: Detections | None, shape: tuple[int, int]) -> bool:
+    def _cues(self, track: Track, pose: Detections | None, shape: tuple[int, int]) -> set[str]:
         keypoints = self._keypoints(track, pose, shape)
         # A box cut off by the frame or hidden from below by someone in front shows no
         # change of shape: only what the keypoints show of the body counts then.
         ref = self._reference(track) if track.whole else None
-        cues = body_cues(ref, keypoints, pixel_aspect(track.box, shape), track.box,
+        return body_cues(ref, keypoints, pixel_aspect(track.box, shape), track.box,
                          self.config, float(shape[0]))  # fmt: skip
-        return down(cues)
 
     def _keypoints(
         self, track: Track, pose: Detections | None, shape: tuple[int, int]
