@@ -22,10 +22,10 @@ A body is down when the cues add up to 1 and one of them says it is on the groun
 wide, hips or spread): bending over or crouching lowers the head, not the hips. A fall is
 reported when the body went down fast (upright within `drop_s`, and a cue read against how it
 stood, `low`, `head` or `hips`, says it dropped) and is down now, or when it has been down for
-`hold_s`. The episode is held by place, not by track (the tracker may give
-the lying body a new id), through frames where the pose model finds nobody there, until the
-person is seen upright there for `hold_s` or nobody lies there for `forget_s`. Its confidence
-is the mean of the detector's scores for the body over the frames that decided it.
+`hold_s` (twice that for someone too small to read a drop from). The episode is held by
+place, not by track (the tracker may give the lying body a new id), through frames where the
+pose model finds nobody there, until the person is seen upright there (for `hold_s` once
+reported) or nobody lies there for `forget_s`. Its confidence is the mean of the detector's scores for the body over the frames that decided it.
 """
 
 from __future__ import annotations
@@ -183,7 +183,11 @@ class Fall:
         fast = dropped and ref is not None and ts - ref.ts <= self.config.drop_s
         episode = self._episode(track.box, ts, fast)
         episode.scores.append(track.score)
-        held = ts - episode.since >= self.config.hold_s
+        x1, y1, x2, y2 = track.box
+        size = ref.height if ref is not None else max(x2 - x1, y2 - y1)
+        readable = size >= self.config.min_height
+        hold = self.config.hold_s * (1 if readable else 2)  # too small to read a drop: surer
+        held = ts - episode.since >= hold
         if episode.reported or not (episode.fast or held):
             return None
         episode.reported = True
@@ -248,13 +252,16 @@ class Fall:
         return episode
 
     def _end_episodes(self, ts: float, upright: list[Box]) -> None:
-        """An episode ends when the person has been seen upright there for `hold_s`, or
-        nobody has lain there for `forget_s`; a frame where the pose model found nobody, or
+        """An episode not yet reported ends when the person is seen upright there; one
+        reported when they have been seen upright there for `hold_s`; either when nobody
+        has lain there for `forget_s`; a frame where the pose model found nobody, or
         the body read neither way, ends nothing."""
         kept = []
         for episode in self.episodes:
             overlaps = iou(np.array(episode.box), np.array(upright)) if upright else None
             if overlaps is not None and float(overlaps.max()) >= self.config.match_iou:
+                if not episode.reported:
+                    continue  # seen up again before it was held: it was not down all along
                 episode.up_since = episode.up_since or ts
             up = episode.up_since is not None and ts - episode.up_since >= self.config.hold_s
             if not up and ts - episode.last_lying <= self.config.forget_s:
