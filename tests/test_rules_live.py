@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import replace
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -78,8 +78,13 @@ def test_signals_open_and_attach_incidents(driver: RulesDriver, database_url: st
         ("smoke-alarm", PLACE + "3栋", "emergency", 3, "Smoke alarm at 楼村花园 3栋"),
         ("smoke-alarm", PLACE + "5栋", "major", 1, "Smoke alarm at 楼村花园 5栋"),
         # a camera's smoke is an episode it judged over seconds: one signal opens camera-fire
-        ("camera-fire", f"area={COMMUNITY}|source_id=CAM-1", "major", 1,
-         "Camera CAM-1 sees camera_smoke at 楼村花园"),
+        (
+            "camera-fire",
+            f"area={COMMUNITY}|source_id=CAM-1",
+            "major",
+            1,
+            "Camera CAM-1 sees camera_smoke at 楼村花园",
+        ),
     ]  # the camera in 3栋 confirmed that one and raised it to emergency
 
 
@@ -113,9 +118,7 @@ def test_windows_survive_a_restart(
     ]
 
 
-def test_one_camera_smoke_signal_opens_an_incident(
-    driver: RulesDriver, database_url: str
-) -> None:
+def test_one_camera_smoke_signal_opens_an_incident(driver: RulesDriver, database_url: str) -> None:
     """The camera judged the scene over seconds and reports one event an episode: a
     smoke-only scene opens an incident from that one signal."""
     smoke = replace(alarm(0, kind="camera_smoke", source="CAM-1"), confidence=0.45)

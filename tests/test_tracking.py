@@ -29,7 +29,9 @@ def dets(*boxes: tuple[float, float, float, float], conf: float = 0.8,
                       np.array(cls if cls is not None else [0] * n))  # fmt: skip
 
 
-def person(x: float, y: float, w: float = 0.04, h: float = 0.16) -> tuple[float, ...]:
+def person(
+    x: float, y: float, w: float = 0.04, h: float = 0.16
+) -> tuple[float, float, float, float]:
     """A standing person whose feet are at (x, y)."""
     return (x - w / 2, y - h, x + w / 2, y)
 
@@ -233,8 +235,8 @@ def test_someone_arriving_where_another_left_is_a_new_track_unless_they_look_ali
         for ts in range(3):
             tracker.update(dets(first), SHAPE, float(ts), dressed((first, RED)))
         (old,) = tracker.tracks.values()
-        for ts in (3.0, 4.0):
-            tracker.update(Detections.empty(), SHAPE, ts, dressed())
+        for gone in (3.0, 4.0):
+            tracker.update(Detections.empty(), SHAPE, gone, dressed())
         seen = tracker.update(dets(second), SHAPE, 5.0, dressed((second, second_colour)))
         assert (seen[0].id == old.id) is same, second_colour
 

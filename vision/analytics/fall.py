@@ -25,7 +25,8 @@ stood, `low`, `head` or `hips`, says it dropped) and is down now, or when it has
 `hold_s` (twice that for someone too small to read a drop from). The episode is held by
 place, not by track (the tracker may give the lying body a new id), through frames where the
 pose model finds nobody there, until the person is seen upright there (for `hold_s` once
-reported) or nobody lies there for `forget_s`. Its confidence is the mean of the detector's scores for the body over the frames that decided it.
+reported) or nobody lies there for `forget_s`. Its confidence is the mean of the detector's
+scores for the body over the frames that decided it.
 """
 
 from __future__ import annotations
@@ -204,8 +205,8 @@ class Fall:
         height = track.box[3] - track.box[1]
         old = self.standing.get(track.id)
         followed = height if old is None else 0.6 * old.height + 0.4 * height
-        self.standing[track.id] = Standing(followed, track.box[3],
-                                           pixel_aspect(track.box, shape), track.box, ts)  # fmt: skip
+        aspect = pixel_aspect(track.box, shape)
+        self.standing[track.id] = Standing(followed, track.box[3], aspect, track.box, ts)
 
     def _reference(self, track: Track) -> Standing | None:
         """The track's standing reference, or, for a track the tracker started when the body
