@@ -225,3 +225,18 @@ def test_small_people_seen_from_high_above_do_not_fall_when_their_boxes_turn_wid
             tracks.append(person_track((x, y - h, x + w, y), ts, track_id=who + 1))
         events += fall.update(ts, tracks, None, SHAPE)
     assert events == []
+
+
+def test_a_walker_seen_from_above_whose_torso_reads_flat_is_not_a_fall() -> None:
+    """From straight above, someone walking across the view has a box as wide as tall and
+    shoulders beside the hips: the torso reads horizontal in every frame, but the body moves
+    on, and a fallen one stays where it fell."""
+    fall = Fall()
+    events = []
+    for n in range(16):
+        ts = n * 0.5
+        x = 0.1 + 0.03 * n
+        box = (x, 0.4, x + 0.06, 0.5)  # 77 x 72 px
+        pose = pose_of(box, shoulders=(x + 0.01, 0.45), hips=(x + 0.045, 0.45))
+        events += fall.update(ts, [person_track(box, ts)], pose, SHAPE)
+    assert events == []

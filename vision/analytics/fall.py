@@ -134,6 +134,7 @@ class _Episode:
     last_lying: float
     fast: bool  # the body went down from upright within `drop_s`
     scores: list[float] = field(default_factory=list)
+    origin: Box = (0.0, 0.0, 0.0, 0.0)  # where it lay first
     up_since: float | None = None  # seen upright there since
     reported: bool = False
 
@@ -169,7 +170,8 @@ class Fall:
         upright = [t for t in seen if t.id not in lying and self._upright(t, shape)]
         for track in upright:
             self._stand(track, shape, ts)
-        self._end_episodes(ts, [t.box for t in upright])
+        not_down = [t.box for t in seen if t.id not in lying]
+        self._end_episodes(ts, [t.box for t in upright], not_down)
         self._forget_standing(ts, {t.id for t in tracks})
         events = []
         for tid in sorted(lying):
@@ -243,28 +245,42 @@ class Fall:
         return np.asarray(pose.keypoints[int(overlaps.argmax())])
 
     def _episode(self, box: Box, ts: float, fast: bool) -> _Episode:
-        """The episode at this place, carried on, or a new one."""
+        """The episode at this place, carried on, or a new one. A body on the ground stays
+        where it fell: one that has moved off its first place by half its size is someone
+        walking (seen from above, a walker's box and torso may read as lying)."""
         for episode in self.episodes:
             if iou(np.array(box), np.array([episode.box]))[0] >= self.config.match_iou:
+                if _travelled(episode.origin, box) and not episode.reported:
+                    episode.origin, episode.since, episode.fast = box, ts, fast
                 episode.box, episode.last_lying, episode.up_since = box, ts, None
                 return episode
-        episode = _Episode(box, ts, ts, fast)
+        episode = _Episode(box, ts, ts, fast, origin=box)
         self.episodes.append(episode)
         return episode
 
-    def _end_episodes(self, ts: float, upright: list[Box]) -> None:
-        """An episode not yet reported ends when the person is seen upright there; one
-        reported when they have been seen upright there for `hold_s`; either when nobody
-        has lain there for `forget_s`; a frame where the pose model found nobody, or
-        the body read neither way, ends nothing."""
+    def _end_episodes(self, ts: float, upright: list[Box], not_down: list[Box]) -> None:
+        """An episode not yet reported ends when someone there is seen not down (it was not
+        down all along); one reported when the person has been seen upright there for
+        `hold_s`, a frame where the pose model found nobody or the body read neither way
+        ending nothing; either when nobody has lain there for `forget_s`."""
         kept = []
         for episode in self.episodes:
-            overlaps = iou(np.array(episode.box), np.array(upright)) if upright else None
-            if overlaps is not None and float(overlaps.max()) >= self.config.match_iou:
-                if not episode.reported:
-                    continue  # seen up again before it was held: it was not down all along
+            if not episode.reported and _overlapped(episode.box, not_down, self.config):
+                continue
+            if _overlapped(episode.box, upright, self.config):
                 episode.up_since = episode.up_since or ts
             up = episode.up_since is not None and ts - episode.up_since >= self.config.hold_s
             if not up and ts - episode.last_lying <= self.config.forget_s:
                 kept.append(episode)
         self.episodes = kept
+
+
+def _overlapped(box: Box, others: list[Box], config: FallConfig) -> bool:
+    return bool(others) and float(iou(np.array(box), np.array(others)).max()) >= config.match_iou
+
+
+def _travelled(origin: Box, box: Box) -> bool:
+    size = max(origin[2] - origin[0], origin[3] - origin[1], 1e-6)
+    dx = (box[0] + box[2] - origin[0] - origin[2]) / 2
+    dy = (box[1] + box[3] - origin[1] - origin[3]) / 2
+    return bool((dx * dx + dy * dy) ** 0.5 > 0.5 * size)
