@@ -240,3 +240,21 @@ def test_a_walker_seen_from_above_whose_torso_reads_flat_is_not_a_fall() -> None
         pose = pose_of(box, shoulders=(x + 0.01, 0.45), hips=(x + 0.045, 0.45))
         events += fall.update(ts, [person_track(box, ts)], pose, SHAPE)
     assert events == []
+
+
+def test_a_fall_on_a_new_track_is_read_against_who_stood_there() -> None:
+    """The tracker loses the falling body (its box changed too much) and starts a new track
+    where it lands, half a body height away: the drop is still read, on the first frame."""
+    fall = Fall()
+    for n in range(3):
+        fall.update(float(n), [person_track(STANDING, float(n), track_id=1)], None, SHAPE)
+    fallen = (0.5, 0.62, 0.75, 0.72)  # fell to the right: beside where the feet were
+    pose = pose_of(fallen, shoulders=(0.72, 0.66), hips=(0.6, 0.67))
+    events = fall.update(3.0, [person_track(fallen, 3.0, track_id=2)], pose, SHAPE)
+    assert [(e.ts, e.track_id) for e in events] == [(3.0, 2)]
+    beside = Fall()
+    for n in range(3):
+        beside.update(float(n), [person_track(STANDING, float(n), track_id=1)], None, SHAPE)
+    still_there = person_track(STANDING, 3.0, track_id=1)
+    found = beside.update(3.0, [still_there, person_track(fallen, 3.0, track_id=2)], None, SHAPE)
+    assert found == [], "someone else's standing is no measure of a new track's drop"

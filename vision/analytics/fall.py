@@ -146,6 +146,7 @@ class Fall:
     config: FallConfig = field(default_factory=FallConfig)
     episodes: list[_Episode] = field(default_factory=list)
     standing: dict[int, Standing] = field(default_factory=dict)
+    alive: set[int] = field(default_factory=set)  # the tracks of the latest update
 
     def candidates(self, tracks: list[Track], shape: tuple[int, int], ts: float) -> list[Track]:
         """Person tracks seen now whose box turned wide, shrank or dropped: the pose model
@@ -163,6 +164,7 @@ class Fall:
     def update(
         self, ts: float, tracks: list[Track], pose: Detections | None, shape: tuple[int, int]
     ) -> list[Event]:
+        self.alive = {t.id for t in tracks}
         candidates = {t.id: t for t in self.candidates(tracks, shape, ts)}
         cues = {tid: self._cues(t, pose, shape) for tid, t in candidates.items()}
         lying = {tid: t for tid, t in candidates.items() if down(cues[tid])}
@@ -212,12 +214,13 @@ class Fall:
 
     def _reference(self, track: Track) -> Standing | None:
         """The track's standing reference, or, for a track the tracker started when the body
-        changed shape, that of the upright box it overlaps."""
+        changed shape, that of someone whose track was lost and who stood within a body
+        height of it: falling, a body lands about its height from where it stood."""
         ref = self.standing.get(track.id)
         if ref is not None:
             return ref
-        near = [s for s in self.standing.values()
-                if iou(np.array(track.box), np.array([s.box]))[0] > 0.05]  # fmt: skip
+        near = [s for tid, s in self.standing.items()
+                if tid not in self.alive and _within_reach(s, track.box)]  # fmt: skip
         return max(near, key=lambda s: s.ts, default=None)
 
     def _forget_standing(self, ts: float, alive: set[int]) -> None:
@@ -284,3 +287,11 @@ def _travelled(origin: Box, box: Box) -> bool:
     dx = (box[0] + box[2] - origin[0] - origin[2]) / 2
     dy = (box[1] + box[3] - origin[1] - origin[3]) / 2
     return bool((dx * dx + dy * dy) ** 0.5 > 0.5 * size)
+
+
+def _within_reach(ref: Standing, box: Box) -> bool:
+    """Whether a body lying in `box` could have stood where `ref` stood."""
+    feet = ((ref.box[0] + ref.box[2]) / 2, ref.foot)
+    nearest_x = min(max(feet[0], box[0]), box[2])
+    nearest_y = min(max(feet[1], box[1]), box[3])
+    return bool(((nearest_x - feet[0]) ** 2 + (nearest_y - feet[1]) ** 2) ** 0.5 <= ref.height)
