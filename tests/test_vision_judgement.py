@@ -258,3 +258,17 @@ def test_a_fall_on_a_new_track_is_read_against_who_stood_there() -> None:
     still_there = person_track(STANDING, 3.0, track_id=1)
     found = beside.update(3.0, [still_there, person_track(fallen, 3.0, track_id=2)], None, SHAPE)
     assert found == [], "someone else's standing is no measure of a new track's drop"
+
+
+def test_someone_cut_by_the_frames_edge_is_not_lying_however_wide_the_box() -> None:
+    """A man at a desk close to the camera, his box cut by the frame's bottom: wide, but
+    his torso is upright."""
+    fall = Fall()
+    desk = (0.2, 0.3, 0.8, 1.0)  # 768 x 504 px, cut by the bottom edge
+    pose = pose_of(desk, shoulders=(0.5, 0.6), hips=(0.5, 0.95))
+    events = []
+    for n in range(8):
+        track = person_track(desk, n * 0.5)
+        track.whole = False
+        events += fall.update(n * 0.5, [track], pose, SHAPE)
+    assert events == []

@@ -20,8 +20,9 @@ least `min_height` of the frame tall: small people far below a high camera jitte
 
 A body is down when the cues add up to 1 and one of them says it is on the ground (torso,
 wide, hips or spread): bending over or crouching lowers the head, not the hips. A fall is
-reported when the body went down fast (upright within `drop_s`, and a cue read against how it
-stood, `low`, `head` or `hips`, says it dropped) and is down now, or when it has been down for
+reported when the body went down fast (upright within `drop_s`, a cue read against how it
+stood, `low`, `head` or `hips`, says it dropped, and the keypoints, `torso`, `hips` or
+`spread`, say it lies) and is down now, or when it has been down for
 `hold_s` (twice that for someone too small to read a drop from). The episode is held by
 place, not by track (the tracker may give the lying body a new id), through frames where the
 pose model finds nobody there, until the person is seen upright there (for `hold_s` once
@@ -185,7 +186,8 @@ class Fall:
     def _judge(self, track: Track, ts: float, cues: set[str]) -> Event | None:
         ref = self._reference(track)
         dropped = bool(cues & {"low", "head", "hips"})  # read against how it stood: a change
-        fast = dropped and ref is not None and ts - ref.ts <= self.config.drop_s
+        posed = bool(cues & {"torso", "hips", "spread"})  # the keypoints, not a box's shape
+        fast = dropped and posed and ref is not None and ts - ref.ts <= self.config.drop_s
         episode = self._episode(track.box, ts, fast)
         episode.scores.append(track.score)
         x1, y1, x2, y2 = track.box
@@ -232,8 +234,9 @@ class Fall:
         # A box cut off by the frame or hidden from below by someone in front shows no
         # change of shape: only what the keypoints show of the body counts then.
         ref = self._reference(track) if track.whole else None
-        return body_cues(ref, keypoints, pixel_aspect(track.box, shape), track.box,
+        cues = body_cues(ref, keypoints, pixel_aspect(track.box, shape), track.box,
                          self.config, float(shape[0]))  # fmt: skip
+        return cues if track.whole else cues - {"wide"}  # a cut box's shape says nothing
 
     def _keypoints(
         self, track: Track, pose: Detections | None, shape: tuple[int, int]
