@@ -16,7 +16,10 @@ is scored on:
 - `spread`: the seen keypoints spread wider than tall (a body laid out on the ground).
 
 The cues read from a change (all but `torso` and `wide`) need the person to have stood at
-least `min_height` of the frame tall: small people far below a high camera jitter too much.
+least `min_height` of the frame tall: small people far below a high camera jitter too much,
+and a body smaller than that lies only when its torso says so. The torso counts only when
+it spans `torso_share` of the box's longer side: from above, a standing body's torso is a
+stub pointing anywhere.
 
 A body is down when the cues add up to 1 and one of them says it is on the ground (torso,
 wide, hips or spread): bending over or crouching lowers the head, not the hips. A fall is
@@ -51,6 +54,7 @@ class FallConfig:
     candidate_aspect: float = 0.8  # boxes at least this wide (w/h) are checked with the pose model
     upright_aspect: float = 0.7  # a box narrower than this is someone standing
     min_height: float = 0.12  # standing shorter than this (of the frame), shape is not read
+    torso_share: float = 0.25  # a lying torso spans this much of its box's longer side
     wide_aspect: float = 1.3  # a box this wide lies
     low_height: float = 0.6  # a box this much of the standing height is low
     head_low: float = 0.5  # its top this close (standing heights) above the feet's line
@@ -78,15 +82,9 @@ class Standing:
     ts: float
 
 
-def is_lying(keypoints: np.ndarray, aspect: float, config: FallConfig) -> bool:
-    """Torso more horizontal than vertical; without a visible torso, a wide box decides."""
-    cues = body_cues(None, keypoints, aspect, (1.0, 1.0, 1.0, 1.0), config)
-    return down(cues)
-
-
 def body_cues(
     ref: Standing | None, keypoints: np.ndarray | None, aspect: float, box: Box,
-    config: FallConfig, frame_height: float = 1.0,
+    config: FallConfig, frame_height: float = 1.0, box_pixels: float = 0.0,
 ) -> set[str]:  # fmt: skip
     """The cues of a body on the ground this box (normalised) and its keypoints (pixels) show."""
     cues: set[str] = set()
@@ -98,7 +96,10 @@ def body_cues(
         if seen[SHOULDERS].any() and seen[HIPS].any() and aspect >= config.candidate_aspect:
             shoulder = keypoints[SHOULDERS][seen[SHOULDERS], :2].mean(axis=0)
             hip = keypoints[HIPS][seen[HIPS], :2].mean(axis=0)
-            if float(hip[1] - shoulder[1]) < abs(float(hip[0] - shoulder[0])):
+            dx, dy = abs(float(hip[0] - shoulder[0])), float(hip[1] - shoulder[1])
+            # Seen from above, a standing body's torso is foreshortened to a stub pointing
+            # anywhere; a lying one's is a quarter of its length or more.
+            if dy < dx and dx >= config.torso_share * box_pixels:
                 cues.add("torso")
             else:
                 upright_torso = True
@@ -234,9 +235,16 @@ class Fall:
         # A box cut off by the frame or hidden from below by someone in front shows no
         # change of shape: only what the keypoints show of the body counts then.
         ref = self._reference(track) if track.whole else None
+        height, width = shape
+        x1, y1, x2, y2 = track.box
+        longer = max((x2 - x1) * width, (y2 - y1) * height)
         cues = body_cues(ref, keypoints, pixel_aspect(track.box, shape), track.box,
-                         self.config, float(shape[0]))  # fmt: skip
-        return cues if track.whole else cues - {"wide"}  # a cut box's shape says nothing
+                         self.config, float(height), longer)  # fmt: skip
+        if not track.whole:
+            cues -= {"wide"}  # a box cut by the frame or hidden from below has no shape
+        if max(x2 - x1, y2 - y1) < self.config.min_height:
+            cues &= {"torso"}  # too small for a box's shape to mean anything
+        return cues
 
     def _keypoints(
         self, track: Track, pose: Detections | None, shape: tuple[int, int]
