@@ -22,7 +22,10 @@ it spans `torso_share` of the box's longer side: from above, a standing body's t
 stub pointing anywhere.
 
 A body is down when the cues add up to 1 and one of them says it is on the ground (torso,
-wide, hips or spread): bending over or crouching lowers the head, not the hips. A fall is
+wide, hips or spread): bending over or crouching lowers the head, not the hips. Nothing is
+reported until the keypoints (`torso`, `hips` or `spread`) have said so in one frame of the
+episode at least: a box's shape alone is as often two people side by side; once they have,
+frames where the pose model finds nobody carry the episode on the box's shape. A fall is
 reported when the body went down fast (upright within `drop_s`, a cue read against how it
 stood, `low`, `head` or `hips`, says it dropped, and the keypoints, `torso`, `hips` or
 `spread`, say it lies) and is down now, or when it has been down for
@@ -137,6 +140,7 @@ class _Episode:
     fast: bool  # the body went down from upright within `drop_s`
     scores: list[float] = field(default_factory=list)
     origin: Box = (0.0, 0.0, 0.0, 0.0)  # where it lay first
+    posed: bool = False  # the keypoints said it lies in one of its frames at least
     up_since: float | None = None  # seen upright there since
     reported: bool = False
 
@@ -191,6 +195,9 @@ class Fall:
         fast = dropped and posed and ref is not None and ts - ref.ts <= self.config.drop_s
         episode = self._episode(track.box, ts, fast)
         episode.scores.append(track.score)
+        episode.posed = episode.posed or posed
+        if not episode.posed:
+            return None  # a box's shape alone (two people side by side) is never a fall
         x1, y1, x2, y2 = track.box
         size = ref.height if ref is not None else max(x2 - x1, y2 - y1)
         readable = size >= self.config.min_height

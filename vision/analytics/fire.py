@@ -46,7 +46,7 @@ class FireConfig:
     min_change: float = 4.0  # mean grey-level change inside a smoke box across its window
     stand_out: float = 1.5  # ... and this many times the change outside it
     grown: float = 1.3  # or the smoke's box grew by this factor (area)
-    still: float = 6.0  # the view outside the smoke changing more than this: a camera moving
+    still: float = 12.0  # the view outside the smoke changing more than this: a camera moving
     smoke_runs: int = 3  # runs smoke needs in its window (it must be seen changing)
 
 
