@@ -64,7 +64,9 @@ class FallConfig:
     hips_low: float = 0.15  # hips this close above the feet's line lie (squatting: 0.25)
     drop_s: float = 2.0  # upright this recently and down now: a fall
     hold_s: float = 1.0  # otherwise down this long
-    match_iou: float = 0.3  # a pose box and a track box are the same person from this overlap
+    match_iou: float = 0.3  # a lying body's place: boxes overlapping this much are one place
+    pose_iou: float = 0.5  # a pose box is the track's person from this overlap (in a crowd,
+    # a looser match takes a neighbour's keypoints)
     forget_s: float = 3.0  # a place where nobody has been seen lying this long is clear again
 
 
@@ -96,7 +98,7 @@ def body_cues(
     upright_torso = False
     if keypoints is not None:
         seen = keypoints[:, 2] >= MIN_KEYPOINT_SCORE
-        if seen[SHOULDERS].any() and seen[HIPS].any() and aspect >= config.candidate_aspect:
+        if seen[SHOULDERS].all() and seen[HIPS].all() and aspect >= config.candidate_aspect:
             shoulder = keypoints[SHOULDERS][seen[SHOULDERS], :2].mean(axis=0)
             hip = keypoints[HIPS][seen[HIPS], :2].mean(axis=0)
             dx, dy = abs(float(hip[0] - shoulder[0])), float(hip[1] - shoulder[1])
@@ -261,7 +263,7 @@ class Fall:
         height, width = shape
         box = np.array(track.box, np.float32) * np.array([width, height, width, height])
         overlaps = iou(box, pose.xyxy)
-        if overlaps.max() < self.config.match_iou:
+        if overlaps.max() < self.config.pose_iou:
             return None
         return np.asarray(pose.keypoints[int(overlaps.argmax())])
 
