@@ -251,6 +251,9 @@ class Fall:
                          self.config, float(height), longer)  # fmt: skip
         if not track.whole:
             cues -= {"wide"}  # a box cut by the frame or hidden from below has no shape
+        if self._upright(track, shape):
+            return set()  # a box as narrow and as tall as it stood is someone standing (who
+            # may have walked down the view past where their feet were)
         if max(x2 - x1, y2 - y1) < self.config.min_height:
             cues &= {"torso"}  # too small for a box's shape to mean anything
         return cues
