@@ -1,12 +1,16 @@
-"""How right the analytics are on the shared clips, against what a person saw in them.
+"""How right the analytics are on real clips, against what a person saw in them.
 
-    python -m bench.vision_quality [--fps 2] [--device cpu|cuda]
+    python -m bench.vision_quality [--manifest FILE] [--fps 1 2] [--media DIR]
+                                   [--device cpu|cuda]
 
-Runs every clip of bench/expected_events.toml through the engine with the shipped settings
-(and the camera settings the file gives, as an installer would set them) at the analysis rate
-given, then prints per clip and analytic what was expected and what was reported, and
-precision and recall per analytic over all clips. Needs SB_YOLO_MODEL,
-SB_FIRE_MODEL, SB_POSE_MODEL and SB_TEST_MEDIA_DIR (set by .ci/run from ../shared).
+Runs every clip of the manifest (bench/expected_events.toml, the shared clips, by default;
+bench/eval_clips.toml for the evaluation set, fetched by `python -m bench.eval_clips`)
+through the engine with the shipped settings (and the camera settings the file gives, as an
+installer would set them) at each analysis rate given, then prints per clip what was
+expected and what was reported, per clip and analytic the true and false positives, misses
+and the timing error (report minus truth, seconds), and precision and recall per analytic
+over all clips. Needs SB_YOLO_MODEL, SB_FIRE_MODEL and SB_POSE_MODEL; the shared clips come
+from SB_TEST_MEDIA_DIR (set by .ci/run from ../shared), the evaluation set from var/eval-clips.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from bench.cameras import camera
+from bench.eval_clips import CACHE, Source
 from vision.analytics.zones import Crowd
 from vision.detector import Detector
 from vision.events import Event
@@ -65,6 +70,7 @@ class ClipTruth(Strict):
     fall: bool
     fall_at: float | None = None
     settings: dict[str, Any] = {}  # the camera's settings, as its installer would set them
+    source: Source | None = None  # where the clip comes from (the evaluation set)
     lines: list[LineTruth] = []
     crowds: list[CrowdTruth] = []
 
@@ -78,8 +84,8 @@ class ClipTruth(Strict):
         return lines + crowds
 
 
-def expectations() -> dict[str, ClipTruth]:
-    raw = tomllib.loads(EXPECTED.read_text(encoding="utf-8"))
+def expectations(manifest: Path = EXPECTED) -> dict[str, ClipTruth]:
+    raw = tomllib.loads(manifest.read_text(encoding="utf-8"))
     return {name: ClipTruth.model_validate(clip) for name, clip in raw["clips"].items()}
 
 
@@ -157,6 +163,18 @@ def grade(truth: ClipTruth, run: ClipRun) -> dict[str, Tally]:
     return dict(tallies)
 
 
+def timing(truth: ClipTruth, run: ClipRun) -> dict[str, float | None]:
+    """Seconds from what a person saw to the first report of it (negative: early)."""
+    found: dict[str, float | None] = {}
+    if truth.fire and truth.fire_from is not None:
+        fires = [t for t, _ in run.of("fire", "smoke") if t >= truth.fire_from - 1.0]
+        found["fire"] = min(fires) - truth.fire_from if fires else None
+    if truth.fall and truth.fall_at is not None:
+        errors = [t - truth.fall_at for t, _ in run.of("fall")]
+        found["fall"] = min(errors, key=abs) if errors else None
+    return found
+
+
 def _grade_fire(truth: ClipTruth, run: ClipRun) -> Tally:
     """Per clip: a fire clip is found if fire or smoke is reported once it shows."""
     times = [t for t, _ in run.of("fire", "smoke")]
@@ -200,27 +218,53 @@ def describe(name: str, truth: ClipTruth, run: ClipRun) -> list[str]:
     return [f"{name} ({truth.file})", *lines]
 
 
+def per_clip(name: str, fps: float, truth: ClipTruth, run: ClipRun) -> list[str]:
+    """One line per analytic graded on the clip: TP FP FN and the timing error."""
+    late = timing(truth, run)
+    lines = []
+    for analytic, t in sorted(grade(truth, run).items()):
+        if analytic in late:
+            error = late[analytic]
+            when = f"{error:+.1f} s" if error is not None else "missed"
+        else:
+            when = "-"
+        lines.append(f"{name:22s} {fps:4g} {analytic:14s} {t.tp:3d} {t.fp:3d} {t.fn:3d}  {when}")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--fps", type=float, default=2.0, help="analysed frames a second")
+    parser.add_argument("--manifest", type=Path, default=EXPECTED, help="clips and their truth")
+    parser.add_argument("--fps", type=float, nargs="+", default=[1.0, 2.0],
+                        help="analysed frames a second")  # fmt: skip
+    parser.add_argument("--media", type=Path, default=None, help="where the clips are")
     parser.add_argument("--device", default=os.environ.get("SB_VISION_DEVICE", "cpu"))
     args = parser.parse_args()
-    media = Path(os.environ.get("SB_TEST_MEDIA_DIR", "../shared/media")).resolve()
+    shared = Path(os.environ.get("SB_TEST_MEDIA_DIR", "../shared/media"))
+    media = (args.media or (shared if args.manifest == EXPECTED else CACHE)).resolve()
     models = Models(
         Detector(os.environ["SB_YOLO_MODEL"], device=args.device),
         Detector(os.environ["SB_FIRE_MODEL"], device=args.device),
         Detector(os.environ["SB_POSE_MODEL"], task="pose", device=args.device),
     )
-    totals: dict[str, Tally] = defaultdict(Tally)
-    print(f"analysis at {args.fps:g} fps; truth from {EXPECTED.name}")
-    for name, truth in expectations().items():
-        run = run_clip(models, media, truth, args.fps)
-        print("\n".join(describe(name, truth, run)))
-        for analytic, tally in grade(truth, run).items():
-            totals[analytic].add(tally)
-    print(f"\n{'analytic':14s} {'TP':>4s} {'FP':>4s} {'FN':>4s} {'precision':>10s} {'recall':>8s}")
-    for analytic, t in sorted(totals.items()):
-        print(f"{analytic:14s} {t.tp:4d} {t.fp:4d} {t.fn:4d} {t.precision:10.2f} {t.recall:8.2f}")
+    clips = expectations(args.manifest)
+    for fps in args.fps:
+        totals: dict[str, Tally] = defaultdict(Tally)
+        table: list[str] = []
+        print(f"\nanalysis at {fps:g} fps; truth from {args.manifest.name}")
+        for name, truth in clips.items():
+            run = run_clip(models, media, truth, fps)
+            print("\n".join(describe(name, truth, run)))
+            table += per_clip(name, fps, truth, run)
+            for analytic, tally in grade(truth, run).items():
+                totals[analytic].add(tally)
+        print(f"\n{'clip':22s} {'fps':>4s} {'analytic':14s}  TP  FP  FN  timing")
+        print("\n".join(table))
+        print(f"\n{'analytic':14s} {'TP':>4s} {'FP':>4s} {'FN':>4s} {'precision':>10s}"
+              f" {'recall':>8s}")  # fmt: skip
+        for analytic, t in sorted(totals.items()):
+            print(f"{analytic:14s} {t.tp:4d} {t.fp:4d} {t.fn:4d} {t.precision:10.2f}"
+                  f" {t.recall:8.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":

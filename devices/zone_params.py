@@ -83,16 +83,27 @@ _DEFAULT_FILTER = LabelFilter()
 
 
 class RestrictedParams(ZoneParams):
-    """Intrusion: any of `objects` present in the zone (only inside `schedule` when given)."""
+    """Intrusion: any of `objects` present in the zone (only inside `schedule` when given).
+    Once per track; after the detector has seen the zone empty for `rearm_s`, whoever is in it
+    next is a new intrusion, even on a track that was reported before."""
 
     schedule: Schedule | None = None
+    rearm_s: Annotated[
+        float,
+        Field(ge=0.0, le=3600.0, title="a zone seen empty this long makes the next one new"),
+    ] = 4.0
 
 
 class CrowdParams(ZoneParams):
-    """Crowd: at least `min_persons` present for `for_s` seconds."""
+    """Crowd: at least `min_persons` present for `for_s` seconds, counted on the latest
+    detector frame's detections that score at least `count_score` (lower it for small people
+    seen from high above)."""
 
     min_persons: Annotated[int, Field(ge=2, le=10_000)] = 10
     for_s: Annotated[Seconds, Field(alias="for")] = 3.0
+    count_score: Annotated[
+        float, Field(ge=0.0, le=1.0, title="a detection counts as a person from this score")
+    ] = 0.3
 
 
 class FireLaneParams(ZoneParams):

@@ -34,9 +34,10 @@ _BUILTIN: list[dict[str, Any]] = [
     },
     {
         "id": "camera-fire",
+        # The camera already judged the scene over a window of seconds and reports one event
+        # an episode: one signal is enough, so a smoke-only scene opens an incident too.
         "name": "A camera sees fire or smoke (stays major until confirmed)",
-        "match": {"kind": ["camera_fire", "camera_smoke"], "where": {"min_confidence": 0.5}},
-        "threshold": {"count": 2, "within": "30s"},
+        "match": {"kind": ["camera_fire", "camera_smoke"], "where": {"min_confidence": 0.4}},
         "group_by": ["source_id"],
         "incident": {"category": "fire", "priority": "major",
                      "title": "Camera {source_id} sees {kind} at {site}", "dispatch": "nearest"},

@@ -18,11 +18,20 @@ def incident_title(decision: Decision) -> str:
         "area": signal.area,
         "source_id": signal.source_id,
         "kind": signal.kind,
-        "count": decision.count,
+        "count": people_or_signals(decision),
+        "signals": decision.count,
         "zone": signal.attrs.get("zone") or "",
         "description": str(signal.attrs.get("description") or signal.kind)[:200],
     }
     return rule.incident.title.format(**fields).strip()
+
+
+def people_or_signals(decision: Decision) -> int:
+    """`{count}`: the people a crowd signal counted (its `attrs.count`), else the signals."""
+    counted = decision.signal.attrs.get("count")
+    if decision.signal.kind == "crowd" and isinstance(counted, int | float):
+        return int(counted)
+    return decision.count
 
 
 def new_incident(decision: Decision) -> NewIncident:

@@ -118,7 +118,18 @@ class Recovery(Strict):
     action: Literal["close", "note"] = "close"
 
 
-_PLACEHOLDERS = {"site", "building", "area", "source_id", "kind", "count", "zone", "description"}
+# `count`: the people a crowd counted, for other kinds the signals; `signals`: the signals.
+_PLACEHOLDERS = {
+    "site",
+    "building",
+    "area",
+    "source_id",
+    "kind",
+    "count",
+    "signals",
+    "zone",
+    "description",
+}
 
 
 class IncidentSpec(Strict):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -76,6 +77,14 @@ def test_signals_open_and_attach_incidents(driver: RulesDriver, database_url: st
     assert incidents(database_url) == [
         ("smoke-alarm", PLACE + "3栋", "emergency", 3, "Smoke alarm at 楼村花园 3栋"),
         ("smoke-alarm", PLACE + "5栋", "major", 1, "Smoke alarm at 楼村花园 5栋"),
+        # a camera's smoke is an episode it judged over seconds: one signal opens camera-fire
+        (
+            "camera-fire",
+            f"area={COMMUNITY}|source_id=CAM-1",
+            "major",
+            1,
+            "Camera CAM-1 sees camera_smoke at 楼村花园",
+        ),
     ]  # the camera in 3栋 confirmed that one and raised it to emergency
 
 
@@ -89,15 +98,40 @@ def test_cooldown_after_close(driver: RulesDriver, database_url: str) -> None:
     assert len(incidents(database_url)) == 2
 
 
-def test_windows_survive_a_restart(driver: RulesDriver, database_url: str) -> None:
-    # camera-fire needs 2 signals within 30 s; the first reaches one consumer, the second
+def test_windows_survive_a_restart(
+    driver: RulesDriver, admin: httpx.Client, database_url: str
+) -> None:
+    # A rule that needs 2 signals within 30 s; the first reaches one consumer, the second
     # arrives after a restart that rebuilt the window from the stored signals.
-    feed_at(driver, [alarm(0, kind="camera_fire", source="CAM-1")])
+    twice = {"id": "loitering-twice", "name": "Loitering twice", "match": {"kind": ["loitering"]},
+             "threshold": {"count": 2, "within": "30s"}, "group_by": ["source_id"],
+             "incident": {"category": "security", "priority": "routine",
+                          "title": "Loitering at {site}"}}  # fmt: skip
+    assert admin.post("/api/v1/rules", json=twice).status_code == 201
+    driver.restart()
+    feed_at(driver, [alarm(0, kind="loitering", source="CAM-1")])
     assert incidents(database_url) == []
     driver.restart()
-    feed_at(driver, [alarm(10, kind="camera_fire", source="CAM-1")])
+    feed_at(driver, [alarm(10, kind="loitering", source="CAM-1")])
     assert [(r[0], r[1], r[3]) for r in incidents(database_url)] == [
-        ("camera-fire", f"area={COMMUNITY}|source_id=CAM-1", 2)
+        ("loitering-twice", f"area={COMMUNITY}|source_id=CAM-1", 2)
+    ]
+
+
+def test_one_camera_smoke_signal_opens_an_incident(driver: RulesDriver, database_url: str) -> None:
+    """The camera judged the scene over seconds and reports one event an episode: a
+    smoke-only scene opens an incident from that one signal."""
+    smoke = replace(alarm(0, kind="camera_smoke", source="CAM-1"), confidence=0.45)
+    feed_at(driver, [smoke])
+    assert [r[0] for r in incidents(database_url)] == ["camera-fire"]
+
+
+def test_a_crowds_title_counts_its_people(driver: RulesDriver, database_url: str) -> None:
+    crowd = replace(alarm(0, kind="crowd", source="CAM-2"), value=21.0,
+                    attrs={"zone": "广场", "count": 21})  # fmt: skip
+    feed_at(driver, [crowd])
+    assert [(r[0], r[4]) for r in incidents(database_url)] == [
+        ("crowd", "Crowd of 21 at 楼村花园 (广场)")
     ]
 
 

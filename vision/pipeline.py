@@ -141,15 +141,17 @@ class CameraPipeline:
         self.last_detect = frame.ts
         height, width = frame.image.shape[:2]
         kept = drop_masked(dets, self.settings.object_masks, height, width)
-        self.tracker.update(kept, (height, width), frame.ts)
+        self.tracker.update(kept, (height, width), frame.ts, frame.image)
 
     def zone_events(self, frame: Frame) -> list[Event]:
-        tracks = self.tracks
-        return [e for analytic in self.zones for e in analytic.update(frame.ts, tracks)]
+        tracks, detected = self.tracks, frame.ts == self.last_detect
+        return [e for analytic in self.zones for e in analytic.update(frame.ts, tracks, detected)]
 
     def wants_fire_model(self, frame: Frame) -> bool:
         if self.fire is None or not self.fire.due(frame.ts):
             return False
+        if self.fire.candidate(frame.ts):
+            return True  # decided over time: every analysed frame counts while it lasts
         recent_motion = frame.ts - self.last_motion <= self.fire.config.interval_s * 2
         return recent_motion or frame.ts - self.fire.last_run >= self.gating.refresh_s
 
@@ -165,7 +167,7 @@ class CameraPipeline:
 
     def fire_events(self, frame: Frame, dets: Detections) -> list[Event]:
         assert self.fire is not None
-        return self.fire.update(frame.ts, dets, frame.image.shape[:2])
+        return self.fire.update(frame.ts, dets, frame.image.shape[:2], frame.image)
 
     def close(self) -> None:
         self.source.close()

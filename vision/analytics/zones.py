@@ -4,7 +4,8 @@ Analytics see every live track each analysed frame; those not seen in this frame
 detector, or the frame was gated) keep their state. A track is in a zone when the bottom centre
 of its box (where it stands) is inside the polygon for `inertia` analysed frames in a row, and
 leaves after as many frames outside. Each analytic reports once per track and zone episode
-(crowd: once per episode of the zone).
+(crowd: once per episode of the zone). `detected` says whether the detector saw this frame: a
+frame the motion gate spared shows nothing new about who is where.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from vision.tracking import Track
 
 
 class Analytic(Protocol):
-    def update(self, ts: float, tracks: list[Track]) -> list[Event]: ...
+    def update(self, ts: float, tracks: list[Track], detected: bool = True) -> list[Event]: ...
 
 
 def analytics_for(zone: Zone) -> list[Analytic]:
@@ -145,22 +146,38 @@ def _event(kind: str, ts: float, zone: str, outline: list[Point], track: Track) 
 
 class Intrusion:
     """Anything of `objects` entering a restricted zone, within the schedule when one is set;
-    once per track: someone standing on the zone's edge, in and out of it, is one intruder."""
+    once per track: someone standing on the zone's edge, in and out of it, is one intruder.
+    Once the detector has seen the zone empty for `rearm_s`, whoever is in it next is news,
+    even on a track reported before (at 1-2 fps a newcomer may inherit a leaver's track)."""
 
     def __init__(self, name: str, outline: list[Point], params: RestrictedParams) -> None:
         self.name, self.outline, self.params = name, outline, params
         self.presence = Presence(outline, params)
         self.reported: set[int] = set()
+        self.empty_since: float | None = None  # first detector frame that saw nobody in it
 
-    def update(self, ts: float, tracks: list[Track]) -> list[Event]:
+    def update(self, ts: float, tracks: list[Track], detected: bool = True) -> list[Event]:
         entered, _ = self.presence.update(ts, tracks)
         self.reported &= {t.id for t in tracks}
+        occupied = [t for t in tracks if t.id in self.presence.present and t.last_seen == ts]
+        rearmed = self._rearmed(ts, bool(occupied), detected)
         schedule = self.params.schedule
         if schedule and not schedule.contains(datetime.fromtimestamp(ts, UTC)):
             return []
-        fresh = [t for t in entered if t.id not in self.reported]
+        news = {t.id: t for t in [*entered, *(occupied if rearmed else [])]}
+        fresh = [t for tid, t in news.items() if rearmed or tid not in self.reported]
         self.reported.update(t.id for t in fresh)
         return [_event("intrusion", ts, self.name, self.outline, t) for t in fresh]
+
+    def _rearmed(self, ts: float, occupied: bool, detected: bool) -> bool:
+        """Whether someone is seen in the zone after it was seen empty for `rearm_s`."""
+        if not detected:
+            return False
+        if not occupied:
+            self.empty_since = self.empty_since if self.empty_since is not None else ts
+            return False
+        since, self.empty_since = self.empty_since, None
+        return since is not None and ts - since >= self.params.rearm_s
 
 
 class Loitering:
@@ -171,7 +188,7 @@ class Loitering:
         self.presence = Presence(outline, params)
         self.reported: set[int] = set()
 
-    def update(self, ts: float, tracks: list[Track]) -> list[Event]:
+    def update(self, ts: float, tracks: list[Track], detected: bool = True) -> list[Event]:
         _, left = self.presence.update(ts, tracks)
         self.reported.difference_update(left)
         by_id = {t.id: t for t in tracks}
@@ -187,27 +204,29 @@ class Loitering:
 
 class Crowd:
     """At least `min_persons` present for `for` seconds; one event per crowd episode.
-    The count is of the believed tracks the latest detector frame saw standing in the zone:
-    a track kept alive through a miss is not a person seen now."""
+    The count is of the latest detector frame's detections standing in the zone, each scoring
+    at least the zone's `count_score`: not of confirmed tracks, which a crowd of small people
+    the detector sees in one frame of two never fills, and not of tracks kept alive through a
+    miss, which are not people seen now."""
 
     def __init__(self, name: str, outline: list[Point], params: CrowdParams) -> None:
         self.name, self.outline, self.params = name, outline, params
         self._shape = Polygon(outline)
         shapely.prepare(self._shape)
-        self.belief = Belief(params.objects, params)
         self.since: float | None = None
         self.below_since: float | None = None
         self.reported = False
 
     def members(self, tracks: list[Track]) -> list[Track]:
+        rule = self.params
         return [
             t for t in tracks
-            if t.visible and self.belief.holds(t)
+            if t.visible and t.label in rule.objects and t.score >= rule.count_score
+            and rule.filter_for(t.label).min_area <= t.area <= rule.filter_for(t.label).max_area
             and bool(shapely.contains_xy(self._shape, *t.anchor))
         ]  # fmt: skip
 
-    def update(self, ts: float, tracks: list[Track]) -> list[Event]:
-        self.belief.forget({t.id for t in tracks})
+    def update(self, ts: float, tracks: list[Track], detected: bool = True) -> list[Event]:
         members = self.members(tracks)
         if len(members) < self.params.min_persons:
             self.since = None
@@ -220,7 +239,7 @@ class Crowd:
         if self.reported or ts - self.since < self.params.for_s:
             return []
         self.reported = True
-        score = sum(t.median_score for t in members) / len(members)
+        score = sum(t.score for t in members) / len(members)
         return [
             Event(
                 "crowd",
@@ -244,7 +263,7 @@ class FireLane:
         self.still: dict[int, tuple[float, Point]] = {}  # when it stopped, and where
         self.reported: set[int] = set()
 
-    def update(self, ts: float, tracks: list[Track]) -> list[Event]:
+    def update(self, ts: float, tracks: list[Track], detected: bool = True) -> list[Event]:
         _, left = self.presence.update(ts, tracks)
         for tid in left:
             self.still.pop(tid, None)
@@ -272,7 +291,7 @@ class Elevator:
         self.name, self.outline = name, outline
         self.presence = Presence(outline, params)
 
-    def update(self, ts: float, tracks: list[Track]) -> list[Event]:
+    def update(self, ts: float, tracks: list[Track], detected: bool = True) -> list[Event]:
         entered, _ = self.presence.update(ts, tracks)
         return [_event("ebike_in_elevator", ts, self.name, self.outline, t) for t in entered]
 
@@ -312,7 +331,7 @@ class LineCrossing:
         self.belief = Belief(params.objects, params)
         self.counts: dict[str, int] = {params.forward: 0, params.backward: 0}
 
-    def update(self, ts: float, tracks: list[Track]) -> list[Event]:
+    def update(self, ts: float, tracks: list[Track], detected: bool = True) -> list[Event]:
         events = [e for t in tracks if (e := self._step(ts, t)) is not None]
         alive = {t.id for t in tracks}
         for tid in [tid for tid in self.sides if tid not in alive]:
