@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import psycopg
 from psycopg.rows import DictRow
 
-from hub.db import connect
+from hub.db import open_pool
 from hub.logs import get_logger
 from hub.supervisor import Probe
 from incidents.escalation import escalate_overdue
@@ -44,21 +44,31 @@ async def run_timers(
     interval: float = 5.0,
     clock: Callable[[], datetime] = _now,
 ) -> None:
-    """Runs until cancelled; a database outage skips ticks (and says so) instead of ending."""
-    while True:
-        try:
-            conn = await connect(database_url)
-            async with conn:
-                while True:
-                    async with conn.transaction():
-                        done = await escalate_overdue(conn, clock(), sla, area_prefix=area_prefix)
-                    await _sweep_summons(conn, clock(), sla, area_prefix)
-                    probe.ready()
-                    for item in done:
-                        log.info("incident escalated", incident=item.incident_id,
-                                 to=item.to_area, reason=item.reason)  # fmt: skip
-                    await asyncio.sleep(interval)
-        except psycopg.OperationalError as exc:
-            probe.down(f"database: {type(exc).__name__}")
-            log.warning("escalation tick skipped", error=str(exc))
+    """Runs until cancelled; a database outage skips ticks (and says so) instead of ending.
+    Each tick takes a checked connection from a pool of one, so a connection the database
+    dropped (a restart) is replaced before it is used, never found dead a tick later while
+    readiness still says up."""
+    pool = await open_pool(database_url, min_size=1, max_size=1)
+    try:
+        while True:
+            try:
+                async with pool.connection() as conn:
+                    await _tick(conn, clock(), sla, area_prefix)
+                probe.ready()
+            except psycopg.OperationalError as exc:  # PoolTimeout is one too
+                probe.down(f"database: {type(exc).__name__}")
+                log.warning("escalation tick skipped", error=str(exc))
             await asyncio.sleep(interval)
+    finally:
+        await pool.close()
+
+
+async def _tick(
+    conn: psycopg.AsyncConnection[DictRow], now: datetime, sla: Sla, area_prefix: str
+) -> None:
+    async with conn.transaction():
+        done = await escalate_overdue(conn, now, sla, area_prefix=area_prefix)
+    await _sweep_summons(conn, now, sla, area_prefix)
+    for item in done:
+        log.info("incident escalated", incident=item.incident_id, to=item.to_area,
+                 reason=item.reason)  # fmt: skip
