@@ -34,9 +34,10 @@ run: $(INSTALLED) $(CONSOLE)
 	$(BIN)/shaobing up --simulate
 
 # Workers for the suite (pytest-xdist): each has its own scratch database, broker and API. Most
-# tests wait on I/O (the database, brokers, processes they start), so even 2 cores keep 4 busy.
-TEST_WORKERS ?= 4
-PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+# tests wait on I/O (the database, brokers, processes they start), so 2 cores keep 3 busy; the
+# files that run the models share one worker (tests/conftest.py), a file stays on one worker.
+TEST_WORKERS ?= 3
+PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 ## test: install, build the console, then run the whole suite (and the console's own tests)
 test: $(INSTALLED) $(CONSOLE)

@@ -57,6 +57,22 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 SHARED_POSTGRES = pytest.StashKey[SharedPostgres]()
 
+# Files that keep a core busy with the models: under xdist they share one worker, one after
+# another, so that they never starve each other (or a timing-sensitive test) of the CPU.
+MODEL_HEAVY = {
+    "test_vision_analytics.py", "test_vision_quality.py", "test_vision_worker.py",
+    "test_inference.py", "test_inference_server.py", "test_camera_settings.py",
+    "test_regions.py", "test_decoding.py", "test_bench_cpu.py",
+}  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """For `--dist loadgroup`: a file is one group (its module fixtures set up once, its tests
+    in order, as `--dist loadfile`), and the model-heavy files are one group together."""
+    for item in items:
+        name = item.path.name
+        item.add_marker(pytest.mark.xdist_group("models" if name in MODEL_HEAVY else name))
+
 
 def xdist_controller(config: pytest.Config) -> bool:
     """Whether this process hands tests to xdist workers (`-n` of one or more)."""
