@@ -33,8 +33,8 @@ REALM = HUB_ID[:10]
 
 
 def free_port() -> int:
-    """A port free for both UDP and TCP on loopback."""
-    while True:
+    """A port free for both UDP and TCP on loopback right now (SIPp or the hub binds it next)."""
+    for _ in range(50):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
             tcp.bind(("127.0.0.1", 0))
             port = int(tcp.getsockname()[1])
@@ -43,7 +43,8 @@ def free_port() -> int:
                     udp.bind(("127.0.0.1", port))
                 except OSError:
                     continue
-            return port
+                return port
+    raise RuntimeError("no port free for both UDP and TCP")
 
 
 @contextmanager

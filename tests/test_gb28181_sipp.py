@@ -5,7 +5,6 @@ MESSAGEs, keepalive, alarms in GB2312 and GB18030 stored once each as signals.""
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from gb28181.sip import FloodLimits, Timers
 from hub.secret import hmac_key
 from hub.settings import Settings
 from hub.supervisor import Probe
+from tests.gb_helpers import free_port
 from tests.rules_helpers import running_rules
 from tests.threads import in_background
 
@@ -33,23 +33,9 @@ CHANNEL, CHANNEL2, ALARM_IN = "44031100001310000001", "44031100001310000002", "4
 pytestmark = pytest.mark.skipif(SIPP is None, reason="sipp missing: apt-get install sip-tester")
 
 
-def _free_port() -> int:
-    """A port free for both UDP and TCP on loopback."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind(("127.0.0.1", 0))
-            port = int(tcp.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            return port
-
-
 @pytest.fixture
 def gb_server(settings: Settings, database_url: str, clean_registry: None) -> Iterator[int]:
-    port = _free_port()
+    port = free_port()
     config = GbConfig(
         database_url=database_url, host="127.0.0.1", port=port, hub_id=HUB_ID, realm=REALM,
         timezone="Asia/Shanghai", seal_key=hmac_key(settings), timers=Timers(t1=0.1),

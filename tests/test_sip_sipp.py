@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from gb28181.sip import (
     parse_authorization,
     verify,
 )
+from tests.gb_helpers import free_port
 from tests.sip_helpers import running_stack
 
 SIPP = shutil.which("sipp") or "/usr/bin/sipp"
@@ -123,21 +123,6 @@ async def test_sipp_register_digest(
     right = password == PASSWORD
     assert verdicts == [right]
     assert (rc == 0) == right, log
-
-
-def free_port() -> int:
-    """A port free for both UDP and TCP right now (SIPp binds it next)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind(("127.0.0.1", 0))
-            port = int(tcp.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError("no free port")
 
 
 @pytest.mark.parametrize(("transport", "mode"), TRANSPORTS)
