@@ -48,9 +48,7 @@ def test_the_fall_is_reported_within_a_second_and_a_half(runs: dict[str, ClipRun
     assert truth.fall_at is not None
     falls = [t for t, _ in runs["fall"].of("fall")]
     assert len(falls) == 1
-    # The truth is a person's reading of the clip to a frame or two; a fall the pose confirms
-    # as the body drops may be reported in the frame before the one written down.
-    assert truth.fall_at - 0.5 <= falls[0] <= truth.fall_at + 1.5, falls
+    assert truth.fall_on_time(falls[0]), falls
     for name in ("crosswalk", "overhead", "fire"):
         assert runs[name].of("fall") == [], name
 
