@@ -230,19 +230,23 @@ class Cascade:
         event = (inc.request.headers.get("Event") or "").split(";")[0].strip().lower()
         text = (inc.request.headers.get("Expires") or "3600").strip()
         expires = min(int(text), MAX_SUBSCRIBE_S) if text.isdigit() and len(text) < 7 else 3600
-        response = await inc.respond(200, headers=[("Expires", str(expires))])
         if event != "catalog":
+            await inc.respond(200, headers=[("Expires", str(expires))])
             return  # alarms (presence) are forwarded to every registered upper anyway
         if expires == 0:
             self.subscriptions.pop(session.config.id, None)
+            await inc.respond(200, headers=[("Expires", "0")])
             return
+        # What the upper has now is read before it is answered: a change it makes right after
+        # our 200 is after this, so the next poll tells it.
+        async with self.server.pool.connection() as conn:
+            items = await scope_items(conn, session.config.local_id, session.config.area_prefix)
+        response = await inc.respond(200, headers=[("Expires", str(expires))])
         sub = Subscription(
             call_id=inc.request.call_id, theirs=inc.request.headers.get("From") or "",
             ours=response.headers.get("To") or "",
             expires_at=datetime.now(UTC) + timedelta(seconds=expires),
         )  # fmt: skip
-        async with self.server.pool.connection() as conn:
-            items = await scope_items(conn, session.config.local_id, session.config.area_prefix)
         sub.seen = {item.id: item for item in items}
         self.subscriptions[session.config.id] = sub
 
