@@ -379,6 +379,10 @@ def test_a_street_summons_departments_and_watches_them_report_in(
     page = login(browser, api_url, issue(api_url, "dispatcher", COMMUNITY[:9]))
     page.goto(f"{api_url}/incidents/{incident_id}")
     picker = page.wait_for_selector("[data-testid=summon-picker]")
+    # the departments come a moment after the picker itself
+    page.wait_for_function(
+        "document.querySelectorAll('[data-testid=summon-picker] tr[data-unit]').length >= 2"
+    )
     rows = [r.get_attribute("data-unit") for r in picker.query_selector_all("tr[data-unit]")]
     assert rows == ["D-CG", "D-ZJ"]  # nearest first
     page.check("tr[data-unit=D-CG] input[name=summon-unit]")
@@ -405,6 +409,9 @@ def test_a_street_summons_departments_and_watches_them_report_in(
     assert "1/2" in row.inner_text()
     page.click("text=部门考核")
     ranking = page.wait_for_selector("[data-testid=ranking]")
+    page.wait_for_function(
+        "document.querySelectorAll('[data-testid=ranking] tr[data-unit]').length >= 2"
+    )
     names = [r.inner_text().split()[1] for r in ranking.query_selector_all("tr[data-unit]")]
     assert names == ["区住建局", "区城管局"]  # reported in on time ranks first
     shot(page, "departments")
