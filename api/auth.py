@@ -75,8 +75,13 @@ async def authenticate(request: HTTPConnection, token: str) -> Principal:
     if info is None:
         limiter.failed(client)
         raise Unauthorized("unknown or revoked token")
-    return Principal(token_id=info.id, name=info.name, role=info.role,
-                     area_prefix=info.area_prefix, unit_id=info.unit_id)  # fmt: skip
+    return Principal(
+        token_id=info.id,
+        name=info.name,
+        role=info.role,
+        area_prefix=info.area_prefix,
+        unit_id=info.unit_id,
+    )
 
 
 async def _unit_link(
@@ -92,9 +97,14 @@ async def _unit_link(
         raise Unauthorized("unknown link")
     if incident is None or not _link_open(incident, link.unit_id, datetime.now(UTC)):
         raise Unauthorized("this link has expired: the incident is closed or with another unit")
-    return Principal(token_id=None, name=f"unit:{link.unit_id}", role=Role.UNIT_LINK,
-                     area_prefix=incident.area, incident_id=incident.id,
-                     unit_id=link.unit_id)  # fmt: skip
+    return Principal(
+        token_id=None,
+        name=f"unit:{link.unit_id}",
+        role=Role.UNIT_LINK,
+        area_prefix=incident.area,
+        incident_id=incident.id,
+        unit_id=link.unit_id,
+    )
 
 
 def _link_open(incident: Incident, unit_id: str, now: datetime) -> bool:

@@ -38,8 +38,9 @@ def _trusted(address: Address, networks: tuple[Network, ...]) -> bool:
     return any(address in network for network in networks)
 
 
-def real_client(peer: str, headers: Iterable[tuple[bytes, bytes]],
-                networks: tuple[Network, ...]) -> str:  # fmt: skip
+def real_client(
+    peer: str, headers: Iterable[tuple[bytes, bytes]], networks: tuple[Network, ...]
+) -> str:
     """The client's address: `peer`, or what a trusted proxy forwarded (see the module)."""
     peer_address = _address(peer)
     if not networks or peer_address is None or not _trusted(peer_address, networks):

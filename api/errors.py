@@ -112,10 +112,13 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = dict(exc.headers or {})
         if exc.status_code == 400:  # a body FastAPI could not parse: one more invalid input
             return JSONResponse(
-                error_body("validation_error", "body could not be read as JSON",
-                           fields=[{"field": "body", "message": "not JSON"}]),
+                error_body(
+                    "validation_error",
+                    "body could not be read as JSON",
+                    fields=[{"field": "body", "message": "not JSON"}],
+                ),
                 status_code=422,
-            )  # fmt: skip
+            )
         if exc.status_code == 405:
             # Starlette names the methods of the one route it matched; say all of the path's.
             headers["Allow"] = ", ".join(_methods_of(app, request.url.path)) or headers.get(

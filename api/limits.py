@@ -111,8 +111,12 @@ class InputGuardMiddleware:
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
         query: bytes = scope.get("query_string", b"")
         if _CONTROL.search(raw_path) or _CONTROL.search(query):
-            await _refuse(send, scope, "control characters (such as %00) are not accepted in"
-                          " the path or query", "query")  # fmt: skip
+            await _refuse(
+                send,
+                scope,
+                "control characters (such as %00) are not accepted in the path or query",
+                "query",
+            )
             return
         content_type = dict(scope.get("headers", [])).get(b"content-type", b"").decode("latin-1")
         if scope["type"] != "http" or content_type.split(";")[0].strip() not in _JSON_TYPES:
@@ -169,8 +173,9 @@ class JsonBodyMiddleware:
             if has_body and not _is_json(content_type) and self._takes_json(scope):
                 given = content_type.split(";")[0].strip() or "none"
                 message = f"send this body as application/json, not {given}"
-                await _refuse(send, scope, message, "content-type", status=415,
-                              code="unsupported_media_type")  # fmt: skip
+                await _refuse(
+                    send, scope, message, "content-type", status=415, code="unsupported_media_type"
+                )
                 return
         await self.app(scope, receive, send)
 
@@ -195,8 +200,9 @@ def _json_operations(schema: dict[str, Any]) -> list[tuple[str, re.Pattern[str]]
 
 def _is_json(content_type: str) -> bool:
     media = content_type.split(";")[0].strip().lower()
-    return media == "application/json" or (media.startswith("application/") and
-                                            media.endswith("+json"))  # fmt: skip
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
 
 
 async def _refuse(
@@ -212,10 +218,23 @@ async def _refuse(
         await send({"type": "websocket.close", "code": 1008, "reason": message[:120]})
         return
     body = json.dumps(
-        {"error": {"code": code, "message": message, "field": field,
-                   "fields": [{"field": field, "message": message}]}}
-    ).encode()  # fmt: skip
-    await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-    ]})  # fmt: skip
+        {
+            "error": {
+                "code": code,
+                "message": message,
+                "field": field,
+                "fields": [{"field": field, "message": message}],
+            }
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

@@ -56,14 +56,18 @@ class _CameraCollector(Collector):
         self.rows = rows
 
     def collect(self) -> Iterable[Metric]:
-        fps = GaugeMetricFamily("sb_camera_fps", "Camera frames per second by stage",
-                                labels=["camera", "stage"])  # fmt: skip
-        frames = GaugeMetricFamily("sb_camera_frames", "Camera frame counts by outcome",
-                                   labels=["camera", "outcome"])  # fmt: skip
-        reconnects = GaugeMetricFamily("sb_camera_reconnects", "Stream reconnects",
-                                       labels=["camera"])  # fmt: skip
-        decode = GaugeMetricFamily("sb_camera_decode_cpu", "CPU cores spent decoding the stream",
-                                   labels=["camera"])  # fmt: skip
+        fps = GaugeMetricFamily(
+            "sb_camera_fps", "Camera frames per second by stage", labels=["camera", "stage"]
+        )
+        frames = GaugeMetricFamily(
+            "sb_camera_frames", "Camera frame counts by outcome", labels=["camera", "outcome"]
+        )
+        reconnects = GaugeMetricFamily(
+            "sb_camera_reconnects", "Stream reconnects", labels=["camera"]
+        )
+        decode = GaugeMetricFamily(
+            "sb_camera_decode_cpu", "CPU cores spent decoding the stream", labels=["camera"]
+        )
         for row in self.rows:
             cid = row["camera_id"]
             for stage in ("camera", "process", "skipped", "detection"):

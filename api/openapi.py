@@ -20,34 +20,57 @@ from rules.model import Rule
 
 # Operations that can answer 409 (a duplicate, a state that does not allow the action, ...).
 CONFLICTS = {
-    ("post", "/api/v1/areas"), ("delete", "/api/v1/areas/{code}"),
-    ("post", "/api/v1/devices"), ("patch", "/api/v1/devices/{device_id}"),
-    ("post", "/api/v1/cameras"), ("post", "/api/v1/units"), ("post", "/api/v1/watchlists"),
-    ("post", "/api/v1/rules"), ("delete", "/api/v1/rules/{rule_id}"),
-    ("post", "/api/v1/incidents/{incident_id}/actions"), ("post", "/api/v1/channels"),
-    ("post", "/api/v1/routes"), ("post", "/api/v1/incidents/{incident_id}/silence-sensors"),
-    ("post", "/api/v1/public/reports/{receipt}/rating"), ("post", "/api/v1/registers"),
-}  # fmt: skip
+    ("post", "/api/v1/areas"),
+    ("delete", "/api/v1/areas/{code}"),
+    ("post", "/api/v1/devices"),
+    ("patch", "/api/v1/devices/{device_id}"),
+    ("post", "/api/v1/cameras"),
+    ("post", "/api/v1/units"),
+    ("post", "/api/v1/watchlists"),
+    ("post", "/api/v1/rules"),
+    ("delete", "/api/v1/rules/{rule_id}"),
+    ("post", "/api/v1/incidents/{incident_id}/actions"),
+    ("post", "/api/v1/channels"),
+    ("post", "/api/v1/routes"),
+    ("post", "/api/v1/incidents/{incident_id}/silence-sensors"),
+    ("post", "/api/v1/public/reports/{receipt}/rating"),
+    ("post", "/api/v1/registers"),
+}
 # Operations without a path parameter that can still answer 404.
-NOT_FOUND = {("get", "/api/v1/evidence"), ("post", "/api/v1/push/onenet"),
-             ("get", "/api/v1/push/onenet")}  # fmt: skip
+NOT_FOUND = {
+    ("get", "/api/v1/evidence"),
+    ("post", "/api/v1/push/onenet"),
+    ("get", "/api/v1/push/onenet"),
+}
 # Reads that only some roles may make (403 for the others): pictures, ID-card reads, tokens.
 RESTRICTED_READS = {
-    ("get", "/api/v1/evidence"), ("get", "/api/v1/evidence/{evidence_id}"),
-    ("get", "/api/v1/watchlists"), ("get", "/api/v1/watchlists/{list_id}/entries"),
-    ("get", "/api/v1/id-reads"), ("get", "/api/v1/tokens"), ("get", "/api/v1/dead-letters"),
-    ("get", "/api/v1/channels"), ("get", "/api/v1/channels/{channel_id}"),
-    ("get", "/api/v1/routes"), ("get", "/api/v1/routes/{route_id}"),
-    ("get", "/api/v1/unit-link"), ("get", "/api/v1/incidents/{incident_id}"),
+    ("get", "/api/v1/evidence"),
+    ("get", "/api/v1/evidence/{evidence_id}"),
+    ("get", "/api/v1/watchlists"),
+    ("get", "/api/v1/watchlists/{list_id}/entries"),
+    ("get", "/api/v1/id-reads"),
+    ("get", "/api/v1/tokens"),
+    ("get", "/api/v1/dead-letters"),
+    ("get", "/api/v1/channels"),
+    ("get", "/api/v1/channels/{channel_id}"),
+    ("get", "/api/v1/routes"),
+    ("get", "/api/v1/routes/{route_id}"),
+    ("get", "/api/v1/unit-link"),
+    ("get", "/api/v1/incidents/{incident_id}"),
     ("get", "/api/v1/incidents/{incident_id}/attachments"),
     ("get", "/api/v1/incidents/{incident_id}/attachments/{attachment_id}"),
-    ("get", "/api/v1/registers"), ("get", "/api/v1/registers/{area}"),
+    ("get", "/api/v1/registers"),
+    ("get", "/api/v1/registers/{area}"),
     ("get", "/api/v1/registers/{area}/residents"),
-}  # fmt: skip
+}
 # Operations that read a body in a type of their own choosing (415 for another).
-TYPED_BODIES = {("post", "/api/v1/rules"), ("put", "/api/v1/rules/{rule_id}"),
-                ("post", "/api/v1/devices/import"), ("post", "/api/v1/cameras/import"),
-                ("post", "/api/v1/registers/{area}/import")}  # fmt: skip
+TYPED_BODIES = {
+    ("post", "/api/v1/rules"),
+    ("put", "/api/v1/rules/{rule_id}"),
+    ("post", "/api/v1/devices/import"),
+    ("post", "/api/v1/cameras/import"),
+    ("post", "/api/v1/registers/{area}/import"),
+}
 _DESCRIPTIONS = {
     401: "missing, unknown, revoked or expired token",
     403: "the token's role or area does not allow it",
@@ -65,9 +88,13 @@ def install_openapi(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(
-                title=app.title, version=app.version, summary=app.summary,
-                description=app.description, routes=app.routes, license_info=app.license_info,
-            )  # fmt: skip
+                title=app.title,
+                version=app.version,
+                summary=app.summary,
+                description=app.description,
+                routes=app.routes,
+                license_info=app.license_info,
+            )
             _rewrite_errors(schema)
             _rule_schema(schema)
             app.openapi_schema = schema

@@ -101,8 +101,9 @@ async def issue_token(
         try:
             await get_unit(conn, data.unit_id, scope=data.area_prefix)
         except NotFound:
-            raise Invalid(f"no unit {data.unit_id} within {data.area_prefix or 'all areas'}",
-                          field="unit_id") from None  # fmt: skip
+            raise Invalid(
+                f"no unit {data.unit_id} within {data.area_prefix or 'all areas'}", field="unit_id"
+            ) from None
     token = _PREFIX + secrets.token_urlsafe(32)
     cur = await conn.execute(
         "INSERT INTO api_tokens (name, role, area_prefix, token_hash, created_by, expires_at,"
@@ -127,8 +128,7 @@ async def find_token(conn: AsyncConnection[DictRow], token: str) -> TokenInfo | 
     if not token.startswith(_PREFIX):
         return None
     cur = await conn.execute(
-        f"SELECT {_COLUMNS} FROM api_tokens WHERE token_hash = %s AND {_LIVE}",
-        (hash_token(token),),
+        f"SELECT {_COLUMNS} FROM api_tokens WHERE token_hash = %s AND {_LIVE}", (hash_token(token),)
     )
     row = await cur.fetchone()
     return TokenInfo.model_validate(row) if row else None
@@ -136,8 +136,7 @@ async def find_token(conn: AsyncConnection[DictRow], token: str) -> TokenInfo | 
 
 async def list_tokens(conn: AsyncConnection[DictRow], *, scope: str) -> list[TokenInfo]:
     cur = await conn.execute(
-        f"SELECT {_COLUMNS} FROM api_tokens WHERE area_prefix LIKE %s ORDER BY id",
-        (scope + "%",),
+        f"SELECT {_COLUMNS} FROM api_tokens WHERE area_prefix LIKE %s ORDER BY id", (scope + "%",)
     )
     return [TokenInfo.model_validate(r) for r in await cur.fetchall()]
 

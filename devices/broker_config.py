@@ -77,10 +77,7 @@ async def write_broker_files(
 
 
 def _write_files(
-    out_dir: Path,
-    hub_password: str,
-    accounts: list[tuple[str, str]],
-    owner: tuple[int, int] | None,
+    out_dir: Path, hub_password: str, accounts: list[tuple[str, str]], owner: tuple[int, int] | None
 ) -> BrokerFiles:
     out_dir.mkdir(parents=True, exist_ok=True)
     lines = [f"{HUB_USER}:{hash_password(hub_password)}"]

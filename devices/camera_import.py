@@ -12,17 +12,22 @@ from devices.models import CameraIn, Credentials
 
 REQUIRED = ("id", "area", "stream_url")
 # `zones` and `settings` are JSON in their cell, shaped as in `POST /api/v1/cameras`.
-OPTIONAL = ("detect_url", "fps", "site", "building", "floor", "lat", "lon", "tags", "zones",
-            "settings")  # fmt: skip
+OPTIONAL = (
+    "detect_url",
+    "fps",
+    "site",
+    "building",
+    "floor",
+    "lat",
+    "lon",
+    "tags",
+    "zones",
+    "settings",
+)
 
 
 async def import_cameras(
-    conn: AsyncConnection[DictRow],
-    text: str,
-    *,
-    scope: str,
-    dry_run: bool,
-    all_or_nothing: bool,
+    conn: AsyncConnection[DictRow], text: str, *, scope: str, dry_run: bool, all_or_nothing: bool
 ) -> ImportReport:
     """Validate every row, then register the valid ones in the caller's transaction (with
     `all_or_nothing`, none when a row is bad). Credentials are shown in the report, once."""
@@ -32,5 +37,6 @@ async def import_cameras(
     if not dry_run and not (all_or_nothing and errors):
         for _, camera in valid:
             credentials.append((await create_camera(conn, camera)).credentials)
-    return import_report(rows, valid, errors, credentials, dry_run=dry_run,
-                         all_or_nothing=all_or_nothing)  # fmt: skip
+    return import_report(
+        rows, valid, errors, credentials, dry_run=dry_run, all_or_nothing=all_or_nothing
+    )

@@ -61,10 +61,7 @@ class RegionSettings(BaseModel):
         " overlapping grid (wide, high views full of small people); full: the whole frame",
     )
     full_frame_s: float = Field(
-        default=5.0,
-        ge=0.5,
-        le=600,
-        title="motion mode: a whole-frame pass at least this often",
+        default=5.0, ge=0.5, le=600, title="motion mode: a whole-frame pass at least this often"
     )
     max_regions: int = Field(
         default=6,
@@ -94,9 +91,11 @@ class CameraSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     detect_fps: float | None = Field(
-        default=None, gt=0, le=30,
+        default=None,
+        gt=0,
+        le=30,
         title="detector runs per second at most (default: every analysed frame)",
-    )  # fmt: skip
+    )
     motion: MotionSettings = Field(default_factory=MotionSettings)
     regions: RegionSettings = Field(default_factory=RegionSettings)
     object_masks: Annotated[list[Mask], Field(max_length=16)] = Field(

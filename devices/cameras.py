@@ -119,9 +119,8 @@ async def list_cameras(
         f"{_SELECT} WHERE d.area LIKE %s AND d.area LIKE %s AND d.id > %s"
         " AND (%s::boolean IS NULL OR d.enabled = %s)"
         " AND (%s::text IS NULL OR d.tags ->> 'gb_device' = %s) ORDER BY d.id LIMIT %s",
-        (scope + "%", (area or "") + "%", after, enabled, enabled, device_id, device_id,
-         limit + 1),
-    )  # fmt: skip
+        (scope + "%", (area or "") + "%", after, enabled, enabled, device_id, device_id, limit + 1),
+    )
     return page_of(Camera, await cur.fetchall(), limit)
 
 
@@ -132,9 +131,9 @@ async def update_camera(
     stream = changes.model_dump(exclude_unset=True, include={"stream_url", "detect_url", "fps"})
     if changes.settings is not None:
         stream["settings"] = Jsonb(changes.settings.model_dump(mode="json", exclude_defaults=True))
-    placement = changes.model_dump(exclude_unset=True,
-                                   exclude={"stream_url", "detect_url", "fps",
-                                            "settings"})  # fmt: skip
+    placement = changes.model_dump(
+        exclude_unset=True, exclude={"stream_url", "detect_url", "fps", "settings"}
+    )
     if placement:
         await update_device(conn, camera_id, DeviceUpdate(**placement), scope=scope)
     if stream:
@@ -196,10 +195,18 @@ async def upsert_catalog_cameras(
             " ON CONFLICT (id) DO UPDATE SET tags = devices.tags || excluded.tags,"
             " lat = coalesce(excluded.lat, devices.lat), lon = coalesce(excluded.lon, devices.lon),"
             " updated_at = now() WHERE devices.tags ->> 'gb_device' = %s",
-            (cam.id, parent.area, parent.site, parent.building, cam.lat, cam.lon,
-             Jsonb({**cam.tags, "gb_device": parent_id}),
-             hash_password(generate_password()), parent_id),
-        )  # fmt: skip
+            (
+                cam.id,
+                parent.area,
+                parent.site,
+                parent.building,
+                cam.lat,
+                cam.lon,
+                Jsonb({**cam.tags, "gb_device": parent_id}),
+                hash_password(generate_password()),
+                parent_id,
+            ),
+        )
         if cur.rowcount:
             changed += 1
             await conn.execute(

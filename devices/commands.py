@@ -98,9 +98,15 @@ ARGS: dict[CommandName, type[_Args]] = {
     CommandName.DEVICE_STATUS: NoArgs,
 }
 GB_COMMANDS = frozenset(
-    {CommandName.SET_GUARD, CommandName.RESET_GUARD, CommandName.RESET_ALARM, CommandName.REBOOT,
-     CommandName.DEVICE_INFO, CommandName.DEVICE_STATUS}
-)  # fmt: skip
+    {
+        CommandName.SET_GUARD,
+        CommandName.RESET_GUARD,
+        CommandName.RESET_ALARM,
+        CommandName.REBOOT,
+        CommandName.DEVICE_INFO,
+        CommandName.DEVICE_STATUS,
+    }
+)
 ACCEPTED_BY: dict[DeviceType, frozenset[CommandName]] = {
     DeviceType.SMOKE_SENSOR: frozenset(
         {
@@ -154,8 +160,12 @@ class Command(BaseModel):
 
     def downlink(self) -> dict[str, Any]:
         """What the device reads on its `cmd` topic."""
-        return {"cmd_id": self.id, "command": self.command.value, "args": self.args,
-                "expires_at": self.expires_at.isoformat()}  # fmt: skip
+        return {
+            "cmd_id": self.id,
+            "command": self.command.value,
+            "args": self.args,
+            "expires_at": self.expires_at.isoformat(),
+        }
 
 
 _COLUMNS = (
@@ -167,24 +177,37 @@ _COLUMNS = (
 def check_commandable(device: Device, command: CommandName) -> None:
     """422 for a device that cannot take this command from the hub, saying why."""
     if not device.enabled:
-        why = ("the hub does not let it register" if device.type is DeviceType.GB28181
-               else "the broker does not let it in")  # fmt: skip
+        why = (
+            "the hub does not let it register"
+            if device.type is DeviceType.GB28181
+            else "the broker does not let it in"
+        )
         raise Invalid(f"device {device.id} is disabled: {why}", field="command")
     carrier = next((name for tag, name in CARRIERS.items() if tag in device.tags), None)
     if carrier is not None:
-        raise Invalid(f"device {device.id} talks through {carrier}; the hub does not send"
-                      " commands through carrier platforms", field="command")  # fmt: skip
+        raise Invalid(
+            f"device {device.id} talks through {carrier}; the hub does not send"
+            " commands through carrier platforms",
+            field="command",
+        )
     accepted = ACCEPTED_BY.get(device.type, frozenset())
     if command not in accepted:
-        raise Invalid(f"a {device.type.value} does not take {command.value!r}"
-                      f" (it takes: {', '.join(sorted(accepted)) or 'none'})",
-                      field="command")  # fmt: skip
+        raise Invalid(
+            f"a {device.type.value} does not take {command.value!r}"
+            f" (it takes: {', '.join(sorted(accepted)) or 'none'})",
+            field="command",
+        )
 
 
 async def create_command(
-    conn: AsyncConnection[DictRow], device: Device, body: CommandIn, *, by: str, now: datetime,
+    conn: AsyncConnection[DictRow],
+    device: Device,
+    body: CommandIn,
+    *,
+    by: str,
+    now: datetime,
     incident_id: int | None = None,
-) -> Command:  # fmt: skip
+) -> Command:
     """Queue a command for the sender (woken by NOTIFY at commit)."""
     check_commandable(device, body.command)
     args = body.checked_args()
@@ -192,17 +215,29 @@ async def create_command(
         "INSERT INTO device_commands (id, device_id, area, command, args, created_by,"
         " incident_id, created_at, expires_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
         f" RETURNING {_COLUMNS}",
-        ("cmd_" + secrets.token_hex(12), device.id, device.area, body.command.value, Jsonb(args),
-         by, incident_id, now, now + parse_duration(body.ttl)),
-    )  # fmt: skip
+        (
+            "cmd_" + secrets.token_hex(12),
+            device.id,
+            device.area,
+            body.command.value,
+            Jsonb(args),
+            by,
+            incident_id,
+            now,
+            now + parse_duration(body.ttl),
+        ),
+    )
     await conn.execute("SELECT pg_notify(%s, '')", (COMMANDS_CHANNEL,))
     return Command.model_validate(await cur.fetchone())
 
 
 async def list_commands(
-    conn: AsyncConnection[DictRow], device_id: str, *, status: CommandStatus | None = None,
+    conn: AsyncConnection[DictRow],
+    device_id: str,
+    *,
+    status: CommandStatus | None = None,
     limit: int = 100,
-) -> list[Command]:  # fmt: skip
+) -> list[Command]:
     """A device's commands, newest first."""
     cur = await conn.execute(
         f"SELECT {_COLUMNS} FROM device_commands WHERE device_id = %s"
@@ -278,8 +313,13 @@ async def record_results(conn: AsyncConnection[DictRow], results: Sequence[Comma
         cur = await conn.execute(
             "UPDATE device_commands SET status = %s, detail = %s, answered_at = %s"
             " WHERE id = %s AND device_id = %s AND status IN ('pending', 'sent')",
-            ("acked" if result.ok else "failed", result.detail, result.at, result.cmd_id,
-             result.device_id),
-        )  # fmt: skip
+            (
+                "acked" if result.ok else "failed",
+                result.detail,
+                result.at,
+                result.cmd_id,
+                result.device_id,
+            ),
+        )
         changed += cur.rowcount
     return changed

@@ -92,8 +92,9 @@ def open_sealed(key: bytes, device_id: str, sealed: str) -> str | None:
 
 
 def _keystream(key: bytes, device_id: str, salt: bytes) -> bytes:
-    return hmac.new(key, _SEAL + b"|stream|" + device_id.encode() + b"|" + salt,
-                    hashlib.sha256).digest()  # fmt: skip
+    return hmac.new(
+        key, _SEAL + b"|stream|" + device_id.encode() + b"|" + salt, hashlib.sha256
+    ).digest()
 
 
 def _tag(key: bytes, device_id: str, salt: bytes, cipher: bytes) -> bytes:

@@ -11,12 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from devices.areas import existing_areas
 from devices.models import CameraIn, Credentials, DeviceIn, DeviceType
-from devices.registry import (
-    PLATFORM_TAGS,
-    create_devices_bulk,
-    existing_ids,
-    taken_platform_ids,
-)
+from devices.registry import PLATFORM_TAGS, create_devices_bulk, existing_ids, taken_platform_ids
 from hub.csv_files import csv_reader, records
 from hub.errors import Invalid
 
@@ -64,8 +59,9 @@ async def import_devices(
     credentials = (
         await create_devices_bulk(conn, [d for _, d in valid], seal_key=seal_key) if write else []
     )
-    return import_report(rows, valid, errors, credentials, dry_run=dry_run,
-                         all_or_nothing=all_or_nothing)  # fmt: skip
+    return import_report(
+        rows, valid, errors, credentials, dry_run=dry_run, all_or_nothing=all_or_nothing
+    )
 
 
 def import_report(

@@ -81,9 +81,10 @@ class Strict(BaseModel):
 class _Located(Strict):
     # lat and lon go together, said in the schema too (JSON Schema's dependentRequired).
     model_config = ConfigDict(
-        extra="forbid", str_strip_whitespace=True,
+        extra="forbid",
+        str_strip_whitespace=True,
         json_schema_extra={"dependentRequired": {"lat": ["lon"], "lon": ["lat"]}},
-    )  # fmt: skip
+    )
 
     lat: Latitude | None = None
     lon: Longitude | None = None

@@ -211,9 +211,12 @@ async def rotate_credentials(
     await conn.execute(
         "UPDATE devices SET password_hash = %s, sip_secret = %s, credentials_rotated_at = now(),"
         " updated_at = now() WHERE id = %s",
-        (hash_password(password), _sip_secret(device_id, device.type, password, seal_key),
-         device_id),
-    )  # fmt: skip
+        (
+            hash_password(password),
+            _sip_secret(device_id, device.type, password, seal_key),
+            device_id,
+        ),
+    )
     await notify_registry_changed(conn, device_id)
     return Credentials(username=device_id, password=password)
 

@@ -10,14 +10,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Annotated, Any
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    model_validator,
-)
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from hub.contracts import Schedule
 
@@ -89,8 +82,7 @@ class RestrictedParams(ZoneParams):
 
     schedule: Schedule | None = None
     rearm_s: Annotated[
-        float,
-        Field(ge=0.0, le=3600.0, title="a zone seen empty this long makes the next one new"),
+        float, Field(ge=0.0, le=3600.0, title="a zone seen empty this long makes the next one new")
     ] = 4.0
 
 

@@ -34,9 +34,15 @@ ALARM_KINDS: dict[tuple[str, str | None], str] = {
     ("6", None): "device_fault",
 }
 # A method's alarms of a type the table above does not name.
-METHOD_KINDS = {"1": "device_alarm", "2": "device_alarm", "3": "device_alarm",
-                "4": "device_alarm", "5": "device_alarm", "6": "device_fault",
-                "7": "device_alarm"}  # fmt: skip
+METHOD_KINDS = {
+    "1": "device_alarm",
+    "2": "device_alarm",
+    "3": "device_alarm",
+    "4": "device_alarm",
+    "5": "device_alarm",
+    "6": "device_fault",
+    "7": "device_alarm",
+}
 PRIORITY_CONFIDENCE = {1: 1.0, 2: 0.75, 3: 0.5, 4: 0.25}
 
 
@@ -96,9 +102,14 @@ def read_alarm(element: Element, device_id: str, sn: str, tz: ZoneInfo, now: dat
             attrs[key] = value[:32]
     raw_time = (element.get("AlarmTime") or "")[:40]
     return Alarm(
-        source_id=element.get("DeviceID") or device_id, sn=sn, alarm_time=raw_time,
-        ts=_gb_time(raw_time, tz) or now, kind=kind, confidence=confidence, attrs=attrs,
-    )  # fmt: skip
+        source_id=element.get("DeviceID") or device_id,
+        sn=sn,
+        alarm_time=raw_time,
+        ts=_gb_time(raw_time, tz) or now,
+        kind=kind,
+        confidence=confidence,
+        attrs=attrs,
+    )
 
 
 def _int(text: str | None) -> int | None:

@@ -11,10 +11,15 @@ from gb28181.manscdp import Element
 
 MAX_ITEMS = 4096  # an NVR has at most a few hundred channels; a platform a few thousand
 _TEXT_FIELDS = (
-    ("name", "Name"), ("manufacturer", "Manufacturer"), ("model", "Model"),
-    ("civil_code", "CivilCode"), ("parent", "ParentID"), ("status", "Status"),
-    ("address", "Address"), ("event", "Event"),
-)  # fmt: skip
+    ("name", "Name"),
+    ("manufacturer", "Manufacturer"),
+    ("model", "Model"),
+    ("civil_code", "CivilCode"),
+    ("parent", "ParentID"),
+    ("status", "Status"),
+    ("address", "Address"),
+    ("event", "Event"),
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -81,8 +81,12 @@ async def finish_catalog(
             return
         await server.messages.save_catalog(reg, gathering, datetime.now(UTC))
         if attempt == server.config.catalog_retries:
-            log.warning("gb catalog incomplete", device=reg.device.id, got=len(gathering.channels),
-                        total=gathering.total)  # fmt: skip
+            log.warning(
+                "gb catalog incomplete",
+                device=reg.device.id,
+                got=len(gathering.channels),
+                total=gathering.total,
+            )
             return
         await asyncio.sleep(backoff)
         backoff *= 2
@@ -116,8 +120,11 @@ async def run_commands(server: GbServer, probe: Probe | None = None) -> None:
             commands = await take_pending(conn, now, gb28181=True)
             live = [c for c in commands if _live(server, c, now)]
             await mark_sent(conn, [c.id for c in live], now)
-            dead = [CommandResult(c.device_id, c.id, False, "the device is not registered", now)
-                    for c in commands if c not in live]  # fmt: skip
+            dead = [
+                CommandResult(c.device_id, c.id, False, "the device is not registered", now)
+                for c in commands
+                if c not in live
+            ]
             await record_results(conn, dead)
             await expire_unanswered(conn, now)
         for command in live:
@@ -156,9 +163,20 @@ async def carry_out(server: GbServer, reg: Registration, command: Command) -> No
 
 
 def _detail(msg: Manscdp) -> str:
-    parts = [f"{tag}={value}" for tag in ("Result", "Online", "Status", "Manufacturer", "Model",
-                                         "Firmware", "Encode", "Record")
-             if (value := msg.element.get(tag))]  # fmt: skip
+    parts = [
+        f"{tag}={value}"
+        for tag in (
+            "Result",
+            "Online",
+            "Status",
+            "Manufacturer",
+            "Model",
+            "Firmware",
+            "Encode",
+            "Record",
+        )
+        if (value := msg.element.get(tag))
+    ]
     return ", ".join(parts)[:500] or msg.cmd_type
 
 

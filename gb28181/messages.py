@@ -91,9 +91,13 @@ class MessageHandler:
 
     async def _acknowledge(self, reg: Registration, msg: Manscdp) -> None:
         await self.server.out.manscdp(
-            reg, "Response", "Alarm", "<Result>OK</Result>\r\n", target=msg.device_id,
+            reg,
+            "Response",
+            "Alarm",
+            "<Result>OK</Result>\r\n",
+            target=msg.device_id,
             sn=int(msg.sn) if msg.sn.isdigit() and len(msg.sn) < 10 else None,
-        )  # fmt: skip
+        )
 
     # --- catalog -----------------------------------------------------------------------------
 
@@ -140,8 +144,11 @@ class MessageHandler:
     async def _upsert(
         self, conn: AsyncConnection[DictRow], reg: Registration, channels: list[Channel]
     ) -> None:
-        video = [CatalogCamera(c.id, c.tags(reg.device.id), c.lat, c.lon)
-                 for c in channels if c.is_video and c.id != reg.device.id]  # fmt: skip
+        video = [
+            CatalogCamera(c.id, c.tags(reg.device.id), c.lat, c.lon)
+            for c in channels
+            if c.is_video and c.id != reg.device.id
+        ]
         await upsert_catalog_cameras(conn, reg.device, video)
         inputs = [c for c in channels if c.is_alarm_input]
         await store.save_alarm_inputs(conn, reg.device.id, inputs)
@@ -156,16 +163,22 @@ class MessageHandler:
             await self.device_info(reg, msg)
 
     async def device_info(self, reg: Registration, msg: Manscdp) -> None:
-        fields = {key: msg.element.get(tag) for key, tag in
-                  (("manufacturer", "Manufacturer"), ("model", "Model"),
-                   ("firmware", "Firmware"))}  # fmt: skip
+        fields = {
+            key: msg.element.get(tag)
+            for key, tag in (
+                ("manufacturer", "Manufacturer"),
+                ("model", "Model"),
+                ("firmware", "Firmware"),
+            )
+        }
         tags = {f"gb_{k}": v[:200] for k, v in fields.items() if v}
         if not tags:
             return
         async with self.server.pool.connection() as conn, conn.transaction():
             await registry.merge_tags(conn, reg.device.id, tags)
-            await store.save_device_info(conn, reg.device.id, fields["manufacturer"],
-                                         fields["model"], fields["firmware"])  # fmt: skip
+            await store.save_device_info(
+                conn, reg.device.id, fields["manufacturer"], fields["model"], fields["firmware"]
+            )
 
 
 def _signal(alarm: Alarm, source: DeviceRef) -> Signal:
@@ -173,7 +186,14 @@ def _signal(alarm: Alarm, source: DeviceRef) -> Signal:
     if source.id != alarm.source_id:
         attrs["channel_id"] = alarm.source_id
     return Signal(
-        ts=alarm.ts, kind=alarm.kind, source_id=source.id, source_type=source.type,
-        area=source.area, site=source.site, building=source.building,
-        confidence=alarm.confidence, attrs=attrs, tags=source.tags,
-    )  # fmt: skip
+        ts=alarm.ts,
+        kind=alarm.kind,
+        source_id=source.id,
+        source_type=source.type,
+        area=source.area,
+        site=source.site,
+        building=source.building,
+        confidence=alarm.confidence,
+        attrs=attrs,
+        tags=source.tags,
+    )

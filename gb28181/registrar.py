@@ -145,8 +145,12 @@ class Registrar:
         if failed:
             self.failures.failed(inc.source.host)
         metrics.registered("failed", reason)
-        log.info("gb register refused", reason=reason, source=inc.source.host,
-                 user=(inc.request.headers.get("From") or "")[:80])  # fmt: skip
+        log.info(
+            "gb register refused",
+            reason=reason,
+            source=inc.source.host,
+            user=(inc.request.headers.get("From") or "")[:80],
+        )
         await inc.respond(status)
 
     async def _accept(self, inc: IncomingRequest, expires: int, version: str | None) -> None:

@@ -73,12 +73,19 @@ class GbServer:
         self.pool = pool
         self.tz = ZoneInfo(config.timezone)
         # INVITE reaches the handler so that an upper platform's is refused with a reason.
-        self.stack = SipStack(config.host, config.port, self.handle, timers=config.timers,
-                              flood=config.flood, on_drop=self._on_drop,
-                              methods=DEFAULT_METHODS | {"INVITE"})  # fmt: skip
+        self.stack = SipStack(
+            config.host,
+            config.port,
+            self.handle,
+            timers=config.timers,
+            flood=config.flood,
+            on_drop=self._on_drop,
+            methods=DEFAULT_METHODS | {"INVITE"},
+        )
         self.out = Outbound(self.stack, config.hub_id, config.realm)
-        self.registrar = Registrar(config.realm, self.tz, self._password,
-                                   failure_limit=config.failure_limit)  # fmt: skip
+        self.registrar = Registrar(
+            config.realm, self.tz, self._password, failure_limit=config.failure_limit
+        )
         self.regs: dict[str, Registration] = {}
         self.heard: dict[str, datetime] = {}
         self.gatherings: dict[tuple[str, str], tuple[Gathering, asyncio.Event]] = {}
@@ -111,8 +118,12 @@ class GbServer:
     async def start(self) -> None:
         await self._load_registrations()
         await self.stack.start()
-        log.info("gb28181 listening", udp=str(self.stack.udp_address),
-                 tcp=str(self.stack.tcp_address), realm=self.config.realm)  # fmt: skip
+        log.info(
+            "gb28181 listening",
+            udp=str(self.stack.udp_address),
+            tcp=str(self.stack.tcp_address),
+            realm=self.config.realm,
+        )
 
     async def stop(self) -> None:
         tasks = list(self._background)
@@ -132,8 +143,9 @@ class GbServer:
                 if s.device_id in refs:
                     expires = int((s.expires_at - s.registered_at).total_seconds())
                     where = Address("tcp" if s.transport == "tcp" else "udp", s.host, s.port)
-                    reg = Registration(refs[s.device_id], where, s.expires_at, expires,
-                                       s.gb_version)  # fmt: skip
+                    reg = Registration(
+                        refs[s.device_id], where, s.expires_at, expires, s.gb_version
+                    )
                     self.regs[s.device_id] = reg
                     await self.load_channels(conn, reg)
 
@@ -187,9 +199,15 @@ class GbServer:
             await self._unregistered(device.id, now)
             return
         reg, refresh = self._session(done, now)
-        stored = store.StoredRegistration(device.id, done.address.transport, done.address.host,
-                                          done.address.port, done.gb_version, reg.expires_at,
-                                          now)  # fmt: skip
+        stored = store.StoredRegistration(
+            device.id,
+            done.address.transport,
+            done.address.host,
+            done.address.port,
+            done.gb_version,
+            reg.expires_at,
+            now,
+        )
         async with self.pool.connection() as conn, conn.transaction():
             await store.save_registration(conn, stored)
             signals = await mark_alive(conn, [device], now)
@@ -203,14 +221,20 @@ class GbServer:
         old = self.regs.get(done.device.id)
         running = self.tasks.get(done.device.id)
         expires_at = now + timedelta(seconds=done.expires)
-        if (old is not None and old.live(now) and old.address == done.address
-                and running is not None and not running.done()):  # fmt: skip
+        if (
+            old is not None
+            and old.live(now)
+            and old.address == done.address
+            and running is not None
+            and not running.done()
+        ):
             old.device, old.gb_version = done.device, done.gb_version
             old.expires_at, old.expires_s = expires_at, done.expires
             return old, True
         channels = old.channels if old else []
-        reg = Registration(done.device, done.address, expires_at, done.expires, done.gb_version,
-                           channels)  # fmt: skip
+        reg = Registration(
+            done.device, done.address, expires_at, done.expires, done.gb_version, channels
+        )
         self.regs[done.device.id] = reg
         return reg, False
 
@@ -273,10 +297,15 @@ def config_from(settings: Settings, seal_key: bytes, database_url: str) -> GbCon
     assert settings.gb_listen, "SB_GB_LISTEN is unset: the GB/T 28181 server is off"
     host, _, port = settings.gb_listen.rpartition(":")
     return GbConfig(
-        database_url=database_url, host=host.strip("[]"), port=int(port),
-        hub_id=settings.gb_id, realm=settings.gb_realm, timezone=settings.timezone,
-        seal_key=seal_key, failure_limit=settings.auth_failure_limit,
-    )  # fmt: skip
+        database_url=database_url,
+        host=host.strip("[]"),
+        port=int(port),
+        hub_id=settings.gb_id,
+        realm=settings.gb_realm,
+        timezone=settings.timezone,
+        seal_key=seal_key,
+        failure_limit=settings.auth_failure_limit,
+    )
 
 
 async def run_gb28181(config: GbConfig, probe: Probe) -> None:

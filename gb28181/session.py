@@ -58,19 +58,30 @@ class Outbound:
         return next(self._sn)
 
     async def manscdp(
-        self, reg: Registration, root: str, cmd_type: str, extra: str = "", *,
-        target: str | None = None, method: str = "MESSAGE",
-        headers: Iterable[tuple[str, str]] = (), sn: int | None = None,
-    ) -> tuple[SipResponse | None, int]:  # fmt: skip
+        self,
+        reg: Registration,
+        root: str,
+        cmd_type: str,
+        extra: str = "",
+        *,
+        target: str | None = None,
+        method: str = "MESSAGE",
+        headers: Iterable[tuple[str, str]] = (),
+        sn: int | None = None,
+    ) -> tuple[SipResponse | None, int]:
         """Send; the device's final answer (None: no answer by Timer F) and the SN used."""
         sn = self.next_sn() if sn is None else sn
         body = manscdp.build(root, cmd_type, sn, target or reg.device.id, extra)
         device = reg.device.id
         request = build_request(
-            method, f"sip:{device}@{reg.address.host}:{reg.address.port}",
-            from_=f"<sip:{self.hub_id}@{self.realm}>", to=f"<sip:{device}@{self.realm}>",
-            headers=list(headers), body=body, content_type=MANSCDP_TYPE,
-        )  # fmt: skip
+            method,
+            f"sip:{device}@{reg.address.host}:{reg.address.port}",
+            from_=f"<sip:{self.hub_id}@{self.realm}>",
+            to=f"<sip:{device}@{self.realm}>",
+            headers=list(headers),
+            body=body,
+            content_type=MANSCDP_TYPE,
+        )
         try:
             response = await self.stack.request(request, reg.address)
         except (SipTimeout, SipTransportError):
@@ -80,12 +91,17 @@ class Outbound:
         metrics.REQUESTS_OUT.labels(cmd=cmd_type, outcome=outcome).inc()
         return response, sn
 
-    async def subscribe(self, reg: Registration, event: str, cmd_type: str, extra: str,
-                        expires: int) -> SipResponse | None:  # fmt: skip
+    async def subscribe(
+        self, reg: Registration, event: str, cmd_type: str, extra: str, expires: int
+    ) -> SipResponse | None:
         response, _ = await self.manscdp(
-            reg, "Query", cmd_type, extra, method="SUBSCRIBE",
+            reg,
+            "Query",
+            cmd_type,
+            extra,
+            method="SUBSCRIBE",
             headers=[("Event", event), ("Expires", str(expires))],
-        )  # fmt: skip
+        )
         return response
 
 

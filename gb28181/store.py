@@ -29,9 +29,16 @@ async def save_registration(conn: AsyncConnection[DictRow], reg: StoredRegistrat
         " ON CONFLICT (device_id) DO UPDATE SET transport = excluded.transport,"
         " host = excluded.host, port = excluded.port, gb_version = excluded.gb_version,"
         " expires_at = excluded.expires_at, registered_at = excluded.registered_at",
-        (reg.device_id, reg.transport, reg.host, reg.port, reg.gb_version, reg.expires_at,
-         reg.registered_at),
-    )  # fmt: skip
+        (
+            reg.device_id,
+            reg.transport,
+            reg.host,
+            reg.port,
+            reg.gb_version,
+            reg.expires_at,
+            reg.registered_at,
+        ),
+    )
 
 
 async def drop_registration(conn: AsyncConnection[DictRow], device_id: str) -> None:
@@ -61,9 +68,12 @@ async def save_catalog_progress(
 
 
 async def save_device_info(
-    conn: AsyncConnection[DictRow], device_id: str, manufacturer: str | None,
-    model: str | None, firmware: str | None,
-) -> None:  # fmt: skip
+    conn: AsyncConnection[DictRow],
+    device_id: str,
+    manufacturer: str | None,
+    model: str | None,
+    firmware: str | None,
+) -> None:
     await conn.execute(
         "UPDATE gb28181_registrations SET manufacturer = %s, model = %s, firmware = %s"
         " WHERE device_id = %s",
@@ -81,9 +91,13 @@ async def save_alarm_inputs(
         " SELECT %s, * FROM unnest(%s::text[], %s::text[], %s::text[])"
         " ON CONFLICT (device_id, channel_id) DO UPDATE SET name = excluded.name,"
         " status = excluded.status, updated_at = now()",
-        (device_id, [c.id for c in channels], [c.fields.get("name") for c in channels],
-         [c.fields.get("status") for c in channels]),
-    )  # fmt: skip
+        (
+            device_id,
+            [c.id for c in channels],
+            [c.fields.get("name") for c in channels],
+            [c.fields.get("status") for c in channels],
+        ),
+    )
 
 
 async def drop_alarm_inputs(

@@ -34,9 +34,19 @@ PRIORITY_RANK = {Priority.ROUTINE: 0, Priority.MAJOR: 1, Priority.EMERGENCY: 2}
 
 # What a vision worker may publish on a camera's event channel.
 CameraEventType = Literal[
-    "intrusion", "loitering", "crowd", "fire", "smoke", "fall", "fire_lane_blocked",
-    "ebike_in_elevator", "tamper", "stream_lost", "stream_restored", "line_crossing",
-]  # fmt: skip
+    "intrusion",
+    "loitering",
+    "crowd",
+    "fire",
+    "smoke",
+    "fall",
+    "fire_lane_blocked",
+    "ebike_in_elevator",
+    "tamper",
+    "stream_lost",
+    "stream_restored",
+    "line_crossing",
+]
 CAMERA_EVENT_TYPES: tuple[str, ...] = get_args(CameraEventType)
 # Camera event types whose signal kind differs from the type.
 CAMERA_EVENT_SIGNALS = {"fire": "camera_fire", "smoke": "camera_smoke", "tamper": "camera_tamper"}
@@ -63,9 +73,20 @@ SMOKE_EVENT_SIGNALS: dict[str, str] = {
 # --- GB/T 28181 alarms (gb28181/alarms.py maps AlarmMethod/AlarmType to these) -------------
 
 GB_ALARM_SIGNALS = frozenset(
-    {"motion", "object_left", "object_removed", "line_crossing", "intrusion", "loitering",
-     "crowd", "tamper", "video_loss", "device_fault", "device_alarm"}
-)  # fmt: skip
+    {
+        "motion",
+        "object_left",
+        "object_removed",
+        "line_crossing",
+        "intrusion",
+        "loitering",
+        "crowd",
+        "tamper",
+        "video_loss",
+        "device_fault",
+        "device_alarm",
+    }
+)
 
 # --- signals (design §3) ------------------------------------------------------------------
 
@@ -75,11 +96,15 @@ KINDS = frozenset(
         *SMOKE_EVENT_SIGNALS.values(),
         *(CAMERA_EVENT_SIGNALS.get(t, t) for t in CAMERA_EVENT_TYPES),
         *GB_ALARM_SIGNALS,
-        "device_offline", "device_online",
-        "id_watchlist_hit", "id_invalid", "id_expired", "id_impossible_travel",
+        "device_offline",
+        "device_online",
+        "id_watchlist_hit",
+        "id_invalid",
+        "id_expired",
+        "id_impossible_travel",
         "id_unregistered",
     }
-)  # fmt: skip
+)
 
 
 @dataclass(frozen=True, slots=True)

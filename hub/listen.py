@@ -65,11 +65,14 @@ async def wakeups(
                 yield Wakeup([], reconnected=True)
                 while True:
                     wait = idle() if callable(idle) else idle
-                    notes = [(n.channel, n.payload)
-                             async for n in conn.notifies(timeout=wait, stop_after=1)]  # fmt: skip
+                    notes = [
+                        (n.channel, n.payload)
+                        async for n in conn.notifies(timeout=wait, stop_after=1)
+                    ]
                     if notes and coalesce:
-                        notes += [(n.channel, n.payload)
-                                  async for n in conn.notifies(timeout=coalesce)]  # fmt: skip
+                        notes += [
+                            (n.channel, n.payload) async for n in conn.notifies(timeout=coalesce)
+                        ]
                     yield Wakeup(notes)
         except psycopg.OperationalError as exc:
             _lost(probe, exc, delay)

@@ -20,9 +20,7 @@ from hub.logs import get_logger
 from hub.timescale import enable_timescale
 
 # Order matters: a package may reference tables of the packages before it.
-PACKAGES = (
-    "hub", "devices", "api", "ingest", "rules", "incidents", "notify", "vision", "gb28181",
-)  # fmt: skip
+PACKAGES = ("hub", "devices", "api", "ingest", "rules", "incidents", "notify", "vision", "gb28181")
 _FILE = re.compile(r"^(?P<version>\d{3})_(?P<name>[a-z0-9_]+)\.sql$")
 _LOCK_KEY = 0x5B_0001  # pg_advisory_lock key: one migration runner at a time per database
 

@@ -93,13 +93,15 @@ class Settings(BaseSettings):
         " unset: off",
     )
     gb_id: str = Field(
-        default="44031100002000000001", pattern=r"^\d{20}$",
+        default="44031100002000000001",
+        pattern=r"^\d{20}$",
         description="the hub's own 20-digit GB/T 28181 id (centre, industry, type 200, serial)",
-    )  # fmt: skip
+    )
     gb_domain: str | None = Field(
-        default=None, pattern=r"^[A-Za-z0-9.-]{1,64}$",
+        default=None,
+        pattern=r"^[A-Za-z0-9.-]{1,64}$",
         description="SIP domain and digest realm; unset: SB_GB_ID's first 10 digits",
-    )  # fmt: skip
+    )
     data_dir: Path = Field(
         default=Path("./var"), description="embedded services' data and generated secrets"
     )
@@ -137,9 +139,11 @@ class Settings(BaseSettings):
         default=1, ge=0, le=64, description="vision worker processes `shaobing up` starts"
     )
     vision_lease_s: float = Field(
-        default=15.0, ge=2.0, le=600.0,
+        default=15.0,
+        ge=2.0,
+        le=600.0,
         description="camera lease: a dead worker's cameras move within it",
-    )  # fmt: skip
+    )
     log_level: LogLevel = Field(default=LogLevel.INFO, description="DEBUG, INFO, WARNING, ERROR")
     mqtt_protocol: Literal["5", "3.1.1"] = Field(default="5", description="5 or 3.1.1")
     ingest_shared: bool = Field(
@@ -148,9 +152,10 @@ class Settings(BaseSettings):
     )
     # Each ingest process needs its own id: the broker keeps one durable queue per id.
     ingest_client_id: str = Field(
-        default="shaobing-ingest", pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        default="shaobing-ingest",
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
         description="this ingest process's durable MQTT session; one per process",
-    )  # fmt: skip
+    )
     onenet_token: SecretStr | None = Field(
         default=None, description="the token of OneNET's HTTP push; enables its endpoint"
     )
@@ -169,17 +174,23 @@ class Settings(BaseSettings):
         " without one the map draws from coordinates alone",
     )
     public_reports_per_minute: int = Field(
-        default=5, ge=1, le=100_000,
+        default=5,
+        ge=1,
+        le=100_000,
         description="residents' reports and photos one client may send a minute (then 429)",
-    )  # fmt: skip
+    )
     public_reads_per_minute: int = Field(
-        default=60, ge=1, le=100_000,
+        default=60,
+        ge=1,
+        le=100_000,
         description="receipt lookups and ratings one client may make a minute (then 429)",
-    )  # fmt: skip
+    )
     auth_failure_limit: int = Field(
-        default=20, ge=1, le=1_000_000,
+        default=20,
+        ge=1,
+        le=1_000_000,
         description="failed authentications a client may make in 10 s before 429s",
-    )  # fmt: skip
+    )
     trusted_proxies: Annotated[list[str], NoDecode] = Field(
         default=[],
         description="addresses or networks (comma-separated, e.g. 172.30.0.10,10.0.0.0/8) of"

@@ -28,13 +28,31 @@ from hub.contracts import Signal
 SIGNALS_CHANNEL = "sb_signals"  # NOTIFY on every append, so consumers wake at once
 _APPEND_LOCK = 0x5B_0002  # pg_advisory_xact_lock key: one appender at a time
 _COLUMNS = (
-    "ts", "kind", "source_id", "source_type", "area", "site", "building", "value",
-    "confidence", "attrs", "tags",
-)  # fmt: skip
+    "ts",
+    "kind",
+    "source_id",
+    "source_type",
+    "area",
+    "site",
+    "building",
+    "value",
+    "confidence",
+    "attrs",
+    "tags",
+)
 _TYPES = (
-    "timestamptz", "text", "text", "text", "text", "text", "text", "float8", "float8",
-    "jsonb", "jsonb",
-)  # fmt: skip
+    "timestamptz",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "float8",
+    "float8",
+    "jsonb",
+    "jsonb",
+)
 _READ = f"SELECT id, received_at, {', '.join(_COLUMNS)} FROM signals"
 
 
@@ -60,8 +78,19 @@ async def append(
     ):
         copy.set_types(types)
         for s in signals:
-            row = [s.ts, s.kind, s.source_id, s.source_type, s.area, s.site, s.building,
-                   s.value, s.confidence, Jsonb(s.attrs), Jsonb(s.tags)]  # fmt: skip
+            row = [
+                s.ts,
+                s.kind,
+                s.source_id,
+                s.source_type,
+                s.area,
+                s.site,
+                s.building,
+                s.value,
+                s.confidence,
+                Jsonb(s.attrs),
+                Jsonb(s.tags),
+            ]
             if received_at:
                 row.append(received_at)
             await copy.write_row(row)
@@ -115,8 +144,7 @@ async def last_id(conn: AsyncConnection[DictRow]) -> int:
 async def last_id_before(conn: AsyncConnection[DictRow], received_before: datetime) -> int:
     """The highest id of a signal received before this instant (0 if none)."""
     cur = await conn.execute(
-        "SELECT coalesce(max(id), 0) AS id FROM signals WHERE received_at < %s",
-        (received_before,),
+        "SELECT coalesce(max(id), 0) AS id FROM signals WHERE received_at < %s", (received_before,)
     )
     row = await cur.fetchone()
     return int(row["id"]) if row else 0
@@ -158,10 +186,16 @@ async def search(
         ORDER BY id DESC LIMIT %(limit)s
         """,
         {
-            "scope": scope + "%", "area": (area or "") + "%", "kind": kind,
-            "source_id": source_id, "source_type": source_type, "since": since,
-            "until": until, "before": before_id, "hidden": hidden_source_type,
+            "scope": scope + "%",
+            "area": (area or "") + "%",
+            "kind": kind,
+            "source_id": source_id,
+            "source_type": source_type,
+            "since": since,
+            "until": until,
+            "before": before_id,
+            "hidden": hidden_source_type,
             "limit": limit + 1,
         },
-    )  # fmt: skip
+    )
     return [Signal(**row) for row in await cur.fetchall()]

@@ -79,22 +79,34 @@ async def apply_action(
         if whistle is not current.priority:
             changes["priority"] = whistle.value
         report_by = now + (sla or Sla()).summon[whistle]
-        summoned = await summon_step(conn, current, action, actor=actor, level=level,
-                                     report_by=report_by, scope=scope, now=now)  # fmt: skip
+        summoned = await summon_step(
+            conn,
+            current,
+            action,
+            actor=actor,
+            level=level,
+            report_by=report_by,
+            scope=scope,
+            now=now,
+        )
         if action.action is Action.SUMMON:
             summoned["whistle"] = whistle.value
         if action.action is Action.SUMMON and action.lead is not None:
             changes["unit_id"] = action.lead
     elif action.action is Action.ACKNOWLEDGE and action.unit_id is not None:
         await summons.acknowledge(conn, incident_id, action.unit_id, now)
-    return await _move(conn, current, action, target, changes, actor=actor, now=now,
-                       summoned=summoned)  # fmt: skip
+    return await _move(
+        conn, current, action, target, changes, actor=actor, now=now, summoned=summoned
+    )
 
 
 # What a reporter's own report needs before each step: a report nobody has dispatched is
 # accepted, given to the reporter (its unit, where it has one) and started, step by step.
-_TAKING_ON = {Status.REPORTED: Action.ACCEPT, Status.ACCEPTED: Action.DISPATCH,
-              Status.DISPATCHED: Action.START}  # fmt: skip
+_TAKING_ON = {
+    Status.REPORTED: Action.ACCEPT,
+    Status.ACCEPTED: Action.DISPATCH,
+    Status.DISPATCHED: Action.START,
+}
 
 
 async def take_on(
@@ -128,8 +140,15 @@ async def take_on(
         elif step is Action.DISPATCH:
             changes["unit_id"] = unit_id
         note = "taken on by its reporter"
-        current = await _move(conn, current, ActionIn(action=step, unit_id=unit_id, note=note),
-                              target, changes, actor=actor, now=now)  # fmt: skip
+        current = await _move(
+            conn,
+            current,
+            ActionIn(action=step, unit_id=unit_id, note=note),
+            target,
+            changes,
+            actor=actor,
+            now=now,
+        )
 
 
 async def _move(
@@ -163,13 +182,23 @@ async def _move(
         }.items()
         if v is not None
     }
-    await record_audit(conn, incident_id, actor, action.action.value, current.status, target, now,
-                       note=action.note or action.comment, data=data)  # fmt: skip
+    await record_audit(
+        conn,
+        incident_id,
+        actor,
+        action.action.value,
+        current.status,
+        target,
+        now,
+        note=action.note or action.comment,
+        data=data,
+    )
     if action.action is Action.CLOSE:
         await _flag_at_close(conn, updated, target, now)
     if action.action is not Action.COMMENT:
-        await record_change(conn, "incident.updated", updated, at=now, action=action.action.value,
-                            data=data)  # fmt: skip
+        await record_change(
+            conn, "incident.updated", updated, at=now, action=action.action.value, data=data
+        )
     [answer] = await with_summons(conn, [updated])
     return answer
 
@@ -187,8 +216,9 @@ async def _flag_at_close(
 ) -> None:
     """The negative-list flags a 日常哨 earns at its close, each in the audit."""
     for flagged in await summons.flags_at_close(conn, incident, now):
-        await record_audit(conn, incident.id, "shaobing", Action.FLAG_UNIT.value, status, status,
-                           now, data=flagged)  # fmt: skip
+        await record_audit(
+            conn, incident.id, "shaobing", Action.FLAG_UNIT.value, status, status, now, data=flagged
+        )
 
 
 async def dispatchable_unit(

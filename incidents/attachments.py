@@ -62,18 +62,23 @@ def clean_image(data: bytes, *, max_bytes: int) -> Cleaned:
         raise TooLarge(f"the file has {len(data)} bytes; at most {max_bytes}", field="file")
     content_type = next((t for sig, t in _SIGNATURES.items() if data.startswith(sig)), None)
     if content_type is None:
-        raise UnsupportedMediaType("not a JPEG or PNG picture (judged by its bytes)",
-                                   field="file")  # fmt: skip
+        raise UnsupportedMediaType("not a JPEG or PNG picture (judged by its bytes)", field="file")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
             if image.width * image.height > MAX_PIXELS:
-                raise TooLarge(f"{image.width}×{image.height} pixels; at most {MAX_PIXELS}",
-                               field="file")  # fmt: skip
+                raise TooLarge(
+                    f"{image.width}×{image.height} pixels; at most {MAX_PIXELS}", field="file"
+                )
             image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombWarning,
-            Image.DecompressionBombError) as exc:  # fmt: skip
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        Image.DecompressionBombWarning,
+        Image.DecompressionBombError,
+    ) as exc:
         raise UnsupportedMediaType(f"the picture cannot be read: {exc}", field="file") from None
     upright = ImageOps.exif_transpose(image)  # keep what the orientation tag said, then drop it
     out = io.BytesIO()
@@ -85,9 +90,8 @@ def clean_image(data: bytes, *, max_bytes: int) -> Cleaned:
 
 
 async def store_attachment(
-    conn: AsyncConnection[DictRow], data_dir: Path, incident_id: int, picture: Cleaned, *,
-    by: str,
-) -> Attachment:  # fmt: skip
+    conn: AsyncConnection[DictRow], data_dir: Path, incident_id: int, picture: Cleaned, *, by: str
+) -> Attachment:
     attachment_id = uuid.uuid4().hex
     suffix = ".jpg" if picture.content_type == "image/jpeg" else ".png"
     folder = data_dir / "attachments" / str(incident_id)
@@ -98,9 +102,18 @@ async def store_attachment(
         "INSERT INTO incident_attachments (id, incident_id, content_type, size, sha256, width,"
         " height, path, uploaded_by) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
         " RETURNING id, incident_id, content_type, size, width, height, uploaded_by, created_at",
-        (attachment_id, incident_id, picture.content_type, len(picture.data),
-         hashlib.sha256(picture.data).hexdigest(), picture.width, picture.height, str(path), by),
-    )  # fmt: skip
+        (
+            attachment_id,
+            incident_id,
+            picture.content_type,
+            len(picture.data),
+            hashlib.sha256(picture.data).hexdigest(),
+            picture.width,
+            picture.height,
+            str(path),
+            by,
+        ),
+    )
     return Attachment.model_validate(await cur.fetchone())
 
 

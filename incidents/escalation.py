@@ -70,15 +70,22 @@ async def escalate_overdue(
             # Already at the top: push the deadlines on without another escalation.
             await _update(conn, row["id"], changes, now)
             continue
-        incident = await _update(conn, row["id"], {**changes, "escalated_to": target}, now,
-                                 escalate=True)  # fmt: skip
+        incident = await _update(
+            conn, row["id"], {**changes, "escalated_to": target}, now, escalate=True
+        )
         await conn.execute(
             "INSERT INTO incident_audit (incident_id, at, actor, action, from_status, to_status,"
             " data) VALUES (%s, %s, 'shaobing', 'escalate', %s, %s, %s)",
             (row["id"], now, row["status"], row["status"], Jsonb({"to": target, "reason": reason})),
         )
-        await record_change(conn, "incident.escalated", incident, at=now, action="escalate",
-                            data={"escalated_to": target, "reason": reason})  # fmt: skip
+        await record_change(
+            conn,
+            "incident.escalated",
+            incident,
+            at=now,
+            action="escalate",
+            data={"escalated_to": target, "reason": reason},
+        )
         done.append(Escalation(row["id"], target, reason))
     return done
 

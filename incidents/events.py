@@ -41,8 +41,16 @@ async def record_change(
         (incident.id, kind, action, incident.area, Jsonb(data or {}), at),
     )
     details = {k: v for k, v in (data or {}).items() if k not in ("id", "area", "type")}
-    await announce(conn, kind, id=incident.id, area=incident.area, status=incident.status.value,
-                   priority=incident.priority.value, action=action, **details)  # fmt: skip
+    await announce(
+        conn,
+        kind,
+        id=incident.id,
+        area=incident.area,
+        status=incident.status.value,
+        priority=incident.priority.value,
+        action=action,
+        **details,
+    )
 
 
 async def claim_unhandled(conn: AsyncConnection[DictRow], limit: int) -> list[IncidentEvent]:

@@ -60,11 +60,30 @@ async def open_or_attach(
         attached = await attach(conn, _as_attachment(new), now=now, sla=sla)
         assert attached is not None  # the row is locked by the upsert
         return attached, False
-    incident = await _add_signals(conn, incident, new.signal_ids, new.count, new.evidence,
-                                  new.first_signal_at, new.last_signal_at, now)  # fmt: skip
-    await record_audit(conn, incident.id, "shaobing", "report", None, Status.REPORTED, now,
-                       data={"rule_id": new.rule_id, "rule_version": new.rule_version,
-                             "signals": incident.signal_count})  # fmt: skip
+    incident = await _add_signals(
+        conn,
+        incident,
+        new.signal_ids,
+        new.count,
+        new.evidence,
+        new.first_signal_at,
+        new.last_signal_at,
+        now,
+    )
+    await record_audit(
+        conn,
+        incident.id,
+        "shaobing",
+        "report",
+        None,
+        Status.REPORTED,
+        now,
+        data={
+            "rule_id": new.rule_id,
+            "rule_version": new.rule_version,
+            "signals": incident.signal_count,
+        },
+    )
     await record_change(conn, "incident.created", incident, at=now, action="report")
     return incident, True
 
@@ -85,15 +104,36 @@ async def attach(
         return None
     incident = Incident.model_validate(row)
     count = len(attachment.signal_ids) or 1
-    incident = await _add_signals(conn, incident, attachment.signal_ids, count,
-                                  attachment.evidence, attachment.signal_at,
-                                  attachment.signal_at, now)  # fmt: skip
+    incident = await _add_signals(
+        conn,
+        incident,
+        attachment.signal_ids,
+        count,
+        attachment.evidence,
+        attachment.signal_at,
+        attachment.signal_at,
+        now,
+    )
     if PRIORITY_RANK[attachment.priority] > PRIORITY_RANK[incident.priority]:
         incident = await _raise_priority(conn, incident, attachment.priority, now, sla)
-    await record_audit(conn, incident.id, "shaobing", "attach", incident.status, incident.status,
-                       now, data={"signal_count": incident.signal_count})  # fmt: skip
-    await record_change(conn, "incident.updated", incident, at=now, action="attach",
-                        data={"signal_count": incident.signal_count})  # fmt: skip
+    await record_audit(
+        conn,
+        incident.id,
+        "shaobing",
+        "attach",
+        incident.status,
+        incident.status,
+        now,
+        data={"signal_count": incident.signal_count},
+    )
+    await record_change(
+        conn,
+        "incident.updated",
+        incident,
+        at=now,
+        action="attach",
+        data={"signal_count": incident.signal_count},
+    )
     return incident
 
 
@@ -127,11 +167,15 @@ async def _add_signals(
         WHERE id = %(id)s RETURNING {COLUMNS}
         """,
         {
-            "count": count, "first": first, "last": last, "max": MAX_EVIDENCE,
-            "evidence": Jsonb(evidence[:MAX_EVIDENCE] if count else []), "now": now,
+            "count": count,
+            "first": first,
+            "last": last,
+            "max": MAX_EVIDENCE,
+            "evidence": Jsonb(evidence[:MAX_EVIDENCE] if count else []),
+            "now": now,
             "id": incident.id,
         },
-    )  # fmt: skip
+    )
     row = await cur.fetchone()
     assert row is not None
     return Incident.model_validate(row)
@@ -155,9 +199,15 @@ async def _raise_priority(
     row = await cur.fetchone()
     assert row is not None
     await record_audit(
-        conn, incident.id, "shaobing", "raise_priority", incident.status, incident.status, now,
+        conn,
+        incident.id,
+        "shaobing",
+        "raise_priority",
+        incident.status,
+        incident.status,
+        now,
         data={"from": incident.priority, "to": priority},
-    )  # fmt: skip
+    )
     return Incident.model_validate(row)
 
 

@@ -89,8 +89,7 @@ async def intake_area(conn: AsyncConnection[DictRow], key: str) -> tuple[int, st
     if not key.startswith(KEY_PREFIX):
         return None
     cur = await conn.execute(
-        "SELECT id, area FROM intake_keys WHERE key_hash = %s AND revoked_at IS NULL",
-        (_hash(key),),
+        "SELECT id, area FROM intake_keys WHERE key_hash = %s AND revoked_at IS NULL", (_hash(key),)
     )
     row = await cur.fetchone()
     return (int(row["id"]), row["area"]) if row else None
@@ -119,9 +118,13 @@ async def receipt_incident(conn: AsyncConnection[DictRow], receipt: str) -> int:
 
 def public_status(receipt: str, incident: Incident) -> PublicStatus:
     return PublicStatus(
-        receipt=receipt, title=incident.title, category=incident.category,
-        status=incident.status, created_at=incident.created_at, closed_at=incident.closed_at,
+        receipt=receipt,
+        title=incident.title,
+        category=incident.category,
+        status=incident.status,
+        created_at=incident.created_at,
+        closed_at=incident.closed_at,
         close_reason=incident.close_reason.value if incident.close_reason else None,
         rating=incident.rating,
         can_rate=incident.status is Status.CLOSED and incident.rating is None,
-    )  # fmt: skip
+    )

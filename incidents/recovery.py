@@ -50,10 +50,27 @@ async def recover(
     note = f"{signal.kind} from {signal.source_id}: " + (
         "closed as resolved" if closing else "the trouble is over; left open for people to close"
     )
-    await record_audit(conn, current.id, "shaobing", "recover", current.status,
-                       Status.CLOSED if closing else current.status, now, note=note,
-                       data={"signal_id": signal.id, "kind": signal.kind,
-                             "close_reason": "resolved" if closing else None})  # fmt: skip
-    await record_change(conn, "incident.updated", updated, at=now, action="recover",
-                        data={"signal_id": signal.id, "closed": closing})  # fmt: skip
+    await record_audit(
+        conn,
+        current.id,
+        "shaobing",
+        "recover",
+        current.status,
+        Status.CLOSED if closing else current.status,
+        now,
+        note=note,
+        data={
+            "signal_id": signal.id,
+            "kind": signal.kind,
+            "close_reason": "resolved" if closing else None,
+        },
+    )
+    await record_change(
+        conn,
+        "incident.updated",
+        updated,
+        at=now,
+        action="recover",
+        data={"signal_id": signal.id, "closed": closing},
+    )
     return updated

@@ -28,9 +28,10 @@ Text = Annotated[PlainText, Field(min_length=1, max_length=200)]
 
 class _Placed(BaseModel):
     model_config = ConfigDict(
-        extra="forbid", str_strip_whitespace=True,
+        extra="forbid",
+        str_strip_whitespace=True,
         json_schema_extra={"dependentRequired": {"lat": ["lon"], "lon": ["lat"]}},
-    )  # fmt: skip
+    )
 
     category: Category
     title: Text
@@ -73,8 +74,13 @@ async def file_report(
     deadlines = sla[report.priority]
     suggested = None
     if report.lat is not None and report.lon is not None:
-        unit = await nearest_unit(conn, category=report.category, lat=report.lat,
-                                  lon=report.lon, area_prefix=report.area[:6])  # fmt: skip
+        unit = await nearest_unit(
+            conn,
+            category=report.category,
+            lat=report.lat,
+            lon=report.lon,
+            area_prefix=report.area[:6],
+        )
         suggested = unit.id if unit else None
     cur = await conn.execute(
         f"""
@@ -88,14 +94,31 @@ async def file_report(
             %(source)s, %(by)s)
         RETURNING {COLUMNS}
         """,
-        {**report.model_dump(exclude={"note"}), "priority": report.priority.value,
-         "key": f"{source}:{uuid.uuid4().hex}", "now": now, "accept": now + deadlines.accept,
-         "resolve": now + deadlines.resolve, "suggested": suggested, "source": source,
-         "by": reported_by},
-    )  # fmt: skip
+        {
+            **report.model_dump(exclude={"note"}),
+            "priority": report.priority.value,
+            "key": f"{source}:{uuid.uuid4().hex}",
+            "now": now,
+            "accept": now + deadlines.accept,
+            "resolve": now + deadlines.resolve,
+            "suggested": suggested,
+            "source": source,
+            "by": reported_by,
+        },
+    )
     incident = Incident.model_validate(await cur.fetchone())
-    await record_audit(conn, incident.id, reported_by, "report", None, Status.REPORTED, now,
-                       note=report.note, data={"source": source})  # fmt: skip
-    await record_change(conn, "incident.created", incident, at=now, action="report",
-                        data={"source": source})  # fmt: skip
+    await record_audit(
+        conn,
+        incident.id,
+        reported_by,
+        "report",
+        None,
+        Status.REPORTED,
+        now,
+        note=report.note,
+        data={"source": source},
+    )
+    await record_change(
+        conn, "incident.created", incident, at=now, action="report", data={"source": source}
+    )
     return incident

@@ -13,11 +13,30 @@ from incidents.summon_stats import UnitStats
 
 FLAGS: tuple[Flag, ...] = ("not_reported", "late", "shirking", "repeat")
 LEVELS = ("emergency", "major", "routine")
-_UNIT_COLUMNS = ("key", "name", "summoned", "reported", "reported_on_time", "on_time_rate",
-                 "resolved", "mean_rating", "rated")  # fmt: skip
-_GROUP_COLUMNS = ("key", "total", "accept_determined", "accepted_on_time", "on_time_accept_rate",
-                  "close_determined", "closed_on_time", "closure_rate", "accept_mean_s",
-                  "close_mean_s", "mean_rating")  # fmt: skip
+_UNIT_COLUMNS = (
+    "key",
+    "name",
+    "summoned",
+    "reported",
+    "reported_on_time",
+    "on_time_rate",
+    "resolved",
+    "mean_rating",
+    "rated",
+)
+_GROUP_COLUMNS = (
+    "key",
+    "total",
+    "accept_determined",
+    "accepted_on_time",
+    "on_time_accept_rate",
+    "close_determined",
+    "closed_on_time",
+    "closure_rate",
+    "accept_mean_s",
+    "close_mean_s",
+    "mean_rating",
+)
 _AREA_COLUMNS = ("mean_whistle_rating", "satisfaction")
 
 

@@ -75,8 +75,14 @@ async def incident_stats(
     """Incidents created in [start, end), within the caller's area, as of `now`; with
     `group_by=unit`, the units summoned in the range (incidents.summon_stats); with
     `group_by=area`, per area of `level` (a street's communities rolled up into it)."""
-    filters: Filters = {"scope": scope, "start": start, "end": end, "area": area,
-                        "category": category, "priority": priority}  # fmt: skip
+    filters: Filters = {
+        "scope": scope,
+        "start": start,
+        "end": end,
+        "area": area,
+        "category": category,
+        "priority": priority,
+    }
     if group_by == "unit":
         units = await unit_stats(conn, **filters)
         return Stats(start=start, end=end, group_by=group_by, groups=units)
@@ -93,12 +99,25 @@ async def incident_stats(
 
 
 async def _incident_groups(
-    conn: AsyncConnection[DictRow], *, scope: str, start: datetime, end: datetime,
-    now: datetime, group_by: GroupBy, area: str | None, category: str | None,
-    priority: Priority | None, digits: int = 12,
-) -> list[GroupStats]:  # fmt: skip
-    columns = {"none": "'all'", "area": f"left(area, {int(digits)})", "category": "category",
-               "priority": "priority", "source": "source"}  # fmt: skip
+    conn: AsyncConnection[DictRow],
+    *,
+    scope: str,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    group_by: GroupBy,
+    area: str | None,
+    category: str | None,
+    priority: Priority | None,
+    digits: int = 12,
+) -> list[GroupStats]:
+    columns = {
+        "none": "'all'",
+        "area": f"left(area, {int(digits)})",
+        "category": "category",
+        "priority": "priority",
+        "source": "source",
+    }
     key = columns[group_by]
     cur = await conn.execute(
         f"""

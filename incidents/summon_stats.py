@@ -56,16 +56,34 @@ _FILTER = """
 """
 
 
-def _params(scope: str, start: datetime, end: datetime, area: str | None,
-            category: str | None, priority: Priority | None) -> dict[str, Any]:  # fmt: skip
-    return {"scope": scope + "%", "area": (area or "") + "%", "start": start, "end": end,
-            "category": category, "priority": priority.value if priority else None}  # fmt: skip
+def _params(
+    scope: str,
+    start: datetime,
+    end: datetime,
+    area: str | None,
+    category: str | None,
+    priority: Priority | None,
+) -> dict[str, Any]:
+    return {
+        "scope": scope + "%",
+        "area": (area or "") + "%",
+        "start": start,
+        "end": end,
+        "category": category,
+        "priority": priority.value if priority else None,
+    }
 
 
 async def unit_stats(
-    conn: AsyncConnection[DictRow], *, scope: str, start: datetime, end: datetime,
-    area: str | None = None, category: str | None = None, priority: Priority | None = None,
-) -> list[UnitStats]:  # fmt: skip
+    conn: AsyncConnection[DictRow],
+    *,
+    scope: str,
+    start: datetime,
+    end: datetime,
+    area: str | None = None,
+    category: str | None = None,
+    priority: Priority | None = None,
+) -> list[UnitStats]:
     params = _params(scope, start, end, area, category, priority)
     chosen = f"""
         FROM incident_summons s JOIN incidents i ON i.id = s.incident_id
@@ -87,10 +105,7 @@ async def unit_stats(
     )
     rows = await cur.fetchall()
     flagged = chosen.replace("WHERE", ", unnest(s.flags) f WHERE", 1)
-    cur = await conn.execute(
-        f"SELECT s.unit_id, f, count(*) AS n {flagged} GROUP BY 1, 2",
-        params,
-    )
+    cur = await conn.execute(f"SELECT s.unit_id, f, count(*) AS n {flagged} GROUP BY 1, 2", params)
     flags: dict[str, dict[str, int]] = {}
     for row in await cur.fetchall():
         flags.setdefault(row["unit_id"], {})[row["f"]] = row["n"]
@@ -98,10 +113,16 @@ async def unit_stats(
 
 
 async def area_whistles(
-    conn: AsyncConnection[DictRow], *, scope: str, start: datetime, end: datetime,
-    area: str | None = None, category: str | None = None, priority: Priority | None = None,
+    conn: AsyncConnection[DictRow],
+    *,
+    scope: str,
+    start: datetime,
+    end: datetime,
+    area: str | None = None,
+    category: str | None = None,
+    priority: Priority | None = None,
     digits: int = 12,
-) -> dict[str, AreaWhistles]:  # fmt: skip
+) -> dict[str, AreaWhistles]:
     """Per area (the first `digits` of the incident's: 9 for its street), over the incidents
     created in range that had a whistle."""
     cur = await conn.execute(

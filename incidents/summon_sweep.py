@@ -62,15 +62,20 @@ async def raise_overdue(
             "UPDATE incident_summons SET overdue_at = %s WHERE incident_id = %s AND unit_id = %s",
             (now, row["incident_id"], row["unit_id"]),
         )
-        data = {"unit_id": row["unit_id"], "report_by": row["report_by"].isoformat(),
-                "summoned_level": row["summoned_level"], "parent_id": parent}  # fmt: skip
+        data = {
+            "unit_id": row["unit_id"],
+            "report_by": row["report_by"].isoformat(),
+            "summoned_level": row["summoned_level"],
+            "parent_id": parent,
+        }
         await conn.execute(
             "INSERT INTO incident_audit (incident_id, at, actor, action, from_status, to_status,"
             " data) VALUES (%s, %s, 'shaobing', 'summon_overdue', %s, %s, %s)",
             (incident.id, now, incident.status.value, incident.status.value, Jsonb(data)),
         )
-        await record_change(conn, "incident.summon_overdue", incident, at=now,
-                            action="summon_overdue", data=data)  # fmt: skip
+        await record_change(
+            conn, "incident.summon_overdue", incident, at=now, action="summon_overdue", data=data
+        )
         done.append(Overdue(incident.id, row["unit_id"], parent))
     return done
 
@@ -106,6 +111,12 @@ async def remind_ratings(
             " WHERE incident_id = %s AND unit_id = ANY(%s)",
             (now, incident_id, unit_ids),
         )
-        await record_change(conn, "incident.rating_due", incidents[incident_id], at=now,
-                            action="rating_due", data={"unit_ids": unit_ids})  # fmt: skip
+        await record_change(
+            conn,
+            "incident.rating_due",
+            incidents[incident_id],
+            at=now,
+            action="rating_due",
+            data={"unit_ids": unit_ids},
+        )
     return list(owed)

@@ -162,8 +162,9 @@ async def report_in(
     row = await _record(conn, incident_id, unit_id)
     if row["reported_at"] is not None:
         raise Conflict(f"unit {unit_id} reported in already", field="unit_id")
-    await _set(conn, incident_id, unit_id, reported_at=now,
-               acknowledged_at=row["acknowledged_at"] or now)  # fmt: skip
+    await _set(
+        conn, incident_id, unit_id, reported_at=now, acknowledged_at=row["acknowledged_at"] or now
+    )
     return {"unit_id": unit_id, "on_time": now <= row["report_by"]}
 
 
@@ -195,8 +196,9 @@ async def rate_unit(
     _judged_by(row, scope)
     if row["rating"] is not None:
         raise Conflict(f"unit {action.unit_id} was rated already", field="rating")
-    await _set(conn, incident_id, action.unit_id, rating=action.rating,
-               rating_comment=action.comment)  # fmt: skip
+    await _set(
+        conn, incident_id, action.unit_id, rating=action.rating, rating_comment=action.comment
+    )
     return {"unit_id": action.unit_id, "rating": action.rating}
 
 
@@ -206,8 +208,9 @@ async def flag_unit(
     """日常哨's negative list: flags add up, each once."""
     assert action.unit_id is not None and action.flags is not None
     if incident.priority.value != "routine":
-        raise Invalid("the negative list is for 日常哨 (routine); rate 攻坚哨 and 应急哨",
-                      field="flags")  # fmt: skip
+        raise Invalid(
+            "the negative list is for 日常哨 (routine); rate 攻坚哨 and 应急哨", field="flags"
+        )
     row = await _record(conn, incident.id, action.unit_id)
     _judged_by(row, scope)
     flags = sorted(set(row["flags"]) | set(action.flags))
@@ -222,8 +225,13 @@ async def rate_whistle(
     row = await _record(conn, incident_id, action.unit_id)
     if row["whistle_rating"] is not None:
         raise Conflict(f"unit {action.unit_id} rated this whistle already", field="rating")
-    await _set(conn, incident_id, action.unit_id, whistle_rating=action.rating,
-               whistle_comment=action.comment)  # fmt: skip
+    await _set(
+        conn,
+        incident_id,
+        action.unit_id,
+        whistle_rating=action.rating,
+        whistle_comment=action.comment,
+    )
     return {"unit_id": action.unit_id, "rating": action.rating}
 
 
@@ -261,8 +269,16 @@ async def summon_step(
     """Apply a summon-family action to the records; what the audit and the event say."""
     match action.action:
         case Action.SUMMON:
-            return await summon(conn, current, action, actor=actor, level=level,
-                                report_by=report_by, scope=scope, now=now)  # fmt: skip
+            return await summon(
+                conn,
+                current,
+                action,
+                actor=actor,
+                level=level,
+                report_by=report_by,
+                scope=scope,
+                now=now,
+            )
         case Action.REPORT_IN:
             if action.unit_id is None:
                 raise Invalid("report_in needs unit_id", field="unit_id")

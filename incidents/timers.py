@@ -31,8 +31,12 @@ async def _sweep_summons(
         late = await raise_overdue(conn, now, area_prefix=area_prefix)
         await remind_ratings(conn, now, sla, area_prefix=area_prefix)
     for item in late:
-        log.info("summoned unit overdue", incident=item.incident_id, unit=item.unit_id,
-                 parent=item.parent_id)  # fmt: skip
+        log.info(
+            "summoned unit overdue",
+            incident=item.incident_id,
+            unit=item.unit_id,
+            parent=item.parent_id,
+        )
 
 
 async def run_timers(
@@ -70,5 +74,6 @@ async def _tick(
         done = await escalate_overdue(conn, now, sla, area_prefix=area_prefix)
     await _sweep_summons(conn, now, sla, area_prefix)
     for item in done:
-        log.info("incident escalated", incident=item.incident_id, to=item.to_area,
-                 reason=item.reason)  # fmt: skip
+        log.info(
+            "incident escalated", incident=item.incident_id, to=item.to_area, reason=item.reason
+        )

@@ -35,8 +35,7 @@ async def send_pending(conn: AsyncConnection[DictRow], downlink: Downlink) -> in
     A command the broker did not take stays pending for the next wakeup."""
     async with conn.transaction():
         commands = await take_pending(conn, datetime.now(UTC))
-        sent = [c.id for c in commands
-                if await downlink.send(c.area, c.device_id, c.downlink())]  # fmt: skip
+        sent = [c.id for c in commands if await downlink.send(c.area, c.device_id, c.downlink())]
         await mark_sent(conn, sent, datetime.now(UTC))
     if len(sent) < len(commands):
         log.warning("commands not taken by the broker", left=len(commands) - len(sent))
@@ -48,8 +47,9 @@ async def run_command_sender(config: CommandSenderConfig, probe: Probe) -> None:
     downlink = Downlink(config.mqtt, mqtt_v5=config.mqtt_v5)
     pool = await open_pool(config.database_url, max_size=2)
     try:
-        async for _ in wakeups(config.database_url, [COMMANDS_CHANNEL], idle=config.tick_s,
-                               probe=probe):  # fmt: skip
+        async for _ in wakeups(
+            config.database_url, [COMMANDS_CHANNEL], idle=config.tick_s, probe=probe
+        ):
             async with pool.connection() as conn:
                 if downlink.connected:
                     while await send_pending(conn, downlink):

@@ -110,10 +110,14 @@ class MqttConsumer:
 
     def _writer(self, lane: Lane) -> LaneWriter:
         return LaneWriter(
-            lane, self.pipeline, self.acks, self.link.acknowledge,
-            database_url=self.config.database_url, max_batch=self.config.max_batch,
+            lane,
+            self.pipeline,
+            self.acks,
+            self.link.acknowledge,
+            database_url=self.config.database_url,
+            max_batch=self.config.max_batch,
             receiver_gone=self.link.gone,
-        )  # fmt: skip
+        )
 
     def _arrived(self, received_at: datetime, delivery: Delivered) -> None:
         lane = self.events if delivery[0].endswith("/event") else self.telemetry

@@ -56,11 +56,17 @@ async def copy_dead_letters(
     ):
         for message, rejection in rejected:
             await copy.write_row(
-                (message.received_at, redact(message.topic)[:512],
-                 redact(rejection.device_id) if rejection.device_id else None, rejection.area,
-                 len(message.payload), safe_head(message, rejection), rejection.reason.value,
-                 redact(rejection.detail)[:1000])
-            )  # fmt: skip
+                (
+                    message.received_at,
+                    redact(message.topic)[:512],
+                    redact(rejection.device_id) if rejection.device_id else None,
+                    rejection.area,
+                    len(message.payload),
+                    safe_head(message, rejection),
+                    rejection.reason.value,
+                    redact(rejection.detail)[:1000],
+                )
+            )
 
 
 def redact(text: str) -> str:
@@ -110,7 +116,13 @@ async def list_dead_letters(
           AND (%(before)s::bigint IS NULL OR id < %(before)s)
         ORDER BY id DESC LIMIT %(limit)s
         """,
-        {"scope": scope, "device": device_id, "reason": reason, "since": since,
-         "before": before, "limit": limit + 1},
-    )  # fmt: skip
+        {
+            "scope": scope,
+            "device": device_id,
+            "reason": reason,
+            "since": since,
+            "before": before,
+            "limit": limit + 1,
+        },
+    )
     return page_of(DeadLetter, await cur.fetchall(), limit)

@@ -165,8 +165,12 @@ def decode(message: Message, topic: Topic, ctx: DecodeContext) -> Accepted | Rej
     """Check a message against the registry and its schema and turn it into rows and signals."""
     device = ctx.devices.get(topic.device_id)
     if device is None:
-        return Rejection(Reason.UNKNOWN_DEVICE, f"device {topic.device_id} is not registered",
-                         device_id=topic.device_id, area=topic.area)  # fmt: skip
+        return Rejection(
+            Reason.UNKNOWN_DEVICE,
+            f"device {topic.device_id} is not registered",
+            device_id=topic.device_id,
+            area=topic.area,
+        )
     outcome = _decode_for(message, topic, device, ctx)
     if isinstance(outcome, Rejection):
         outcome.device_id, outcome.device_type, outcome.area = device.id, device.type, device.area
@@ -192,9 +196,15 @@ def _decode_for(
         return _schema_rejection(exc, message.payload, device.type, topic.channel)
     if isinstance(payload, Status):
         return Accepted(
-            message, device, topic.channel, None, message.received_at,
-            online=payload.online, fw=payload.fw, replayed=message.retained,
-        )  # fmt: skip
+            message,
+            device,
+            topic.channel,
+            None,
+            message.received_at,
+            online=payload.online,
+            fw=payload.fw,
+            replayed=message.retained,
+        )
     assert isinstance(payload, Uplink)
     ts = payload.ts.astimezone(UTC)
     if ts > message.received_at + ctx.max_future:
@@ -241,8 +251,13 @@ def _interpret(acc: Accepted, payload: BaseModel, ctx: DecodeContext) -> Accepte
         case IdReadEvent():
             return _id_read(acc, payload, ctx)
         case CmdResultEvent():
-            acc.cmd_result = CommandResult(acc.device.id, payload.cmd_id, payload.ok,
-                                           payload.detail, at=acc.message.received_at)  # fmt: skip
+            acc.cmd_result = CommandResult(
+                acc.device.id,
+                payload.cmd_id,
+                payload.ok,
+                payload.detail,
+                at=acc.message.received_at,
+            )
     return acc
 
 

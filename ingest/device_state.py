@@ -91,9 +91,17 @@ async def state_transitions(conn: AsyncConnection[DictRow], fresh: list[Accepted
         ):
             signals.append(signal_of(last, "battery_low", battery, {"battery_pct": battery}))
         rows.append(
-            (device_id, last_seen, online, offline_since, reported, battery, state.rssi_dbm,
-             state.fw)
-        )  # fmt: skip
+            (
+                device_id,
+                last_seen,
+                online,
+                offline_since,
+                reported,
+                battery,
+                state.rssi_dbm,
+                state.fw,
+            )
+        )
     await _upsert_state(conn, rows)
     return signals
 
@@ -129,9 +137,16 @@ async def _upsert_state(conn: AsyncConnection[DictRow], rows: list[tuple[Any, ..
 
 def device_signal(device: DeviceRef, kind: str, at: datetime, attrs: dict[str, Any]) -> Signal:
     return Signal(
-        ts=at, kind=kind, source_id=device.id, source_type=device.type, area=device.area,
-        site=device.site, building=device.building, tags=device.tags, attrs=attrs,
-    )  # fmt: skip
+        ts=at,
+        kind=kind,
+        source_id=device.id,
+        source_type=device.type,
+        area=device.area,
+        site=device.site,
+        building=device.building,
+        tags=device.tags,
+        attrs=attrs,
+    )
 
 
 async def mark_alive(

@@ -60,11 +60,18 @@ async def sweep(
     watched = await watched_cameras(conn)
     devices = {k: d for k, d in devices.items() if d.type != "camera" or k in watched}
     signals = await _gone_quiet(conn, devices, policy, now, watched)
-    signals += await _never_connected(conn, devices, policy, now, set() if heard is None else heard,
-                                      watched)  # fmt: skip
+    signals += await _never_connected(
+        conn, devices, policy, now, set() if heard is None else heard, watched
+    )
     for s in signals:
-        await announce(conn, "device.offline", id=s.source_id, area=s.area,
-                       reason=s.attrs["reason"], last_seen=s.attrs["last_seen"])  # fmt: skip
+        await announce(
+            conn,
+            "device.offline",
+            id=s.source_id,
+            area=s.area,
+            reason=s.attrs["reason"],
+            last_seen=s.attrs["last_seen"],
+        )
     if signals:
         await signal_log.append(conn, signals)  # last: it holds the log's lock until commit
     return signals
@@ -94,8 +101,11 @@ async def _gone_quiet(
         device = devices.get(row["device_id"])
         if device is None or not device.enabled or watched_elsewhere(device):
             continue
-        heard_from = max(row["last_seen"], watched.get(device.id, row["last_seen"])) \
-            if row["last_seen"] else None  # fmt: skip
+        heard_from = (
+            max(row["last_seen"], watched.get(device.id, row["last_seen"]))
+            if row["last_seen"]
+            else None
+        )
         silent_for = now - heard_from if heard_from else None
         heartbeat = policy.heartbeat.get(device.type, shortest)
         if not row["online"]:
@@ -127,12 +137,15 @@ async def _never_connected(
     a state row that says so (the device's first message then says `device_online`)."""
     shortest = min(policy.heartbeat.values())
     due = [
-        d for d in devices.values()
-        if d.enabled and d.id not in heard and not watched_elsewhere(d)
+        d
+        for d in devices.values()
+        if d.enabled
+        and d.id not in heard
+        and not watched_elsewhere(d)
         and d.registered_at is not None
         and now - max(d.registered_at, watched.get(d.id, d.registered_at))
         > policy.heartbeat.get(d.type, shortest)
-    ]  # fmt: skip
+    ]
     if not due:
         return []
     cur = await conn.execute(
@@ -189,18 +202,30 @@ async def sweep_deadlines(
         (now, [s.source_id for s in signals]),
     )
     for s in signals:
-        await announce(conn, "device.offline", id=s.source_id, area=s.area,
-                       reason=s.attrs["reason"], last_seen=s.attrs["last_seen"])  # fmt: skip
+        await announce(
+            conn,
+            "device.offline",
+            id=s.source_id,
+            area=s.area,
+            reason=s.attrs["reason"],
+            last_seen=s.attrs["last_seen"],
+        )
     await signal_log.append(conn, signals)  # last: it holds the log's lock until commit
     return signals
 
 
 def _offline(device: DeviceRef, now: datetime, reason: str, last_seen: datetime | None) -> Signal:
     return Signal(
-        ts=now, kind="device_offline", source_id=device.id, source_type=device.type,
-        area=device.area, site=device.site, building=device.building, tags=device.tags,
+        ts=now,
+        kind="device_offline",
+        source_id=device.id,
+        source_type=device.type,
+        area=device.area,
+        site=device.site,
+        building=device.building,
+        tags=device.tags,
         attrs={"reason": reason, "last_seen": last_seen.isoformat() if last_seen else None},
-    )  # fmt: skip
+    )
 
 
 async def run_health(

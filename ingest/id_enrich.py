@@ -40,12 +40,19 @@ async def enrich_id_reads(
         previous = last_seen.get(read.id_hash)
         speed = _speed_kmh(previous, read, acc.ts) if previous else None
         if previous and speed is not None and speed > MAX_TRAVEL_KMH:
-            attrs = {**base, "speed_kmh": round(speed), "previous_device": previous["device_id"],
-                     "previous_ts": previous["ts"].isoformat()}  # fmt: skip
+            attrs = {
+                **base,
+                "speed_kmh": round(speed),
+                "previous_device": previous["device_id"],
+                "previous_ts": previous["ts"].isoformat(),
+            }
             signals.append(signal_of(acc, "id_impossible_travel", speed, attrs))
         last_seen[read.id_hash] = {
-            "ts": acc.ts, "lat": read.lat, "lon": read.lon, "device_id": acc.device.id,
-        }  # fmt: skip
+            "ts": acc.ts,
+            "lat": read.lat,
+            "lon": read.lon,
+            "device_id": acc.device.id,
+        }
     return signals
 
 
@@ -112,7 +119,23 @@ async def copy_id_reads(conn: AsyncConnection[DictRow], reads: list[Accepted]) -
             r = acc.id_read
             assert r is not None
             await copy.write_row(
-                (acc.ts, acc.device.id, acc.device.area, r.operator, r.lat, r.lon,
-                 r.id_hash, r.id_masked, r.name_masked, r.sex, r.nation, r.valid_to,
-                 r.status, acc.seq, r.verdict, r.verdict_level, r.verdict_message)
-            )  # fmt: skip
+                (
+                    acc.ts,
+                    acc.device.id,
+                    acc.device.area,
+                    r.operator,
+                    r.lat,
+                    r.lon,
+                    r.id_hash,
+                    r.id_masked,
+                    r.name_masked,
+                    r.sex,
+                    r.nation,
+                    r.valid_to,
+                    r.status,
+                    acc.seq,
+                    r.verdict,
+                    r.verdict_level,
+                    r.verdict_message,
+                )
+            )

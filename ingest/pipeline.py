@@ -132,10 +132,18 @@ class Pipeline:
             except psycopg.DataError as exc:
                 detail = str(exc).splitlines()[0][:200]
                 device = acc.device
-                rejected.append((acc.message, Rejection(
-                    Reason.SCHEMA, f"refused by database: {detail}", device_id=device.id,
-                    device_type=device.type, area=device.area,
-                )))  # fmt: skip
+                rejected.append(
+                    (
+                        acc.message,
+                        Rejection(
+                            Reason.SCHEMA,
+                            f"refused by database: {detail}",
+                            device_id=device.id,
+                            device_type=device.type,
+                            area=device.area,
+                        ),
+                    )
+                )
                 continue
             total.accepted += part.accepted
             total.readings += part.readings
@@ -178,10 +186,13 @@ def _decode_into(
         except Exception as exc:  # a decoder bug must cost one message, not the consumer
             log.exception("decoder failed", topic=message.topic)
             device = ctx.devices.get(topic.device_id)
-            outcome = Rejection(Reason.SCHEMA, f"could not decode: {type(exc).__name__}",
-                                device_id=topic.device_id,
-                                device_type=device.type if device else None,
-                                area=device.area if device else topic.area)  # fmt: skip
+            outcome = Rejection(
+                Reason.SCHEMA,
+                f"could not decode: {type(exc).__name__}",
+                device_id=topic.device_id,
+                device_type=device.type if device else None,
+                area=device.area if device else topic.area,
+            )
         if isinstance(outcome, Rejection):
             rejected.append((message, outcome))
         else:

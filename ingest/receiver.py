@@ -169,10 +169,12 @@ class Receiver:
                     properties.SessionExpiryInterval = 7 * 24 * 3600  # keep our queue
                     properties.ReceiveMaximum = cfg.receive_maximum
                 self.client.connect(
-                    cfg.mqtt.host, cfg.mqtt.port, keepalive=KEEPALIVE_S,
+                    cfg.mqtt.host,
+                    cfg.mqtt.port,
+                    keepalive=KEEPALIVE_S,
                     clean_start=False if cfg.mqtt_v5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
                     properties=properties,
-                )  # fmt: skip
+                )
                 self._ever_connected = True
             else:
                 self.client.reconnect()

@@ -43,9 +43,11 @@ class ReceiverLink:
         messages_in, messages_out = ctx.Pipe(duplex=False)  # (receiving end, sending end)
         acks_in, acks_out = ctx.Pipe(duplex=False)
         self._child = ctx.Process(
-            target=run_receiver, args=(self.session, messages_out, acks_in), name="mqtt-receiver",
+            target=run_receiver,
+            args=(self.session, messages_out, acks_in),
+            name="mqtt-receiver",
             daemon=True,
-        )  # fmt: skip
+        )
         self._child.start()
         messages_out.close()
         acks_in.close()

@@ -117,8 +117,9 @@ def parse_csv(text: str) -> tuple[list[tuple[int, ResidentIn]], list[RowProblem]
     """Rows of `id_number,building,unit` (a header line first), with their line numbers."""
     reader = csv_reader(text)
     if reader.fieldnames is None or "id_number" not in reader.fieldnames:
-        raise Invalid("the CSV needs a header line naming id_number (and building, unit)",
-                      field="file")  # fmt: skip
+        raise Invalid(
+            "the CSV needs a header line naming id_number (and building, unit)", field="file"
+        )
     unknown = set(reader.fieldnames) - {"id_number", "building", "unit"}
     if unknown:
         raise Invalid(f"unknown CSV columns: {', '.join(sorted(unknown))}", field="file")
@@ -132,8 +133,14 @@ def parse_csv(text: str) -> tuple[list[tuple[int, ResidentIn]], list[RowProblem]
             problems.append(RowProblem(row=line, message="more cells than columns"))
             continue
         try:
-            rows.append((line, ResidentIn.model_validate(
-                {k: v for k, v in record.items() if v not in (None, "")})))  # fmt: skip
+            rows.append(
+                (
+                    line,
+                    ResidentIn.model_validate(
+                        {k: v for k, v in record.items() if v not in (None, "")}
+                    ),
+                )
+            )
         except ValueError as exc:
             problems.append(RowProblem(row=line, message=_first_error(exc)))
     return rows, problems
@@ -175,9 +182,14 @@ async def add_residents(
             " SELECT %s, * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[])"
             " ON CONFLICT (area, id_hash) DO UPDATE SET building = excluded.building,"
             " unit = excluded.unit, updated_at = now() RETURNING (xmax = 0) AS inserted",
-            (area, list(hashed), [m for m, _ in hashed.values()],
-             [r.building for _, r in hashed.values()], [r.unit for _, r in hashed.values()]),
-        )  # fmt: skip
+            (
+                area,
+                list(hashed),
+                [m for m, _ in hashed.values()],
+                [r.building for _, r in hashed.values()],
+                [r.unit for _, r in hashed.values()],
+            ),
+        )
         added = sum(1 for row in await cur.fetchall() if row["inserted"])
     rejected.sort(key=lambda p: p.row)
     return UploadReport(added=added, updated=len(hashed) - added, rejected=rejected)

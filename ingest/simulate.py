@@ -286,8 +286,12 @@ class Simulator:
             except queue.Empty:
                 return
             ok, detail = self._carry_out(device_id, command)
-            answer = {"type": "cmd_result", "cmd_id": command.get("cmd_id"), "ok": ok,
-                      "detail": detail}  # fmt: skip
+            answer = {
+                "type": "cmd_result",
+                "cmd_id": command.get("cmd_id"),
+                "ok": ok,
+                "detail": detail,
+            }
             self._send(*self._event(device_id, answer))
             self.stats.commands += 1
 
@@ -367,14 +371,8 @@ class Simulator:
             (topic, b"[1, 2, 3]"),  # not_object
             (self._topic("SIM-NOBODY", "telemetry"), json_payload({"seq": 1, "ts": now})),
             (f"sb/440311001009/{device_id}/telemetry", json_payload({"seq": 1, "ts": now})),
-            (
-                topic,
-                json_payload({"seq": self._next_seq(device_id), "ts": now + 86_400_000}),
-            ),
-            (
-                topic,
-                json_payload({"seq": self._next_seq(device_id), "ts": now, "smoke": "lots"}),
-            ),
+            (topic, json_payload({"seq": self._next_seq(device_id), "ts": now + 86_400_000})),
+            (topic, json_payload({"seq": self._next_seq(device_id), "ts": now, "smoke": "lots"})),
             ("sb/not-a-topic", b"{}"),
         ]
         if self._readers:

@@ -30,9 +30,16 @@ class DeviceState(BaseModel):
 
 
 NEVER_CONNECTED = DeviceState(
-    status="never_connected", online=False, last_seen=None, offline_since=None,
-    offline_reported=False, battery_pct=None, rssi_dbm=None, fw=None, updated_at=None,
-)  # fmt: skip
+    status="never_connected",
+    online=False,
+    last_seen=None,
+    offline_since=None,
+    offline_reported=False,
+    battery_pct=None,
+    rssi_dbm=None,
+    fw=None,
+    updated_at=None,
+)
 
 
 async def states_of(conn: AsyncConnection[DictRow], ids: list[str]) -> dict[str, DeviceState]:
@@ -53,11 +60,16 @@ def _state(row: DictRow) -> DeviceState:
     else:
         status = "online" if row["online"] else "offline"
     return DeviceState(
-        status=status, online=row["online"], last_seen=row["last_seen"],
-        offline_since=row["offline_since"], offline_reported=row["reported_offline"],
-        battery_pct=row["battery_pct"], rssi_dbm=row["rssi_dbm"], fw=row["fw"],
+        status=status,
+        online=row["online"],
+        last_seen=row["last_seen"],
+        offline_since=row["offline_since"],
+        offline_reported=row["reported_offline"],
+        battery_pct=row["battery_pct"],
+        rssi_dbm=row["rssi_dbm"],
+        fw=row["fw"],
         updated_at=row["updated_at"],
-    )  # fmt: skip
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -169,9 +169,13 @@ def _repeated_reads(accepted: list[Accepted], fresh: list[Accepted]) -> list[Acc
 
 def _duplicate(acc: Accepted) -> Rejection:
     device = acc.device
-    return Rejection(Reason.DUPLICATE,
-                     f"seq {acc.seq} at {acc.ts.isoformat()} of {device.id} was already stored",
-                     device_id=device.id, device_type=device.type, area=device.area)  # fmt: skip
+    return Rejection(
+        Reason.DUPLICATE,
+        f"seq {acc.seq} at {acc.ts.isoformat()} of {device.id} was already stored",
+        device_id=device.id,
+        device_type=device.type,
+        area=device.area,
+    )
 
 
 async def _copy_readings(

@@ -34,8 +34,7 @@ def parse_bucket(text: str) -> timedelta:
         return parse_duration(text, low=timedelta(seconds=1), high=timedelta(days=31))
     except ValueError as exc:
         raise Invalid(
-            f"bucket is a number and a unit (30s, 5m, 1h, 1d) from 1s to 31d: {exc}",
-            field="bucket",
+            f"bucket is a number and a unit (30s, 5m, 1h, 1d) from 1s to 31d: {exc}", field="bucket"
         ) from None
 
 

@@ -50,9 +50,16 @@ class ReaderVerdict:
     message: str
 
     def payload(self) -> dict[str, Any]:
-        return {"type": "id_verdict", "read_seq": self.read_seq, "verdict": self.verdict,
-                "masked_id": self.masked_id, "masked_name": self.masked_name,
-                "level": self.level, "message": self.message, "ts": self.ts}  # fmt: skip
+        return {
+            "type": "id_verdict",
+            "read_seq": self.read_seq,
+            "verdict": self.verdict,
+            "masked_id": self.masked_id,
+            "masked_name": self.masked_name,
+            "level": self.level,
+            "message": self.message,
+            "ts": self.ts,
+        }
 
 
 async def judge(conn: AsyncConnection[DictRow], reads: list[Accepted], hits: Hits) -> list[Signal]:
@@ -68,8 +75,11 @@ async def judge(conn: AsyncConnection[DictRow], reads: list[Accepted], hits: Hit
         place = (acc.device.area, read.id_hash)
         unregistered = read.status != "invalid" and place[0] in keeping and place not in held
         if unregistered:
-            attrs = {"id_hash": read.id_hash, "id_masked": read.id_masked,
-                     "operator": read.operator}  # fmt: skip
+            attrs = {
+                "id_hash": read.id_hash,
+                "id_masked": read.id_masked,
+                "operator": read.operator,
+            }
             signals.append(signal_of(acc, "id_unregistered", None, attrs))
         lists = covering(hits, read.id_hash, acc.device.area)
         gravest = max(lists, key=lambda hit: _GRAVITY[hit["level"]], default=None)
@@ -77,8 +87,9 @@ async def judge(conn: AsyncConnection[DictRow], reads: list[Accepted], hits: Hit
             read.verdict, read.verdict_level = "watchlist", gravest["level"]
             read.verdict_message = gravest["reader_message"] or LEVEL_MESSAGES[gravest["level"]]
         else:
-            read.verdict = read.status if read.status != "ok" else (
-                "unregistered" if unregistered else "ok")  # fmt: skip
+            read.verdict = (
+                read.status if read.status != "ok" else ("unregistered" if unregistered else "ok")
+            )
             read.verdict_message = MESSAGES[read.verdict]
     return signals
 
@@ -89,10 +100,19 @@ def verdicts_of(reads: list[Accepted]) -> list[ReaderVerdict]:
         read = acc.id_read
         if read is None or read.verdict is None or acc.seq is None:
             continue
-        out.append(ReaderVerdict(
-            acc.device.area, acc.device.id, acc.seq, acc.ts.isoformat(), read.verdict,
-            read.id_masked, read.name_masked, read.verdict_level, read.verdict_message or "",
-        ))  # fmt: skip
+        out.append(
+            ReaderVerdict(
+                acc.device.area,
+                acc.device.id,
+                acc.seq,
+                acc.ts.isoformat(),
+                read.verdict,
+                read.id_masked,
+                read.name_masked,
+                read.verdict_level,
+                read.verdict_message or "",
+            )
+        )
     return out
 
 
@@ -111,8 +131,17 @@ async def stored_verdicts(
         " WHERE r.verdict IS NOT NULL",
         ([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]),
     )
-    return [ReaderVerdict(row["area"], row["device_id"], row["seq"],
-                          row["ts"].astimezone(UTC).isoformat(),
-                          row["verdict"], row["id_masked"], row["name_masked"],
-                          row["verdict_level"], row["verdict_message"] or "")
-            for row in await cur.fetchall()]  # fmt: skip
+    return [
+        ReaderVerdict(
+            row["area"],
+            row["device_id"],
+            row["seq"],
+            row["ts"].astimezone(UTC).isoformat(),
+            row["verdict"],
+            row["id_masked"],
+            row["name_masked"],
+            row["verdict_level"],
+            row["verdict_message"] or "",
+        )
+        for row in await cur.fetchall()
+    ]

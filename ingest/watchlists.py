@@ -152,8 +152,7 @@ async def remove_entry(
 ) -> None:
     await get_watchlist(conn, list_id, scope=scope)
     cur = await conn.execute(
-        "DELETE FROM watchlist_entries WHERE watchlist_id = %s AND id_hash = %s",
-        (list_id, id_hash),
+        "DELETE FROM watchlist_entries WHERE watchlist_id = %s AND id_hash = %s", (list_id, id_hash)
     )
     if cur.rowcount == 0:
         raise NotFound("no such entry on this watch list")

@@ -18,9 +18,12 @@ def shape(rate_per_minute: int) -> tuple[float, float]:
 
 
 async def take(
-    conn: AsyncConnection[DictRow], channel_id: str, rate_per_minute: int, wanted: int,
+    conn: AsyncConnection[DictRow],
+    channel_id: str,
+    rate_per_minute: int,
+    wanted: int,
     now: datetime,
-) -> tuple[int, datetime | None]:  # fmt: skip
+) -> tuple[int, datetime | None]:
     """Take up to `wanted` requests' worth; (how many, when the next one is due if none).
     Inside the caller's transaction, which holds the channel's lock."""
     capacity, refill = shape(rate_per_minute)

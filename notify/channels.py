@@ -19,19 +19,33 @@ _COLUMNS = "id, name, kind, area, url, secret, settings, enabled, created_at, up
 def _shown(row: dict[str, Any]) -> Channel:
     settings = row["settings"]
     return Channel(
-        id=row["id"], name=row["name"], kind=row["kind"], area=row["area"], url=row["url"],
-        has_secret=row["secret"] is not None, mentions=settings.get("mentions") or {},
-        email=settings.get("email"), language=settings.get("language", "zh-CN"),
-        rate_per_minute=settings.get("rate_per_minute"), enabled=row["enabled"],
-        created_at=row["created_at"], updated_at=row["updated_at"],
-    )  # fmt: skip
+        id=row["id"],
+        name=row["name"],
+        kind=row["kind"],
+        area=row["area"],
+        url=row["url"],
+        has_secret=row["secret"] is not None,
+        mentions=settings.get("mentions") or {},
+        email=settings.get("email"),
+        language=settings.get("language", "zh-CN"),
+        rate_per_minute=settings.get("rate_per_minute"),
+        enabled=row["enabled"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
 
 
 def _config(row: dict[str, Any]) -> ChannelIn:
     return ChannelIn(
-        id=row["id"], name=row["name"], kind=row["kind"], area=row["area"], url=row["url"],
-        secret=row["secret"], enabled=row["enabled"], **row["settings"],
-    )  # fmt: skip
+        id=row["id"],
+        name=row["name"],
+        kind=row["kind"],
+        area=row["area"],
+        url=row["url"],
+        secret=row["secret"],
+        enabled=row["enabled"],
+        **row["settings"],
+    )
 
 
 async def create_channel(conn: AsyncConnection[DictRow], data: ChannelIn) -> Channel:
@@ -40,9 +54,17 @@ async def create_channel(conn: AsyncConnection[DictRow], data: ChannelIn) -> Cha
         cur = await conn.execute(
             f"INSERT INTO channels (id, name, kind, area, url, secret, settings, enabled)"
             f" VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}",
-            (data.id, data.name, data.kind, data.area, data.url, secret, Jsonb(data.settings()),
-             data.enabled),
-        )  # fmt: skip
+            (
+                data.id,
+                data.name,
+                data.kind,
+                data.area,
+                data.url,
+                secret,
+                Jsonb(data.settings()),
+                data.enabled,
+            ),
+        )
     except errors.UniqueViolation:
         raise Conflict(f"channel {data.id} already exists", field="id") from None
     row = await cur.fetchone()
@@ -52,8 +74,7 @@ async def create_channel(conn: AsyncConnection[DictRow], data: ChannelIn) -> Cha
 
 async def _row(conn: AsyncConnection[DictRow], channel_id: str, *, scope: str) -> dict[str, Any]:
     cur = await conn.execute(
-        f"SELECT {_COLUMNS} FROM channels WHERE id = %s AND area LIKE %s",
-        (channel_id, scope + "%"),
+        f"SELECT {_COLUMNS} FROM channels WHERE id = %s AND area LIKE %s", (channel_id, scope + "%")
     )
     row = await cur.fetchone()
     if row is None:
@@ -86,9 +107,17 @@ async def replace_channel(
         f"UPDATE channels SET name = %s, kind = %s, area = %s, url = %s,"
         f" secret = coalesce(%s, secret), settings = %s, enabled = %s, updated_at = now()"
         f" WHERE id = %s RETURNING {_COLUMNS}",
-        (data.name, data.kind, data.area, data.url, secret, Jsonb(data.settings()),
-         data.enabled, data.id),
-    )  # fmt: skip
+        (
+            data.name,
+            data.kind,
+            data.area,
+            data.url,
+            secret,
+            Jsonb(data.settings()),
+            data.enabled,
+            data.id,
+        ),
+    )
     row = await cur.fetchone()
     assert row is not None
     return _shown(row)

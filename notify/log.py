@@ -35,7 +35,13 @@ async def list_notifications(
           AND (%(before)s::bigint IS NULL OR id < %(before)s)
         ORDER BY id DESC LIMIT %(limit)s
         """,
-        {"scope": scope + "%", "incident": incident_id, "channel": channel_id, "status": status,
-         "before": decode_int_cursor(cursor), "limit": limit + 1},
-    )  # fmt: skip
+        {
+            "scope": scope + "%",
+            "incident": incident_id,
+            "channel": channel_id,
+            "status": status,
+            "before": decode_int_cursor(cursor),
+            "limit": limit + 1,
+        },
+    )
     return page_of(Notification, await cur.fetchall(), limit)

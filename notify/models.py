@@ -17,14 +17,31 @@ from hub.text import PlainText
 ChannelKind = Literal["webhook", "wecom", "dingtalk", "feishu", "email"]
 Language = Literal["zh-CN", "en"]
 RouteEvent = Literal[
-    "incident.created", "incident.updated", "incident.escalated", "incident.summon_overdue",
+    "incident.created",
+    "incident.updated",
+    "incident.escalated",
+    "incident.summon_overdue",
     "incident.rating_due",
-]  # fmt: skip
+]
 # What may change an incident (incidents.states.Action, and the hub's own changes).
 ChangeAction = Literal[
-    "accept", "dispatch", "start", "resolve", "verify", "reject", "close", "rate", "acknowledge",
-    "attach", "recover", "summon", "report_in", "rate_unit", "flag_unit", "rate_whistle",
-]  # fmt: skip
+    "accept",
+    "dispatch",
+    "start",
+    "resolve",
+    "verify",
+    "reject",
+    "close",
+    "rate",
+    "acknowledge",
+    "attach",
+    "recover",
+    "summon",
+    "report_in",
+    "rate_unit",
+    "flag_unit",
+    "rate_whistle",
+]
 # Robots of the chat platforms take 20 messages a minute each (their documented limit).
 ROBOT_RATE = 20
 ROBOTS = ("wecom", "dingtalk", "feishu")
@@ -82,8 +99,7 @@ class ChannelIn(Strict):
         title="the robot's webhook URL, your endpoint, or smtp://user@host:port"
     )
     secret: Annotated[SecretStr, Field(max_length=512)] | None = Field(
-        default=None,
-        title="signing key (webhook, 钉钉, 飞书) or SMTP password; write-only",
+        default=None, title="signing key (webhook, 钉钉, 飞书) or SMTP password; write-only"
     )
     mentions: Mentions = Mentions()
     email: EmailSettings | None = None
@@ -144,14 +160,12 @@ class Channel(BaseModel):
 class RouteMatch(Strict):
     events: Annotated[list[RouteEvent], Field(min_length=1, max_length=5)]
     actions: Annotated[list[ChangeAction], Field(max_length=16)] | None = Field(
-        default=None,
-        title="for incident.updated: which changes (default: all but `attach`)",
+        default=None, title="for incident.updated: which changes (default: all but `attach`)"
     )
     priority: Annotated[list[Priority], Field(max_length=3)] | None = None
     category: Annotated[list[Category], Field(max_length=32)] | None = None
     area_prefix: Annotated[str, Field(pattern=r"^\d{0,12}$")] = Field(
-        default="",
-        title="incidents under this area; for incident.escalated, the level it went to",
+        default="", title="incidents under this area; for incident.escalated, the level it went to"
     )
 
 

@@ -53,9 +53,12 @@ async def fan_out(conn: AsyncConnection[DictRow], now: datetime) -> int:
             incident = incidents.get(event.incident_id)
             if incident is None:
                 continue
-            planned += [Planned(event.id, incident, event.kind, f"route:{route.id}", channel)
-                        for route in routes if takes(route, event, incident)
-                        for channel in route.channels]  # fmt: skip
+            planned += [
+                Planned(event.id, incident, event.kind, f"route:{route.id}", channel)
+                for route in routes
+                if takes(route, event, incident)
+                for channel in route.channels
+            ]
             planned += await _to_unit(conn, event, incident)
         await _insert(conn, planned, now)
         await mark_handled(conn, [e.id for e in events], now)
@@ -68,31 +71,43 @@ async def _to_unit(
     """A dispatch tells the unit, and a summon each unit it added, on each of its contact
     channels (with its link); an overdue report-in tells the unit's parent (督办)."""
     if event.kind == "incident.summon_overdue" and event.data.get("parent_id"):
-        return await _told(conn, event, incident, str(event.data["parent_id"]),
-                           "incident.summon_overdue", "parent")  # fmt: skip
+        return await _told(
+            conn, event, incident, str(event.data["parent_id"]), "incident.summon_overdue", "parent"
+        )
     if event.kind != "incident.updated":
         return []
     if event.action == "dispatch" and event.data.get("unit_id"):
-        return await _told(conn, event, incident, str(event.data["unit_id"]),
-                           "incident.dispatched", "unit")  # fmt: skip
+        return await _told(
+            conn, event, incident, str(event.data["unit_id"]), "incident.dispatched", "unit"
+        )
     if event.action == "summon":
-        return [planned for unit_id in event.data.get("unit_ids", [])
-                for planned in await _told(conn, event, incident, str(unit_id),
-                                           "incident.summoned", "unit")]  # fmt: skip
+        return [
+            planned
+            for unit_id in event.data.get("unit_ids", [])
+            for planned in await _told(
+                conn, event, incident, str(unit_id), "incident.summoned", "unit"
+            )
+        ]
     return []
 
 
 async def _told(
-    conn: AsyncConnection[DictRow], event: IncidentEvent, incident: Incident, unit_id: str,
-    message: str, role: str,
-) -> list[Planned]:  # fmt: skip
+    conn: AsyncConnection[DictRow],
+    event: IncidentEvent,
+    incident: Incident,
+    unit_id: str,
+    message: str,
+    role: str,
+) -> list[Planned]:
     """One notification per contact channel of the unit; `role` `unit` gives it its link."""
     try:
         unit = await get_unit(conn, unit_id, scope="")
     except NotFound:
         return []
-    return [Planned(event.id, incident, message, f"{role}:{unit.id}", channel)
-            for channel in unit.contacts.channels]  # fmt: skip
+    return [
+        Planned(event.id, incident, message, f"{role}:{unit.id}", channel)
+        for channel in unit.contacts.channels
+    ]
 
 
 async def _insert(conn: AsyncConnection[DictRow], planned: list[Planned], now: datetime) -> None:
@@ -103,15 +118,32 @@ async def _insert(conn: AsyncConnection[DictRow], planned: list[Planned], now: d
     for item in planned:
         channel = configs.get(item.channel_id)
         if channel is None or not channel.enabled:
-            log.warning("notification skipped: no such channel, or disabled",
-                        channel=item.channel_id, reason=item.reason)  # fmt: skip
+            log.warning(
+                "notification skipped: no such channel, or disabled",
+                channel=item.channel_id,
+                reason=item.reason,
+            )
             continue
         if not item.incident.area.startswith(channel.area):
-            log.warning("notification skipped: the channel is another area's",
-                        channel=item.channel_id, incident=item.incident.id)  # fmt: skip
+            log.warning(
+                "notification skipped: the channel is another area's",
+                channel=item.channel_id,
+                incident=item.incident.id,
+            )
             continue
-        rows.append((item.event_id, item.incident.id, item.incident.area, item.event, item.reason,
-                     item.repeat_no, item.channel_id, now, now))  # fmt: skip
+        rows.append(
+            (
+                item.event_id,
+                item.incident.id,
+                item.incident.area,
+                item.event,
+                item.reason,
+                item.repeat_no,
+                item.channel_id,
+                now,
+                now,
+            )
+        )
     if not rows:
         return
     async with conn.cursor() as cur:
@@ -149,9 +181,10 @@ async def schedule_repeats(conn: AsyncConnection[DictRow], now: datetime) -> int
         if not due:
             return 0
         incidents = await incidents_by_id(conn, sorted({d[1] for d in due}))
-        planned = [Planned(event_id, incidents[incident_id], "incident.repeat", reason, channel, no)
-                   for event_id, incident_id, reason, channel, no in due
-                   if incident_id in incidents
-                   and incidents[incident_id].status is Status.REPORTED]  # fmt: skip
+        planned = [
+            Planned(event_id, incidents[incident_id], "incident.repeat", reason, channel, no)
+            for event_id, incident_id, reason, channel, no in due
+            if incident_id in incidents and incidents[incident_id].status is Status.REPORTED
+        ]
         await _insert(conn, planned, now)
     return len(planned)

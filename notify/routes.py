@@ -25,17 +25,34 @@ _COLUMNS = "id, name, scope, document, enabled, created_at, updated_at"
 # Changes that a route for incident.updated takes unless it names its own: every signal an
 # open incident attaches is not news to a person.
 DEFAULT_ACTIONS = frozenset(
-    {"accept", "dispatch", "start", "resolve", "verify", "reject", "close", "acknowledge",
-     "recover", "summon", "report_in"}
-)  # fmt: skip
+    {
+        "accept",
+        "dispatch",
+        "start",
+        "resolve",
+        "verify",
+        "reject",
+        "close",
+        "acknowledge",
+        "recover",
+        "summon",
+        "report_in",
+    }
+)
 
 
 def _route(row: dict[str, Any]) -> Route:
     return Route.model_validate(
-        {**row["document"], "id": row["id"], "name": row["name"], "scope": row["scope"],
-         "enabled": row["enabled"], "created_at": row["created_at"],
-         "updated_at": row["updated_at"]}
-    )  # fmt: skip
+        {
+            **row["document"],
+            "id": row["id"],
+            "name": row["name"],
+            "scope": row["scope"],
+            "enabled": row["enabled"],
+            "created_at": row["created_at"],
+            "updated_at": row["updated_at"],
+        }
+    )
 
 
 def _with_default_area(data: RouteIn, scope: str) -> RouteIn:

@@ -40,12 +40,15 @@ from notify.templates import Links, incident_fields, local_time, render
 from notify.transports import Item, Outgoing, Transport
 
 log = get_logger(__name__)
-SENT = Counter("sb_notifications_total", "Notification delivery attempts by outcome",
-               ["kind", "outcome"])  # fmt: skip
+SENT = Counter(
+    "sb_notifications_total", "Notification delivery attempts by outcome", ["kind", "outcome"]
+)
 LATENCY = Histogram(
-    "sb_notification_delivery_seconds", "From the notification's creation to its delivery",
-    ["kind"], buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
-)  # fmt: skip
+    "sb_notification_delivery_seconds",
+    "From the notification's creation to its delivery",
+    ["kind"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+)
 GROUPED = frozenset({"wecom", "dingtalk", "feishu", "email"})
 GROUP_MAX = 10  # incidents in one message (the robots' messages are a few KiB at most)
 SINGLES_MAX = 20  # webhook requests one claim may make
@@ -190,25 +193,34 @@ class Sender:
         parts: list[tuple[Claimed, Incident, dict[str, Any], Mentions]] = []
         for claimed in batch:
             incident = incidents[claimed.incident_id]
-            fields, mentions = await self._fields(conn, channel, claimed, incident,
-                                                  events.get(claimed.event_id))  # fmt: skip
+            fields, mentions = await self._fields(
+                conn, channel, claimed, incident, events.get(claimed.event_id)
+            )
             parts.append((claimed, incident, fields, mentions))
         title, text = await self._words(conn, channel, parts)
         mentions = _merged([channel.mentions, *(m for *_, m in parts)])
-        items = [Item(c.id, c.idempotency_key, c.event, i.model_dump(mode="json"))
-                 for c, i, _, _ in parts]  # fmt: skip
+        items = [
+            Item(c.id, c.idempotency_key, c.event, i.model_dump(mode="json"))
+            for c, i, _, _ in parts
+        ]
         return Outgoing(channel, title, text, items, self.clock(), mentions)
 
     async def _fields(
-        self, conn: AsyncConnection[DictRow], channel: ChannelIn, claimed: Claimed,
-        incident: Incident, event: IncidentEvent | None,
-    ) -> tuple[dict[str, Any], Mentions]:  # fmt: skip
+        self,
+        conn: AsyncConnection[DictRow],
+        channel: ChannelIn,
+        claimed: Claimed,
+        incident: Incident,
+        event: IncidentEvent | None,
+    ) -> tuple[dict[str, Any], Mentions]:
         extra: dict[str, Any] = {"channel": channel.name}
         mentions = Mentions()
         if event is not None:
-            extra.update(action=event.action or "",
-                         escalated_to=event.data.get("escalated_to") or "",
-                         **await _summon_fields(conn, event))  # fmt: skip
+            extra.update(
+                action=event.action or "",
+                escalated_to=event.data.get("escalated_to") or "",
+                **await _summon_fields(conn, event),
+            )
         if claimed.reason.startswith("unit:"):
             unit_id = claimed.reason.removeprefix("unit:")
             link = await link_for(conn, incident.id, unit_id)
@@ -216,23 +228,27 @@ class Sender:
             try:
                 unit = await get_unit(conn, unit_id, scope="")
                 extra["unit"] = unit.name
-                mentions = Mentions(mobiles=unit.contacts.mobiles,
-                                    user_ids=unit.contacts.wecom_users)  # fmt: skip
+                mentions = Mentions(
+                    mobiles=unit.contacts.mobiles, user_ids=unit.contacts.wecom_users
+                )
             except NotFound:
                 extra["unit"] = unit_id
         elif claimed.reason.startswith("parent:"):
             try:
                 parent = await get_unit(conn, claimed.reason.removeprefix("parent:"), scope="")
-                mentions = Mentions(mobiles=parent.contacts.mobiles,
-                                    user_ids=parent.contacts.wecom_users)  # fmt: skip
+                mentions = Mentions(
+                    mobiles=parent.contacts.mobiles, user_ids=parent.contacts.wecom_users
+                )
             except NotFound:
                 pass
         return incident_fields(incident, channel.language, self.links, **extra), mentions
 
     async def _words(
-        self, conn: AsyncConnection[DictRow], channel: ChannelIn,
+        self,
+        conn: AsyncConnection[DictRow],
+        channel: ChannelIn,
         parts: list[tuple[Claimed, Incident, dict[str, Any], Mentions]],
-    ) -> tuple[str, str]:  # fmt: skip
+    ) -> tuple[str, str]:
         """One incident's message in its kind's template, or a group's: one line each."""
         singles = []
         for claimed, _, fields, _ in parts:
@@ -245,9 +261,12 @@ class Sender:
         return render(group.title, group.body, {"count": len(singles), "lines": lines})
 
     async def _record(
-        self, conn: AsyncConnection[DictRow], channel: ChannelIn, batch: list[Claimed],
+        self,
+        conn: AsyncConnection[DictRow],
+        channel: ChannelIn,
+        batch: list[Claimed],
         answer: Answer,
-    ) -> None:  # fmt: skip
+    ) -> None:
         now = self.clock()
         ids = [c.id for c in batch]
         async with conn.transaction():
@@ -266,19 +285,29 @@ class Sender:
             for claimed in batch:
                 LATENCY.labels(channel.kind).observe((now - claimed.created_at).total_seconds())
         else:
-            log.warning("notification not delivered", channel=channel.id,
-                        outcome=answer.outcome, status=answer.status, answer=answer.body[:200],
-                        notifications=ids)  # fmt: skip
+            log.warning(
+                "notification not delivered",
+                channel=channel.id,
+                outcome=answer.outcome,
+                status=answer.status,
+                answer=answer.body[:200],
+                notifications=ids,
+            )
 
     async def _settle(
-        self, conn: AsyncConnection[DictRow], claimed: Claimed, answer: Answer, request_id: int,
+        self,
+        conn: AsyncConnection[DictRow],
+        claimed: Claimed,
+        answer: Answer,
+        request_id: int,
         now: datetime,
-    ) -> None:  # fmt: skip
+    ) -> None:
         outcome, answer_text = answer.outcome, answer.body
         if outcome == "retry" and now - claimed.created_at >= self.config.give_up:
             outcome = "failed"
-            answer_text = (f"gave up after {claimed.attempts} attempts in"
-                           f" {self.config.give_up}: {answer.body}")[:ANSWER_CHARS]  # fmt: skip
+            answer_text = (
+                f"gave up after {claimed.attempts} attempts in {self.config.give_up}: {answer.body}"
+            )[:ANSWER_CHARS]
         await conn.execute(
             """
             UPDATE notifications SET
@@ -291,11 +320,18 @@ class Sender:
                 last_answer = %(answer)s, request_id = %(request)s
             WHERE id = %(id)s
             """,
-            {"outcome": outcome, "now": now, "status": answer.status, "answer": answer_text,
-             "request": request_id, "id": claimed.id,
-             "next": next_attempt(claimed.attempts, answer, now, self.config.first_retry)
-             if outcome == "retry" else now},
-        )  # fmt: skip
+            {
+                "outcome": outcome,
+                "now": now,
+                "status": answer.status,
+                "answer": answer_text,
+                "request": request_id,
+                "id": claimed.id,
+                "next": next_attempt(claimed.attempts, answer, now, self.config.first_retry)
+                if outcome == "retry"
+                else now,
+            },
+        )
 
 
 async def _summon_fields(conn: AsyncConnection[DictRow], event: IncidentEvent) -> dict[str, Any]:
@@ -306,8 +342,9 @@ async def _summon_fields(conn: AsyncConnection[DictRow], event: IncidentEvent) -
     if event.kind == "incident.summon_overdue" and unit_id:
         fields["unit"] = await _unit_name(conn, str(unit_id))
     if event.kind == "incident.rating_due":
-        fields["units"] = "、".join([await _unit_name(conn, str(u))
-                                    for u in event.data.get("unit_ids", [])])  # fmt: skip
+        fields["units"] = "、".join(
+            [await _unit_name(conn, str(u)) for u in event.data.get("unit_ids", [])]
+        )
     due = event.data.get("report_by")
     if due:
         fields["report_by"] = local_time(datetime.fromisoformat(str(due)))

@@ -33,8 +33,13 @@ class NotifyConfig:
 
 
 def transports_for(http: httpx.AsyncClient) -> dict[str, Transport]:
-    return {"webhook": Webhook(http), "wecom": WeCom(http), "dingtalk": DingTalk(http),
-            "feishu": Feishu(http), "email": Smtp()}  # fmt: skip
+    return {
+        "webhook": Webhook(http),
+        "wecom": WeCom(http),
+        "dingtalk": DingTalk(http),
+        "feishu": Feishu(http),
+        "email": Smtp(),
+    }
 
 
 class _Due:

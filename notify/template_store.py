@@ -15,11 +15,11 @@ async def template_for(conn: AsyncConnection[DictRow], kind: str, language: str)
     )
     row = await cur.fetchone()
     if row is not None:
-        return Template(kind=kind, language=language, title=row["title"], body=row["body"],
-                        custom=True)  # fmt: skip
+        return Template(
+            kind=kind, language=language, title=row["title"], body=row["body"], custom=True
+        )
     title, body = DEFAULTS[(kind, language)]
-    return Template(kind=kind, language=language, title=title, body=body,
-                    custom=False)  # fmt: skip
+    return Template(kind=kind, language=language, title=title, body=body, custom=False)
 
 
 async def all_templates(conn: AsyncConnection[DictRow]) -> list[Template]:

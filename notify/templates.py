@@ -15,48 +15,117 @@ from hub.times import hub_zone
 from incidents.models import Incident
 
 MessageKind = Literal[
-    "incident.created", "incident.updated", "incident.escalated", "incident.repeat",
-    "incident.dispatched", "incident.summoned", "incident.summon_overdue", "incident.rating_due",
-    "group", "test",
-]  # fmt: skip
+    "incident.created",
+    "incident.updated",
+    "incident.escalated",
+    "incident.repeat",
+    "incident.dispatched",
+    "incident.summoned",
+    "incident.summon_overdue",
+    "incident.rating_due",
+    "group",
+    "test",
+]
 
 PLACEHOLDERS = {
-    "incident_id", "title", "whistle", "priority", "priority_label", "status", "status_label",
-    "category", "place", "area", "site", "building", "created_at", "accept_by", "resolve_by",
-    "signal_count", "action", "action_label", "escalated_to", "unit", "link", "evidence_line",
-    "map_line", "unit_link", "count", "lines", "channel", "report_by", "units",
-}  # fmt: skip
+    "incident_id",
+    "title",
+    "whistle",
+    "priority",
+    "priority_label",
+    "status",
+    "status_label",
+    "category",
+    "place",
+    "area",
+    "site",
+    "building",
+    "created_at",
+    "accept_by",
+    "resolve_by",
+    "signal_count",
+    "action",
+    "action_label",
+    "escalated_to",
+    "unit",
+    "link",
+    "evidence_line",
+    "map_line",
+    "unit_link",
+    "count",
+    "lines",
+    "channel",
+    "report_by",
+    "units",
+}
 
 _WHISTLE = {"emergency": "🔴", "major": "🟠", "routine": "🔵"}
 _LABELS: dict[str, dict[str, dict[str, str]]] = {
     "zh-CN": {
         "priority": {"emergency": "紧急", "major": "重大", "routine": "一般"},
-        "status": {"reported": "待受理", "accepted": "已受理", "dispatched": "已派遣",
-                   "handling": "处置中", "resolved": "已处置", "verified": "已核查",
-                   "closed": "已关闭"},
-        "action": {"accept": "已受理", "dispatch": "已派遣", "start": "已到场处置",
-                   "resolve": "已处置完毕", "verify": "核查通过", "reject": "核查未通过，退回处置",
-                   "close": "已关闭", "rate": "已评价", "acknowledge": "处置单位已收到",
-                   "attach": "有新的信号", "recover": "设备已恢复", "escalate": "已升级",
-                   "summon": "已吹哨", "report_in": "已报到", "rate_unit": "已评价部门",
-                   "flag_unit": "已记负面清单", "rate_whistle": "部门已评价吹哨"},
+        "status": {
+            "reported": "待受理",
+            "accepted": "已受理",
+            "dispatched": "已派遣",
+            "handling": "处置中",
+            "resolved": "已处置",
+            "verified": "已核查",
+            "closed": "已关闭",
+        },
+        "action": {
+            "accept": "已受理",
+            "dispatch": "已派遣",
+            "start": "已到场处置",
+            "resolve": "已处置完毕",
+            "verify": "核查通过",
+            "reject": "核查未通过，退回处置",
+            "close": "已关闭",
+            "rate": "已评价",
+            "acknowledge": "处置单位已收到",
+            "attach": "有新的信号",
+            "recover": "设备已恢复",
+            "escalate": "已升级",
+            "summon": "已吹哨",
+            "report_in": "已报到",
+            "rate_unit": "已评价部门",
+            "flag_unit": "已记负面清单",
+            "rate_whistle": "部门已评价吹哨",
+        },
         "link": {"evidence": "现场图片", "map": "地图"},
     },
     "en": {
         "priority": {"emergency": "Emergency", "major": "Major", "routine": "Routine"},
-        "status": {"reported": "reported", "accepted": "accepted", "dispatched": "dispatched",
-                   "handling": "handling", "resolved": "resolved", "verified": "verified",
-                   "closed": "closed"},
-        "action": {"accept": "accepted", "dispatch": "dispatched", "start": "on site",
-                   "resolve": "resolved", "verify": "verified", "reject": "sent back",
-                   "close": "closed", "rate": "rated", "acknowledge": "acknowledged by the unit",
-                   "attach": "new signals", "recover": "device back", "escalate": "escalated",
-                   "summon": "departments summoned", "report_in": "reported in",
-                   "rate_unit": "department rated", "flag_unit": "negative list",
-                   "rate_whistle": "whistle rated"},
+        "status": {
+            "reported": "reported",
+            "accepted": "accepted",
+            "dispatched": "dispatched",
+            "handling": "handling",
+            "resolved": "resolved",
+            "verified": "verified",
+            "closed": "closed",
+        },
+        "action": {
+            "accept": "accepted",
+            "dispatch": "dispatched",
+            "start": "on site",
+            "resolve": "resolved",
+            "verify": "verified",
+            "reject": "sent back",
+            "close": "closed",
+            "rate": "rated",
+            "acknowledge": "acknowledged by the unit",
+            "attach": "new signals",
+            "recover": "device back",
+            "escalate": "escalated",
+            "summon": "departments summoned",
+            "report_in": "reported in",
+            "rate_unit": "department rated",
+            "flag_unit": "negative list",
+            "rate_whistle": "whistle rated",
+        },
         "link": {"evidence": "picture", "map": "map"},
     },
-}  # fmt: skip
+}
 
 _DETAILS_ZH = (
     "> 地点：{place}\n> 时间：{created_at}\n> 状态：{status_label}\n"
@@ -67,22 +136,32 @@ _DETAILS_EN = (
     "> Accept by: {accept_by}  Resolve by: {resolve_by}\n\n[Open]({link}){evidence_line}{map_line}"
 )
 DEFAULTS: dict[tuple[str, str], tuple[str, str]] = {
-    ("incident.created", "zh-CN"): ("{whistle}【{priority_label}】{title}",
-                                    "### {whistle}【{priority_label}】{title}\n" + _DETAILS_ZH),
-    ("incident.updated", "zh-CN"): ("【{action_label}】{title}",
-                                    "### 【{action_label}】{title}\n" + _DETAILS_ZH),
-    ("incident.escalated", "zh-CN"): ("⏫【超时升级至 {escalated_to}】{title}",
-                                      "### ⏫【超时升级至 {escalated_to}】{title}\n" + _DETAILS_ZH),
-    ("incident.repeat", "zh-CN"): ("⏰【仍未受理】{title}",
-                                   "### ⏰【仍未受理】{whistle} {title}\n" + _DETAILS_ZH),
+    ("incident.created", "zh-CN"): (
+        "{whistle}【{priority_label}】{title}",
+        "### {whistle}【{priority_label}】{title}\n" + _DETAILS_ZH,
+    ),
+    ("incident.updated", "zh-CN"): (
+        "【{action_label}】{title}",
+        "### 【{action_label}】{title}\n" + _DETAILS_ZH,
+    ),
+    ("incident.escalated", "zh-CN"): (
+        "⏫【超时升级至 {escalated_to}】{title}",
+        "### ⏫【超时升级至 {escalated_to}】{title}\n" + _DETAILS_ZH,
+    ),
+    ("incident.repeat", "zh-CN"): (
+        "⏰【仍未受理】{title}",
+        "### ⏰【仍未受理】{whistle} {title}\n" + _DETAILS_ZH,
+    ),
     ("incident.dispatched", "zh-CN"): (
         "🚒【派遣】{unit}：{title}",
-        "### 🚒【派遣】{unit}：{title}\n" + _DETAILS_ZH
+        "### 🚒【派遣】{unit}：{title}\n"
+        + _DETAILS_ZH
         + "\n\n[收到 / 到场 / 处置完毕]({unit_link})",
     ),
     ("incident.summoned", "zh-CN"): (
         "📯【吹哨报到】{unit}：{title}",
-        "### 📯【吹哨报到】{unit}：{title}\n> 报到时限：{report_by}\n" + _DETAILS_ZH
+        "### 📯【吹哨报到】{unit}：{title}\n> 报到时限：{report_by}\n"
+        + _DETAILS_ZH
         + "\n\n[报到 / 收到]({unit_link})",
     ),
     ("incident.summon_overdue", "zh-CN"): (
@@ -95,22 +174,32 @@ DEFAULTS: dict[tuple[str, str], tuple[str, str]] = {
     ),
     ("group", "zh-CN"): ("{count} 条事件通知", "### {count} 条事件通知\n{lines}"),
     ("test", "zh-CN"): ("哨兵测试消息", "### 哨兵测试消息\n通道 {channel} 已接通。"),
-    ("incident.created", "en"): ("{whistle} [{priority_label}] {title}",
-                                 "### {whistle} [{priority_label}] {title}\n" + _DETAILS_EN),
-    ("incident.updated", "en"): ("[{action_label}] {title}",
-                                 "### [{action_label}] {title}\n" + _DETAILS_EN),
-    ("incident.escalated", "en"): ("⏫ [escalated to {escalated_to}] {title}",
-                                   "### ⏫ [escalated to {escalated_to}] {title}\n" + _DETAILS_EN),
-    ("incident.repeat", "en"): ("⏰ [still not accepted] {title}",
-                                "### ⏰ [still not accepted] {whistle} {title}\n" + _DETAILS_EN),
+    ("incident.created", "en"): (
+        "{whistle} [{priority_label}] {title}",
+        "### {whistle} [{priority_label}] {title}\n" + _DETAILS_EN,
+    ),
+    ("incident.updated", "en"): (
+        "[{action_label}] {title}",
+        "### [{action_label}] {title}\n" + _DETAILS_EN,
+    ),
+    ("incident.escalated", "en"): (
+        "⏫ [escalated to {escalated_to}] {title}",
+        "### ⏫ [escalated to {escalated_to}] {title}\n" + _DETAILS_EN,
+    ),
+    ("incident.repeat", "en"): (
+        "⏰ [still not accepted] {title}",
+        "### ⏰ [still not accepted] {whistle} {title}\n" + _DETAILS_EN,
+    ),
     ("incident.dispatched", "en"): (
         "🚒 [dispatched] {unit}: {title}",
-        "### 🚒 [dispatched] {unit}: {title}\n" + _DETAILS_EN
+        "### 🚒 [dispatched] {unit}: {title}\n"
+        + _DETAILS_EN
         + "\n\n[Acknowledge / on site / resolved]({unit_link})",
     ),
     ("incident.summoned", "en"): (
         "📯 [summoned] {unit}: {title}",
-        "### 📯 [summoned] {unit}: {title}\n> Report in by: {report_by}\n" + _DETAILS_EN
+        "### 📯 [summoned] {unit}: {title}\n> Report in by: {report_by}\n"
+        + _DETAILS_EN
         + "\n\n[Report in / acknowledge]({unit_link})",
     ),
     ("incident.summon_overdue", "en"): (
@@ -122,11 +211,15 @@ DEFAULTS: dict[tuple[str, str], tuple[str, str]] = {
         "📝 [rating due] {title}",
         "### 📝 [rating due] {title}\n> Departments to rate: {units}\n" + _DETAILS_EN,
     ),
-    ("group", "en"): ("{count} incident notifications",
-                      "### {count} incident notifications\n{lines}"),
-    ("test", "en"): ("Shaobing test message",
-                     "### Shaobing test message\nChannel {channel} works."),
-}  # fmt: skip
+    ("group", "en"): (
+        "{count} incident notifications",
+        "### {count} incident notifications\n{lines}",
+    ),
+    ("test", "en"): (
+        "Shaobing test message",
+        "### Shaobing test message\nChannel {channel} works.",
+    ),
+}
 
 
 def placeholders_of(text: str) -> set[str]:
@@ -145,8 +238,10 @@ class TemplateIn(BaseModel):
         for name in ("title", "body"):
             unknown = placeholders_of(getattr(self, name)) - PLACEHOLDERS
             if unknown:
-                raise ValueError(f"{name} uses unknown placeholder(s) {sorted(unknown)};"
-                                 f" known: {sorted(PLACEHOLDERS)}")  # fmt: skip
+                raise ValueError(
+                    f"{name} uses unknown placeholder(s) {sorted(unknown)};"
+                    f" known: {sorted(PLACEHOLDERS)}"
+                )
         return self
 
 
@@ -184,29 +279,47 @@ def incident_fields(
     labels = _LABELS[language]
     place = " ".join(p for p in (incident.site, incident.building) if p) or incident.area
     # The incident's evidence lists its signals; a camera's carries its picture's id.
-    evidence = next((str(e["evidence"]) for e in incident.evidence
-                     if isinstance(e, dict) and e.get("evidence")), None)  # fmt: skip
+    evidence = next(
+        (
+            str(e["evidence"])
+            for e in incident.evidence
+            if isinstance(e, dict) and e.get("evidence")
+        ),
+        None,
+    )
     words = labels["link"]
     evidence_line = f"\n[{words['evidence']}]({links.evidence(evidence)})" if evidence else ""
     map_line = ""
     if incident.lat is not None and incident.lon is not None:
-        amap = (f"https://uri.amap.com/marker?position={incident.lon},{incident.lat}"
-                "&coordinate=wgs84")  # fmt: skip
+        amap = (
+            f"https://uri.amap.com/marker?position={incident.lon},{incident.lat}&coordinate=wgs84"
+        )
         map_line = f"\n[{words['map']}]({amap})"
     action = extra.get("action") or ""
     fields: dict[str, Any] = {name: "" for name in PLACEHOLDERS}
     fields.update(
-        incident_id=incident.id, title=incident.title, whistle=_WHISTLE[incident.priority.value],
+        incident_id=incident.id,
+        title=incident.title,
+        whistle=_WHISTLE[incident.priority.value],
         priority=incident.priority.value,
         priority_label=labels["priority"][incident.priority.value],
-        status=incident.status.value, status_label=labels["status"][incident.status.value],
-        category=incident.category, place=place, area=incident.area, site=incident.site or "",
-        building=incident.building or "", created_at=local_time(incident.created_at),
-        accept_by=local_time(incident.accept_by), resolve_by=local_time(incident.resolve_by),
-        signal_count=incident.signal_count, action_label=labels["action"].get(action, action),
-        escalated_to=incident.escalated_to or "", link=links.incident(incident.id),
-        evidence_line=evidence_line, map_line=map_line,
-    )  # fmt: skip
+        status=incident.status.value,
+        status_label=labels["status"][incident.status.value],
+        category=incident.category,
+        place=place,
+        area=incident.area,
+        site=incident.site or "",
+        building=incident.building or "",
+        created_at=local_time(incident.created_at),
+        accept_by=local_time(incident.accept_by),
+        resolve_by=local_time(incident.resolve_by),
+        signal_count=incident.signal_count,
+        action_label=labels["action"].get(action, action),
+        escalated_to=incident.escalated_to or "",
+        link=links.incident(incident.id),
+        evidence_line=evidence_line,
+        map_line=map_line,
+    )
     fields.update({k: v for k, v in extra.items() if k in PLACEHOLDERS})
     return fields
 

@@ -64,9 +64,13 @@ def backtest(
             continue
         if decision.opens:
             opened.append(decision)
-            incident = BacktestIncident(at=decision.signal.ts, group=decision.key,
-                                        priority=decision.priority, signals=decision.count,
-                                        title=incident_title(decision))  # fmt: skip
+            incident = BacktestIncident(
+                at=decision.signal.ts,
+                group=decision.key,
+                priority=decision.priority,
+                signals=decision.count,
+                title=incident_title(decision),
+            )
             found.append(incident)
             current[decision.key] = incident
             continue
@@ -79,9 +83,8 @@ def backtest(
             latest.priority = decision.priority
     per_day = Counter(d.signal.ts.date() for d in opened)
     return Backtest(
-        incidents=len(opened), attached_signals=attached, per_day=dict(per_day),
-        first=found[:limit],
-    )  # fmt: skip
+        incidents=len(opened), attached_signals=attached, per_day=dict(per_day), first=found[:limit]
+    )
 
 
 async def stored_history(

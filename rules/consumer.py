@@ -95,11 +95,16 @@ class RulesConsumer:
         try:
             key = await partitions.claim(claim_conn, self.partition, self.config.holder)
             await self.rebuild(work)
-            log.info("rules partition started", partition=self.partition or "(all)",
-                     cursor=self.cursor, rules=len(self.engine.rule_ids()))  # fmt: skip
+            log.info(
+                "rules partition started",
+                partition=self.partition or "(all)",
+                cursor=self.cursor,
+                rules=len(self.engine.rule_ids()),
+            )
             probe.ready()
-            async for wake in wakeups(url, [signal_log.SIGNALS_CHANNEL, RULES_CHANNEL],
-                                      idle=self._idle):  # fmt: skip
+            async for wake in wakeups(
+                url, [signal_log.SIGNALS_CHANNEL, RULES_CHANNEL], idle=self._idle
+            ):
                 if wake.reconnected or RULES_CHANNEL in wake.channels:
                     await self.reload(work)
                 while await self.step(work):
@@ -147,8 +152,14 @@ class RulesConsumer:
     ) -> None:
         if decision.recovers:
             assert decision.rule.recover is not None
-            done = await recover(conn, decision.rule.id, decision.key, decision.signal,
-                                 decision.rule.recover.action, now=now)  # fmt: skip
+            done = await recover(
+                conn,
+                decision.rule.id,
+                decision.key,
+                decision.signal,
+                decision.rule.recover.action,
+                now=now,
+            )
             DECISIONS.labels("recovered" if done else "recovered_none").inc()
             return
         if decision.opens:
@@ -161,8 +172,9 @@ class RulesConsumer:
         DECISIONS.labels("attached" if incident else "after_close").inc()
 
     async def _new_closes(self, conn: AsyncConnection[DictRow]) -> list[Close]:
-        rows = await closed_since(conn, self._close_mark - CLOSE_OVERLAP,
-                                  area_prefix=self.partition)  # fmt: skip
+        rows = await closed_since(
+            conn, self._close_mark - CLOSE_OVERLAP, area_prefix=self.partition
+        )
         fresh = [r for r in rows if r["id"] not in self._seen_closes]
         for row in fresh:
             self._seen_closes[row["id"]] = row["closed_at"]
@@ -182,9 +194,12 @@ class RulesConsumer:
             start = now - self._replay_span()
             self.engine.set_silences(await list_silences(conn, scope="", active_at=start))
             history = await signal_log.read_received(
-                conn, start, now + REPLAY_AT_MOST, area_prefix=self.partition,
+                conn,
+                start,
+                now + REPLAY_AT_MOST,
+                area_prefix=self.partition,
                 through_id=self.cursor,
-            )  # fmt: skip
+            )
             cooling = now - self.engine.longest_cooldown()
             rows = await closed_since(conn, min(start, cooling), area_prefix=self.partition)
             closes = [Close(r["rule_id"], r["group_key"], r["closed_at"]) for r in rows]

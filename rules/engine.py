@@ -277,8 +277,18 @@ class Engine:
             group = loaded.groups.get(key)
             if group is None or not group.open:
                 continue
-            found.append(Decision(rule, loaded.version, key, signal, False,
-                                  rule.incident.priority, (signal,), recovers=True))  # fmt: skip
+            found.append(
+                Decision(
+                    rule,
+                    loaded.version,
+                    key,
+                    signal,
+                    False,
+                    rule.incident.priority,
+                    (signal,),
+                    recovers=True,
+                )
+            )
             if recover.action == "close":
                 self.closed(rule.id, key, now)
         return found
@@ -332,8 +342,9 @@ class Engine:
             taken = [
                 h for h in group.hits if h.ts > group.opened_from and h.order not in group.held
             ]
-        decisions = [self._attached(loaded, key, h.signal, self._priority(loaded, [h.signal]))
-                     for h in taken]  # fmt: skip
+        decisions = [
+            self._attached(loaded, key, h.signal, self._priority(loaded, [h.signal])) for h in taken
+        ]
         # Corroborating signals seen before these, that the incident does not hold yet.
         for order, confirming in self._confirming(loaded, [h.signal for h in taken]):
             if order not in group.held:
@@ -375,8 +386,15 @@ class Engine:
         confirming = self._confirming(loaded, signals)
         group.held = {h.order for h in chosen} | {order for order, _ in confirming}
         group.open = True
-        return Decision(loaded.rule, loaded.version, key, chosen[-1].signal, True, priority,
-                        tuple(signals + [c for _, c in confirming]))  # fmt: skip
+        return Decision(
+            loaded.rule,
+            loaded.version,
+            key,
+            chosen[-1].signal,
+            True,
+            priority,
+            tuple(signals + [c for _, c in confirming]),
+        )
 
     def _prune(self, loaded: _Loaded, group: _Group, clock: datetime | None) -> None:
         if clock is None or not group.hits:
@@ -427,11 +445,16 @@ class Engine:
                 continue
             window = loaded.confirm_window
             for key, group in loaded.groups.items():
-                if group.open and order not in group.held and any(
-                    h.order in group.held and abs(h.ts - signal.ts) <= window
-                    and h.signal.place(confirm.same) == place
-                    for h in group.hits
-                ):  # fmt: skip
+                if (
+                    group.open
+                    and order not in group.held
+                    and any(
+                        h.order in group.held
+                        and abs(h.ts - signal.ts) <= window
+                        and h.signal.place(confirm.same) == place
+                        for h in group.hits
+                    )
+                ):
                     group.held.add(order)
                     decisions.append(self._attached(loaded, key, signal, confirm.priority))
         return decisions

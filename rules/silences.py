@@ -125,9 +125,13 @@ async def page_silences(
         " AND (%(force)s::timestamptz IS NULL OR (starts_at <= %(force)s AND ends_at > %(force)s))"
         " AND (%(before)s::bigint IS NULL OR id < %(before)s)"
         " ORDER BY id DESC LIMIT %(limit)s",
-        {"scope": scope + "%", "force": in_force_at, "before": decode_int_cursor(cursor),
-         "limit": limit + 1},
-    )  # fmt: skip
+        {
+            "scope": scope + "%",
+            "force": in_force_at,
+            "before": decode_int_cursor(cursor),
+            "limit": limit + 1,
+        },
+    )
     return page_of(Silence, await cur.fetchall(), limit)
 
 

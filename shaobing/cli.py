@@ -73,17 +73,23 @@ def main() -> None:
 
 
 _HTTP_HOST = click.option(
-    "--http-host", default="127.0.0.1", show_default=True,
+    "--http-host",
+    default="127.0.0.1",
+    show_default=True,
     help="where /healthz, /readyz and /metrics listen (0.0.0.0 in a container)",
-)  # fmt: skip
+)
 
 
 def _http_port(default: int) -> Callable[[F], F]:
     return click.option(
-        "--http-port", "--metrics-port", "http_port", type=click.IntRange(0, 65535),
-        default=default, show_default=True,
+        "--http-port",
+        "--metrics-port",
+        "http_port",
+        type=click.IntRange(0, 65535),
+        default=default,
+        show_default=True,
         help="port of /healthz, /readyz and /metrics (0: any free port)",
-    )  # fmt: skip
+    )
 
 
 def _say_data_dir(settings: Settings) -> None:
@@ -93,9 +99,14 @@ def _say_data_dir(settings: Settings) -> None:
 
 
 def _needs(settings: Settings, command: str, *, mqtt: bool) -> None:
-    missing = [name for name, value in (("SB_DATABASE_URL", settings.database_url),
-                                        ("SB_MQTT_URL", settings.mqtt_url if mqtt else "x"))
-               if not value]  # fmt: skip
+    missing = [
+        name
+        for name, value in (
+            ("SB_DATABASE_URL", settings.database_url),
+            ("SB_MQTT_URL", settings.mqtt_url if mqtt else "x"),
+        )
+        if not value
+    ]
     if missing:
         raise click.ClickException(
             f"shaobing {command} needs {' and '.join(missing)};"
@@ -175,9 +186,12 @@ def gb28181(http_host: str, http_port: int) -> None:
     )
 )
 @click.option(
-    "--area", "area", default="", show_default=True,
+    "--area",
+    "area",
+    default="",
+    show_default=True,
     help="area code prefix of this partition (empty: every area); partitions must not overlap",
-)  # fmt: skip
+)
 @_HTTP_HOST
 @_http_port(9102)
 def rules(area: str, http_host: str, http_port: int) -> None:
@@ -279,9 +293,15 @@ def simulate(
     if not settings.mqtt:
         raise click.ClickException("set SB_MQTT_URL, or start `shaobing up` first")
     cfg = SimConfig(
-        smoke=smoke, readers=readers, rate=rate, alarms=alarms, bad=bad,
-        duration=duration, count=count, area=area,
-    )  # fmt: skip
+        smoke=smoke,
+        readers=readers,
+        rate=rate,
+        alarms=alarms,
+        bad=bad,
+        duration=duration,
+        count=count,
+        area=area,
+    )
 
     async def prepare() -> int:
         async with database(settings, create=False) as runtime:
@@ -291,8 +311,11 @@ def simulate(
 
     with _startup_errors():
         created = asyncio.run(prepare())
-    click.echo(f"simulate: {created} new device(s) registered in {area} (of {smoke + readers});"
-               " publishing (Ctrl-C stops)", err=True)  # fmt: skip
+    click.echo(
+        f"simulate: {created} new device(s) registered in {area} (of {smoke + readers});"
+        " publishing (Ctrl-C stops)",
+        err=True,
+    )
     simulator = Simulator(
         settings.mqtt,
         cfg,
@@ -388,8 +411,12 @@ def token_create(role: str, area: str, name: str | None, unit_id: str | None) ->
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--area") from None
     try:
-        data = TokenIn(name=name or f"{role}@{area or 'all'}", role=Role(role),
-                       area_prefix=area, unit_id=unit_id)  # fmt: skip
+        data = TokenIn(
+            name=name or f"{role}@{area or 'all'}",
+            role=Role(role),
+            area_prefix=area,
+            unit_id=unit_id,
+        )
     except ValueError as exc:
         raise click.BadParameter(str(exc).splitlines()[-1], param_hint="--unit") from None
 
@@ -428,10 +455,17 @@ def token_list() -> None:
     now = datetime.now(UTC)
     click.echo(f"{'id':>5}  {'role':<10}  {'area':<12}  {'state':<8}  {'created':<16}  name")
     for t in tokens:
-        state = ("revoked" if t.revoked_at else
-                 "expired" if t.expires_at and t.expires_at <= now else "live")  # fmt: skip
-        click.echo(f"{t.id:>5}  {t.role.value:<10}  {t.area_prefix or '(all)':<12}  {state:<8}"
-                   f"  {t.created_at:%Y-%m-%d %H:%M}  {t.name}")  # fmt: skip
+        state = (
+            "revoked"
+            if t.revoked_at
+            else "expired"
+            if t.expires_at and t.expires_at <= now
+            else "live"
+        )
+        click.echo(
+            f"{t.id:>5}  {t.role.value:<10}  {t.area_prefix or '(all)':<12}  {state:<8}"
+            f"  {t.created_at:%Y-%m-%d %H:%M}  {t.name}"
+        )
 
 
 @token.command("revoke", epilog=settings_help(*_STORE))

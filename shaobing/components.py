@@ -125,9 +125,12 @@ def add_notify(supervisor: Supervisor, settings: Settings) -> None:
     """Notifications: fan-out, repeats and delivery (several may run)."""
     config = NotifyConfig(
         database_url=_database_url(settings),
-        sender=SenderConfig(public_url=settings.links_base, secret=hmac_key(settings),
-                            give_up=parse_duration(settings.notify_give_up)),
-    )  # fmt: skip
+        sender=SenderConfig(
+            public_url=settings.links_base,
+            secret=hmac_key(settings),
+            give_up=parse_duration(settings.notify_give_up),
+        ),
+    )
 
     async def notify(probe: Probe) -> None:
         await run_notifier(config, probe)

@@ -181,8 +181,10 @@ def _vision_line(settings: Settings) -> str:
     off = _vision_unavailable(settings.vision_workers) or missing_models(settings)
     if off:
         return f"  vision   OFF: {off}; cameras are not analysed (nor called offline)"
-    return (f"  vision   {settings.vision_workers} worker(s); models load when a camera needs"
-            " them (/readyz says if they cannot)")  # fmt: skip
+    return (
+        f"  vision   {settings.vision_workers} worker(s); models load when a camera needs"
+        " them (/readyz says if they cannot)"
+    )
 
 
 def _check_api_bind(settings: Settings) -> None:
@@ -253,8 +255,9 @@ def _print_banner(runtime: Runtime, first_token: str | None, sim: SimConfig | No
             if broker.host in WILDCARDS
             else "this machine only (SB_MQTT_LISTEN=0.0.0.0:1883 opens it)"
         )
-        lines.append(f"  MQTT     embedded {broker.kind} on mqtt://{broker.host}:{broker.port}"
-                     f"   ({where})")  # fmt: skip
+        lines.append(
+            f"  MQTT     embedded {broker.kind} on mqtt://{broker.host}:{broker.port}   ({where})"
+        )
     if sim:
         lines.append(
             f"  simulator {sim.smoke} smoke sensors + {sim.readers} ID readers in {sim.area},"

@@ -129,8 +129,9 @@ async def follow_registry_for_broker(runtime: Runtime, probe: Probe) -> None:
     registry changes (a burst, such as a CSV import, coalesced), and every minute."""
     broker, password = runtime.broker, runtime.hub_password
     assert broker is not None and password is not None
-    async for _ in wakeups(runtime.database_url, [REGISTRY_CHANNEL], idle=60, coalesce=0.2,
-                           probe=probe):  # fmt: skip
+    async for _ in wakeups(
+        runtime.database_url, [REGISTRY_CHANNEL], idle=60, coalesce=0.2, probe=probe
+    ):
         conn = await connect(runtime.database_url)
         async with conn:
             await write_broker_files(conn, broker.dir, hub_password=password)

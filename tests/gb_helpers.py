@@ -25,6 +25,7 @@ from gb28181.sip import (
     serialize,
 )
 from gb28181.sip.message import new_branch
+from hub.embedded import ports
 from hub.supervisor import Probe
 from tests.threads import in_background
 
@@ -34,17 +35,7 @@ REALM = HUB_ID[:10]
 
 def free_port() -> int:
     """A port free for both UDP and TCP on loopback right now (SIPp or the hub binds it next)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind(("127.0.0.1", 0))
-            port = int(tcp.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError("no port free for both UDP and TCP")
+    return ports.free_port(udp=True)
 
 
 @contextmanager

@@ -277,9 +277,8 @@ def test_the_stats_and_map_views_render_with_data(
     assert int(street_row.inner_text().split()[1]) >= 2
     page.click("text=一张图")
     page.wait_for_selector(".leaflet-container")
-    markers = page.wait_for_selector("path.leaflet-interactive")
-    assert markers is not None
-    assert len(page.query_selector_all("path.leaflet-interactive")) >= 5  # 2 + units + device
+    # 2 incidents + units + a device, each layer drawn as its own request answers
+    wait_until(lambda: len(page.query_selector_all("path.leaflet-interactive")) >= 5, timeout=15)
     shot(page, "map")
     page.click("text=设备")
     page.wait_for_selector("[data-device-id=SD-UI]")

@@ -116,9 +116,11 @@ class Stream:
         self.container.close()
 
     def frames(
-        self, schedule: Schedule, counters: DecodeCounters,
+        self,
+        schedule: Schedule,
+        counters: DecodeCounters,
         pace: Callable[[float], None] | None = None,
-    ) -> Iterator[tuple[float, np.ndarray]]:  # fmt: skip
+    ) -> Iterator[tuple[float, np.ndarray]]:
         """Due frames until the stream ends (then returns) or fails (StreamError). `pace` is
         called with each packet's time before it is handled (a file played at camera speed).
         """
@@ -208,7 +210,8 @@ def _container(target: str, hwaccel: HWAccel | None) -> Any:
     # RTSP over TCP: UDP loses packets on a busy network, and with them whole groups of frames.
     options = {"rtsp_transport": "tcp"} if target.startswith("rtsp") else {}
     try:
-        return av.open(target, options=options, timeout=(OPEN_TIMEOUT_S, READ_TIMEOUT_S),
-                       hwaccel=hwaccel)  # fmt: skip
+        return av.open(
+            target, options=options, timeout=(OPEN_TIMEOUT_S, READ_TIMEOUT_S), hwaccel=hwaccel
+        )
     except (av.error.FFmpegError, OSError) as e:
         raise StreamError(f"cannot open stream: {e}") from e

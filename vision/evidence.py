@@ -40,10 +40,19 @@ def render(image: np.ndarray, event: Event) -> Picture:
         cv2.polylines(canvas, [points], len(points) > 2, ZONE_COLOUR, thickness)
     for (x1, y1, x2, y2), label in event.marks:
         top_left = (round(x1 * width), round(y1 * height))
-        cv2.rectangle(canvas, top_left, (round(x2 * width), round(y2 * height)), BOX_COLOUR,
-                      thickness)  # fmt: skip
-        cv2.putText(canvas, label, (top_left[0], max(12, top_left[1] - 4)),
-                    cv2.FONT_HERSHEY_SIMPLEX, 0.5, BOX_COLOUR, 1, cv2.LINE_AA)  # fmt: skip
+        cv2.rectangle(
+            canvas, top_left, (round(x2 * width), round(y2 * height)), BOX_COLOUR, thickness
+        )
+        cv2.putText(
+            canvas,
+            label,
+            (top_left[0], max(12, top_left[1] - 4)),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.5,
+            BOX_COLOUR,
+            1,
+            cv2.LINE_AA,
+        )
     ok, buffer = cv2.imencode(".jpg", canvas, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     if not ok:
         raise RuntimeError("JPEG encoding failed")

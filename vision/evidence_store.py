@@ -28,9 +28,18 @@ async def record(
     await conn.execute(
         "INSERT INTO evidence (id, camera_id, area, event_type, zone, width, height, bytes, path)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
-        (picture.id, camera_id, area, event.type, event.zone, picture.width, picture.height,
-         len(picture.jpeg), str(path)),
-    )  # fmt: skip
+        (
+            picture.id,
+            camera_id,
+            area,
+            event.type,
+            event.zone,
+            picture.width,
+            picture.height,
+            len(picture.jpeg),
+            str(path),
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +60,9 @@ async def find(conn: AsyncConnection[DictRow], evidence_id: str, *, scope: str) 
     row = await cur.fetchone()
     if row is None:
         raise NotFound(f"evidence {evidence_id} not found")
-    return EvidenceFile(row["id"], row["camera_id"], row["area"], row["event_type"],
-                        Path(row["path"]))  # fmt: skip
+    return EvidenceFile(
+        row["id"], row["camera_id"], row["area"], row["event_type"], Path(row["path"])
+    )
 
 
 async def list_for_camera(

@@ -101,14 +101,20 @@ class Staging:
         if self.pinned:
             self.copied = torch.cuda.Event()  # type: ignore[no-untyped-call]
             self.copied.record()
-        return [sent[offset : offset + image.nbytes].view(image.shape)
-                for image, offset in zip(images, offsets, strict=True)]  # fmt: skip
+        return [
+            sent[offset : offset + image.nbytes].view(image.shape)
+            for image, offset in zip(images, offsets, strict=True)
+        ]
 
 
 def letterbox(
-    images: list[np.ndarray], size: int, device: torch.device, half: bool = False,
-    stride: int | None = None, staging: Staging | None = None,
-) -> tuple[torch.Tensor, list[Placement]]:  # fmt: skip
+    images: list[np.ndarray],
+    size: int,
+    device: torch.device,
+    half: bool = False,
+    stride: int | None = None,
+    staging: Staging | None = None,
+) -> tuple[torch.Tensor, list[Placement]]:
     """BGR uint8 frames as one normalised RGB batch (B, 3, height, width) on `device`; square
     unless `stride` allows the smallest canvas that holds them. With `staging`, the frames
     reach the device in one copy through it; without, each is used where it lies (the CPU)."""
@@ -119,8 +125,12 @@ def letterbox(
     pixels = staging.send(images) if staging else [torch.from_numpy(i).to(device) for i in images]
     for i, (hwc, where) in enumerate(zip(pixels, placements, strict=True)):
         chw = hwc.permute(2, 0, 1).flip(0)  # BGR → RGB
-        scaled = F.interpolate(chw[None].to(dtype) / 255, size=(where.new_h, where.new_w),
-                               mode="bilinear", align_corners=False)  # fmt: skip
+        scaled = F.interpolate(
+            chw[None].to(dtype) / 255,
+            size=(where.new_h, where.new_w),
+            mode="bilinear",
+            align_corners=False,
+        )
         rows = slice(where.pad_y, where.pad_y + where.new_h)
         columns = slice(where.pad_x, where.pad_x + where.new_w)
         batch[i, :, rows, columns] = scaled[0]
@@ -156,8 +166,9 @@ def _placed(host: np.ndarray, n: int, where: Placement, max_det: int) -> Detecti
     xyxy[:, [1, 3]] = (xyxy[:, [1, 3]] - where.pad_y) / where.gain_y
     xyxy[:, [0, 2]] = xyxy[:, [0, 2]].clip(0, where.width)
     xyxy[:, [1, 3]] = xyxy[:, [1, 3]].clip(0, where.height)
-    return Detections(xyxy.astype(np.float32), score[mine].astype(np.float32),
-                      label[mine].astype(int))  # fmt: skip
+    return Detections(
+        xyxy.astype(np.float32), score[mine].astype(np.float32), label[mine].astype(int)
+    )
 
 
 class Runner(Protocol):
@@ -186,8 +197,11 @@ class OpenVinoRunner:
         # One call over every core (the latency hint) answers a frame or a freed batch
         # fastest; a fixed-batch IR needs the throughput hint's parallel requests for a batch.
         self.latency = core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY"})
-        self.parallel = (core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "THROUGHPUT"})
-                         if self.fixed_batch else None)  # fmt: skip
+        self.parallel = (
+            core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "THROUGHPUT"})
+            if self.fixed_batch
+            else None
+        )
         self.stride: int | None = None
         meta = yaml.safe_load((folder / "metadata.yaml").read_text(encoding="utf-8"))
         self.names: dict[int, str] = {int(k): str(v) for k, v in meta["names"].items()}
@@ -240,9 +254,14 @@ class TensorDetector:
     """The Detector interface (`names`, `imgsz`, `detect`) over the tensor path."""
 
     def __init__(
-        self, model_path: str, *, device: str = "cpu", conf: float = 0.25, iou: float = 0.7,
+        self,
+        model_path: str,
+        *,
+        device: str = "cpu",
+        conf: float = 0.25,
+        iou: float = 0.7,
         imgsz: int = 640,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.device = torch.device(device)
         self.half = self.device.type == "cuda"
         self.conf, self.iou, self.imgsz = conf, iou, imgsz
@@ -261,6 +280,7 @@ class TensorDetector:
     def detect(self, images: list[np.ndarray]) -> list[Detections]:
         if not images:
             return []
-        batch, placements = letterbox(images, self.imgsz, self.device, self.half,
-                                      self.runner.stride, self.staging)  # fmt: skip
+        batch, placements = letterbox(
+            images, self.imgsz, self.device, self.half, self.runner.stride, self.staging
+        )
         return decode(self.runner(batch), placements, conf=self.conf, iou=self.iou)

@@ -70,8 +70,14 @@ class ServerStats:
 class InferenceServer:
     """Serves `models` to any number of clients until `stop` is set."""
 
-    def __init__(self, models: Models, address: Address, *, gather_s: float = GATHER_S,
-                 max_batch: int = MAX_BATCH) -> None:  # fmt: skip
+    def __init__(
+        self,
+        models: Models,
+        address: Address,
+        *,
+        gather_s: float = GATHER_S,
+        max_batch: int = MAX_BATCH,
+    ) -> None:
         self.models = {role: getattr(models, role) for role in ROLES}
         self.address, self.gather_s, self.max_batch = address, gather_s, max_batch
         self.stats = ServerStats()
@@ -82,8 +88,12 @@ class InferenceServer:
     def serve(self, stop: threading.Event) -> None:
         with Listener(self.address.path, "AF_UNIX", authkey=self.address.authkey) as listener:
             threading.Thread(target=self._accept, args=(listener, stop), daemon=True).start()
-            log.info("inference server listening", path=self.address.path, pid=os.getpid(),
-                     models=[r for r, m in self.models.items() if m])  # fmt: skip
+            log.info(
+                "inference server listening",
+                path=self.address.path,
+                pid=os.getpid(),
+                models=[r for r, m in self.models.items() if m],
+            )
             try:
                 while not stop.is_set():
                     self._run_batches()
@@ -132,15 +142,15 @@ class InferenceServer:
                 self._clients.discard(conn)
             conn.close()  # the segment is unmapped once the last view of it is gone
 
-    def _queue(self, conn: Connection, message: tuple[Any, ...],
-               segment: mmap.mmap | None) -> None:  # fmt: skip
+    def _queue(self, conn: Connection, message: tuple[Any, ...], segment: mmap.mmap | None) -> None:
         _, role, layout = message
         if self.models.get(role) is None or segment is None:
             self._send(conn, ("error", f"no {role} model on this server, or no segment"))
             return
         try:
-            images = [np.ndarray((h, w, 3), np.uint8, buffer=segment, offset=off)
-                      for off, h, w in layout]  # fmt: skip
+            images = [
+                np.ndarray((h, w, 3), np.uint8, buffer=segment, offset=off) for off, h, w in layout
+            ]
         except (TypeError, ValueError) as e:  # frames said to lie outside the segment
             self._send(conn, ("error", f"bad frame layout: {e}"))
             return
@@ -243,8 +253,10 @@ class RemoteModel:
             self._segment = mmap.mmap(self._fd, room)
             self._shared = False
         offsets = pack(images, np.frombuffer(self._segment, np.uint8))
-        return [(offset, image.shape[0], image.shape[1])
-                for image, offset in zip(images, offsets, strict=True)]  # fmt: skip
+        return [
+            (offset, image.shape[0], image.shape[1])
+            for image, offset in zip(images, offsets, strict=True)
+        ]
 
     def _close_segment(self) -> None:
         if self._segment is not None:

@@ -33,6 +33,8 @@ def drop_masked(dets: Detections, masks: Sequence[Mask], height: int, width: int
     feet_y = np.clip(dets.xyxy[:, 3].astype(int), 0, height - 1)
     chosen = keep[feet_y, feet_x] > 0
     return Detections(
-        dets.xyxy[chosen], dets.conf[chosen], dets.cls[chosen],
+        dets.xyxy[chosen],
+        dets.conf[chosen],
+        dets.cls[chosen],
         None if dets.keypoints is None else dets.keypoints[chosen],
-    )  # fmt: skip
+    )

@@ -60,8 +60,11 @@ class ModelSlot:
             return None
         MODELS_READY.set(1)
         self.problem = None
-        log.info("vision models loaded", models=self._describe,
-                 seconds=round(time.perf_counter() - started, 1))  # fmt: skip
+        log.info(
+            "vision models loaded",
+            models=self._describe,
+            seconds=round(time.perf_counter() - started, 1),
+        )
         return self.models
 
     def _failed(self, exc: Exception) -> None:
@@ -70,8 +73,12 @@ class ModelSlot:
         self._retry_at = time.monotonic() + self._retry_s
         MODELS_READY.set(0)
         if self._failures == 1:
-            log.error("vision models could not be loaded; cameras wait until they can",
-                      models=self._describe, error=str(exc), hint=HINT,
-                      retry_every_s=self._retry_s)  # fmt: skip
+            log.error(
+                "vision models could not be loaded; cameras wait until they can",
+                models=self._describe,
+                error=str(exc),
+                hint=HINT,
+                retry_every_s=self._retry_s,
+            )
         else:
             log.debug("vision models still unavailable", error=str(exc), attempt=self._failures)

@@ -60,9 +60,13 @@ class CameraPipeline:
     """Source, motion gate, tracker and analytics of one camera."""
 
     def __init__(
-        self, camera: Camera, models: Models, gating: Gating, source: FrameSource | None = None,
+        self,
+        camera: Camera,
+        models: Models,
+        gating: Gating,
+        source: FrameSource | None = None,
         decoder: DecoderChoice = "auto",
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.camera = camera
         self.gating = gating
         url = camera.detect_url or camera.stream_url
@@ -70,10 +74,11 @@ class CameraPipeline:
         settings = camera.settings
         self.settings = settings
         self.motion = MotionDetector(
-            MotionConfig(threshold=settings.motion.threshold,
-                         contour_area=settings.motion.contour_area),
+            MotionConfig(
+                threshold=settings.motion.threshold, contour_area=settings.motion.contour_area
+            ),
             settings.motion.masks,
-        )  # fmt: skip
+        )
         self.tracker = CameraTracker(models.detector.names)
         self.model_size = models.detector.imgsz
         self.zones: list[Analytic] = [a for z in camera.zones for a in analytics_for(z)]
@@ -269,8 +274,9 @@ class Engine:
         pose = _batched(self.models.pose, [(p, f) for p, f in frames if p.wants_pose_model(f)])
         found += [(p, e, f) for p, f in frames for e in p.fall_events(f, pose.get(id(f)))]
         fire = _batched(self.models.fire, [(p, f) for p, f in frames if p.wants_fire_model(f)])
-        found += [(p, e, f) for p, f in frames if id(f) in fire
-                  for e in p.fire_events(f, fire[id(f)])]  # fmt: skip
+        found += [
+            (p, e, f) for p, f in frames if id(f) in fire for e in p.fire_events(f, fire[id(f)])
+        ]
         return found
 
     @staticmethod
@@ -288,8 +294,12 @@ def _crop(image: np.ndarray, rect: Rect) -> np.ndarray:
 
 
 def _pixels(box: tuple[float, float, float, float], width: int, height: int) -> Rect:
-    return (round(box[0] * width), round(box[1] * height),
-            round(box[2] * width), round(box[3] * height))  # fmt: skip
+    return (
+        round(box[0] * width),
+        round(box[1] * height),
+        round(box[2] * width),
+        round(box[3] * height),
+    )
 
 
 def _batched(

@@ -88,8 +88,11 @@ def server_main(settings: Settings, address: Address) -> None:
         except Exception as exc:  # a missing file, a bad format: said once, tried again later
             failures += 1
             say = log.error if failures == 1 else log.debug
-            say("inference server cannot load its models; workers wait", error=str(exc),
-                retry_every_s=MODEL_RETRY_S)  # fmt: skip
+            say(
+                "inference server cannot load its models; workers wait",
+                error=str(exc),
+                retry_every_s=MODEL_RETRY_S,
+            )
             stop.wait(MODEL_RETRY_S)
             continue
         InferenceServer(models, address).serve(stop)
@@ -128,8 +131,12 @@ class WorkerPool:
     def _spawn(self, index: int) -> None:
         context = mp.get_context("spawn")  # torch and threads do not survive fork
         if index < 0:
-            process = context.Process(target=server_main, args=(self.settings, self.address),
-                                      name="shaobing-inference", daemon=True)  # fmt: skip
+            process = context.Process(
+                target=server_main,
+                args=(self.settings, self.address),
+                name="shaobing-inference",
+                daemon=True,
+            )
             process.start()
             self.server = process
             return
@@ -150,8 +157,12 @@ class WorkerPool:
             died = self._died_at.setdefault(index, now)
             delay = self._delay.get(index, RESTART_DELAY_S)
             if now - died >= delay:
-                log.warning("vision process died; restarting", index=index,
-                            exitcode=process.exitcode, waited_s=delay)  # fmt: skip
+                log.warning(
+                    "vision process died; restarting",
+                    index=index,
+                    exitcode=process.exitcode,
+                    waited_s=delay,
+                )
                 del self._died_at[index]
                 self._delay[index] = min(delay * 2, MAX_RESTART_DELAY_S)  # a crash loop slows
                 self._spawn(index)
@@ -198,8 +209,12 @@ async def _say_state(pool: WorkerPool, probe: Probe) -> None:
     try:
         conn = await connect(pool.settings.database_url)
         async with conn:
-            state = await vision_state(conn, timedelta(seconds=pool.settings.vision_lease_s),
-                                       host=socket.gethostname(), pids=pids)  # fmt: skip
+            state = await vision_state(
+                conn,
+                timedelta(seconds=pool.settings.vision_lease_s),
+                host=socket.gethostname(),
+                pids=pids,
+            )
     except psycopg.OperationalError:
         return  # the database's outage is said by /readyz's `database`
     if state.state == "off" and state.workers:

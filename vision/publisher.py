@@ -30,8 +30,9 @@ class Publisher:
             self._last_seq = max(self._last_seq + 1, time.time_ns() // 1000)
             return self._last_seq
 
-    def publish(self, area: str, camera_id: str, channel: str, body: dict[str, Any],
-                *, retain: bool = False) -> mqtt.MQTTMessageInfo:  # fmt: skip
+    def publish(
+        self, area: str, camera_id: str, channel: str, body: dict[str, Any], *, retain: bool = False
+    ) -> mqtt.MQTTMessageInfo:
         topic = f"sb/{area}/{camera_id}/{channel}"
         message = self._client.publish(topic, json_payload(body), qos=1, retain=retain)
         self._unacked.add(message)

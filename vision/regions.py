@@ -55,8 +55,12 @@ def around(boxes: Iterable[Rect], width: int, height: int, size: int) -> list[Re
     groups: list[Rect] = []
     for box in sorted(boxes):
         for i, group in enumerate(groups):
-            joined = (min(group[0], box[0]), min(group[1], box[1]),
-                      max(group[2], box[2]), max(group[3], box[3]))  # fmt: skip
+            joined = (
+                min(group[0], box[0]),
+                min(group[1], box[1]),
+                max(group[2], box[2]),
+                max(group[3], box[3]),
+            )
             if max(joined[2] - joined[0], joined[3] - joined[1]) <= size / 1.2:
                 groups[i] = joined
                 break
@@ -91,8 +95,9 @@ def merge(found: list[tuple[Rect, Detections]], width: int, height: int) -> Dete
     if all(p[4] is not None for p in parts):
         keypoints = np.concatenate([p[4] for p in parts if p[4] is not None])
     keep = _distinct(xyxy, conf, cls, cut, crop)
-    return Detections(xyxy[keep], conf[keep], cls[keep],
-                      keypoints[keep] if keypoints is not None else None)  # fmt: skip
+    return Detections(
+        xyxy[keep], conf[keep], cls[keep], keypoints[keep] if keypoints is not None else None
+    )
 
 
 def _placed(
@@ -101,10 +106,15 @@ def _placed(
     x1, y1, x2, y2 = rect
     xyxy = dets.xyxy + np.array([x1, y1, x1, y1], np.float32)
     inner = np.array([x1 > 0, y1 > 0, x2 < width, y2 < height])
-    near = np.stack([
-        xyxy[:, 0] <= x1 + EDGE_PX, xyxy[:, 1] <= y1 + EDGE_PX,
-        xyxy[:, 2] >= x2 - EDGE_PX, xyxy[:, 3] >= y2 - EDGE_PX,
-    ], axis=1)  # fmt: skip
+    near = np.stack(
+        [
+            xyxy[:, 0] <= x1 + EDGE_PX,
+            xyxy[:, 1] <= y1 + EDGE_PX,
+            xyxy[:, 2] >= x2 - EDGE_PX,
+            xyxy[:, 3] >= y2 - EDGE_PX,
+        ],
+        axis=1,
+    )
     cut = (near & inner).any(axis=1)
     keypoints = None
     if dets.keypoints is not None:

@@ -20,6 +20,7 @@ def shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """`image` resized to `size` (width, height) with area averaging."""
     width, height = size
     if image.shape[1] > 2 * FIRST_STEP * width and image.shape[0] > 2 * FIRST_STEP * height:
-        image = cv2.resize(image, (FIRST_STEP * width, FIRST_STEP * height),
-                           interpolation=cv2.INTER_LINEAR)  # fmt: skip
+        image = cv2.resize(
+            image, (FIRST_STEP * width, FIRST_STEP * height), interpolation=cv2.INTER_LINEAR
+        )
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)

@@ -18,10 +18,10 @@ if TYPE_CHECKING:
 FPS = Gauge("sb_vision_fps", "Frames per second by stage", ["camera", "stage"])
 FRAMES = Counter("sb_vision_frames_total", "Frames by what happened to them", ["camera", "outcome"])
 EVENTS = Counter("sb_vision_events_total", "Events published", ["camera", "type"])
-RECONNECTS = Gauge("sb_vision_reconnects", "Stream reconnects since the camera was claimed",
-                   ["camera"])  # fmt: skip
-DECODE = Counter("sb_vision_decode_seconds_total", "CPU seconds spent reading streams",
-                 ["camera"])  # fmt: skip
+RECONNECTS = Gauge(
+    "sb_vision_reconnects", "Stream reconnects since the camera was claimed", ["camera"]
+)
+DECODE = Counter("sb_vision_decode_seconds_total", "CPU seconds spent reading streams", ["camera"])
 
 STAGES = ("camera", "process", "skipped", "detection")
 
@@ -81,9 +81,17 @@ class StatsKeeper:
         for stage, value in zip(STAGES, _values(rates), strict=True):
             FPS.labels(cid, stage).set(round(value, 3))
         RECONNECTS.labels(cid).set(src.reconnects)
-        self._last[cid] = _Last(now, src.frames_read, c.analysed, c.skipped, c.detected,
-                                src.frames_dropped, src.decode_s, src.frames_undecoded,
-                                src.decode_errors)  # fmt: skip
+        self._last[cid] = _Last(
+            now,
+            src.frames_read,
+            c.analysed,
+            c.skipped,
+            c.detected,
+            src.frames_dropped,
+            src.decode_s,
+            src.frames_undecoded,
+            src.decode_errors,
+        )
         return rates
 
     def forget(self, camera_id: str) -> None:
@@ -116,11 +124,23 @@ async def save(
         " decode_ms_per_frame = EXCLUDED.decode_ms_per_frame,"
         " frames_undecoded = EXCLUDED.frames_undecoded, decoder = EXCLUDED.decoder,"
         " updated_at = now()",
-        (pipeline.camera.id, worker_id, pipeline.source.state, *_values(rates),
-         src.frames_read, src.frames_dropped, c.skipped, src.reconnects, c.events,
-         Jsonb(pipeline.line_counts), rates.decode_cpu, rates.decode_ms_per_frame,
-         src.frames_undecoded, src.decoder),
-    )  # fmt: skip
+        (
+            pipeline.camera.id,
+            worker_id,
+            pipeline.source.state,
+            *_values(rates),
+            src.frames_read,
+            src.frames_dropped,
+            c.skipped,
+            src.reconnects,
+            c.events,
+            Jsonb(pipeline.line_counts),
+            rates.decode_cpu,
+            rates.decode_ms_per_frame,
+            src.frames_undecoded,
+            src.decoder,
+        ),
+    )
 
 
 async def camera_stats(conn: AsyncConnection[DictRow], camera_id: str) -> dict[str, Any] | None:

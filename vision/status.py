@@ -35,8 +35,11 @@ def missing_models(settings: Settings) -> str | None:
     """Why the configured models cannot be loaded, seen without loading them: a path that
     does not exist. (A bare name such as yolov8n.pt may still be downloaded; its failure is
     known when a camera first needs it.)"""
-    named = (("SB_YOLO_MODEL", settings.yolo_model), ("SB_FIRE_MODEL", settings.fire_model),
-             ("SB_POSE_MODEL", settings.pose_model))  # fmt: skip
+    named = (
+        ("SB_YOLO_MODEL", settings.yolo_model),
+        ("SB_FIRE_MODEL", settings.fire_model),
+        ("SB_POSE_MODEL", settings.pose_model),
+    )
     missing = [
         f"{setting} {name} does not exist"
         for setting, name in named

@@ -114,9 +114,12 @@ class _FrameBoxes:
 
     @classmethod
     def of(
-        cls, boxes: np.ndarray, labels: list[str], shape: tuple[int, int],
+        cls,
+        boxes: np.ndarray,
+        labels: list[str],
+        shape: tuple[int, int],
         colours: np.ndarray | None,
-    ) -> _FrameBoxes:  # fmt: skip
+    ) -> _FrameBoxes:
         height, width = shape
         scale = np.array([width, height, width, height], np.float32)
         pixels = boxes * scale
@@ -149,8 +152,9 @@ class CameraTracker:
         seen: list[Track] = []
         for t_index, d_index in pairs:
             track = live[t_index]
-            self._observe(track, _box(boxes[d_index]), float(dets.conf[d_index]),
-                          labels[d_index], ts)  # fmt: skip
+            self._observe(
+                track, _box(boxes[d_index]), float(dets.conf[d_index]), labels[d_index], ts
+            )
             _follow_colours(track, colours, d_index)
             seen.append(track)
         for t_index, track in enumerate(live):
@@ -160,8 +164,9 @@ class CameraTracker:
         matched_dets = {d for _, d in pairs}
         for d_index in range(len(boxes)):
             if d_index not in matched_dets:
-                track = self._start(_box(boxes[d_index]), float(dets.conf[d_index]),
-                                    labels[d_index], ts)  # fmt: skip
+                track = self._start(
+                    _box(boxes[d_index]), float(dets.conf[d_index]), labels[d_index], ts
+                )
                 _follow_colours(track, colours, d_index)
                 seen.append(track)
         self._forget(ts)
@@ -206,8 +211,9 @@ class CameraTracker:
             (cx, cy), (nx, ny) = track.centre, _centre(box)
             step = ((nx - cx) / dt, (ny - cy) / dt)
             old = track.velocity
-            track.velocity = step if old is None else ((old[0] + step[0]) / 2,
-                                                       (old[1] + step[1]) / 2)  # fmt: skip
+            track.velocity = (
+                step if old is None else ((old[0] + step[0]) / 2, (old[1] + step[1]) / 2)
+            )
         self._footing(track, box, ts)
         track.box, track.score, track.last_seen, track.visible = box, score, ts, True
         track.observations += 1
@@ -234,9 +240,18 @@ class CameraTracker:
         track.foot = bottom
 
     def _start(self, box: Box, score: float, label: str, ts: float) -> Track:
-        track = Track(self._next_id, label, box, score, ts, ts, observations=1,
-                      height=box[3] - box[1], foot=box[3],
-                      whole=box[1] > EDGE and box[3] < 1.0 - EDGE)  # fmt: skip
+        track = Track(
+            self._next_id,
+            label,
+            box,
+            score,
+            ts,
+            ts,
+            observations=1,
+            height=box[3] - box[1],
+            foot=box[3],
+            whole=box[1] > EDGE and box[3] < 1.0 - EDGE,
+        )
         _remember(track.scores, score, self.config.history)
         track.votes[label] += score
         self.tracks[track.id] = track

@@ -57,8 +57,7 @@ def model_slot(settings: Settings, server: Address | None = None) -> ModelSlot:
     if server is not None:
         return ModelSlot(lambda: remote_models(server), describe=f"served at {server.path}")
     named = [settings.yolo_model, settings.fire_model, settings.pose_model]
-    return ModelSlot(lambda: load_models(settings),
-                     describe=", ".join(m for m in named if m))  # fmt: skip
+    return ModelSlot(lambda: load_models(settings), describe=", ".join(m for m in named if m))
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +120,9 @@ class VisionWorker:
                 await self._start_engine(conn)
             if self.engine is None:
                 problem = self.models.problem or missing_models(self.settings)
-                await leases.waiting_worker(conn, self.id, socket.gethostname(), os.getpid(),
-                                            problem, self.lease)  # fmt: skip
+                await leases.waiting_worker(
+                    conn, self.id, socket.gethostname(), os.getpid(), problem, self.lease
+                )
                 await conn.commit()
             else:
                 held = await leases.heartbeat(conn, self.id, [c.id for c in cameras], self.lease)
@@ -177,8 +177,7 @@ class VisionWorker:
             except ValueError as exc:  # a zone stored before its params were checked
                 log.error("camera config rejected", camera=camera_id, error=str(exc))
                 continue
-            self.publisher.publish(camera.area, camera_id, "status", {"online": True},
-                                   retain=True)  # fmt: skip
+            self.publisher.publish(camera.area, camera_id, "status", {"online": True}, retain=True)
             log.info("camera claimed", camera=camera_id, worker=self.id)
 
     async def _emit(self, conn: AsyncConnection[DictRow], outcome: Outcome) -> None:
@@ -188,16 +187,28 @@ class VisionWorker:
             path = await asyncio.to_thread(
                 evidence.write_file, self.settings.data_dir, outcome.picture
             )
-            await evidence_store.record(conn, outcome.picture, path, camera_id=outcome.camera_id,
-                                  area=outcome.area, event=outcome.event)  # fmt: skip
+            await evidence_store.record(
+                conn,
+                outcome.picture,
+                path,
+                camera_id=outcome.camera_id,
+                area=outcome.area,
+                event=outcome.event,
+            )
             await conn.commit()
             evidence_id = outcome.picture.id
         body = outcome.event.payload(self.publisher.next_seq(), evidence_id)
         self.publisher.publish(outcome.area, outcome.camera_id, "event", body)
         stats.EVENTS.labels(outcome.camera_id, outcome.event.type).inc()
         event = outcome.event
-        log.info("camera event", camera=outcome.camera_id, type=event.type, zone=event.zone,
-                 track=event.track_id, evidence=evidence_id)  # fmt: skip
+        log.info(
+            "camera event",
+            camera=outcome.camera_id,
+            type=event.type,
+            zone=event.zone,
+            track=event.track_id,
+            evidence=evidence_id,
+        )
 
     async def _save_stats(
         self, engine: Engine, conn: AsyncConnection[DictRow], *, telemetry: bool

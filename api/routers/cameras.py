@@ -60,17 +60,21 @@ async def list_cameras(
     area: AreaFilter = None,
     enabled: bool | None = None,
     device_id: Annotated[
-        str | None,
-        Query(max_length=64, description="the channels of this GB/T 28181 device"),
+        str | None, Query(max_length=64, description="the channels of this GB/T 28181 device")
     ] = None,
     limit: Limit = 100,
     cursor: str | None = None,
 ) -> Page[Camera]:
     async with pool.connection() as conn:
         page = await cameras.list_cameras(
-            conn, scope=who.area_prefix, area=area, enabled=enabled, device_id=device_id,
-            limit=limit, cursor=cursor,
-        )  # fmt: skip
+            conn,
+            scope=who.area_prefix,
+            area=area,
+            enabled=enabled,
+            device_id=device_id,
+            limit=limit,
+            cursor=cursor,
+        )
     return Page[Camera](items=[public_view(c) for c in page.items], next=page.next)
 
 
@@ -118,8 +122,11 @@ async def camera_stats(
         if found is not None:
             return found
         vision = await vision_state(conn, timedelta(seconds=settings.vision_lease_s))
-    return {"camera_id": camera_id, "stream": "not_analysed",
-            "reason": not_analysed_because(camera, vision)}  # fmt: skip
+    return {
+        "camera_id": camera_id,
+        "stream": "not_analysed",
+        "reason": not_analysed_because(camera, vision),
+    }
 
 
 def not_analysed_because(camera: Camera, vision: VisionState) -> str:

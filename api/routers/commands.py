@@ -15,14 +15,7 @@ from api.auth import Principal, allow
 from api.deps import DbPool, Limit, Reader
 from api.tokens import Role
 from devices import commands, registry
-from devices.commands import (
-    Command,
-    CommandIn,
-    CommandName,
-    CommandStatus,
-    SilenceDuration,
-    Ttl,
-)
+from devices.commands import Command, CommandIn, CommandName, CommandStatus, SilenceDuration, Ttl
 from hub.errors import Conflict
 from incidents import store
 from incidents.states import OPEN_STATUSES
@@ -58,8 +51,7 @@ async def send_command(device_id: str, body: CommandIn, who: Commander, pool: Db
     device's goes over SIP) and followed: `pending → sent → acked | failed | expired`."""
     async with pool.connection() as conn, conn.transaction():
         device = await registry.get_device(conn, device_id, scope=who.area_prefix)
-        return await commands.create_command(conn, device, body, by=who.name,
-                                             now=datetime.now(UTC))  # fmt: skip
+        return await commands.create_command(conn, device, body, by=who.name, now=datetime.now(UTC))
 
 
 @router.get("/devices/{device_id}/commands")
@@ -98,20 +90,34 @@ async def silence_sensors(
         sources = await store.signal_sources(conn, incident_id, source_type="smoke_sensor")
         if not sources:
             raise Conflict("no smoke sensor raised this incident", field="incident_id")
-        order = CommandIn(command=CommandName.SILENCE, args={"duration": body.duration},
-                          ttl=body.ttl)  # fmt: skip
+        order = CommandIn(
+            command=CommandName.SILENCE, args={"duration": body.duration}, ttl=body.ttl
+        )
         # Sensors deleted or disabled since their alarm are passed over, not an error.
-        devices = [d for d in await registry.devices_by_id(conn, sources, scope=who.area_prefix)
-                   if d.enabled]  # fmt: skip
+        devices = [
+            d
+            for d in await registry.devices_by_id(conn, sources, scope=who.area_prefix)
+            if d.enabled
+        ]
         if not devices:
-            raise Conflict("the sensors that raised this incident are gone or disabled",
-                           field="incident_id")  # fmt: skip
-        sent = [await commands.create_command(conn, d, order, by=who.name, now=now,
-                                              incident_id=incident_id)
-                for d in devices]  # fmt: skip
+            raise Conflict(
+                "the sensors that raised this incident are gone or disabled", field="incident_id"
+            )
+        sent = [
+            await commands.create_command(
+                conn, d, order, by=who.name, now=now, incident_id=incident_id
+            )
+            for d in devices
+        ]
         await store.record_audit(
-            conn, incident_id, who.name, "silence_sensors", incident.status, incident.status,
-            now, note=f"silenced {len(sent)} sensor(s) for {body.duration}",
+            conn,
+            incident_id,
+            who.name,
+            "silence_sensors",
+            incident.status,
+            incident.status,
+            now,
+            note=f"silenced {len(sent)} sensor(s) for {body.duration}",
             data={"commands": [c.id for c in sent], "devices": [c.device_id for c in sent]},
-        )  # fmt: skip
+        )
     return Silenced(incident_id=incident_id, commands=sent)

@@ -31,6 +31,11 @@ async def dead_letters(
     pushing token's)."""
     async with pool.connection() as conn:
         return await list_dead_letters(
-            conn, scope=who.area_prefix, device_id=device_id,
-            reason=reason.value if reason else None, since=since, limit=limit, cursor=cursor,
-        )  # fmt: skip
+            conn,
+            scope=who.area_prefix,
+            device_id=device_id,
+            reason=reason.value if reason else None,
+            since=since,
+            limit=limit,
+            cursor=cursor,
+        )

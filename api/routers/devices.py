@@ -77,9 +77,15 @@ async def list_devices(
     wanted = StateFilter(online=online, battery_below=battery_below, silent_since=silent_since)
     async with pool.connection() as conn:
         page = await registry.list_devices(
-            conn, scope=who.area_prefix, area=area, type=type, enabled=enabled,
-            also=state_condition(wanted), limit=limit, cursor=cursor,
-        )  # fmt: skip
+            conn,
+            scope=who.area_prefix,
+            area=area,
+            type=type,
+            enabled=enabled,
+            also=state_condition(wanted),
+            limit=limit,
+            cursor=cursor,
+        )
         return Page[DeviceWithState](items=await _with_state(conn, page.items), next=page.next)
 
 
@@ -98,9 +104,13 @@ async def import_csv(
     text = await csv_text(request)
     async with pool.connection() as conn:
         return await import_devices(
-            conn, text, scope=who.area_prefix, dry_run=dry_run, all_or_nothing=all_or_nothing,
+            conn,
+            text,
+            scope=who.area_prefix,
+            dry_run=dry_run,
+            all_or_nothing=all_or_nothing,
             seal_key=_seal_key(request),
-        )  # fmt: skip
+        )
 
 
 @router.get("/{device_id}")

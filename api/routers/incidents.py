@@ -54,9 +54,15 @@ Uploader = Annotated[
     Principal, Depends(allow(frozenset({Role.ADMIN, Role.OPERATOR, Role.DISPATCHER}) | FIELD))
 ]
 FIELD_ACTIONS = frozenset(
-    {Action.ACKNOWLEDGE, Action.START, Action.RESOLVE, Action.COMMENT, Action.REPORT_IN,
-     Action.RATE_WHISTLE}
-)  # fmt: skip
+    {
+        Action.ACKNOWLEDGE,
+        Action.START,
+        Action.RESOLVE,
+        Action.COMMENT,
+        Action.REPORT_IN,
+        Action.RATE_WHISTLE,
+    }
+)
 # What a unit that was summoned (not dispatched) does on the incident: 报到 and its word.
 SUMMONED_ACTIONS = frozenset(
     {Action.ACKNOWLEDGE, Action.REPORT_IN, Action.COMMENT, Action.RATE_WHISTLE}
@@ -129,9 +135,14 @@ async def report(body: ReportIn, request: Request, who: Reporter, pool: DbPool) 
     it runs through the same loop, deadlines and notifications as a rule's."""
     who.require_area(body.area)
     async with pool.connection() as conn, conn.transaction():
-        return await file_report(conn, body, source="report", reported_by=who.name,
-                                 now=datetime.now(UTC),
-                                 sla=Sla.from_settings(request.app.state.settings))  # fmt: skip
+        return await file_report(
+            conn,
+            body,
+            source="report",
+            reported_by=who.name,
+            now=datetime.now(UTC),
+            sla=Sla.from_settings(request.app.state.settings),
+        )
 
 
 @router.get("/incidents")
@@ -159,10 +170,18 @@ async def list_incidents(
     mine = (who.name, who.unit_id) if who.role is Role.GRID_WORKER else None
     async with pool.connection() as conn:
         page = await store.list_incidents(
-            conn, scope=who.area_prefix, status=wanted, area=area, category=category,
-            priority=priority, since=since, source=source, mine=mine, limit=limit,
+            conn,
+            scope=who.area_prefix,
+            status=wanted,
+            area=area,
+            category=category,
+            priority=priority,
+            since=since,
+            source=source,
+            mine=mine,
+            limit=limit,
             cursor=cursor,
-        )  # fmt: skip
+        )
         items = await _with_photos(conn, page.items)
     return Page[IncidentWithPhotos](items=items, next=page.next)
 
@@ -197,13 +216,26 @@ async def act(
     async with pool.connection() as conn, conn.transaction():
         incident = await _reach(conn, who, incident_id)
         if _own_report(who, incident) and body.action is not Action.COMMENT:
-            await take_on(conn, incident.id, body.action, actor=who.name, unit_id=who.unit_id,
-                          scope=who.area_prefix, now=now)  # fmt: skip
+            await take_on(
+                conn,
+                incident.id,
+                body.action,
+                actor=who.name,
+                unit_id=who.unit_id,
+                scope=who.area_prefix,
+                now=now,
+            )
             incident = await _reach(conn, who, incident_id)
         body = _as_unit(who, incident, body)
-        return await apply_action(conn, incident_id, body, actor=who.name, scope=who.area_prefix,
-                                  now=now,
-                                  sla=Sla.from_settings(request.app.state.settings))  # fmt: skip
+        return await apply_action(
+            conn,
+            incident_id,
+            body,
+            actor=who.name,
+            scope=who.area_prefix,
+            now=now,
+            sla=Sla.from_settings(request.app.state.settings),
+        )
 
 
 @router.post(
@@ -217,12 +249,12 @@ async def attach_photo(
     """A photo (multipart field `file`): JPEG or PNG as its bytes say, at most
     SB_MAX_ATTACHMENT_BYTES, stored without its EXIF and listed on the incident."""
     settings = request.app.state.settings
-    picture = clean_image(await file.read(settings.max_attachment_bytes + 1),
-                          max_bytes=settings.max_attachment_bytes)  # fmt: skip
+    picture = clean_image(
+        await file.read(settings.max_attachment_bytes + 1), max_bytes=settings.max_attachment_bytes
+    )
     async with pool.connection() as conn:
         await _reach(conn, who, incident_id)
-        return await store_attachment(conn, settings.data_dir, incident_id, picture,
-                                      by=who.name)  # fmt: skip
+        return await store_attachment(conn, settings.data_dir, incident_id, picture, by=who.name)
 
 
 @router.get("/incidents/{incident_id}/attachments")
@@ -258,9 +290,7 @@ async def incident_photo(
     responses={200: {"content": {"image/jpeg": {}, "image/png": {}}}},
 )
 async def attachment(
-    attachment_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")],
-    who: OneReader,
-    pool: DbPool,
+    attachment_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")], who: OneReader, pool: DbPool
 ) -> FileResponse:
     """The picture, to whoever may see its incident: field staff and a unit's link only theirs."""
     async with pool.connection() as conn:

@@ -35,9 +35,14 @@ async def notifications(
     """What was sent about the incidents of your area: attempts, last answer, timestamps."""
     async with pool.connection() as conn:
         return await list_notifications(
-            conn, scope=who.area_prefix, incident_id=incident_id, channel_id=channel,
-            status=status, limit=limit, cursor=cursor,
-        )  # fmt: skip
+            conn,
+            scope=who.area_prefix,
+            incident_id=incident_id,
+            channel_id=channel,
+            status=status,
+            limit=limit,
+            cursor=cursor,
+        )
 
 
 @router.get("/templates")
@@ -48,8 +53,9 @@ async def templates(who: Reader, pool: DbPool) -> list[Template]:
 
 def _everywhere(who: Principal) -> None:
     if who.area_prefix:
-        raise Forbidden("templates are shared by every area: an all-area operator or an admin"
-                        " changes them")  # fmt: skip
+        raise Forbidden(
+            "templates are shared by every area: an all-area operator or an admin changes them"
+        )
 
 
 @router.put("/templates/{kind}/{language}")

@@ -79,8 +79,9 @@ async def _receipt_incident(conn: AsyncConnection[DictRow], request: Request, re
 def _budget(request: Request, name: str) -> None:
     """Spend one of the client's requests of this kind a minute; 429 when none is left."""
     settings = request.app.state.settings
-    per_minute = (settings.public_reports_per_minute if name == "report"
-                  else settings.public_reads_per_minute)  # fmt: skip
+    per_minute = (
+        settings.public_reports_per_minute if name == "report" else settings.public_reads_per_minute
+    )
     budgets: dict[str, ClientBudget] = request.app.state.public_budgets
     budget = budgets.setdefault(name, ClientBudget(per_minute, 60.0, what=f"{name} requests"))
     budget.check(_client(request))
@@ -111,9 +112,14 @@ async def revoke_intake_key(key_id: int, who: KeyManager, pool: DbPool) -> Respo
     return Response(status_code=204)
 
 
-@router.post("/public/reports", status_code=201,
-             responses={401: {"description": "unknown or revoked intake key"},
-                        429: {"description": "too many reports from this client"}})  # fmt: skip
+@router.post(
+    "/public/reports",
+    status_code=201,
+    responses={
+        401: {"description": "unknown or revoked intake key"},
+        429: {"description": "too many reports from this client"},
+    },
+)
 async def public_report(
     body: PublicReportIn,
     request: Request,
@@ -132,10 +138,14 @@ async def public_report(
             raise Unauthorized("unknown or revoked intake key")
         key_id, area = found
         report = ReportIn(**body.model_dump(), area=area)
-        incident = await file_report(conn, report, source="public",
-                                     reported_by=f"public:intake-{key_id}",
-                                     now=datetime.now(UTC),
-                                     sla=Sla.from_settings(request.app.state.settings))  # fmt: skip
+        incident = await file_report(
+            conn,
+            report,
+            source="public",
+            reported_by=f"public:intake-{key_id}",
+            now=datetime.now(UTC),
+            sla=Sla.from_settings(request.app.state.settings),
+        )
         receipt = await public.issue_receipt(conn, incident.id)
     return PublicReceipt(receipt=receipt, report=public.public_status(receipt, incident))
 
@@ -166,10 +176,13 @@ async def rate_report(
         if current.status is not Status.CLOSED:
             raise Conflict("a report can be rated once it is closed", field="rating")
         incident = await apply_action(
-            conn, incident_id, ActionIn(action=Action.RATE, rating=body.rating,
-                                        note=body.comment),
-            actor="resident", scope="", now=datetime.now(UTC),
-        )  # fmt: skip
+            conn,
+            incident_id,
+            ActionIn(action=Action.RATE, rating=body.rating, note=body.comment),
+            actor="resident",
+            scope="",
+            now=datetime.now(UTC),
+        )
     return public.public_status(receipt.upper(), incident)
 
 
@@ -180,21 +193,29 @@ async def public_photo(
     """A photo of what the report is about, while it is open."""
     _budget(request, "report")
     settings = request.app.state.settings
-    picture = clean_image(await file.read(settings.max_attachment_bytes + 1),
-                          max_bytes=settings.max_attachment_bytes)  # fmt: skip
+    picture = clean_image(
+        await file.read(settings.max_attachment_bytes + 1), max_bytes=settings.max_attachment_bytes
+    )
     async with pool.connection() as conn:
         incident_id = await _receipt_incident(conn, request, receipt)
         incident = await get_incident(conn, incident_id, scope="")
         if incident.closed_at is not None:
             raise Invalid("this report is closed", field="receipt")
-        stored = await store_attachment(conn, settings.data_dir, incident_id, picture,
-                                        by="resident")  # fmt: skip
-    return PublicPhoto(content_type=stored.content_type, size=stored.size, width=stored.width,
-                       height=stored.height, created_at=stored.created_at)  # fmt: skip
+        stored = await store_attachment(
+            conn, settings.data_dir, incident_id, picture, by="resident"
+        )
+    return PublicPhoto(
+        content_type=stored.content_type,
+        size=stored.size,
+        width=stored.width,
+        height=stored.height,
+        created_at=stored.created_at,
+    )
 
 
 @page_router.get("/r", response_class=HTMLResponse, include_in_schema=False)
 async def public_page() -> HTMLResponse:
     """The page a resident's phone opens from the QR code: report, follow, rate."""
-    return HTMLResponse(_PAGE, headers={"Cache-Control": "no-store",
-                                        "Referrer-Policy": "no-referrer"})  # fmt: skip
+    return HTMLResponse(
+        _PAGE, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+    )

@@ -87,8 +87,9 @@ async def ctwing_push(request: Request, who: Pusher, pool: DbPool) -> PushResult
         try:
             uplinks = ctwing.to_uplinks(push, decoder)
         except ValueError as exc:
-            await reject(conn, "ctwing", raw, Reason.SCHEMA, str(exc), area=device.area,
-                         device=device)  # fmt: skip
+            await reject(
+                conn, "ctwing", raw, Reason.SCHEMA, str(exc), area=device.area, device=device
+            )
             raise PushRejected(Reason.SCHEMA.value, str(exc)) from None
         result = await deliver(conn, _pipeline(request), device, uplinks)
     return _answer(result)
@@ -143,8 +144,9 @@ async def onenet_push(request: Request, who: Pusher, pool: DbPool) -> PushResult
                 continue
             uplinks, errors = onenet.to_uplinks(items, decoder)
             for error in errors:  # each report that cannot be read; the others still land
-                await reject(conn, "onenet", raw, Reason.SCHEMA, error, area=device.area,
-                             device=device)  # fmt: skip
+                await reject(
+                    conn, "onenet", raw, Reason.SCHEMA, error, area=device.area, device=device
+                )
                 totals.rejected[Reason.SCHEMA.value] += 1
             if not uplinks:
                 continue

@@ -64,8 +64,7 @@ async def add_residents(
     rows = list(enumerate(body.residents))
     secret = hmac_key(request.app.state.settings)
     async with pool.connection() as conn:
-        return await registers.add_residents(conn, area, rows, secret=secret,
-                                             scope=who.area_prefix)  # fmt: skip
+        return await registers.add_residents(conn, area, rows, secret=secret, scope=who.area_prefix)
 
 
 @router.post("/{area}/import")
@@ -77,8 +76,9 @@ async def import_residents(
     rows, problems = registers.parse_csv(await csv_text(request))
     secret = hmac_key(request.app.state.settings)
     async with pool.connection() as conn:
-        return await registers.add_residents(conn, area, rows, secret=secret,
-                                             scope=who.area_prefix, problems=problems)  # fmt: skip
+        return await registers.add_residents(
+            conn, area, rows, secret=secret, scope=who.area_prefix, problems=problems
+        )
 
 
 @router.get("/{area}/residents")
@@ -87,8 +87,9 @@ async def list_residents(
 ) -> Page[Resident]:
     """Masked numbers with building and unit, by hash."""
     async with pool.connection() as conn:
-        return await registers.list_residents(conn, area, scope=who.area_prefix, limit=limit,
-                                              cursor=cursor)  # fmt: skip
+        return await registers.list_residents(
+            conn, area, scope=who.area_prefix, limit=limit, cursor=cursor
+        )
 
 
 @router.delete("/{area}/residents/{id_hash}", status_code=204)

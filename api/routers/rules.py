@@ -132,8 +132,9 @@ async def backtest_rule(
             conn, rule_id, body.start, body.end, scope=who.area_prefix
         )
     lateness = parse_duration(request.app.state.settings.rules_lateness)
-    return backtest(rule, signals, closes=closes, silences=silences, until=body.end,
-                    lateness=lateness)  # fmt: skip
+    return backtest(
+        rule, signals, closes=closes, silences=silences, until=body.end, lateness=lateness
+    )
 
 
 @router.get("/{rule_id}/stats")

@@ -21,5 +21,10 @@ class Me(BaseModel):
 
 @router.get("/me")
 async def me(who: Reader, request: Request) -> Me:
-    return Me(name=who.name, role=who.role, area_prefix=who.area_prefix, unit_id=who.unit_id,
-              map_tiles=request.app.state.settings.map_tiles)  # fmt: skip
+    return Me(
+        name=who.name,
+        role=who.role,
+        area_prefix=who.area_prefix,
+        unit_id=who.unit_id,
+        map_tiles=request.app.state.settings.map_tiles,
+    )

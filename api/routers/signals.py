@@ -60,11 +60,20 @@ def shown(signal: Signal, who: Principal) -> SignalOut | None:
         return None
     assert signal.id is not None and signal.received_at is not None
     return SignalOut(
-        id=signal.id, ts=signal.ts, received_at=signal.received_at, kind=signal.kind,
-        source_id=signal.source_id, source_type=signal.source_type, area=signal.area,
-        site=signal.site, building=signal.building, value=signal.value,
-        confidence=signal.confidence, attrs=signal.attrs, tags=signal.tags,
-    )  # fmt: skip
+        id=signal.id,
+        ts=signal.ts,
+        received_at=signal.received_at,
+        kind=signal.kind,
+        source_id=signal.source_id,
+        source_type=signal.source_type,
+        area=signal.area,
+        site=signal.site,
+        building=signal.building,
+        value=signal.value,
+        confidence=signal.confidence,
+        attrs=signal.attrs,
+        tags=signal.tags,
+    )
 
 
 @router.get("/signals")
@@ -85,11 +94,18 @@ async def list_signals(
         return Page[SignalOut](items=[])
     async with pool.connection() as conn:
         found = await signal_log.search(
-            conn, scope=who.area_prefix, kind=kind, source_id=source_id,
-            source_type=source_type, area=area, since=since, until=until,
-            before_id=decode_int_cursor(cursor), limit=limit,
+            conn,
+            scope=who.area_prefix,
+            kind=kind,
+            source_id=source_id,
+            source_type=source_type,
+            area=area,
+            since=since,
+            until=until,
+            before_id=decode_int_cursor(cursor),
+            limit=limit,
             hidden_source_type=None if who.role in ID_READERS else "id_reader",
-        )  # fmt: skip
+        )
     more = len(found) > limit
     page = found[:limit]
     items = [s for s in (shown(x, who) for x in page) if s is not None]

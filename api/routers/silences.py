@@ -34,9 +34,12 @@ async def list_all(
     """Silences in the caller's area, newest first; `active=true`: only those in force now."""
     async with pool.connection() as conn:
         return await page_silences(
-            conn, scope=who.area_prefix, in_force_at=datetime.now(UTC) if active else None,
-            limit=limit, cursor=cursor,
-        )  # fmt: skip
+            conn,
+            scope=who.area_prefix,
+            in_force_at=datetime.now(UTC) if active else None,
+            limit=limit,
+            cursor=cursor,
+        )
 
 
 @router.delete("/{silence_id}")

@@ -54,10 +54,17 @@ class StatsParams:
 
     async def run(self, conn: AsyncConnection[DictRow], scope: str) -> Stats:
         return await incident_stats(
-            conn, scope=scope, start=self.start, end=self.end, now=self.now,
-            group_by=self.group_by, area=self.area, category=self.category,
-            priority=self.priority, level=self.level,
-        )  # fmt: skip
+            conn,
+            scope=scope,
+            start=self.start,
+            end=self.end,
+            now=self.now,
+            group_by=self.group_by,
+            area=self.area,
+            category=self.category,
+            priority=self.priority,
+            level=self.level,
+        )
 
 
 StatsQuery = Annotated[StatsParams, Depends()]
@@ -75,15 +82,14 @@ async def stats(who: Reader, pool: DbPool, query: StatsQuery) -> Stats:
         return await query.run(conn, who.area_prefix)
 
 
-@router.get(
-    "/stats.csv",
-    response_class=Response,
-    responses={200: {"content": {"text/csv": {}}}},
-)
+@router.get("/stats.csv", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
 async def stats_csv(who: Reader, pool: DbPool, query: StatsQuery) -> Response:
     """The same figures as a CSV sheet (the monthly 考核 sheet with `group_by=unit` or `area`)."""
     async with pool.connection() as conn:
         found = await query.run(conn, who.area_prefix)
     name = f"stats-{found.group_by}-{found.start:%Y%m%d}-{found.end:%Y%m%d}.csv"
-    return Response(stats_sheet(found), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})  # fmt: skip
+    return Response(
+        stats_sheet(found),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )

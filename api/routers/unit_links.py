@@ -57,12 +57,17 @@ async def unit_link(who: LinkHolder, pool: DbPool) -> UnitLinkView:
     async with pool.connection() as conn:
         incident = await store.get_incident(conn, who.incident_id, scope=who.area_prefix)
     summon = next((s for s in incident.summons if s.unit_id == who.unit_id), None)
-    return UnitLinkView(unit_id=who.unit_id, incident=incident, summon=summon,
-                        actions=_actions(incident, who.unit_id, summon))  # fmt: skip
+    return UnitLinkView(
+        unit_id=who.unit_id,
+        incident=incident,
+        summon=summon,
+        actions=_actions(incident, who.unit_id, summon),
+    )
 
 
 @page_router.get("/u/{token}", response_class=HTMLResponse, include_in_schema=False)
 async def unit_page(token: Annotated[str, Path(max_length=80)]) -> HTMLResponse:
     """The page checks nothing itself: the API answers its calls, or says the link expired."""
-    return HTMLResponse(_PAGE, headers={"Cache-Control": "no-store",
-                                        "Referrer-Policy": "no-referrer"})  # fmt: skip
+    return HTMLResponse(
+        _PAGE, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+    )

@@ -37,17 +37,32 @@ REVERSE_KINDS: dict[str, tuple[str, str | None]] = {
     "device_fault": ("6", None),
 }
 # Vision kinds the table has no type for: video alarms (method 5) without a type.
-VIDEO_KINDS = frozenset({"camera_fire", "camera_smoke", "fall", "fire_lane_blocked",
-                         "ebike_in_elevator"})  # fmt: skip
+VIDEO_KINDS = frozenset(
+    {"camera_fire", "camera_smoke", "fall", "fire_lane_blocked", "ebike_in_elevator"}
+)
 KIND_NAMES = {
-    "smoke_alarm": "烟感报警", "camera_fire": "视频火焰报警", "camera_smoke": "视频烟雾报警",
-    "intrusion": "区域入侵", "line_crossing": "越界", "loitering": "徘徊", "crowd": "人员聚集",
-    "motion": "移动侦测", "object_left": "物品遗留", "object_removed": "物品拿取",
-    "tamper": "防破坏报警", "camera_tamper": "视频遮挡", "video_loss": "视频丢失",
-    "device_fault": "设备故障", "device_alarm": "报警输入", "fall": "人员倒地",
-    "fire_lane_blocked": "消防通道占用", "ebike_in_elevator": "电动车进电梯",
-    "device_offline": "设备离线", "battery_low": "电量低", "id_watchlist_hit": "布控人员",
-}  # fmt: skip
+    "smoke_alarm": "烟感报警",
+    "camera_fire": "视频火焰报警",
+    "camera_smoke": "视频烟雾报警",
+    "intrusion": "区域入侵",
+    "line_crossing": "越界",
+    "loitering": "徘徊",
+    "crowd": "人员聚集",
+    "motion": "移动侦测",
+    "object_left": "物品遗留",
+    "object_removed": "物品拿取",
+    "tamper": "防破坏报警",
+    "camera_tamper": "视频遮挡",
+    "video_loss": "视频丢失",
+    "device_fault": "设备故障",
+    "device_alarm": "报警输入",
+    "fall": "人员倒地",
+    "fire_lane_blocked": "消防通道占用",
+    "ebike_in_elevator": "电动车进电梯",
+    "device_offline": "设备离线",
+    "battery_low": "电量低",
+    "id_watchlist_hit": "布控人员",
+}
 
 
 def method_and_type(kind: str, attrs: dict[str, Any]) -> tuple[str, str | None]:
@@ -96,15 +111,19 @@ class Forwarded:
     def body(self, sn: int, tz: ZoneInfo, skew: timedelta) -> bytes:
         method, alarm_type = method_and_type(self.kind, self.attrs)
         parts = [
-            "<CmdType>Alarm</CmdType>", f"<SN>{sn}</SN>", f"<DeviceID>{self.channel_id}</DeviceID>",
+            "<CmdType>Alarm</CmdType>",
+            f"<SN>{sn}</SN>",
+            f"<DeviceID>{self.channel_id}</DeviceID>",
             f"<AlarmPriority>{self.priority}</AlarmPriority>",
             f"<AlarmMethod>{method}</AlarmMethod>",
             f"<AlarmTime>{gb_date(self.created_at + skew, tz)[:19]}</AlarmTime>",
             f"<AlarmDescription>{escape(self.description())}</AlarmDescription>",
-        ]  # fmt: skip
+        ]
         if self.lon is not None and self.lat is not None:
-            parts += [f"<Longitude>{self.lon:.6f}</Longitude>",
-                      f"<Latitude>{self.lat:.6f}</Latitude>"]  # fmt: skip
+            parts += [
+                f"<Longitude>{self.lon:.6f}</Longitude>",
+                f"<Latitude>{self.lat:.6f}</Latitude>",
+            ]
         if alarm_type is not None:
             parts.append(f"<Info>\r\n<AlarmType>{escape(alarm_type)}</AlarmType>\r\n</Info>")
         text = (

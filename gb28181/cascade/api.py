@@ -83,9 +83,8 @@ async def delete_uplink(uplink_id: str, who: Admin, pool: DbPool) -> Response:
 
 @router.get("/{uplink_id}/deliveries")
 async def deliveries(
-    uplink_id: str, who: Admin, pool: DbPool,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-) -> list[DeliveryRow]:  # fmt: skip
+    uplink_id: str, who: Admin, pool: DbPool, limit: Annotated[int, Query(ge=1, le=500)] = 50
+) -> list[DeliveryRow]:
     """The delivery log: the latest alarms sent to this uplink, newest first."""
     async with pool.connection() as conn:
         await store.get_uplink(conn, uplink_id, scope=who.area_prefix)
@@ -96,13 +95,17 @@ async def deliveries(
 async def metrics_text(conn: AsyncConnection[DictRow]) -> bytes:
     """Each uplink's status for /metrics: registered, last keepalive answered, alarms
     forwarded and failed (as the GB process last wrote them)."""
-    registered = GaugeMetricFamily("sb_gb_uplink_registered", "Registered to the upper platform",
-                                   labels=["uplink"])  # fmt: skip
-    keepalive = GaugeMetricFamily("sb_gb_uplink_last_keepalive_seconds",
-                                  "Unix time of the last keepalive the upper answered",
-                                  labels=["uplink"])  # fmt: skip
-    alarms = CounterMetricFamily("sb_gb_uplink_alarms", "Alarms sent to the upper platform",
-                                 labels=["uplink", "outcome"])  # fmt: skip
+    registered = GaugeMetricFamily(
+        "sb_gb_uplink_registered", "Registered to the upper platform", labels=["uplink"]
+    )
+    keepalive = GaugeMetricFamily(
+        "sb_gb_uplink_last_keepalive_seconds",
+        "Unix time of the last keepalive the upper answered",
+        labels=["uplink"],
+    )
+    alarms = CounterMetricFamily(
+        "sb_gb_uplink_alarms", "Alarms sent to the upper platform", labels=["uplink", "outcome"]
+    )
     for row in await store.all_status(conn):
         registered.add_metric([row["id"]], 1.0 if row["registered"] else 0.0)
         at = row["last_keepalive"]

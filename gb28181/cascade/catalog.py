@@ -115,12 +115,15 @@ async def _lower_inputs(conn: AsyncConnection[DictRow], prefix: str) -> list[dic
 
 def _organisation(row: dict[str, Any], group: str, parent: str | None) -> Item:
     code = str(row["code"])
-    return Item(organisation_id(code), (
-        ("Name", str(row["name"])),
-        ("ParentID", organisation_id(parent) if parent else group),
-        ("BusinessGroupID", group),
-        ("CivilCode", civil_code(code)),
-    ))  # fmt: skip
+    return Item(
+        organisation_id(code),
+        (
+            ("Name", str(row["name"])),
+            ("ParentID", organisation_id(parent) if parent else group),
+            ("BusinessGroupID", group),
+            ("CivilCode", civil_code(code)),
+        ),
+    )
 
 
 def _channel(row: dict[str, Any], group: str, areas: set[str]) -> Item:
@@ -164,8 +167,15 @@ def pages(items: list[Item], size: int = PAGE) -> list[list[Item]]:
     return [items[i : i + size] for i in range(0, len(items), size)] or [[]]
 
 
-def response_body(cmd: str, sn: str, local_id: str, total: int, page: list[Item],
-                  root: str = "Response", event: str | None = None) -> bytes:  # fmt: skip
+def response_body(
+    cmd: str,
+    sn: str,
+    local_id: str,
+    total: int,
+    page: list[Item],
+    root: str = "Response",
+    event: str | None = None,
+) -> bytes:
     """A Catalog Response (or Notify) MESSAGE's body, in GB2312 (as GB18030, its superset)."""
     listed = "".join(item.xml(event) for item in page)
     text = (

@@ -81,18 +81,28 @@ async def _plan(
     if origin.channel_id is None:
         return []
     alarm = Forwarded(
-        channel_id=origin.channel_id, priority=PRIORITY.get(incident.priority.value, "4"),
-        kind=origin.kind, attrs=origin.attrs, title=incident.title, site=incident.site,
-        building=incident.building, created_at=incident.created_at,
+        channel_id=origin.channel_id,
+        priority=PRIORITY.get(incident.priority.value, "4"),
+        kind=origin.kind,
+        attrs=origin.attrs,
+        title=incident.title,
+        site=incident.site,
+        building=incident.building,
+        created_at=incident.created_at,
         lat=incident.lat if incident.lat is not None else origin.lat,
         lon=incident.lon if incident.lon is not None else origin.lon,
-    )  # fmt: skip
+    )
     return [
-        Planned(s.config.id, incident.id, None, alarm.channel_id,
-                alarm.body(incident.id % 10**9, tz, s.skew))
+        Planned(
+            s.config.id,
+            incident.id,
+            None,
+            alarm.channel_id,
+            alarm.body(incident.id % 10**9, tz, s.skew),
+        )
         for s in sessions
         if takes(s, incident, origin.kind)
-    ]  # fmt: skip
+    ]
 
 
 async def _plan_signal(
@@ -111,10 +121,17 @@ async def _plan_signal(
     if channel is None:
         return []
     alarm = Forwarded(
-        channel_id=channel, priority=signal_priority(attrs), kind=signal["kind"], attrs=attrs,
-        title=None, site=signal["site"], building=signal["building"], created_at=signal["ts"],
-        lat=lat, lon=lon,
-    )  # fmt: skip
+        channel_id=channel,
+        priority=signal_priority(attrs),
+        kind=signal["kind"],
+        attrs=attrs,
+        title=None,
+        site=signal["site"],
+        building=signal["building"],
+        created_at=signal["ts"],
+        lat=lat,
+        lon=lon,
+    )
     return [
         Planned(s.config.id, None, signal_id, channel, alarm.body(signal_id % 10**9, tz, s.skew))
         for s in sessions
@@ -167,12 +184,19 @@ async def send_due(pool: Pool, sessions: dict[str, UplinkSession]) -> int:
         for delivery, answer in zip(due, answers, strict=True):
             session = sessions[delivery.uplink_id]
             status = answer.status if answer is not None else None
-            error = None if status == 200 else (
-                f"answered {status} {answer.reason}" if answer is not None else session.last_error
-            )  # fmt: skip
+            error = (
+                None
+                if status == 200
+                else (
+                    f"answered {status} {answer.reason}"
+                    if answer is not None
+                    else session.last_error
+                )
+            )
             retry = timedelta(seconds=min(2.0 ** min(delivery.attempts + 1, 10), MAX_RETRY_S))
-            await store.delivery_attempted(conn, delivery, status=status, error=error, now=now,
-                                           retry_in=retry)  # fmt: skip
+            await store.delivery_attempted(
+                conn, delivery, status=status, error=error, now=now, retry_in=retry
+            )
             if answer is not None and answer.status in (403, 404):
                 session.lost.set()  # the upper does not know us any more
     return len(due)

@@ -81,8 +81,9 @@ class Cascade:
                 self._start(config)
 
     def _start(self, config: UplinkConfig) -> None:
-        session = UplinkSession(config, self.stack, self.server.tz, self._changed,
-                                backoff_s=self.backoff_s)  # fmt: skip
+        session = UplinkSession(
+            config, self.stack, self.server.tz, self._changed, backoff_s=self.backoff_s
+        )
         self.sessions[config.id] = session
         self.tasks[config.id] = asyncio.create_task(session.run())
 
@@ -99,10 +100,14 @@ class Cascade:
         try:
             async with self.server.pool.connection() as conn:
                 await store.save_status(
-                    conn, session.config.id, registered=session.registered,
-                    last_error=session.last_error, registered_at=session.registered_at,
-                    last_keepalive=session.last_keepalive, clock_skew_ms=session.skew_ms,
-                )  # fmt: skip
+                    conn,
+                    session.config.id,
+                    registered=session.registered,
+                    last_error=session.last_error,
+                    registered_at=session.registered_at,
+                    last_keepalive=session.last_keepalive,
+                    clock_skew_ms=session.skew_ms,
+                )
         except (psycopg.Error, PoolTimeout) as exc:
             log.warning("gb uplink status not saved", uplink=session.config.id, error=str(exc))
         if session.registered:
@@ -122,8 +127,9 @@ class Cascade:
 
     async def _follow(self, probe: Probe | None) -> None:
         channels = [store.UPLINKS_CHANNEL, store.OUTBOX_CHANNEL, REGISTRY_CHANNEL]
-        async for wakeup in wakeups(self.server.config.database_url, channels, idle=1.0,
-                                    probe=probe):  # fmt: skip
+        async for wakeup in wakeups(
+            self.server.config.database_url, channels, idle=1.0, probe=probe
+        ):
             # Right after LISTEN too: a change made before it was heard of is read now.
             if wakeup.reconnected or store.UPLINKS_CHANNEL in wakeup.channels:
                 await _guarded(self.reload())
@@ -201,8 +207,7 @@ class Cascade:
     async def _answer_device(self, session: UplinkSession, msg: Manscdp) -> None:
         if msg.cmd_type == "DeviceInfo":
             async with self.server.pool.connection() as conn:
-                items = await scope_items(conn, session.config.local_id,
-                                          session.config.area_prefix)  # fmt: skip
+                items = await scope_items(conn, session.config.local_id, session.config.area_prefix)
             extra = (
                 "<Result>OK</Result>\r\n<DeviceName>哨兵</DeviceName>\r\n"
                 "<Manufacturer>Shaobing</Manufacturer>\r\n<Model>Shaobing hub</Model>\r\n"
@@ -243,10 +248,11 @@ class Cascade:
             items = await scope_items(conn, session.config.local_id, session.config.area_prefix)
         response = await inc.respond(200, headers=[("Expires", str(expires))])
         sub = Subscription(
-            call_id=inc.request.call_id, theirs=inc.request.headers.get("From") or "",
+            call_id=inc.request.call_id,
+            theirs=inc.request.headers.get("From") or "",
             ours=response.headers.get("To") or "",
             expires_at=datetime.now(UTC) + timedelta(seconds=expires),
-        )  # fmt: skip
+        )
         sub.seen = {item.id: item for item in items}
         self.subscriptions[session.config.id] = sub
 
@@ -280,11 +286,16 @@ class Cascade:
         sub.cseq += 1
         left = max(int((sub.expires_at - datetime.now(UTC)).total_seconds()), 0)
         request = build_request(
-            "NOTIFY", f"sip:{session.config.upper_id}@{session.config.host}:{session.config.port}",
-            from_=sub.ours, to=sub.theirs, call_id=sub.call_id, cseq=sub.cseq,
+            "NOTIFY",
+            f"sip:{session.config.upper_id}@{session.config.host}:{session.config.port}",
+            from_=sub.ours,
+            to=sub.theirs,
+            call_id=sub.call_id,
+            cseq=sub.cseq,
             headers=[("Event", "Catalog"), ("Subscription-State", f"active;expires={left}")],
-            body=body, content_type=MANSCDP_TYPE,
-        )  # fmt: skip
+            body=body,
+            content_type=MANSCDP_TYPE,
+        )
         try:
             answer = await self.stack.request(request, session.address)
         except (SipTimeout, SipTransportError):

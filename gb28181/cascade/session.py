@@ -38,18 +38,24 @@ class UplinkSession:
     """Runs one uplink until cancelled; `on_change` is awaited after each change of state."""
 
     def __init__(
-        self, config: UplinkConfig, stack: SipStack, tz: ZoneInfo,
-        on_change: Callable[[UplinkSession], Awaitable[None]], *,
-        backoff_s: float = 1.0, max_backoff_s: float = 60.0,
-    ) -> None:  # fmt: skip
+        self,
+        config: UplinkConfig,
+        stack: SipStack,
+        tz: ZoneInfo,
+        on_change: Callable[[UplinkSession], Awaitable[None]],
+        *,
+        backoff_s: float = 1.0,
+        max_backoff_s: float = 60.0,
+    ) -> None:
         self.config = config
         self.stack = stack
         self.tz = tz
         self.on_change = on_change
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
-        self.address = Address("tcp" if config.transport == "tcp" else "udp", config.host,
-                               config.port)  # fmt: skip
+        self.address = Address(
+            "tcp" if config.transport == "tcp" else "udp", config.host, config.port
+        )
         self.registered = False
         self.last_error: str | None = None
         self.registered_at: datetime | None = None
@@ -145,15 +151,22 @@ class UplinkSession:
         self, method: str, uri: str, headers: list[tuple[str, str]], body: bytes = b""
     ) -> SipResponse | None:
         me = f"<sip:{self.config.local_id}@{self.local_domain}>"
-        to = me if method == "REGISTER" else (
-            f"<sip:{self.config.upper_id}@{self.config.upper_domain}>"
-        )  # fmt: skip
+        to = (
+            me
+            if method == "REGISTER"
+            else (f"<sip:{self.config.upper_id}@{self.config.upper_domain}>")
+        )
         request = build_request(
-            method, uri, from_=me, to=to,
+            method,
+            uri,
+            from_=me,
+            to=to,
             call_id=self.call_id if method == "REGISTER" else None,
-            cseq=next(self._cseq) if method == "REGISTER" else 1, headers=headers, body=body,
+            cseq=next(self._cseq) if method == "REGISTER" else 1,
+            headers=headers,
+            body=body,
             content_type=MANSCDP_TYPE if body else None,
-        )  # fmt: skip
+        )
         try:
             return await self.stack.request(request, self.address)
         except (SipTimeout, SipTransportError) as exc:
@@ -169,8 +182,9 @@ class UplinkSession:
             name = "WWW-Authenticate" if answer.status == 401 else "Proxy-Authenticate"
             challenge = answer.headers.get(name) or ""
             try:
-                auth = authorization_for(challenge, "REGISTER", uri, self.config.local_id,
-                                         self.config.password)  # fmt: skip
+                auth = authorization_for(
+                    challenge, "REGISTER", uri, self.config.local_id, self.config.password
+                )
             except ValueError as exc:
                 answer, self.last_error = None, f"the upper's challenge is unreadable: {exc}"
             else:

@@ -39,11 +39,15 @@ def _seal_id(uplink_id: str) -> str:
 
 def _uplink(row: dict[str, Any]) -> Uplink:
     status = UplinkStatus(
-        registered=bool(row["registered"]), last_error=row["last_error"],
-        registered_at=row["registered_at"], last_keepalive=row["last_keepalive"],
-        clock_skew_ms=row["clock_skew_ms"], forwarded=row["forwarded"], failed=row["failed"],
+        registered=bool(row["registered"]),
+        last_error=row["last_error"],
+        registered_at=row["registered_at"],
+        last_keepalive=row["last_keepalive"],
+        clock_skew_ms=row["clock_skew_ms"],
+        forwarded=row["forwarded"],
+        failed=row["failed"],
         pending=row["pending"],
-    )  # fmt: skip
+    )
     fields = {k: row[k] for k in Uplink.model_fields if k != "status"}
     return Uplink.model_validate({**fields, "status": status})
 
@@ -57,10 +61,23 @@ async def create_uplink(conn: AsyncConnection[DictRow], data: UplinkIn, seal_key
             "INSERT INTO gb28181_uplinks (id, name, upper_id, upper_domain, host, port, transport,"
             " sealed_password, local_id, area_prefix, forward, keepalive_s, expires_s, enabled)"
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (data.id, data.name, data.upper_id, data.upper_domain, data.host, data.port,
-             data.transport, sealed, data.local_id, data.area_prefix,
-             Jsonb(data.forward.model_dump()), data.keepalive_s, data.expires_s, data.enabled),
-        )  # fmt: skip
+            (
+                data.id,
+                data.name,
+                data.upper_id,
+                data.upper_domain,
+                data.host,
+                data.port,
+                data.transport,
+                sealed,
+                data.local_id,
+                data.area_prefix,
+                Jsonb(data.forward.model_dump()),
+                data.keepalive_s,
+                data.expires_s,
+                data.enabled,
+            ),
+        )
     except errors.UniqueViolation:
         raise Conflict(f"uplink {data.id} or local_id {data.local_id} exists") from None
     await _changed(conn)
@@ -83,10 +100,23 @@ async def replace_uplink(
             " port = %s, transport = %s, sealed_password = coalesce(%s, sealed_password),"
             " local_id = %s, area_prefix = %s, forward = %s, keepalive_s = %s, expires_s = %s,"
             " enabled = %s, updated_at = now() WHERE id = %s",
-            (data.name, data.upper_id, data.upper_domain, data.host, data.port, data.transport,
-             sealed, data.local_id, data.area_prefix, Jsonb(data.forward.model_dump()),
-             data.keepalive_s, data.expires_s, data.enabled, data.id),
-        )  # fmt: skip
+            (
+                data.name,
+                data.upper_id,
+                data.upper_domain,
+                data.host,
+                data.port,
+                data.transport,
+                sealed,
+                data.local_id,
+                data.area_prefix,
+                Jsonb(data.forward.model_dump()),
+                data.keepalive_s,
+                data.expires_s,
+                data.enabled,
+                data.id,
+            ),
+        )
     except errors.UniqueViolation:
         raise Conflict(f"local_id {data.local_id} is another uplink's") from None
     await _changed(conn)
@@ -161,10 +191,15 @@ async def enabled_uplinks(conn: AsyncConnection[DictRow], seal_key: bytes) -> li
 
 
 async def save_status(
-    conn: AsyncConnection[DictRow], uplink_id: str, *, registered: bool,
-    last_error: str | None, registered_at: datetime | None,
-    last_keepalive: datetime | None, clock_skew_ms: int | None,
-) -> None:  # fmt: skip
+    conn: AsyncConnection[DictRow],
+    uplink_id: str,
+    *,
+    registered: bool,
+    last_error: str | None,
+    registered_at: datetime | None,
+    last_keepalive: datetime | None,
+    clock_skew_ms: int | None,
+) -> None:
     await conn.execute(
         "INSERT INTO gb28181_uplink_status AS s (uplink_id, registered, last_error,"
         " registered_at, last_keepalive, clock_skew_ms) VALUES (%s, %s, %s, %s, %s, %s)"
@@ -258,9 +293,14 @@ async def add_deliveries(conn: AsyncConnection[DictRow], rows: list[Planned]) ->
             " channel_id, body) SELECT * FROM unnest(%s::text[], %s::bigint[], %s::bigint[],"
             f" %s::text[], %s::bytea[]) ON CONFLICT (uplink_id, {origin})"
             f" WHERE {origin} IS NOT NULL DO NOTHING",
-            ([r.uplink_id for r in mine], [r.incident_id for r in mine],
-             [r.signal_id for r in mine], [r.channel_id for r in mine], [r.body for r in mine]),
-        )  # fmt: skip
+            (
+                [r.uplink_id for r in mine],
+                [r.incident_id for r in mine],
+                [r.signal_id for r in mine],
+                [r.channel_id for r in mine],
+                [r.body for r in mine],
+            ),
+        )
 
 
 async def due_deliveries(
@@ -276,9 +316,14 @@ async def due_deliveries(
 
 
 async def delivery_attempted(
-    conn: AsyncConnection[DictRow], delivery: Delivery, *, status: int | None,
-    error: str | None, now: datetime, retry_in: timedelta,
-) -> None:  # fmt: skip
+    conn: AsyncConnection[DictRow],
+    delivery: Delivery,
+    *,
+    status: int | None,
+    error: str | None,
+    now: datetime,
+    retry_in: timedelta,
+) -> None:
     """The upper's answer: 200 delivers, anything else is tried again after `retry_in`."""
     ok = status is not None and 200 <= status < 300
     await conn.execute(

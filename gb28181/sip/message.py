@@ -128,16 +128,7 @@ _LIST_HEADERS = frozenset(
     {"via", "contact", "route", "record-route", "allow", "supported", "require", "unsupported"}
 )
 _SINGLE_HEADERS = frozenset(
-    {
-        "call-id",
-        "cseq",
-        "from",
-        "to",
-        "content-length",
-        "content-type",
-        "max-forwards",
-        "expires",
-    }
+    {"call-id", "cseq", "from", "to", "content-length", "content-type", "max-forwards", "expires"}
 )
 
 _TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")

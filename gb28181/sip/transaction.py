@@ -130,10 +130,7 @@ class TransactionTable:
 
 
 async def run_client(
-    transaction: ClientTransaction,
-    send: Callable[[], None],
-    timers: Timers,
-    reliable: bool,
+    transaction: ClientTransaction, send: Callable[[], None], timers: Timers, reliable: bool
 ) -> SipResponse:
     """Sends the request and waits for its final response (RFC 3261 17.1.2.2).
 

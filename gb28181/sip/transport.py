@@ -180,10 +180,7 @@ class UdpEndpoint:
     arrives, instead of leaving the kernel buffer to overflow and lose everyone's datagrams."""
 
     def __init__(
-        self,
-        sock: socket.socket,
-        on_datagram: Callable[[bytes, Address], None],
-        batch: int = 64,
+        self, sock: socket.socket, on_datagram: Callable[[bytes, Address], None], batch: int = 64
     ) -> None:
         self.sock = sock
         self.on_datagram = on_datagram

@@ -96,8 +96,10 @@ class EmbeddedBroker:
         self.host = host if host is not None else self.host
         self.port = port or free_port()
         if not port_is_free(self.host, self.port):
-            raise BrokerError(f"{self.host}:{self.port} is in use: set SB_MQTT_LISTEN to"
-                              " another address, or SB_MQTT_URL to use that broker")  # fmt: skip
+            raise BrokerError(
+                f"{self.host}:{self.port} is in use: set SB_MQTT_LISTEN to"
+                " another address, or SB_MQTT_URL to use that broker"
+            )
         (self.dir / "data").mkdir(parents=True, exist_ok=True)
         self._stop_leftover()
         command = self._mosquitto_command() if self.kind == "mosquitto" else self._amqtt_command()

@@ -57,10 +57,7 @@ class EmbeddedPostgres:
         self._prepare_permissions()
         if not (self.pgdata / "PG_VERSION").exists():
             log.info("initialising embedded PostgreSQL", pgdata=str(self.pgdata))
-            self._run(
-                _initdb,
-                ["--auth=trust", "--encoding=UTF8", "--locale=C", "-U", "postgres"],
-            )
+            self._run(_initdb, ["--auth=trust", "--encoding=UTF8", "--locale=C", "-U", "postgres"])
         running = self._running_port()
         if running is not None:
             self.port = running

@@ -42,9 +42,12 @@ class DingTalk:
         body = {
             "msgtype": "markdown",
             "markdown": {"title": message.title, "text": text},
-            "at": {"atMobiles": mentions.mobiles, "atUserIds": mentions.user_ids,
-                   "isAtAll": mentions.all},
-        }  # fmt: skip
+            "at": {
+                "atMobiles": mentions.mobiles,
+                "atUserIds": mentions.user_ids,
+                "isAtAll": mentions.all,
+            },
+        }
         url = signed_url(message.channel.url, secret_of(message.channel), int(time.time() * 1000))
         answer, reply = await post_json(self.http, url, dumps(body))
         return robot_answer(answer, reply, code_keys=("errcode",), rate_limited=RATE_LIMITED)

@@ -37,14 +37,18 @@ class Feishu:
         colour = next((c for mark, c in _COLOURS.items() if message.title.startswith(mark)), "blue")
         timestamp = int(time.time())
         body = {
-            "timestamp": str(timestamp), "sign": sign(secret_of(message.channel), timestamp),
+            "timestamp": str(timestamp),
+            "sign": sign(secret_of(message.channel), timestamp),
             "msg_type": "interactive",
             "card": {
-                "header": {"title": {"tag": "plain_text", "content": message.title},
-                           "template": colour},
+                "header": {
+                    "title": {"tag": "plain_text", "content": message.title},
+                    "template": colour,
+                },
                 "elements": [{"tag": "markdown", "content": text}],
             },
-        }  # fmt: skip
+        }
         answer, reply = await post_json(self.http, message.channel.url, dumps(body))
-        return robot_answer(answer, reply, code_keys=("code", "StatusCode"),
-                            rate_limited=RATE_LIMITED)  # fmt: skip
+        return robot_answer(
+            answer, reply, code_keys=("code", "StatusCode"), rate_limited=RATE_LIMITED
+        )

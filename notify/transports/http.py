@@ -43,8 +43,9 @@ def dumps(body: Any) -> bytes:
 ROBOT_BACKOFF_S = 60.0  # a robot over its rate: its limit is per minute
 
 
-def robot_answer(answer: Answer, reply: Any, *, code_keys: tuple[str, ...],
-                 rate_limited: frozenset[int]) -> Answer:  # fmt: skip
+def robot_answer(
+    answer: Answer, reply: Any, *, code_keys: tuple[str, ...], rate_limited: frozenset[int]
+) -> Answer:
     """A chat robot answers HTTP 200 and says in its body whether it took the message: 0 is
     yes, its rate-limit codes mean later, any other code is final (a wrong key or sign)."""
     if answer.outcome != "delivered":

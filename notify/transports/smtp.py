@@ -33,11 +33,15 @@ class Smtp:
         tls = url.scheme == "smtps"
         try:
             reply = await aiosmtplib.send(
-                compose(message), hostname=url.hostname, port=url.port or (465 if tls else 587),
+                compose(message),
+                hostname=url.hostname,
+                port=url.port or (465 if tls else 587),
                 username=unquote(url.username) if url.username else None,
-                password=secret_of(channel) or None, use_tls=tls,
-                start_tls=channel.email.starttls and not tls, timeout=TIMEOUT_S,
-            )  # fmt: skip
+                password=secret_of(channel) or None,
+                use_tls=tls,
+                start_tls=channel.email.starttls and not tls,
+                timeout=TIMEOUT_S,
+            )
         except aiosmtplib.SMTPResponseException as exc:
             transient = 400 <= exc.code < 500  # SMTP's own "try again later"
             return Answer("retry" if transient else "failed", exc.code, exc.message[:ANSWER_CHARS])

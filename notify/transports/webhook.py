@@ -24,10 +24,16 @@ class Webhook:
 
     async def send(self, message: Outgoing) -> Answer:
         [item] = message.items  # webhooks are never grouped
-        body = dumps({
-            "event": item.event, "incident": item.incident, "notification_id": item.notification_id,
-            "title": message.title, "text": message.text, "sent_at": message.sent_at.isoformat(),
-        })  # fmt: skip
+        body = dumps(
+            {
+                "event": item.event,
+                "incident": item.incident,
+                "notification_id": item.notification_id,
+                "title": message.title,
+                "text": message.text,
+                "sent_at": message.sent_at.isoformat(),
+            }
+        )
         headers = {"Idempotency-Key": item.idempotency_key, "X-Shaobing-Event": item.event}
         if secret := secret_of(message.channel):
             headers["X-Shaobing-Signature"] = signature(secret, body)

@@ -34,10 +34,13 @@ class WeCom:
         answer = await self._post(message.channel.url, dumps(body))
         if answer.outcome != "delivered" or not (mentions.mobiles or mentions.all):
             return answer
-        call = {"msgtype": "text", "text": {
-            "content": message.title,
-            "mentioned_mobile_list": [*mentions.mobiles, *(["@all"] if mentions.all else [])],
-        }}  # fmt: skip
+        call = {
+            "msgtype": "text",
+            "text": {
+                "content": message.title,
+                "mentioned_mobile_list": [*mentions.mobiles, *(["@all"] if mentions.all else [])],
+            },
+        }
         return await self._post(message.channel.url, dumps(call))
 
     async def _post(self, url: str, body: bytes) -> Answer:

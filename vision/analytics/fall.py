@@ -88,9 +88,14 @@ class Standing:
 
 
 def body_cues(
-    ref: Standing | None, keypoints: np.ndarray | None, aspect: float, box: Box,
-    config: FallConfig, frame_height: float = 1.0, box_pixels: float = 0.0,
-) -> set[str]:  # fmt: skip
+    ref: Standing | None,
+    keypoints: np.ndarray | None,
+    aspect: float,
+    box: Box,
+    config: FallConfig,
+    frame_height: float = 1.0,
+    box_pixels: float = 0.0,
+) -> set[str]:
     """The cues of a body on the ground this box (normalised) and its keypoints (pixels) show."""
     cues: set[str] = set()
     if ref is not None and ref.height < config.min_height:
@@ -159,15 +164,20 @@ class Fall:
     def candidates(self, tracks: list[Track], shape: tuple[int, int], ts: float) -> list[Track]:
         """Person tracks seen now whose box turned wide, shrank or dropped: the pose model
         looks at them."""
-        return [t for t in tracks if t.label == "person" and t.last_seen == ts
-                and self._suspect(t, shape)]  # fmt: skip
+        return [
+            t
+            for t in tracks
+            if t.label == "person" and t.last_seen == ts and self._suspect(t, shape)
+        ]
 
     def _suspect(self, track: Track, shape: tuple[int, int]) -> bool:
         if pixel_aspect(track.box, shape) >= self.config.candidate_aspect:
             return True
         ref = self._reference(track) if track.whole else None
-        return ref is not None and bool({"low", "head"} & body_cues(
-            ref, None, pixel_aspect(track.box, shape), track.box, self.config))  # fmt: skip
+        return ref is not None and bool(
+            {"low", "head"}
+            & body_cues(ref, None, pixel_aspect(track.box, shape), track.box, self.config)
+        )
 
     def update(
         self, ts: float, tracks: list[Track], pose: Detections | None, shape: tuple[int, int]
@@ -209,8 +219,14 @@ class Fall:
             return None
         episode.reported = True
         confidence = sum(episode.scores) / len(episode.scores)
-        return Event("fall", ts, confidence=confidence, track_id=track.id, bbox=track.box,
-                     marks=[(track.box, f"fall #{track.id}")])  # fmt: skip
+        return Event(
+            "fall",
+            ts,
+            confidence=confidence,
+            track_id=track.id,
+            bbox=track.box,
+            marks=[(track.box, f"fall #{track.id}")],
+        )
 
     def _upright(self, track: Track, shape: tuple[int, int]) -> bool:
         ref = self._reference(track)
@@ -231,13 +247,19 @@ class Fall:
         ref = self.standing.get(track.id)
         if ref is not None:
             return ref
-        near = [s for tid, s in self.standing.items()
-                if tid not in self.alive and _within_reach(s, track.box)]  # fmt: skip
+        near = [
+            s
+            for tid, s in self.standing.items()
+            if tid not in self.alive and _within_reach(s, track.box)
+        ]
         return max(near, key=lambda s: s.ts, default=None)
 
     def _forget_standing(self, ts: float, alive: set[int]) -> None:
-        self.standing = {tid: s for tid, s in self.standing.items()
-                         if tid in alive or ts - s.ts <= self.config.forget_s}  # fmt: skip
+        self.standing = {
+            tid: s
+            for tid, s in self.standing.items()
+            if tid in alive or ts - s.ts <= self.config.forget_s
+        }
 
     def _cues(self, track: Track, pose: Detections | None, shape: tuple[int, int]) -> set[str]:
         keypoints = self._keypoints(track, pose, shape)
@@ -247,8 +269,15 @@ class Fall:
         height, width = shape
         x1, y1, x2, y2 = track.box
         longer = max((x2 - x1) * width, (y2 - y1) * height)
-        cues = body_cues(ref, keypoints, pixel_aspect(track.box, shape), track.box,
-                         self.config, float(height), longer)  # fmt: skip
+        cues = body_cues(
+            ref,
+            keypoints,
+            pixel_aspect(track.box, shape),
+            track.box,
+            self.config,
+            float(height),
+            longer,
+        )
         if not track.whole:
             cues -= {"wide"}  # a box cut by the frame or hidden from below has no shape
         if self._upright(track, shape):

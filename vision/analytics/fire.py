@@ -99,8 +99,9 @@ class FireSmoke:
             box = _norm(dets, best, shape) if best is not None else None
             event = self._judge(label, history, _Run(ts, score, box, thumb))
             if event is not None:
-                event.marks = [(_norm(dets, i, shape), f"{label} {float(dets.conf[i]):.2f}")
-                               for i in picked]  # fmt: skip
+                event.marks = [
+                    (_norm(dets, i, shape), f"{label} {float(dets.conf[i]):.2f}") for i in picked
+                ]
                 events.append(event)
         return events
 

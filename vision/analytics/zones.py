@@ -220,11 +220,14 @@ class Crowd:
     def members(self, tracks: list[Track]) -> list[Track]:
         rule = self.params
         return [
-            t for t in tracks
-            if t.visible and t.label in rule.objects and t.score >= rule.count_score
+            t
+            for t in tracks
+            if t.visible
+            and t.label in rule.objects
+            and t.score >= rule.count_score
             and rule.filter_for(t.label).min_area <= t.area <= rule.filter_for(t.label).max_area
             and bool(shapely.contains_xy(self._shape, *t.anchor))
-        ]  # fmt: skip
+        ]
 
     def update(self, ts: float, tracks: list[Track], detected: bool = True) -> list[Event]:
         members = self.members(tracks)
