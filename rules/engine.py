@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -214,8 +214,12 @@ class Engine:
             return recoveries
         self._remember(self._order, signal)
         decisions = recoveries
+        # A signal that corroborates an open incident (a camera's smoke in the building of a
+        # smoke alarm) is that incident's evidence: it joins incidents already open for it but
+        # opens no other one for the same fire.
+        may_open = not self._corroborated(self._order, signal)
         for loaded in self._rules.values():
-            decisions += self._evaluate(loaded, signal, now)
+            decisions += self._evaluate(loaded, signal, now, may_open=may_open)
         attached = {(d.rule.id, d.key) for d in decisions if d.signal is signal}
         decisions += [
             d
@@ -295,7 +299,9 @@ class Engine:
 
     # --- per rule ----------------------------------------------------------------------------
 
-    def _evaluate(self, loaded: _Loaded, signal: Signal, now: datetime) -> list[Decision]:
+    def _evaluate(
+        self, loaded: _Loaded, signal: Signal, now: datetime, *, may_open: bool = True
+    ) -> list[Decision]:
         rule = loaded.rule
         if not rule.enabled:
             return []
@@ -303,6 +309,8 @@ class Engine:
         if not passed or not (rule.schedule is None or rule.schedule.contains(signal.ts)):
             return []
         key = group_key(rule, signal)
+        if not may_open and not (key in loaded.groups and loaded.groups[key].open):
+            return []
         group = loaded.groups.setdefault(key, _Group())
         if group.quiet_until is not None:
             if now < group.quiet_until:
@@ -433,9 +441,20 @@ class Engine:
         return found
 
     def _confirmations(self, order: int, signal: Signal) -> list[Decision]:
-        """A confirming signal raises every open incident it corroborates: those with a
-        matching signal at the same place within the window."""
+        """A confirming signal raises every open incident it corroborates."""
         decisions = []
+        for loaded, key, group in self._corroborating(order, signal):
+            assert loaded.rule.confirm is not None
+            group.held.add(order)
+            decisions.append(self._attached(loaded, key, signal, loaded.rule.confirm.priority))
+        return decisions
+
+    def _corroborated(self, order: int, signal: Signal) -> bool:
+        return next(self._corroborating(order, signal), None) is not None
+
+    def _corroborating(self, order: int, signal: Signal) -> Iterator[tuple[_Loaded, str, _Group]]:
+        """The open incidents `signal` corroborates: those of a rule whose `confirm` takes its
+        kind, with a signal of their own at the same place within the window."""
         for loaded in self._rules.values():
             confirm = loaded.rule.confirm
             if confirm is None or signal.kind not in confirm.kind:
@@ -455,9 +474,7 @@ class Engine:
                         for h in group.hits
                     )
                 ):
-                    group.held.add(order)
-                    decisions.append(self._attached(loaded, key, signal, confirm.priority))
-        return decisions
+                    yield loaded, key, group
 
     def _remember(self, order: int, signal: Signal) -> None:
         if signal.kind not in self._confirm_kinds:

@@ -107,6 +107,24 @@ def test_confirmation_raises_priority_in_either_order() -> None:
     assert [d.priority for d in late] == [Priority.MAJOR]  # 200 s > the 120 s window
 
 
+def test_a_signal_that_confirms_an_incident_opens_no_other() -> None:
+    """With the built-in rules together, a camera's fire in the building of an open smoke alarm
+    raises that incident; it is not a second incident for the same fire. The same camera's
+    fire elsewhere, or after the window, opens camera-fire as usual."""
+    shipped = [(r, 1) for r in BUILTIN_RULES]
+    engine = Engine(shipped)
+    one_fire = run(engine, [sig("smoke_alarm", 0), sig("camera_fire", 30, source="CAM-1")])
+    assert [(d.rule.id, d.opens, d.priority) for d in one_fire] == [
+        ("smoke-alarm", True, Priority.MAJOR),
+        ("smoke-alarm", False, Priority.EMERGENCY),
+    ]
+    elsewhere = run(engine, [sig("camera_fire", 40, source="CAM-2", building="9栋")])
+    assert [(d.rule.id, d.opens) for d in elsewhere] == [("camera-fire", True)]
+    later = Engine(shipped)
+    apart = run(later, [sig("smoke_alarm", 0), sig("camera_fire", 300, source="CAM-1")])
+    assert [(d.rule.id, d.opens) for d in apart] == [("smoke-alarm", True), ("camera-fire", True)]
+
+
 def test_all_needs_every_branch_within_the_window() -> None:
     builtin = next(r for r in BUILTIN_RULES if r.id == "confirmed-fire")
     confirmed = builtin.model_copy(update={"enabled": True})

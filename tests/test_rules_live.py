@@ -77,15 +77,7 @@ def test_signals_open_and_attach_incidents(driver: RulesDriver, database_url: st
     assert incidents(database_url) == [
         ("smoke-alarm", PLACE + "3栋", "emergency", 3, "Smoke alarm at 楼村花园 3栋"),
         ("smoke-alarm", PLACE + "5栋", "major", 1, "Smoke alarm at 楼村花园 5栋"),
-        # a camera's smoke is an episode it judged over seconds: one signal opens camera-fire
-        (
-            "camera-fire",
-            f"area={COMMUNITY}|source_id=CAM-1",
-            "major",
-            1,
-            "Camera CAM-1 sees camera_smoke at 楼村花园",
-        ),
-    ]  # the camera in 3栋 confirmed that one and raised it to emergency
+    ]  # the camera in 3栋 confirmed that one and raised it to emergency, and opened nothing else
 
 
 def test_cooldown_after_close(driver: RulesDriver, database_url: str) -> None:
