@@ -49,6 +49,7 @@ PLACEHOLDERS = {
     "escalated_to",
     "unit",
     "link",
+    "api_link",
     "evidence_line",
     "map_line",
     "unit_link",
@@ -258,6 +259,12 @@ class Links:
     public_url: str
 
     def incident(self, incident_id: int) -> str:
+        """The console's page of the incident: a person opens it in a browser, which asks for
+        a token first and then shows the incident."""
+        return f"{self.public_url}/incidents/{incident_id}"
+
+    def api_incident(self, incident_id: int) -> str:
+        """The incident in the JSON API, for scripts with a Bearer token."""
         return f"{self.public_url}/api/v1/incidents/{incident_id}"
 
     def evidence(self, evidence_id: str) -> str:
@@ -317,6 +324,7 @@ def incident_fields(
         action_label=labels["action"].get(action, action),
         escalated_to=incident.escalated_to or "",
         link=links.incident(incident.id),
+        api_link=links.api_incident(incident.id),
         evidence_line=evidence_line,
         map_line=map_line,
     )

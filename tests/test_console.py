@@ -238,6 +238,24 @@ def test_evidence_pictures_load_with_the_token(
     page.close()
 
 
+def test_a_messages_link_opens_its_incident_after_the_token(
+    world: httpx.Client, browser: Any, api_url: str
+) -> None:
+    """Messages link to /incidents/{id}: a browser without a token is asked for one, then lands
+    on that incident, not on the board."""
+    incident = world.post(
+        "/api/v1/incidents", json={"category": "fire", "title": "消息里的链接", "area": COMMUNITY}
+    ).json()
+    page = browser.new_page(locale="zh-CN")
+    page.goto(f"{api_url}/incidents/{incident['id']}")
+    page.wait_for_url(lambda url: "/login?next=" in url)
+    page.fill("input[name=token]", issue(api_url, "dispatcher", COMMUNITY))
+    page.click("button[type=submit]")
+    page.wait_for_url(f"**/incidents/{incident['id']}")
+    page.wait_for_selector("text=消息里的链接")
+    page.close()
+
+
 def test_a_reports_photos_show_on_its_incident(
     world: httpx.Client, browser: Any, api_url: str
 ) -> None:

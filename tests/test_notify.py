@@ -139,7 +139,7 @@ def test_dingtalk_feishu_and_wecom_robots_take_signed_messages_in_their_shapes(
     )
     content = markdown.json()["markdown"]["content"]
     assert content.startswith("### 🔴【紧急】烟感报警 3栋") and "<@zhangsan>" in content
-    assert f"{PUBLIC}/api/v1/incidents/" in content
+    assert f"({PUBLIC}/incidents/" in content  # the console's page, which a browser can open
     assert text.json()["text"]["mentioned_mobile_list"] == ["13900139000"]
     assert ding.refused == [] and fei.refused == [] and wecom.refused == []
 
@@ -314,7 +314,10 @@ def test_operators_reword_messages_and_english_is_there(
         assert refused.status_code == 403
     changed = admin.put(
         "/api/v1/templates/incident.created/en",
-        json={"title": "ALARM {priority_label}: {title}", "body": "{title} at {place}, see {link}"},
+        json={
+            "title": "ALARM {priority_label}: {title}",
+            "body": "{title} at {place}, see {link} ({api_link})",
+        },
     )
     assert changed.status_code == 200 and changed.json()["custom"] is True  # fmt: skip
     with serving(Webhook("s")) as hook:
@@ -326,7 +329,8 @@ def test_operators_reword_messages_and_english_is_there(
     body = got.json()
     assert body["title"] == "ALARM Emergency: 烟感报警 3栋"
     assert (
-        body["text"] == f"烟感报警 3栋 at 楼村花园 3栋, see {PUBLIC}/api/v1/incidents/{incident.id}"
+        body["text"] == f"烟感报警 3栋 at 楼村花园 3栋, see {PUBLIC}/incidents/{incident.id}"
+        f" ({PUBLIC}/api/v1/incidents/{incident.id})"
     )
     restored = admin.delete("/api/v1/templates/incident.created/en").json()
     assert restored["custom"] is False

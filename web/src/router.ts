@@ -21,6 +21,7 @@ export const router = createRouter({
 
 router.beforeEach((to) => {
   if (to.meta.public) return true
-  if (!token()) return '/login'
+  // A link from a message (/incidents/42) opens after the token is given.
+  if (!token()) return { path: '/login', query: to.fullPath === '/' ? {} : { next: to.fullPath } }
   return session.me ? true : undefined
 })
