@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test test-fast lint clean test-timescale console
+.PHONY: run test test-fast lint clean test-timescale console api-types
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,25 @@ $(WEB_MODULES): $(WEB)/package.json $(WEB)/package-lock.json
 $(CONSOLE): $(WEB_MODULES) $(shell find $(WEB)/src -type f) $(WEB)/index.html $(WEB)/vite.config.ts
 	cd $(WEB) && npm run build
 
-## console: build the command-centre console (Node 20)
-console: $(CONSOLE)
+# The console's API types, generated from the OpenAPI document the hub serves (`shaobing
+# openapi`, no server needed) by openapi-typescript. They are checked in: `make run` and
+# `make test` build the console from them as they are (a fresh clone needs no venv to have
+# them), and tests/test_console_types.py fails when they differ from what the API says.
+# Written only when they change, so an unchanged API rebuilds nothing.
+API_TYPES := $(WEB)/src/api/schema.d.ts
+## api-types: regenerate web/src/api/schema.d.ts from the API's OpenAPI document
+api-types: $(INSTALLED) $(WEB_MODULES)
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	$(BIN)/shaobing openapi --out "$$tmp/openapi.json" && \
+	$(WEB)/node_modules/.bin/openapi-typescript "$$tmp/openapi.json" --output "$$tmp/schema.d.ts" && \
+	if cmp -s "$$tmp/schema.d.ts" $(API_TYPES); then echo "$(API_TYPES) is up to date"; \
+	else cp "$$tmp/schema.d.ts" $(API_TYPES) && echo "$(API_TYPES) regenerated: commit it"; fi
+
+## console: regenerate the console's API types, then build the console (Node 20)
+# The build runs after the types are written, in a make of its own: it then sees their new
+# date even under -j.
+console: api-types
+	@$(MAKE) --no-print-directory $(CONSOLE)
 
 ## run: install, build the console, then start the hub on embedded PostgreSQL and an
 ## embedded MQTT broker

@@ -23,6 +23,8 @@ _BROKER = ("mqtt_url", "mqtt_protocol")
 
 def settings_help(*names: str) -> str:
     """A command's epilog: the SB_* settings it reads, each with its default."""
+    if not names:
+        return "Settings: none (no SB_* variable or .env file changes what it does)."
     lines = ["\b", "Settings (environment or .env):"]
     for name in names:
         field = Settings.model_fields[name]
@@ -356,6 +358,25 @@ def api() -> None:
     configure_logging(settings.log_level.value)
     with _startup_errors():
         run(run_api(settings))
+
+
+@main.command(epilog=settings_help())
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    default=None,
+    help="write the document to this file (default: standard output)",
+)
+def openapi(out: Path | None) -> None:
+    """Write the API's OpenAPI document, as the hub serves it at /openapi.json (keys sorted;
+    needs no database): what the console's types and other clients are generated from."""
+    from shaobing.openapi import document_text
+
+    text = document_text()
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
 
 
 @main.command(epilog=settings_help(*_STORE))

@@ -8,6 +8,7 @@ failure.
 from __future__ import annotations
 
 import uvicorn
+from fastapi import FastAPI
 
 from api.app import create_app
 from gb28181.cascade import api as uplinks_api
@@ -36,14 +37,20 @@ def _database_url(settings: Settings) -> str:
     return settings.database_url
 
 
+def hub_app(settings: Settings, *, process: Supervisor | None = None) -> FastAPI:
+    """The API as the hub serves it: the app with the routes of the packages that the API does
+    not import (GB/T 28181 uplinks). `shaobing openapi` writes its document."""
+    return create_app(
+        settings,
+        process=process,
+        routers=[uplinks_api.router],
+        metric_sources=[uplinks_api.metrics_text],
+    )
+
+
 def add_api(supervisor: Supervisor, settings: Settings) -> None:
     config = uvicorn.Config(
-        create_app(
-            settings,
-            process=supervisor,
-            routers=[uplinks_api.router],
-            metric_sources=[uplinks_api.metrics_text],
-        ),
+        hub_app(settings, process=supervisor),
         host=settings.api_host,
         port=settings.api_port,
         log_config=None,

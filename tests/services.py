@@ -19,11 +19,10 @@ import pytest
 import uvicorn
 from psycopg import sql
 
-from api.app import create_app
-from gb28181.cascade import api as uplinks_api
 from hub.embedded.ports import free_port, wait_for_port
 from hub.embedded.postgres import EmbeddedPostgres
 from hub.settings import MqttUrl, Settings
+from shaobing.components import hub_app
 
 
 @contextmanager
@@ -88,9 +87,7 @@ def api_server(settings: Settings, *, port: int | None = None) -> Iterator[str]:
     in for a restarted API process)."""
     port = port or free_port()
     config = uvicorn.Config(
-        create_app(
-            settings, routers=[uplinks_api.router], metric_sources=[uplinks_api.metrics_text]
-        ),
+        hub_app(settings),
         host="127.0.0.1",
         port=port,
         log_config=None,

@@ -1,21 +1,24 @@
 // Every call the console makes to the hub: one place that adds the token, reads the one
 // error shape (`{"error": {code, message, fields}}`) and knows the paths.
 import type {
-  Action,
+  ActionBody,
+  Answer,
+  AreaLevel,
   AuditEntry,
-  Camera,
-  CloseReason,
-  Device,
+  Backtest,
+  CameraStats,
+  ErrorBody,
+  EvidenceList,
   FieldError,
-  Flag,
+  Grouping,
   Incident,
+  IncidentFilter,
   Me,
-  Page,
-  Priority,
   Rule,
+  RuleStats,
   Signal,
   Stats,
-  Unit,
+  UnitQuery,
   UnitStatsPage,
   VisionState,
 } from './types'
@@ -45,8 +48,7 @@ async function call<T>(path: string, init: RequestInit = {}): Promise<T> {
   if (response.status === 204) return undefined as T
   const body: unknown = await response.json().catch(() => null)
   if (!response.ok) {
-    const error = (body as { error?: { code: string; message: string; fields?: FieldError[] } })
-      ?.error
+    const error = (body as Partial<ErrorBody> | null)?.error
     throw new ApiError(
       response.status,
       error?.code ?? 'error',
@@ -57,14 +59,22 @@ async function call<T>(path: string, init: RequestInit = {}): Promise<T> {
   return body as T
 }
 
-function query(params: Record<string, string | number | boolean | undefined | string[]>): string {
+type Parameter = string | number | boolean | null | undefined | string[]
+
+function query(params: Record<string, Parameter>): string {
   const search = new URLSearchParams()
   for (const [key, value] of Object.entries(params)) {
-    if (value === undefined || value === '') continue
+    if (value === undefined || value === null || value === '') continue
     for (const one of Array.isArray(value) ? value : [value]) search.append(key, String(one))
   }
   const text = search.toString()
   return text ? `?${text}` : ''
+}
+
+/** A list's page: every list of the API answers one (`Page_*` in its document). */
+interface Page<T> {
+  items: T[]
+  next?: string | null
 }
 
 /** Every item of a paged list, following `next` (the console shows all of them). */
@@ -79,46 +89,33 @@ async function everything<T>(path: string): Promise<T[]> {
   return items
 }
 
-export interface ActionBody {
-  action: Action
-  unit_id?: string
-  reason?: CloseReason
-  rating?: number
-  note?: string
-  unit_ids?: string[]
-  lead?: string
-  whistle?: Priority
-  comment?: string
-  flags?: Flag[]
-}
-
-export interface IncidentFilter {
-  status?: string[]
-  open?: boolean
-  priority?: string
-  category?: string
-  area?: string
-  since?: string
-  cursor?: string
-}
-
 export const api = {
   me: () => call<Me>('/me'),
   incidents: (filter: IncidentFilter = {}, limit = 500) =>
-    call<Page<Incident>>(`/incidents${query({ ...filter, limit })}`),
+    call<Answer<'/api/v1/incidents', 'get'>>(`/incidents${query({ ...filter, limit })}`),
   incident: (id: number) => call<Incident>(`/incidents/${id}`),
   audit: (id: number) => call<AuditEntry[]>(`/incidents/${id}/audit`),
   incidentSignals: (id: number) => call<Signal[]>(`/incidents/${id}/signals`),
   act: (id: number, body: ActionBody) =>
-    call<Incident>(`/incidents/${id}/actions`, { method: 'POST', body: JSON.stringify(body) }),
-  units: () => call<Page<Unit>>(`/units${query({ limit: 500 })}`),
+    call<Answer<'/api/v1/incidents/{incident_id}/actions', 'post'>>(`/incidents/${id}/actions`, {
+      method: 'POST',
+      body: JSON.stringify(body),
+    }),
+  units: () => call<Answer<'/api/v1/units', 'get'>>(`/units${query({ limit: 500 })}`),
   /** Departments a whistle may summon: the caller's and those over its area. */
   departments: () =>
-    call<Page<Unit>>(`/units${query({ kind: 'department', above: true, limit: 500 })}`),
+    call<Answer<'/api/v1/units', 'get'>>(
+      `/units${query({ kind: 'department', above: true, limit: 500 } satisfies UnitQuery)}`,
+    ),
   unitStats: (from?: string, to?: string) =>
     call<UnitStatsPage>(`/stats${query({ group_by: 'unit', from, to })}`),
   /** The stats as a CSV sheet (behind the token), saved by the browser. */
-  async downloadStats(groupBy: string, from?: string, to?: string, level?: string): Promise<void> {
+  async downloadStats(
+    groupBy: Grouping,
+    from?: string,
+    to?: string,
+    level?: AreaLevel,
+  ): Promise<void> {
     const path = `/stats.csv${query({ group_by: groupBy, from, to, level })}`
     const response = await fetch(API + path, { headers: { Authorization: `Bearer ${token()}` } })
     if (!response.ok) throw new ApiError(response.status, 'csv', response.statusText)
@@ -128,16 +125,14 @@ export const api = {
     link.click()
     URL.revokeObjectURL(link.href)
   },
-  devices: () => call<Page<Device>>(`/devices${query({ limit: 500 })}`),
-  cameras: () => call<Page<Camera>>(`/cameras${query({ limit: 500 })}`),
+  devices: () => call<Answer<'/api/v1/devices', 'get'>>(`/devices${query({ limit: 500 })}`),
+  cameras: () => call<Answer<'/api/v1/cameras', 'get'>>(`/cameras${query({ limit: 500 })}`),
   vision: () => call<VisionState>('/vision'),
-  cameraStats: (id: string) => call<Record<string, unknown>>(`/cameras/${id}/stats`),
+  cameraStats: (id: string) => call<CameraStats>(`/cameras/${id}/stats`),
   cameraEvidence: (id: string, limit = 3) =>
-    call<{ items: { id: string; event_type: string; created_at: string }[] }>(
-      `/evidence${query({ camera_id: id, limit })}`,
-    ),
-  signals: (limit = 50) => call<Page<Signal>>(`/signals${query({ limit })}`),
-  stats: (groupBy: string, from?: string, to?: string, level?: string) =>
+    call<EvidenceList>(`/evidence${query({ camera_id: id, limit })}`),
+  signals: (limit = 50) => call<Answer<'/api/v1/signals', 'get'>>(`/signals${query({ limit })}`),
+  stats: (groupBy: Exclude<Grouping, 'unit'>, from?: string, to?: string, level?: AreaLevel) =>
     call<Stats>(`/stats${query({ group_by: groupBy, from, to, level })}`),
   rules: () => everything<Rule>('/rules'),
   setRuleEnabled: (id: string, enabled: boolean) =>
@@ -150,14 +145,12 @@ export const api = {
       headers: { 'Content-Type': document.trimStart().startsWith('{') ? 'application/json' : 'application/yaml' },
     }),
   backtest: (id: string, from: string, to: string, rule?: unknown) =>
-    call<{ incidents: number; attached_signals: number; per_day: Record<string, number> }>(
-      `/rules/${id}/backtest`,
-      { method: 'POST', body: JSON.stringify({ from, to, rule }) },
-    ),
+    call<Backtest>(`/rules/${id}/backtest`, {
+      method: 'POST',
+      body: JSON.stringify({ from, to, rule }),
+    }),
   ruleStats: (id: string, from: string, to: string) =>
-    call<{ fired: number; closed: number; false_alarms: number; precision: number | null }>(
-      `/rules/${id}/stats${query({ from, to })}`,
-    ),
+    call<RuleStats>(`/rules/${id}/stats${query({ from, to })}`),
   /** A picture behind the token (evidence, attachments) as an object URL for an <img>. */
   async picture(path: string): Promise<string> {
     const response = await fetch(API + path, { headers: { Authorization: `Bearer ${token()}` } })

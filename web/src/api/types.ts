@@ -1,258 +1,81 @@
-// The API's shapes the console uses (docs/design.md §6; the OpenAPI document is the reference).
+// The API's shapes the console uses, each named once here and taken from schema.d.ts: the
+// types openapi-typescript generates from the OpenAPI document the hub serves. `make console`
+// regenerates them; tests/test_console_types.py fails when the checked-in ones are stale. What
+// the document cannot say (which `/stats` grouping answers which rows, the live stream's
+// events) is narrowed or written here, and says so.
+import type { components, paths } from './schema'
 
-export type Priority = 'emergency' | 'major' | 'routine'
-export type Status =
-  | 'reported'
-  | 'accepted'
-  | 'dispatched'
-  | 'handling'
-  | 'resolved'
-  | 'verified'
-  | 'closed'
-export type Role =
-  | 'admin'
-  | 'integrator'
-  | 'operator'
-  | 'dispatcher'
-  | 'viewer'
-  | 'grid_worker'
-export type Action =
-  | 'accept'
-  | 'dispatch'
-  | 'start'
-  | 'resolve'
-  | 'verify'
-  | 'reject'
-  | 'close'
-  | 'rate'
-  | 'comment'
-  | 'acknowledge'
-  | 'summon'
-  | 'report_in'
-  | 'rate_unit'
-  | 'flag_unit'
-  | 'rate_whistle'
-export type CloseReason = 'resolved' | 'false_alarm' | 'duplicate' | 'not_responsible'
+type Schemas = components['schemas']
 
-export interface Me {
-  name: string
-  role: Role
-  area_prefix: string
-  unit_id: string | null
-  map_tiles: string | null
-}
+/** What an operation answers with, as JSON, on success (200 or 201). */
+export type Answer<
+  Path extends keyof paths,
+  Method extends 'get' | 'post' | 'put' | 'patch' | 'delete',
+> = paths[Path][Method] extends { responses: infer Responses }
+  ? Success<Responses[200 & keyof Responses] | Responses[201 & keyof Responses]>
+  : never
+type Success<Response> = Response extends { content: { 'application/json': infer Body } }
+  ? Body
+  : never
 
-export interface Evidence {
-  evidence?: string
-  camera_id?: string
-  [key: string]: unknown
-}
+/** An operation's query parameters. */
+export type Query<Path extends keyof paths, Method extends 'get' | 'post'> =
+  paths[Path][Method] extends { parameters: { query?: infer Parameters } }
+    ? NonNullable<Parameters>
+    : never
+
+export type Priority = Schemas['Priority']
+export type Status = Schemas['Status']
+export type Role = Schemas['Role']
+export type Action = Schemas['Action']
+export type CloseReason = Schemas['CloseReason']
+export type ActionBody = Schemas['ActionIn']
+export type Me = Schemas['Me']
+export type FieldError = Schemas['FieldError']
+export type ErrorBody = Schemas['Error']
 
 /** A photo people added to an incident (a resident's report, field staff on site). */
-export interface Attachment {
-  id: string
-  url: string
-  content_type: string
-  width: number
-  height: number
-  uploaded_by: string
-  created_at: string
-}
-
-export interface Incident {
-  id: number
-  rule_id: string | null
-  category: string
-  priority: Priority
-  status: Status
-  area: string
-  site: string | null
-  building: string | null
-  floor: string | null
-  title: string
-  created_at: string
-  updated_at: string
-  accept_by: string
-  resolve_by: string
-  accepted_at: string | null
-  closed_at: string | null
-  close_reason: CloseReason | null
-  unit_id: string | null
-  suggested_unit_id: string | null
-  lat: number | null
-  lon: number | null
-  signal_count: number
-  evidence: Evidence[]
-  /** On the incident's own answers (not on an action's). */
-  attachments?: Attachment[]
-  escalated_to: string | null
-  escalations: number
-  rating: number | null
-  source: 'rule' | 'report' | 'public'
-  summons?: Summon[]
-}
+export type Attachment = Schemas['Attachment']
+/** An incident as the API answers with it. Its own answers (`GET /incidents`,
+ * `/incidents/{id}`) add `attachments`; an action's answer and the stream's do not. */
+export type Incident = Schemas['IncidentWithPhotos']
+export type IncidentFilter = Query<'/api/v1/incidents', 'get'>
+export type AuditEntry = Schemas['AuditEntry']
+export type Signal = Schemas['SignalOut']
 
 // 吹哨报到: one summoned unit's 报到 record on an incident.
-export type SummonStatus = 'summoned' | 'acknowledged' | 'reported' | 'overdue'
-export type Light = 'green' | 'yellow' | 'red'
-export type Flag = 'not_reported' | 'late' | 'shirking' | 'repeat'
+export type Summon = Schemas['Summon']
+export type SummonStatus = Summon['status']
+export type Light = Summon['light']
+export type Flag = Summon['flags'][number]
 
-export interface Summon {
-  unit_id: string
-  lead: boolean
-  summoned_by: string
-  summoned_level: string
-  summoned_at: string
-  report_by: string
-  acknowledged_at: string | null
-  reported_at: string | null
-  overdue_at: string | null
-  status: SummonStatus
-  light: Light
-  rating: number | null
-  rating_comment: string | null
-  flags: Flag[]
-  whistle_rating: number | null
-  whistle_comment: string | null
-}
-
-export interface UnitStats {
-  key: string
-  name: string | null
-  summoned: number
-  reported: number
-  reported_on_time: number
-  on_time_rate: number | null
-  resolved: number
-  mean_rating: number | null
-  rated: number
-  flags: Partial<Record<Flag, number>>
-}
-
-export interface Page<T> {
-  items: T[]
-  next: string | null
-}
-
-export interface AuditEntry {
-  at: string
-  actor: string
-  action: string
-  from_status: Status | null
-  to_status: Status
-  note: string | null
-  data: Record<string, unknown>
-}
-
-export interface Signal {
-  id: number
-  ts: string
-  kind: string
-  source_id: string
-  source_type: string
-  area: string
-  site: string | null
-  building: string | null
-  value: number | null
-  confidence: number
-  attrs: Record<string, unknown>
-}
-
-export interface Unit {
-  id: string
-  name: string
-  kind: string
-  area: string
-  lat: number | null
-  lon: number | null
-  categories: string[]
-  on_duty: boolean
-  parent_id?: string | null
-}
-
-export interface DeviceState {
-  status: string
-  last_seen: string | null
-  offline_since?: string | null
-  battery_pct: number | null
-  rssi_dbm: number | null
-  fw: string | null
-}
-
-export interface Device {
-  id: string
-  type: string
-  area: string
-  site: string | null
-  building: string | null
-  lat: number | null
-  lon: number | null
-  enabled: boolean
-  state: DeviceState
-}
-
-export interface Camera {
-  id: string
-  area: string
-  site: string | null
-  building: string | null
-  lat: number | null
-  lon: number | null
-  enabled: boolean
-}
-
+export type Unit = Schemas['Unit']
+export type Device = Schemas['DeviceWithState']
+export type Camera = Schemas['Camera']
+export type CameraStats = Answer<'/api/v1/cameras/{camera_id}/stats', 'get'>
+export type EvidenceList = Answer<'/api/v1/evidence', 'get'>
 // Whether the hub's vision workers analyse the cameras; `reason` says why not when `off`.
-export interface VisionState {
-  state: 'analysing' | 'idle' | 'off'
-  reason: string | null
-  workers: number
-}
+export type VisionState = Schemas['VisionState']
 
-export interface GroupStats {
-  key: string
-  total: number
-  by_status: Record<string, number>
-  on_time_accept_rate: number | null
-  closure_rate: number | null
-  accept_mean_s: number | null
-  accept_p90_s: number | null
-  close_mean_s: number | null
-  close_p90_s: number | null
-  mean_rating: number | null
-  whistles?: Partial<Record<Priority, number>> | null
-  mean_whistle_rating?: number | null
-  satisfaction?: number | null
-}
+export type Rule = Schemas['StoredRule']
+export type Backtest = Schemas['Backtest']
+export type RuleStats = Schemas['RuleStats']
 
-export interface Stats {
-  start: string
-  end: string
-  group_by: string
-  groups: GroupStats[]
-}
+type StatsQuery = Query<'/api/v1/stats', 'get'>
+export type Grouping = NonNullable<StatsQuery['group_by']>
+/** `group_by=area`: the level areas roll up to (a street's communities into the street). */
+export type AreaLevel = NonNullable<StatsQuery['level']>
+export type UnitQuery = Query<'/api/v1/units', 'get'>
+// `GET /stats` answers per-incident rows for every grouping but `unit`, and the summoned
+// units' rows (部门考核) for `group_by=unit`: the document has one type for both.
+type StatsOf<Row> = Omit<Schemas['Stats'], 'groups'> & { groups: Row[] }
+export type GroupStats = Schemas['GroupStats']
+export type Stats = StatsOf<GroupStats>
+export type UnitStats = Schemas['UnitStats']
+export type UnitStatsPage = StatsOf<UnitStats> & { group_by: 'unit' }
 
-export interface UnitStatsPage {
-  start: string
-  end: string
-  group_by: 'unit'
-  groups: UnitStats[]
-}
-
-export interface Rule {
-  id: string
-  version: number
-  enabled: boolean
-  builtin: boolean
-  document: Record<string, unknown>
-  created_at: string
-  updated_at: string
-}
-
-export interface FieldError {
-  field: string
-  message: string
-}
-
+/** An event of the live stream (`/api/v1/stream`, a WebSocket, which the OpenAPI document does
+ * not describe): `incident.*` events carry the incident, `stream.*` ones the stream's state. */
 export interface StreamEvent {
   type: string
   id?: number

@@ -19,6 +19,8 @@ const BY_ROLE: Record<Role, Action[] | 'all'> = {
   grid_worker: ['start', 'resolve', 'comment'],
   integrator: [],
   viewer: [],
+  // A dispatched unit's link (its own page, /u/...), which the console is not used with.
+  unit_link: [],
 }
 
 export function allowedActions(status: Status, role: Role, rated: boolean): Action[] {

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import type { Incident } from '../api/types'
 import { allowedActions } from './allowed'
 import { kmBetween } from './distance'
+import { cameraPictures, incidentPictures } from './evidence'
 import { countdown, durationText } from './time'
 import { byUrgency, isAlarming, isOverdue, nextDeadline } from './whistle'
 
@@ -13,7 +14,8 @@ function incident(fields: Partial<Incident>): Incident {
     accept_by: '2026-12-01T00:05:00Z', resolve_by: '2026-12-01T04:00:00Z', accepted_at: null,
     closed_at: null, close_reason: null, unit_id: null, suggested_unit_id: null, lat: null,
     lon: null, signal_count: 1, evidence: [], escalated_to: null, escalations: 0, rating: null,
-    source: 'rule', ...fields,
+    source: 'rule', rule_version: null, first_signal_at: '2026-12-01T00:00:00Z',
+    last_signal_at: '2026-12-01T00:00:00Z', ...fields,
   }
 }
 
@@ -73,5 +75,22 @@ describe('the actions offered', () => {
 describe('distance', () => {
   it('is about 1.1 km for a hundredth of a degree of latitude', () => {
     expect(kmBetween(22.78, 113.93, 22.79, 113.93)).toBeCloseTo(1.112, 2)
+  })
+})
+
+describe('evidence pictures', () => {
+  it("are the incident's evidence items that name a stored picture", () => {
+    const evidence = [
+      { kind: 'camera_fire', source_id: 'CAM-1', evidence: 'abc' },
+      { kind: 'smoke', source_id: 'SD-1', signal_id: 7 },
+      'a note',
+      null,
+    ]
+    expect(incidentPictures(evidence)).toEqual([{ path: '/evidence/abc', alt: 'camera_fire CAM-1' }])
+  })
+  it("are a camera's evidence rows with an id", () => {
+    expect(cameraPictures([{ id: 'def', event_type: 'intrusion' }, { event_type: 'fire' }])).toEqual([
+      { path: '/evidence/def', alt: 'intrusion' },
+    ])
   })
 })
