@@ -4,7 +4,7 @@ Pure and deterministic: no database and no clock of its own. Every call says wha
 for the hub (`now`: when the signal was received, or when a tick runs), so live evaluation
 and a backtest that replays the same signals, closes and ticks get the same decisions.
 
-Time, as the README's Rules section defines it:
+Time, as the Rules section of docs/api.md defines it:
 - What a rule matches, its windows, `for`, schedules and confirmations are in event time,
   the `ts` the device stamped. Per rule and group key the engine keeps the matching signals
   sorted by `ts`, so the answer does not depend on the order they arrive in, as long as a

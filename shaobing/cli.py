@@ -121,8 +121,8 @@ def _needs(settings: Settings, command: str, *, mqtt: bool) -> None:
 def up(simulate: bool) -> None:
     """Run the whole hub in one process group, on embedded services unless configured.
 
-    Settings: every SB_* variable (see README); SB_DATABASE_URL and SB_MQTT_URL unset mean
-    an embedded PostgreSQL and broker under SB_DATA_DIR (default ./var)."""
+    Settings: every SB_* variable (docs/configuration.md); SB_DATABASE_URL and SB_MQTT_URL unset
+    mean an embedded PostgreSQL and broker under SB_DATA_DIR (default ./var)."""
     from hub.logs import configure_logging
     from ingest.simulate import SimConfig
     from shaobing.processes import run, run_up

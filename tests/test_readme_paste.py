@@ -1,8 +1,12 @@
-"""Every shell example of README.md and of the docs/ walk-throughs, pasted in order as a
-newcomer pastes them: in the checkout (`.venv`, `./var`, `docs/`), against `shaobing up
---simulate` on its embedded PostgreSQL and broker, with the token and MQTT port of its banner,
-one block after another in one shell. A command that fails, an HTTP answer of 400 or more, or a
-variable that an example never set fails the test, naming the block.
+"""Every shell example of README.md and of the docs/ pages, pasted in order as a newcomer
+pastes them: in the checkout (`.venv`, `./var`, `docs/`), against `shaobing up --simulate` on
+its embedded PostgreSQL and broker, with the token and MQTT port of its banner, one block after
+another in one shell. A command that fails, an HTTP answer of 400 or more, or a variable that an
+example never set fails the test, naming the block.
+
+The pages go in the order of `DOCUMENTS`: the README (its tour sets `$API` and `$AUTH` and
+registers the sensor whose alarm opens an incident), then docs/api.md (the things the other
+pages use: the camera, the units, the incident), then every other page by name.
 
 A block that only shows a shape (a session with its output, a command for servers of one's own,
 a benchmark) is preceded by `<!-- illustration: why -->` and is not pasted."""
@@ -28,7 +32,8 @@ from tests.test_device_guide import start_hub, wait
 pytestmark = pytest.mark.slow  # the lanes: docs/testing.md
 
 ROOT = Path(__file__).parent.parent
-DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+FIRST = [ROOT / "README.md", ROOT / "docs" / "api.md"]
+DOCUMENTS = [*FIRST, *sorted(set((ROOT / "docs").glob("*.md")) - set(FIRST))]
 SHELLS = {"sh", "bash", "shell", "console"}
 ILLUSTRATION = re.compile(r"<!--\s*illustration\b[^>]*-->")  # alone on its line
 FENCE = re.compile(r"^(`{3,})\s*([\w+-]*)\s*$")
@@ -88,6 +93,7 @@ def test_the_markers_mark_blocks() -> None:
             assert opened and opened[2].lower() in SHELLS, f"{document.name}:{number + 1}"
     pasted = [b for b in pasted_blocks() if not b.illustration]
     assert any(b.document.name == "README.md" for b in pasted)
+    assert any(b.document.name == "api.md" for b in pasted)
     assert any(b.document.name == "devices.md" for b in pasted)
 
 
@@ -183,8 +189,8 @@ def test_every_example_works_pasted_in_order(tmp_path: Path) -> None:
 
 
 def the_examples_did_what_they_say(api: httpx.Client) -> None:
-    """Beyond answering 2xx: the README's 火警 route would carry the fires its rules open, and
-    the alarm it sends opened an incident that the examples then worked."""
+    """Beyond answering 2xx: notifications.md's 火警 route would carry the fires its rules
+    open, and the README's alarm opened an incident that docs/api.md's examples then worked."""
     fire = api.get("/rules/smoke-alarm").json()["document"]["incident"]["category"]
     route = api.get("/routes/fire-ops")
     assert route.status_code == 200, route.text

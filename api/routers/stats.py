@@ -73,7 +73,7 @@ StatsQuery = Annotated[StatsParams, Depends()]
 @router.get("/stats")
 async def stats(who: Reader, pool: DbPool, query: StatsQuery) -> Stats:
     """Incidents created in [from, to) (by default the last 30 days; the answer says which
-    range it used): counts by state, on-time acceptance and closure (README, Incidents, for
+    range it used): counts by state, on-time acceptance and closure (docs/api.md, Statistics, for
     the definitions), mean and p90 time to accept and to close, mean rating; per area,
     category or priority. `group_by=unit`: per summoned unit (吹哨报到), summoned, reported,
     reported_on_time, resolved, mean_rating, flags; `group_by=area` adds whistles by level,
