@@ -56,6 +56,20 @@ class UdpPeer(asyncio.DatagramProtocol):
     async def next(self, wait_s: float = 5.0) -> Arrival:
         return await asyncio.wait_for(self.arrivals.get(), wait_s)
 
+    async def request(self, data: bytes, port: int, *, give_up_s: float = 16.0) -> Arrival:
+        """Send a request and retransmit it as a UA over UDP does (Timer A: 0.5 s, doubling)
+        until the first answer: a datagram the kernel dropped is sent again, not a failure."""
+        interval, waited = 0.5, 0.0
+        while True:
+            self.send(data, port)
+            try:
+                return await self.next(interval)
+            except TimeoutError:
+                waited += interval
+                if waited >= give_up_s:
+                    raise
+                interval = min(interval * 2, 4.0)
+
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()

@@ -102,7 +102,7 @@ def test_receipt_guessing_is_limited(settings: Settings, key: str, receipt: str)
     reads budget, on each route that takes a receipt."""
     roomy = limited(settings, public_reads_per_minute=1000, public_reports_per_minute=1000)
     for route in ("", "/rating", "/attachments"):
-        with api_server(roomy) as url, httpx.Client(base_url=url) as client:
+        with api_server(roomy) as url, httpx.Client(base_url=url, timeout=30) as client:
             codes = [_guess_on(client, chr(ord("B") + n) * 20, route).status_code
                      for n in range(4)]  # fmt: skip
             assert codes == [404, 404, 404, 429], (route, codes)

@@ -68,7 +68,7 @@ def test_redeliveries_across_batches_written_at_once(
             info.wait_for_publish(10)
         pub.close()
         count = "SELECT count(*) FROM uplinks WHERE device_id = 'SD-1'"
-        wait_for(database_url, count, lambda n: n == 300)
+        wait_for(database_url, count, lambda n: n == 300, timeout=60)
         wait_for(database_url, "SELECT count(*) FROM dead_letters", lambda n: n == 300)
     with psycopg.connect(database_url) as conn:
         readings = conn.execute("SELECT count(*) FROM readings WHERE device_id = 'SD-1'")

@@ -292,8 +292,8 @@ async def test_flood_from_one_address_does_not_slow_another() -> None:
             latencies = []
             for i in range(20):
                 started = time.monotonic()
-                device.send(request_bytes(branch=f"z9hG4bKd{i}", call_id=f"d{i}"), stack.port)
-                res = (await device.next()).message
+                asked = request_bytes(branch=f"z9hG4bKd{i}", call_id=f"d{i}")
+                res = (await device.request(asked, stack.port)).message
                 latencies.append(time.monotonic() - started)
                 assert isinstance(res, SipResponse) and res.status == 200
             during = flooder.returncode is None
@@ -303,9 +303,10 @@ async def test_flood_from_one_address_does_not_slow_another() -> None:
             await flooder.wait()
     assert during  # the flood was still on when the last answer came
     latencies.sort()
-    # Loose bounds: the flooder shares this machine's two cores. Its datagrams, dropped unread
-    # by the kernel, would show here as lost answers; queued behind the flood, as seconds.
-    assert latencies[len(latencies) // 2] < 0.15 and latencies[-1] < 1.0, latencies
+    # Loose bounds: the flooder shares this machine's two cores. The device's datagrams, were
+    # they queued behind the flood or dropped with it, would show here as seconds in the median
+    # (a lost one costs a 0.5 s retransmission); one unlucky retransmission stays under the max.
+    assert latencies[len(latencies) // 2] < 0.15 and latencies[-1] < 2.0, latencies
 
 
 async def test_tcp_connection_limit_per_address() -> None:
