@@ -2,6 +2,7 @@
 // error shape (`{"error": {code, message, fields}}`) and knows the paths.
 import type {
   Action,
+  Area,
   AuditEntry,
   Camera,
   CloseReason,
@@ -9,12 +10,14 @@ import type {
   FieldError,
   Flag,
   Incident,
+  MapLayer,
   Me,
   Page,
   Priority,
   Rule,
   Signal,
   Stats,
+  TodayStats,
   Unit,
   UnitStatsPage,
   VisionState,
@@ -137,6 +140,11 @@ export const api = {
       `/evidence${query({ camera_id: id, limit })}`,
     ),
   signals: (limit = 50) => call<Page<Signal>>(`/signals${query({ limit })}`),
+  /** The wall's figures for today, within the token's area. */
+  today: () => call<TodayStats>('/stats/today'),
+  areas: () => everything<Area>('/areas'),
+  /** The boundaries and building footprints under the token's area, for the map. */
+  boundaries: () => call<MapLayer>('/boundaries'),
   stats: (groupBy: string, from?: string, to?: string, level?: string) =>
     call<Stats>(`/stats${query({ group_by: groupBy, from, to, level })}`),
   rules: () => everything<Rule>('/rules'),

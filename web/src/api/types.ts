@@ -260,3 +260,65 @@ export interface StreamEvent {
   incident?: Incident
   [key: string]: unknown
 }
+
+// An area as the registry keeps it (GET /areas).
+export interface Area {
+  code: string
+  name: string
+  parent_code: string | null
+  level: 'city' | 'district' | 'street' | 'community'
+  created_at: string
+}
+
+// The map's outlines (GET /boundaries): area boundaries, then building footprints.
+export interface MapFeatureProperties {
+  kind: 'area' | 'building'
+  name: string
+  /** The area's code; a building's community. */
+  code: string
+  level: Area['level']
+}
+
+export interface MapLayer {
+  type: 'FeatureCollection'
+  features: {
+    type: 'Feature'
+    geometry: { type: 'MultiPolygon'; coordinates: [number, number][][][] }
+    properties: MapFeatureProperties
+  }[]
+}
+
+export interface Hourly {
+  /** 24 counts from hour 0; null for the hours still to come. */
+  today: (number | null)[]
+  yesterday: number[]
+}
+
+export interface OnlineCount {
+  online: number
+  total: number
+}
+
+// The wall's figures (GET /stats/today).
+export interface TodayStats {
+  day: string
+  start: string
+  now: string
+  alarms: number
+  alarms_by_kind: Record<string, number>
+  alarms_hourly: Hourly
+  incidents: {
+    opened: number
+    closed: number
+    closure_rate: number | null
+    accept_determined: number
+    accepted_on_time: number
+    on_time_accept_rate: number | null
+    opened_by_category: Record<string, number>
+    open_by_priority: Record<Priority, number>
+    open_total: number
+    hourly: Hourly
+  }
+  devices: OnlineCount
+  cameras: OnlineCount
+}
