@@ -18,6 +18,7 @@ from api.metrics import router as metrics_router
 from api.openapi import install_openapi
 from api.routers import (
     areas,
+    boundaries,
     cameras,
     channels,
     commands,
@@ -115,6 +116,7 @@ def create_app(
     app.add_middleware(ClientAddressMiddleware, trusted=settings.trusted_networks)
     modules = (
         areas,
+        boundaries,
         devices,
         cameras,
         units,

@@ -21,6 +21,7 @@ PAGES = (
     "/stats",
     "/rules",
     "/departments",
+    "/wall",
     "/incidents/{incident_id}",
 )
 _NOT_BUILT = """<!doctype html><meta charset="utf-8"><title>哨兵</title>

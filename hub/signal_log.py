@@ -199,3 +199,37 @@ async def search(
         },
     )
     return [Signal(**row) for row in await cur.fetchall()]
+
+
+async def hourly_kinds(
+    conn: AsyncConnection[DictRow],
+    *,
+    scope: str,
+    area: str | None,
+    since: datetime,
+    until: datetime,
+    zone: str,
+    excluded: Sequence[str] = (),
+) -> list[DictRow]:
+    """How many signals of each kind happened (`ts`) in each hour of [since, until) by the
+    clock of `zone`: rows of (kind, day, hour, n), within the caller's area, leaving out the
+    `excluded` kinds."""
+    cur = await conn.execute(
+        """
+        SELECT kind, (ts AT TIME ZONE %(zone)s)::date AS day,
+               extract(hour FROM ts AT TIME ZONE %(zone)s)::int AS hour, count(*) AS n
+        FROM signals
+        WHERE area LIKE %(scope)s AND area LIKE %(area)s AND ts >= %(since)s AND ts < %(until)s
+          AND kind <> ALL(%(excluded)s)
+        GROUP BY 1, 2, 3
+        """,
+        {
+            "zone": zone,
+            "scope": scope + "%",
+            "area": (area or "") + "%",
+            "since": since,
+            "until": until,
+            "excluded": list(excluded),
+        },
+    )
+    return await cur.fetchall()

@@ -95,3 +95,33 @@ def _has(condition: sql.Composable, *, negate: bool = False) -> sql.Composable:
     return sql.SQL(
         "{} EXISTS (SELECT 1 FROM device_state s WHERE s.device_id = devices.id AND {})"
     ).format(sql.SQL("NOT" if negate else ""), condition)
+
+
+class OnlineCount(BaseModel):
+    online: int
+    total: int
+
+
+# Device types that are video: a camera's stream, a GB/T 28181 camera, NVR or platform.
+VIDEO_TYPES = ("camera", "gb28181")
+
+
+async def online_counts(
+    conn: AsyncConnection[DictRow], *, scope: str, area: str | None = None
+) -> dict[str, OnlineCount]:
+    """Enabled devices within the caller's area and how many of them are online now, as
+    `devices` (sensors, readers) and `cameras` (VIDEO_TYPES). Never connected counts as
+    not online."""
+    cur = await conn.execute(
+        "SELECT d.type = ANY(%s) AS video, count(*) AS total,"
+        " count(*) FILTER (WHERE s.online) AS online"
+        " FROM devices d LEFT JOIN device_state s ON s.device_id = d.id"
+        " WHERE d.enabled AND d.area LIKE %s AND d.area LIKE %s GROUP BY 1",
+        (list(VIDEO_TYPES), scope + "%", (area or "") + "%"),
+    )
+    found = {
+        row["video"]: OnlineCount(online=row["online"], total=row["total"])
+        for row in await cur.fetchall()
+    }
+    empty = OnlineCount(online=0, total=0)
+    return {"devices": found.get(False, empty), "cameras": found.get(True, empty)}

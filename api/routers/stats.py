@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
+from pydantic import BaseModel, Field
 
 from api.deps import AreaFilter, Category, DbPool, Reader
+from hub import signal_log
 from hub.contracts import Priority
 from hub.errors import Invalid
-from hub.times import Moment
+from hub.times import Moment, hub_zone
 from incidents.sheet import stats_sheet
 from incidents.stats import AreaLevel, GroupBy, Stats, incident_stats
+from incidents.today import (
+    Hourly,
+    TodayIncidents,
+    day_before,
+    hourly_counts,
+    midnight,
+    today_incidents,
+)
+from ingest.state_reads import OnlineCount, online_counts
 
 router = APIRouter(tags=["stats"])
 DEFAULT_SPAN = timedelta(days=30)
@@ -92,4 +103,69 @@ async def stats_csv(who: Reader, pool: DbPool, query: StatsQuery) -> Response:
         stats_sheet(found),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+# Signal kinds that say all is well or count rather than alarm: left out of today's alarms.
+QUIET_KINDS = (
+    "device_online",
+    "smoke_alarm_cleared",
+    "smoke_test",
+    "stream_restored",
+    "line_crossing",
+)
+
+
+class TodayStats(BaseModel):
+    """Today's figures for the wall (大屏), by the hub's clock (SB_TIMEZONE)."""
+
+    day: date
+    start: datetime = Field(description="midnight today")
+    now: datetime
+    alarms: int = Field(description="signals today that are alarms (not QUIET_KINDS)")
+    alarms_by_kind: dict[str, int]
+    alarms_hourly: Hourly
+    incidents: TodayIncidents
+    devices: OnlineCount = Field(description="enabled sensors and readers online now")
+    cameras: OnlineCount = Field(description="enabled cameras and GB/T 28181 devices online now")
+
+
+@router.get("/stats/today")
+async def stats_today(who: Reader, pool: DbPool, area: AreaFilter = None) -> TodayStats:
+    """Today's figures within the caller's area (and `area`) for the wall: alarms by signal
+    kind and by hour against yesterday's; incidents opened and closed today (办结率 = closed ÷
+    opened), on-time acceptance of today's (as /stats defines it), open incidents by whistle;
+    devices and cameras online now."""
+    zone = hub_zone()
+    now = datetime.now(UTC)
+    start = midnight(now, zone)
+    async with pool.connection() as conn:
+        rows = await signal_log.hourly_kinds(
+            conn,
+            scope=who.area_prefix,
+            area=area,
+            since=day_before(start, zone),
+            until=now,
+            zone=zone.key,
+            excluded=QUIET_KINDS,
+        )
+        incidents = await today_incidents(
+            conn, scope=who.area_prefix, area=area, start=start, now=now, zone=zone
+        )
+        online = await online_counts(conn, scope=who.area_prefix, area=area)
+    today = now.astimezone(zone).date()
+    by_kind: dict[str, int] = {}
+    for row in rows:
+        if row["day"] == today:
+            by_kind[row["kind"]] = by_kind.get(row["kind"], 0) + row["n"]
+    return TodayStats(
+        day=today,
+        start=start,
+        now=now,
+        alarms=sum(by_kind.values()),
+        alarms_by_kind=dict(sorted(by_kind.items(), key=lambda kv: (-kv[1], kv[0]))),
+        alarms_hourly=hourly_counts(rows, now.astimezone(zone)),
+        incidents=incidents,
+        devices=online["devices"],
+        cameras=online["cameras"],
     )

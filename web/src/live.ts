@@ -11,6 +11,9 @@ export const connected = ref(false)
 /** Emergencies and major incidents that opened while the board was watching and wait to be
  * accepted, oldest first: the popup shows them and the tone rings for them. */
 export const alarms = ref<Incident[]>([])
+/** Moves on every change to `incidents` (an event applied, a fetch done): a view that shows
+ * figures the API computes from them (the wall's) fetches those again when it moves. */
+export const revision = ref(0)
 
 let stream: LiveStream | null = null
 let loadedOnce = false
@@ -47,6 +50,7 @@ async function fetchOpen(): Promise<void> {
   for (const id of [...incidents.keys()]) if (!seen.has(id)) incidents.delete(id)
   for (const incident of found) incidents.set(incident.id, incident)
   loadedOnce = true
+  revision.value += 1
 }
 
 export function apply(event: StreamEvent): void {
@@ -62,6 +66,7 @@ export function apply(event: StreamEvent): void {
     pending.push(incident)
   }
   alarms.value = pending.filter((a) => incidents.get(a.id)?.status === 'reported')
+  revision.value += 1
 }
 
 export function startLive(): void {

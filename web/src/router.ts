@@ -16,6 +16,8 @@ export const router = createRouter({
     { path: '/stats', component: () => import('./views/StatsView.vue') },
     { path: '/rules', component: () => import('./views/RulesView.vue') },
     { path: '/departments', component: () => import('./views/DepartmentsView.vue') },
+    // The wall (大屏): the whole screen, without the console's bar or popup.
+    { path: '/wall', component: () => import('./views/WallView.vue'), meta: { bare: true } },
   ],
 })
 

@@ -3,6 +3,7 @@
 import type {
   ActionBody,
   Answer,
+  Area,
   AreaLevel,
   AuditEntry,
   Backtest,
@@ -13,11 +14,13 @@ import type {
   Grouping,
   Incident,
   IncidentFilter,
+  MapLayer,
   Me,
   Rule,
   RuleStats,
   Signal,
   Stats,
+  TodayStats,
   UnitQuery,
   UnitStatsPage,
   VisionState,
@@ -132,6 +135,11 @@ export const api = {
   cameraEvidence: (id: string, limit = 3) =>
     call<EvidenceList>(`/evidence${query({ camera_id: id, limit })}`),
   signals: (limit = 50) => call<Answer<'/api/v1/signals', 'get'>>(`/signals${query({ limit })}`),
+  /** The wall's figures for today, within the token's area. */
+  today: () => call<TodayStats>('/stats/today'),
+  areas: () => everything<Area>('/areas'),
+  /** The boundaries and building footprints under the token's area, for the map. */
+  boundaries: () => call<MapLayer>('/boundaries'),
   stats: (groupBy: Exclude<Grouping, 'unit'>, from?: string, to?: string, level?: AreaLevel) =>
     call<Stats>(`/stats${query({ group_by: groupBy, from, to, level })}`),
   rules: () => everything<Rule>('/rules'),

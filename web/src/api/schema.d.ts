@@ -41,6 +41,54 @@ export interface paths {
         patch: operations["rename_area_api_v1_areas__code__patch"];
         trace?: never;
     };
+    "/api/v1/areas/{code}/boundary": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Boundary */
+        get: operations["get_boundary_api_v1_areas__code__boundary_get"];
+        /**
+         * Set Boundary
+         * @description Set (or replace) the area's boundary: a community's, a street's or a district's, within
+         *     the caller's area. Stored as one MultiPolygon (the parts of a FeatureCollection together,
+         *     altitudes dropped).
+         */
+        put: operations["set_boundary_api_v1_areas__code__boundary_put"];
+        post?: never;
+        /** Delete Boundary */
+        delete: operations["delete_boundary_api_v1_areas__code__boundary_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/areas/{code}/buildings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Buildings */
+        get: operations["get_buildings_api_v1_areas__code__buildings_get"];
+        /**
+         * Set Buildings
+         * @description Set (or replace) a community's building footprints: a FeatureCollection with one
+         *     Polygon or MultiPolygon Feature per building and its `name` property (5栋). Only a
+         *     community (12 digits) has buildings.
+         */
+        put: operations["set_buildings_api_v1_areas__code__buildings_put"];
+        post?: never;
+        /** Delete Buildings */
+        delete: operations["delete_buildings_api_v1_areas__code__buildings_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/attachments/{attachment_id}": {
         parameters: {
             query?: never;
@@ -53,6 +101,29 @@ export interface paths {
          * @description The picture, to whoever may see its incident: field staff and a unit's link only theirs.
          */
         get: operations["attachment_api_v1_attachments__attachment_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/boundaries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Map Layer
+         * @description Every boundary and building footprint under the caller's area (and `area`), with
+         *     names, as one GeoJSON FeatureCollection for the map: each Feature's `properties` say
+         *     `kind` (area or building), `name`, `code` (the area's; a building's community) and
+         *     `level`. Districts come first, then streets, communities and buildings.
+         */
+        get: operations["map_layer_api_v1_boundaries_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1284,7 +1355,7 @@ export interface paths {
         /**
          * Stats
          * @description Incidents created in [from, to) (by default the last 30 days; the answer says which
-         *     range it used): counts by state, on-time acceptance and closure (README, Incidents, for
+         *     range it used): counts by state, on-time acceptance and closure (docs/api.md, Statistics, for
          *     the definitions), mean and p90 time to accept and to close, mean rating; per area,
          *     category or priority. `group_by=unit`: per summoned unit (吹哨报到), summoned, reported,
          *     reported_on_time, resolved, mean_rating, flags; `group_by=area` adds whistles by level,
@@ -1311,6 +1382,29 @@ export interface paths {
          * @description The same figures as a CSV sheet (the monthly 考核 sheet with `group_by=unit` or `area`).
          */
         get: operations["stats_csv_api_v1_stats_csv_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/stats/today": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Stats Today
+         * @description Today's figures within the caller's area (and `area`) for the wall: alarms by signal
+         *     kind and by hour against yesterday's; incidents opened and closed today (办结率 = closed ÷
+         *     opened), on-time acceptance of today's (as /stats defines it), open incidents by whistle;
+         *     devices and cameras online now.
+         */
+        get: operations["stats_today_api_v1_stats_today_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1682,6 +1776,34 @@ export interface components {
             /** Parent Code */
             parent_code: string | null;
         };
+        /** AreaBoundary */
+        AreaBoundary: {
+            boundary: components["schemas"]["Outline"];
+            /** Code */
+            code: string;
+            level: components["schemas"]["AreaLevel"];
+            /** Name */
+            name: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+        };
+        /** AreaBuildings */
+        AreaBuildings: {
+            /** Buildings */
+            buildings: components["schemas"]["Building"][];
+            /** Code */
+            code: string;
+            /** Name */
+            name: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+        };
         /** AreaIn */
         AreaIn: {
             /**
@@ -1806,6 +1928,45 @@ export interface components {
         Body_public_photo_api_v1_public_reports__receipt__attachments_post: {
             /** File */
             file: string;
+        };
+        /** Building */
+        Building: {
+            geometry: components["schemas"]["Outline"];
+            /** Name */
+            name: string;
+        };
+        /** BuildingFeature */
+        BuildingFeature: {
+            /** Geometry */
+            geometry: components["schemas"]["GeoPolygon"] | components["schemas"]["GeoMultiPolygon"];
+            properties: components["schemas"]["BuildingProperties"];
+            /**
+             * Type
+             * @constant
+             */
+            type: "Feature";
+        };
+        /** BuildingProperties */
+        BuildingProperties: {
+            /**
+             * Name
+             * @description shown on the map: 5栋, 幸福楼
+             */
+            name: string;
+        };
+        /**
+         * BuildingsIn
+         * @description A community's buildings: a FeatureCollection, one Feature per building, each with a
+         *     `name` property.
+         */
+        BuildingsIn: {
+            /** Features */
+            features: components["schemas"]["BuildingFeature"][];
+            /**
+             * Type
+             * @constant
+             */
+            type: "FeatureCollection";
         };
         /** Camera */
         Camera: {
@@ -2546,6 +2707,53 @@ export interface components {
             /** kinds of signal sent up on their own (empty: none) */
             signal_kind?: string[];
         };
+        /** GeoFeature */
+        GeoFeature: {
+            /** Geometry */
+            geometry: components["schemas"]["GeoPolygon"] | components["schemas"]["GeoMultiPolygon"];
+            /** Properties */
+            properties?: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "Feature";
+        };
+        /** GeoFeatureCollection */
+        GeoFeatureCollection: {
+            /** Features */
+            features: components["schemas"]["GeoFeature"][];
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "FeatureCollection";
+        };
+        /** GeoMultiPolygon */
+        GeoMultiPolygon: {
+            /** Coordinates */
+            coordinates: number[][][][];
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "MultiPolygon";
+        };
+        /** GeoPolygon */
+        GeoPolygon: {
+            /**
+             * Coordinates
+             * @description the outer ring, then any holes
+             */
+            coordinates: number[][][];
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "Polygon";
+        };
         /** GroupStats */
         GroupStats: {
             /** Accept Determined */
@@ -2586,6 +2794,19 @@ export interface components {
             whistles?: {
                 [key: string]: number;
             } | null;
+        };
+        /** Hourly */
+        Hourly: {
+            /**
+             * Today
+             * @description 24 counts, hour 0 first; None: still to come
+             */
+            today: (number | null)[];
+            /**
+             * Yesterday
+             * @description 24 counts, hour 0 first
+             */
+            yesterday: number[];
         };
         /** IdReadOut */
         IdReadOut: {
@@ -2928,6 +3149,47 @@ export interface components {
             /** Unit Id */
             unit_id?: string | null;
         };
+        /** MapFeature */
+        MapFeature: {
+            geometry: components["schemas"]["Outline"];
+            properties: components["schemas"]["MapProperties"];
+            /**
+             * Type
+             * @default Feature
+             * @constant
+             */
+            type: "Feature";
+        };
+        /**
+         * MapLayer
+         * @description The boundaries and buildings under an area, as one GeoJSON FeatureCollection: larger
+         *     areas first (a district, then its streets, then their communities), then buildings, so
+         *     that what is drawn later lies on top.
+         */
+        MapLayer: {
+            /** Features */
+            features: components["schemas"]["MapFeature"][];
+            /**
+             * Type
+             * @default FeatureCollection
+             * @constant
+             */
+            type: "FeatureCollection";
+        };
+        /** MapProperties */
+        MapProperties: {
+            /** Code */
+            code: string;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "area" | "building";
+            /** @default community */
+            level: components["schemas"]["AreaLevel"];
+            /** Name */
+            name: string;
+        };
         /**
          * Mask
          * @description A polygon in normalised 0..1 image coordinates.
@@ -3100,6 +3362,30 @@ export interface components {
              * @default 100
              */
             limit: number;
+        };
+        /** OnlineCount */
+        OnlineCount: {
+            /** Online */
+            online: number;
+            /** Total */
+            total: number;
+        };
+        /**
+         * Outline
+         * @description A boundary or footprint as stored and served: always a 2-D MultiPolygon.
+         */
+        Outline: {
+            /** Coordinates */
+            coordinates: [
+                number,
+                number
+            ][][][];
+            /**
+             * Type
+             * @default MultiPolygon
+             * @constant
+             */
+            type: "MultiPolygon";
         };
         /** Page[Area] */
         Page_Area_: {
@@ -3880,6 +4166,78 @@ export interface components {
              * @default 60s
              */
             within: string;
+        };
+        /** TodayIncidents */
+        TodayIncidents: {
+            /** Accept Determined */
+            accept_determined: number;
+            /** Accepted On Time */
+            accepted_on_time: number;
+            /** Closed */
+            closed: number;
+            /**
+             * Closure Rate
+             * @description 办结率: closed ÷ opened, of today's
+             */
+            closure_rate: number | null;
+            hourly: components["schemas"]["Hourly"];
+            /**
+             * On Time Accept Rate
+             * @description 按时受理率, of today's
+             */
+            on_time_accept_rate: number | null;
+            /**
+             * Open By Priority
+             * @description open now, whenever opened
+             */
+            open_by_priority: {
+                [key: string]: number;
+            };
+            /** Open Total */
+            open_total: number;
+            /** Opened */
+            opened: number;
+            /** Opened By Category */
+            opened_by_category: {
+                [key: string]: number;
+            };
+        };
+        /**
+         * TodayStats
+         * @description Today's figures for the wall (大屏), by the hub's clock (SB_TIMEZONE).
+         */
+        TodayStats: {
+            /**
+             * Alarms
+             * @description signals today that are alarms (not QUIET_KINDS)
+             */
+            alarms: number;
+            /** Alarms By Kind */
+            alarms_by_kind: {
+                [key: string]: number;
+            };
+            alarms_hourly: components["schemas"]["Hourly"];
+            /** @description enabled cameras and GB/T 28181 devices online now */
+            cameras: components["schemas"]["OnlineCount"];
+            /**
+             * Day
+             * Format: date
+             */
+            day: string;
+            /** @description enabled sensors and readers online now */
+            devices: components["schemas"]["OnlineCount"];
+            incidents: components["schemas"]["TodayIncidents"];
+            /**
+             * Now
+             * Format: date-time
+             */
+            now: string;
+            /**
+             * Start
+             * Format: date-time
+             * @description midnight today
+             */
+            start: string;
         };
         /** TokenIn */
         TokenIn: {
@@ -4801,6 +5159,484 @@ export interface operations {
             };
         };
     };
+    get_boundary_api_v1_areas__code__boundary_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                code: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AreaBoundary"];
+                };
+            };
+            /** @description missing, unknown, revoked or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such area in the caller's area, or nothing stored for it */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description too many failed authentications from this client; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the database is unavailable; try again (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    set_boundary_api_v1_areas__code__boundary_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                code: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GeoPolygon"] | components["schemas"]["GeoMultiPolygon"] | components["schemas"]["GeoFeature"] | components["schemas"]["GeoFeatureCollection"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AreaBoundary"];
+                };
+            };
+            /** @description missing, unknown, revoked or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token's role or area does not allow it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such area in the caller's area, or nothing stored for it */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description body larger than the limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description body of a type this operation does not take */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not GeoJSON of the kind taken, or a shape the map cannot draw: a ring with fewer than 4 positions, not closed, crossing itself or enclosing no area; holes outside their polygon; polygons that overlap; a longitude outside -180..180 or a latitude outside -90..90. `fields` names the place in the body. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description too many failed authentications from this client; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the database is unavailable; try again (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    delete_boundary_api_v1_areas__code__boundary_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                code: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description missing, unknown, revoked or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token's role or area does not allow it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such area in the caller's area, or nothing stored for it */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description too many failed authentications from this client; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the database is unavailable; try again (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    get_buildings_api_v1_areas__code__buildings_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                code: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AreaBuildings"];
+                };
+            };
+            /** @description missing, unknown, revoked or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such area in the caller's area, or nothing stored for it */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description too many failed authentications from this client; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the database is unavailable; try again (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    set_buildings_api_v1_areas__code__buildings_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                code: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BuildingsIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AreaBuildings"];
+                };
+            };
+            /** @description missing, unknown, revoked or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token's role or area does not allow it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such area in the caller's area, or nothing stored for it */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description body larger than the limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description body of a type this operation does not take */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not GeoJSON of the kind taken, or a shape the map cannot draw: a ring with fewer than 4 positions, not closed, crossing itself or enclosing no area; holes outside their polygon; polygons that overlap; a longitude outside -180..180 or a latitude outside -90..90. `fields` names the place in the body. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description too many failed authentications from this client; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the database is unavailable; try again (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    delete_buildings_api_v1_areas__code__buildings_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                code: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description missing, unknown, revoked or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token's role or area does not allow it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such area in the caller's area, or nothing stored for it */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description too many failed authentications from this client; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the database is unavailable; try again (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     attachment_api_v1_attachments__attachment_id__get: {
         parameters: {
             query?: never;
@@ -4833,6 +5669,65 @@ export interface operations {
             };
             /** @description no such object in the caller's area */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description too many failed authentications from this client; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the database is unavailable; try again (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    map_layer_api_v1_boundaries_get: {
+        parameters: {
+            query?: {
+                /** @description area code prefix */
+                area?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MapLayer"];
+                };
+            };
+            /** @description missing, unknown, revoked or expired token */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -11769,6 +12664,65 @@ export interface operations {
                 };
                 content: {
                     "text/csv": unknown;
+                };
+            };
+            /** @description missing, unknown, revoked or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description too many failed authentications from this client; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the database is unavailable; try again (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    stats_today_api_v1_stats_today_get: {
+        parameters: {
+            query?: {
+                /** @description area code prefix */
+                area?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TodayStats"];
                 };
             };
             /** @description missing, unknown, revoked or expired token */

@@ -83,3 +83,12 @@ export interface StreamEvent {
   incident?: Incident
   [key: string]: unknown
 }
+
+export type Area = Schemas['Area']
+// The map's outlines (GET /boundaries): area boundaries, then building footprints.
+export type MapLayer = Schemas['MapLayer']
+export type MapFeatureProperties = MapLayer['features'][number]['properties']
+// The wall's figures (GET /stats/today).
+export type TodayStats = Schemas['TodayStats']
+export type Hourly = TodayStats['alarms_hourly']
+export type OnlineCount = TodayStats['devices']
