@@ -6,15 +6,8 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request
 
-from api.auth import (
-    ALL_ROLES,
-    REGISTRY_WRITERS,
-    TOKEN_MANAGERS,
-    UNIT_WRITERS,
-    ZONE_WRITERS,
-    Principal,
-    allow,
-)
+from api.auth import Principal
+from api.permissions import Capability, allowed
 from devices.area_codes import check_area_prefix
 from devices.paging import MAX_LIMIT
 from hub.db import Pool
@@ -45,8 +38,6 @@ Cursor = Annotated[
 ]
 AreaFilter = Annotated[str | None, Depends(area_filter)]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
-Reader = Annotated[Principal, Depends(allow(ALL_ROLES))]
-RegistryWriter = Annotated[Principal, Depends(allow(REGISTRY_WRITERS))]
-ZoneWriter = Annotated[Principal, Depends(allow(ZONE_WRITERS))]
-UnitWriter = Annotated[Principal, Depends(allow(UNIT_WRITERS))]
-TokenManager = Annotated[Principal, Depends(allow(TOKEN_MANAGERS))]
+# The callers of the capabilities many routers need (api/permissions.py says whose they are).
+Reader = Annotated[Principal, Depends(allowed(Capability.READ))]
+Registrar = Annotated[Principal, Depends(allowed(Capability.REGISTER))]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from api.deps import DbPool, Limit, Reader, RegistryWriter
+from api.deps import DbPool, Limit, Reader, Registrar
 from devices import areas
 from devices.area_codes import check_area_code
 from devices.models import Area, AreaIn, AreaUpdate
@@ -22,7 +22,7 @@ def _code(code: str) -> str:
 
 
 @router.post("", status_code=201)
-async def create_area(body: AreaIn, who: RegistryWriter, pool: DbPool) -> Area:
+async def create_area(body: AreaIn, who: Registrar, pool: DbPool) -> Area:
     who.require_area(body.code)
     async with pool.connection() as conn:
         return await areas.create_area(conn, body)
@@ -49,13 +49,13 @@ async def get_area(code: str, who: Reader, pool: DbPool) -> Area:
 
 
 @router.patch("/{code}")
-async def rename_area(code: str, body: AreaUpdate, who: RegistryWriter, pool: DbPool) -> Area:
+async def rename_area(code: str, body: AreaUpdate, who: Registrar, pool: DbPool) -> Area:
     async with pool.connection() as conn:
         return await areas.rename_area(conn, _code(code), body.name, scope=who.area_prefix)
 
 
 @router.delete("/{code}", status_code=204)
-async def delete_area(code: str, who: RegistryWriter, pool: DbPool) -> Response:
+async def delete_area(code: str, who: Registrar, pool: DbPool) -> Response:
     async with pool.connection() as conn:
         await areas.delete_area(conn, _code(code), scope=who.area_prefix)
     return Response(status_code=204)

@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
-from api.deps import AreaFilter, DbPool, Limit, Reader, RegistryWriter, ZoneWriter
+from api.auth import Principal
+from api.deps import AreaFilter, DbPool, Limit, Reader, Registrar
+from api.permissions import Capability, allowed
 from api.uploads import csv_text
 from devices import cameras, registry
 from devices.camera_import import import_cameras
@@ -19,10 +21,11 @@ from vision import stats as vision_stats
 from vision.status import VisionState, vision_state
 
 router = APIRouter(prefix="/cameras", tags=["cameras"])
+ZoneWriter = Annotated[Principal, Depends(allowed(Capability.EDIT_ZONES))]
 
 
 @router.post("", status_code=201)
-async def create_camera(body: CameraIn, who: RegistryWriter, pool: DbPool) -> CameraWithCredentials:
+async def create_camera(body: CameraIn, who: Registrar, pool: DbPool) -> CameraWithCredentials:
     """Register a camera with its stream and zones; credentials are shown only this once."""
     who.require_area(body.area)
     async with pool.connection() as conn:
@@ -36,7 +39,7 @@ async def create_camera(body: CameraIn, who: RegistryWriter, pool: DbPool) -> Ca
 @router.post("/import")
 async def import_csv(
     request: Request,
-    who: RegistryWriter,
+    who: Registrar,
     pool: DbPool,
     dry_run: Annotated[bool, Query(description="validate only, write nothing")] = False,
     all_or_nothing: Annotated[bool, Query(description="write nothing if any row is bad")] = False,
@@ -85,9 +88,7 @@ async def get_camera(camera_id: str, who: Reader, pool: DbPool) -> Camera:
 
 
 @router.patch("/{camera_id}")
-async def update_camera(
-    camera_id: str, body: CameraUpdate, who: RegistryWriter, pool: DbPool
-) -> Camera:
+async def update_camera(camera_id: str, body: CameraUpdate, who: Registrar, pool: DbPool) -> Camera:
     async with pool.connection() as conn:
         updated = await cameras.update_camera(conn, camera_id, body, scope=who.area_prefix)
     return public_view(updated)
@@ -102,7 +103,7 @@ async def set_zones(camera_id: str, body: ZonesIn, who: ZoneWriter, pool: DbPool
 
 
 @router.delete("/{camera_id}", status_code=204)
-async def delete_camera(camera_id: str, who: RegistryWriter, pool: DbPool) -> Response:
+async def delete_camera(camera_id: str, who: Registrar, pool: DbPool) -> Response:
     async with pool.connection() as conn:
         await cameras.get_camera(conn, camera_id, scope=who.area_prefix)
         await registry.delete_device(conn, camera_id, scope=who.area_prefix)

@@ -9,9 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel
 
-from api.auth import Principal, allow
+from api.auth import Principal
 from api.deps import Cursor, DbPool, Limit
-from api.tokens import Role
+from api.permissions import Capability, allowed
 from devices.paging import Page
 from hub.errors import Invalid
 from notify import channels
@@ -23,7 +23,7 @@ from notify.templates import render
 from notify.transports import Item, Outgoing
 
 router = APIRouter(prefix="/channels", tags=["notifications"])
-ChannelWriter = Annotated[Principal, Depends(allow(frozenset({Role.ADMIN, Role.INTEGRATOR})))]
+ChannelWriter = Annotated[Principal, Depends(allowed(Capability.MANAGE_CHANNELS))]
 
 
 class TestResult(BaseModel):

@@ -11,9 +11,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, ConfigDict
 
-from api.auth import Principal, allow
+from api.auth import Principal
 from api.deps import DbPool, Limit, Reader
-from api.tokens import Role
+from api.permissions import Capability, allowed
 from devices import commands, registry
 from devices.commands import Command, CommandIn, CommandName, CommandStatus, SilenceDuration, Ttl
 from hub.errors import Conflict
@@ -21,9 +21,7 @@ from incidents import store
 from incidents.states import OPEN_STATUSES
 
 router = APIRouter(tags=["commands"])
-Commander = Annotated[
-    Principal, Depends(allow(frozenset({Role.ADMIN, Role.DISPATCHER, Role.OPERATOR})))
-]
+Commander = Annotated[Principal, Depends(allowed(Capability.COMMAND_DEVICES))]
 CommandId = Annotated[str, Path(pattern=r"^cmd_[0-9a-f]{24}$")]
 REFUSED: dict[int | str, dict[str, Any]] = {
     422: {

@@ -5,20 +5,23 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
-from api.deps import Cursor, DbPool, Limit, RegistryWriter
+from api.auth import Principal
+from api.deps import Cursor, DbPool, Limit
+from api.permissions import Capability, allowed
 from devices.paging import Page
 from hub.times import Moment
 from ingest.dead_letters import DeadLetter, list_dead_letters
 from ingest.decode import Reason
 
 router = APIRouter(tags=["devices"])
+DeadLetterReader = Annotated[Principal, Depends(allowed(Capability.READ_DEAD_LETTERS))]
 
 
 @router.get("/dead-letters")
 async def dead_letters(
-    who: RegistryWriter,
+    who: DeadLetterReader,
     pool: DbPool,
     device_id: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{1,64}$")] = None,
     reason: Reason | None = None,

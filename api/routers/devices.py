@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request, Response
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 
-from api.deps import AreaFilter, Cursor, DbPool, Limit, Reader, RegistryWriter
+from api.deps import AreaFilter, Cursor, DbPool, Limit, Reader, Registrar
 from api.uploads import csv_text
 from devices import registry
 from devices.csv_import import ImportReport, import_devices
@@ -43,7 +43,7 @@ async def _with_state(
 
 @router.post("", status_code=201)
 async def create_device(
-    body: DeviceIn, who: RegistryWriter, pool: DbPool, request: Request
+    body: DeviceIn, who: Registrar, pool: DbPool, request: Request
 ) -> DeviceWithCredentials:
     """Register a device. The response carries its credentials (MQTT, or a gb28181 device's
     SIP digest password with its GB id as the username), shown only this once."""
@@ -92,7 +92,7 @@ async def list_devices(
 @router.post("/import")
 async def import_csv(
     request: Request,
-    who: RegistryWriter,
+    who: Registrar,
     pool: DbPool,
     dry_run: Annotated[bool, Query(description="validate only, write nothing")] = False,
     all_or_nothing: Annotated[bool, Query(description="write nothing if any row is bad")] = False,
@@ -139,9 +139,7 @@ async def telemetry(
 
 
 @router.patch("/{device_id}")
-async def update_device(
-    device_id: str, body: DeviceUpdate, who: RegistryWriter, pool: DbPool
-) -> Device:
+async def update_device(device_id: str, body: DeviceUpdate, who: Registrar, pool: DbPool) -> Device:
     """Move, relabel, enable or disable a device (`{"enabled": false}` locks it out)."""
     if body.area is not None:
         who.require_area(body.area)
@@ -150,7 +148,7 @@ async def update_device(
 
 
 @router.post("/{device_id}/catalog", status_code=202)
-async def refresh_catalog(device_id: str, who: RegistryWriter, pool: DbPool) -> dict[str, str]:
+async def refresh_catalog(device_id: str, who: Registrar, pool: DbPool) -> dict[str, str]:
     """Ask a gb28181 device for its catalog again (its channels become cameras); the answer
     comes in over SIP, so this returns at once."""
     async with pool.connection() as conn, conn.transaction():
@@ -160,7 +158,7 @@ async def refresh_catalog(device_id: str, who: RegistryWriter, pool: DbPool) -> 
 
 @router.post("/{device_id}/credentials")
 async def rotate_credentials(
-    device_id: str, who: RegistryWriter, pool: DbPool, request: Request
+    device_id: str, who: Registrar, pool: DbPool, request: Request
 ) -> Credentials:
     """Issue a new password (MQTT, or a gb28181 device's SIP digest one); the old one stops
     working."""
@@ -171,7 +169,7 @@ async def rotate_credentials(
 
 
 @router.delete("/{device_id}", status_code=204)
-async def delete_device(device_id: str, who: RegistryWriter, pool: DbPool) -> Response:
+async def delete_device(device_id: str, who: Registrar, pool: DbPool) -> Response:
     async with pool.connection() as conn:
         await registry.delete_device(conn, device_id, scope=who.area_prefix)
     return Response(status_code=204)

@@ -7,9 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import FileResponse
 
-from api.auth import Principal, allow
+from api.auth import Principal
 from api.deps import DbPool, Limit
-from api.tokens import Role
+from api.permissions import Capability, allowed
 from devices import cameras
 from hub.errors import NotFound
 from vision import evidence_store
@@ -17,9 +17,7 @@ from vision import evidence_store
 router = APIRouter(prefix="/evidence", tags=["evidence"])
 
 # Pictures show people: the roles that work incidents see them, integrators and viewers do not.
-EvidenceReader = Annotated[
-    Principal, Depends(allow(frozenset({Role.ADMIN, Role.OPERATOR, Role.DISPATCHER})))
-]
+EvidenceReader = Annotated[Principal, Depends(allowed(Capability.READ_EVIDENCE))]
 EvidenceId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]
 
 

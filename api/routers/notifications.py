@@ -7,9 +7,9 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 
-from api.auth import Principal, allow
+from api.auth import Principal
 from api.deps import Cursor, DbPool, Limit, Reader
-from api.tokens import Role
+from api.permissions import Capability, allowed
 from devices.paging import Page
 from hub.errors import Forbidden
 from notify.log import list_notifications
@@ -18,7 +18,7 @@ from notify.template_store import all_templates, put_template, reset_template
 from notify.templates import MessageKind, Template, TemplateIn
 
 router = APIRouter(tags=["notifications"])
-TemplateWriter = Annotated[Principal, Depends(allow(frozenset({Role.ADMIN, Role.OPERATOR})))]
+TemplateWriter = Annotated[Principal, Depends(allowed(Capability.EDIT_TEMPLATES))]
 Language = Literal["zh-CN", "en"]
 
 

@@ -16,10 +16,10 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.auth import Principal, allow
+from api.auth import Principal
 from api.auth_limit import ClientBudget, FailedAuthentications
 from api.deps import DbPool
-from api.tokens import Role
+from api.permissions import Capability, allowed, public_route
 from hub.errors import Conflict, Invalid, NotFound, Unauthorized
 from hub.text import PlainText
 from incidents import public
@@ -33,7 +33,7 @@ from incidents.store import get_incident
 
 router = APIRouter(tags=["public"])
 page_router = APIRouter()
-KeyManager = Annotated[Principal, Depends(allow(frozenset({Role.ADMIN, Role.INTEGRATOR})))]
+KeyManager = Annotated[Principal, Depends(allowed(Capability.MANAGE_INTAKE_KEYS))]
 Receipt = Annotated[str, Path(pattern=r"^[Ss][Bb]-[A-Za-z2-7]{20}$")]
 _PAGE = files("api").joinpath("public_page.html").read_text(encoding="utf-8")
 
@@ -120,6 +120,7 @@ async def revoke_intake_key(key_id: int, who: KeyManager, pool: DbPool) -> Respo
         429: {"description": "too many reports from this client"},
     },
 )
+@public_route("a resident's report: the intake key decides its community; budgeted per client")
 async def public_report(
     body: PublicReportIn,
     request: Request,
@@ -151,6 +152,7 @@ async def public_report(
 
 
 @router.get("/public/reports/{receipt}")
+@public_route("the receipt is the secret; guessing is limited as for tokens")
 async def public_report_status(
     receipt: Receipt, request: Request, pool: DbPool
 ) -> public.PublicStatus:
@@ -162,6 +164,7 @@ async def public_report_status(
 
 
 @router.post("/public/reports/{receipt}/rating")
+@public_route("the receipt is the secret; guessing is limited as for tokens")
 async def rate_report(
     receipt: Receipt, body: RatingIn, request: Request, pool: DbPool
 ) -> public.PublicStatus:
@@ -187,6 +190,7 @@ async def rate_report(
 
 
 @router.post("/public/reports/{receipt}/attachments", status_code=201)
+@public_route("the receipt is the secret; guessing is limited as for tokens")
 async def public_photo(
     receipt: Receipt, file: UploadFile, request: Request, pool: DbPool
 ) -> PublicPhoto:
@@ -214,6 +218,7 @@ async def public_photo(
 
 
 @page_router.get("/r", response_class=HTMLResponse, include_in_schema=False)
+@public_route("the residents' page: it calls the public routes above")
 async def public_page() -> HTMLResponse:
     """The page a resident's phone opens from the QR code: report, follow, rate."""
     return HTMLResponse(

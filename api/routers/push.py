@@ -14,8 +14,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ValidationError
 
-from api.auth import Principal, allow_push
+from api.auth import Principal
 from api.deps import DbPool
+from api.permissions import Capability, allowed_in_url, public_route
 from hub.errors import Forbidden, HubError, NotFound
 from hub.secret import hmac_key
 from ingest.decode import Reason
@@ -26,7 +27,7 @@ from ingest.registry_view import RegistryView
 from ingest.store import BatchResult
 
 router = APIRouter(prefix="/push", tags=["push"])
-Pusher = Annotated[Principal, Depends(allow_push())]
+Pusher = Annotated[Principal, Depends(allowed_in_url(Capability.PUSH_DEVICE_DATA))]
 _PUSH_ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"description": "nothing stored: the dead letter's reason (schema, unknown_device)"},
     503: {"description": "the database is unavailable: push again later"},
@@ -98,6 +99,7 @@ async def ctwing_push(request: Request, who: Pusher, pool: DbPool) -> PushResult
 @router.get(
     "/onenet", response_class=PlainTextResponse, responses={403: {"description": "bad signature"}}
 )
+@public_route("OneNET's URL check carries no token: it is signed with SB_ONENET_TOKEN")
 async def onenet_verify(
     request: Request,
     msg: Annotated[str, Query(max_length=200)],

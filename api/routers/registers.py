@@ -8,9 +8,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 
-from api.auth import Principal, allow
+from api.auth import Principal
 from api.deps import Cursor, DbPool, Limit
-from api.tokens import Role
+from api.permissions import Capability, allowed
 from api.uploads import csv_text
 from devices.areas import existing_areas
 from devices.paging import Page
@@ -20,7 +20,7 @@ from ingest import registers
 from ingest.registers import Register, RegisterIn, Resident, ResidentsIn, UploadReport
 
 router = APIRouter(prefix="/registers", tags=["personal data"])
-Keeper = Annotated[Principal, Depends(allow(frozenset({Role.ADMIN, Role.OPERATOR})))]
+Keeper = Annotated[Principal, Depends(allowed(Capability.KEEP_REGISTERS))]
 Community = Annotated[str, Path(pattern=r"^\d{12}$")]
 IdHash = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")]
 

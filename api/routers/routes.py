@@ -6,16 +6,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 
-from api.auth import Principal, allow
+from api.auth import Principal
 from api.deps import Cursor, DbPool, Limit
-from api.tokens import Role
+from api.permissions import Capability, allowed
 from devices.paging import Page
 from hub.errors import Invalid
 from notify import routes
 from notify.models import Route, RouteIn
 
 router = APIRouter(prefix="/routes", tags=["notifications"])
-RouteWriter = Annotated[Principal, Depends(allow(frozenset({Role.ADMIN, Role.OPERATOR})))]
+RouteWriter = Annotated[Principal, Depends(allowed(Capability.MANAGE_ROUTES))]
 
 
 @router.post("", status_code=201)

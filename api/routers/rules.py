@@ -9,9 +9,9 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from api.auth import Principal, allow
+from api.auth import Principal
 from api.deps import Cursor, DbPool, Limit, Reader
-from api.tokens import Role
+from api.permissions import Capability, allowed
 from devices.paging import Page
 from hub.durations import parse_duration
 from hub.errors import Invalid, UnsupportedMediaType
@@ -22,7 +22,7 @@ from rules.backtest import Backtest, backtest, stored_history
 from rules.model import Rule
 
 router = APIRouter(prefix="/rules", tags=["rules"])
-RuleWriter = Annotated[Principal, Depends(allow(frozenset({Role.ADMIN, Role.OPERATOR})))]
+RuleWriter = Annotated[Principal, Depends(allowed(Capability.EDIT_RULES))]
 _YAML = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from api.auth import Principal
 from api.deps import AreaFilter, Cursor, DbPool, Limit, Reader
-from api.tokens import Role
+from api.permissions import Capability, may
 from devices.paging import Page, decode_int_cursor, encode_cursor
 from hub import signal_log
 from hub.contracts import KINDS, Signal
@@ -23,8 +23,6 @@ from hub.times import Moment
 from incidents import store
 
 router = APIRouter(tags=["signals"])
-# Who may see what an ID-card read found (the card's hash and masked number).
-ID_READERS = frozenset({Role.ADMIN, Role.OPERATOR, Role.DISPATCHER})
 SignalKind = Annotated[
     str | None,
     Query(
@@ -56,7 +54,7 @@ def shown(signal: Signal, who: Principal) -> SignalOut | None:
     """The signal as the caller may see it; None when it may not see it at all."""
     if not who.covers(signal.area):
         return None
-    if signal.source_type == "id_reader" and who.role not in ID_READERS:
+    if signal.source_type == "id_reader" and not may(who, Capability.READ_ID_CARDS):
         return None
     assert signal.id is not None and signal.received_at is not None
     return SignalOut(
@@ -90,7 +88,7 @@ async def list_signals(
     cursor: Cursor = None,
 ) -> Page[SignalOut]:
     """Newest first, within the caller's area; `since`/`until` by the signal's own time."""
-    if who.role not in ID_READERS and source_type == "id_reader":
+    if source_type == "id_reader" and not may(who, Capability.READ_ID_CARDS):
         return Page[SignalOut](items=[])
     async with pool.connection() as conn:
         found = await signal_log.search(
@@ -104,7 +102,7 @@ async def list_signals(
             until=until,
             before_id=decode_int_cursor(cursor),
             limit=limit,
-            hidden_source_type=None if who.role in ID_READERS else "id_reader",
+            hidden_source_type=None if may(who, Capability.READ_ID_CARDS) else "id_reader",
         )
     more = len(found) > limit
     page = found[:limit]

@@ -7,16 +7,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from api.auth import Principal, allow
+from api.auth import Principal
 from api.deps import Cursor, DbPool, Limit, Reader
-from api.tokens import Role
+from api.permissions import Capability, allowed
 from devices.paging import Page
 from rules.silences import Silence, SilenceIn, create_silence, expire_silence, page_silences
 
 router = APIRouter(prefix="/silences", tags=["rules"])
-Silencer = Annotated[
-    Principal, Depends(allow(frozenset({Role.ADMIN, Role.OPERATOR, Role.DISPATCHER})))
-]
+Silencer = Annotated[Principal, Depends(allowed(Capability.SILENCE))]
 
 
 @router.post("", status_code=201)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
 
-from api.deps import DbPool, TokenManager
+from fastapi import APIRouter, Depends, Response
+
+from api.auth import Principal
+from api.deps import DbPool
+from api.permissions import Capability, allowed
 from api.tokens import IssuedToken, TokenIn, TokenInfo, issue_token, list_tokens, revoke_token
 from hub.errors import Forbidden
 
 router = APIRouter(prefix="/tokens", tags=["tokens"])
+TokenManager = Annotated[Principal, Depends(allowed(Capability.MANAGE_TOKENS))]
 
 
 @router.post("", status_code=201)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 
 from api.auth import Principal
-from api.deps import AreaFilter, DbPool, Limit, Reader, UnitWriter
+from api.deps import AreaFilter, DbPool, Limit, Reader
+from api.permissions import Capability, allowed
 from devices import units
 from devices.models import Unit, UnitContacts, UnitIn, UnitKind, UnitUpdate
 from devices.paging import Page
@@ -15,6 +18,7 @@ from hub.errors import Invalid
 from notify.channels import visible_ids
 
 router = APIRouter(prefix="/units", tags=["units"])
+UnitWriter = Annotated[Principal, Depends(allowed(Capability.MANAGE_UNITS))]
 
 
 async def _check_contacts(

@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.auth import Principal, allow
+from api.auth import Principal
 from api.deps import DbPool, Limit
-from api.tokens import Role
+from api.permissions import Capability, allowed
 from hub.errors import Forbidden, Invalid
 from hub.secret import hmac_key
 from hub.times import Moment
@@ -18,10 +18,8 @@ from ingest.id_reads import IdReadOut, find_reads
 
 router = APIRouter(tags=["personal data"])
 # Integrators and viewers never see who was read where.
-PersonalReader = Annotated[
-    Principal, Depends(allow(frozenset({Role.ADMIN, Role.OPERATOR, Role.DISPATCHER})))
-]
-ListManager = Annotated[Principal, Depends(allow(frozenset({Role.ADMIN, Role.OPERATOR})))]
+PersonalReader = Annotated[Principal, Depends(allowed(Capability.READ_ID_CARDS))]
+ListManager = Annotated[Principal, Depends(allowed(Capability.MANAGE_WATCHLISTS))]
 
 
 @router.post("/watchlists", status_code=201)

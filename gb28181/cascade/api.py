@@ -15,16 +15,16 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 from pydantic import BaseModel, Field
 
-from api.auth import Principal, allow
+from api.auth import Principal
 from api.deps import DbPool
-from api.tokens import Role
+from api.permissions import Capability, allowed
 from gb28181.cascade import store
 from gb28181.cascade.models import Uplink, UplinkIn
 from hub.errors import Invalid
 from hub.secret import hmac_key
 
 router = APIRouter(prefix="/gb/uplinks", tags=["gb28181"])
-Admin = Annotated[Principal, Depends(allow(frozenset({Role.ADMIN})))]
+Admin = Annotated[Principal, Depends(allowed(Capability.MANAGE_UPLINKS))]
 
 
 class DeliveryRow(BaseModel):

@@ -32,6 +32,33 @@ export type Action =
   | 'rate_unit'
   | 'flag_unit'
   | 'rate_whistle'
+// What a role may do (api/permissions.py's table), as `/me` says it.
+export type Capability =
+  | 'read'
+  | 'list_incidents'
+  | 'read_incident'
+  | 'report_incident'
+  | 'act_on_incident'
+  | 'attach_photo'
+  | 'register'
+  | 'read_dead_letters'
+  | 'edit_zones'
+  | 'manage_units'
+  | 'manage_tokens'
+  | 'edit_rules'
+  | 'manage_routes'
+  | 'edit_templates'
+  | 'manage_channels'
+  | 'manage_intake_keys'
+  | 'manage_uplinks'
+  | 'keep_registers'
+  | 'read_evidence'
+  | 'read_id_cards'
+  | 'manage_watchlists'
+  | 'silence'
+  | 'command_devices'
+  | 'push_device_data'
+  | 'hold_unit_link'
 export type CloseReason = 'resolved' | 'false_alarm' | 'duplicate' | 'not_responsible'
 
 export interface Me {
@@ -40,6 +67,9 @@ export interface Me {
   area_prefix: string
   unit_id: string | null
   map_tiles: string | null
+  capabilities: Capability[]
+  /** The actions its role takes on incidents; each incident's `allowed_actions` says which now. */
+  incident_actions: Action[]
 }
 
 export interface Evidence {
@@ -90,6 +120,8 @@ export interface Incident {
   rating: number | null
   source: 'rule' | 'report' | 'public'
   summons?: Summon[]
+  /** What the caller may do on it now (the API's answers; not on the live stream's events). */
+  allowed_actions?: Action[]
 }
 
 // 吹哨报到: one summoned unit's 报到 record on an incident.

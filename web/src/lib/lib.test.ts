@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { Incident } from '../api/types'
-import { allowedActions } from './allowed'
+import { may, panelActions } from './actions'
 import { kmBetween } from './distance'
 import { countdown, durationText } from './time'
 import { byUrgency, isAlarming, isOverdue, nextDeadline } from './whistle'
@@ -57,16 +57,18 @@ describe('the order of the board', () => {
 })
 
 describe('the actions offered', () => {
-  it('follows the state', () => {
-    expect(allowedActions('reported', 'dispatcher', false)).toEqual(['accept', 'close', 'comment'])
-    expect(allowedActions('resolved', 'dispatcher', false)).toEqual(['verify', 'reject', 'close', 'comment'])
-    expect(allowedActions('closed', 'dispatcher', false)).toEqual(['rate', 'comment'])
-    expect(allowedActions('closed', 'dispatcher', true)).toEqual(['comment'])
+  it('are what the API allows, 吹哨报到 on the summon board', () => {
+    const dispatched = incident({
+      status: 'dispatched',
+      allowed_actions: ['dispatch', 'start', 'close', 'comment', 'acknowledge', 'summon'],
+    })
+    expect(panelActions(dispatched)).toEqual(['dispatch', 'start', 'close', 'comment', 'acknowledge'])
+    expect(may(dispatched, 'summon')).toBe(true)
+    expect(may(dispatched, 'accept')).toBe(false)
   })
-  it('follows the role', () => {
-    expect(allowedActions('reported', 'viewer', false)).toEqual([])
-    expect(allowedActions('reported', 'operator', false)).toEqual(['comment'])
-    expect(allowedActions('dispatched', 'grid_worker', false)).toEqual(['start', 'comment'])
+  it('are none where the API said nothing (an event of the live stream)', () => {
+    expect(panelActions(incident({}))).toEqual([])
+    expect(may(incident({}), 'comment')).toBe(false)
   })
 })
 
