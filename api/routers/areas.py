@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from api.deps import DbPool, Limit, Reader, Registrar
+from api.openapi import refusals
 from devices import areas
 from devices.area_codes import check_area_code
 from devices.models import Area, AreaIn, AreaUpdate
 from devices.paging import Page
-from hub.errors import Invalid
+from hub.errors import Conflict, Invalid
 
 router = APIRouter(prefix="/areas", tags=["areas"])
 
@@ -21,7 +22,7 @@ def _code(code: str) -> str:
         raise Invalid(str(exc), field="code") from None
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=refusals(Conflict))
 async def create_area(body: AreaIn, who: Registrar, pool: DbPool) -> Area:
     who.require_area(body.code)
     async with pool.connection() as conn:
@@ -54,7 +55,7 @@ async def rename_area(code: str, body: AreaUpdate, who: Registrar, pool: DbPool)
         return await areas.rename_area(conn, _code(code), body.name, scope=who.area_prefix)
 
 
-@router.delete("/{code}", status_code=204)
+@router.delete("/{code}", status_code=204, responses=refusals(Conflict))
 async def delete_area(code: str, who: Registrar, pool: DbPool) -> Response:
     async with pool.connection() as conn:
         await areas.delete_area(conn, _code(code), scope=who.area_prefix)

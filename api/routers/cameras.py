@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from api.auth import Principal
 from api.deps import AreaFilter, DbPool, Limit, Reader, Registrar
+from api.openapi import refusals
 from api.permissions import Capability, allowed
 from api.uploads import csv_text
 from devices import cameras, registry
@@ -17,6 +18,7 @@ from devices.cameras import public_view
 from devices.csv_import import ImportReport
 from devices.models import Camera, CameraIn, CameraUpdate, CameraWithCredentials, ZonesIn
 from devices.paging import Page
+from hub.errors import Conflict, UnsupportedMediaType
 from vision import stats as vision_stats
 from vision.status import VisionState, vision_state
 
@@ -24,7 +26,7 @@ router = APIRouter(prefix="/cameras", tags=["cameras"])
 ZoneWriter = Annotated[Principal, Depends(allowed(Capability.EDIT_ZONES))]
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=refusals(Conflict))
 async def create_camera(body: CameraIn, who: Registrar, pool: DbPool) -> CameraWithCredentials:
     """Register a camera with its stream and zones; credentials are shown only this once."""
     who.require_area(body.area)
@@ -36,7 +38,7 @@ async def create_camera(body: CameraIn, who: Registrar, pool: DbPool) -> CameraW
     )
 
 
-@router.post("/import")
+@router.post("/import", responses=refusals(UnsupportedMediaType))
 async def import_csv(
     request: Request,
     who: Registrar,

@@ -11,9 +11,10 @@ from pydantic import BaseModel
 
 from api.auth import Principal
 from api.deps import Cursor, DbPool, Limit
+from api.openapi import refusals
 from api.permissions import Capability, allowed
 from devices.paging import Page
-from hub.errors import Invalid
+from hub.errors import Conflict, Invalid
 from notify import channels
 from notify.channels import channel_configs
 from notify.delivery import Outcome
@@ -32,7 +33,7 @@ class TestResult(BaseModel):
     answer: str
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=refusals(Conflict))
 async def create_channel(body: ChannelIn, who: ChannelWriter, pool: DbPool) -> Channel:
     who.require_area(body.area)
     async with pool.connection() as conn:

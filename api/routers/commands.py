@@ -6,29 +6,29 @@ that raised it."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, ConfigDict
 
 from api.auth import Principal
 from api.deps import DbPool, Limit, Reader
+from api.openapi import refusals
 from api.permissions import Capability, allowed
 from devices import commands, registry
 from devices.commands import Command, CommandIn, CommandName, CommandStatus, SilenceDuration, Ttl
-from hub.errors import Conflict
+from hub.errors import Conflict, Invalid
 from incidents import store
 from incidents.states import OPEN_STATUSES
 
 router = APIRouter(tags=["commands"])
 Commander = Annotated[Principal, Depends(allowed(Capability.COMMAND_DEVICES))]
 CommandId = Annotated[str, Path(pattern=r"^cmd_[0-9a-f]{24}$")]
-REFUSED: dict[int | str, dict[str, Any]] = {
-    422: {
-        "description": "the device cannot take this command (its type, or it talks through"
-        " CTWing/OneNET), or the arguments are wrong"
-    }
-}
+REFUSED = (
+    Invalid,
+    "the device cannot take this command (its type, or it talks through CTWing/OneNET), or"
+    " the arguments are wrong",
+)
 
 
 class SilenceIn(BaseModel):
@@ -43,7 +43,7 @@ class Silenced(BaseModel):
     commands: list[Command]
 
 
-@router.post("/devices/{device_id}/commands", status_code=202, responses=REFUSED)
+@router.post("/devices/{device_id}/commands", status_code=202, responses=refusals(REFUSED))
 async def send_command(device_id: str, body: CommandIn, who: Commander, pool: DbPool) -> Command:
     """Queue a command; it is published QoS 1 on `sb/{area}/{device}/cmd` at once (a gb28181
     device's goes over SIP) and followed: `pending → sent → acked | failed | expired`."""
@@ -73,7 +73,11 @@ async def get_command(device_id: str, cmd_id: CommandId, who: Reader, pool: DbPo
         return await commands.get_command(conn, device_id, cmd_id)
 
 
-@router.post("/incidents/{incident_id}/silence-sensors", status_code=202, responses=REFUSED)
+@router.post(
+    "/incidents/{incident_id}/silence-sensors",
+    status_code=202,
+    responses=refusals(REFUSED, Conflict),
+)
 async def silence_sensors(
     incident_id: int, body: SilenceIn, who: Commander, pool: DbPool
 ) -> Silenced:

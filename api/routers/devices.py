@@ -9,6 +9,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 
 from api.deps import AreaFilter, Cursor, DbPool, Limit, Reader, Registrar
+from api.openapi import refusals
 from api.uploads import csv_text
 from devices import registry
 from devices.csv_import import ImportReport, import_devices
@@ -21,7 +22,7 @@ from devices.models import (
     DeviceWithCredentials,
 )
 from devices.paging import Page
-from hub.errors import Invalid
+from hub.errors import Conflict, Invalid, UnsupportedMediaType
 from hub.secret import hmac_key
 from hub.times import Moment
 from ingest.state_reads import DeviceState, StateFilter, state_condition, states_of
@@ -41,7 +42,7 @@ async def _with_state(
     return [DeviceWithState(**d.model_dump(), state=states[d.id]) for d in devices]
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=refusals(Conflict))
 async def create_device(
     body: DeviceIn, who: Registrar, pool: DbPool, request: Request
 ) -> DeviceWithCredentials:
@@ -89,7 +90,7 @@ async def list_devices(
         return Page[DeviceWithState](items=await _with_state(conn, page.items), next=page.next)
 
 
-@router.post("/import")
+@router.post("/import", responses=refusals(UnsupportedMediaType))
 async def import_csv(
     request: Request,
     who: Registrar,
@@ -138,7 +139,7 @@ async def telemetry(
         return await bucketed(conn, device_id, start, end, span, metric=metric)
 
 
-@router.patch("/{device_id}")
+@router.patch("/{device_id}", responses=refusals(Conflict))
 async def update_device(device_id: str, body: DeviceUpdate, who: Registrar, pool: DbPool) -> Device:
     """Move, relabel, enable or disable a device (`{"enabled": false}` locks it out)."""
     if body.area is not None:

@@ -9,6 +9,7 @@ from fastapi.responses import FileResponse
 
 from api.auth import Principal
 from api.deps import DbPool, Limit
+from api.openapi import refusals
 from api.permissions import Capability, allowed
 from devices import cameras
 from hub.errors import NotFound
@@ -38,7 +39,7 @@ async def get_evidence(
     )
 
 
-@router.get("")
+@router.get("", responses=refusals((NotFound, "no such camera in the caller's area")))
 async def list_evidence(
     camera_id: str, who: EvidenceReader, pool: DbPool, limit: Limit = 50
 ) -> dict[str, list[dict[str, Any]]]:

@@ -17,6 +17,7 @@ from pydantic import Field
 
 from api.auth import Principal
 from api.deps import AreaFilter, Category, Cursor, DbPool, Limit, Reader
+from api.openapi import refusals
 from api.permissions import (
     Capability,
     allowed,
@@ -31,7 +32,7 @@ from api.permissions import (
 )
 from devices.paging import Page
 from hub.contracts import Priority
-from hub.errors import Forbidden, NotFound
+from hub.errors import Conflict, Forbidden, NotFound, TooLarge
 from hub.times import Moment
 from incidents import store
 from incidents.actions import apply_action, take_on
@@ -177,7 +178,7 @@ async def audit(incident_id: int, who: Reader, pool: DbPool) -> list[AuditEntry]
         return await store.audit_trail(conn, incident_id, scope=who.area_prefix)
 
 
-@router.post("/incidents/{incident_id}/actions")
+@router.post("/incidents/{incident_id}/actions", responses=refusals(Conflict))
 async def act(
     incident_id: int, body: ActionIn, request: Request, who: Actor, pool: DbPool
 ) -> IncidentForCaller:
@@ -217,7 +218,7 @@ async def act(
 @router.post(
     "/incidents/{incident_id}/attachments",
     status_code=201,
-    responses={413: {"description": "the picture is too large"}},
+    responses=refusals((TooLarge, "the picture is too large")),
 )
 async def attach_photo(
     incident_id: int, file: UploadFile, request: Request, who: Uploader, pool: DbPool

@@ -19,8 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.auth import Principal
 from api.auth_limit import ClientBudget, FailedAuthentications
 from api.deps import DbPool
+from api.openapi import refusals
 from api.permissions import Capability, allowed, public_route
-from hub.errors import Conflict, Invalid, NotFound, Unauthorized
+from hub.errors import Conflict, Invalid, NotFound, TooManyRequests, Unauthorized
 from hub.text import PlainText
 from incidents import public
 from incidents.actions import apply_action
@@ -34,6 +35,8 @@ from incidents.store import get_incident
 router = APIRouter(tags=["public"])
 page_router = APIRouter()
 KeyManager = Annotated[Principal, Depends(allowed(Capability.MANAGE_INTAKE_KEYS))]
+# A client that looks up receipts that do not exist is limited as one guessing tokens is.
+GUESSING = (TooManyRequests, "too many unknown receipts from this client; see Retry-After")
 Receipt = Annotated[str, Path(pattern=r"^[Ss][Bb]-[A-Za-z2-7]{20}$")]
 _PAGE = files("api").joinpath("public_page.html").read_text(encoding="utf-8")
 
@@ -115,10 +118,10 @@ async def revoke_intake_key(key_id: int, who: KeyManager, pool: DbPool) -> Respo
 @router.post(
     "/public/reports",
     status_code=201,
-    responses={
-        401: {"description": "unknown or revoked intake key"},
-        429: {"description": "too many reports from this client"},
-    },
+    responses=refusals(
+        (Unauthorized, "unknown or revoked intake key"),
+        (TooManyRequests, "too many reports from this client"),
+    ),
 )
 @public_route("a resident's report: the intake key decides its community; budgeted per client")
 async def public_report(
@@ -151,7 +154,7 @@ async def public_report(
     return PublicReceipt(receipt=receipt, report=public.public_status(receipt, incident))
 
 
-@router.get("/public/reports/{receipt}")
+@router.get("/public/reports/{receipt}", responses=refusals(GUESSING))
 @public_route("the receipt is the secret; guessing is limited as for tokens")
 async def public_report_status(
     receipt: Receipt, request: Request, pool: DbPool
@@ -163,7 +166,7 @@ async def public_report_status(
     return public.public_status(receipt.upper(), incident)
 
 
-@router.post("/public/reports/{receipt}/rating")
+@router.post("/public/reports/{receipt}/rating", responses=refusals(GUESSING, Conflict))
 @public_route("the receipt is the secret; guessing is limited as for tokens")
 async def rate_report(
     receipt: Receipt, body: RatingIn, request: Request, pool: DbPool
@@ -189,7 +192,7 @@ async def rate_report(
     return public.public_status(receipt.upper(), incident)
 
 
-@router.post("/public/reports/{receipt}/attachments", status_code=201)
+@router.post("/public/reports/{receipt}/attachments", status_code=201, responses=refusals(GUESSING))
 @public_route("the receipt is the secret; guessing is limited as for tokens")
 async def public_photo(
     receipt: Receipt, file: UploadFile, request: Request, pool: DbPool

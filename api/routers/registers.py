@@ -10,11 +10,12 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 
 from api.auth import Principal
 from api.deps import Cursor, DbPool, Limit
+from api.openapi import refusals
 from api.permissions import Capability, allowed
 from api.uploads import csv_text
 from devices.areas import existing_areas
 from devices.paging import Page
-from hub.errors import Invalid
+from hub.errors import Conflict, Invalid, UnsupportedMediaType
 from hub.secret import hmac_key
 from ingest import registers
 from ingest.registers import Register, RegisterIn, Resident, ResidentsIn, UploadReport
@@ -25,7 +26,7 @@ Community = Annotated[str, Path(pattern=r"^\d{12}$")]
 IdHash = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")]
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=refusals(Conflict))
 async def create_register(body: RegisterIn, who: Keeper, pool: DbPool) -> Register:
     """Start a community's register; from then on its reads are checked against it."""
     who.require_area(body.area)
@@ -67,7 +68,7 @@ async def add_residents(
         return await registers.add_residents(conn, area, rows, secret=secret, scope=who.area_prefix)
 
 
-@router.post("/{area}/import")
+@router.post("/{area}/import", responses=refusals(UnsupportedMediaType))
 async def import_residents(
     area: Community, request: Request, who: Keeper, pool: DbPool
 ) -> UploadReport:

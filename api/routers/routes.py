@@ -8,9 +8,10 @@ from fastapi import APIRouter, Depends, Response
 
 from api.auth import Principal
 from api.deps import Cursor, DbPool, Limit
+from api.openapi import refusals
 from api.permissions import Capability, allowed
 from devices.paging import Page
-from hub.errors import Invalid
+from hub.errors import Conflict, Invalid
 from notify import routes
 from notify.models import Route, RouteIn
 
@@ -18,7 +19,7 @@ router = APIRouter(prefix="/routes", tags=["notifications"])
 RouteWriter = Annotated[Principal, Depends(allowed(Capability.MANAGE_ROUTES))]
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=refusals(Conflict))
 async def create_route(body: RouteIn, who: RouteWriter, pool: DbPool) -> Route:
     """The route belongs to your area: it matches incidents under it only, and names only
     channels within it. Without `match.area_prefix` it takes your area."""

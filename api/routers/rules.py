@@ -11,10 +11,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api.auth import Principal
 from api.deps import Cursor, DbPool, Limit, Reader
+from api.openapi import refusals
 from api.permissions import Capability, allowed
 from devices.paging import Page
 from hub.durations import parse_duration
-from hub.errors import Invalid, UnsupportedMediaType
+from hub.errors import Conflict, Invalid, UnsupportedMediaType
 from hub.times import Moment
 from incidents.stats import RuleStats, rule_stats
 from rules import documents, store
@@ -26,13 +27,25 @@ RuleWriter = Annotated[Principal, Depends(allowed(Capability.EDIT_RULES))]
 _YAML = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 
 
+# A rule's body is read by hand (`_rule_from`), as JSON or YAML: the document is told so.
+RULE_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/Rule"}},
+            "application/yaml": {"schema": {"type": "string"}},
+        },
+    }
+}
+
+
 class EnabledIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=refusals(Conflict), openapi_extra=RULE_BODY)
 async def create_rule(request: Request, who: RuleWriter, pool: DbPool) -> store.StoredRule:
     """Create a rule from a JSON or YAML document (design §4)."""
     rule = await _rule_from(request)
@@ -62,7 +75,7 @@ async def get_rule(rule_id: str, who: Reader, pool: DbPool) -> store.StoredRule:
         return await store.get_rule(conn, rule_id, scope=who.area_prefix)
 
 
-@router.put("/{rule_id}")
+@router.put("/{rule_id}", openapi_extra=RULE_BODY)
 async def replace_rule(
     rule_id: str, request: Request, who: RuleWriter, pool: DbPool
 ) -> store.StoredRule:
@@ -89,7 +102,7 @@ async def enable_rule(
         return await store.replace_rule(conn, rule, by=who.name, scope=who.area_prefix)
 
 
-@router.delete("/{rule_id}", status_code=204)
+@router.delete("/{rule_id}", status_code=204, responses=refusals(Conflict))
 async def delete_rule(rule_id: str, who: RuleWriter, pool: DbPool) -> Response:
     async with pool.connection() as conn:
         current = await store.get_rule(conn, rule_id, scope=who.area_prefix)

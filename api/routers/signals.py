@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from api.auth import Principal
 from api.deps import AreaFilter, Cursor, DbPool, Limit, Reader
+from api.openapi import refusals
 from api.permissions import Capability, may
 from devices.paging import Page, decode_int_cursor, encode_cursor
 from hub import signal_log
@@ -111,7 +112,7 @@ async def list_signals(
     return Page[SignalOut](items=items, next=encode_cursor(str(last)) if more and last else None)
 
 
-@router.get("/signals/{signal_id}", responses={404: {"description": "no such signal here"}})
+@router.get("/signals/{signal_id}", responses=refusals((NotFound, "no such signal here")))
 async def get_signal(
     signal_id: Annotated[int, Path(ge=1, le=2**63 - 1)], who: Reader, pool: DbPool
 ) -> SignalOut:

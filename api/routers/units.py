@@ -10,11 +10,12 @@ from psycopg.rows import DictRow
 
 from api.auth import Principal
 from api.deps import AreaFilter, DbPool, Limit, Reader
+from api.openapi import refusals
 from api.permissions import Capability, allowed
 from devices import units
 from devices.models import Unit, UnitContacts, UnitIn, UnitKind, UnitUpdate
 from devices.paging import Page
-from hub.errors import Invalid
+from hub.errors import Conflict, Invalid
 from notify.channels import visible_ids
 
 router = APIRouter(prefix="/units", tags=["units"])
@@ -31,7 +32,7 @@ async def _check_contacts(
         raise Invalid(f"no channel {', '.join(missing)} in your area", field="contacts.channels")
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=refusals(Conflict))
 async def create_unit(body: UnitIn, who: UnitWriter, pool: DbPool) -> Unit:
     """`contacts`: the channels a dispatch is sent on, and whom they call out. A department
     (`kind: department`) may name its parent organisation (`parent_id`, a unit), which is told

@@ -9,8 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import Principal
 from api.deps import DbPool, Limit
+from api.openapi import refusals
 from api.permissions import Capability, allowed
-from hub.errors import Forbidden, Invalid
+from hub.errors import Conflict, Forbidden, Invalid
 from hub.secret import hmac_key
 from hub.times import Moment
 from ingest import idcard, watchlists
@@ -22,7 +23,7 @@ PersonalReader = Annotated[Principal, Depends(allowed(Capability.READ_ID_CARDS))
 ListManager = Annotated[Principal, Depends(allowed(Capability.MANAGE_WATCHLISTS))]
 
 
-@router.post("/watchlists", status_code=201)
+@router.post("/watchlists", status_code=201, responses=refusals(Conflict))
 async def create_watchlist(
     body: watchlists.WatchlistIn, who: ListManager, pool: DbPool
 ) -> watchlists.Watchlist:

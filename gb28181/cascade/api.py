@@ -17,10 +17,11 @@ from pydantic import BaseModel, Field
 
 from api.auth import Principal
 from api.deps import DbPool
+from api.openapi import refusals
 from api.permissions import Capability, allowed
 from gb28181.cascade import store
 from gb28181.cascade.models import Uplink, UplinkIn
-from hub.errors import Invalid
+from hub.errors import Conflict, Invalid
 from hub.secret import hmac_key
 
 router = APIRouter(prefix="/gb/uplinks", tags=["gb28181"])
@@ -43,7 +44,7 @@ def _key(request: Request) -> bytes:
     return hmac_key(request.app.state.settings)
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=refusals(Conflict))
 async def create_uplink(body: UplinkIn, who: Admin, pool: DbPool, request: Request) -> Uplink:
     who.require_area(body.area_prefix)
     async with pool.connection() as conn, conn.transaction():
@@ -62,7 +63,7 @@ async def get_uplink(uplink_id: str, who: Admin, pool: DbPool) -> Uplink:
         return await store.get_uplink(conn, uplink_id, scope=who.area_prefix)
 
 
-@router.put("/{uplink_id}")
+@router.put("/{uplink_id}", responses=refusals(Conflict))
 async def replace_uplink(
     uplink_id: str, body: UplinkIn, who: Admin, pool: DbPool, request: Request
 ) -> Uplink:
