@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow
 
 from api.auth import Principal
 from api.permissions import Capability, allowed
@@ -19,6 +22,15 @@ def get_pool(request: Request) -> Pool:
     return pool
 
 
+async def connection(request: Request) -> AsyncIterator[AsyncConnection[DictRow]]:
+    """A connection of the pool for the route, taken once the caller is known (declare it
+    after `who`) and handed back when the route returns: committed if it returned, rolled
+    back if it raised, as `async with pool.connection()` does. A transaction the route needs
+    it opens itself (`async with conn.transaction()`)."""
+    async with get_pool(request).connection() as conn:
+        yield conn
+
+
 def area_filter(
     area: Annotated[str | None, Query(description="area code prefix")] = None,
 ) -> str | None:
@@ -31,6 +43,9 @@ def area_filter(
 
 
 DbPool = Annotated[Pool, Depends(get_pool)]
+# Handed back when the route function returns, before the answer is sent: what it wrote is
+# committed by then.
+Conn = Annotated[AsyncConnection[DictRow], Depends(connection, scope="function")]
 Category = Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
 Cursor = Annotated[
     str | None,

@@ -1,18 +1,26 @@
 """What a route answers is declared on the route: the errors it documents come from its own
 declaration (`responses=refusals(...)`, its token, path and body), and which routes take only
-JSON is read from the routes, never from lists of paths kept elsewhere."""
+JSON is read from the routes, never from lists of paths kept elsewhere. A route's connection
+is a dependency that behaves as the block it replaced."""
 
 from __future__ import annotations
 
 import ast
+import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
+from fastapi import FastAPI
 from starlette.routing import compile_path
 
 from api.app import create_app
+from api.deps import Conn
+from api.errors import install_error_handlers
 from api.limits import json_operations
 from gb28181.cascade import api as uplinks_api
+from hub.db import connect, open_pool
+from hub.errors import Conflict
 from hub.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,3 +80,44 @@ def test_no_module_keeps_lists_of_paths() -> None:
             and node.value.startswith("/api/")
         ]
         assert paths == [], name
+
+
+async def test_a_routes_connection_commits_when_it_returns_and_rolls_back_when_it_raises(
+    database_url: str,
+) -> None:
+    """`Conn` (api/deps.py) acts as `async with pool.connection()` did in each route: what a
+    route wrote is committed before its answer is sent, and nothing of a route that raised."""
+    app = FastAPI()
+    install_error_handlers(app)
+    table = f"conn_probe_{uuid.uuid4().hex[:8]}"
+
+    @app.post("/write")
+    async def write(conn: Conn, fail: bool = False) -> dict[str, str]:
+        await conn.execute(f"INSERT INTO {table} VALUES (1)")
+        if fail:
+            raise Conflict("refused after writing")
+        return {"written": table}
+
+    async def count() -> int:
+        async with await connect(database_url) as other:
+            cur = await other.execute(f"SELECT count(*) AS n FROM {table}")
+            row = await cur.fetchone()
+            assert row is not None
+            return int(row["n"])
+
+    async with await connect(database_url) as setup:
+        await setup.execute(f"CREATE TABLE {table} (n int)")
+        await setup.commit()
+    app.state.pool = await open_pool(database_url, max_size=2)
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            assert (await client.post("/write", params={"fail": True})).status_code == 409
+            assert await count() == 0
+            assert (await client.post("/write")).status_code == 200
+            assert await count() == 1
+    finally:
+        await app.state.pool.close()
+        async with await connect(database_url) as setup:
+            await setup.execute(f"DROP TABLE {table}")
+            await setup.commit()

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, ConfigDict
 
 from api.auth import Principal
-from api.deps import DbPool, Limit, Reader
+from api.deps import Conn, Limit, Reader
 from api.openapi import refusals
 from api.permissions import Capability, allowed
 from devices import commands, registry
@@ -44,10 +44,10 @@ class Silenced(BaseModel):
 
 
 @router.post("/devices/{device_id}/commands", status_code=202, responses=refusals(REFUSED))
-async def send_command(device_id: str, body: CommandIn, who: Commander, pool: DbPool) -> Command:
+async def send_command(device_id: str, body: CommandIn, who: Commander, conn: Conn) -> Command:
     """Queue a command; it is published QoS 1 on `sb/{area}/{device}/cmd` at once (a gb28181
     device's goes over SIP) and followed: `pending → sent → acked | failed | expired`."""
-    async with pool.connection() as conn, conn.transaction():
+    async with conn.transaction():
         device = await registry.get_device(conn, device_id, scope=who.area_prefix)
         return await commands.create_command(conn, device, body, by=who.name, now=datetime.now(UTC))
 
@@ -56,21 +56,19 @@ async def send_command(device_id: str, body: CommandIn, who: Commander, pool: Db
 async def list_commands(
     device_id: str,
     who: Reader,
-    pool: DbPool,
+    conn: Conn,
     status: CommandStatus | None = None,
     limit: Limit = 100,
 ) -> list[Command]:
     """A device's commands, newest first."""
-    async with pool.connection() as conn:
-        await registry.get_device(conn, device_id, scope=who.area_prefix)
-        return await commands.list_commands(conn, device_id, status=status, limit=limit)
+    await registry.get_device(conn, device_id, scope=who.area_prefix)
+    return await commands.list_commands(conn, device_id, status=status, limit=limit)
 
 
 @router.get("/devices/{device_id}/commands/{cmd_id}")
-async def get_command(device_id: str, cmd_id: CommandId, who: Reader, pool: DbPool) -> Command:
-    async with pool.connection() as conn:
-        await registry.get_device(conn, device_id, scope=who.area_prefix)
-        return await commands.get_command(conn, device_id, cmd_id)
+async def get_command(device_id: str, cmd_id: CommandId, who: Reader, conn: Conn) -> Command:
+    await registry.get_device(conn, device_id, scope=who.area_prefix)
+    return await commands.get_command(conn, device_id, cmd_id)
 
 
 @router.post(
@@ -79,13 +77,13 @@ async def get_command(device_id: str, cmd_id: CommandId, who: Reader, pool: DbPo
     responses=refusals(REFUSED, Conflict),
 )
 async def silence_sensors(
-    incident_id: int, body: SilenceIn, who: Commander, pool: DbPool
+    incident_id: int, body: SilenceIn, who: Commander, conn: Conn
 ) -> Silenced:
     """Silence, for `duration`, the smoke sensors whose alarms this open incident holds (a
     known false alarm, or the fire is being handled): one `silence` command each, written in
     the incident's audit trail."""
     now = datetime.now(UTC)
-    async with pool.connection() as conn, conn.transaction():
+    async with conn.transaction():
         incident = await store.get_incident(conn, incident_id, scope=who.area_prefix)
         if incident.status not in OPEN_STATUSES:
             raise Conflict("the incident is closed", field="incident_id")

@@ -16,7 +16,7 @@ from psycopg.rows import DictRow
 from pydantic import Field
 
 from api.auth import Principal
-from api.deps import AreaFilter, Category, Cursor, DbPool, Limit, Reader
+from api.deps import AreaFilter, Category, Conn, Cursor, DbPool, Limit, Reader
 from api.openapi import refusals
 from api.permissions import (
     Capability,
@@ -104,13 +104,11 @@ async def _with_photos(
 
 
 @router.post("/incidents", status_code=201)
-async def report(
-    body: ReportIn, request: Request, who: Reporter, pool: DbPool
-) -> IncidentForCaller:
+async def report(body: ReportIn, request: Request, who: Reporter, conn: Conn) -> IncidentForCaller:
     """File a report: an incident in `reported`, `source: report`, with the reporter recorded;
     it runs through the same loop, deadlines and notifications as a rule's."""
     who.require_area(body.area)
-    async with pool.connection() as conn, conn.transaction():
+    async with conn.transaction():
         incident = await file_report(
             conn,
             body,
@@ -125,7 +123,7 @@ async def report(
 @router.get("/incidents")
 async def list_incidents(
     who: ListReader,
-    pool: DbPool,
+    conn: Conn,
     status: Annotated[
         list[Status] | None,
         Query(description="repeat for several: ?status=reported&status=accepted"),
@@ -144,43 +142,38 @@ async def list_incidents(
     if open is not None:
         chosen = OPEN_STATUSES if open else [Status.CLOSED]
         wanted = [s for s in chosen if not status or s in status]
-    async with pool.connection() as conn:
-        page = await store.list_incidents(
-            conn,
-            scope=who.area_prefix,
-            status=wanted,
-            area=area,
-            category=category,
-            priority=priority,
-            since=since,
-            source=source,
-            mine=own_only(who),
-            limit=limit,
-            cursor=cursor,
-        )
-        items = await _with_photos(conn, who, page.items)
+    page = await store.list_incidents(
+        conn,
+        scope=who.area_prefix,
+        status=wanted,
+        area=area,
+        category=category,
+        priority=priority,
+        since=since,
+        source=source,
+        mine=own_only(who),
+        limit=limit,
+        cursor=cursor,
+    )
+    items = await _with_photos(conn, who, page.items)
     return Page[IncidentWithPhotosForCaller](items=items, next=page.next)
 
 
 @router.get("/incidents/{incident_id}")
-async def get_incident(
-    incident_id: int, who: OneReader, pool: DbPool
-) -> IncidentWithPhotosForCaller:
+async def get_incident(incident_id: int, who: OneReader, conn: Conn) -> IncidentWithPhotosForCaller:
     """The incident with its photos (`attachments`), each at its `url`, and what the caller
     may do on it now (`allowed_actions`)."""
-    async with pool.connection() as conn:
-        return (await _with_photos(conn, who, [await _reach(conn, who, incident_id)]))[0]
+    return (await _with_photos(conn, who, [await _reach(conn, who, incident_id)]))[0]
 
 
 @router.get("/incidents/{incident_id}/audit")
-async def audit(incident_id: int, who: Reader, pool: DbPool) -> list[AuditEntry]:
-    async with pool.connection() as conn:
-        return await store.audit_trail(conn, incident_id, scope=who.area_prefix)
+async def audit(incident_id: int, who: Reader, conn: Conn) -> list[AuditEntry]:
+    return await store.audit_trail(conn, incident_id, scope=who.area_prefix)
 
 
 @router.post("/incidents/{incident_id}/actions", responses=refusals(Conflict))
 async def act(
-    incident_id: int, body: ActionIn, request: Request, who: Actor, pool: DbPool
+    incident_id: int, body: ActionIn, request: Request, who: Actor, conn: Conn
 ) -> IncidentForCaller:
     """Apply an action; 409 when the incident's state does not allow it. Field staff and a
     unit's link may acknowledge, start (on site), resolve and comment, on what is theirs; a
@@ -189,7 +182,7 @@ async def act(
     `rate_unit` (`unit_id`, `rating`, `comment`) and, for 日常哨, `flag_unit` (`flags`)."""
     check_action(who, body.action)
     now = datetime.now(UTC)
-    async with pool.connection() as conn, conn.transaction():
+    async with conn.transaction():
         incident = await _reach(conn, who, incident_id)
         if own_report(who, incident) and body.action is not Action.COMMENT:
             await take_on(
@@ -229,16 +222,16 @@ async def attach_photo(
     picture = clean_image(
         await file.read(settings.max_attachment_bytes + 1), max_bytes=settings.max_attachment_bytes
     )
+    # A connection of its own, taken once the picture is cleaned (not `Conn`).
     async with pool.connection() as conn:
         await _reach(conn, who, incident_id)
         return await store_attachment(conn, settings.data_dir, incident_id, picture, by=who.name)
 
 
 @router.get("/incidents/{incident_id}/attachments")
-async def attachments(incident_id: int, who: OneReader, pool: DbPool) -> list[Attachment]:
-    async with pool.connection() as conn:
-        await _reach(conn, who, incident_id)
-        return await list_attachments(conn, incident_id)
+async def attachments(incident_id: int, who: OneReader, conn: Conn) -> list[Attachment]:
+    await _reach(conn, who, incident_id)
+    return await list_attachments(conn, incident_id)
 
 
 @router.get(
@@ -250,14 +243,13 @@ async def incident_photo(
     incident_id: int,
     attachment_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")],
     who: OneReader,
-    pool: DbPool,
+    conn: Conn,
 ) -> FileResponse:
     """A photo of the incident, for whoever may see the incident (its `url` there)."""
-    async with pool.connection() as conn:
-        await _reach(conn, who, incident_id)
-        stored = await attachment_file(
-            conn, attachment_id, scope=who.area_prefix, incident_id=incident_id
-        )
+    await _reach(conn, who, incident_id)
+    stored = await attachment_file(
+        conn, attachment_id, scope=who.area_prefix, incident_id=incident_id
+    )
     return FileResponse(stored.path, media_type=stored.content_type)
 
 
@@ -267,14 +259,13 @@ async def incident_photo(
     responses={200: {"content": {"image/jpeg": {}, "image/png": {}}}},
 )
 async def attachment(
-    attachment_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")], who: OneReader, pool: DbPool
+    attachment_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")], who: OneReader, conn: Conn
 ) -> FileResponse:
     """The picture, to whoever may see its incident: field staff and a unit's link only theirs."""
-    async with pool.connection() as conn:
-        stored = await attachment_file(conn, attachment_id, scope=who.area_prefix)
-        if for_unit(who):
-            try:
-                await _reach(conn, who, stored.incident_id)
-            except (Forbidden, NotFound):
-                raise NotFound(f"attachment {attachment_id} not found") from None
+    stored = await attachment_file(conn, attachment_id, scope=who.area_prefix)
+    if for_unit(who):
+        try:
+            await _reach(conn, who, stored.incident_id)
+        except (Forbidden, NotFound):
+            raise NotFound(f"attachment {attachment_id} not found") from None
     return FileResponse(stored.path, media_type=stored.content_type)

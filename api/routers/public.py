@@ -18,13 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import Principal
 from api.auth_limit import ClientBudget, FailedAuthentications
-from api.deps import DbPool
+from api.deps import Conn, DbPool
 from api.openapi import refusals
 from api.permissions import Capability, allowed, public_route
 from hub.errors import Conflict, Invalid, NotFound, TooManyRequests, Unauthorized
 from hub.text import PlainText
 from incidents import public
-from incidents.actions import apply_action
+from incidents.actions import apply_action, still_to_do
 from incidents.attachments import clean_image, store_attachment
 from incidents.models import ActionIn
 from incidents.reports import PublicReportIn, ReportIn, file_report
@@ -93,28 +93,27 @@ def _budget(request: Request, name: str) -> None:
 
 @router.post("/intake-keys", status_code=201)
 async def create_intake_key(
-    body: public.IntakeKeyIn, who: KeyManager, pool: DbPool, request: Request
+    body: public.IntakeKeyIn, who: KeyManager, conn: Conn, request: Request
 ) -> public.IssuedIntakeKey:
     """A key for a community's notice board; shown this once. The QR code's address is
     `SB_PUBLIC_URL/r?key=<key>`."""
     who.require_area(body.area)
-    async with pool.connection() as conn:
-        return await public.create_intake_key(conn, body)
+    return await public.create_intake_key(conn, body)
 
 
 @router.get("/intake-keys")
-async def list_intake_keys(who: KeyManager, pool: DbPool) -> list[public.IntakeKey]:
-    async with pool.connection() as conn:
-        return await public.list_intake_keys(conn, scope=who.area_prefix)
+async def list_intake_keys(who: KeyManager, conn: Conn) -> list[public.IntakeKey]:
+    return await public.list_intake_keys(conn, scope=who.area_prefix)
 
 
 @router.delete("/intake-keys/{key_id}", status_code=204)
-async def revoke_intake_key(key_id: int, who: KeyManager, pool: DbPool) -> Response:
-    async with pool.connection() as conn:
-        await public.revoke_intake_key(conn, key_id, scope=who.area_prefix)
+async def revoke_intake_key(key_id: int, who: KeyManager, conn: Conn) -> Response:
+    await public.revoke_intake_key(conn, key_id, scope=who.area_prefix)
     return Response(status_code=204)
 
 
+# The residents' routes, which take no token, spend the client's budget before they take a
+# connection (their own, not `Conn`): a flood of them is refused without draining the pool.
 @router.post(
     "/public/reports",
     status_code=201,
@@ -177,7 +176,7 @@ async def rate_report(
         incident_id = await _receipt_incident(conn, request, receipt)
         current = await get_incident(conn, incident_id, scope="", for_update=True)
         # In the resident's words: the staff's actions and states are not theirs to know.
-        if current.rating is not None:
+        if not still_to_do(current, Action.RATE, None):
             raise Conflict("this report has been rated already", field="rating")
         if current.status is not Status.CLOSED:
             raise Conflict("a report can be rated once it is closed", field="rating")

@@ -72,6 +72,7 @@ async def ctwing_push(request: Request, who: Pusher, pool: DbPool) -> PushResult
     """dataReport (`serviceData` or transparent `APPdata`), eventReport and
     deviceOnlineOfflineReport from CTWing (AEP), for devices in the token's area."""
     raw = await request.body()
+    # A connection of its own, taken once the body is read and checked (not `Conn`).
     async with pool.connection() as conn:
         try:
             push = ctwing.CtwingPush.model_validate_json(raw)
@@ -126,6 +127,7 @@ async def onenet_push(request: Request, who: Pusher, pool: DbPool) -> PushResult
     (property, event) and `lifeCycle` messages, signed with the OneNET token."""
     token = _onenet_token(request)
     raw = await request.body()
+    # A connection of its own, taken once the body is read and checked (not `Conn`).
     async with pool.connection() as conn:
         try:
             msg, nonce, given = onenet.envelope(raw)

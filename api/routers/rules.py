@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api.auth import Principal
-from api.deps import Cursor, DbPool, Limit, Reader
+from api.deps import Conn, Cursor, DbPool, Limit, Reader
 from api.openapi import refusals
 from api.permissions import Capability, allowed
 from devices.paging import Page
@@ -50,6 +50,7 @@ async def create_rule(request: Request, who: RuleWriter, pool: DbPool) -> store.
     """Create a rule from a JSON or YAML document (design §4)."""
     rule = await _rule_from(request)
     who.require_area(rule.area_prefix)
+    # A connection of its own, taken once the body is read and checked (not `Conn`).
     async with pool.connection() as conn:
         return await store.create_rule(conn, rule, by=who.name)
 
@@ -57,22 +58,20 @@ async def create_rule(request: Request, who: RuleWriter, pool: DbPool) -> store.
 @router.get("")
 async def list_rules(
     who: Reader,
-    pool: DbPool,
+    conn: Conn,
     enabled: bool | None = None,
     limit: Limit = 100,
     cursor: Cursor = None,
 ) -> Page[store.StoredRule]:
     """Rules by id; `next` is the cursor of the following page."""
-    async with pool.connection() as conn:
-        return await store.page_rules(
-            conn, scope=who.area_prefix, enabled=enabled, limit=limit, cursor=cursor
-        )
+    return await store.page_rules(
+        conn, scope=who.area_prefix, enabled=enabled, limit=limit, cursor=cursor
+    )
 
 
 @router.get("/{rule_id}")
-async def get_rule(rule_id: str, who: Reader, pool: DbPool) -> store.StoredRule:
-    async with pool.connection() as conn:
-        return await store.get_rule(conn, rule_id, scope=who.area_prefix)
+async def get_rule(rule_id: str, who: Reader, conn: Conn) -> store.StoredRule:
+    return await store.get_rule(conn, rule_id, scope=who.area_prefix)
 
 
 @router.put("/{rule_id}", openapi_extra=RULE_BODY)
@@ -84,6 +83,7 @@ async def replace_rule(
     if rule.id != rule_id:
         raise Invalid(f"the document's id {rule.id!r} is not {rule_id!r}", field="body.id")
     who.require_area(rule.area_prefix)
+    # A connection of its own, taken once the body is read and checked (not `Conn`).
     async with pool.connection() as conn:
         current = await store.get_rule(conn, rule_id, scope=who.area_prefix)
         who.require_area(Rule.model_validate(current.document).area_prefix)
@@ -92,22 +92,20 @@ async def replace_rule(
 
 @router.patch("/{rule_id}")
 async def enable_rule(
-    rule_id: str, body: EnabledIn, who: RuleWriter, pool: DbPool
+    rule_id: str, body: EnabledIn, who: RuleWriter, conn: Conn
 ) -> store.StoredRule:
     """Enable or disable a rule (a new version like any other change)."""
-    async with pool.connection() as conn:
-        current = await store.get_rule(conn, rule_id, scope=who.area_prefix)
-        rule = Rule.model_validate({**current.document, "enabled": body.enabled})
-        who.require_area(rule.area_prefix)
-        return await store.replace_rule(conn, rule, by=who.name, scope=who.area_prefix)
+    current = await store.get_rule(conn, rule_id, scope=who.area_prefix)
+    rule = Rule.model_validate({**current.document, "enabled": body.enabled})
+    who.require_area(rule.area_prefix)
+    return await store.replace_rule(conn, rule, by=who.name, scope=who.area_prefix)
 
 
 @router.delete("/{rule_id}", status_code=204, responses=refusals(Conflict))
-async def delete_rule(rule_id: str, who: RuleWriter, pool: DbPool) -> Response:
-    async with pool.connection() as conn:
-        current = await store.get_rule(conn, rule_id, scope=who.area_prefix)
-        who.require_area(Rule.model_validate(current.document).area_prefix)
-        await store.delete_rule(conn, rule_id, scope=who.area_prefix)
+async def delete_rule(rule_id: str, who: RuleWriter, conn: Conn) -> Response:
+    current = await store.get_rule(conn, rule_id, scope=who.area_prefix)
+    who.require_area(Rule.model_validate(current.document).area_prefix)
+    await store.delete_rule(conn, rule_id, scope=who.area_prefix)
     return Response(status_code=204)
 
 
@@ -133,6 +131,7 @@ async def backtest_rule(
             documents.check_structure(body.rule)
         except documents.DocumentError as exc:
             raise Invalid(str(exc), field="body.rule") from None
+    # Its own connection, handed back before the replay (CPU work, however long it takes).
     async with pool.connection() as conn:
         stored = await store.get_rule(conn, rule_id, scope=who.area_prefix)
         try:
@@ -154,20 +153,18 @@ async def backtest_rule(
 async def stats_of_rule(
     rule_id: str,
     who: Reader,
-    pool: DbPool,
+    conn: Conn,
     start: Annotated[Moment, Query(alias="from")],
     end: Annotated[Moment, Query(alias="to")],
 ) -> RuleStats:
     """Incidents the rule opened, signals attached, closed as false alarm → precision."""
-    async with pool.connection() as conn:
-        await store.get_rule(conn, rule_id, scope=who.area_prefix)
-        return await rule_stats(conn, rule_id, scope=who.area_prefix, start=start, end=end)
+    await store.get_rule(conn, rule_id, scope=who.area_prefix)
+    return await rule_stats(conn, rule_id, scope=who.area_prefix, start=start, end=end)
 
 
 @router.get("/{rule_id}/versions")
-async def rule_versions(rule_id: str, who: Reader, pool: DbPool) -> list[store.RuleVersion]:
-    async with pool.connection() as conn:
-        return await store.versions(conn, rule_id, scope=who.area_prefix)
+async def rule_versions(rule_id: str, who: Reader, conn: Conn) -> list[store.RuleVersion]:
+    return await store.versions(conn, rule_id, scope=who.area_prefix)
 
 
 async def _rule_from(request: Request) -> Rule:

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel
 
 from api.auth import Principal
-from api.deps import AreaFilter, Cursor, DbPool, Limit, Reader
+from api.deps import AreaFilter, Conn, Cursor, Limit, Reader
 from api.openapi import refusals
 from api.permissions import Capability, may
 from devices.paging import Page, decode_int_cursor, encode_cursor
@@ -78,7 +78,7 @@ def shown(signal: Signal, who: Principal) -> SignalOut | None:
 @router.get("/signals")
 async def list_signals(
     who: Reader,
-    pool: DbPool,
+    conn: Conn,
     kind: SignalKind = None,
     source_id: DeviceId = None,
     source_type: Annotated[str | None, Query(pattern=r"^(smoke_sensor|id_reader|camera)$")] = None,
@@ -91,20 +91,19 @@ async def list_signals(
     """Newest first, within the caller's area; `since`/`until` by the signal's own time."""
     if source_type == "id_reader" and not may(who, Capability.READ_ID_CARDS):
         return Page[SignalOut](items=[])
-    async with pool.connection() as conn:
-        found = await signal_log.search(
-            conn,
-            scope=who.area_prefix,
-            kind=kind,
-            source_id=source_id,
-            source_type=source_type,
-            area=area,
-            since=since,
-            until=until,
-            before_id=decode_int_cursor(cursor),
-            limit=limit,
-            hidden_source_type=None if may(who, Capability.READ_ID_CARDS) else "id_reader",
-        )
+    found = await signal_log.search(
+        conn,
+        scope=who.area_prefix,
+        kind=kind,
+        source_id=source_id,
+        source_type=source_type,
+        area=area,
+        since=since,
+        until=until,
+        before_id=decode_int_cursor(cursor),
+        limit=limit,
+        hidden_source_type=None if may(who, Capability.READ_ID_CARDS) else "id_reader",
+    )
     more = len(found) > limit
     page = found[:limit]
     items = [s for s in (shown(x, who) for x in page) if s is not None]
@@ -114,10 +113,9 @@ async def list_signals(
 
 @router.get("/signals/{signal_id}", responses=refusals((NotFound, "no such signal here")))
 async def get_signal(
-    signal_id: Annotated[int, Path(ge=1, le=2**63 - 1)], who: Reader, pool: DbPool
+    signal_id: Annotated[int, Path(ge=1, le=2**63 - 1)], who: Reader, conn: Conn
 ) -> SignalOut:
-    async with pool.connection() as conn:
-        found = await signal_log.read_ids(conn, [signal_id])
+    found = await signal_log.read_ids(conn, [signal_id])
     out = shown(found[0], who) if found else None
     if out is None:
         raise NotFound(f"signal {signal_id} not found")
@@ -126,10 +124,9 @@ async def get_signal(
 
 @router.get("/incidents/{incident_id}/signals", tags=["incidents"])
 async def incident_signals(
-    incident_id: Annotated[int, Path(ge=1, le=2**63 - 1)], who: Reader, pool: DbPool
+    incident_id: Annotated[int, Path(ge=1, le=2**63 - 1)], who: Reader, conn: Conn
 ) -> list[SignalOut]:
     """The signals an incident holds (it opened with and attached since), oldest first."""
-    async with pool.connection() as conn:
-        ids = await store.signal_ids(conn, incident_id, scope=who.area_prefix)
-        found = await signal_log.read_ids(conn, ids)
+    ids = await store.signal_ids(conn, incident_id, scope=who.area_prefix)
+    found = await signal_log.read_ids(conn, ids)
     return [s for s in (shown(x, who) for x in found) if s is not None]

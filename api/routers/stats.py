@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 
-from api.deps import AreaFilter, Category, DbPool, Reader
+from api.deps import AreaFilter, Category, Conn, Reader
 from hub.contracts import Priority
 from hub.errors import Invalid
 from hub.times import Moment
@@ -71,22 +71,20 @@ StatsQuery = Annotated[StatsParams, Depends()]
 
 
 @router.get("/stats")
-async def stats(who: Reader, pool: DbPool, query: StatsQuery) -> Stats:
+async def stats(who: Reader, conn: Conn, query: StatsQuery) -> Stats:
     """Incidents created in [from, to) (by default the last 30 days; the answer says which
     range it used): counts by state, on-time acceptance and closure (README, Incidents, for
     the definitions), mean and p90 time to accept and to close, mean rating; per area,
     category or priority. `group_by=unit`: per summoned unit (吹哨报到), summoned, reported,
     reported_on_time, resolved, mean_rating, flags; `group_by=area` adds whistles by level,
     mean_whistle_rating and residents' satisfaction."""
-    async with pool.connection() as conn:
-        return await query.run(conn, who.area_prefix)
+    return await query.run(conn, who.area_prefix)
 
 
 @router.get("/stats.csv", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
-async def stats_csv(who: Reader, pool: DbPool, query: StatsQuery) -> Response:
+async def stats_csv(who: Reader, conn: Conn, query: StatsQuery) -> Response:
     """The same figures as a CSV sheet (the monthly 考核 sheet with `group_by=unit` or `area`)."""
-    async with pool.connection() as conn:
-        found = await query.run(conn, who.area_prefix)
+    found = await query.run(conn, who.area_prefix)
     name = f"stats-{found.group_by}-{found.start:%Y%m%d}-{found.end:%Y%m%d}.csv"
     return Response(
         stats_sheet(found),

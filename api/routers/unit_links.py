@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
 from api.auth import Principal
-from api.deps import DbPool
+from api.deps import Conn
 from api.permissions import Capability, allowed, allowed_actions, public_route
 from incidents import store
 from incidents.models import Incident, Summon
@@ -51,10 +51,9 @@ def _actions(who: Principal, incident: Incident, summon: Summon | None) -> list[
 
 
 @api_router.get("/unit-link")
-async def unit_link(who: LinkHolder, pool: DbPool) -> UnitLinkView:
+async def unit_link(who: LinkHolder, conn: Conn) -> UnitLinkView:
     assert who.incident_id is not None and who.unit_id is not None
-    async with pool.connection() as conn:
-        incident = await store.get_incident(conn, who.incident_id, scope=who.area_prefix)
+    incident = await store.get_incident(conn, who.incident_id, scope=who.area_prefix)
     summon = next((s for s in incident.summons if s.unit_id == who.unit_id), None)
     return UnitLinkView(
         unit_id=who.unit_id,
