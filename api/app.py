@@ -103,7 +103,7 @@ def create_app(
     app.state.metric_sources = list(metric_sources)
     install_error_handlers(app)
     install_openapi(app)
-    app.add_middleware(JsonBodyMiddleware, openapi=lambda: app.openapi())
+    app.add_middleware(JsonBodyMiddleware, routes=lambda: app.routes)
     app.add_middleware(InputGuardMiddleware)  # inside the body limit: bodies are bounded
     app.add_middleware(
         BodyLimitMiddleware,

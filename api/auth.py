@@ -1,18 +1,16 @@
-"""Who is calling: bearer token → role and area scope, checked on every route."""
+"""Who is calling: a bearer token → its role and area scope (what each may do: permissions)."""
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 from starlette.requests import HTTPConnection
 
 from api.auth_limit import FailedAuthentications
-from api.tokens import ISSUABLE, Role, find_token
+from api.tokens import Role, find_token
 from hub.errors import Forbidden, Unauthorized
 from hub.secret import hmac_key
 from incidents.models import Incident
@@ -21,18 +19,10 @@ from incidents.store import incidents_by_id
 from notify.links import PREFIX as LINK_PREFIX
 from notify.links import resolve_link
 
-# Who reads within their area. Field staff and a unit's link are let in only where a route
-# says so.
-ALL_ROLES = frozenset(ISSUABLE) - {Role.GRID_WORKER}
-# Who may change what. Everyone may read within their area.
-REGISTRY_WRITERS = frozenset({Role.ADMIN, Role.INTEGRATOR})
-ZONE_WRITERS = frozenset({Role.ADMIN, Role.INTEGRATOR, Role.OPERATOR})
-UNIT_WRITERS = frozenset({Role.ADMIN, Role.INTEGRATOR, Role.DISPATCHER})
-TOKEN_MANAGERS = frozenset({Role.ADMIN})
-
 RATE_WHISTLE_WINDOW = timedelta(days=7)  # a summoned unit's link rates its whistle after close
 
-_bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <token>`")
+# The token in `Authorization: Bearer`; who may do what with it is api/permissions.py's.
+bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <token>`")
 
 
 @dataclass(frozen=True)
@@ -120,39 +110,3 @@ def _link_open(incident: Incident, unit_id: str, now: datetime) -> bool:
         and closed is not None
         and now - closed < RATE_WHISTLE_WINDOW
     )
-
-
-def allow_push() -> Callable[..., Awaitable[Principal]]:
-    """Carrier platforms can only be given a URL: accept the token as `?token=` too."""
-    roles = frozenset({Role.ADMIN, Role.INTEGRATOR})
-
-    async def dependency(
-        request: Request,
-        credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),  # noqa: B008
-    ) -> Principal:
-        token = credentials.credentials if credentials else request.query_params.get("token")
-        if not token:
-            raise Unauthorized("missing token (Authorization: Bearer, or ?token= in the push URL)")
-        principal = await authenticate(request, token)
-        if principal.role not in roles:
-            raise Forbidden(f"role {principal.role.value} may not push device data")
-        return principal
-
-    return dependency
-
-
-def allow(roles: frozenset[Role]) -> Callable[..., Awaitable[Principal]]:
-    """A dependency that authenticates the caller and admits only these roles."""
-
-    async def dependency(
-        request: Request,
-        credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),  # noqa: B008
-    ) -> Principal:
-        if credentials is None or credentials.scheme.lower() != "bearer":
-            raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")
-        principal = await authenticate(request, credentials.credentials)
-        if principal.role not in roles:
-            raise Forbidden(f"role {principal.role.value} may not do this")
-        return principal
-
-    return dependency

@@ -11,6 +11,8 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from api.permissions import public_route
+
 BUILT = Path(str(files("api").joinpath("console")))
 # The console's own routes (web/src/router.ts): each answers its one page, index.html.
 PAGES = (
@@ -29,15 +31,16 @@ _NOT_BUILT = """<!doctype html><meta charset="utf-8"><title>哨兵</title>
 The API is at <a href="/docs">/docs</a>.</p>"""
 
 
+@public_route("the console's page: it signs in with a token and calls the API with it")
+async def page() -> FileResponse | HTMLResponse:
+    index = BUILT / "index.html"
+    if not index.is_file():
+        return HTMLResponse(_NOT_BUILT, status_code=503)
+    return FileResponse(index, headers={"Cache-Control": "no-cache"})
+
+
 def install_console(app: FastAPI) -> None:
     router = APIRouter(include_in_schema=False)
-    index = BUILT / "index.html"
-
-    async def page() -> FileResponse | HTMLResponse:
-        if not index.is_file():
-            return HTMLResponse(_NOT_BUILT, status_code=503)
-        return FileResponse(index, headers={"Cache-Control": "no-cache"})
-
     for path in PAGES:
         router.add_api_route(path, page, methods=["GET"], response_model=None)
     app.include_router(router)

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow
 
-from api.auth import (
-    ALL_ROLES,
-    REGISTRY_WRITERS,
-    TOKEN_MANAGERS,
-    UNIT_WRITERS,
-    ZONE_WRITERS,
-    Principal,
-    allow,
-)
+from api.auth import Principal
+from api.permissions import Capability, allowed
 from devices.area_codes import check_area_prefix
 from devices.paging import MAX_LIMIT
 from hub.db import Pool
@@ -24,6 +20,15 @@ from hub.errors import Invalid
 def get_pool(request: Request) -> Pool:
     pool: Pool = request.app.state.pool
     return pool
+
+
+async def connection(request: Request) -> AsyncIterator[AsyncConnection[DictRow]]:
+    """A connection of the pool for the route, taken once the caller is known (declare it
+    after `who`) and handed back when the route returns: committed if it returned, rolled
+    back if it raised, as `async with pool.connection()` does. A transaction the route needs
+    it opens itself (`async with conn.transaction()`)."""
+    async with get_pool(request).connection() as conn:
+        yield conn
 
 
 def area_filter(
@@ -38,6 +43,9 @@ def area_filter(
 
 
 DbPool = Annotated[Pool, Depends(get_pool)]
+# Handed back when the route function returns, before the answer is sent: what it wrote is
+# committed by then.
+Conn = Annotated[AsyncConnection[DictRow], Depends(connection, scope="function")]
 Category = Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
 Cursor = Annotated[
     str | None,
@@ -45,8 +53,6 @@ Cursor = Annotated[
 ]
 AreaFilter = Annotated[str | None, Depends(area_filter)]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
-Reader = Annotated[Principal, Depends(allow(ALL_ROLES))]
-RegistryWriter = Annotated[Principal, Depends(allow(REGISTRY_WRITERS))]
-ZoneWriter = Annotated[Principal, Depends(allow(ZONE_WRITERS))]
-UnitWriter = Annotated[Principal, Depends(allow(UNIT_WRITERS))]
-TokenManager = Annotated[Principal, Depends(allow(TOKEN_MANAGERS))]
+# The callers of the capabilities many routers need (api/permissions.py says whose they are).
+Reader = Annotated[Principal, Depends(allowed(Capability.READ))]
+Registrar = Annotated[Principal, Depends(allowed(Capability.REGISTER))]

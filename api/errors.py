@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
-from hub.errors import HubError, Unauthorized
+from hub.errors import HubError, Unauthorized, Unavailable
 from hub.logs import get_logger
 
 log = get_logger(__name__)
@@ -78,8 +78,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def database_down(request: Request, exc: psycopg.OperationalError) -> JSONResponse:
         log.warning("database unavailable", path=request.url.path, error=str(exc))
         return JSONResponse(
-            error_body("unavailable", "the database is unavailable; try again", fields=[]),
-            status_code=503,
+            error_body(Unavailable.code, "the database is unavailable; try again", fields=[]),
+            status_code=Unavailable.status,
             headers={"Retry-After": "5"},
         )
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
 
+from fastapi import params
+from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.json_depth import TooDeep, check_nesting
@@ -154,13 +156,14 @@ async def _read_body(receive: Receive) -> tuple[bytes, list[Message]]:
 
 class JsonBodyMiddleware:
     """415 for a request to an operation that takes a JSON body when the request carries a
-    body and does not say it is JSON (no Content-Type, or another one). Which operations
-    take JSON is read from the OpenAPI document; those that also take other types (YAML
-    rules) or read the body themselves (CSV imports, carrier pushes) check their own."""
+    body and does not say it is JSON (no Content-Type, or another one). Which operations take
+    JSON is read from the routes' own declarations (a body parameter that is not a form or a
+    file); those that read the body themselves (YAML rules, CSV imports, carrier pushes) check
+    their own."""
 
-    def __init__(self, app: ASGIApp, *, openapi: Callable[[], dict[str, Any]]) -> None:
+    def __init__(self, app: ASGIApp, *, routes: Callable[[], Sequence[BaseRoute]]) -> None:
         self.app = app
-        self.openapi = openapi
+        self.routes = routes
         self._json_operations: list[tuple[str, re.Pattern[str]]] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -181,21 +184,25 @@ class JsonBodyMiddleware:
 
     def _takes_json(self, scope: Scope) -> bool:
         if self._json_operations is None:
-            self._json_operations = _json_operations(self.openapi())
+            self._json_operations = json_operations(self.routes())
         method, path = scope["method"].lower(), scope["path"]
         return any(m == method and pattern.fullmatch(path) for m, pattern in self._json_operations)
 
 
-def _json_operations(schema: dict[str, Any]) -> list[tuple[str, re.Pattern[str]]]:
-    """(method, path pattern) of the operations whose body can only be JSON."""
+def json_operations(routes: Sequence[BaseRoute]) -> list[tuple[str, re.Pattern[str]]]:
+    """(method, path pattern) of the routes whose body FastAPI reads as JSON."""
     found = []
-    for path, item in schema.get("paths", {}).items():
-        pattern = re.compile(re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(path)))
-        for method, operation in item.items():
-            types = set(operation.get("requestBody", {}).get("content", {}))
-            if types and all(_is_json(t) for t in types):
-                found.append((method, pattern))
+    for context in iter_route_contexts(routes):
+        route = context.original_route
+        if isinstance(route, APIRoute) and context.path and _reads_json(route):
+            pattern = compile_path(context.path)[0]
+            found += [(method.lower(), pattern) for method in sorted(context.methods or ())]
     return found
+
+
+def _reads_json(route: APIRoute) -> bool:
+    body = route.body_field
+    return body is not None and not isinstance(body.field_info, params.Form)
 
 
 def _is_json(content_type: str) -> bool:

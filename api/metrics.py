@@ -16,6 +16,7 @@ from psycopg.rows import DictRow
 from psycopg_pool import PoolTimeout
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.permissions import public_route
 from vision import stats as vision_stats
 
 REQUESTS = Counter("sb_http_requests_total", "HTTP requests handled", ["method", "route", "status"])
@@ -32,6 +33,7 @@ MetricSource = Callable[[AsyncConnection[DictRow]], Awaitable[bytes]]
 
 
 @router.get("/metrics", include_in_schema=False)
+@public_route("Prometheus scrapes without a token: counts and timings, nothing personal")
 async def metrics(request: Request) -> Response:
     """This process's metrics, plus every camera's latest figures from the vision workers.
 

@@ -15,7 +15,8 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from api.auth import ALL_ROLES, Principal, authenticate
+from api.auth import Principal, authenticate
+from api.permissions import Capability, in_band, require
 from api.tokens import TOKENS_CHANNEL, live_token_ids
 from hub.db import Pool
 from hub.errors import HubError
@@ -106,7 +107,11 @@ class Broadcaster:
                 client.queue.put_nowait({"type": "stream.overflow"})
 
 
+_WHO = Capability.READ  # the desk roles; not a unit's link, nor field staff
+
+
 @router.websocket("/api/v1/stream")
+@in_band(_WHO)
 async def stream(websocket: WebSocket) -> None:
     """Events `incident.created`, `incident.updated`, `incident.escalated`,
     `incident.summon_overdue`, `incident.rating_due`, `device.offline`, `device.online` for
@@ -119,9 +124,7 @@ async def stream(websocket: WebSocket) -> None:
         token = token or await _first_message_token(websocket)
         if not token:
             raise HubError("missing token")
-        principal = await authenticate(websocket, token)
-        if principal.role not in ALL_ROLES:
-            raise HubError("a unit's link does not open the live stream")
+        principal = require(await authenticate(websocket, token), _WHO)
     except HubError as exc:
         await websocket.close(code=1008, reason=exc.message)
         return

@@ -53,6 +53,13 @@ class UnsupportedMediaType(HubError):
     status = 415
 
 
+class Unavailable(HubError):
+    """The database (or another service a request needs) does not answer: try again."""
+
+    code = "unavailable"
+    status = 503
+
+
 class AddressInUse(HubError):
     """A service's listening address is taken (another hub, another program)."""
 

@@ -69,7 +69,7 @@ async def apply_action(
                 )
             changes |= {"closed_at": now, "close_reason": reason.value}
         case Action.RATE:
-            if current.rating is not None:
+            if not still_to_do(current, Action.RATE, None):
                 raise Conflict("this incident was rated already", field="rating")
             changes["rating"] = action.rating
     summoned: dict[str, Any] = {}
@@ -109,6 +109,38 @@ _TAKING_ON = {
 }
 
 
+def taking_on(status: Status, wanted: Action) -> list[tuple[Action, Status]]:
+    """The steps (each with the state it leads to) that a reporter's own report in `status`
+    is taken on by before `wanted`; none where `wanted` applies as it is."""
+    steps: list[tuple[Action, Status]] = []
+    while next_status(status, wanted) is None and status in _TAKING_ON:
+        step = _TAKING_ON[status]
+        target = next_status(status, step)
+        assert target is not None
+        steps.append((step, target))
+        status = target
+    return steps
+
+
+def still_to_do(incident: Incident, action: Action, unit_id: str | None) -> bool:
+    """Whether the incident's records leave `action` to do: the incident is rated once; a
+    summoned unit reports in, is rated and rates its whistle once each (`unit_id`'s own record
+    where a unit acts, any unit's where a level records for one); flags are for 日常哨."""
+    summons = [s for s in incident.summons if unit_id is None or s.unit_id == unit_id]
+    match action:
+        case Action.RATE:
+            return incident.rating is None
+        case Action.REPORT_IN:
+            return any(s.reported_at is None for s in summons)
+        case Action.RATE_UNIT:
+            return any(s.rating is None for s in summons)
+        case Action.RATE_WHISTLE:
+            return any(s.whistle_rating is None for s in summons)
+        case Action.FLAG_UNIT:
+            return bool(summons) and incident.priority is Priority.ROUTINE
+    return True
+
+
 async def take_on(
     conn: AsyncConnection[DictRow],
     incident_id: int,
@@ -130,10 +162,7 @@ async def take_on(
         return
     if current.reported_by != actor or current.unit_id is not None or current.summons:
         raise Forbidden("only the unit it was dispatched to works this incident")
-    while next_status(current.status, wanted) is None and current.status in _TAKING_ON:
-        step = _TAKING_ON[current.status]
-        target = next_status(current.status, step)
-        assert target is not None
+    for step, target in taking_on(current.status, wanted):
         changes: dict[str, Any] = {"status": target.value, "updated_at": now}
         if step is Action.ACCEPT:
             changes["accepted_at"] = now

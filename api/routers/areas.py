@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from api.deps import DbPool, Limit, Reader, RegistryWriter
+from api.deps import Conn, Limit, Reader, Registrar
+from api.openapi import refusals
 from devices import areas
 from devices.area_codes import check_area_code
 from devices.models import Area, AreaIn, AreaUpdate
 from devices.paging import Page
-from hub.errors import Invalid
+from hub.errors import Conflict, Invalid
 
 router = APIRouter(prefix="/areas", tags=["areas"])
 
@@ -21,41 +22,36 @@ def _code(code: str) -> str:
         raise Invalid(str(exc), field="code") from None
 
 
-@router.post("", status_code=201)
-async def create_area(body: AreaIn, who: RegistryWriter, pool: DbPool) -> Area:
+@router.post("", status_code=201, responses=refusals(Conflict))
+async def create_area(body: AreaIn, who: Registrar, conn: Conn) -> Area:
     who.require_area(body.code)
-    async with pool.connection() as conn:
-        return await areas.create_area(conn, body)
+    return await areas.create_area(conn, body)
 
 
 @router.get("")
 async def list_areas(
     who: Reader,
-    pool: DbPool,
+    conn: Conn,
     parent: str | None = None,
     limit: Limit = 100,
     cursor: str | None = None,
 ) -> Page[Area]:
-    async with pool.connection() as conn:
-        return await areas.list_areas(
-            conn, scope=who.area_prefix, parent=parent, limit=limit, cursor=cursor
-        )
+    return await areas.list_areas(
+        conn, scope=who.area_prefix, parent=parent, limit=limit, cursor=cursor
+    )
 
 
 @router.get("/{code}")
-async def get_area(code: str, who: Reader, pool: DbPool) -> Area:
-    async with pool.connection() as conn:
-        return await areas.get_area(conn, _code(code), scope=who.area_prefix)
+async def get_area(code: str, who: Reader, conn: Conn) -> Area:
+    return await areas.get_area(conn, _code(code), scope=who.area_prefix)
 
 
 @router.patch("/{code}")
-async def rename_area(code: str, body: AreaUpdate, who: RegistryWriter, pool: DbPool) -> Area:
-    async with pool.connection() as conn:
-        return await areas.rename_area(conn, _code(code), body.name, scope=who.area_prefix)
+async def rename_area(code: str, body: AreaUpdate, who: Registrar, conn: Conn) -> Area:
+    return await areas.rename_area(conn, _code(code), body.name, scope=who.area_prefix)
 
 
-@router.delete("/{code}", status_code=204)
-async def delete_area(code: str, who: RegistryWriter, pool: DbPool) -> Response:
-    async with pool.connection() as conn:
-        await areas.delete_area(conn, _code(code), scope=who.area_prefix)
+@router.delete("/{code}", status_code=204, responses=refusals(Conflict))
+async def delete_area(code: str, who: Registrar, conn: Conn) -> Response:
+    await areas.delete_area(conn, _code(code), scope=who.area_prefix)
     return Response(status_code=204)

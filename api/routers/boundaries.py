@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Response
+from fastapi import APIRouter, Body, Depends, Response
 
-from api.deps import AreaFilter, DbPool, Reader, ZoneWriter
+from api.auth import Principal
+from api.deps import AreaFilter, Conn, Reader
+from api.permissions import Capability, allowed
 from devices import boundaries
 from devices.area_codes import check_area_code
 from devices.boundaries import AreaBoundary, AreaBuildings, MapLayer
@@ -16,6 +18,7 @@ from devices.geojson import BoundaryIn, BuildingsIn, buildings_of, outline
 from hub.errors import Invalid
 
 router = APIRouter(tags=["areas"])
+Drawer = Annotated[Principal, Depends(allowed(Capability.DRAW_BOUNDARIES))]
 
 _GEOJSON_ERRORS: dict[int | str, dict[str, Any]] = {
     422: {
@@ -47,62 +50,51 @@ def _code(code: str) -> str:
 async def set_boundary(
     code: str,
     body: BoundaryBody,
-    who: ZoneWriter,
-    pool: DbPool,
+    who: Drawer,
+    conn: Conn,
 ) -> AreaBoundary:
     """Set (or replace) the area's boundary: a community's, a street's or a district's, within
     the caller's area. Stored as one MultiPolygon (the parts of a FeatureCollection together,
     altitudes dropped)."""
-    async with pool.connection() as conn:
-        return await boundaries.set_boundary(
-            conn, _code(code), outline(body), scope=who.area_prefix
-        )
+    return await boundaries.set_boundary(conn, _code(code), outline(body), scope=who.area_prefix)
 
 
 @router.get("/areas/{code}/boundary", responses=_SCOPED)
-async def get_boundary(code: str, who: Reader, pool: DbPool) -> AreaBoundary:
-    async with pool.connection() as conn:
-        return await boundaries.get_boundary(conn, _code(code), scope=who.area_prefix)
+async def get_boundary(code: str, who: Reader, conn: Conn) -> AreaBoundary:
+    return await boundaries.get_boundary(conn, _code(code), scope=who.area_prefix)
 
 
 @router.delete("/areas/{code}/boundary", status_code=204, responses=_SCOPED)
-async def delete_boundary(code: str, who: ZoneWriter, pool: DbPool) -> Response:
-    async with pool.connection() as conn:
-        await boundaries.delete_boundary(conn, _code(code), scope=who.area_prefix)
+async def delete_boundary(code: str, who: Drawer, conn: Conn) -> Response:
+    await boundaries.delete_boundary(conn, _code(code), scope=who.area_prefix)
     return Response(status_code=204)
 
 
 @router.put("/areas/{code}/buildings", responses={**_GEOJSON_ERRORS, **_SCOPED})
-async def set_buildings(
-    code: str, body: BuildingsIn, who: ZoneWriter, pool: DbPool
-) -> AreaBuildings:
+async def set_buildings(code: str, body: BuildingsIn, who: Drawer, conn: Conn) -> AreaBuildings:
     """Set (or replace) a community's building footprints: a FeatureCollection with one
     Polygon or MultiPolygon Feature per building and its `name` property (5栋). Only a
     community (12 digits) has buildings."""
-    async with pool.connection() as conn:
-        return await boundaries.set_buildings(
-            conn, _code(code), buildings_of(body), scope=who.area_prefix
-        )
+    return await boundaries.set_buildings(
+        conn, _code(code), buildings_of(body), scope=who.area_prefix
+    )
 
 
 @router.get("/areas/{code}/buildings", responses=_SCOPED)
-async def get_buildings(code: str, who: Reader, pool: DbPool) -> AreaBuildings:
-    async with pool.connection() as conn:
-        return await boundaries.get_buildings(conn, _code(code), scope=who.area_prefix)
+async def get_buildings(code: str, who: Reader, conn: Conn) -> AreaBuildings:
+    return await boundaries.get_buildings(conn, _code(code), scope=who.area_prefix)
 
 
 @router.delete("/areas/{code}/buildings", status_code=204, responses=_SCOPED)
-async def delete_buildings(code: str, who: ZoneWriter, pool: DbPool) -> Response:
-    async with pool.connection() as conn:
-        await boundaries.delete_buildings(conn, _code(code), scope=who.area_prefix)
+async def delete_buildings(code: str, who: Drawer, conn: Conn) -> Response:
+    await boundaries.delete_buildings(conn, _code(code), scope=who.area_prefix)
     return Response(status_code=204)
 
 
 @router.get("/boundaries")
-async def map_layer(who: Reader, pool: DbPool, area: AreaFilter = None) -> MapLayer:
+async def map_layer(who: Reader, conn: Conn, area: AreaFilter = None) -> MapLayer:
     """Every boundary and building footprint under the caller's area (and `area`), with
     names, as one GeoJSON FeatureCollection for the map: each Feature's `properties` say
     `kind` (area or building), `name`, `code` (the area's; a building's community) and
     `level`. Districts come first, then streets, communities and buildings."""
-    async with pool.connection() as conn:
-        return await boundaries.map_layer(conn, scope=who.area_prefix, area=area)
+    return await boundaries.map_layer(conn, scope=who.area_prefix, area=area)

@@ -9,11 +9,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel
 
-from api.auth import Principal, allow
-from api.deps import Cursor, DbPool, Limit
-from api.tokens import Role
+from api.auth import Principal
+from api.deps import Conn, Cursor, DbPool, Limit
+from api.openapi import refusals
+from api.permissions import Capability, allowed
 from devices.paging import Page
-from hub.errors import Invalid
+from hub.errors import Conflict, Invalid
 from notify import channels
 from notify.channels import channel_configs
 from notify.delivery import Outcome
@@ -23,7 +24,7 @@ from notify.templates import render
 from notify.transports import Item, Outgoing
 
 router = APIRouter(prefix="/channels", tags=["notifications"])
-ChannelWriter = Annotated[Principal, Depends(allow(frozenset({Role.ADMIN, Role.INTEGRATOR})))]
+ChannelWriter = Annotated[Principal, Depends(allowed(Capability.MANAGE_CHANNELS))]
 
 
 class TestResult(BaseModel):
@@ -32,44 +33,39 @@ class TestResult(BaseModel):
     answer: str
 
 
-@router.post("", status_code=201)
-async def create_channel(body: ChannelIn, who: ChannelWriter, pool: DbPool) -> Channel:
+@router.post("", status_code=201, responses=refusals(Conflict))
+async def create_channel(body: ChannelIn, who: ChannelWriter, conn: Conn) -> Channel:
     who.require_area(body.area)
-    async with pool.connection() as conn:
-        return await channels.create_channel(conn, body)
+    return await channels.create_channel(conn, body)
 
 
 @router.get("")
 async def list_channels(
-    who: ChannelWriter, pool: DbPool, limit: Limit = 100, cursor: Cursor = None
+    who: ChannelWriter, conn: Conn, limit: Limit = 100, cursor: Cursor = None
 ) -> Page[Channel]:
     """Channels by id (never their secret); `next` is the cursor of the following page."""
-    async with pool.connection() as conn:
-        return await channels.list_channels(conn, scope=who.area_prefix, limit=limit, cursor=cursor)
+    return await channels.list_channels(conn, scope=who.area_prefix, limit=limit, cursor=cursor)
 
 
 @router.get("/{channel_id}")
-async def get_channel(channel_id: str, who: ChannelWriter, pool: DbPool) -> Channel:
-    async with pool.connection() as conn:
-        return await channels.get_channel(conn, channel_id, scope=who.area_prefix)
+async def get_channel(channel_id: str, who: ChannelWriter, conn: Conn) -> Channel:
+    return await channels.get_channel(conn, channel_id, scope=who.area_prefix)
 
 
 @router.put("/{channel_id}")
 async def replace_channel(
-    channel_id: str, body: ChannelIn, who: ChannelWriter, pool: DbPool
+    channel_id: str, body: ChannelIn, who: ChannelWriter, conn: Conn
 ) -> Channel:
     """Store the new document; leave `secret` out to keep the one stored."""
     if body.id != channel_id:
         raise Invalid(f"the document's id {body.id!r} is not {channel_id!r}", field="body.id")
     who.require_area(body.area)
-    async with pool.connection() as conn:
-        return await channels.replace_channel(conn, body, scope=who.area_prefix)
+    return await channels.replace_channel(conn, body, scope=who.area_prefix)
 
 
 @router.delete("/{channel_id}", status_code=204)
-async def delete_channel(channel_id: str, who: ChannelWriter, pool: DbPool) -> Response:
-    async with pool.connection() as conn:
-        await channels.delete_channel(conn, channel_id, scope=who.area_prefix)
+async def delete_channel(channel_id: str, who: ChannelWriter, conn: Conn) -> Response:
+    await channels.delete_channel(conn, channel_id, scope=who.area_prefix)
     return Response(status_code=204)
 
 
@@ -78,6 +74,7 @@ async def test_channel(
     channel_id: str, request: Request, who: ChannelWriter, pool: DbPool
 ) -> TestResult:
     """Send the `test` message now and say what the receiver answered."""
+    # A connection of its own, handed back before the message goes out (not `Conn`).
     async with pool.connection() as conn:
         await channels.get_channel(conn, channel_id, scope=who.area_prefix)
         channel = (await channel_configs(conn, [channel_id]))[channel_id]

@@ -6,31 +6,29 @@ that raised it."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, ConfigDict
 
-from api.auth import Principal, allow
-from api.deps import DbPool, Limit, Reader
-from api.tokens import Role
+from api.auth import Principal
+from api.deps import Conn, Limit, Reader
+from api.openapi import refusals
+from api.permissions import Capability, allowed
 from devices import commands, registry
 from devices.commands import Command, CommandIn, CommandName, CommandStatus, SilenceDuration, Ttl
-from hub.errors import Conflict
+from hub.errors import Conflict, Invalid
 from incidents import store
 from incidents.states import OPEN_STATUSES
 
 router = APIRouter(tags=["commands"])
-Commander = Annotated[
-    Principal, Depends(allow(frozenset({Role.ADMIN, Role.DISPATCHER, Role.OPERATOR})))
-]
+Commander = Annotated[Principal, Depends(allowed(Capability.COMMAND_DEVICES))]
 CommandId = Annotated[str, Path(pattern=r"^cmd_[0-9a-f]{24}$")]
-REFUSED: dict[int | str, dict[str, Any]] = {
-    422: {
-        "description": "the device cannot take this command (its type, or it talks through"
-        " CTWing/OneNET), or the arguments are wrong"
-    }
-}
+REFUSED = (
+    Invalid,
+    "the device cannot take this command (its type, or it talks through CTWing/OneNET), or"
+    " the arguments are wrong",
+)
 
 
 class SilenceIn(BaseModel):
@@ -45,11 +43,11 @@ class Silenced(BaseModel):
     commands: list[Command]
 
 
-@router.post("/devices/{device_id}/commands", status_code=202, responses=REFUSED)
-async def send_command(device_id: str, body: CommandIn, who: Commander, pool: DbPool) -> Command:
+@router.post("/devices/{device_id}/commands", status_code=202, responses=refusals(REFUSED))
+async def send_command(device_id: str, body: CommandIn, who: Commander, conn: Conn) -> Command:
     """Queue a command; it is published QoS 1 on `sb/{area}/{device}/cmd` at once (a gb28181
     device's goes over SIP) and followed: `pending → sent → acked | failed | expired`."""
-    async with pool.connection() as conn, conn.transaction():
+    async with conn.transaction():
         device = await registry.get_device(conn, device_id, scope=who.area_prefix)
         return await commands.create_command(conn, device, body, by=who.name, now=datetime.now(UTC))
 
@@ -58,32 +56,34 @@ async def send_command(device_id: str, body: CommandIn, who: Commander, pool: Db
 async def list_commands(
     device_id: str,
     who: Reader,
-    pool: DbPool,
+    conn: Conn,
     status: CommandStatus | None = None,
     limit: Limit = 100,
 ) -> list[Command]:
     """A device's commands, newest first."""
-    async with pool.connection() as conn:
-        await registry.get_device(conn, device_id, scope=who.area_prefix)
-        return await commands.list_commands(conn, device_id, status=status, limit=limit)
+    await registry.get_device(conn, device_id, scope=who.area_prefix)
+    return await commands.list_commands(conn, device_id, status=status, limit=limit)
 
 
 @router.get("/devices/{device_id}/commands/{cmd_id}")
-async def get_command(device_id: str, cmd_id: CommandId, who: Reader, pool: DbPool) -> Command:
-    async with pool.connection() as conn:
-        await registry.get_device(conn, device_id, scope=who.area_prefix)
-        return await commands.get_command(conn, device_id, cmd_id)
+async def get_command(device_id: str, cmd_id: CommandId, who: Reader, conn: Conn) -> Command:
+    await registry.get_device(conn, device_id, scope=who.area_prefix)
+    return await commands.get_command(conn, device_id, cmd_id)
 
 
-@router.post("/incidents/{incident_id}/silence-sensors", status_code=202, responses=REFUSED)
+@router.post(
+    "/incidents/{incident_id}/silence-sensors",
+    status_code=202,
+    responses=refusals(REFUSED, Conflict),
+)
 async def silence_sensors(
-    incident_id: int, body: SilenceIn, who: Commander, pool: DbPool
+    incident_id: int, body: SilenceIn, who: Commander, conn: Conn
 ) -> Silenced:
     """Silence, for `duration`, the smoke sensors whose alarms this open incident holds (a
     known false alarm, or the fire is being handled): one `silence` command each, written in
     the incident's audit trail."""
     now = datetime.now(UTC)
-    async with pool.connection() as conn, conn.transaction():
+    async with conn.transaction():
         incident = await store.get_incident(conn, incident_id, scope=who.area_prefix)
         if incident.status not in OPEN_STATUSES:
             raise Conflict("the incident is closed", field="incident_id")

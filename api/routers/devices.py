@@ -8,7 +8,8 @@ from fastapi import APIRouter, Query, Request, Response
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 
-from api.deps import AreaFilter, Cursor, DbPool, Limit, Reader, RegistryWriter
+from api.deps import AreaFilter, Conn, Cursor, DbPool, Limit, Reader, Registrar
+from api.openapi import refusals
 from api.uploads import csv_text
 from devices import registry
 from devices.csv_import import ImportReport, import_devices
@@ -21,7 +22,7 @@ from devices.models import (
     DeviceWithCredentials,
 )
 from devices.paging import Page
-from hub.errors import Invalid
+from hub.errors import Conflict, Invalid, UnsupportedMediaType
 from hub.secret import hmac_key
 from hub.times import Moment
 from ingest.state_reads import DeviceState, StateFilter, state_condition, states_of
@@ -41,17 +42,16 @@ async def _with_state(
     return [DeviceWithState(**d.model_dump(), state=states[d.id]) for d in devices]
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=refusals(Conflict))
 async def create_device(
-    body: DeviceIn, who: RegistryWriter, pool: DbPool, request: Request
+    body: DeviceIn, who: Registrar, conn: Conn, request: Request
 ) -> DeviceWithCredentials:
     """Register a device. The response carries its credentials (MQTT, or a gb28181 device's
     SIP digest password with its GB id as the username), shown only this once."""
     who.require_area(body.area)
     if body.type is DeviceType.CAMERA:
         raise Invalid("register cameras at /api/v1/cameras (they need a stream)", field="type")
-    async with pool.connection() as conn:
-        return await registry.create_device(conn, body, seal_key=_seal_key(request))
+    return await registry.create_device(conn, body, seal_key=_seal_key(request))
 
 
 def _seal_key(request: Request) -> bytes:
@@ -61,7 +61,7 @@ def _seal_key(request: Request) -> bytes:
 @router.get("")
 async def list_devices(
     who: Reader,
-    pool: DbPool,
+    conn: Conn,
     area: AreaFilter = None,
     type: DeviceType | None = None,
     enabled: bool | None = None,
@@ -75,24 +75,23 @@ async def list_devices(
 ) -> Page[DeviceWithState]:
     """Devices by id, each with what the hub knows of its state."""
     wanted = StateFilter(online=online, battery_below=battery_below, silent_since=silent_since)
-    async with pool.connection() as conn:
-        page = await registry.list_devices(
-            conn,
-            scope=who.area_prefix,
-            area=area,
-            type=type,
-            enabled=enabled,
-            also=state_condition(wanted),
-            limit=limit,
-            cursor=cursor,
-        )
-        return Page[DeviceWithState](items=await _with_state(conn, page.items), next=page.next)
+    page = await registry.list_devices(
+        conn,
+        scope=who.area_prefix,
+        area=area,
+        type=type,
+        enabled=enabled,
+        also=state_condition(wanted),
+        limit=limit,
+        cursor=cursor,
+    )
+    return Page[DeviceWithState](items=await _with_state(conn, page.items), next=page.next)
 
 
-@router.post("/import")
+@router.post("/import", responses=refusals(UnsupportedMediaType))
 async def import_csv(
     request: Request,
-    who: RegistryWriter,
+    who: Registrar,
     pool: DbPool,
     dry_run: Annotated[bool, Query(description="validate only, write nothing")] = False,
     all_or_nothing: Annotated[bool, Query(description="write nothing if any row is bad")] = False,
@@ -102,6 +101,7 @@ async def import_csv(
     Send the file as the body (`Content-Type: text/csv`) or as a multipart field `file`.
     """
     text = await csv_text(request)
+    # A connection of its own, taken once the body is read and checked (not `Conn`).
     async with pool.connection() as conn:
         return await import_devices(
             conn,
@@ -114,18 +114,17 @@ async def import_csv(
 
 
 @router.get("/{device_id}")
-async def get_device(device_id: str, who: Reader, pool: DbPool) -> DeviceWithState:
+async def get_device(device_id: str, who: Reader, conn: Conn) -> DeviceWithState:
     """The device and its state: online, last seen, battery, RSSI, firmware."""
-    async with pool.connection() as conn:
-        device = await registry.get_device(conn, device_id, scope=who.area_prefix)
-        return (await _with_state(conn, [device]))[0]
+    device = await registry.get_device(conn, device_id, scope=who.area_prefix)
+    return (await _with_state(conn, [device]))[0]
 
 
 @router.get("/{device_id}/telemetry")
 async def telemetry(
     device_id: str,
     who: Reader,
-    pool: DbPool,
+    conn: Conn,
     start: Annotated[Moment, Query(alias="from")],
     end: Annotated[Moment, Query(alias="to")],
     bucket: str = "1h",
@@ -133,45 +132,39 @@ async def telemetry(
 ) -> list[TelemetryBucket]:
     """Readings averaged (with min, max, count) per bucket: `?from=...&to=...&bucket=5m`."""
     span = parse_bucket(bucket)
-    async with pool.connection() as conn:
-        await registry.get_device(conn, device_id, scope=who.area_prefix)
-        return await bucketed(conn, device_id, start, end, span, metric=metric)
+    await registry.get_device(conn, device_id, scope=who.area_prefix)
+    return await bucketed(conn, device_id, start, end, span, metric=metric)
 
 
-@router.patch("/{device_id}")
-async def update_device(
-    device_id: str, body: DeviceUpdate, who: RegistryWriter, pool: DbPool
-) -> Device:
+@router.patch("/{device_id}", responses=refusals(Conflict))
+async def update_device(device_id: str, body: DeviceUpdate, who: Registrar, conn: Conn) -> Device:
     """Move, relabel, enable or disable a device (`{"enabled": false}` locks it out)."""
     if body.area is not None:
         who.require_area(body.area)
-    async with pool.connection() as conn:
-        return await registry.update_device(conn, device_id, body, scope=who.area_prefix)
+    return await registry.update_device(conn, device_id, body, scope=who.area_prefix)
 
 
 @router.post("/{device_id}/catalog", status_code=202)
-async def refresh_catalog(device_id: str, who: RegistryWriter, pool: DbPool) -> dict[str, str]:
+async def refresh_catalog(device_id: str, who: Registrar, conn: Conn) -> dict[str, str]:
     """Ask a gb28181 device for its catalog again (its channels become cameras); the answer
     comes in over SIP, so this returns at once."""
-    async with pool.connection() as conn, conn.transaction():
+    async with conn.transaction():
         await registry.request_catalog(conn, device_id, scope=who.area_prefix)
     return {"status": "requested"}
 
 
 @router.post("/{device_id}/credentials")
 async def rotate_credentials(
-    device_id: str, who: RegistryWriter, pool: DbPool, request: Request
+    device_id: str, who: Registrar, conn: Conn, request: Request
 ) -> Credentials:
     """Issue a new password (MQTT, or a gb28181 device's SIP digest one); the old one stops
     working."""
-    async with pool.connection() as conn:
-        return await registry.rotate_credentials(
-            conn, device_id, scope=who.area_prefix, seal_key=_seal_key(request)
-        )
+    return await registry.rotate_credentials(
+        conn, device_id, scope=who.area_prefix, seal_key=_seal_key(request)
+    )
 
 
 @router.delete("/{device_id}", status_code=204)
-async def delete_device(device_id: str, who: RegistryWriter, pool: DbPool) -> Response:
-    async with pool.connection() as conn:
-        await registry.delete_device(conn, device_id, scope=who.area_prefix)
+async def delete_device(device_id: str, who: Registrar, conn: Conn) -> Response:
+    await registry.delete_device(conn, device_id, scope=who.area_prefix)
     return Response(status_code=204)

@@ -8,6 +8,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from api.deps import DbPool
+from api.openapi import refusals
+from api.permissions import public_route
+from hub.errors import Unavailable
 from hub.readiness import liveness, readiness
 from vision.status import VisionState, vision_state
 
@@ -15,12 +18,14 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz")
+@public_route("liveness, for the orchestrator: no data")
 async def healthz() -> JSONResponse:
     """200 while the process answers."""
     return JSONResponse(liveness("api"))
 
 
-@router.get("/readyz", responses={503: {"description": "a part is down; the body says which"}})
+@router.get("/readyz", responses=refusals((Unavailable, "a part is down; the body says which")))
+@public_route("readiness, for the orchestrator: which parts are up, no data")
 async def readyz(request: Request, pool: DbPool) -> JSONResponse:
     """200 when the database answers and every component of this process is up, else 503.
     `vision` says whether the hub's vision workers analyse, and why not (it does not make

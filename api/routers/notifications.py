@@ -7,9 +7,9 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 
-from api.auth import Principal, allow
-from api.deps import Cursor, DbPool, Limit, Reader
-from api.tokens import Role
+from api.auth import Principal
+from api.deps import Conn, Cursor, Limit, Reader
+from api.permissions import Capability, allowed
 from devices.paging import Page
 from hub.errors import Forbidden
 from notify.log import list_notifications
@@ -18,14 +18,14 @@ from notify.template_store import all_templates, put_template, reset_template
 from notify.templates import MessageKind, Template, TemplateIn
 
 router = APIRouter(tags=["notifications"])
-TemplateWriter = Annotated[Principal, Depends(allow(frozenset({Role.ADMIN, Role.OPERATOR})))]
+TemplateWriter = Annotated[Principal, Depends(allowed(Capability.EDIT_TEMPLATES))]
 Language = Literal["zh-CN", "en"]
 
 
 @router.get("/notifications")
 async def notifications(
     who: Reader,
-    pool: DbPool,
+    conn: Conn,
     incident_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     channel: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{1,64}$")] = None,
     status: Literal["pending", "sending", "delivered", "failed"] | None = None,
@@ -33,22 +33,20 @@ async def notifications(
     cursor: Cursor = None,
 ) -> Page[Notification]:
     """What was sent about the incidents of your area: attempts, last answer, timestamps."""
-    async with pool.connection() as conn:
-        return await list_notifications(
-            conn,
-            scope=who.area_prefix,
-            incident_id=incident_id,
-            channel_id=channel,
-            status=status,
-            limit=limit,
-            cursor=cursor,
-        )
+    return await list_notifications(
+        conn,
+        scope=who.area_prefix,
+        incident_id=incident_id,
+        channel_id=channel,
+        status=status,
+        limit=limit,
+        cursor=cursor,
+    )
 
 
 @router.get("/templates")
-async def templates(who: Reader, pool: DbPool) -> list[Template]:
-    async with pool.connection() as conn:
-        return await all_templates(conn)
+async def templates(who: Reader, conn: Conn) -> list[Template]:
+    return await all_templates(conn)
 
 
 def _everywhere(who: Principal) -> None:
@@ -60,20 +58,18 @@ def _everywhere(who: Principal) -> None:
 
 @router.put("/templates/{kind}/{language}")
 async def change_template(
-    kind: MessageKind, language: Language, body: TemplateIn, who: TemplateWriter, pool: DbPool
+    kind: MessageKind, language: Language, body: TemplateIn, who: TemplateWriter, conn: Conn
 ) -> Template:
     """Placeholders: `{title}`, `{place}`, `{priority_label}`, `{link}`, ... (a 422 lists
     them all); one without a value renders empty."""
     _everywhere(who)
-    async with pool.connection() as conn:
-        return await put_template(conn, kind, language, body, by=who.name)
+    return await put_template(conn, kind, language, body, by=who.name)
 
 
 @router.delete("/templates/{kind}/{language}")
 async def restore_template(
-    kind: MessageKind, language: Language, who: TemplateWriter, pool: DbPool
+    kind: MessageKind, language: Language, who: TemplateWriter, conn: Conn
 ) -> Template:
     """Back to the built-in wording."""
     _everywhere(who)
-    async with pool.connection() as conn:
-        return await reset_template(conn, kind, language)
+    return await reset_template(conn, kind, language)

@@ -16,14 +16,15 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.auth import Principal, allow
+from api.auth import Principal
 from api.auth_limit import ClientBudget, FailedAuthentications
-from api.deps import DbPool
-from api.tokens import Role
-from hub.errors import Conflict, Invalid, NotFound, Unauthorized
+from api.deps import Conn, DbPool
+from api.openapi import refusals
+from api.permissions import Capability, allowed, public_route
+from hub.errors import Conflict, Invalid, NotFound, TooManyRequests, Unauthorized
 from hub.text import PlainText
 from incidents import public
-from incidents.actions import apply_action
+from incidents.actions import apply_action, still_to_do
 from incidents.attachments import clean_image, store_attachment
 from incidents.models import ActionIn
 from incidents.reports import PublicReportIn, ReportIn, file_report
@@ -33,7 +34,9 @@ from incidents.store import get_incident
 
 router = APIRouter(tags=["public"])
 page_router = APIRouter()
-KeyManager = Annotated[Principal, Depends(allow(frozenset({Role.ADMIN, Role.INTEGRATOR})))]
+KeyManager = Annotated[Principal, Depends(allowed(Capability.MANAGE_INTAKE_KEYS))]
+# A client that looks up receipts that do not exist is limited as one guessing tokens is.
+GUESSING = (TooManyRequests, "too many unknown receipts from this client; see Retry-After")
 Receipt = Annotated[str, Path(pattern=r"^[Ss][Bb]-[A-Za-z2-7]{20}$")]
 _PAGE = files("api").joinpath("public_page.html").read_text(encoding="utf-8")
 
@@ -90,36 +93,36 @@ def _budget(request: Request, name: str) -> None:
 
 @router.post("/intake-keys", status_code=201)
 async def create_intake_key(
-    body: public.IntakeKeyIn, who: KeyManager, pool: DbPool, request: Request
+    body: public.IntakeKeyIn, who: KeyManager, conn: Conn, request: Request
 ) -> public.IssuedIntakeKey:
     """A key for a community's notice board; shown this once. The QR code's address is
     `SB_PUBLIC_URL/r?key=<key>`."""
     who.require_area(body.area)
-    async with pool.connection() as conn:
-        return await public.create_intake_key(conn, body)
+    return await public.create_intake_key(conn, body)
 
 
 @router.get("/intake-keys")
-async def list_intake_keys(who: KeyManager, pool: DbPool) -> list[public.IntakeKey]:
-    async with pool.connection() as conn:
-        return await public.list_intake_keys(conn, scope=who.area_prefix)
+async def list_intake_keys(who: KeyManager, conn: Conn) -> list[public.IntakeKey]:
+    return await public.list_intake_keys(conn, scope=who.area_prefix)
 
 
 @router.delete("/intake-keys/{key_id}", status_code=204)
-async def revoke_intake_key(key_id: int, who: KeyManager, pool: DbPool) -> Response:
-    async with pool.connection() as conn:
-        await public.revoke_intake_key(conn, key_id, scope=who.area_prefix)
+async def revoke_intake_key(key_id: int, who: KeyManager, conn: Conn) -> Response:
+    await public.revoke_intake_key(conn, key_id, scope=who.area_prefix)
     return Response(status_code=204)
 
 
+# The residents' routes, which take no token, spend the client's budget before they take a
+# connection (their own, not `Conn`): a flood of them is refused without draining the pool.
 @router.post(
     "/public/reports",
     status_code=201,
-    responses={
-        401: {"description": "unknown or revoked intake key"},
-        429: {"description": "too many reports from this client"},
-    },
+    responses=refusals(
+        (Unauthorized, "unknown or revoked intake key"),
+        (TooManyRequests, "too many reports from this client"),
+    ),
 )
+@public_route("a resident's report: the intake key decides its community; budgeted per client")
 async def public_report(
     body: PublicReportIn,
     request: Request,
@@ -150,7 +153,8 @@ async def public_report(
     return PublicReceipt(receipt=receipt, report=public.public_status(receipt, incident))
 
 
-@router.get("/public/reports/{receipt}")
+@router.get("/public/reports/{receipt}", responses=refusals(GUESSING))
+@public_route("the receipt is the secret; guessing is limited as for tokens")
 async def public_report_status(
     receipt: Receipt, request: Request, pool: DbPool
 ) -> public.PublicStatus:
@@ -161,7 +165,8 @@ async def public_report_status(
     return public.public_status(receipt.upper(), incident)
 
 
-@router.post("/public/reports/{receipt}/rating")
+@router.post("/public/reports/{receipt}/rating", responses=refusals(GUESSING, Conflict))
+@public_route("the receipt is the secret; guessing is limited as for tokens")
 async def rate_report(
     receipt: Receipt, body: RatingIn, request: Request, pool: DbPool
 ) -> public.PublicStatus:
@@ -171,7 +176,7 @@ async def rate_report(
         incident_id = await _receipt_incident(conn, request, receipt)
         current = await get_incident(conn, incident_id, scope="", for_update=True)
         # In the resident's words: the staff's actions and states are not theirs to know.
-        if current.rating is not None:
+        if not still_to_do(current, Action.RATE, None):
             raise Conflict("this report has been rated already", field="rating")
         if current.status is not Status.CLOSED:
             raise Conflict("a report can be rated once it is closed", field="rating")
@@ -186,7 +191,8 @@ async def rate_report(
     return public.public_status(receipt.upper(), incident)
 
 
-@router.post("/public/reports/{receipt}/attachments", status_code=201)
+@router.post("/public/reports/{receipt}/attachments", status_code=201, responses=refusals(GUESSING))
+@public_route("the receipt is the secret; guessing is limited as for tokens")
 async def public_photo(
     receipt: Receipt, file: UploadFile, request: Request, pool: DbPool
 ) -> PublicPhoto:
@@ -214,6 +220,7 @@ async def public_photo(
 
 
 @page_router.get("/r", response_class=HTMLResponse, include_in_schema=False)
+@public_route("the residents' page: it calls the public routes above")
 async def public_page() -> HTMLResponse:
     """The page a resident's phone opens from the QR code: report, follow, rate."""
     return HTMLResponse(

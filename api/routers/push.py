@@ -8,15 +8,17 @@ with the reason; a database outage is a 503, so the platform tries again.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ValidationError
 
-from api.auth import Principal, allow_push
+from api.auth import Principal
 from api.deps import DbPool
-from hub.errors import Forbidden, HubError, NotFound
+from api.openapi import refusals
+from api.permissions import Capability, allowed_in_url, public_route
+from hub.errors import Forbidden, HubError, Invalid, NotFound, Unavailable
 from hub.secret import hmac_key
 from ingest.decode import Reason
 from ingest.pipeline import Pipeline
@@ -26,11 +28,12 @@ from ingest.registry_view import RegistryView
 from ingest.store import BatchResult
 
 router = APIRouter(prefix="/push", tags=["push"])
-Pusher = Annotated[Principal, Depends(allow_push())]
-_PUSH_ERRORS: dict[int | str, dict[str, Any]] = {
-    422: {"description": "nothing stored: the dead letter's reason (schema, unknown_device)"},
-    503: {"description": "the database is unavailable: push again later"},
-}
+Pusher = Annotated[Principal, Depends(allowed_in_url(Capability.PUSH_DEVICE_DATA))]
+_PUSH_ERRORS = (
+    (Invalid, "nothing stored: the dead letter's reason (schema, unknown_device)"),
+    (Unavailable, "the database is unavailable: push again later"),
+)
+_BAD_SIGNATURE = (Forbidden, "bad signature")
 
 
 class PushRejected(HubError):
@@ -64,11 +67,12 @@ def _answer(result: BatchResult) -> PushResult:
     return PushResult(result="ok", accepted=result.accepted, rejected=dict(result.rejected))
 
 
-@router.post("/ctwing", responses=_PUSH_ERRORS)
+@router.post("/ctwing", responses=refusals(*_PUSH_ERRORS))
 async def ctwing_push(request: Request, who: Pusher, pool: DbPool) -> PushResult:
     """dataReport (`serviceData` or transparent `APPdata`), eventReport and
     deviceOnlineOfflineReport from CTWing (AEP), for devices in the token's area."""
     raw = await request.body()
+    # A connection of its own, taken once the body is read and checked (not `Conn`).
     async with pool.connection() as conn:
         try:
             push = ctwing.CtwingPush.model_validate_json(raw)
@@ -96,8 +100,11 @@ async def ctwing_push(request: Request, who: Pusher, pool: DbPool) -> PushResult
 
 
 @router.get(
-    "/onenet", response_class=PlainTextResponse, responses={403: {"description": "bad signature"}}
+    "/onenet",
+    response_class=PlainTextResponse,
+    responses=refusals(_BAD_SIGNATURE, (NotFound, "SB_ONENET_TOKEN is not set")),
 )
+@public_route("OneNET's URL check carries no token: it is signed with SB_ONENET_TOKEN")
 async def onenet_verify(
     request: Request,
     msg: Annotated[str, Query(max_length=200)],
@@ -111,12 +118,16 @@ async def onenet_verify(
     return msg
 
 
-@router.post("/onenet", responses={**_PUSH_ERRORS, 403: {"description": "bad signature"}})
+@router.post(
+    "/onenet",
+    responses=refusals(*_PUSH_ERRORS, _BAD_SIGNATURE, (NotFound, "SB_ONENET_TOKEN is not set")),
+)
 async def onenet_push(request: Request, who: Pusher, pool: DbPool) -> PushResult:
     """Legacy data points (type 1) and online/offline (type 2), or OneNET Studio `notify`
     (property, event) and `lifeCycle` messages, signed with the OneNET token."""
     token = _onenet_token(request)
     raw = await request.body()
+    # A connection of its own, taken once the body is read and checked (not `Conn`).
     async with pool.connection() as conn:
         try:
             msg, nonce, given = onenet.envelope(raw)

@@ -8,66 +8,62 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 
-from api.auth import Principal, allow
-from api.deps import Cursor, DbPool, Limit
-from api.tokens import Role
+from api.auth import Principal
+from api.deps import Conn, Cursor, DbPool, Limit
+from api.openapi import refusals
+from api.permissions import Capability, allowed
 from api.uploads import csv_text
 from devices.areas import existing_areas
 from devices.paging import Page
-from hub.errors import Invalid
+from hub.errors import Conflict, Invalid, UnsupportedMediaType
 from hub.secret import hmac_key
 from ingest import registers
 from ingest.registers import Register, RegisterIn, Resident, ResidentsIn, UploadReport
 
 router = APIRouter(prefix="/registers", tags=["personal data"])
-Keeper = Annotated[Principal, Depends(allow(frozenset({Role.ADMIN, Role.OPERATOR})))]
+Keeper = Annotated[Principal, Depends(allowed(Capability.KEEP_REGISTERS))]
 Community = Annotated[str, Path(pattern=r"^\d{12}$")]
 IdHash = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")]
 
 
-@router.post("", status_code=201)
-async def create_register(body: RegisterIn, who: Keeper, pool: DbPool) -> Register:
+@router.post("", status_code=201, responses=refusals(Conflict))
+async def create_register(body: RegisterIn, who: Keeper, conn: Conn) -> Register:
     """Start a community's register; from then on its reads are checked against it."""
     who.require_area(body.area)
-    async with pool.connection() as conn:
-        if not await existing_areas(conn, {body.area}):
-            raise Invalid(f"area {body.area} is not registered", field="area")
-        return await registers.create_register(conn, body)
+    if not await existing_areas(conn, {body.area}):
+        raise Invalid(f"area {body.area} is not registered", field="area")
+    return await registers.create_register(conn, body)
 
 
 @router.get("")
-async def list_registers(who: Keeper, pool: DbPool) -> list[Register]:
-    async with pool.connection() as conn:
-        return await registers.list_registers(conn, scope=who.area_prefix)
+async def list_registers(who: Keeper, conn: Conn) -> list[Register]:
+    return await registers.list_registers(conn, scope=who.area_prefix)
 
 
 @router.get("/{area}")
-async def get_register(area: Community, who: Keeper, pool: DbPool) -> Register:
-    async with pool.connection() as conn:
-        return await registers.get_register(conn, area, scope=who.area_prefix)
+async def get_register(area: Community, who: Keeper, conn: Conn) -> Register:
+    return await registers.get_register(conn, area, scope=who.area_prefix)
 
 
 @router.delete("/{area}", status_code=204)
-async def delete_register(area: Community, who: Keeper, pool: DbPool) -> Response:
+async def delete_register(area: Community, who: Keeper, conn: Conn) -> Response:
     """The register and its residents; the community's reads are no longer `unregistered`."""
-    async with pool.connection() as conn:
-        await registers.delete_register(conn, area, scope=who.area_prefix)
+    await registers.delete_register(conn, area, scope=who.area_prefix)
     return Response(status_code=204)
 
 
 @router.post("/{area}/residents")
 async def add_residents(
-    area: Community, body: ResidentsIn, request: Request, who: Keeper, pool: DbPool
+    area: Community, body: ResidentsIn, request: Request, who: Keeper, conn: Conn
 ) -> UploadReport:
     """Add residents (or update their building and unit); a bad number is reported by its
     index and not stored."""
     rows = list(enumerate(body.residents))
     secret = hmac_key(request.app.state.settings)
-    async with pool.connection() as conn:
-        return await registers.add_residents(conn, area, rows, secret=secret, scope=who.area_prefix)
+    return await registers.add_residents(conn, area, rows, secret=secret, scope=who.area_prefix)
 
 
-@router.post("/{area}/import")
+@router.post("/{area}/import", responses=refusals(UnsupportedMediaType))
 async def import_residents(
     area: Community, request: Request, who: Keeper, pool: DbPool
 ) -> UploadReport:
@@ -75,6 +71,7 @@ async def import_residents(
     (`Content-Type: text/csv`) or a multipart field `file`; rows refused by line number."""
     rows, problems = registers.parse_csv(await csv_text(request))
     secret = hmac_key(request.app.state.settings)
+    # A connection of its own, taken once the body is read and checked (not `Conn`).
     async with pool.connection() as conn:
         return await registers.add_residents(
             conn, area, rows, secret=secret, scope=who.area_prefix, problems=problems
@@ -83,17 +80,15 @@ async def import_residents(
 
 @router.get("/{area}/residents")
 async def list_residents(
-    area: Community, who: Keeper, pool: DbPool, limit: Limit = 100, cursor: Cursor = None
+    area: Community, who: Keeper, conn: Conn, limit: Limit = 100, cursor: Cursor = None
 ) -> Page[Resident]:
     """Masked numbers with building and unit, by hash."""
-    async with pool.connection() as conn:
-        return await registers.list_residents(
-            conn, area, scope=who.area_prefix, limit=limit, cursor=cursor
-        )
+    return await registers.list_residents(
+        conn, area, scope=who.area_prefix, limit=limit, cursor=cursor
+    )
 
 
 @router.delete("/{area}/residents/{id_hash}", status_code=204)
-async def remove_resident(area: Community, id_hash: IdHash, who: Keeper, pool: DbPool) -> Response:
-    async with pool.connection() as conn:
-        await registers.remove_resident(conn, area, id_hash, scope=who.area_prefix)
+async def remove_resident(area: Community, id_hash: IdHash, who: Keeper, conn: Conn) -> Response:
+    await registers.remove_resident(conn, area, id_hash, scope=who.area_prefix)
     return Response(status_code=204)

@@ -9,12 +9,13 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from api.auth import Principal, allow
-from api.deps import Cursor, DbPool, Limit, Reader
-from api.tokens import Role
+from api.auth import Principal
+from api.deps import Conn, Cursor, DbPool, Limit, Reader
+from api.openapi import refusals
+from api.permissions import Capability, allowed
 from devices.paging import Page
 from hub.durations import parse_duration
-from hub.errors import Invalid, UnsupportedMediaType
+from hub.errors import Conflict, Invalid, UnsupportedMediaType
 from hub.times import Moment
 from incidents.stats import RuleStats, rule_stats
 from rules import documents, store
@@ -22,8 +23,20 @@ from rules.backtest import Backtest, backtest, stored_history
 from rules.model import Rule
 
 router = APIRouter(prefix="/rules", tags=["rules"])
-RuleWriter = Annotated[Principal, Depends(allow(frozenset({Role.ADMIN, Role.OPERATOR})))]
+RuleWriter = Annotated[Principal, Depends(allowed(Capability.EDIT_RULES))]
 _YAML = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
+
+
+# A rule's body is read by hand (`_rule_from`), as JSON or YAML: the document is told so.
+RULE_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/Rule"}},
+            "application/yaml": {"schema": {"type": "string"}},
+        },
+    }
+}
 
 
 class EnabledIn(BaseModel):
@@ -32,11 +45,12 @@ class EnabledIn(BaseModel):
     enabled: bool
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=refusals(Conflict), openapi_extra=RULE_BODY)
 async def create_rule(request: Request, who: RuleWriter, pool: DbPool) -> store.StoredRule:
     """Create a rule from a JSON or YAML document (design §4)."""
     rule = await _rule_from(request)
     who.require_area(rule.area_prefix)
+    # A connection of its own, taken once the body is read and checked (not `Conn`).
     async with pool.connection() as conn:
         return await store.create_rule(conn, rule, by=who.name)
 
@@ -44,25 +58,23 @@ async def create_rule(request: Request, who: RuleWriter, pool: DbPool) -> store.
 @router.get("")
 async def list_rules(
     who: Reader,
-    pool: DbPool,
+    conn: Conn,
     enabled: bool | None = None,
     limit: Limit = 100,
     cursor: Cursor = None,
 ) -> Page[store.StoredRule]:
     """Rules by id; `next` is the cursor of the following page."""
-    async with pool.connection() as conn:
-        return await store.page_rules(
-            conn, scope=who.area_prefix, enabled=enabled, limit=limit, cursor=cursor
-        )
+    return await store.page_rules(
+        conn, scope=who.area_prefix, enabled=enabled, limit=limit, cursor=cursor
+    )
 
 
 @router.get("/{rule_id}")
-async def get_rule(rule_id: str, who: Reader, pool: DbPool) -> store.StoredRule:
-    async with pool.connection() as conn:
-        return await store.get_rule(conn, rule_id, scope=who.area_prefix)
+async def get_rule(rule_id: str, who: Reader, conn: Conn) -> store.StoredRule:
+    return await store.get_rule(conn, rule_id, scope=who.area_prefix)
 
 
-@router.put("/{rule_id}")
+@router.put("/{rule_id}", openapi_extra=RULE_BODY)
 async def replace_rule(
     rule_id: str, request: Request, who: RuleWriter, pool: DbPool
 ) -> store.StoredRule:
@@ -71,6 +83,7 @@ async def replace_rule(
     if rule.id != rule_id:
         raise Invalid(f"the document's id {rule.id!r} is not {rule_id!r}", field="body.id")
     who.require_area(rule.area_prefix)
+    # A connection of its own, taken once the body is read and checked (not `Conn`).
     async with pool.connection() as conn:
         current = await store.get_rule(conn, rule_id, scope=who.area_prefix)
         who.require_area(Rule.model_validate(current.document).area_prefix)
@@ -79,22 +92,20 @@ async def replace_rule(
 
 @router.patch("/{rule_id}")
 async def enable_rule(
-    rule_id: str, body: EnabledIn, who: RuleWriter, pool: DbPool
+    rule_id: str, body: EnabledIn, who: RuleWriter, conn: Conn
 ) -> store.StoredRule:
     """Enable or disable a rule (a new version like any other change)."""
-    async with pool.connection() as conn:
-        current = await store.get_rule(conn, rule_id, scope=who.area_prefix)
-        rule = Rule.model_validate({**current.document, "enabled": body.enabled})
-        who.require_area(rule.area_prefix)
-        return await store.replace_rule(conn, rule, by=who.name, scope=who.area_prefix)
+    current = await store.get_rule(conn, rule_id, scope=who.area_prefix)
+    rule = Rule.model_validate({**current.document, "enabled": body.enabled})
+    who.require_area(rule.area_prefix)
+    return await store.replace_rule(conn, rule, by=who.name, scope=who.area_prefix)
 
 
-@router.delete("/{rule_id}", status_code=204)
-async def delete_rule(rule_id: str, who: RuleWriter, pool: DbPool) -> Response:
-    async with pool.connection() as conn:
-        current = await store.get_rule(conn, rule_id, scope=who.area_prefix)
-        who.require_area(Rule.model_validate(current.document).area_prefix)
-        await store.delete_rule(conn, rule_id, scope=who.area_prefix)
+@router.delete("/{rule_id}", status_code=204, responses=refusals(Conflict))
+async def delete_rule(rule_id: str, who: RuleWriter, conn: Conn) -> Response:
+    current = await store.get_rule(conn, rule_id, scope=who.area_prefix)
+    who.require_area(Rule.model_validate(current.document).area_prefix)
+    await store.delete_rule(conn, rule_id, scope=who.area_prefix)
     return Response(status_code=204)
 
 
@@ -120,6 +131,7 @@ async def backtest_rule(
             documents.check_structure(body.rule)
         except documents.DocumentError as exc:
             raise Invalid(str(exc), field="body.rule") from None
+    # Its own connection, handed back before the replay (CPU work, however long it takes).
     async with pool.connection() as conn:
         stored = await store.get_rule(conn, rule_id, scope=who.area_prefix)
         try:
@@ -141,20 +153,18 @@ async def backtest_rule(
 async def stats_of_rule(
     rule_id: str,
     who: Reader,
-    pool: DbPool,
+    conn: Conn,
     start: Annotated[Moment, Query(alias="from")],
     end: Annotated[Moment, Query(alias="to")],
 ) -> RuleStats:
     """Incidents the rule opened, signals attached, closed as false alarm → precision."""
-    async with pool.connection() as conn:
-        await store.get_rule(conn, rule_id, scope=who.area_prefix)
-        return await rule_stats(conn, rule_id, scope=who.area_prefix, start=start, end=end)
+    await store.get_rule(conn, rule_id, scope=who.area_prefix)
+    return await rule_stats(conn, rule_id, scope=who.area_prefix, start=start, end=end)
 
 
 @router.get("/{rule_id}/versions")
-async def rule_versions(rule_id: str, who: Reader, pool: DbPool) -> list[store.RuleVersion]:
-    async with pool.connection() as conn:
-        return await store.versions(conn, rule_id, scope=who.area_prefix)
+async def rule_versions(rule_id: str, who: Reader, conn: Conn) -> list[store.RuleVersion]:
+    return await store.versions(conn, rule_id, scope=who.area_prefix)
 
 
 async def _rule_from(request: Request) -> Rule:

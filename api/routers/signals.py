@@ -13,8 +13,9 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel
 
 from api.auth import Principal
-from api.deps import AreaFilter, Cursor, DbPool, Limit, Reader
-from api.tokens import Role
+from api.deps import AreaFilter, Conn, Cursor, Limit, Reader
+from api.openapi import refusals
+from api.permissions import Capability, may
 from devices.paging import Page, decode_int_cursor, encode_cursor
 from hub import signal_log
 from hub.contracts import KINDS, Signal
@@ -23,8 +24,6 @@ from hub.times import Moment
 from incidents import store
 
 router = APIRouter(tags=["signals"])
-# Who may see what an ID-card read found (the card's hash and masked number).
-ID_READERS = frozenset({Role.ADMIN, Role.OPERATOR, Role.DISPATCHER})
 SignalKind = Annotated[
     str | None,
     Query(
@@ -56,7 +55,7 @@ def shown(signal: Signal, who: Principal) -> SignalOut | None:
     """The signal as the caller may see it; None when it may not see it at all."""
     if not who.covers(signal.area):
         return None
-    if signal.source_type == "id_reader" and who.role not in ID_READERS:
+    if signal.source_type == "id_reader" and not may(who, Capability.READ_ID_CARDS):
         return None
     assert signal.id is not None and signal.received_at is not None
     return SignalOut(
@@ -79,7 +78,7 @@ def shown(signal: Signal, who: Principal) -> SignalOut | None:
 @router.get("/signals")
 async def list_signals(
     who: Reader,
-    pool: DbPool,
+    conn: Conn,
     kind: SignalKind = None,
     source_id: DeviceId = None,
     source_type: Annotated[str | None, Query(pattern=r"^(smoke_sensor|id_reader|camera)$")] = None,
@@ -90,22 +89,21 @@ async def list_signals(
     cursor: Cursor = None,
 ) -> Page[SignalOut]:
     """Newest first, within the caller's area; `since`/`until` by the signal's own time."""
-    if who.role not in ID_READERS and source_type == "id_reader":
+    if source_type == "id_reader" and not may(who, Capability.READ_ID_CARDS):
         return Page[SignalOut](items=[])
-    async with pool.connection() as conn:
-        found = await signal_log.search(
-            conn,
-            scope=who.area_prefix,
-            kind=kind,
-            source_id=source_id,
-            source_type=source_type,
-            area=area,
-            since=since,
-            until=until,
-            before_id=decode_int_cursor(cursor),
-            limit=limit,
-            hidden_source_type=None if who.role in ID_READERS else "id_reader",
-        )
+    found = await signal_log.search(
+        conn,
+        scope=who.area_prefix,
+        kind=kind,
+        source_id=source_id,
+        source_type=source_type,
+        area=area,
+        since=since,
+        until=until,
+        before_id=decode_int_cursor(cursor),
+        limit=limit,
+        hidden_source_type=None if may(who, Capability.READ_ID_CARDS) else "id_reader",
+    )
     more = len(found) > limit
     page = found[:limit]
     items = [s for s in (shown(x, who) for x in page) if s is not None]
@@ -113,12 +111,11 @@ async def list_signals(
     return Page[SignalOut](items=items, next=encode_cursor(str(last)) if more and last else None)
 
 
-@router.get("/signals/{signal_id}", responses={404: {"description": "no such signal here"}})
+@router.get("/signals/{signal_id}", responses=refusals((NotFound, "no such signal here")))
 async def get_signal(
-    signal_id: Annotated[int, Path(ge=1, le=2**63 - 1)], who: Reader, pool: DbPool
+    signal_id: Annotated[int, Path(ge=1, le=2**63 - 1)], who: Reader, conn: Conn
 ) -> SignalOut:
-    async with pool.connection() as conn:
-        found = await signal_log.read_ids(conn, [signal_id])
+    found = await signal_log.read_ids(conn, [signal_id])
     out = shown(found[0], who) if found else None
     if out is None:
         raise NotFound(f"signal {signal_id} not found")
@@ -127,10 +124,9 @@ async def get_signal(
 
 @router.get("/incidents/{incident_id}/signals", tags=["incidents"])
 async def incident_signals(
-    incident_id: Annotated[int, Path(ge=1, le=2**63 - 1)], who: Reader, pool: DbPool
+    incident_id: Annotated[int, Path(ge=1, le=2**63 - 1)], who: Reader, conn: Conn
 ) -> list[SignalOut]:
     """The signals an incident holds (it opened with and attached since), oldest first."""
-    async with pool.connection() as conn:
-        ids = await store.signal_ids(conn, incident_id, scope=who.area_prefix)
-        found = await signal_log.read_ids(conn, ids)
+    ids = await store.signal_ids(conn, incident_id, scope=who.area_prefix)
+    found = await signal_log.read_ids(conn, ids)
     return [s for s in (shown(x, who) for x in found) if s is not None]

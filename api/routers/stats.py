@@ -10,7 +10,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 from pydantic import BaseModel, Field
 
-from api.deps import AreaFilter, Category, DbPool, Reader
+from api.deps import AreaFilter, Category, Conn, Reader
 from hub import signal_log
 from hub.contracts import Priority
 from hub.errors import Invalid
@@ -82,22 +82,20 @@ StatsQuery = Annotated[StatsParams, Depends()]
 
 
 @router.get("/stats")
-async def stats(who: Reader, pool: DbPool, query: StatsQuery) -> Stats:
+async def stats(who: Reader, conn: Conn, query: StatsQuery) -> Stats:
     """Incidents created in [from, to) (by default the last 30 days; the answer says which
     range it used): counts by state, on-time acceptance and closure (docs/api.md, Statistics, for
     the definitions), mean and p90 time to accept and to close, mean rating; per area,
     category or priority. `group_by=unit`: per summoned unit (吹哨报到), summoned, reported,
     reported_on_time, resolved, mean_rating, flags; `group_by=area` adds whistles by level,
     mean_whistle_rating and residents' satisfaction."""
-    async with pool.connection() as conn:
-        return await query.run(conn, who.area_prefix)
+    return await query.run(conn, who.area_prefix)
 
 
 @router.get("/stats.csv", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
-async def stats_csv(who: Reader, pool: DbPool, query: StatsQuery) -> Response:
+async def stats_csv(who: Reader, conn: Conn, query: StatsQuery) -> Response:
     """The same figures as a CSV sheet (the monthly 考核 sheet with `group_by=unit` or `area`)."""
-    async with pool.connection() as conn:
-        found = await query.run(conn, who.area_prefix)
+    found = await query.run(conn, who.area_prefix)
     name = f"stats-{found.group_by}-{found.start:%Y%m%d}-{found.end:%Y%m%d}.csv"
     return Response(
         stats_sheet(found),
@@ -131,7 +129,7 @@ class TodayStats(BaseModel):
 
 
 @router.get("/stats/today")
-async def stats_today(who: Reader, pool: DbPool, area: AreaFilter = None) -> TodayStats:
+async def stats_today(who: Reader, conn: Conn, area: AreaFilter = None) -> TodayStats:
     """Today's figures within the caller's area (and `area`) for the wall: alarms by signal
     kind and by hour against yesterday's; incidents opened and closed today (办结率 = closed ÷
     opened), on-time acceptance of today's (as /stats defines it), open incidents by whistle;
@@ -139,20 +137,19 @@ async def stats_today(who: Reader, pool: DbPool, area: AreaFilter = None) -> Tod
     zone = hub_zone()
     now = datetime.now(UTC)
     start = midnight(now, zone)
-    async with pool.connection() as conn:
-        rows = await signal_log.hourly_kinds(
-            conn,
-            scope=who.area_prefix,
-            area=area,
-            since=day_before(start, zone),
-            until=now,
-            zone=zone.key,
-            excluded=QUIET_KINDS,
-        )
-        incidents = await today_incidents(
-            conn, scope=who.area_prefix, area=area, start=start, now=now, zone=zone
-        )
-        online = await online_counts(conn, scope=who.area_prefix, area=area)
+    rows = await signal_log.hourly_kinds(
+        conn,
+        scope=who.area_prefix,
+        area=area,
+        since=day_before(start, zone),
+        until=now,
+        zone=zone.key,
+        excluded=QUIET_KINDS,
+    )
+    incidents = await today_incidents(
+        conn, scope=who.area_prefix, area=area, start=start, now=now, zone=zone
+    )
+    online = await online_counts(conn, scope=who.area_prefix, area=area)
     today = now.astimezone(zone).date()
     by_kind: dict[str, int] = {}
     for row in rows:

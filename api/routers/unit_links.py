@@ -12,16 +12,24 @@ from fastapi import APIRouter, Depends, Path
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
-from api.auth import Principal, allow
-from api.deps import DbPool
-from api.tokens import Role
+from api.auth import Principal
+from api.deps import Conn
+from api.permissions import Capability, allowed, allowed_actions, public_route
 from incidents import store
 from incidents.models import Incident, Summon
-from incidents.states import Action, allowed_actions
+from incidents.states import Action
 
 api_router = APIRouter(tags=["notifications"])
 page_router = APIRouter()
-LinkHolder = Annotated[Principal, Depends(allow(frozenset({Role.UNIT_LINK})))]
+LinkHolder = Annotated[Principal, Depends(allowed(Capability.HOLD_UNIT_LINK))]
+# What the page offers, in its order: 报到 first.
+_PAGE_ACTIONS = (
+    Action.REPORT_IN,
+    Action.ACKNOWLEDGE,
+    Action.START,
+    Action.RESOLVE,
+    Action.RATE_WHISTLE,
+)
 _PAGE = files("api").joinpath("unit_page.html").read_text(encoding="utf-8")
 
 
@@ -32,40 +40,31 @@ class UnitLinkView(BaseModel):
     actions: list[Action]
 
 
-def _actions(incident: Incident, unit_id: str, summon: Summon | None) -> list[Action]:
-    """What the unit may do now, 报到 first: a summoned unit reports in and rates its whistle;
-    the unit the incident is with also starts and resolves it."""
-    possible = set(allowed_actions(incident.status))
-    wanted: list[Action] = []
-    if summon is not None:
-        if summon.reported_at is None:
-            wanted.append(Action.REPORT_IN)
-        if summon.acknowledged_at is None:
-            wanted.append(Action.ACKNOWLEDGE)
-    elif incident.unit_id == unit_id:
-        wanted.append(Action.ACKNOWLEDGE)
-    if incident.unit_id == unit_id:
-        wanted += [Action.START, Action.RESOLVE]
-    if summon is not None and summon.whistle_rating is None:
-        wanted.append(Action.RATE_WHISTLE)
-    return [a for a in wanted if a in possible]
+def _actions(who: Principal, incident: Incident, summon: Summon | None) -> list[Action]:
+    """What the unit may do now (api/permissions.py), 报到 first: a summoned unit reports in
+    and rates its whistle; the unit the incident is with also starts and resolves it. A unit
+    that has acknowledged is not asked to again."""
+    possible = set(allowed_actions(who, incident))
+    if summon is not None and summon.acknowledged_at is not None:
+        possible.discard(Action.ACKNOWLEDGE)
+    return [a for a in _PAGE_ACTIONS if a in possible]
 
 
 @api_router.get("/unit-link")
-async def unit_link(who: LinkHolder, pool: DbPool) -> UnitLinkView:
+async def unit_link(who: LinkHolder, conn: Conn) -> UnitLinkView:
     assert who.incident_id is not None and who.unit_id is not None
-    async with pool.connection() as conn:
-        incident = await store.get_incident(conn, who.incident_id, scope=who.area_prefix)
+    incident = await store.get_incident(conn, who.incident_id, scope=who.area_prefix)
     summon = next((s for s in incident.summons if s.unit_id == who.unit_id), None)
     return UnitLinkView(
         unit_id=who.unit_id,
         incident=incident,
         summon=summon,
-        actions=_actions(incident, who.unit_id, summon),
+        actions=_actions(who, incident, summon),
     )
 
 
 @page_router.get("/u/{token}", response_class=HTMLResponse, include_in_schema=False)
+@public_route("a page for a phone: it calls the API with the link, which answers or refuses")
 async def unit_page(token: Annotated[str, Path(max_length=80)]) -> HTMLResponse:
     """The page checks nothing itself: the API answers its calls, or says the link expired."""
     return HTMLResponse(

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 
 from api.auth import Principal
-from api.deps import AreaFilter, DbPool, Limit, Reader, UnitWriter
+from api.deps import AreaFilter, Conn, Limit, Reader
+from api.openapi import refusals
+from api.permissions import Capability, allowed
 from devices import units
 from devices.models import Unit, UnitContacts, UnitIn, UnitKind, UnitUpdate
 from devices.paging import Page
-from hub.errors import Invalid
+from hub.errors import Conflict, Invalid
 from notify.channels import visible_ids
 
 router = APIRouter(prefix="/units", tags=["units"])
+UnitWriter = Annotated[Principal, Depends(allowed(Capability.MANAGE_UNITS))]
 
 
 async def _check_contacts(
@@ -27,22 +32,21 @@ async def _check_contacts(
         raise Invalid(f"no channel {', '.join(missing)} in your area", field="contacts.channels")
 
 
-@router.post("", status_code=201)
-async def create_unit(body: UnitIn, who: UnitWriter, pool: DbPool) -> Unit:
+@router.post("", status_code=201, responses=refusals(Conflict))
+async def create_unit(body: UnitIn, who: UnitWriter, conn: Conn) -> Unit:
     """`contacts`: the channels a dispatch is sent on, and whom they call out. A department
     (`kind: department`) may name its parent organisation (`parent_id`, a unit), which is told
     when it is late to report in."""
     who.require_area(body.area)
-    async with pool.connection() as conn:
-        await _check_contacts(conn, body.contacts, who)
-        await units.check_parent(conn, body.parent_id, scope=who.area_prefix)
-        return await units.create_unit(conn, body)
+    await _check_contacts(conn, body.contacts, who)
+    await units.check_parent(conn, body.parent_id, scope=who.area_prefix)
+    return await units.create_unit(conn, body)
 
 
 @router.get("")
 async def list_units(
     who: Reader,
-    pool: DbPool,
+    conn: Conn,
     area: AreaFilter = None,
     category: str | None = None,
     on_duty: bool | None = None,
@@ -53,39 +57,35 @@ async def list_units(
 ) -> Page[Unit]:
     """`above=true`: also the units over your area (the district's departments a street or
     community summons: `kind=department&above=true`)."""
-    async with pool.connection() as conn:
-        return await units.list_units(
-            conn,
-            scope=who.area_prefix,
-            area=area,
-            category=category,
-            on_duty=on_duty,
-            kind=kind,
-            above=above,
-            limit=limit,
-            cursor=cursor,
-        )
+    return await units.list_units(
+        conn,
+        scope=who.area_prefix,
+        area=area,
+        category=category,
+        on_duty=on_duty,
+        kind=kind,
+        above=above,
+        limit=limit,
+        cursor=cursor,
+    )
 
 
 @router.get("/{unit_id}")
-async def get_unit(unit_id: str, who: Reader, pool: DbPool) -> Unit:
-    async with pool.connection() as conn:
-        return await units.get_unit(conn, unit_id, scope=who.area_prefix)
+async def get_unit(unit_id: str, who: Reader, conn: Conn) -> Unit:
+    return await units.get_unit(conn, unit_id, scope=who.area_prefix)
 
 
 @router.patch("/{unit_id}")
-async def update_unit(unit_id: str, body: UnitUpdate, who: UnitWriter, pool: DbPool) -> Unit:
+async def update_unit(unit_id: str, body: UnitUpdate, who: UnitWriter, conn: Conn) -> Unit:
     """Change a unit's details or put it on or off duty."""
     if body.area is not None:
         who.require_area(body.area)
-    async with pool.connection() as conn:
-        await _check_contacts(conn, body.contacts, who)
-        await units.check_parent(conn, body.parent_id, scope=who.area_prefix)
-        return await units.update_unit(conn, unit_id, body, scope=who.area_prefix)
+    await _check_contacts(conn, body.contacts, who)
+    await units.check_parent(conn, body.parent_id, scope=who.area_prefix)
+    return await units.update_unit(conn, unit_id, body, scope=who.area_prefix)
 
 
 @router.delete("/{unit_id}", status_code=204)
-async def delete_unit(unit_id: str, who: UnitWriter, pool: DbPool) -> Response:
-    async with pool.connection() as conn:
-        await units.delete_unit(conn, unit_id, scope=who.area_prefix)
+async def delete_unit(unit_id: str, who: UnitWriter, conn: Conn) -> Response:
+    await units.delete_unit(conn, unit_id, scope=who.area_prefix)
     return Response(status_code=204)

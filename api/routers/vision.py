@@ -6,16 +6,15 @@ from datetime import timedelta
 
 from fastapi import APIRouter, Request
 
-from api.deps import DbPool, Reader
+from api.deps import Conn, Reader
 from vision.status import VisionState, vision_state
 
 router = APIRouter(prefix="/vision", tags=["cameras"])
 
 
 @router.get("")
-async def get_vision(request: Request, who: Reader, pool: DbPool) -> VisionState:
+async def get_vision(request: Request, who: Reader, conn: Conn) -> VisionState:
     """`analysing`, `idle` (workers wait for a camera to need their models) or `off` with
     the `reason` (a model file missing, no worker running): the console's banner."""
     lease = timedelta(seconds=request.app.state.settings.vision_lease_s)
-    async with pool.connection() as conn:
-        return await vision_state(conn, lease)
+    return await vision_state(conn, lease)

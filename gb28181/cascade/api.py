@@ -15,16 +15,17 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 from pydantic import BaseModel, Field
 
-from api.auth import Principal, allow
-from api.deps import DbPool
-from api.tokens import Role
+from api.auth import Principal
+from api.deps import Conn
+from api.openapi import refusals
+from api.permissions import Capability, allowed
 from gb28181.cascade import store
 from gb28181.cascade.models import Uplink, UplinkIn
-from hub.errors import Invalid
+from hub.errors import Conflict, Invalid
 from hub.secret import hmac_key
 
 router = APIRouter(prefix="/gb/uplinks", tags=["gb28181"])
-Admin = Annotated[Principal, Depends(allow(frozenset({Role.ADMIN})))]
+Admin = Annotated[Principal, Depends(allowed(Capability.MANAGE_UPLINKS))]
 
 
 class DeliveryRow(BaseModel):
@@ -43,52 +44,49 @@ def _key(request: Request) -> bytes:
     return hmac_key(request.app.state.settings)
 
 
-@router.post("", status_code=201)
-async def create_uplink(body: UplinkIn, who: Admin, pool: DbPool, request: Request) -> Uplink:
+@router.post("", status_code=201, responses=refusals(Conflict))
+async def create_uplink(body: UplinkIn, who: Admin, conn: Conn, request: Request) -> Uplink:
     who.require_area(body.area_prefix)
-    async with pool.connection() as conn, conn.transaction():
+    async with conn.transaction():
         return await store.create_uplink(conn, body, _key(request))
 
 
 @router.get("")
-async def list_uplinks(who: Admin, pool: DbPool) -> list[Uplink]:
-    async with pool.connection() as conn:
-        return await store.list_uplinks(conn, scope=who.area_prefix)
+async def list_uplinks(who: Admin, conn: Conn) -> list[Uplink]:
+    return await store.list_uplinks(conn, scope=who.area_prefix)
 
 
 @router.get("/{uplink_id}")
-async def get_uplink(uplink_id: str, who: Admin, pool: DbPool) -> Uplink:
-    async with pool.connection() as conn:
-        return await store.get_uplink(conn, uplink_id, scope=who.area_prefix)
+async def get_uplink(uplink_id: str, who: Admin, conn: Conn) -> Uplink:
+    return await store.get_uplink(conn, uplink_id, scope=who.area_prefix)
 
 
-@router.put("/{uplink_id}")
+@router.put("/{uplink_id}", responses=refusals(Conflict))
 async def replace_uplink(
-    uplink_id: str, body: UplinkIn, who: Admin, pool: DbPool, request: Request
+    uplink_id: str, body: UplinkIn, who: Admin, conn: Conn, request: Request
 ) -> Uplink:
     """Store the new document; leave `password` out to keep the one stored."""
     if body.id != uplink_id:
         raise Invalid(f"the document's id {body.id!r} is not {uplink_id!r}", field="body.id")
     who.require_area(body.area_prefix)
-    async with pool.connection() as conn, conn.transaction():
+    async with conn.transaction():
         return await store.replace_uplink(conn, body, _key(request), scope=who.area_prefix)
 
 
 @router.delete("/{uplink_id}", status_code=204)
-async def delete_uplink(uplink_id: str, who: Admin, pool: DbPool) -> Response:
-    async with pool.connection() as conn, conn.transaction():
+async def delete_uplink(uplink_id: str, who: Admin, conn: Conn) -> Response:
+    async with conn.transaction():
         await store.delete_uplink(conn, uplink_id, scope=who.area_prefix)
     return Response(status_code=204)
 
 
 @router.get("/{uplink_id}/deliveries")
 async def deliveries(
-    uplink_id: str, who: Admin, pool: DbPool, limit: Annotated[int, Query(ge=1, le=500)] = 50
+    uplink_id: str, who: Admin, conn: Conn, limit: Annotated[int, Query(ge=1, le=500)] = 50
 ) -> list[DeliveryRow]:
     """The delivery log: the latest alarms sent to this uplink, newest first."""
-    async with pool.connection() as conn:
-        await store.get_uplink(conn, uplink_id, scope=who.area_prefix)
-        rows: list[dict[str, Any]] = await store.delivery_log(conn, uplink_id, limit)
+    await store.get_uplink(conn, uplink_id, scope=who.area_prefix)
+    rows: list[dict[str, Any]] = await store.delivery_log(conn, uplink_id, limit)
     return [DeliveryRow.model_validate(row) for row in rows]
 
 

@@ -671,7 +671,8 @@ export interface paths {
         };
         /**
          * Get Incident
-         * @description The incident with its photos (`attachments`), each at its `url`.
+         * @description The incident with its photos (`attachments`), each at its `url`, and what the caller
+         *     may do on it now (`allowed_actions`).
          */
         get: operations["get_incident_api_v1_incidents__incident_id__get"];
         put?: never;
@@ -2154,6 +2155,11 @@ export interface components {
             zones: components["schemas"]["Zone"][];
         };
         /**
+         * Capability
+         * @enum {string}
+         */
+        Capability: "read" | "list_incidents" | "read_incident" | "report_incident" | "act_on_incident" | "attach_photo" | "register" | "read_dead_letters" | "edit_zones" | "draw_boundaries" | "manage_units" | "manage_tokens" | "edit_rules" | "manage_routes" | "edit_templates" | "manage_channels" | "manage_intake_keys" | "manage_uplinks" | "keep_registers" | "read_evidence" | "read_id_cards" | "manage_watchlists" | "silence" | "command_devices" | "push_device_data" | "hold_unit_link";
+        /**
          * Channel
          * @description A channel as the API shows it: never its secret.
          */
@@ -2958,6 +2964,112 @@ export interface components {
              */
             updated_at: string;
         };
+        /**
+         * IncidentForCaller
+         * @description An incident as one caller is answered it: with what that caller may do on it.
+         */
+        IncidentForCaller: {
+            /**
+             * Accept By
+             * Format: date-time
+             */
+            accept_by: string;
+            /** Accepted At */
+            accepted_at: string | null;
+            /**
+             * Allowed Actions
+             * @description what the caller may do on it now: what its role takes, on what is within its reach, that the incident's state allows (api/permissions.py); the API checks each action again when it comes
+             */
+            allowed_actions: components["schemas"]["Action"][];
+            /** Area */
+            area: string;
+            /** Building */
+            building: string | null;
+            /** Category */
+            category: string;
+            close_reason: components["schemas"]["CloseReason"] | null;
+            /** Closed At */
+            closed_at: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Escalated To */
+            escalated_to: string | null;
+            /** Escalations */
+            escalations: number;
+            /** Evidence */
+            evidence: unknown[];
+            /**
+             * First Signal At
+             * Format: date-time
+             */
+            first_signal_at: string;
+            /** Floor */
+            floor?: string | null;
+            /** Id */
+            id: number;
+            /**
+             * Last Signal At
+             * Format: date-time
+             */
+            last_signal_at: string;
+            /** Lat */
+            lat: number | null;
+            /** Lon */
+            lon: number | null;
+            priority: components["schemas"]["Priority"];
+            /** Rating */
+            rating: number | null;
+            /**
+             * Recovered At
+             * @description when a recovery signal (a device back online) came
+             */
+            recovered_at?: string | null;
+            /**
+             * Reported By
+             * @description who reported it (reports)
+             */
+            reported_by?: string | null;
+            /**
+             * Resolve By
+             * Format: date-time
+             */
+            resolve_by: string;
+            /** Rule Id */
+            rule_id: string | null;
+            /** Rule Version */
+            rule_version: number | null;
+            /** Signal Count */
+            signal_count: number;
+            /** Site */
+            site: string | null;
+            /**
+             * Source
+             * @description a rule, a report by staff, or a resident's report
+             * @default rule
+             * @enum {string}
+             */
+            source: "rule" | "report" | "public";
+            status: components["schemas"]["Status"];
+            /** Suggested Unit Id */
+            suggested_unit_id: string | null;
+            /**
+             * Summons
+             * @description 吹哨报到: who was summoned
+             */
+            summons?: components["schemas"]["Summon"][];
+            /** Title */
+            title: string;
+            /** Unit Id */
+            unit_id: string | null;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+        };
         /** IncidentSpec */
         IncidentSpec: {
             /** Category */
@@ -2972,12 +3084,8 @@ export interface components {
             /** Title */
             title: string;
         };
-        /**
-         * IncidentWithPhotos
-         * @description An incident as the API answers it: with the photos people added (a resident's report,
-         *     field staff on site), each served at its `url` to whoever may see the incident.
-         */
-        IncidentWithPhotos: {
+        /** IncidentWithPhotosForCaller */
+        IncidentWithPhotosForCaller: {
             /**
              * Accept By
              * Format: date-time
@@ -2985,6 +3093,11 @@ export interface components {
             accept_by: string;
             /** Accepted At */
             accepted_at: string | null;
+            /**
+             * Allowed Actions
+             * @description what the caller may do on it now: what its role takes, on what is within its reach, that the incident's state allows (api/permissions.py); the API checks each action again when it comes
+             */
+            allowed_actions: components["schemas"]["Action"][];
             /** Area */
             area: string;
             /** Attachments */
@@ -3247,6 +3360,16 @@ export interface components {
              */
             area_prefix: string;
             /**
+             * Capabilities
+             * @description what its role may do (design §6)
+             */
+            capabilities: components["schemas"]["Capability"][];
+            /**
+             * Incident Actions
+             * @description the actions its role takes on incidents, where an incident's state and scope allow (each incident's `allowed_actions` says which, now)
+             */
+            incident_actions: components["schemas"]["Action"][];
+            /**
              * Map Tiles
              * @description SB_MAP_TILES: the console's base map, if any
              */
@@ -3422,10 +3545,10 @@ export interface components {
             /** Next */
             next?: string | null;
         };
-        /** Page[IncidentWithPhotos] */
-        Page_IncidentWithPhotos_: {
+        /** Page[IncidentWithPhotosForCaller] */
+        Page_IncidentWithPhotosForCaller_: {
             /** Items */
-            items: components["schemas"]["IncidentWithPhotos"][];
+            items: components["schemas"]["IncidentWithPhotosForCaller"][];
             /** Next */
             next?: string | null;
         };
@@ -4786,6 +4909,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description the token's role or area does not allow it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Validation Error */
             422: {
                 headers: {
@@ -4933,6 +5065,15 @@ export interface operations {
             };
             /** @description missing, unknown, revoked or expired token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token's role or area does not allow it */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5188,6 +5329,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description the token's role or area does not allow it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description no such area in the caller's area, or nothing stored for it */
             404: {
                 headers: {
@@ -5420,6 +5570,15 @@ export interface operations {
             };
             /** @description missing, unknown, revoked or expired token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token's role or area does not allow it */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5667,6 +5826,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description the token's role or area does not allow it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description no such object in the caller's area */
             404: {
                 headers: {
@@ -5735,6 +5903,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description the token's role or area does not allow it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Validation Error */
             422: {
                 headers: {
@@ -5792,6 +5969,15 @@ export interface operations {
             };
             /** @description missing, unknown, revoked or expired token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token's role or area does not allow it */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6041,6 +6227,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description the token's role or area does not allow it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description no such object in the caller's area */
             404: {
                 headers: {
@@ -6275,6 +6470,15 @@ export interface operations {
             };
             /** @description missing, unknown, revoked or expired token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token's role or area does not allow it */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7030,6 +7234,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description the token's role or area does not allow it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Validation Error */
             422: {
                 headers: {
@@ -7265,6 +7478,15 @@ export interface operations {
             };
             /** @description missing, unknown, revoked or expired token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token's role or area does not allow it */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7610,6 +7832,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description the token's role or area does not allow it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description no such object in the caller's area */
             404: {
                 headers: {
@@ -7776,6 +8007,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description the token's role or area does not allow it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description no such object in the caller's area */
             404: {
                 headers: {
@@ -7933,6 +8173,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description the token's role or area does not allow it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description no such object in the caller's area */
             404: {
                 headers: {
@@ -8014,7 +8263,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description no such object in the caller's area */
+            /** @description no such camera in the caller's area */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -8153,6 +8402,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description the token's role or area does not allow it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description invalid input; `fields` says where */
             422: {
                 headers: {
@@ -8215,6 +8473,15 @@ export interface operations {
             };
             /** @description the token's role or area does not allow it */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description conflicts with what is there (a duplicate, or a state that does not allow it) */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8291,6 +8558,15 @@ export interface operations {
             };
             /** @description missing, unknown, revoked or expired token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token's role or area does not allow it */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8380,6 +8656,15 @@ export interface operations {
             };
             /** @description no such object in the caller's area */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description conflicts with what is there (a duplicate, or a state that does not allow it) */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8532,6 +8817,15 @@ export interface operations {
             };
             /** @description missing, unknown, revoked or expired token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token's role or area does not allow it */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8764,11 +9058,20 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Page_IncidentWithPhotos_"];
+                    "application/json": components["schemas"]["Page_IncidentWithPhotosForCaller_"];
                 };
             };
             /** @description missing, unknown, revoked or expired token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token's role or area does not allow it */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8824,7 +9127,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Incident"];
+                    "application/json": components["schemas"]["IncidentForCaller"];
                 };
             };
             /** @description missing, unknown, revoked or expired token */
@@ -8909,7 +9212,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["IncidentWithPhotos"];
+                    "application/json": components["schemas"]["IncidentWithPhotosForCaller"];
                 };
             };
             /** @description missing, unknown, revoked or expired token */
@@ -8989,7 +9292,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Incident"];
+                    "application/json": components["schemas"]["IncidentForCaller"];
                 };
             };
             /** @description missing, unknown, revoked or expired token */
@@ -9356,6 +9659,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description the token's role or area does not allow it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description no such object in the caller's area */
             404: {
                 headers: {
@@ -9416,6 +9728,15 @@ export interface operations {
             };
             /** @description missing, unknown, revoked or expired token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token's role or area does not allow it */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -9588,6 +9909,15 @@ export interface operations {
             };
             /** @description missing, unknown, revoked or expired token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token's role or area does not allow it */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -9812,6 +10142,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description the token's role or area does not allow it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description invalid input; `fields` says where */
             422: {
                 headers: {
@@ -9868,6 +10207,15 @@ export interface operations {
             };
             /** @description missing, unknown, revoked or expired token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token's role or area does not allow it */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -9936,7 +10284,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
             };
             /** @description body larger than the limit */
             413: {
@@ -9970,7 +10320,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
             };
             /** @description the database is unavailable; try again (see Retry-After) */
             503: {
@@ -10014,6 +10366,15 @@ export interface operations {
             };
             /** @description Validation Error */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description too many unknown receipts from this client; see Retry-After */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -10085,6 +10446,15 @@ export interface operations {
             };
             /** @description Validation Error */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description too many unknown receipts from this client; see Retry-After */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -10165,6 +10535,15 @@ export interface operations {
             };
             /** @description Validation Error */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description too many unknown receipts from this client; see Retry-After */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -10284,9 +10663,11 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
             };
-            /** @description no such object in the caller's area */
+            /** @description SB_ONENET_TOKEN is not set */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -10351,7 +10732,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description no such object in the caller's area */
+            /** @description SB_ONENET_TOKEN is not set */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -11501,6 +11882,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description the token's role or area does not allow it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Validation Error */
             422: {
                 headers: {
@@ -11649,6 +12039,15 @@ export interface operations {
             };
             /** @description missing, unknown, revoked or expired token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token's role or area does not allow it */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -12104,6 +12503,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description the token's role or area does not allow it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description no such object in the caller's area */
             404: {
                 headers: {
@@ -12164,6 +12572,15 @@ export interface operations {
             };
             /** @description missing, unknown, revoked or expired token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token's role or area does not allow it */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -12248,6 +12665,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description the token's role or area does not allow it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Validation Error */
             422: {
                 headers: {
@@ -12299,6 +12725,15 @@ export interface operations {
             };
             /** @description missing, unknown, revoked or expired token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token's role or area does not allow it */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -12369,6 +12804,15 @@ export interface operations {
             };
             /** @description missing, unknown, revoked or expired token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token's role or area does not allow it */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -12607,6 +13051,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description the token's role or area does not allow it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Validation Error */
             422: {
                 headers: {
@@ -12675,6 +13128,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description the token's role or area does not allow it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Validation Error */
             422: {
                 headers: {
@@ -12734,6 +13196,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description the token's role or area does not allow it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Validation Error */
             422: {
                 headers: {
@@ -12783,6 +13254,15 @@ export interface operations {
             };
             /** @description missing, unknown, revoked or expired token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token's role or area does not allow it */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -13322,6 +13802,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description the token's role or area does not allow it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Validation Error */
             422: {
                 headers: {
@@ -13469,6 +13958,15 @@ export interface operations {
             };
             /** @description missing, unknown, revoked or expired token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token's role or area does not allow it */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -13706,6 +14204,15 @@ export interface operations {
             };
             /** @description missing, unknown, revoked or expired token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token's role or area does not allow it */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -27,6 +27,8 @@ export type Query<Path extends keyof paths, Method extends 'get' | 'post'> =
 export type Priority = Schemas['Priority']
 export type Status = Schemas['Status']
 export type Role = Schemas['Role']
+// What a role may do (api/permissions.py's table), as `/me` says it.
+export type Capability = Schemas['Capability']
 export type Action = Schemas['Action']
 export type CloseReason = Schemas['CloseReason']
 export type ActionBody = Schemas['ActionIn']
@@ -38,7 +40,7 @@ export type ErrorBody = Schemas['Error']
 export type Attachment = Schemas['Attachment']
 /** An incident as the API answers with it. Its own answers (`GET /incidents`,
  * `/incidents/{id}`) add `attachments`; an action's answer and the stream's do not. */
-export type Incident = Schemas['IncidentWithPhotos']
+export type Incident = Schemas['IncidentWithPhotosForCaller']
 export type IncidentFilter = Query<'/api/v1/incidents', 'get'>
 export type AuditEntry = Schemas['AuditEntry']
 export type Signal = Schemas['SignalOut']

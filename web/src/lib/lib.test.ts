@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { Incident } from '../api/types'
-import { allowedActions } from './allowed'
+import { may, panelActions } from './actions'
 import { kmBetween } from './distance'
 import { cameraPictures, incidentPictures } from './evidence'
 import { countdown, durationText } from './time'
@@ -15,7 +15,7 @@ function incident(fields: Partial<Incident>): Incident {
     closed_at: null, close_reason: null, unit_id: null, suggested_unit_id: null, lat: null,
     lon: null, signal_count: 1, evidence: [], escalated_to: null, escalations: 0, rating: null,
     source: 'rule', rule_version: null, first_signal_at: '2026-12-01T00:00:00Z',
-    last_signal_at: '2026-12-01T00:00:00Z', ...fields,
+    last_signal_at: '2026-12-01T00:00:00Z', allowed_actions: [], ...fields,
   }
 }
 
@@ -59,16 +59,18 @@ describe('the order of the board', () => {
 })
 
 describe('the actions offered', () => {
-  it('follows the state', () => {
-    expect(allowedActions('reported', 'dispatcher', false)).toEqual(['accept', 'close', 'comment'])
-    expect(allowedActions('resolved', 'dispatcher', false)).toEqual(['verify', 'reject', 'close', 'comment'])
-    expect(allowedActions('closed', 'dispatcher', false)).toEqual(['rate', 'comment'])
-    expect(allowedActions('closed', 'dispatcher', true)).toEqual(['comment'])
+  it('are what the API allows, 吹哨报到 on the summon board', () => {
+    const dispatched = incident({
+      status: 'dispatched',
+      allowed_actions: ['dispatch', 'start', 'close', 'comment', 'acknowledge', 'summon'],
+    })
+    expect(panelActions(dispatched)).toEqual(['dispatch', 'start', 'close', 'comment', 'acknowledge'])
+    expect(may(dispatched, 'summon')).toBe(true)
+    expect(may(dispatched, 'accept')).toBe(false)
   })
-  it('follows the role', () => {
-    expect(allowedActions('reported', 'viewer', false)).toEqual([])
-    expect(allowedActions('reported', 'operator', false)).toEqual(['comment'])
-    expect(allowedActions('dispatched', 'grid_worker', false)).toEqual(['start', 'comment'])
+  it('are none where the API said nothing (an event of the live stream)', () => {
+    expect(panelActions(incident({}))).toEqual([])
+    expect(may(incident({}), 'comment')).toBe(false)
   })
 })
 
