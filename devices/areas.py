@@ -5,11 +5,11 @@ from __future__ import annotations
 from psycopg import AsyncConnection, errors
 from psycopg.rows import DictRow
 
-from devices.area_codes import area_level, parent_code
 from devices.models import Area, AreaIn
-from devices.paging import AREA_CODE, Page, decode_cursor, page_of
+from hub.area_codes import area_level, parent_code
 from hub.db import fetch_model
 from hub.errors import Conflict
+from hub.paging import AREA_CODE, Page, decode_cursor, page_of
 
 _COLUMNS = "code, name, parent_code, level, created_at"
 

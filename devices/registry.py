@@ -19,9 +19,9 @@ from devices.models import (
     DeviceUpdate,
     DeviceWithCredentials,
 )
-from devices.paging import Page, decode_cursor, page_of
 from hub.db import fetch_model, set_clause
 from hub.errors import Conflict, Invalid
+from hub.paging import Page, decode_cursor, page_of
 
 # Tags that name a device on a carrier platform: unique, and resolved within the caller's area.
 PLATFORM_TAGS = ("ctwing_id", "onenet_id", "imei")

@@ -7,9 +7,9 @@ from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
 from devices.models import Unit, UnitIn, UnitKind, UnitUpdate
-from devices.paging import Page, decode_cursor, page_of
 from hub.db import fetch_model, set_clause
 from hub.errors import Conflict, Invalid, NotFound
+from hub.paging import Page, decode_cursor, page_of
 
 _COLUMNS = (
     "id, name, kind, area, lat, lon, categories, on_duty, contacts, parent_id, created_at,"

@@ -10,9 +10,9 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
-from devices.paging import Page, decode_int_cursor, page_of
 from hub.contracts import Priority
 from hub.db import fetch_model
+from hub.paging import Page, decode_int_cursor, page_of
 from incidents.models import AuditEntry, Incident
 from incidents.states import Status
 from incidents.summons import summons_by_incident

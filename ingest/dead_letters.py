@@ -17,7 +17,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 from pydantic import BaseModel, Field
 
-from devices.paging import Page, decode_int_cursor, page_of
+from hub.paging import Page, decode_int_cursor, page_of
 from ingest.decode import Message, Rejection
 from ingest.idcard import ascii_digits
 

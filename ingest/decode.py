@@ -12,9 +12,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from devices.area_codes import check_area_code
 from devices.commands import CommandResult
 from devices.registry import DeviceRef
+from hub.area_codes import check_area_code
 from hub.contracts import CAMERA_EVENT_SIGNALS, CAMERA_EVENT_TYPES, SMOKE_EVENT_SIGNALS, Signal
 from ingest import idcard
 from ingest.payloads import (

@@ -11,10 +11,10 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 from pydantic import BaseModel, ConfigDict, Field
 
-from devices.paging import Page, decode_cursor, encode_cursor
 from hub.csv_files import csv_reader, records
 from hub.db import fetch_model
 from hub.errors import Conflict, Invalid, NotFound
+from hub.paging import Page, decode_cursor, encode_cursor
 from hub.text import PlainText
 from ingest import idcard
 

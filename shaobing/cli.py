@@ -197,7 +197,7 @@ def gb28181(http_host: str, http_port: int) -> None:
 def rules(area: str, http_host: str, http_port: int) -> None:
     """Run the rules engine and incident timers on the stored signal log (needs
     SB_DATABASE_URL)."""
-    from devices.area_codes import check_scope
+    from hub.area_codes import check_scope
     from hub.logs import configure_logging
     from shaobing.processes import run, run_rules
 
@@ -398,7 +398,7 @@ def token() -> None:
 def token_create(role: str, area: str, name: str | None, unit_id: str | None) -> None:
     """Create a token and print it alone on stdout."""
     from api.tokens import Role, TokenIn, issue_token
-    from devices.area_codes import check_scope
+    from hub.area_codes import check_scope
     from hub.db import connect
     from hub.logs import configure_logging
     from shaobing.runtime import database

@@ -12,8 +12,8 @@ from pydantic import BaseModel
 from api.auth import Principal, allow
 from api.deps import Cursor, DbPool, Limit
 from api.tokens import Role
-from devices.paging import Page
 from hub.errors import Invalid
+from hub.paging import Page
 from notify import channels
 from notify.channels import channel_configs
 from notify.delivery import Outcome

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from api.deps import Cursor, DbPool, Limit, RegistryWriter
-from devices.paging import Page
+from hub.paging import Page
 from hub.times import Moment
 from ingest.dead_letters import DeadLetter, list_dead_letters
 from ingest.decode import Reason

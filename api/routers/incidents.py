@@ -17,9 +17,9 @@ from psycopg.rows import DictRow
 from api.auth import ALL_ROLES, Principal, allow
 from api.deps import AreaFilter, Category, Cursor, DbPool, Limit, Reader
 from api.tokens import Role
-from devices.paging import Page
 from hub.contracts import Priority
 from hub.errors import Forbidden, NotFound
+from hub.paging import Page
 from hub.times import Moment
 from incidents import store
 from incidents.actions import apply_action, take_on

@@ -13,8 +13,8 @@ from api.deps import Cursor, DbPool, Limit
 from api.tokens import Role
 from api.uploads import csv_text
 from devices.areas import existing_areas
-from devices.paging import Page
 from hub.errors import Invalid
+from hub.paging import Page
 from hub.secret import hmac_key
 from ingest import registers
 from ingest.registers import Register, RegisterIn, Resident, ResidentsIn, UploadReport

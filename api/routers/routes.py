@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends, Response
 from api.auth import Principal, allow
 from api.deps import Cursor, DbPool, Limit
 from api.tokens import Role
-from devices.paging import Page
 from hub.errors import Invalid
+from hub.paging import Page
 from notify import routes
 from notify.models import Route, RouteIn
 

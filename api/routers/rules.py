@@ -12,9 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from api.auth import Principal, allow
 from api.deps import Cursor, DbPool, Limit, Reader
 from api.tokens import Role
-from devices.paging import Page
 from hub.durations import parse_duration
 from hub.errors import Invalid, UnsupportedMediaType
+from hub.paging import Page
 from hub.times import Moment
 from incidents.stats import RuleStats, rule_stats
 from rules import documents, store

@@ -15,10 +15,10 @@ from pydantic import BaseModel
 from api.auth import Principal
 from api.deps import AreaFilter, Cursor, DbPool, Limit, Reader
 from api.tokens import Role
-from devices.paging import Page, decode_int_cursor, encode_cursor
 from hub import signal_log
 from hub.contracts import KINDS, Signal
 from hub.errors import NotFound
+from hub.paging import Page, decode_int_cursor, encode_cursor
 from hub.times import Moment
 from incidents import store
 

@@ -10,8 +10,8 @@ from api.auth import Principal
 from api.deps import AreaFilter, DbPool, Limit, Reader, UnitWriter
 from devices import units
 from devices.models import Unit, UnitContacts, UnitIn, UnitKind, UnitUpdate
-from devices.paging import Page
 from hub.errors import Invalid
+from hub.paging import Page
 from notify.channels import visible_ids
 
 router = APIRouter(prefix="/units", tags=["units"])

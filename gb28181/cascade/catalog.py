@@ -16,7 +16,7 @@ from xml.sax.saxutils import escape
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 
-from devices.area_codes import parent_code
+from hub.area_codes import parent_code
 
 PAGE = 8  # items per Response MESSAGE: well inside a UDP datagram with Chinese names
 _TYPE_NAMES = {"smoke_sensor": "烟感", "id_reader": "身份证读卡器", "camera": "摄像机"}
