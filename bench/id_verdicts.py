@@ -108,7 +108,7 @@ def main() -> None:
 async def _prepare(database_url: str, residents: list[str], wanted: list[str]) -> None:
     from devices.models import DeviceIn, DeviceType
     from devices.registry import create_devices_bulk
-    from ingest import registers, watchlists
+    from idcard import registers, watchlists
 
     conn = await connect(database_url)
     async with conn:

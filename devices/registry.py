@@ -19,6 +19,7 @@ from devices.models import (
     DeviceUpdate,
     DeviceWithCredentials,
 )
+from hub.contracts import Signal
 from hub.db import fetch_model, set_clause
 from hub.errors import Conflict, Invalid
 from hub.paging import Page, decode_cursor, page_of
@@ -277,6 +278,31 @@ class DeviceRef:
     enabled: bool
     tags: dict[str, Any] = field(default_factory=dict)
     registered_at: datetime | None = None
+
+    def signal(
+        self,
+        ts: datetime,
+        kind: str,
+        value: float | None = None,
+        attrs: dict[str, Any] | None = None,
+        *,
+        confidence: float = 1.0,
+    ) -> Signal:
+        """A signal about this device at `ts`, its event time; None attrs are dropped. Its
+        place (area, site, building) and tags are the registry's, never the payload's."""
+        return Signal(
+            ts=ts,
+            kind=kind,
+            source_id=self.id,
+            source_type=self.type,
+            area=self.area,
+            site=self.site,
+            building=self.building,
+            value=value,
+            confidence=confidence,
+            attrs={k: v for k, v in (attrs or {}).items() if v is not None},
+            tags=self.tags,
+        )
 
 
 _REF_COLUMNS = "id, type, area, site, building, enabled, tags, created_at AS registered_at"

@@ -33,7 +33,7 @@ from hub.durations import parse_duration
 from hub.errors import Conflict
 from hub.mqtt import Unacknowledged, configure, json_payload
 from hub.settings import MqttUrl
-from ingest.idcard import check_digit
+from idcard.numbers import check_digit
 
 AREA = "440311001002"
 CENTRE = (22.780, 113.930)

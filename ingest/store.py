@@ -21,12 +21,13 @@ from psycopg.rows import DictRow, tuple_row
 from devices.commands import record_results
 from hub import signal_log
 from hub.contracts import Signal
+from idcard.batch import store_reads
+from idcard.reads import CardRead
+from idcard.verdicts import ReaderVerdict
 from ingest.dead_letters import copy_dead_letters
 from ingest.decode import Accepted, Message, Reason, Rejection
 from ingest.device_state import state_transitions
-from ingest.id_enrich import copy_id_reads, enrich_id_reads, watchlist_hits
 from ingest.staging import prepare_connection
-from ingest.verdicts import ReaderVerdict, judge, stored_verdicts, verdicts_of
 
 _DEVICE_ID = operator.attrgetter("device.id")
 
@@ -73,15 +74,12 @@ async def write_batch(
     await turn()
     signals = [sig for acc in fresh for sig in acc.signals]
     signals += await state_transitions(conn, fresh)
-    id_reads = [acc for acc in fresh if acc.id_read is not None]
-    if id_reads:
-        hits = await watchlist_hits(conn, id_reads)
-        signals += await enrich_id_reads(conn, id_reads, hits)
-        signals += await judge(conn, id_reads, hits)
-        await copy_id_reads(conn, id_reads)
-        result.verdicts = verdicts_of(id_reads)
-    if len(fresh) < len(accepted):
-        result.verdicts += await stored_verdicts(conn, _repeated_reads(accepted, fresh))
+    id_reads = [acc.id_read for acc in fresh if acc.id_read is not None]
+    repeated = _repeated_reads(accepted, fresh) if len(fresh) < len(accepted) else []
+    if id_reads or repeated:
+        stored = await store_reads(conn, id_reads, repeated)
+        signals += stored.signals
+        result.verdicts = stored.verdicts
     answers = [acc.cmd_result for acc in fresh if acc.cmd_result is not None]
     if answers:
         await record_results(conn, answers)
@@ -162,9 +160,9 @@ async def _copy_keys(
             await copy.write_row((device_id, seq, ts, acc.channel))
 
 
-def _repeated_reads(accepted: list[Accepted], fresh: list[Accepted]) -> list[Accepted]:
+def _repeated_reads(accepted: list[Accepted], fresh: list[Accepted]) -> list[CardRead]:
     kept = {id(acc) for acc in fresh}
-    return [acc for acc in accepted if acc.id_read is not None and id(acc) not in kept]
+    return [acc.id_read for acc in accepted if acc.id_read is not None and id(acc) not in kept]
 
 
 def _duplicate(acc: Accepted) -> Rejection:

@@ -15,7 +15,7 @@ import pytest
 
 from hub.contracts import Signal
 from hub.db import connect
-from ingest import idcard
+from idcard import numbers as idcard
 from ingest.decode import Message
 from ingest.health import HealthPolicy, sweep
 from ingest.pipeline import Pipeline

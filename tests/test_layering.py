@@ -11,7 +11,17 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 KERNEL = "hub"
-DOMAINS = ("devices", "ingest", "rules", "incidents", "notify", "vision", "api", "gb28181")
+DOMAINS = (
+    "devices",
+    "ingest",
+    "idcard",
+    "rules",
+    "incidents",
+    "notify",
+    "vision",
+    "api",
+    "gb28181",
+)
 ROOT_PACKAGE = "shaobing"
 PACKAGES = (KERNEL, *DOMAINS, ROOT_PACKAGE)
 

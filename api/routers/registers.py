@@ -16,8 +16,8 @@ from devices.areas import existing_areas
 from hub.errors import Invalid
 from hub.paging import Page
 from hub.secret import hmac_key
-from ingest import registers
-from ingest.registers import Register, RegisterIn, Resident, ResidentsIn, UploadReport
+from idcard import registers
+from idcard.registers import Register, RegisterIn, Resident, ResidentsIn, UploadReport
 
 router = APIRouter(prefix="/registers", tags=["personal data"])
 Keeper = Annotated[Principal, Depends(allow(frozenset({Role.ADMIN, Role.OPERATOR})))]
