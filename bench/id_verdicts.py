@@ -42,7 +42,7 @@ from bench.latency import quantiles
 from hub.db import connect
 from hub.embedded.ports import free_port
 from hub.settings import MqttUrl
-from ingest.simulate import random_id_number
+from simulator.fleet import random_id_number
 
 SECRET = "bench-secret"  # noqa: S105 (a throwaway key for a scratch database)
 READERS = [f"READER-{i:03d}" for i in range(20)]

@@ -122,8 +122,8 @@ def up(simulate: bool) -> None:
     Settings: every SB_* variable (see README); SB_DATABASE_URL and SB_MQTT_URL unset mean
     an embedded PostgreSQL and broker under SB_DATA_DIR (default ./var)."""
     from hub.logs import configure_logging
-    from ingest.simulate import SimConfig
     from shaobing.processes import run, run_up
+    from simulator.fleet import SimConfig
 
     settings = _settings()
     configure_logging(settings.log_level.value)
@@ -282,8 +282,8 @@ def simulate(
     """Register simulated devices and publish realistic traffic for them."""
     from hub.db import connect
     from hub.logs import configure_logging
-    from ingest.simulate import SimConfig, Simulator, register
     from shaobing.runtime import database, embedded_broker_settings
+    from simulator.fleet import SimConfig, Simulator, register
 
     settings = _settings()
     _say_data_dir(settings)

@@ -22,7 +22,6 @@ from hub.logs import get_logger
 from hub.pauses import tune_garbage_collector
 from hub.settings import Settings
 from hub.supervisor import Probe, Supervisor
-from ingest.simulate import SimConfig, Simulator, register
 from rules import partitions
 from shaobing.components import (
     add_api,
@@ -33,6 +32,7 @@ from shaobing.components import (
     add_rules,
 )
 from shaobing.runtime import Runtime, database, follow_registry_for_broker, services
+from simulator.fleet import SimConfig, Simulator, register
 from vision.processes import WorkerPool, supervise, vision_available
 from vision.status import missing_models
 

@@ -26,7 +26,7 @@ from paho.mqtt.properties import Properties
 from hub.secret import hmac_key
 from hub.settings import MqttUrl, Settings
 from idcard.numbers import mask_name
-from ingest.simulate import random_id_number
+from simulator.fleet import random_id_number
 from tests.ingest_helpers import Publisher, running_consumer, wait_for
 from tests.pg_tools import dump_data, pg_dump_for
 from tests.test_registry_api import COMMUNITY, assert_error, register_area

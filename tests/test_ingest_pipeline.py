@@ -20,7 +20,7 @@ from ingest.decode import Message
 from ingest.health import HealthPolicy, sweep
 from ingest.pipeline import Pipeline
 from ingest.registry_view import RegistryView
-from ingest.simulate import random_id_number
+from simulator.fleet import random_id_number
 from tests.conftest import ADMIN_TOKEN
 from tests.test_registry_api import COMMUNITY, register_area
 

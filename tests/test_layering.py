@@ -15,6 +15,7 @@ DOMAINS = (
     "devices",
     "ingest",
     "idcard",
+    "simulator",
     "rules",
     "incidents",
     "notify",

@@ -18,10 +18,10 @@ from api.auth import Principal, allow_push
 from api.deps import DbPool
 from hub.errors import Forbidden, HubError, NotFound
 from hub.secret import hmac_key
+from ingest.carriers import ctwing, onenet
+from ingest.carriers.receiver import deliver, reject, resolve_device
 from ingest.decode import Reason
 from ingest.pipeline import Pipeline
-from ingest.push import ctwing, onenet
-from ingest.push.receiver import deliver, reject, resolve_device
 from ingest.registry_view import RegistryView
 from ingest.store import BatchResult
 
