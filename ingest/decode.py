@@ -67,6 +67,18 @@ class Reason(StrEnum):
     BAD_ID_NUMBER = "bad_id_number"
 
 
+class Kind(StrEnum):
+    """What an accepted message is. Every kind goes through the writes all messages share
+    (readings, device state, signals); a kind with writes of its own has them in the table
+    of `ingest.store.write_batch`, which hands it only the messages of its kind."""
+
+    STATUS = "status"
+    TELEMETRY = "telemetry"
+    EVENT = "event"
+    ID_READ = "id_read"  # an ID-card read: idcard's
+    CMD_RESULT = "cmd_result"  # a device's answer to a command: the registry's commands'
+
+
 @dataclass(slots=True)
 class Message:
     """An uplink as it arrived: from MQTT (with its packet id) or from an HTTP push."""
@@ -98,6 +110,7 @@ class Accepted:
     channel: str
     seq: int | None
     ts: datetime
+    kind: Kind
     readings: list[tuple[datetime, str, str, float]] = field(default_factory=list)
     signals: list[Signal] = field(default_factory=list)
     online: bool | None = None
@@ -185,6 +198,7 @@ def _decode_for(
             topic.channel,
             None,
             message.received_at,
+            Kind.STATUS,
             online=payload.online,
             fw=payload.fw,
             replayed=message.retained,
@@ -195,7 +209,8 @@ def _decode_for(
         return Rejection(Reason.BAD_TIMESTAMP, f"ts {ts.isoformat()} is in the future")
     if ts < message.received_at - ctx.max_age:
         return Rejection(Reason.BAD_TIMESTAMP, f"ts {ts.isoformat()} is too old")
-    accepted = Accepted(message, device, topic.channel, payload.seq, ts, online=True)
+    kind = Kind.TELEMETRY if topic.channel == "telemetry" else Kind.EVENT
+    accepted = Accepted(message, device, topic.channel, payload.seq, ts, kind, online=True)
     return _interpret(accepted, payload, ctx)
 
 
@@ -235,6 +250,7 @@ def _interpret(acc: Accepted, payload: BaseModel, ctx: DecodeContext) -> Accepte
         case IdReadEvent():
             return _id_read(acc, payload, ctx)
         case CmdResultEvent():
+            acc.kind = Kind.CMD_RESULT
             acc.cmd_result = CommandResult(
                 acc.device.id,
                 payload.cmd_id,
@@ -260,6 +276,7 @@ def _read(acc: Accepted, payload: BaseModel, metrics: tuple[str, ...]) -> None:
 
 def _id_read(acc: Accepted, event: IdReadEvent, ctx: DecodeContext) -> Accepted | Rejection:
     assert acc.seq is not None  # an event: an Uplink, with its seq
+    acc.kind = Kind.ID_READ
     try:
         acc.id_read, signals = read_card(
             event.card,
