@@ -19,12 +19,13 @@ from gb28181.cascade import store
 from gb28181.cascade.alarms import PRIORITY, Forwarded, signal_priority
 from gb28181.cascade.session import UplinkSession
 from gb28181.cascade.store import Planned
+from hub.backoff import Backoff
 from hub.db import Pool
 from incidents.models import Incident
 from incidents.store import incidents_by_id
 
 BATCH = 200
-MAX_RETRY_S = 60.0
+RETRY = Backoff(first_s=2.0, max_s=60.0)  # an uplink that did not answer 200: 2, 4, … 60 s
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +194,7 @@ async def send_due(pool: Pool, sessions: dict[str, UplinkSession]) -> int:
                     else session.last_error
                 )
             )
-            retry = timedelta(seconds=min(2.0 ** min(delivery.attempts + 1, 10), MAX_RETRY_S))
+            retry = timedelta(seconds=RETRY.delay(delivery.attempts + 1))
             await store.delivery_attempted(
                 conn, delivery, status=status, error=error, now=now, retry_in=retry
             )
