@@ -18,8 +18,8 @@ from hub.db import connect
 from hub.embedded.broker import WILDCARDS
 from hub.embedded.ports import port_is_free
 from hub.errors import AddressInUse
+from hub.gc_tuning import tune_garbage_collector
 from hub.logs import get_logger
-from hub.pauses import tune_garbage_collector
 from hub.settings import Settings
 from hub.supervisor import Probe, Supervisor
 from rules import partitions
