@@ -78,6 +78,17 @@ async def delete_area(conn: AsyncConnection[DictRow], code: str, *, scope: str) 
         raise Conflict(f"area {code} still has devices or units") from None
 
 
+async def areas_around(conn: AsyncConnection[DictRow], prefix: str) -> list[Area]:
+    """The areas under `prefix`, and those it lies in (a street's district and city), from the
+    top down."""
+    cur = await conn.execute(
+        f"SELECT {_COLUMNS} FROM areas WHERE code LIKE %s OR %s LIKE code || '%%'"
+        " ORDER BY length(code), code",
+        (prefix + "%", prefix),
+    )
+    return [Area.model_validate(row) for row in await cur.fetchall()]
+
+
 async def existing_areas(conn: AsyncConnection[DictRow], codes: set[str]) -> set[str]:
     """Which of these area codes are registered."""
     cur = await conn.execute("SELECT code FROM areas WHERE code = ANY(%s)", (list(codes),))

@@ -134,6 +134,18 @@ async def get_device(conn: AsyncConnection[DictRow], device_id: str, *, scope: s
     )
 
 
+async def enabled_devices(
+    conn: AsyncConnection[DictRow], area_prefix: str, *, but: tuple[str, ...] = ()
+) -> list[Device]:
+    """The enabled devices under `area_prefix`, less those of the types `but`, by id."""
+    cur = await conn.execute(
+        f"SELECT {COLUMNS} FROM devices WHERE area LIKE %s AND enabled"
+        " AND NOT type = ANY(%s) ORDER BY id",
+        (area_prefix + "%", list(but)),
+    )
+    return [Device.model_validate(row) for row in await cur.fetchall()]
+
+
 async def devices_by_id(
     conn: AsyncConnection[DictRow], device_ids: list[str], *, scope: str
 ) -> list[Device]:

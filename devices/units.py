@@ -149,6 +149,12 @@ async def delete_unit(conn: AsyncConnection[DictRow], unit_id: str, *, scope: st
     await conn.execute("DELETE FROM units WHERE id = %s", (unit_id,))
 
 
+async def unit_names(conn: AsyncConnection[DictRow], unit_ids: list[str]) -> dict[str, str]:
+    """The names of those of these units that exist, by id."""
+    cur = await conn.execute("SELECT id, name FROM units WHERE id = ANY(%s)", (unit_ids,))
+    return {row["id"]: row["name"] for row in await cur.fetchall()}
+
+
 async def nearest_unit(
     conn: AsyncConnection[DictRow], *, category: str, lat: float, lon: float, area_prefix: str
 ) -> Unit | None:

@@ -52,11 +52,8 @@ async def resolve_device(
         device = await find_by_tag(conn, "imei", imei, scope=scope)
     if device is None:
         return None, DEFAULT_DECODER
-    cur = await conn.execute(
-        "SELECT tags ->> 'vendor_format' AS f FROM devices WHERE id = %s", (device.id,)
-    )
-    row = await cur.fetchone()
-    return device, (row["f"] if row and row["f"] else DEFAULT_DECODER)
+    vendor_format = device.tags.get("vendor_format")  # the registry's, read just now
+    return device, (str(vendor_format) if vendor_format else DEFAULT_DECODER)
 
 
 # Uplinks one platform report can become: its telemetry and up to seven events.
