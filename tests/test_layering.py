@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,18 @@ def imported_packages(package: str) -> dict[str, set[str]]:
                 names.add(node.module.split(".")[0])
         found[str(path.relative_to(ROOT))] = {n for n in names if n in PACKAGES} - {package}
     return found
+
+
+def test_the_package_lists_agree() -> None:
+    """The packages named here are those pyproject.toml builds and mypy checks (the Dockerfile's
+    copies are held to pyproject by tests/test_docker.py), and every package with migrations is
+    one the migration runner visits."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]
+    built = {p.rstrip("*") for p in config["setuptools"]["packages"]["find"]["include"]}
+    assert set(PACKAGES) == built
+    assert set(config["mypy"]["packages"]) == built | {"bench"}
+    with_migrations = {p for p in PACKAGES if (ROOT / p / "migrations").is_dir()}
+    assert with_migrations == set(migrations.PACKAGES)
 
 
 def test_the_kernel_imports_no_domain_package() -> None:
