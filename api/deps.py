@@ -11,10 +11,10 @@ from psycopg.rows import DictRow
 
 from api.auth import Principal
 from api.permissions import Capability, allowed
-from devices.area_codes import check_area_prefix
-from devices.paging import MAX_LIMIT
+from hub.area_codes import check_area_prefix
 from hub.db import Pool
 from hub.errors import Invalid
+from hub.paging import MAX_LIMIT
 
 
 def get_pool(request: Request) -> Pool:

@@ -12,8 +12,8 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from devices.area_codes import check_scope
 from devices.units import get_unit
+from hub.area_codes import check_scope
 from hub.errors import Invalid, NotFound
 from hub.text import PlainText
 

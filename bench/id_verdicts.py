@@ -42,7 +42,7 @@ from bench.latency import quantiles
 from hub.db import connect
 from hub.embedded.ports import free_port
 from hub.settings import MqttUrl
-from ingest.simulate import random_id_number
+from simulator.fleet import random_id_number
 
 SECRET = "bench-secret"  # noqa: S105 (a throwaway key for a scratch database)
 READERS = [f"READER-{i:03d}" for i in range(20)]
@@ -108,7 +108,7 @@ def main() -> None:
 async def _prepare(database_url: str, residents: list[str], wanted: list[str]) -> None:
     from devices.models import DeviceIn, DeviceType
     from devices.registry import create_devices_bulk
-    from ingest import registers, watchlists
+    from idcard import registers, watchlists
 
     conn = await connect(database_url)
     async with conn:

@@ -44,8 +44,8 @@ from bench.cpu import CpuClock, named
 from bench.fastpub import FastPublisher, publish_packet
 from devices.models import AreaIn, DeviceIn, DeviceType
 from hub.db import connect
+from hub.gc_tuning import tune_garbage_collector
 from hub.migrations import migrate
-from hub.pauses import tune_garbage_collector
 from hub.settings import MqttUrl
 from ingest.consumer import ConsumerConfig, MqttConsumer
 from ingest.decode import Message

@@ -33,7 +33,7 @@ from vision.capture import Frame
 from vision.decoding import DecodeCounters
 from vision.detector import Detections, Detector
 from vision.inference import TensorDetector, letterbox
-from vision.pipeline import Engine, Gating, Models
+from vision.pipeline import Analyser, Gating, Models
 
 WARM_STEPS = 8
 
@@ -82,7 +82,7 @@ def end_to_end(detector: Counted, pool: list[np.ndarray], cameras: int,
                seconds: float) -> tuple[float, int, dict[str, float]]:  # fmt: skip
     """(camera-frames a second through the engine with `cameras` cameras, frames, CPU
     seconds by stage)."""
-    engine = Engine(Models(detector), Gating(refresh_s=0.0))
+    engine = Analyser(Models(detector), Gating(refresh_s=0.0))
     zones = [z for truth in expectations().values() for z in truth.zones()]
     for n in range(cameras):
         source = DecodedFrames(pool, start=n * len(pool) // cameras)  # the same mix for any B

@@ -33,7 +33,7 @@ from bench.cameras import camera
 from bench.clips import frames_of, h264
 from bench.vision_quality import expectations
 from vision.detector import Detector
-from vision.pipeline import STAGES, Engine, Gating, Models
+from vision.pipeline import STAGES, Analyser, Gating, Models
 
 CLIPS = [
     "pedestrians_crosswalk.mp4",
@@ -102,7 +102,7 @@ def naive(model_path: str, clips: list[Path], fps: float, seconds: float,
 def shaobing(detector: Detector, clips: list[Path], fps: float,
              seconds: float) -> tuple[dict[str, float], int, int, float]:  # fmt: skip
     """(CPU seconds per stage, analysed frames, detector frames, seconds of video)."""
-    engine = Engine(Models(detector), Gating())
+    engine = Analyser(Models(detector), Gating())
     zones = {truth.file: truth.zones() for truth in expectations().values()}
     for i, clip in enumerate(clips):
         url = f"file://{clip}?realtime=0"

@@ -30,7 +30,7 @@ from bench.eval_clips import CACHE, Source
 from vision.analytics.zones import Crowd
 from vision.detector import Detector
 from vision.events import Event
-from vision.pipeline import Engine, Models
+from vision.pipeline import Analyser, Models
 
 EXPECTED = Path(__file__).with_name("expected_events.toml")
 COUNT_TOLERANCE = 0.2  # a crowd count within 20 % of the people a person counted is right
@@ -127,7 +127,7 @@ class ClipRun:
 
 
 def run_clip(models: Models, media: Path, truth: ClipTruth, fps: float) -> ClipRun:
-    engine = Engine(models)
+    engine = Analyser(models)
     url = f"file://{(media / truth.file).resolve()}?realtime=0"
     pipeline = engine.add(
         camera("CLIP", url, fps=fps, zones=truth.zones(), settings=truth.settings)

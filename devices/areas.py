@@ -5,11 +5,11 @@ from __future__ import annotations
 from psycopg import AsyncConnection, errors
 from psycopg.rows import DictRow
 
-from devices.area_codes import area_level, parent_code
 from devices.models import Area, AreaIn
-from devices.paging import AREA_CODE, Page, decode_cursor, page_of
+from hub.area_codes import area_level, parent_code
 from hub.db import fetch_model
 from hub.errors import Conflict
+from hub.paging import AREA_CODE, Page, decode_cursor, page_of
 
 _COLUMNS = "code, name, parent_code, level, created_at"
 
@@ -76,6 +76,17 @@ async def delete_area(conn: AsyncConnection[DictRow], code: str, *, scope: str) 
             await conn.execute("DELETE FROM areas WHERE code = %s", (code,))
     except errors.ForeignKeyViolation:
         raise Conflict(f"area {code} still has devices or units") from None
+
+
+async def areas_around(conn: AsyncConnection[DictRow], prefix: str) -> list[Area]:
+    """The areas under `prefix`, and those it lies in (a street's district and city), from the
+    top down."""
+    cur = await conn.execute(
+        f"SELECT {_COLUMNS} FROM areas WHERE code LIKE %s OR %s LIKE code || '%%'"
+        " ORDER BY length(code), code",
+        (prefix + "%", prefix),
+    )
+    return [Area.model_validate(row) for row in await cur.fetchall()]
 
 
 async def existing_areas(conn: AsyncConnection[DictRow], codes: set[str]) -> set[str]:

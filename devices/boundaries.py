@@ -12,9 +12,9 @@ from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 
-from devices.area_codes import AreaLevel
 from devices.areas import get_area
 from devices.geojson import Building, Outline
+from hub.area_codes import AreaLevel
 from hub.errors import Invalid, NotFound
 
 

@@ -20,7 +20,6 @@ from devices.models import (
     DeviceType,
     DeviceUpdate,
 )
-from devices.paging import Page, decode_cursor, page_of
 from devices.registry import (
     COLUMNS,
     DeviceRef,
@@ -32,6 +31,7 @@ from devices.registry import (
 from devices.zones import Zone
 from hub.db import fetch_model, set_clause
 from hub.errors import NotFound
+from hub.paging import Page, decode_cursor, page_of
 
 # A GB/T 28181 channel's stream: its media comes over GB/T 28181 (a later issue), not a URL.
 GB_STREAM_SCHEME = "gb28181://"

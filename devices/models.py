@@ -16,10 +16,10 @@ from pydantic import (
     model_validator,
 )
 
-from devices.area_codes import AreaLevel, check_area_code
 from devices.camera_settings import CameraSettings
 from devices.gb_ids import check_gb_id
 from devices.zones import Zone
+from hub.area_codes import AreaLevel, check_area_code
 from hub.text import PlainText, refuse_bidi
 
 AreaCode = Annotated[

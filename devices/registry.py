@@ -19,9 +19,10 @@ from devices.models import (
     DeviceUpdate,
     DeviceWithCredentials,
 )
-from devices.paging import Page, decode_cursor, page_of
+from hub.contracts import Signal
 from hub.db import fetch_model, set_clause
 from hub.errors import Conflict, Invalid
+from hub.paging import Page, decode_cursor, page_of
 
 # Tags that name a device on a carrier platform: unique, and resolved within the caller's area.
 PLATFORM_TAGS = ("ctwing_id", "onenet_id", "imei")
@@ -131,6 +132,18 @@ async def get_device(conn: AsyncConnection[DictRow], device_id: str, *, scope: s
         (device_id, scope + "%"),
         missing=f"device {device_id} not found",
     )
+
+
+async def enabled_devices(
+    conn: AsyncConnection[DictRow], area_prefix: str, *, but: tuple[str, ...] = ()
+) -> list[Device]:
+    """The enabled devices under `area_prefix`, less those of the types `but`, by id."""
+    cur = await conn.execute(
+        f"SELECT {COLUMNS} FROM devices WHERE area LIKE %s AND enabled"
+        " AND NOT type = ANY(%s) ORDER BY id",
+        (area_prefix + "%", list(but)),
+    )
+    return [Device.model_validate(row) for row in await cur.fetchall()]
 
 
 async def devices_by_id(
@@ -277,6 +290,31 @@ class DeviceRef:
     enabled: bool
     tags: dict[str, Any] = field(default_factory=dict)
     registered_at: datetime | None = None
+
+    def signal(
+        self,
+        ts: datetime,
+        kind: str,
+        value: float | None = None,
+        attrs: dict[str, Any] | None = None,
+        *,
+        confidence: float = 1.0,
+    ) -> Signal:
+        """A signal about this device at `ts`, its event time; None attrs are dropped. Its
+        place (area, site, building) and tags are the registry's, never the payload's."""
+        return Signal(
+            ts=ts,
+            kind=kind,
+            source_id=self.id,
+            source_type=self.type,
+            area=self.area,
+            site=self.site,
+            building=self.building,
+            value=value,
+            confidence=confidence,
+            attrs={k: v for k, v in (attrs or {}).items() if v is not None},
+            tags=self.tags,
+        )
 
 
 _REF_COLUMNS = "id, type, area, site, building, enabled, tags, created_at AS registered_at"

@@ -7,9 +7,9 @@ from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
 from devices.models import Unit, UnitIn, UnitKind, UnitUpdate
-from devices.paging import Page, decode_cursor, page_of
 from hub.db import fetch_model, set_clause
 from hub.errors import Conflict, Invalid, NotFound
+from hub.paging import Page, decode_cursor, page_of
 
 _COLUMNS = (
     "id, name, kind, area, lat, lon, categories, on_duty, contacts, parent_id, created_at,"
@@ -147,6 +147,12 @@ async def update_unit(
 async def delete_unit(conn: AsyncConnection[DictRow], unit_id: str, *, scope: str) -> None:
     await get_unit(conn, unit_id, scope=scope)
     await conn.execute("DELETE FROM units WHERE id = %s", (unit_id,))
+
+
+async def unit_names(conn: AsyncConnection[DictRow], unit_ids: list[str]) -> dict[str, str]:
+    """The names of those of these units that exist, by id."""
+    cur = await conn.execute("SELECT id, name FROM units WHERE id = ANY(%s)", (unit_ids,))
+    return {row["id"]: row["name"] for row in await cur.fetchall()}
 
 
 async def nearest_unit(

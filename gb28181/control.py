@@ -22,6 +22,7 @@ from devices.registry import GB_CATALOG_CHANNEL
 from gb28181.catalog import Gathering
 from gb28181.manscdp import Manscdp
 from gb28181.session import ALARM_QUERY, CONTROL, Registration
+from hub.backoff import Backoff
 from hub.listen import wakeups
 from hub.logs import get_logger
 from hub.supervisor import Probe
@@ -72,15 +73,16 @@ async def finish_catalog(
 ) -> None:
     """Wait for the answers until Timer F; incomplete then: keep what came, ask again with
     backoff."""
-    backoff = server.config.catalog_backoff_s
-    for attempt in range(server.config.catalog_retries + 1):
+    first, retries = server.config.catalog_backoff_s, server.config.catalog_retries
+    backoff = Backoff(first_s=first, max_s=first * 2**retries)
+    for attempt in range(retries + 1):
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(done.wait(), server.config.timers.f)
         server.gatherings.pop((reg.device.id, sn), None)
         if gathering.complete:
             return
         await server.messages.save_catalog(reg, gathering, datetime.now(UTC))
-        if attempt == server.config.catalog_retries:
+        if attempt == retries:
             log.warning(
                 "gb catalog incomplete",
                 device=reg.device.id,
@@ -88,8 +90,7 @@ async def finish_catalog(
                 total=gathering.total,
             )
             return
-        await asyncio.sleep(backoff)
-        backoff *= 2
+        await asyncio.sleep(backoff.delay(attempt + 1))
         again = await query_catalog(server, reg)
         if again is None:
             continue

@@ -15,10 +15,12 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import AsyncConnection, sql
 
+from hub.backoff import Backoff, Retries
 from hub.logs import get_logger
 from hub.supervisor import Probe
 
 log = get_logger(__name__)
+_RECONNECT = Backoff(first_s=0.5, max_s=10.0)
 
 
 @dataclass(frozen=True)
@@ -46,20 +48,18 @@ async def wakeups(
     """Until cancelled. `idle` may be a function, asked before each wait. `coalesce`: after a
     notification, keep gathering for this long and yield them together (a CSV import's burst
     becomes one wakeup)."""
-    delay = 0.5
+    retries = _RECONNECT.retries()
     while True:
         try:
             conn = await AsyncConnection.connect(url, autocommit=True)
         except psycopg.OperationalError as exc:
-            _lost(probe, exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
+            await _lost(probe, exc, retries)
             continue
         try:
             async with conn:
                 for channel in channels:
                     await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
-                delay = 0.5
+                retries.succeeded()
                 if probe:
                     probe.ready()
                 yield Wakeup([], reconnected=True)
@@ -75,12 +75,12 @@ async def wakeups(
                         ]
                     yield Wakeup(notes)
         except psycopg.OperationalError as exc:
-            _lost(probe, exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
+            await _lost(probe, exc, retries)
 
 
-def _lost(probe: Probe | None, exc: Exception, delay: float) -> None:
+async def _lost(probe: Probe | None, exc: Exception, retries: Retries) -> None:
+    delay = retries.failed()
     log.warning("database connection for LISTEN lost; reconnecting", error=str(exc), delay_s=delay)
     if probe:
         probe.down(f"database: {type(exc).__name__}")
+    await asyncio.sleep(delay)

@@ -156,6 +156,18 @@ async def read_ids(conn: AsyncConnection[DictRow], ids: list[int]) -> list[Signa
     return [Signal(**row) for row in await cur.fetchall()]
 
 
+async def source_ids(
+    conn: AsyncConnection[DictRow], ids: list[int], *, source_type: str
+) -> list[str]:
+    """The distinct sources of `source_type` among these signals, sorted."""
+    cur = await conn.execute(
+        "SELECT DISTINCT source_id FROM signals WHERE id = ANY(%s) AND source_type = %s"
+        " ORDER BY source_id",
+        (ids, source_type),
+    )
+    return [row["source_id"] for row in await cur.fetchall()]
+
+
 async def search(
     conn: AsyncConnection[DictRow],
     *,

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import Gauge
 
+from hub.backoff import Backoff
 from hub.logs import get_logger
 
 log = get_logger(__name__)
@@ -65,14 +66,6 @@ class Probe:
 Work = Callable[[Probe], Awaitable[None]]
 
 
-@dataclass(frozen=True)
-class Backoff:
-    first_s: float = 0.5
-    max_s: float = 30.0
-    # Up this long, a component that fails again starts over from `first_s`.
-    reset_after_s: float = 60.0
-
-
 class Supervisor:
     """Runs components until cancelled; none of them can take the others down."""
 
@@ -113,7 +106,7 @@ class Supervisor:
 
     async def _keep(self, name: str) -> None:
         probe, work = self.probes[name], self._work[name]
-        delay = self.backoff.first_s
+        retries = self.backoff.retries()
         while True:
             started = time.monotonic()
             try:
@@ -124,13 +117,14 @@ class Supervisor:
                 raise
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"
-                log.exception("component failed; restarting", component=name, delay_s=delay)
+                retries.ran_for(time.monotonic() - started)
+                log.exception(
+                    "component failed; restarting", component=name, delay_s=retries.next_delay
+                )
             else:
-                log.error("component ended; restarting", component=name, delay_s=delay)
+                retries.ran_for(time.monotonic() - started)
+                log.error("component ended; restarting", component=name, delay_s=retries.next_delay)
             probe.down(error)
-            if time.monotonic() - started >= self.backoff.reset_after_s:
-                delay = self.backoff.first_s
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self.backoff.max_s)
+            await retries.wait()
             probe.restarts += 1
             RESTARTS.labels(name).set(probe.restarts)

@@ -16,7 +16,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
-from devices.area_codes import parent_code
+from hub.area_codes import parent_code
 from hub.contracts import Priority
 from incidents.events import record_change
 from incidents.models import Incident

@@ -1,5 +1,6 @@
 """Incident changes as durable events: written in the transaction that makes the change (the
-outbox notifications are fanned out from) and announced on the live stream at commit."""
+outbox notifications are fanned out from; `OUTBOX_CHANNEL` wakes the notifiers at commit) and
+announced on the live stream at commit."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from pydantic import BaseModel
 
 from hub.events import announce
 from incidents.models import Incident
+
+OUTBOX_CHANNEL = "sb_incident_events"  # NOTIFY at commit: an event waits in the outbox
 
 
 class IncidentEvent(BaseModel):
@@ -34,12 +37,13 @@ async def record_change(
     action: str | None = None,
     data: dict[str, Any] | None = None,
 ) -> None:
-    """Keep the change for the notifier and tell the live stream, both at commit."""
+    """Keep the change for the notifier and wake it, and tell the live stream, at commit."""
     await conn.execute(
         "INSERT INTO incident_events (incident_id, kind, action, area, data, at)"
         " VALUES (%s, %s, %s, %s, %s, %s)",
         (incident.id, kind, action, incident.area, Jsonb(data or {}), at),
     )
+    await conn.execute("SELECT pg_notify(%s, '')", (OUTBOX_CHANNEL,))
     details = {k: v for k, v in (data or {}).items() if k not in ("id", "area", "type")}
     await announce(
         conn,

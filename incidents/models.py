@@ -173,6 +173,8 @@ class NewIncident(BaseModel):
     lon: float | None = None
     dispatch: Literal["nearest", "none"] = "none"
     evidence: list[Any] = Field(default_factory=list)
+    # The device whose signal opened it: for `dispatch: nearest`, where it is.
+    source_id: str | None = None
 
     @property
     def count(self) -> int:

@@ -13,8 +13,8 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
-from devices.units import nearest_unit
 from hub.contracts import PRIORITY_RANK, Priority
+from incidents.dispatch import located, proposed_unit
 from incidents.events import record_change
 from incidents.models import Attachment, Incident, NewIncident
 from incidents.sla import Sla
@@ -30,6 +30,7 @@ async def open_or_attach(
     """Open an incident, or attach to the open one of the same rule and group (which the
     engine may not have known of). Returns the incident and whether it was created."""
     deadlines = sla[new.priority]
+    new = await located(conn, new)
     cur = await conn.execute(
         f"""
         INSERT INTO incidents AS i (rule_id, rule_version, group_key, category, priority, status,
@@ -45,7 +46,9 @@ async def open_or_attach(
         RETURNING {COLUMNS}, (xmax = 0) AS created
         """,
         {
-            **new.model_dump(exclude={"evidence", "dispatch", "signal_ids", "signal_count"}),
+            **new.model_dump(
+                exclude={"evidence", "dispatch", "signal_ids", "signal_count", "source_id"}
+            ),
             "suggested": await _suggest_unit(conn, new),
             "now": now,
             "accept_by": now + deadlines.accept,
@@ -212,13 +215,9 @@ async def _raise_priority(
 
 
 async def _suggest_unit(conn: AsyncConnection[DictRow], new: NewIncident) -> str | None:
-    """For `dispatch: nearest`: the closest on-duty unit for the category in the same district."""
-    if new.dispatch != "nearest" or new.lat is None or new.lon is None:
+    if new.dispatch != "nearest":
         return None
-    unit = await nearest_unit(
-        conn, category=new.category, lat=new.lat, lon=new.lon, area_prefix=new.area[:6]
-    )
-    return unit.id if unit else None
+    return await proposed_unit(conn, category=new.category, area=new.area, lat=new.lat, lon=new.lon)
 
 
 def _as_attachment(new: NewIncident) -> Attachment:

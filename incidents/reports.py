@@ -13,9 +13,9 @@ from psycopg.rows import DictRow
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from devices.models import AreaCode
-from devices.units import nearest_unit
 from hub.contracts import Priority
 from hub.text import PlainText
+from incidents.dispatch import proposed_unit
 from incidents.events import record_change
 from incidents.models import Incident
 from incidents.sla import Sla
@@ -72,16 +72,9 @@ async def file_report(
 ) -> Incident:
     """Open the incident in `reported`, with an audit row carrying the reporter's note."""
     deadlines = sla[report.priority]
-    suggested = None
-    if report.lat is not None and report.lon is not None:
-        unit = await nearest_unit(
-            conn,
-            category=report.category,
-            lat=report.lat,
-            lon=report.lon,
-            area_prefix=report.area[:6],
-        )
-        suggested = unit.id if unit else None
+    suggested = await proposed_unit(
+        conn, category=report.category, area=report.area, lat=report.lat, lon=report.lon
+    )
     cur = await conn.execute(
         f"""
         INSERT INTO incidents (group_key, category, priority, status, area, site, building,

@@ -10,9 +10,10 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
-from devices.paging import Page, decode_int_cursor, page_of
+from hub import signal_log
 from hub.contracts import Priority
 from hub.db import fetch_model
+from hub.paging import Page, decode_int_cursor, page_of
 from incidents.models import AuditEntry, Incident
 from incidents.states import Status
 from incidents.summons import summons_by_incident
@@ -187,8 +188,7 @@ async def signal_sources(
 ) -> list[str]:
     """The ids of the sources of `source_type` whose signals the incident holds."""
     cur = await conn.execute(
-        "SELECT DISTINCT s.source_id FROM incident_signals i JOIN signals s ON s.id = i.signal_id"
-        " WHERE i.incident_id = %s AND s.source_type = %s ORDER BY s.source_id",
-        (incident_id, source_type),
+        "SELECT signal_id FROM incident_signals WHERE incident_id = %s", (incident_id,)
     )
-    return [row["source_id"] for row in await cur.fetchall()]
+    held = [row["signal_id"] for row in await cur.fetchall()]
+    return await signal_log.source_ids(conn, held, source_type=source_type) if held else []

@@ -18,6 +18,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 from pydantic import BaseModel
 
+from devices.units import unit_names
 from hub.contracts import Priority
 
 
@@ -91,14 +92,14 @@ async def unit_stats(
     """
     cur = await conn.execute(
         f"""
-        SELECT s.unit_id AS key, min(u.name) AS name, count(*) AS summoned,
+        SELECT s.unit_id AS key, count(*) AS summoned,
             count(s.reported_at) AS reported,
             count(*) FILTER (WHERE s.reported_at <= s.report_by) AS reported_on_time,
             (count(*) FILTER (WHERE s.reported_at <= s.report_by))::float8 / count(*)
               AS on_time_rate,
             count(*) FILTER (WHERE i.close_reason = 'resolved') AS resolved,
             avg(s.rating)::float8 AS mean_rating, count(s.rating) AS rated
-        {chosen.replace("WHERE", "LEFT JOIN units u ON u.id = s.unit_id WHERE", 1)}
+        {chosen}
         GROUP BY s.unit_id ORDER BY s.unit_id
         """,
         params,
@@ -109,7 +110,13 @@ async def unit_stats(
     flags: dict[str, dict[str, int]] = {}
     for row in await cur.fetchall():
         flags.setdefault(row["unit_id"], {})[row["f"]] = row["n"]
-    return [UnitStats.model_validate({**row, "flags": flags.get(row["key"], {})}) for row in rows]
+    names = await unit_names(conn, [row["key"] for row in rows])
+    return [
+        UnitStats.model_validate(
+            {**row, "name": names.get(row["key"]), "flags": flags.get(row["key"], {})}
+        )
+        for row in rows
+    ]
 
 
 async def area_whistles(

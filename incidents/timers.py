@@ -1,10 +1,13 @@
-"""The incident timers of a rules process, every few seconds: SLA escalation, and 吹哨报到's
-overdue report-ins and owed ratings."""
+"""The incidents' timers, every few seconds: SLA escalation up the area hierarchy, and 吹哨报到's
+overdue report-ins and owed ratings. A component of their own, for incidents whatever opened
+them (a rule, a report, a resident); each timer covers one area prefix, and several may run
+side by side (SKIP LOCKED)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import psycopg
@@ -12,6 +15,7 @@ from psycopg.rows import DictRow
 
 from hub.db import open_pool
 from hub.logs import get_logger
+from hub.settings import Settings
 from hub.supervisor import Probe
 from incidents.escalation import escalate_overdue
 from incidents.sla import Sla
@@ -39,30 +43,37 @@ async def _sweep_summons(
         )
 
 
+@dataclass(frozen=True)
+class TimersConfig:
+    database_url: str
+    sla: Sla = field(default_factory=Sla)
+    area_prefix: str = ""  # the incidents whose area starts so
+    interval_s: float = 5.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, area_prefix: str = "") -> TimersConfig:
+        assert settings.database_url, "resolve the services first"
+        return cls(settings.database_url, Sla.from_settings(settings), area_prefix)
+
+
 async def run_timers(
-    database_url: str,
-    sla: Sla,
-    probe: Probe,
-    *,
-    area_prefix: str = "",
-    interval: float = 5.0,
-    clock: Callable[[], datetime] = _now,
+    config: TimersConfig, probe: Probe, *, clock: Callable[[], datetime] = _now
 ) -> None:
     """Runs until cancelled; a database outage skips ticks (and says so) instead of ending.
     Each tick takes a checked connection from a pool of one, so a connection the database
     dropped (a restart) is replaced before it is used, never found dead a tick later while
     readiness still says up."""
-    pool = await open_pool(database_url, min_size=1, max_size=1)
+    pool = await open_pool(config.database_url, min_size=1, max_size=1)
     try:
         while True:
             try:
                 async with pool.connection() as conn:
-                    await _tick(conn, clock(), sla, area_prefix)
+                    await _tick(conn, clock(), config.sla, config.area_prefix)
                 probe.ready()
             except psycopg.OperationalError as exc:  # PoolTimeout is one too
                 probe.down(f"database: {type(exc).__name__}")
                 log.warning("escalation tick skipped", error=str(exc))
-            await asyncio.sleep(interval)
+            await asyncio.sleep(config.interval_s)
     finally:
         await pool.close()
 

@@ -1,2 +1,2 @@
-"""MQTT consumers: topic routing, per-type decoding and validation, ID-card handling,
-batched writes, dead letters."""
+"""Uplinks in: the MQTT consumer and the carriers' HTTP pushes, topic routing, per-type
+decoding and validation, batched writes by message kind, dead letters, device health."""

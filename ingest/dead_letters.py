@@ -17,9 +17,9 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 from pydantic import BaseModel, Field
 
-from devices.paging import Page, decode_int_cursor, page_of
+from hub.paging import Page, decode_int_cursor, page_of
+from idcard.numbers import ascii_digits
 from ingest.decode import Message, Rejection
-from ingest.idcard import ascii_digits
 
 _HEAD_BYTES = 256
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff]")

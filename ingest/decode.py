@@ -6,17 +6,18 @@ import functools
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from devices.area_codes import check_area_code
 from devices.commands import CommandResult
 from devices.registry import DeviceRef
+from hub.area_codes import check_area_code
 from hub.contracts import CAMERA_EVENT_SIGNALS, CAMERA_EVENT_TYPES, SMOKE_EVENT_SIGNALS, Signal
-from ingest import idcard
+from idcard.numbers import NotAnIdNumber
+from idcard.reads import BadCardDate, CardRead, read_card
 from ingest.payloads import (
     SCHEMAS,
     CameraEvent,
@@ -66,6 +67,18 @@ class Reason(StrEnum):
     BAD_ID_NUMBER = "bad_id_number"
 
 
+class Kind(StrEnum):
+    """What an accepted message is. Every kind goes through the writes all messages share
+    (readings, device state, signals); a kind with writes of its own has them in the table
+    of `ingest.store.write_batch`, which hands it only the messages of its kind."""
+
+    STATUS = "status"
+    TELEMETRY = "telemetry"
+    EVENT = "event"
+    ID_READ = "id_read"  # an ID-card read: idcard's
+    CMD_RESULT = "cmd_result"  # a device's answer to a command: the registry's commands'
+
+
 @dataclass(slots=True)
 class Message:
     """An uplink as it arrived: from MQTT (with its packet id) or from an HTTP push."""
@@ -91,36 +104,20 @@ class Rejection:
 
 
 @dataclass(slots=True)
-class IdRead:
-    id_hash: str
-    id_masked: str
-    name_masked: str | None
-    sex: str | None
-    nation: str | None
-    valid_to: date | None
-    status: str
-    operator: str | None
-    lat: float | None
-    lon: float | None
-    verdict: str | None = None  # what the reader is told (ingest.verdicts)
-    verdict_level: str | None = None
-    verdict_message: str | None = None
-
-
-@dataclass(slots=True)
 class Accepted:
     message: Message
     device: DeviceRef
     channel: str
     seq: int | None
     ts: datetime
+    kind: Kind
     readings: list[tuple[datetime, str, str, float]] = field(default_factory=list)
     signals: list[Signal] = field(default_factory=list)
     online: bool | None = None
     fw: str | None = None
     battery_pct: float | None = None
     rssi_dbm: float | None = None
-    id_read: IdRead | None = None
+    id_read: CardRead | None = None
     # A retained status the broker replayed: old news, not a sign of life (device_state).
     replayed: bool = False
     cmd_result: CommandResult | None = None
@@ -201,6 +198,7 @@ def _decode_for(
             topic.channel,
             None,
             message.received_at,
+            Kind.STATUS,
             online=payload.online,
             fw=payload.fw,
             replayed=message.retained,
@@ -211,7 +209,8 @@ def _decode_for(
         return Rejection(Reason.BAD_TIMESTAMP, f"ts {ts.isoformat()} is in the future")
     if ts < message.received_at - ctx.max_age:
         return Rejection(Reason.BAD_TIMESTAMP, f"ts {ts.isoformat()} is too old")
-    accepted = Accepted(message, device, topic.channel, payload.seq, ts, online=True)
+    kind = Kind.TELEMETRY if topic.channel == "telemetry" else Kind.EVENT
+    accepted = Accepted(message, device, topic.channel, payload.seq, ts, kind, online=True)
     return _interpret(accepted, payload, ctx)
 
 
@@ -251,6 +250,7 @@ def _interpret(acc: Accepted, payload: BaseModel, ctx: DecodeContext) -> Accepte
         case IdReadEvent():
             return _id_read(acc, payload, ctx)
         case CmdResultEvent():
+            acc.kind = Kind.CMD_RESULT
             acc.cmd_result = CommandResult(
                 acc.device.id,
                 payload.cmd_id,
@@ -275,41 +275,24 @@ def _read(acc: Accepted, payload: BaseModel, metrics: tuple[str, ...]) -> None:
 
 
 def _id_read(acc: Accepted, event: IdReadEvent, ctx: DecodeContext) -> Accepted | Rejection:
+    assert acc.seq is not None  # an event: an Uplink, with its seq
+    acc.kind = Kind.ID_READ
     try:
-        number = idcard.normalise(event.card.id_number)
-    except idcard.NotAnIdNumber as exc:
+        acc.id_read, signals = read_card(
+            event.card,
+            device=acc.device,
+            seq=acc.seq,
+            ts=acc.ts,
+            operator=event.operator,
+            lat=event.lat,
+            lon=event.lon,
+            secret=ctx.secret,
+        )
+    except NotAnIdNumber as exc:
         return Rejection(Reason.BAD_ID_NUMBER, f"card.id_number: {exc}")
-    try:
-        valid_to = idcard.parse_card_date(event.card.valid_to)
-    except ValueError as exc:
+    except BadCardDate as exc:
         return Rejection(Reason.SCHEMA, f"card.valid_to: {exc}")
-    hashed = idcard.id_hash(ctx.secret, number)
-    masked = idcard.mask_id(number)
-    problems = idcard.problems(number, today=acc.ts.date())
-    expired = valid_to is not None and valid_to < acc.ts.date()
-    status = "invalid" if problems else "expired" if expired else "ok"
-    acc.id_read = IdRead(
-        id_hash=hashed,
-        id_masked=masked,
-        name_masked=idcard.mask_name(event.card.name) if event.card.name else None,
-        sex=event.card.sex,
-        nation=event.card.nation,
-        valid_to=valid_to,
-        status=status,
-        operator=event.operator,
-        lat=event.lat,
-        lon=event.lon,
-    )
-    base = {"id_hash": hashed, "id_masked": masked, "operator": event.operator}
-    if problems:
-        acc.signals.append(
-            signal_of(acc, "id_invalid", None, {**base, "problems": [p.value for p in problems]})
-        )
-    elif expired:
-        assert valid_to is not None
-        acc.signals.append(
-            signal_of(acc, "id_expired", None, {**base, "valid_to": valid_to.isoformat()})
-        )
+    acc.signals += signals
     return acc
 
 
@@ -322,20 +305,7 @@ def signal_of(
     confidence: float = 1.0,
 ) -> Signal:
     """A signal about the device that sent `acc`, at its event time; None attrs are dropped."""
-    device = acc.device
-    return Signal(
-        ts=acc.ts,
-        kind=kind,
-        source_id=device.id,
-        source_type=device.type,
-        area=device.area,
-        site=device.site,
-        building=device.building,
-        value=value,
-        confidence=confidence,
-        attrs={k: v for k, v in (attrs or {}).items() if v is not None},
-        tags=device.tags,
-    )
+    return acc.device.signal(acc.ts, kind, value, attrs, confidence=confidence)
 
 
 def _schema_rejection(

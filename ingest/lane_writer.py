@@ -21,6 +21,7 @@ import psycopg
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 
+from hub.backoff import Backoff
 from hub.db import connect
 from hub.logs import get_logger
 from ingest.acks import AckSequencer
@@ -30,6 +31,7 @@ from ingest.receiver import Ack, Delivered
 from ingest.store import Key, Turn
 
 log = get_logger(__name__)
+_DATABASE_BACK = Backoff(first_s=0.5, max_s=10.0)  # a writer waiting for the database
 
 # What waits in a lane: (arrival number, receive time, delivery as the receiver sent it). Plain
 # tuples of plain values, which the garbage collector stops tracking once it has seen them:
@@ -57,7 +59,7 @@ def _message(waiting: Waiting) -> tuple[int, Message]:
 
 async def connect_writer(database_url: str) -> AsyncConnection[DictRow]:
     """A writer connection, waiting out a database that is not there yet."""
-    delay = 0.5
+    retries = _DATABASE_BACK.retries()
     while True:
         try:
             conn = await connect(database_url)
@@ -67,9 +69,8 @@ async def connect_writer(database_url: str) -> AsyncConnection[DictRow]:
             await conn.commit()
             return conn
         except psycopg.OperationalError as exc:
-            log.warning("database unavailable; retrying", error=str(exc), delay=delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10)
+            log.warning("database unavailable; retrying", error=str(exc), delay=retries.next_delay)
+            await retries.wait()
 
 
 class LaneWriter:

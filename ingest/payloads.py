@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
 from hub.contracts import CameraEventType, SmokeEventType
+from idcard.reads import Card
 
 MAX_SEQ = 2**63 - 1
 
@@ -70,20 +71,6 @@ class ReaderTelemetry(Uplink):
     rssi_dbm: Annotated[float, reading(-160, 0)] | None = None
     lat: Annotated[float, reading(-90, 90)] | None = None
     lon: Annotated[float, reading(-180, 180)] | None = None
-
-
-class Card(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    id_number: Annotated[str, Field(min_length=1, max_length=64)]
-    name: Annotated[str, Field(max_length=64)] | None = None
-    sex: Annotated[str, Field(max_length=8)] | None = None
-    nation: Annotated[str, Field(max_length=32)] | None = None
-    birth: str | None = None
-    address: str | None = None
-    authority: str | None = None
-    valid_from: str | None = None
-    valid_to: str | None = None
 
 
 class IdReadEvent(Uplink):

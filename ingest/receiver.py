@@ -35,6 +35,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from hub.backoff import Backoff
 from hub.mqtt import configure
 from hub.settings import MqttUrl
 from ingest.mqtt_client import BatchingClient
@@ -47,6 +48,8 @@ Committed = tuple[int, list[Ack]]  # messages committed (any QoS), the PUBACKs n
 CONNECTED, DISCONNECTED, MESSAGES = "connected", "disconnected", "messages"
 KEEPALIVE_S = 30
 _SELECT_S = 1.0  # the longest the loop sleeps: keepalive and the parent check run this often
+
+_RECONNECT = Backoff(first_s=1.0, max_s=30.0)  # the broker gone: try again, slower
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,7 @@ class Receiver:
         """The one thread that touches the client: connect, read (unless paused), write,
         keepalive, and the PUBACKs the ingest process says are due."""
         parent = os.getppid()
-        delay = 1.0
+        retries = _RECONNECT.retries()
         while not self.stopped.is_set():
             if os.getppid() != parent:
                 # The ingest process was killed. Staying connected would make this orphan
@@ -111,10 +114,9 @@ class Receiver:
             sock = self.client.socket()
             if sock is None:
                 if self._connect():
-                    delay = 1.0
+                    retries.succeeded()
                 else:
-                    self.stopped.wait(delay)
-                    delay = min(delay * 2, 30.0)
+                    self.stopped.wait(retries.failed())
                 continue
             room = not self._full()
             readable: list[Any] = [self._wake_r]

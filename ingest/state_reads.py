@@ -11,6 +11,8 @@ from psycopg import AsyncConnection, sql
 from psycopg.rows import DictRow
 from pydantic import BaseModel, Field
 
+from devices import registry
+
 StateName = Literal["never_connected", "online", "offline"]
 
 
@@ -109,19 +111,16 @@ VIDEO_TYPES = ("camera", "gb28181")
 async def online_counts(
     conn: AsyncConnection[DictRow], *, scope: str, area: str | None = None
 ) -> dict[str, OnlineCount]:
-    """Enabled devices within the caller's area and how many of them are online now, as
-    `devices` (sensors, readers) and `cameras` (VIDEO_TYPES). Never connected counts as
-    not online."""
-    cur = await conn.execute(
-        "SELECT d.type = ANY(%s) AS video, count(*) AS total,"
-        " count(*) FILTER (WHERE s.online) AS online"
-        " FROM devices d LEFT JOIN device_state s ON s.device_id = d.id"
-        " WHERE d.enabled AND d.area LIKE %s AND d.area LIKE %s GROUP BY 1",
-        (list(VIDEO_TYPES), scope + "%", (area or "") + "%"),
-    )
-    found = {
-        row["video"]: OnlineCount(online=row["online"], total=row["total"])
-        for row in await cur.fetchall()
-    }
-    empty = OnlineCount(online=0, total=0)
-    return {"devices": found.get(False, empty), "cameras": found.get(True, empty)}
+    """Enabled devices within the caller's area (and `area`) and how many of them are online
+    now, as `devices` (sensors, readers) and `cameras` (VIDEO_TYPES). Never connected counts
+    as not online."""
+    enabled = [
+        d for d in await registry.enabled_devices(conn, scope) if d.area.startswith(area or "")
+    ]
+    states = await states_of(conn, [d.id for d in enabled])
+    counts = {"devices": [0, 0], "cameras": [0, 0]}
+    for device in enabled:
+        count = counts["cameras" if device.type in VIDEO_TYPES else "devices"]
+        count[0] += states[device.id].online is True
+        count[1] += 1
+    return {name: OnlineCount(online=on, total=total) for name, (on, total) in counts.items()}

@@ -1,5 +1,10 @@
 """Write one batch of decoded messages in one transaction, with COPY.
 
+What every message shares (its key in `uplinks`, readings, device state, its signals, dead
+letters) is written for the whole batch at once; what only one kind of message needs (an
+ID-card read's verdict, a command's answer) is written by that kind's writer in `WRITERS`,
+handed only the messages of its kind: a smoke alarm never passes through ID-card code.
+
 Idempotency: every (device_id, seq, ts) goes through `uplinks` first; only the keys that table
 did not have yet produce readings and signals, so a redelivered message changes nothing, while
 a device whose counter restarted is heard (its old numbers come back with new times). The
@@ -21,12 +26,12 @@ from psycopg.rows import DictRow, tuple_row
 from devices.commands import record_results
 from hub import signal_log
 from hub.contracts import Signal
+from idcard.batch import store_reads
+from idcard.verdicts import ReaderVerdict
 from ingest.dead_letters import copy_dead_letters
-from ingest.decode import Accepted, Message, Reason, Rejection
+from ingest.decode import Accepted, Kind, Message, Reason, Rejection
 from ingest.device_state import state_transitions
-from ingest.id_enrich import copy_id_reads, enrich_id_reads, watchlist_hits
 from ingest.staging import prepare_connection
-from ingest.verdicts import ReaderVerdict, judge, stored_verdicts, verdicts_of
 
 _DEVICE_ID = operator.attrgetter("device.id")
 
@@ -42,6 +47,47 @@ class BatchResult:
 
 Turn = Callable[[], Awaitable[None]]
 Key = tuple[str, int, datetime]  # what makes a message the same message
+
+
+@dataclass
+class Written:
+    """What a kind's writer adds to the batch: signals for the log, verdicts to send."""
+
+    signals: list[Signal] = field(default_factory=list)
+    verdicts: list[ReaderVerdict] = field(default_factory=list)
+
+
+# (conn, the batch's fresh messages of the kind, its repeats of the kind): inside the batch's
+# transaction, after the earlier batches committed (`turn`).
+KindWriter = Callable[
+    [AsyncConnection[DictRow], list[Accepted], list[Accepted]], Awaitable[Written]
+]
+
+
+async def _write_id_reads(
+    conn: AsyncConnection[DictRow], fresh: list[Accepted], repeated: list[Accepted]
+) -> Written:
+    stored = await store_reads(
+        conn,
+        [acc.id_read for acc in fresh if acc.id_read is not None],
+        [acc.id_read for acc in repeated if acc.id_read is not None],
+    )
+    return Written(stored.signals, stored.verdicts)
+
+
+async def _write_command_results(
+    conn: AsyncConnection[DictRow], fresh: list[Accepted], repeated: list[Accepted]
+) -> Written:
+    # A repeated answer changes nothing: the command was answered the first time.
+    await record_results(conn, [acc.cmd_result for acc in fresh if acc.cmd_result is not None])
+    return Written()
+
+
+# The kinds with writes of their own, in the order they run; the other kinds need none.
+WRITERS: dict[Kind, KindWriter] = {
+    Kind.ID_READ: _write_id_reads,
+    Kind.CMD_RESULT: _write_command_results,
+}
 
 
 async def no_wait() -> None:
@@ -73,18 +119,15 @@ async def write_batch(
     await turn()
     signals = [sig for acc in fresh for sig in acc.signals]
     signals += await state_transitions(conn, fresh)
-    id_reads = [acc for acc in fresh if acc.id_read is not None]
-    if id_reads:
-        hits = await watchlist_hits(conn, id_reads)
-        signals += await enrich_id_reads(conn, id_reads, hits)
-        signals += await judge(conn, id_reads, hits)
-        await copy_id_reads(conn, id_reads)
-        result.verdicts = verdicts_of(id_reads)
-    if len(fresh) < len(accepted):
-        result.verdicts += await stored_verdicts(conn, _repeated_reads(accepted, fresh))
-    answers = [acc.cmd_result for acc in fresh if acc.cmd_result is not None]
-    if answers:
-        await record_results(conn, answers)
+    repeated = _repeated(accepted, fresh) if len(fresh) < len(accepted) else []
+    fresh_by_kind, repeated_by_kind = _by_kind(fresh), _by_kind(repeated)
+    for kind, writer in WRITERS.items():
+        if kind in fresh_by_kind or kind in repeated_by_kind:
+            written = await writer(
+                conn, fresh_by_kind.get(kind, []), repeated_by_kind.get(kind, [])
+            )
+            signals += written.signals
+            result.verdicts += written.verdicts
     await copy_dead_letters(conn, rejected)
     await signal_log.append(conn, signals)  # last: it holds the log's lock until the commit
     result.readings = len(readings)
@@ -162,9 +205,19 @@ async def _copy_keys(
             await copy.write_row((device_id, seq, ts, acc.channel))
 
 
-def _repeated_reads(accepted: list[Accepted], fresh: list[Accepted]) -> list[Accepted]:
+def _by_kind(accepted: list[Accepted]) -> dict[Kind, list[Accepted]]:
+    """The messages of the kinds with a writer, by kind (in arrival order)."""
+    found: dict[Kind, list[Accepted]] = {}
+    for acc in accepted:
+        if acc.kind in WRITERS:
+            found.setdefault(acc.kind, []).append(acc)
+    return found
+
+
+def _repeated(accepted: list[Accepted], fresh: list[Accepted]) -> list[Accepted]:
+    """The messages stored before (or earlier in this batch): their writers may answer again."""
     kept = {id(acc) for acc in fresh}
-    return [acc for acc in accepted if acc.id_read is not None and id(acc) not in kept]
+    return [acc for acc in accepted if id(acc) not in kept]
 
 
 def _duplicate(acc: Accepted) -> Rejection:

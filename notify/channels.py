@@ -9,8 +9,8 @@ from psycopg import AsyncConnection, errors
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
-from devices.paging import Page, decode_cursor, page_with
 from hub.errors import Conflict, NotFound
+from hub.paging import Page, decode_cursor, page_with
 from notify.models import Channel, ChannelIn
 
 _COLUMNS = "id, name, kind, area, url, secret, settings, enabled, created_at, updated_at"

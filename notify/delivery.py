@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Literal
 
+from hub.backoff import Backoff
+
 Outcome = Literal["delivered", "retry", "failed"]
 MAX_DELAY_S = 600.0
 ANSWER_CHARS = 500
@@ -62,5 +64,5 @@ def next_attempt(
     (bounded), else `first` doubling up to 10 min, with a tenth of jitter so retries spread."""
     if answer.retry_after_s is not None:
         return now + timedelta(seconds=min(answer.retry_after_s, MAX_DELAY_S * 6))
-    delay = min(first.total_seconds() * 2 ** max(attempts - 1, 0), MAX_DELAY_S)
+    delay = Backoff(first_s=first.total_seconds(), max_s=MAX_DELAY_S).delay(attempts)
     return now + timedelta(seconds=delay * (1 + random.random() / 10))  # noqa: S311

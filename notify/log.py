@@ -5,7 +5,7 @@ from __future__ import annotations
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 
-from devices.paging import Page, decode_int_cursor, page_of
+from hub.paging import Page, decode_int_cursor, page_of
 from notify.models import Notification
 
 _COLUMNS = (

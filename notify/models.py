@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from devices.area_codes import check_scope
+from hub.area_codes import check_scope
 from hub.contracts import Priority
 from hub.durations import within
 from hub.text import PlainText

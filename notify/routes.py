@@ -14,8 +14,8 @@ from psycopg import AsyncConnection, errors
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
-from devices.paging import Page, decode_cursor, page_with
 from hub.errors import Conflict, Invalid, NotFound
+from hub.paging import Page, decode_cursor, page_with
 from incidents.events import IncidentEvent
 from incidents.models import Incident
 from notify.channels import visible_ids

@@ -1,7 +1,8 @@
 """The notifier component (`shaobing notify`, and part of `shaobing up`): fans incident events
-out into notifications, schedules repeats, and delivers; woken by the commits that change
-incidents, and by its own clock when a retry or a rate-limited message falls due. Several may
-run: each step is safe beside another's."""
+out into notifications, schedules repeats, and delivers; woken by the commits that write the
+incidents' outbox (`incidents.events.OUTBOX_CHANNEL`) or new notifications (`NOTIFY_CHANNEL`),
+never by the live stream's traffic, and by its own clock when a retry or a rate-limited
+message falls due. Several may run: each step is safe beside another's."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from dataclasses import dataclass
 import httpx
 
 from hub.db import connect, open_pool
-from hub.events import EVENTS_CHANNEL
 from hub.listen import wakeups
 from hub.supervisor import Probe
+from incidents.events import OUTBOX_CHANNEL
 from notify.outbox import NOTIFY_CHANNEL, fan_out, schedule_repeats
 from notify.sender import Clock, Sender, SenderConfig, utc_now
 from notify.transports import Transport
@@ -62,7 +63,7 @@ async def run_notifier(config: NotifyConfig, probe: Probe, *, clock: Clock = utc
     await sender.hold_life(life)
     due = _Due(config.tick_s)
     try:
-        async for _ in wakeups(config.database_url, [EVENTS_CHANNEL, NOTIFY_CHANNEL], idle=due):
+        async for _ in wakeups(config.database_url, [OUTBOX_CHANNEL, NOTIFY_CHANNEL], idle=due):
             async with pool.connection() as conn:
                 while await fan_out(conn, clock()):
                     pass

@@ -21,14 +21,11 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 from pydantic import ValidationError
 
-from devices.registry import get_device
 from hub import signal_log
 from hub.db import connect
-from hub.errors import NotFound
 from hub.listen import wakeups
 from hub.logs import get_logger
 from hub.supervisor import Probe
-from incidents.models import NewIncident
 from incidents.opening import attach, open_or_attach
 from incidents.recovery import recover
 from incidents.sla import Sla
@@ -163,7 +160,7 @@ class RulesConsumer:
             DECISIONS.labels("recovered" if done else "recovered_none").inc()
             return
         if decision.opens:
-            new = await _located(conn, decision)
+            new = new_incident(decision)
             _, created = await open_or_attach(conn, new, now=now, sla=self.config.sla)
             DECISIONS.labels("opened" if created else "attached").inc()
             return
@@ -231,18 +228,6 @@ class RulesConsumer:
 
     def _replay_span(self) -> timedelta:
         return min(max(self.engine.longest_memory(), REPLAY_AT_LEAST), REPLAY_AT_MOST)
-
-
-async def _located(conn: AsyncConnection[DictRow], decision: Decision) -> NewIncident:
-    """The incident to open, with the source device's coordinates for `dispatch: nearest`."""
-    new = new_incident(decision)
-    if decision.rule.incident.dispatch != "nearest":
-        return new
-    try:
-        device = await get_device(conn, decision.signal.source_id, scope="")
-    except NotFound:
-        return new
-    return new.model_copy(update={"lat": device.lat, "lon": device.lon})
 
 
 async def _load_cursor(conn: AsyncConnection[DictRow], partition: str, now: datetime) -> int:

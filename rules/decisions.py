@@ -52,6 +52,7 @@ def new_incident(decision: Decision) -> NewIncident:
         signal_count=decision.count,
         dispatch=rule.incident.dispatch,
         evidence=[evidence_of(s) for s in decision.signals],
+        source_id=signal.source_id,
     )
 
 

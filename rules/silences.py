@@ -10,9 +10,9 @@ from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from devices.paging import Page, decode_int_cursor, page_of
 from hub.contracts import Signal
 from hub.db import fetch_model
+from hub.paging import Page, decode_int_cursor, page_of
 from hub.text import PlainText
 from hub.times import Moment
 from rules.model import Kind

@@ -10,8 +10,8 @@ from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 
-from devices.paging import Page, decode_cursor, page_of
 from hub.errors import Conflict, NotFound
+from hub.paging import Page, decode_cursor, page_of
 from rules.builtin import BUILTIN_RULES
 from rules.model import Rule
 

@@ -124,8 +124,8 @@ def up(simulate: bool) -> None:
     Settings: every SB_* variable (docs/configuration.md); SB_DATABASE_URL and SB_MQTT_URL unset
     mean an embedded PostgreSQL and broker under SB_DATA_DIR (default ./var)."""
     from hub.logs import configure_logging
-    from ingest.simulate import SimConfig
     from shaobing.processes import run, run_up
+    from simulator.fleet import SimConfig
 
     settings = _settings()
     configure_logging(settings.log_level.value)
@@ -199,7 +199,7 @@ def gb28181(http_host: str, http_port: int) -> None:
 def rules(area: str, http_host: str, http_port: int) -> None:
     """Run the rules engine and incident timers on the stored signal log (needs
     SB_DATABASE_URL)."""
-    from devices.area_codes import check_scope
+    from hub.area_codes import check_scope
     from hub.logs import configure_logging
     from shaobing.processes import run, run_rules
 
@@ -284,8 +284,8 @@ def simulate(
     """Register simulated devices and publish realistic traffic for them."""
     from hub.db import connect
     from hub.logs import configure_logging
-    from ingest.simulate import SimConfig, Simulator, register
     from shaobing.runtime import database, embedded_broker_settings
+    from simulator.fleet import SimConfig, Simulator, register
 
     settings = _settings()
     _say_data_dir(settings)
@@ -419,7 +419,7 @@ def token() -> None:
 def token_create(role: str, area: str, name: str | None, unit_id: str | None) -> None:
     """Create a token and print it alone on stdout."""
     from api.tokens import Role, TokenIn, issue_token
-    from devices.area_codes import check_scope
+    from hub.area_codes import check_scope
     from hub.db import connect
     from hub.logs import configure_logging
     from shaobing.runtime import database

@@ -1,8 +1,8 @@
 """The components of each role, added to a process's supervisor.
 
-`shaobing up` adds them all to one process; `shaobing api`, `ingest`, `rules` and `vision`
-each add their own. A component is started afresh (new connections, new state) after a
-failure.
+`shaobing up` adds them all to one process; `shaobing api`, `ingest`, `rules` (with the
+incidents' timers of its partition) and `vision` each add their own. A component is started
+afresh (new connections, new state) after a failure.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from hub.secret import hmac_key
 from hub.settings import Settings
 from hub.supervisor import Probe, Supervisor
 from incidents.sla import Sla
-from incidents.timers import run_timers
+from incidents.timers import TimersConfig, run_timers
 from ingest.command_sender import CommandSenderConfig, run_command_sender
 from ingest.consumer import ConsumerConfig, MqttConsumer
 from ingest.downlink import Downlink
@@ -115,16 +115,23 @@ def rules_config(settings: Settings, area_prefix: str) -> RulesConfig:
 
 
 def add_rules(supervisor: Supervisor, settings: Settings, area_prefix: str = "") -> None:
-    """The rules engine of one area-prefix partition, and its incident timers."""
+    """The rules engine of one area-prefix partition."""
     config = rules_config(settings, area_prefix)
 
     async def rules(probe: Probe) -> None:
         await RulesConsumer(config).run(probe)
 
-    async def timers(probe: Probe) -> None:
-        await run_timers(config.database_url, config.sla, probe, area_prefix=area_prefix)
-
     supervisor.add("rules", rules)
+
+
+def add_incident_timers(supervisor: Supervisor, settings: Settings, area_prefix: str = "") -> None:
+    """The incidents' timers (SLA escalation, overdue report-ins, owed ratings) of the
+    incidents under `area_prefix`, whatever opened them."""
+    config = TimersConfig.from_settings(settings, area_prefix=area_prefix)
+
+    async def timers(probe: Probe) -> None:
+        await run_timers(config, probe)
+
     supervisor.add("timers", timers)
 
 

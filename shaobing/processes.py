@@ -18,21 +18,22 @@ from hub.db import connect
 from hub.embedded.broker import WILDCARDS
 from hub.embedded.ports import port_is_free
 from hub.errors import AddressInUse
+from hub.gc_tuning import tune_garbage_collector
 from hub.logs import get_logger
-from hub.pauses import tune_garbage_collector
 from hub.settings import Settings
 from hub.supervisor import Probe, Supervisor
-from ingest.simulate import SimConfig, Simulator, register
 from rules import partitions
 from shaobing.components import (
     add_api,
     add_gb28181,
     add_health_http,
+    add_incident_timers,
     add_ingest,
     add_notify,
     add_rules,
 )
 from shaobing.runtime import Runtime, database, follow_registry_for_broker, services
+from simulator.fleet import SimConfig, Simulator, register
 from vision.processes import WorkerPool, supervise, vision_available
 from vision.status import missing_models
 
@@ -65,6 +66,7 @@ async def run_up(settings: Settings, *, simulate: SimConfig | None = None) -> No
         add_api(supervisor, settings)
         add_ingest(supervisor, settings)
         add_rules(supervisor, settings)
+        add_incident_timers(supervisor, settings)
         add_notify(supervisor, settings)
         add_gb28181(supervisor, settings)
         if runtime.broker:
@@ -117,11 +119,13 @@ async def run_gb28181(settings: Settings, *, host: str, port: int) -> None:
 
 
 async def run_rules(settings: Settings, *, area_prefix: str, host: str, port: int) -> None:
-    """The rules engine and incident timers of one area-prefix partition."""
+    """The rules engine of one area-prefix partition, and the incidents' timers of the same
+    areas (so that partitions split the timers as they split the rules)."""
     async with database(settings) as runtime:
         await _check_partition(runtime, area_prefix)
         supervisor = Supervisor("rules")
         add_rules(supervisor, runtime.settings, area_prefix)
+        add_incident_timers(supervisor, runtime.settings, area_prefix)
         add_health_http(supervisor, runtime.settings, host, port)
         tune_garbage_collector()
         await supervisor.run()

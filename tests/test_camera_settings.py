@@ -27,7 +27,7 @@ from tests.vision_media import (
 from vision.capture import open_source
 from vision.detector import Detections, Detector
 from vision.masks import drop_masked
-from vision.pipeline import Engine, Gating, Models
+from vision.pipeline import Analyser, Gating, Models
 
 CLOCK = [[0.0, 0.0], [0.5, 0.0], [0.5, 0.12], [0.0, 0.12]]  # where the clock is drawn
 
@@ -87,7 +87,7 @@ def burn_clock(frame: np.ndarray, n: int) -> None:
 
 
 def detected_frames(models: Models, url: str, **settings: Any) -> int:
-    engine = Engine(Models(models.detector), Gating(refresh_s=5.0))
+    engine = Analyser(Models(models.detector), Gating(refresh_s=5.0))
     pipeline = engine.add(camera("CLOCK", url, fps=5, settings=settings))
     while not engine.finished:
         engine.step()
@@ -107,7 +107,7 @@ def test_a_motion_mask_over_the_clock_lets_gating_rest(models: Models, tmp_path:
 
 
 def run_clip(models: Models, clip: str, fps: float, **settings: Any) -> list[str]:
-    engine = Engine(models)
+    engine = Analyser(models)
     pipeline = engine.add(camera("CAM", replay(clip), fps=fps, settings=settings, zones=[
         {"name": "walkway", "kind": "restricted", "polygon": WALKWAY}]))  # fmt: skip
     found: list[str] = []
@@ -144,7 +144,7 @@ def test_decoding_is_measured_per_frame_read() -> None:
 @pytest.mark.slow
 def test_the_engine_reads_the_detect_substream(models: Models) -> None:
     """The main stream cannot be opened; the substream can: frames come from the substream."""
-    engine = Engine(Models(models.detector))
+    engine = Analyser(Models(models.detector))
     pipeline = engine.add(camera("SUB", "rtsp://127.0.0.1:9/main", fps=2,
                                  detect_url=replay("fall_indoor.mp4")))  # fmt: skip
     try:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from devices.area_codes import (
+from devices.credentials import generate_password, hash_password, verify_password
+from hub.area_codes import (
     area_level,
     check_area_code,
     check_area_prefix,
     parent_code,
 )
-from devices.credentials import generate_password, hash_password, verify_password
 
 
 def test_hierarchy_of_a_community_code() -> None:

@@ -22,7 +22,7 @@ from hub.db import connect
 from hub.settings import MqttUrl
 from hub.supervisor import Probe
 from ingest.command_sender import CommandSenderConfig, run_command_sender
-from ingest.simulate import SimConfig, Simulator, register
+from simulator.fleet import SimConfig, Simulator, register
 from tests.ingest_helpers import Publisher, running_consumer
 from tests.mqtt_helpers import connected, subscribe
 from tests.notify_helpers import wait_until

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ingest.simulate import random_id_number
+from simulator.fleet import random_id_number
 from tests.test_registry_api import COMMUNITY, assert_error, register_area
 
 # A character GBK lacks (GB18030 has it): proves the file was read as GB18030, not GBK.

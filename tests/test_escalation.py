@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import psycopg
 
 from hub.contracts import Priority
 from hub.db import connect
+from hub.supervisor import Probe
 from incidents.escalation import Escalation, escalate_overdue
 from incidents.models import NewIncident
 from incidents.opening import open_or_attach
 from incidents.sla import Sla
+from incidents.timers import TimersConfig, run_timers
+from tests.eventually import eventually
 from tests.test_incidents import NOW, act, open_incident
 from tests.test_registry_api import COMMUNITY, register_area
+from tests.threads import in_background
 
 
 def tick(database_url: str, minutes: float) -> list[Escalation]:
@@ -123,3 +127,27 @@ def test_nearest_on_duty_unit_for_the_category_is_proposed(
     act(admin, incident_id, "accept")
     dispatched = act(admin, incident_id, "dispatch")  # no unit named: the proposal
     assert dispatched.status_code == 200 and dispatched.json()["unit_id"] == "U-NEAR"
+
+
+def test_the_incidents_timers_escalate_a_report_with_no_rules_engine_running(
+    admin: httpx.Client, database_url: str
+) -> None:
+    """The timers are the incidents' own component: a grid worker's report, which no rule
+    opened, escalates with no rules engine anywhere."""
+    register_area(admin)
+    filed = admin.post(
+        "/api/v1/incidents",
+        json={"category": "fire", "priority": "emergency", "title": "烟味", "area": COMMUNITY},
+    )
+    assert filed.status_code == 201, filed.text
+    probe = Probe("timers")
+    config = TimersConfig(database_url, Sla(), interval_s=0.05)
+    two_minutes_on = lambda: datetime.now(UTC) + timedelta(minutes=2)  # noqa: E731
+
+    with in_background(lambda: run_timers(config, probe, clock=two_minutes_on),
+                       lambda: probe.up, what="incident timers"):  # fmt: skip
+        shown = eventually(
+            lambda: admin.get(f"/api/v1/incidents/{filed.json()['id']}").json(),
+            lambda incident: incident["escalated_to"] is not None,
+        )
+    assert shown["escalated_to"] == COMMUNITY[:9] and shown["escalations"] == 1

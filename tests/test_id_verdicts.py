@@ -25,8 +25,8 @@ from paho.mqtt.properties import Properties
 
 from hub.secret import hmac_key
 from hub.settings import MqttUrl, Settings
-from ingest.idcard import mask_name
-from ingest.simulate import random_id_number
+from idcard.numbers import mask_name
+from simulator.fleet import random_id_number
 from tests.ingest_helpers import Publisher, running_consumer, wait_for
 from tests.pg_tools import dump_data, pg_dump_for
 from tests.test_registry_api import COMMUNITY, assert_error, register_area
@@ -292,7 +292,7 @@ def ending_in_x(rng: random.Random) -> str:
 
 
 def test_every_unicode_decimal_digit_reads_as_its_ascii_digit() -> None:
-    from ingest import idcard
+    from idcard import numbers as idcard
 
     decimals = [chr(c) for c in range(0x110000) if chr(c).isdecimal()]
     assert len(decimals) > 600  # every script Unicode knows, not a chosen few

@@ -13,14 +13,16 @@ import httpx
 import psycopg
 import pytest
 
+from devices.registry import DeviceRef
 from hub.contracts import Signal
 from hub.db import connect
-from ingest import idcard
-from ingest.decode import Message
+from idcard import numbers as idcard
+from ingest.decode import Accepted, DecodeContext, Kind, Message, Topic, decode, parse_topic
 from ingest.health import HealthPolicy, sweep
 from ingest.pipeline import Pipeline
 from ingest.registry_view import RegistryView
-from ingest.simulate import random_id_number
+from ingest.store import WRITERS
+from simulator.fleet import random_id_number
 from tests.conftest import ADMIN_TOKEN
 from tests.test_registry_api import COMMUNITY, register_area
 
@@ -94,6 +96,46 @@ def smoke(seq: int, at: datetime, **extra: Any) -> dict[str, Any]:
 
 SD = f"sb/{COMMUNITY}/SD-1/telemetry"
 SD_STATUS = f"sb/{COMMUNITY}/SD-1/status"
+
+
+# --- message kinds ---------------------------------------------------------------------------
+
+
+def test_only_a_kinds_own_messages_reach_its_writer() -> None:
+    """write_batch dispatches by kind: an ID read goes to idcard's writer, a command's answer
+    to the registry's, and a smoke alarm, telemetry or a status to neither."""
+    devices = {
+        "SD-1": DeviceRef("SD-1", "smoke_sensor", COMMUNITY, None, None, True),
+        "RD-1": DeviceRef("RD-1", "id_reader", COMMUNITY, None, None, True),
+    }
+    ctx = DecodeContext(devices=devices, secret=b"k")
+    at = T0.isoformat()
+
+    def kind(device: str, channel: str, body: dict[str, Any]) -> Kind:
+        topic = f"sb/{COMMUNITY}/{device}/{channel}"
+        parsed = parse_topic(topic)
+        assert isinstance(parsed, Topic)
+        outcome = decode(Message(topic, json.dumps(body).encode(), received_at=T0), parsed, ctx)
+        assert isinstance(outcome, Accepted), outcome
+        return outcome.kind
+
+    answer = {"seq": 3, "ts": at, "type": "cmd_result", "cmd_id": "cmd_" + "0" * 24, "ok": True}
+    read = {"seq": 4, "ts": at, "type": "id_read"}
+    kinds = {
+        "alarm": kind("SD-1", "event", {"seq": 1, "ts": at, "type": "smoke_alarm"}),
+        "telemetry": kind("SD-1", "telemetry", smoke(2, T0)),
+        "status": kind("SD-1", "status", {"online": True}),
+        "answer": kind("SD-1", "event", answer),
+        "read": kind("RD-1", "event", {**read, "card": {"id_number": VALID}}),
+    }
+    assert kinds == {
+        "alarm": Kind.EVENT,
+        "telemetry": Kind.TELEMETRY,
+        "status": Kind.STATUS,
+        "answer": Kind.CMD_RESULT,
+        "read": Kind.ID_READ,
+    }
+    assert set(WRITERS) == {Kind.ID_READ, Kind.CMD_RESULT}
 
 
 # --- timestamps ------------------------------------------------------------------------------

@@ -11,10 +11,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import psycopg
 from prometheus_client import REGISTRY
 
 from hub.db import connect
 from incidents.escalation import escalate_overdue
+from incidents.events import OUTBOX_CHANNEL
 from incidents.sla import Sla
 from notify.outbox import fan_out, schedule_repeats
 from tests.conftest import TokenFactory
@@ -53,6 +55,22 @@ def route(admin: httpx.Client, **doc: Any) -> dict[str, Any]:
     response = admin.post("/api/v1/routes", json=body)
     assert response.status_code == 201, response.text
     return dict(response.json())
+
+
+# --- waking ----------------------------------------------------------------------------------
+
+
+def test_an_incident_change_wakes_the_notifiers_on_the_outboxs_own_channel(
+    admin: httpx.Client, database_url: str
+) -> None:
+    """The notifier listens on the outbox's channel (and its own notifications'), not on the
+    live stream's: every change written to the outbox says so there, at its commit."""
+    with psycopg.connect(database_url, autocommit=True) as listener:
+        listener.execute(f"LISTEN {OUTBOX_CHANNEL}")
+        incident = open_incident(database_url, COMMUNITY)
+        act(database_url, incident.id, "accept")
+        heard = [n.channel for n in listener.notifies(timeout=10, stop_after=2)]
+    assert heard == [OUTBOX_CHANNEL, OUTBOX_CHANNEL]
 
 
 # --- webhook ---------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import httpx
 import psycopg
 import pytest
 
-from ingest.push import onenet
+from ingest.carriers import onenet
 from tests.test_registry_api import COMMUNITY, register_area
 
 ONENET_TOKEN = "onenet-test-token"

@@ -14,7 +14,7 @@ import httpx
 import psycopg
 import pytest
 
-from ingest.push import onenet
+from ingest.carriers import onenet
 from tests.test_registry_api import COMMUNITY, register_area
 
 OTHER = "440312001001"  # a community of another district

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from hub.settings import MqttUrl
-from ingest.simulate import random_id_number
+from simulator.fleet import random_id_number
 from tests.ingest_helpers import Publisher, running_consumer, wait_for
 from tests.test_registry_api import COMMUNITY, assert_error, register_area
 

@@ -27,7 +27,7 @@ from vision.analytics.tamper import Tamper
 from vision.capture import open_source
 from vision.detector import Detector
 from vision.events import Event
-from vision.pipeline import CameraCounters, Engine, Gating, Models
+from vision.pipeline import Analyser, CameraCounters, Gating, Models
 from vision.shrink import shrink
 
 pytestmark = pytest.mark.slow  # the lanes: docs/testing.md
@@ -52,7 +52,7 @@ def models() -> Models:
 @pytest.fixture(scope="module")
 def run(models: Models) -> Run:
     """Every clip once, all cameras stepped together so frames share inference batches."""
-    engine = Engine(models)
+    engine = Analyser(models)
     engine.add(camera("CROSS", replay("pedestrians_crosswalk.mp4"), zones=[
         {"name": "walkway", "kind": "restricted", "polygon": WALKWAY},
         {"name": "rooftops", "kind": "restricted", "polygon": OFF_WALKWAY},
@@ -132,7 +132,7 @@ def test_fall_on_the_indoor_clip_and_none_on_the_crosswalk(run: Run) -> None:
 
 
 def test_motion_gating_skips_a_still_scene(models: Models, tmp_path: Path) -> None:
-    engine = Engine(Models(models.detector), Gating(refresh_s=5.0))
+    engine = Analyser(Models(models.detector), Gating(refresh_s=5.0))
     pipeline = engine.add(
         camera("STILL", f"file://{still_clip(tmp_path, 'still.avi')}?realtime=0", fps=5)
     )

@@ -20,9 +20,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import numpy as np
 
+from hub.backoff import Backoff
 from vision.decoding import DecodeCounters, DecoderChoice, Schedule, Stream, StreamError
 
-MAX_BACKOFF_S = 30.0
+RECONNECT = Backoff(first_s=1.0, max_s=30.0)
 
 
 @dataclass(slots=True)
@@ -180,17 +181,16 @@ class LiveSource:
         self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        backoff = 1.0
+        retries = RECONNECT.retries()
         while not self._stop.is_set():
             try:
                 stream = _open(self.spec, self.decoder)
             except StreamError as e:
                 self._status.down(str(e))
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_S)
+                self._stop.wait(retries.failed())
                 self.counters.reconnects += 1
                 continue
-            backoff = 1.0
+            retries.succeeded()
             try:
                 reason = self._read(stream)
             finally:
@@ -201,7 +201,7 @@ class LiveSource:
                 continue  # a looping file starts again without counting as lost
             self._status.down(reason)
             self.counters.reconnects += 1
-            self._stop.wait(backoff)
+            self._stop.wait(retries.next_delay)  # the first wait: it was streaming until now
 
     def _read(self, stream: Stream) -> str | None:
         """Read until the stream fails; returns why, or None when stopping."""

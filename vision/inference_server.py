@@ -299,7 +299,7 @@ def connect(address: Address, timeout_s: float = 10.0) -> Connection:
 
 
 def remote_models(address: Address) -> Models:
-    """The server's models, as Models for an Engine in this process."""
+    """The server's models, as Models for an Analyser in this process."""
     conn = connect(address)
     try:
         found: dict[str, Model | None] = {}

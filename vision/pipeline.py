@@ -1,4 +1,4 @@
-"""One camera's analysis state, and the engine that steps many cameras with batched inference."""
+"""One camera's analysis state, and the analyser that steps many cameras with batched inference."""
 
 from __future__ import annotations
 
@@ -183,7 +183,7 @@ STAGES = ("decode", "motion", "detect", "track", "analytics", "evidence")
 
 @dataclass
 class StageClock:
-    """CPU seconds spent in each stage of `Engine.step`. Process time, not thread time: the
+    """CPU seconds spent in each stage of `Analyser.step`. Process time, not thread time: the
     models run on thread pools of their own."""
 
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
@@ -201,7 +201,7 @@ Found = tuple[CameraPipeline, Event, Frame | None]  # an event, with the frame t
 
 
 @dataclass
-class Engine:
+class Analyser:
     """Steps every camera once: frames that need it go through each model in one batch."""
 
     models: Models

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import psycopg
 
+from hub.backoff import Backoff, Retries
 from hub.db import connect
 from hub.logs import configure_logging, get_logger
 from hub.settings import Settings
@@ -32,9 +33,8 @@ if TYPE_CHECKING:
     from vision.inference_server import Address
 
 log = get_logger(__name__)
-RESTART_DELAY_S = 5.0
+RESTART = Backoff(first_s=5.0, max_s=300.0)  # a process that keeps dying is restarted slower
 MODEL_RETRY_S = 300.0
-MAX_RESTART_DELAY_S = 300.0
 STATE_EVERY_S = 2.0
 
 
@@ -118,7 +118,7 @@ class WorkerPool:
     server: BaseProcess | None = None
     address: Address | None = None
     _died_at: dict[int, float] = field(default_factory=dict)
-    _delay: dict[int, float] = field(default_factory=dict)
+    _restarts: dict[int, Retries] = field(default_factory=dict)
 
     def start(self) -> None:
         if self.settings.vision_inference_server:
@@ -155,7 +155,8 @@ class WorkerPool:
             if process is None or process.is_alive():
                 continue
             died = self._died_at.setdefault(index, now)
-            delay = self._delay.get(index, RESTART_DELAY_S)
+            restarts = self._restarts.setdefault(index, RESTART.retries())
+            delay = restarts.next_delay
             if now - died >= delay:
                 log.warning(
                     "vision process died; restarting",
@@ -164,7 +165,7 @@ class WorkerPool:
                     waited_s=delay,
                 )
                 del self._died_at[index]
-                self._delay[index] = min(delay * 2, MAX_RESTART_DELAY_S)  # a crash loop slows
+                restarts.failed()  # a crash loop slows
                 self._spawn(index)
 
     def stop(self, timeout: float = 15.0) -> None:

@@ -1,6 +1,6 @@
 """A vision worker: claims cameras, analyses them, stores evidence and publishes events.
 
-Inference runs in a thread (`Engine.step`) so that lease heartbeats, evidence rows and MQTT
+Inference runs in a thread (`Analyser.step`) so that lease heartbeats, evidence rows and MQTT
 publishing stay on the event loop and a slow batch never lets a lease lapse.
 """
 
@@ -27,7 +27,7 @@ from vision import evidence, evidence_store, leases, stats
 from vision.detector import Detector, Model
 from vision.inference_server import Address, remote_models
 from vision.model_slot import ModelSlot
-from vision.pipeline import Engine, Gating, Models, Outcome
+from vision.pipeline import Analyser, Gating, Models, Outcome
 from vision.publisher import Publisher
 from vision.status import missing_models
 
@@ -82,7 +82,7 @@ class VisionWorker:
         self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.models = models
         self.gating = gating or Gating()
-        self.engine: Engine | None = None  # made once the models are loaded
+        self.analyser: Analyser | None = None  # made once the models are loaded
         self.timing = timing or WorkerTiming()
         self.lease = timedelta(seconds=settings.vision_lease_s)
         self.desired: dict[str, Camera] = {}
@@ -100,8 +100,8 @@ class VisionWorker:
         finally:
             heartbeats.cancel()
             await asyncio.gather(heartbeats, return_exceptions=True)
-            if self.engine is not None:
-                self.engine.close()
+            if self.analyser is not None:
+                self.analyser.close()
             await leases.retire(lease_conn, self.id)
             await lease_conn.commit()
             await asyncio.to_thread(self.publisher.close)
@@ -116,9 +116,9 @@ class VisionWorker:
         while not stop.is_set():
             cameras = await enabled_cameras(conn)
             await conn.commit()
-            if cameras and self.engine is None:
-                await self._start_engine(conn)
-            if self.engine is None:
+            if cameras and self.analyser is None:
+                await self._start_analyser(conn)
+            if self.analyser is None:
                 problem = self.models.problem or missing_models(self.settings)
                 await leases.waiting_worker(
                     conn, self.id, socket.gethostname(), os.getpid(), problem, self.lease
@@ -131,39 +131,39 @@ class VisionWorker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.lease.total_seconds() / 3)
 
-    async def _start_engine(self, conn: AsyncConnection[DictRow]) -> None:
+    async def _start_analyser(self, conn: AsyncConnection[DictRow]) -> None:
         models = await self.models.get()
         if models is None:
             return
         await leases.register_worker(conn, self.id, socket.gethostname(), os.getpid())
         await conn.commit()
-        self.engine = Engine(models, self.gating, decoder=self.settings.vision_decoder)
+        self.analyser = Analyser(models, self.gating, decoder=self.settings.vision_decoder)
 
     async def _analyse(self, conn: AsyncConnection[DictRow], stop: asyncio.Event) -> None:
         next_stats = next_telemetry = time.monotonic()
         while not stop.is_set():
-            if self.engine is None:
+            if self.analyser is None:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 0.5)
                 continue
-            self._follow_leases(self.engine)
-            frames, outcomes = await asyncio.to_thread(self.engine.step)
+            self._follow_leases(self.analyser)
+            frames, outcomes = await asyncio.to_thread(self.analyser.step)
             for outcome in outcomes:
                 await self._emit(conn, outcome)
             now = time.monotonic()
             if now >= next_stats:
-                await self._save_stats(self.engine, conn, telemetry=now >= next_telemetry)
+                await self._save_stats(self.analyser, conn, telemetry=now >= next_telemetry)
                 if now >= next_telemetry:
                     next_telemetry = now + self.timing.telemetry_every_s
                 next_stats = now + self.timing.stats_every_s
             if frames == 0:
                 await asyncio.sleep(self.timing.idle_sleep_s)
 
-    def _follow_leases(self, engine: Engine) -> None:
+    def _follow_leases(self, analyser: Analyser) -> None:
         """Start cameras newly held or reconfigured; stop those no longer held."""
-        running = engine.pipelines
+        running = analyser.pipelines
         for camera_id in [cid for cid in running if cid not in self.desired]:
-            engine.remove(camera_id)
+            analyser.remove(camera_id)
             self.keeper.forget(camera_id)
             log.info("camera released", camera=camera_id, worker=self.id)
         for camera_id, camera in self.desired.items():
@@ -171,9 +171,9 @@ class VisionWorker:
             if current is not None and current.camera == camera:
                 continue
             if current is not None:
-                engine.remove(camera_id)
+                analyser.remove(camera_id)
             try:
-                engine.add(camera)
+                analyser.add(camera)
             except ValueError as exc:  # a zone stored before its params were checked
                 log.error("camera config rejected", camera=camera_id, error=str(exc))
                 continue
@@ -211,9 +211,9 @@ class VisionWorker:
         )
 
     async def _save_stats(
-        self, engine: Engine, conn: AsyncConnection[DictRow], *, telemetry: bool
+        self, analyser: Analyser, conn: AsyncConnection[DictRow], *, telemetry: bool
     ) -> None:
-        for pipeline in engine.pipelines.values():
+        for pipeline in analyser.pipelines.values():
             rates = self.keeper.sample(pipeline)
             await stats.save(conn, self.id, pipeline, rates)
             if telemetry:

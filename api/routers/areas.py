@@ -7,10 +7,10 @@ from fastapi import APIRouter, Response
 from api.deps import Conn, Limit, Reader, Registrar
 from api.openapi import refusals
 from devices import areas
-from devices.area_codes import check_area_code
 from devices.models import Area, AreaIn, AreaUpdate
-from devices.paging import Page
+from hub.area_codes import check_area_code
 from hub.errors import Conflict, Invalid
+from hub.paging import Page
 
 router = APIRouter(prefix="/areas", tags=["areas"])
 

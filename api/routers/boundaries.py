@@ -12,9 +12,9 @@ from api.auth import Principal
 from api.deps import AreaFilter, Conn, Reader
 from api.permissions import Capability, allowed
 from devices import boundaries
-from devices.area_codes import check_area_code
 from devices.boundaries import AreaBoundary, AreaBuildings, MapLayer
 from devices.geojson import BoundaryIn, BuildingsIn, buildings_of, outline
+from hub.area_codes import check_area_code
 from hub.errors import Invalid
 
 router = APIRouter(tags=["areas"])

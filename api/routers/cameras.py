@@ -17,8 +17,8 @@ from devices.camera_import import import_cameras
 from devices.cameras import public_view
 from devices.csv_import import ImportReport
 from devices.models import Camera, CameraIn, CameraUpdate, CameraWithCredentials, ZonesIn
-from devices.paging import Page
 from hub.errors import Conflict, UnsupportedMediaType
+from hub.paging import Page
 from vision import stats as vision_stats
 from vision.status import VisionState, vision_state
 

@@ -13,8 +13,8 @@ from api.auth import Principal
 from api.deps import Conn, Cursor, DbPool, Limit
 from api.openapi import refusals
 from api.permissions import Capability, allowed
-from devices.paging import Page
 from hub.errors import Conflict, Invalid
+from hub.paging import Page
 from notify import channels
 from notify.channels import channel_configs
 from notify.delivery import Outcome

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from api.auth import Principal
 from api.deps import Conn, Cursor, Limit
 from api.permissions import Capability, allowed
-from devices.paging import Page
+from hub.paging import Page
 from hub.times import Moment
 from ingest.dead_letters import DeadLetter, list_dead_letters
 from ingest.decode import Reason

@@ -21,8 +21,8 @@ from devices.models import (
     DeviceUpdate,
     DeviceWithCredentials,
 )
-from devices.paging import Page
 from hub.errors import Conflict, Invalid, UnsupportedMediaType
+from hub.paging import Page
 from hub.secret import hmac_key
 from hub.times import Moment
 from ingest.state_reads import DeviceState, StateFilter, state_condition, states_of

@@ -30,9 +30,9 @@ from api.permissions import (
     reaches,
     sees,
 )
-from devices.paging import Page
 from hub.contracts import Priority
 from hub.errors import Conflict, Forbidden, NotFound, TooLarge
+from hub.paging import Page
 from hub.times import Moment
 from incidents import store
 from incidents.actions import apply_action, take_on

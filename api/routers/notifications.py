@@ -10,8 +10,8 @@ from fastapi import APIRouter, Depends, Query
 from api.auth import Principal
 from api.deps import Conn, Cursor, Limit, Reader
 from api.permissions import Capability, allowed
-from devices.paging import Page
 from hub.errors import Forbidden
+from hub.paging import Page
 from notify.log import list_notifications
 from notify.models import Notification
 from notify.template_store import all_templates, put_template, reset_template

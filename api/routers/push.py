@@ -20,10 +20,10 @@ from api.openapi import refusals
 from api.permissions import Capability, allowed_in_url, public_route
 from hub.errors import Forbidden, HubError, Invalid, NotFound, Unavailable
 from hub.secret import hmac_key
+from ingest.carriers import ctwing, onenet
+from ingest.carriers.receiver import deliver, reject, resolve_device
 from ingest.decode import Reason
 from ingest.pipeline import Pipeline
-from ingest.push import ctwing, onenet
-from ingest.push.receiver import deliver, reject, resolve_device
 from ingest.registry_view import RegistryView
 from ingest.store import BatchResult
 

@@ -14,11 +14,11 @@ from api.openapi import refusals
 from api.permissions import Capability, allowed
 from api.uploads import csv_text
 from devices.areas import existing_areas
-from devices.paging import Page
 from hub.errors import Conflict, Invalid, UnsupportedMediaType
+from hub.paging import Page
 from hub.secret import hmac_key
-from ingest import registers
-from ingest.registers import Register, RegisterIn, Resident, ResidentsIn, UploadReport
+from idcard import registers
+from idcard.registers import Register, RegisterIn, Resident, ResidentsIn, UploadReport
 
 router = APIRouter(prefix="/registers", tags=["personal data"])
 Keeper = Annotated[Principal, Depends(allowed(Capability.KEEP_REGISTERS))]

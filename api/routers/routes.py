@@ -10,8 +10,8 @@ from api.auth import Principal
 from api.deps import Conn, Cursor, Limit
 from api.openapi import refusals
 from api.permissions import Capability, allowed
-from devices.paging import Page
 from hub.errors import Conflict, Invalid
+from hub.paging import Page
 from notify import routes
 from notify.models import Route, RouteIn
 

@@ -13,9 +13,9 @@ from api.auth import Principal
 from api.deps import Conn, Cursor, DbPool, Limit, Reader
 from api.openapi import refusals
 from api.permissions import Capability, allowed
-from devices.paging import Page
 from hub.durations import parse_duration
 from hub.errors import Conflict, Invalid, UnsupportedMediaType
+from hub.paging import Page
 from hub.times import Moment
 from incidents.stats import RuleStats, rule_stats
 from rules import documents, store

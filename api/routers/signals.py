@@ -16,10 +16,10 @@ from api.auth import Principal
 from api.deps import AreaFilter, Conn, Cursor, Limit, Reader
 from api.openapi import refusals
 from api.permissions import Capability, may
-from devices.paging import Page, decode_int_cursor, encode_cursor
 from hub import signal_log
 from hub.contracts import KINDS, Signal
 from hub.errors import NotFound
+from hub.paging import Page, decode_int_cursor, encode_cursor
 from hub.times import Moment
 from incidents import store
 

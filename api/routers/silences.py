@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends
 from api.auth import Principal
 from api.deps import Conn, Cursor, Limit, Reader
 from api.permissions import Capability, allowed
-from devices.paging import Page
+from hub.paging import Page
 from rules.silences import Silence, SilenceIn, create_silence, expire_silence, page_silences
 
 router = APIRouter(prefix="/silences", tags=["rules"])

@@ -14,8 +14,8 @@ from api.openapi import refusals
 from api.permissions import Capability, allowed
 from devices import units
 from devices.models import Unit, UnitContacts, UnitIn, UnitKind, UnitUpdate
-from devices.paging import Page
 from hub.errors import Conflict, Invalid
+from hub.paging import Page
 from notify.channels import visible_ids
 
 router = APIRouter(prefix="/units", tags=["units"])

@@ -14,8 +14,9 @@ from api.permissions import Capability, allowed
 from hub.errors import Conflict, Forbidden, Invalid
 from hub.secret import hmac_key
 from hub.times import Moment
-from ingest import idcard, watchlists
-from ingest.id_reads import IdReadOut, find_reads
+from idcard import numbers as idcard
+from idcard import watchlists
+from idcard.reads import IdReadOut, find_reads
 
 router = APIRouter(tags=["personal data"])
 # Integrators and viewers never see who was read where.

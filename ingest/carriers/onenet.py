@@ -21,7 +21,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from ingest.push.receiver import Uplink, decode_fields
+from ingest.carriers.receiver import Uplink, decode_fields
 
 PLATFORM_TAG = "onenet_id"
 
@@ -71,7 +71,7 @@ class Report:
     fields: dict[str, Any] = field(default_factory=dict)
     online: bool | None = None
     # Whether the platform typed the values (Studio's thing model) or carries the device's own
-    # untyped values (legacy data points): ingest.push.vendors.
+    # untyped values (legacy data points): ingest.carriers.vendors.
     typed: bool = True
 
 

@@ -25,15 +25,15 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 
-from devices.area_codes import parent_code
 from devices.areas import create_area, existing_areas
 from devices.models import AreaIn, DeviceIn, DeviceType
 from devices.registry import create_devices_bulk, device_refs, existing_ids
+from hub.area_codes import parent_code
 from hub.durations import parse_duration
 from hub.errors import Conflict
 from hub.mqtt import Unacknowledged, configure, json_payload
 from hub.settings import MqttUrl
-from ingest.idcard import check_digit
+from idcard.numbers import check_digit
 
 AREA = "440311001002"
 CENTRE = (22.780, 113.930)

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ingest.push.receiver import Uplink, decode_fields
+from ingest.carriers.receiver import Uplink, decode_fields
 
 PLATFORM_TAG = "ctwing_id"
 

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from hub.db import fetch_model
 from hub.errors import Conflict, NotFound
 from hub.text import PlainText
-from ingest import idcard
+from idcard import numbers
 
 Level = Literal["info", "watch", "alert"]
 
@@ -116,11 +116,11 @@ async def add_entries(
     rejected: list[EntryProblem] = []
     for index, raw in enumerate(data.id_numbers):
         try:
-            number = idcard.checked(raw)
-        except idcard.NotAnIdNumber as exc:
+            number = numbers.checked(raw)
+        except numbers.NotAnIdNumber as exc:
             rejected.append(EntryProblem(index=index, message=str(exc)))
             continue
-        rows[idcard.id_hash(secret, number)] = idcard.mask_id(number)
+        rows[numbers.id_hash(secret, number)] = numbers.mask_id(number)
     added = 0
     if rows:
         async with conn.cursor() as cur:

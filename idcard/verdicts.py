@@ -17,9 +17,9 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 
 from hub.contracts import Signal
-from ingest.decode import Accepted, signal_of
-from ingest.id_enrich import Hits, covering
-from ingest.registers import registered
+from idcard.enrich import Hits, covering
+from idcard.reads import CardRead
+from idcard.registers import registered
 
 Verdict = Literal["ok", "invalid", "expired", "watchlist", "unregistered"]
 _GRAVITY = {"alert": 3, "watch": 2, "info": 1}
@@ -62,26 +62,17 @@ class ReaderVerdict:
         }
 
 
-async def judge(conn: AsyncConnection[DictRow], reads: list[Accepted], hits: Hits) -> list[Signal]:
+async def judge(conn: AsyncConnection[DictRow], reads: list[CardRead], hits: Hits) -> list[Signal]:
     """Set each read's verdict (stored with it, sent after the commit); returns the
     `id_unregistered` signals of the communities whose registers lack the card."""
-    keeping, held = await registered(
-        conn, [(acc.device.area, acc.id_read.id_hash) for acc in reads if acc.id_read]
-    )
+    keeping, held = await registered(conn, [(read.device.area, read.id_hash) for read in reads])
     signals: list[Signal] = []
-    for acc in reads:
-        read = acc.id_read
-        assert read is not None
-        place = (acc.device.area, read.id_hash)
+    for read in reads:
+        place = (read.device.area, read.id_hash)
         unregistered = read.status != "invalid" and place[0] in keeping and place not in held
         if unregistered:
-            attrs = {
-                "id_hash": read.id_hash,
-                "id_masked": read.id_masked,
-                "operator": read.operator,
-            }
-            signals.append(signal_of(acc, "id_unregistered", None, attrs))
-        lists = covering(hits, read.id_hash, acc.device.area)
+            signals.append(read.signal("id_unregistered"))
+        lists = covering(hits, read.id_hash, read.device.area)
         gravest = max(lists, key=lambda hit: _GRAVITY[hit["level"]], default=None)
         if gravest is not None:
             read.verdict, read.verdict_level = "watchlist", gravest["level"]
@@ -94,33 +85,29 @@ async def judge(conn: AsyncConnection[DictRow], reads: list[Accepted], hits: Hit
     return signals
 
 
-def verdicts_of(reads: list[Accepted]) -> list[ReaderVerdict]:
-    out: list[ReaderVerdict] = []
-    for acc in reads:
-        read = acc.id_read
-        if read is None or read.verdict is None or acc.seq is None:
-            continue
-        out.append(
-            ReaderVerdict(
-                acc.device.area,
-                acc.device.id,
-                acc.seq,
-                acc.ts.isoformat(),
-                read.verdict,
-                read.id_masked,
-                read.name_masked,
-                read.verdict_level,
-                read.verdict_message or "",
-            )
+def verdicts_of(reads: list[CardRead]) -> list[ReaderVerdict]:
+    return [
+        ReaderVerdict(
+            read.device.area,
+            read.device.id,
+            read.seq,
+            read.ts.isoformat(),
+            read.verdict,
+            read.id_masked,
+            read.name_masked,
+            read.verdict_level,
+            read.verdict_message or "",
         )
-    return out
+        for read in reads
+        if read.verdict is not None
+    ]
 
 
 async def stored_verdicts(
-    conn: AsyncConnection[DictRow], repeats: list[Accepted]
+    conn: AsyncConnection[DictRow], repeats: list[CardRead]
 ) -> list[ReaderVerdict]:
     """The verdicts given to reads delivered again (the first answer may not have arrived)."""
-    keys = [(acc.device.id, acc.seq, acc.ts) for acc in repeats if acc.seq is not None]
+    keys = [(read.device.id, read.seq, read.ts) for read in repeats]
     if not keys:
         return []
     cur = await conn.execute(

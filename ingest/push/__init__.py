@@ -1,1 +1,0 @@
-"""HTTP push receivers for devices behind carrier IoT platforms (CTWing, OneNET)."""
