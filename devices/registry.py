@@ -277,9 +277,10 @@ class DeviceRef:
     enabled: bool
     tags: dict[str, Any] = field(default_factory=dict)
     registered_at: datetime | None = None
+    floor: str | None = None  # travels with the device's signals to their incidents
 
 
-_REF_COLUMNS = "id, type, area, site, building, enabled, tags, created_at AS registered_at"
+_REF_COLUMNS = "id, type, area, site, building, floor, enabled, tags, created_at AS registered_at"
 
 
 async def device_refs(

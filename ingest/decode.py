@@ -331,6 +331,7 @@ def signal_of(
         area=device.area,
         site=device.site,
         building=device.building,
+        floor=device.floor,
         value=value,
         confidence=confidence,
         attrs={k: v for k, v in (attrs or {}).items() if v is not None},
