@@ -27,6 +27,7 @@ from api.routers import (
     evidence,
     health,
     incidents,
+    names,
     notifications,
     public,
     push,
@@ -137,6 +138,7 @@ def create_app(
         commands,
         registers,
         session,
+        names,
         vision,
     )
     for router in (*(module.router for module in modules), *routers):

@@ -290,6 +290,7 @@ class DeviceRef:
     enabled: bool
     tags: dict[str, Any] = field(default_factory=dict)
     registered_at: datetime | None = None
+    floor: str | None = None  # travels with the device's signals to their incidents
 
     def signal(
         self,
@@ -301,7 +302,7 @@ class DeviceRef:
         confidence: float = 1.0,
     ) -> Signal:
         """A signal about this device at `ts`, its event time; None attrs are dropped. Its
-        place (area, site, building) and tags are the registry's, never the payload's."""
+        place (area, site, building, floor) and tags are the registry's, never the payload's."""
         return Signal(
             ts=ts,
             kind=kind,
@@ -310,6 +311,7 @@ class DeviceRef:
             area=self.area,
             site=self.site,
             building=self.building,
+            floor=self.floor,
             value=value,
             confidence=confidence,
             attrs={k: v for k, v in (attrs or {}).items() if v is not None},
@@ -317,7 +319,7 @@ class DeviceRef:
         )
 
 
-_REF_COLUMNS = "id, type, area, site, building, enabled, tags, created_at AS registered_at"
+_REF_COLUMNS = "id, type, area, site, building, floor, enabled, tags, created_at AS registered_at"
 
 
 async def device_refs(

@@ -193,6 +193,7 @@ def _signal(alarm: Alarm, source: DeviceRef) -> Signal:
         area=source.area,
         site=source.site,
         building=source.building,
+        floor=source.floor,
         confidence=alarm.confidence,
         attrs=attrs,
         tags=source.tags,

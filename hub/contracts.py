@@ -122,6 +122,7 @@ class Signal:
     area: str
     site: str | None = None
     building: str | None = None
+    floor: str | None = None  # the source device's floor, as its registry says (3, B1)
     value: float | None = None
     confidence: float = 1.0
     attrs: dict[str, Any] = field(default_factory=dict)

@@ -35,6 +35,7 @@ _COLUMNS = (
     "area",
     "site",
     "building",
+    "floor",
     "value",
     "confidence",
     "attrs",
@@ -42,6 +43,7 @@ _COLUMNS = (
 )
 _TYPES = (
     "timestamptz",
+    "text",
     "text",
     "text",
     "text",
@@ -86,6 +88,7 @@ async def append(
                 s.area,
                 s.site,
                 s.building,
+                s.floor,
                 s.value,
                 s.confidence,
                 Jsonb(s.attrs),

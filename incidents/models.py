@@ -164,6 +164,7 @@ class NewIncident(BaseModel):
     area: str
     site: str | None = None
     building: str | None = None
+    floor: str | None = None
     title: str
     first_signal_at: datetime
     last_signal_at: datetime

@@ -34,11 +34,11 @@ async def open_or_attach(
     cur = await conn.execute(
         f"""
         INSERT INTO incidents AS i (rule_id, rule_version, group_key, category, priority, status,
-            area, site, building, title, created_at, updated_at, accept_by, resolve_by,
+            area, site, building, floor, title, created_at, updated_at, accept_by, resolve_by,
             accept_deadline, resolve_deadline, signal_count, first_signal_at, last_signal_at,
             evidence, lat, lon, suggested_unit_id)
         VALUES (%(rule_id)s, %(rule_version)s, %(group_key)s, %(category)s, %(priority)s,
-            'reported', %(area)s, %(site)s, %(building)s, %(title)s, %(now)s, %(now)s,
+            'reported', %(area)s, %(site)s, %(building)s, %(floor)s, %(title)s, %(now)s, %(now)s,
             %(accept_by)s, %(resolve_by)s, %(accept_by)s, %(resolve_by)s, 0,
             %(first_signal_at)s, %(last_signal_at)s, '[]', %(lat)s, %(lon)s, %(suggested)s)
         ON CONFLICT (rule_id, group_key) WHERE status <> 'closed'

@@ -144,6 +144,7 @@ def device_signal(device: DeviceRef, kind: str, at: datetime, attrs: dict[str, A
         area=device.area,
         site=device.site,
         building=device.building,
+        floor=device.floor,
         tags=device.tags,
         attrs=attrs,
     )

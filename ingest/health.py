@@ -223,6 +223,7 @@ def _offline(device: DeviceRef, now: datetime, reason: str, last_seen: datetime 
         area=device.area,
         site=device.site,
         building=device.building,
+        floor=device.floor,
         tags=device.tags,
         attrs={"reason": reason, "last_seen": last_seen.isoformat() if last_seen else None},
     )

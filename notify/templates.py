@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from hub.names import AUDIT_ENTRIES, CATEGORIES, PRIORITIES, STATUSES, floor_name, name_of
 from hub.text import PlainText
 from hub.times import hub_zone
 from incidents.models import Incident
@@ -36,10 +37,12 @@ PLACEHOLDERS = {
     "status",
     "status_label",
     "category",
+    "category_label",
     "place",
     "area",
     "site",
     "building",
+    "floor",
     "created_at",
     "accept_by",
     "resolve_by",
@@ -61,71 +64,10 @@ PLACEHOLDERS = {
 }
 
 _WHISTLE = {"emergency": "🔴", "major": "🟠", "routine": "🔵"}
-_LABELS: dict[str, dict[str, dict[str, str]]] = {
-    "zh-CN": {
-        "priority": {"emergency": "紧急", "major": "重大", "routine": "一般"},
-        "status": {
-            "reported": "待受理",
-            "accepted": "已受理",
-            "dispatched": "已派遣",
-            "handling": "处置中",
-            "resolved": "已处置",
-            "verified": "已核查",
-            "closed": "已关闭",
-        },
-        "action": {
-            "accept": "已受理",
-            "dispatch": "已派遣",
-            "start": "已到场处置",
-            "resolve": "已处置完毕",
-            "verify": "核查通过",
-            "reject": "核查未通过，退回处置",
-            "close": "已关闭",
-            "rate": "已评价",
-            "acknowledge": "处置单位已收到",
-            "attach": "有新的信号",
-            "recover": "设备已恢复",
-            "escalate": "已升级",
-            "summon": "已吹哨",
-            "report_in": "已报到",
-            "rate_unit": "已评价部门",
-            "flag_unit": "已记负面清单",
-            "rate_whistle": "部门已评价吹哨",
-        },
-        "link": {"evidence": "现场图片", "map": "地图"},
-    },
-    "en": {
-        "priority": {"emergency": "Emergency", "major": "Major", "routine": "Routine"},
-        "status": {
-            "reported": "reported",
-            "accepted": "accepted",
-            "dispatched": "dispatched",
-            "handling": "handling",
-            "resolved": "resolved",
-            "verified": "verified",
-            "closed": "closed",
-        },
-        "action": {
-            "accept": "accepted",
-            "dispatch": "dispatched",
-            "start": "on site",
-            "resolve": "resolved",
-            "verify": "verified",
-            "reject": "sent back",
-            "close": "closed",
-            "rate": "rated",
-            "acknowledge": "acknowledged by the unit",
-            "attach": "new signals",
-            "recover": "device back",
-            "escalate": "escalated",
-            "summon": "departments summoned",
-            "report_in": "reported in",
-            "rate_unit": "department rated",
-            "flag_unit": "negative list",
-            "rate_whistle": "whistle rated",
-        },
-        "link": {"evidence": "picture", "map": "map"},
-    },
+# What a message's links are called; every code's name comes from hub.names.
+_LINK_WORDS = {
+    "zh-CN": {"evidence": "现场图片", "map": "地图"},
+    "en": {"evidence": "picture", "map": "map"},
 }
 
 _DETAILS_ZH = (
@@ -283,8 +225,10 @@ def incident_fields(
     incident: Incident, language: str, links: Links, **extra: Any
 ) -> dict[str, Any]:
     """Every placeholder's value for one incident (missing extras render empty)."""
-    labels = _LABELS[language]
-    place = " ".join(p for p in (incident.site, incident.building) if p) or incident.area
+    place = (
+        " ".join(p for p in (incident.site, incident.building, floor_name(incident.floor)) if p)
+        or incident.area
+    )
     # The incident's evidence lists its signals; a camera's carries its picture's id.
     evidence = next(
         (
@@ -294,7 +238,7 @@ def incident_fields(
         ),
         None,
     )
-    words = labels["link"]
+    words = _LINK_WORDS[language]
     evidence_line = f"\n[{words['evidence']}]({links.evidence(evidence)})" if evidence else ""
     map_line = ""
     if incident.lat is not None and incident.lon is not None:
@@ -309,19 +253,21 @@ def incident_fields(
         title=incident.title,
         whistle=_WHISTLE[incident.priority.value],
         priority=incident.priority.value,
-        priority_label=labels["priority"][incident.priority.value],
+        priority_label=name_of(PRIORITIES, incident.priority.value, language),
         status=incident.status.value,
-        status_label=labels["status"][incident.status.value],
+        status_label=name_of(STATUSES, incident.status.value, language),
         category=incident.category,
+        category_label=name_of(CATEGORIES, incident.category, language),
         place=place,
         area=incident.area,
         site=incident.site or "",
         building=incident.building or "",
+        floor=floor_name(incident.floor),
         created_at=local_time(incident.created_at),
         accept_by=local_time(incident.accept_by),
         resolve_by=local_time(incident.resolve_by),
         signal_count=incident.signal_count,
-        action_label=labels["action"].get(action, action),
+        action_label=name_of(AUDIT_ENTRIES, action, language),
         escalated_to=incident.escalated_to or "",
         link=links.incident(incident.id),
         api_link=links.api_incident(incident.id),

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from hub.contracts import Signal
+from hub.names import KINDS, floor_name, name_of
 from incidents.models import Attachment, NewIncident
 from rules.engine import Decision
 
@@ -15,15 +16,18 @@ def incident_title(decision: Decision) -> str:
     fields = {
         "site": signal.site or "",
         "building": signal.building or "",
+        "floor": floor_name(signal.floor),
         "area": signal.area,
         "source_id": signal.source_id,
         "kind": signal.kind,
+        "kind_name": name_of(KINDS, signal.kind),
         "count": people_or_signals(decision),
         "signals": decision.count,
         "zone": signal.attrs.get("zone") or "",
-        "description": str(signal.attrs.get("description") or signal.kind)[:200],
+        "description": str(signal.attrs.get("description") or name_of(KINDS, signal.kind))[:200],
     }
-    return rule.incident.title.format(**fields).strip()
+    # A place the signal does not name leaves its placeholder empty: one space between words.
+    return " ".join(rule.incident.title.format(**fields).split())
 
 
 def people_or_signals(decision: Decision) -> int:
@@ -45,6 +49,7 @@ def new_incident(decision: Decision) -> NewIncident:
         area=signal.area,
         site=signal.site,
         building=signal.building,
+        floor=signal.floor,
         title=incident_title(decision),
         first_signal_at=min(s.ts for s in decision.signals),
         last_signal_at=max(s.ts for s in decision.signals),

@@ -118,13 +118,16 @@ class Recovery(Strict):
     action: Literal["close", "note"] = "close"
 
 
-# `count`: the people a crowd counted, for other kinds the signals; `signals`: the signals.
+# `count`: the people a crowd counted, for other kinds the signals; `signals`: the signals;
+# `floor`: the device's floor as people say it (3层); `kind_name`: the kind's name (烟感报警).
 _PLACEHOLDERS = {
     "site",
     "building",
+    "floor",
     "area",
     "source_id",
     "kind",
+    "kind_name",
     "count",
     "signals",
     "zone",

@@ -127,7 +127,7 @@ def test_an_alarm_arrives_live_and_is_worked_to_a_rating_from_the_page(
         alarm(pub)
         pub.close()
         popup = page.wait_for_selector("[role=alertdialog]", timeout=15_000)
-        assert "Smoke alarm at 楼村花园 3栋" in popup.inner_text()
+        assert "烟感报警：楼村花园 3栋" in popup.inner_text()
         row = page.wait_for_selector("[data-incident-id]")
         incident_id = int(row.get_attribute("data-incident-id"))
         shot(page, "board-with-alarm")

@@ -147,7 +147,7 @@ def test_dingtalk_feishu_and_wecom_robots_take_signed_messages_in_their_shapes(
             [dmsg], [fmsg] = d.wait_for(1), f.wait_for(1)
             markdown, text = w.wait_for(2)  # the Markdown message, then the mobile call-out
     body = dmsg.json()
-    assert body["markdown"]["title"].startswith("🔴【紧急】烟感报警 3栋")
+    assert body["markdown"]["title"].startswith("🔴【应急哨】烟感报警 3栋")
     assert "楼村花园 3栋" in body["markdown"]["text"] and "@13800138000" in body["markdown"]["text"]
     assert body["at"]["atMobiles"] == ["13800138000"]
     assert "uri.amap.com/marker?position=113.93,22.78" in body["markdown"]["text"]
@@ -156,7 +156,7 @@ def test_dingtalk_feishu_and_wecom_robots_take_signed_messages_in_their_shapes(
         card["header"]["template"] == "red" and "<at id=all></at>" in card["elements"][0]["content"]
     )
     content = markdown.json()["markdown"]["content"]
-    assert content.startswith("### 🔴【紧急】烟感报警 3栋") and "<@zhangsan>" in content
+    assert content.startswith("### 🔴【应急哨】烟感报警 3栋") and "<@zhangsan>" in content
     assert f"({PUBLIC}/incidents/" in content  # the console's page, which a browser can open
     assert text.json()["text"]["mentioned_mobile_list"] == ["13900139000"]
     assert ding.refused == [] and fei.refused == [] and wecom.refused == []

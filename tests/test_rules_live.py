@@ -75,8 +75,8 @@ def test_signals_open_and_attach_incidents(driver: RulesDriver, database_url: st
     feed_at(driver, [alarm(0), alarm(5), alarm(10, building="5栋"),
                      alarm(40, kind="camera_smoke", source="CAM-1")])  # fmt: skip
     assert incidents(database_url) == [
-        ("smoke-alarm", PLACE + "3栋", "emergency", 3, "Smoke alarm at 楼村花园 3栋"),
-        ("smoke-alarm", PLACE + "5栋", "major", 1, "Smoke alarm at 楼村花园 5栋"),
+        ("smoke-alarm", PLACE + "3栋", "emergency", 3, "烟感报警：楼村花园 3栋"),
+        ("smoke-alarm", PLACE + "5栋", "major", 1, "烟感报警：楼村花园 5栋"),
     ]  # the camera in 3栋 confirmed that one and raised it to emergency, and opened nothing else
 
 
@@ -123,7 +123,7 @@ def test_a_crowds_title_counts_its_people(driver: RulesDriver, database_url: str
                     attrs={"zone": "广场", "count": 21})  # fmt: skip
     feed_at(driver, [crowd])
     assert [(r[0], r[4]) for r in incidents(database_url)] == [
-        ("crowd", "Crowd of 21 at 楼村花园 (广场)")
+        ("crowd", "人员聚集 21 人：楼村花园 广场")
     ]
 
 
@@ -163,7 +163,7 @@ def test_mqtt_smoke_alarm_becomes_an_incident(
     register_area(admin)
     seed(database_url)
     admin.post("/api/v1/devices", json={"id": "SD-E2E", "type": "smoke_sensor", "area": COMMUNITY,
-                                        "site": "楼村花园", "building": "7栋"})  # fmt: skip
+                                        "site": "楼村花园", "building": "7栋", "floor": "3"})  # fmt: skip
 
     with running_rules(database_url), running_consumer(database_url, mqtt_server):
         pub = Publisher(mqtt_server)
@@ -172,8 +172,9 @@ def test_mqtt_smoke_alarm_becomes_an_incident(
         pub.close()
         wait_for(database_url, "SELECT count(*) FROM incidents", lambda n: n == 1)
     shown = admin.get("/api/v1/incidents").json()["items"]
-    assert [(i["rule_id"], i["title"], i["status"]) for i in shown] == [
-        ("smoke-alarm", "Smoke alarm at 楼村花园 7栋", "reported"),
+    # The floor travels from the device through its signal to the incident and its title.
+    assert [(i["rule_id"], i["title"], i["status"], i["floor"]) for i in shown] == [
+        ("smoke-alarm", "烟感报警：楼村花园 7栋 3层", "reported", "3"),
     ]
 
 

@@ -16,6 +16,7 @@ import type {
   IncidentFilter,
   MapLayer,
   Me,
+  Names,
   Rule,
   RuleStats,
   Signal,
@@ -94,6 +95,7 @@ async function everything<T>(path: string): Promise<T[]> {
 
 export const api = {
   me: () => call<Me>('/me'),
+  names: () => call<Names>('/names'),
   incidents: (filter: IncidentFilter = {}, limit = 500) =>
     call<Answer<'/api/v1/incidents', 'get'>>(`/incidents${query({ ...filter, limit })}`),
   incident: (id: number) => call<Incident>(`/incidents/${id}`),

@@ -864,6 +864,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/names": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Names
+         * @description The zh-CN and English name of every code the API returns (categories, kinds, statuses,
+         *     actions, audit entries, ...): the console shows these, messages and exports say them.
+         */
+        get: operations["names_api_v1_names_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/notifications": {
         parameters: {
             query?: never;
@@ -3420,6 +3441,14 @@ export interface components {
             threshold: number;
         };
         /**
+         * Names
+         * @description Every vocabulary in each language the hub speaks.
+         */
+        Names: {
+            en: components["schemas"]["Vocabulary"];
+            "zh-CN": components["schemas"]["Vocabulary"];
+        };
+        /**
          * Notification
          * @description One message to one channel about one incident event, with how its delivery went.
          */
@@ -4725,6 +4754,73 @@ export interface components {
              * @description live vision workers
              */
             workers: number;
+        };
+        /**
+         * Vocabulary
+         * @description code → name, per kind of code.
+         */
+        Vocabulary: {
+            /**
+             * Actions
+             * @description actions on an incident, as a button says them
+             */
+            actions: {
+                [key: string]: string;
+            };
+            /**
+             * Audit Entries
+             * @description what an incident's timeline says happened: every action (past tense) and what the hub records (report, attach, escalate, ...)
+             */
+            audit_entries: {
+                [key: string]: string;
+            };
+            /**
+             * Categories
+             * @description incident categories (an operator's own: its code)
+             */
+            categories: {
+                [key: string]: string;
+            };
+            /** Close Reasons */
+            close_reasons: {
+                [key: string]: string;
+            };
+            /** Device Types */
+            device_types: {
+                [key: string]: string;
+            };
+            /**
+             * Kinds
+             * @description signal kinds
+             */
+            kinds: {
+                [key: string]: string;
+            };
+            /**
+             * Priorities
+             * @description the whistles: emergency 应急哨, major 攻坚哨, routine 日常哨
+             */
+            priorities: {
+                [key: string]: string;
+            };
+            /**
+             * Rules
+             * @description the built-in rules, by id
+             */
+            rules: {
+                [key: string]: string;
+            };
+            /**
+             * Statuses
+             * @description incident states
+             */
+            statuses: {
+                [key: string]: string;
+            };
+            /** Unit Kinds */
+            unit_kinds: {
+                [key: string]: string;
+            };
         };
         /** Watchlist */
         Watchlist: {
@@ -10131,6 +10227,71 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Me"];
+                };
+            };
+            /** @description missing, unknown, revoked or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token's role or area does not allow it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description invalid input; `fields` says where */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description too many failed authentications from this client; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the database is unavailable; try again (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    names_api_v1_names_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Names"];
                 };
             };
             /** @description missing, unknown, revoked or expired token */

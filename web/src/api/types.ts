@@ -33,6 +33,8 @@ export type Action = Schemas['Action']
 export type CloseReason = Schemas['CloseReason']
 export type ActionBody = Schemas['ActionIn']
 export type Me = Schemas['Me']
+export type Names = Schemas['Names']
+export type Vocabulary = Schemas['Vocabulary']
 export type FieldError = Schemas['FieldError']
 export type ErrorBody = Schemas['Error']
 
