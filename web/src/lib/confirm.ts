@@ -3,7 +3,8 @@
 // - close: from any open state to closed, and nothing reopens a closed incident;
 // - reject (核查不通过): sends the work back to handling, and the unit needs to know why;
 // - verify (核查通过): resolved → verified has no way back;
-// - rate: an incident is rated once.
+// - rate: an incident is rated once;
+// - flag_unit: a department's negative-list entry (日常哨) has no way off the record.
 import type { Action, CloseReason } from '../api/types'
 
 export type ReasonKind =
@@ -23,6 +24,7 @@ const ASKING: Partial<Record<Action, ReasonKind>> = {
   reject: 'text',
   verify: 'none',
   rate: 'none',
+  flag_unit: 'none',
 }
 
 /** What `action` asks before it is sent, or null when it goes at once. */

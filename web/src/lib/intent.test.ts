@@ -50,8 +50,9 @@ describe('the deadline still running', () => {
 describe('which actions ask for confirmation', () => {
   it('asks for the irreversible ones only', () => {
     const all: Action[] = ['accept', 'dispatch', 'start', 'resolve', 'verify', 'reject', 'close',
-      'rate', 'comment', 'acknowledge']
-    expect(all.filter((a) => confirmationFor(a) !== null)).toEqual(['verify', 'reject', 'close', 'rate'])
+      'rate', 'comment', 'acknowledge', 'summon', 'report_in', 'rate_unit', 'flag_unit', 'rate_whistle']
+    expect(all.filter((a) => confirmationFor(a) !== null))
+      .toEqual(['verify', 'reject', 'close', 'rate', 'flag_unit'])
   })
   it('closes only with a close reason, the comment optional', () => {
     const close = confirmationFor('close')!

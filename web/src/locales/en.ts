@@ -89,6 +89,7 @@ const en: typeof zh = {
     time: 'Alarm at',
     place: 'Place',
     device: 'Device',
+    reporter: 'Reported by',
     floor: 'floor {n}',
   },
   confirm: {

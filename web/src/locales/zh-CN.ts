@@ -87,6 +87,7 @@ export default {
     time: '报警时间',
     place: '地点',
     device: '报警设备',
+    reporter: '上报人',
     floor: '{n}层',
   },
   confirm: {
