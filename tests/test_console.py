@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import shutil
 import threading
 import time
@@ -128,6 +129,7 @@ def test_an_alarm_arrives_live_and_is_worked_to_a_rating_from_the_page(
         pub.close()
         popup = page.wait_for_selector("[role=alertdialog]", timeout=15_000)
         assert "烟感报警：楼村花园 3栋" in popup.inner_text()
+        assert_popup_facts(page, place="楼村花园 3栋", who=("device", "SD-UI"))
         row = page.wait_for_selector("[data-incident-id]")
         incident_id = int(row.get_attribute("data-incident-id"))
         shot(page, "board-with-alarm")
@@ -140,6 +142,7 @@ def test_an_alarm_arrives_live_and_is_worked_to_a_rating_from_the_page(
     page.click("[role=alertdialog] button.primary")
     page.wait_for_url(f"**/incidents/{incident_id}")
     page.wait_for_selector("[data-action=accept]")
+    page.wait_for_selector(".incident [data-field=deadline][data-deadline=accept]")
     shot(page, "incident")
     steps = [("accept", "accepted"), ("dispatch", "dispatched"), ("start", "handling"),
              ("resolve", "resolved"), ("verify", "verified"), ("close", "closed")]  # fmt: skip
@@ -150,11 +153,23 @@ def test_an_alarm_arrives_live_and_is_worked_to_a_rating_from_the_page(
         if action == "resolve":
             page.fill("textarea[name=note]", "误报，厨房油烟")
         page.click(f"[data-action={action}]")
+        if action in ("verify", "close"):  # irreversible: confirmed in a dialog
+            if action == "close":
+                page.check("[role=dialog] input[name=close-reason][value=resolved]")
+            page.click("[role=dialog] [data-confirm-action=confirm]")
         wait_until(lambda status=status: api_state()["status"] == status, timeout=10)
         page.wait_for_selector(f"[data-field=status]:has-text('{page_status(status)}')")
+        if action == "accept":  # the accept clock stops, the resolve clock runs
+            page.wait_for_selector(".incident [data-field=deadline][data-deadline=resolve]")
+            assert "受理剩余" not in page.inner_text(".incident .facts")
+            assert "处置剩余" in page.inner_text(".incident .facts")
+        if action == "resolve":  # no deadline runs any more
+            page.wait_for_selector(".incident [data-field=deadline]", state="detached")
     assert api_state()["unit_id"] == "FIRE-1"
+    assert api_state()["close_reason"] == "resolved"
     page.select_option("select[name=rating]", "4")
     page.click("[data-action=rate]")
+    page.click("[role=dialog] [data-confirm-action=confirm]")
     wait_until(lambda: api_state()["rating"] == 4, timeout=10)
     page.wait_for_selector("[data-field=rating]")
     shot(page, "incident-rated")
@@ -162,6 +177,20 @@ def test_an_alarm_arrives_live_and_is_worked_to_a_rating_from_the_page(
     assert [a["action"] for a in audit][-7:] == ["accept", "dispatch", "start", "resolve",
                                                   "verify", "close", "rate"]  # fmt: skip
     page.close()
+
+
+def assert_popup_facts(page: Any, *, place: str, who: tuple[str, str]) -> None:
+    """The alarm popup tells when (zh-CN), where to the floor, which device (or reporter), the
+    whistle and the time left to accept."""
+    popup = "[role=alertdialog]"
+    when = page.inner_text(f"{popup} [data-field=time]")
+    assert re.fullmatch(r"\d{4}/\d{1,2}/\d{1,2} \d{2}:\d{2}:\d{2}", when), when
+    assert page.inner_text(f"{popup} [data-field=place]") == place
+    assert page.inner_text(f"{popup} [data-field={who[0]}]") == who[1]
+    assert page.inner_text(f"{popup} [data-field=whistle]") in ("应急哨", "攻坚哨")
+    clock = page.inner_text(f"{popup} [data-field=deadline][data-deadline=accept]")
+    assert re.fullmatch(r"\d+:\d{2}", clock.strip()), clock
+    assert "受理剩余" in page.inner_text(popup)
 
 
 def page_status(status: str) -> str:
@@ -198,6 +227,76 @@ def test_a_409_says_what_is_allowed_and_viewers_see_no_buttons(
     viewer.wait_for_selector("text=楼道堆物")
     assert viewer.query_selector_all("[data-action]") == []
     viewer.close()
+
+
+def test_closing_from_the_keyboard_asks_for_a_reason_and_esc_cancels(
+    world: httpx.Client, browser: Any, api_url: str
+) -> None:
+    """`c` on an open incident opens a dialog that traps focus; Enter does nothing until a
+    close reason is chosen, Esc cancels, and the incident closes only once confirmed."""
+    page = login(browser, api_url, issue(api_url, "dispatcher", COMMUNITY))
+    incident = world.post("/api/v1/incidents", json={
+        "category": "fire", "priority": "major", "title": "楼道冒烟", "area": COMMUNITY,
+        "site": "楼村花园", "building": "3栋", "floor": "5"}).json()  # fmt: skip
+    page.wait_for_selector("[role=alertdialog] [data-field=place]")
+    assert_popup_facts(page, place="楼村花园 3栋 5层", who=("reporter", incident["reported_by"]))
+    shot(page, "alarm-popup")
+    page.click("[role=alertdialog] button.primary")
+    page.wait_for_selector("[data-action=close]")
+
+    def api_state() -> dict[str, Any]:
+        body: dict[str, Any] = world.get(f"/api/v1/incidents/{incident['id']}").json()
+        return body
+
+    page.keyboard.press("c")
+    dialog = "[role=dialog][aria-modal=true][data-confirm=close]"
+    page.wait_for_selector(dialog)
+    assert page.is_disabled(f"{dialog} [data-confirm-action=confirm]")
+    page.keyboard.press("Enter")  # no reason yet: stays open
+    for _ in range(8):  # focus stays inside the dialog
+        page.keyboard.press("Tab")
+        assert page.evaluate(f"!!document.activeElement.closest('{dialog}')")
+    page.keyboard.press("Escape")
+    page.wait_for_selector(dialog, state="detached")
+    assert api_state()["status"] == "reported"
+
+    page.keyboard.press("c")
+    page.wait_for_selector(dialog)
+    page.check(f"{dialog} input[name=close-reason][value=false_alarm]")
+    page.fill(f"{dialog} textarea[name=confirm-text]", "炊烟，非火情")
+    shot(page, "confirm-close")
+    page.keyboard.press("Enter")
+    wait_until(lambda: api_state()["status"] == "closed", timeout=10)
+    page.wait_for_selector(dialog, state="detached")
+    assert api_state()["close_reason"] == "false_alarm"
+    audit = world.get(f"/api/v1/incidents/{incident['id']}/audit").json()
+    closes = [a for a in audit if a["action"] == "close"]
+    assert [(a["from_status"], a["note"]) for a in closes] == [("reported", "炊烟，非火情")]
+    page.close()
+
+
+def test_a_failed_verification_needs_a_reason(
+    world: httpx.Client, browser: Any, api_url: str
+) -> None:
+    incident = world.post("/api/v1/incidents", json={
+        "category": "fire", "priority": "routine", "title": "消防通道堵塞", "area": COMMUNITY,
+        "lat": 22.78, "lon": 113.93}).json()  # fmt: skip
+    path = f"/api/v1/incidents/{incident['id']}/actions"
+    for body in ({"action": "accept"}, {"action": "dispatch", "unit_id": "FIRE-1"},
+                 {"action": "start"}, {"action": "resolve"}):  # fmt: skip
+        assert world.post(path, json=body).status_code == 200
+    page = login(browser, api_url, issue(api_url, "dispatcher", COMMUNITY))
+    page.goto(f"{api_url}/incidents/{incident['id']}")
+    page.click("[data-action=reject]")
+    dialog = "[role=dialog][data-confirm=reject]"
+    page.wait_for_selector(dialog)
+    assert page.is_disabled(f"{dialog} [data-confirm-action=confirm]")
+    page.fill(f"{dialog} textarea[name=confirm-text]", "通道仍有电动车")
+    page.click(f"{dialog} [data-confirm-action=confirm]")
+    page.wait_for_selector(f"[data-field=status]:has-text('{page_status('handling')}')")
+    audit = world.get(f"/api/v1/incidents/{incident['id']}/audit").json()
+    assert (audit[-1]["action"], audit[-1]["note"]) == ("reject", "通道仍有电动车")
+    page.close()
 
 
 def test_another_district_sees_none_of_it(world: httpx.Client, browser: Any, api_url: str) -> None:
@@ -434,4 +533,46 @@ def test_a_street_summons_departments_and_watches_them_report_in(
     names = [r.inner_text().split()[1] for r in ranking.query_selector_all("tr[data-unit]")]
     assert names == ["区住建局", "区城管局"]  # reported in on time ranks first
     shot(page, "departments")
+    page.close()
+
+
+def test_a_negative_list_entry_is_confirmed_first(
+    world: httpx.Client, browser: Any, api_url: str
+) -> None:
+    """日常哨's negative list stays on a department's record: the flag asks first, and Esc
+    leaves the record clean."""
+    register_area(world, COMMUNITY[:6], "光明区")
+    assert world.post("/api/v1/units", json={
+        "id": "D-CG", "name": "区城管局", "kind": "department", "area": COMMUNITY[:6],
+        "categories": ["building_safety"]}).status_code == 201  # fmt: skip
+    token = issue(api_url, "dispatcher", COMMUNITY[:9])
+    street = httpx.Client(base_url=api_url, headers={"Authorization": f"Bearer {token}"})
+    incident_id = street.post("/api/v1/incidents", json={
+        "category": "building_safety", "priority": "routine", "title": "外墙瓷砖脱落",
+        "area": COMMUNITY}).json()["id"]  # fmt: skip
+    path = f"/api/v1/incidents/{incident_id}/actions"
+    for body in ({"action": "accept"},
+                 {"action": "summon", "unit_ids": ["D-CG"], "whistle": "routine"},
+                 {"action": "close", "reason": "resolved"}):  # fmt: skip
+        assert street.post(path, json=body).status_code == 200, body
+    page = login(browser, api_url, token)
+    page.goto(f"{api_url}/incidents/{incident_id}")
+    page.select_option("select[name=flag-D-CG]", "late")
+    page.click("tr[data-unit=D-CG] [data-action=flag_unit]")
+    dialog = "[role=dialog][data-confirm=flag_unit]"
+    assert "区城管局" in page.inner_text(dialog)
+    page.keyboard.press("Escape")
+    page.wait_for_selector(dialog, state="detached")
+    page.click("tr[data-unit=D-CG] [data-action=flag_unit]")
+    page.click(f"{dialog} [data-confirm-action=confirm]")
+
+    def flags() -> list[str]:
+        summons = street.get(f"/api/v1/incidents/{incident_id}").json()["summons"]
+        return list(summons[0]["flags"])
+
+    wait_until(lambda: "late" in flags(), timeout=10)
+    audit = street.get(f"/api/v1/incidents/{incident_id}/audit").json()
+    by_desk = [a for a in audit if a["action"] == "flag_unit" and a["actor"] != "shaobing"]
+    assert [a["data"]["flags"] for a in by_desk] == [["late"]]  # once, not at the Esc
+    street.close()
     page.close()

@@ -30,3 +30,8 @@ export function cameraPictures(rows: readonly unknown[]): Picture[] {
     return id ? [{ path: `/evidence/${id}`, alt: text(row, 'event_type') ?? '' }] : []
   })
 }
+
+/** The device (or camera) whose signal opened the incident: its first evidence item's source. */
+export function firstSource(evidence: readonly unknown[]): string | null {
+  return evidence.length ? (text(evidence[0], 'source_id') ?? null) : null
+}

@@ -4,7 +4,8 @@ import { may, panelActions } from './actions'
 import { kmBetween } from './distance'
 import { cameraPictures, incidentPictures } from './evidence'
 import { countdown, durationText } from './time'
-import { byUrgency, isAlarming, isOverdue, nextDeadline } from './whistle'
+import { isOverdue } from './deadline'
+import { byUrgency, isAlarming, nextDeadline } from './whistle'
 
 function incident(fields: Partial<Incident>): Incident {
   return {

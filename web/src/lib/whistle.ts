@@ -10,15 +10,12 @@ export function byUrgency(a: Incident, b: Incident): number {
   return Date.parse(nextDeadline(a)) - Date.parse(nextDeadline(b)) || b.id - a.id
 }
 
-/** The deadline that matters now: accepting until accepted, then resolving. */
+/** The deadline the board sorts by: accepting until accepted, then resolving (which deadline
+ * still runs, for the clocks, is lib/deadline.ts's runningDeadline). */
 export function nextDeadline(incident: Incident): string {
   return incident.accepted_at === null && incident.status === 'reported'
     ? incident.accept_by
     : incident.resolve_by
-}
-
-export function isOverdue(incident: Incident, now: number): boolean {
-  return incident.status !== 'closed' && Date.parse(nextDeadline(incident)) < now
 }
 
 /** Whether a new incident should raise the popup and the sound. */
