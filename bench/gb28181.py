@@ -92,15 +92,38 @@ def free_port() -> int:
         return int(udp.getsockname()[1])
 
 
-def gb_process(url: str, port: int) -> None:
+def gb_process(url: str, port: int, profile: str | None = None) -> None:
     from gb28181.server import GbConfig, run_gb28181
     from hub.supervisor import Probe
+
+    if profile:
+        _profile_until_terminated(profile)
 
     flood = FloodLimits(rate_per_s=1_000_000, burst=1_000_000)
     config = GbConfig(database_url=url, host="127.0.0.1", port=port, hub_id=HUB_ID, realm=REALM,
                       timezone="Asia/Shanghai", seal_key=KEY, flood=flood,
                       failure_limit=1_000_000)  # fmt: skip
     asyncio.run(run_gb28181(config, Probe("gb28181")))
+
+
+def _profile_until_terminated(path: str) -> None:
+    """cProfile the hub process from here on, by its CPU time (wall time would charge a
+    system call with the time the process waited to run again on a busy machine); its stats
+    are written to `path` when the bench terminates it (SIGTERM), for `python -m pstats`
+    (slower under the profiler: read shares, not rates)."""
+    import cProfile
+    import os
+    import signal
+
+    profiler = cProfile.Profile(time.process_time)
+
+    def dump(*_: object) -> None:
+        profiler.disable()
+        profiler.dump_stats(path)
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, dump)
+    profiler.enable()
 
 
 def rules_process(url: str) -> None:
@@ -116,18 +139,22 @@ class Phase:
     messages: int
     seconds: float
     hub_cpu_s: float
+    hub_system_s: float
     failed: int
+    resent: int  # sipp's retransmissions (Timer E): each one more message for the hub
 
     def line(self) -> str:
         rate = self.messages / self.seconds if self.seconds else 0.0
         per = self.hub_cpu_s / self.messages * 1e6 if self.messages else 0.0
+        system = self.hub_system_s / self.messages * 1e6 if self.messages else 0.0
         return (f"{self.name:<11} {self.messages:>7} in {self.seconds:6.2f} s = {rate:8.0f}/s,"
-                f" hub CPU {per:6.0f} µs/message, failed {self.failed}")  # fmt: skip
+                f" hub CPU {per:6.0f} µs/message ({system:.0f} in the kernel),"
+                f" failed {self.failed}, retransmitted {self.resent}")  # fmt: skip
 
 
 def sipp(port: int, local_port: int, scenario: str, csv: Path, calls: int, rate: int,
-         *extra: str) -> tuple[float, int]:  # fmt: skip
-    """Run sipp to the end; (seconds, failed calls)."""
+         *extra: str) -> tuple[float, int, int]:  # fmt: skip
+    """Run sipp to the end; (seconds, failed calls, retransmissions)."""
     stats = Path(tempfile.mkdtemp()) / "stats.csv"
     args = [SIPP, f"127.0.0.1:{port}", "-sf", str(SCENARIOS / scenario), "-inf", str(csv),
             "-m", str(calls), "-r", str(rate), "-rp", "1000", "-l", "5000", "-t", "u1",
@@ -137,20 +164,21 @@ def sipp(port: int, local_port: int, scenario: str, csv: Path, calls: int, rate:
     started = time.monotonic()
     done = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=stats.parent)
     seconds = time.monotonic() - started
-    failed = _failed(stats, done.returncode)
+    failed = _stat(stats, "FailedCall(C)", -1 if done.returncode else 0)
     if failed:
         for log in stats.parent.glob("*_errors.log"):
             print(f"sipp {scenario}: {log.read_text()[:1500]}")
-    return seconds, failed
+    return seconds, failed, _stat(stats, "Retransmissions(C)", -1)
 
 
-def _failed(stats: Path, returncode: int) -> int:
+def _stat(stats: Path, column: str, missing: int) -> int:
+    """A cumulative count from sipp's statistics file (its last line)."""
     try:
         lines = stats.read_text().splitlines()
         header, last = lines[0].split(";"), lines[-1].split(";")
-        return int(last[header.index("FailedCall(C)")])
+        return int(last[header.index(column)])
     except (OSError, ValueError, IndexError):
-        return -1 if returncode else 0
+        return missing
 
 
 class _Registrar(asyncio.DatagramProtocol):
@@ -165,7 +193,7 @@ class _Registrar(asyncio.DatagramProtocol):
         self.window = window
         self.passwords = dict(devices)
         self.done = asyncio.get_running_loop().create_future()
-        self.ok = self.failed = 0
+        self.ok = self.failed = self.resent = 0
         self.transport: asyncio.DatagramTransport | None = None
         # device → (request, sent at, its CSeq): an answer to an earlier CSeq (a late 401 to a
         # retransmission) is not an answer to this one.
@@ -210,6 +238,7 @@ class _Registrar(asyncio.DatagramProtocol):
             if now - sent > 0.5:
                 self.pending[device] = (data, now, cseq)
                 self.transport.sendto(data, ("127.0.0.1", self.port))
+                self.resent += 1
 
     def _uri(self) -> str:
         return f"sip:{HUB_ID}@127.0.0.1:{self.port}"
@@ -247,8 +276,8 @@ class _Registrar(asyncio.DatagramProtocol):
         self.transport.sendto(("\r\n".join(lines) + "\r\n\r\n").encode(), addr)
 
 
-def register_all(port: int, local: int, devices: list[tuple[str, str]]) -> tuple[float, int]:
-    async def run() -> tuple[float, int]:
+def register_all(port: int, local: int, devices: list[tuple[str, str]]) -> tuple[float, int, int]:
+    async def run() -> tuple[float, int, int]:
         loop = asyncio.get_running_loop()
         started = time.monotonic()
         transport, proto = await loop.create_datagram_endpoint(
@@ -260,7 +289,7 @@ def register_all(port: int, local: int, devices: list[tuple[str, str]]) -> tuple
                 proto.retransmit()
         finally:
             transport.close()
-        return time.monotonic() - started, proto.failed
+        return time.monotonic() - started, proto.failed, proto.resent
 
     return asyncio.run(run())
 
@@ -285,15 +314,17 @@ def _wait_listening(port: int, timeout: float = 60) -> None:
     raise SystemExit("the GB/T 28181 server did not start")
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(user + system, system) seconds of a process so far."""
     times = psutil.Process(pid).cpu_times()
-    return times.user + times.system
+    return times.user + times.system, times.system
 
 
 def phase(name: str, hub_pid: int, calls: int, run: Any) -> Phase:
-    before = cpu_seconds(hub_pid)
-    seconds, failed = run()
-    return Phase(name, calls, seconds, cpu_seconds(hub_pid) - before, failed)
+    cpu, system = cpu_seconds(hub_pid)
+    seconds, failed, resent = run()
+    cpu_after, system_after = cpu_seconds(hub_pid)
+    return Phase(name, calls, seconds, cpu_after - cpu, system_after - system, failed, resent)
 
 
 def alarm_latency(url: str, port: int, spares: list[tuple[str, str]]) -> list[float]:
@@ -344,6 +375,7 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=10_000, help="sipp calls per second")
     parser.add_argument("--latency-alarms", type=int, default=100)
     parser.add_argument("--background", type=int, default=1000, help="keepalives/s meanwhile")
+    parser.add_argument("--profile", help="write the hub process's cProfile stats here")
     args = parser.parse_args()
     if shutil.which("sipp") is None:
         sys.exit("sipp missing: apt-get install sip-tester")
@@ -354,7 +386,7 @@ def main() -> None:
     csv.write_text("SEQUENTIAL\n" + "".join(f"{d};{p}\n" for d, p in devices))
     port, local = free_port(), free_port()
     ctx = mp.get_context("spawn")
-    hub = ctx.Process(target=gb_process, args=(url, port), daemon=True)
+    hub = ctx.Process(target=gb_process, args=(url, port, args.profile), daemon=True)
     rules = ctx.Process(target=rules_process, args=(url,), daemon=True)
     hub.start()
     rules.start()

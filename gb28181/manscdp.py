@@ -182,6 +182,43 @@ def read_manscdp(body: bytes) -> Manscdp:
     return Manscdp(root=root, cmd_type=cmd_type, sn=sn, device_id=device_id, element=fields)
 
 
+# The quick path for the commonest body, a Notify Keepalive: plain ASCII, one level of simple
+# elements. Anything else (another charset, an entity, a comment, CDATA, a processing
+# instruction, attributes, nesting, text beside the elements) is left to `read_manscdp`.
+QUICK_MAX_BODY = 2048
+_QUICK_TAG = rb"[A-Za-z][A-Za-z0-9_]{0,31}"
+_QUICK_CHILD = re.compile(rb"<(" + _QUICK_TAG + rb")>([^<&]*)</(" + _QUICK_TAG + rb")>")
+_QUICK_DOC = re.compile(
+    rb"\s*(?i:<\?xml[^>]*?\?>)?\s*<Notify>((?:\s*" + _QUICK_CHILD.pattern + rb")*)\s*</Notify>\s*"
+)
+_QUICK_BAD = re.compile(rb"[^\t\n\r\x20-\x7e]|&|\]\]>")
+_QUICK_VALUE = re.compile(rb"[!-~]+")
+
+
+def quick_keepalive(body: bytes) -> tuple[str, str] | None:
+    """(SN, DeviceID) of a Notify Keepalive as `read_manscdp` reads it, or None when the body
+    is not of that plain form (`read_manscdp` then decides). Never raises."""
+    if len(body) > QUICK_MAX_BODY or _QUICK_BAD.search(body):
+        return None
+    doc = _QUICK_DOC.fullmatch(body)
+    if doc is None:
+        return None
+    fields: dict[bytes, bytes] = {}
+    for child in _QUICK_CHILD.finditer(doc.group(1)):
+        tag, text, closing = child.groups()
+        if tag != closing:
+            return None
+        fields.setdefault(tag, text.strip())  # the first of a name, as Element.get reads
+    cmd, sn, device = fields.get(b"CmdType"), fields.get(b"SN"), fields.get(b"DeviceID")
+    if cmd != b"Keepalive" or sn is None or device is None:
+        return None
+    if not (_QUICK_VALUE.fullmatch(sn) and _QUICK_VALUE.fullmatch(device)):
+        return None
+    if len(sn) > 32 or len(device) > 64:
+        return None
+    return sn.decode(), device.decode()
+
+
 def build(root: str, cmd_type: str, sn: int, device_id: str, extra: str = "") -> bytes:
     """A MANSCDP request body from the hub, in GB2312 as most devices expect (only ASCII goes
     in, so it is the same bytes in UTF-8)."""
