@@ -153,14 +153,15 @@ class Phase:
 
 
 def sipp(port: int, local_port: int, scenario: str, csv: Path, calls: int, rate: int,
-         *extra: str) -> tuple[float, int, int]:  # fmt: skip
-    """Run sipp to the end; (seconds, failed calls, retransmissions)."""
+         in_flight: int) -> tuple[float, int, int]:  # fmt: skip
+    """Run sipp to the end, at most `in_flight` calls unanswered at a time; (seconds, failed
+    calls, retransmissions)."""
     stats = Path(tempfile.mkdtemp()) / "stats.csv"
     args = [SIPP, f"127.0.0.1:{port}", "-sf", str(SCENARIOS / scenario), "-inf", str(csv),
-            "-m", str(calls), "-r", str(rate), "-rp", "1000", "-l", "5000", "-t", "u1",
+            "-m", str(calls), "-r", str(rate), "-rp", "1000", "-l", str(in_flight), "-t", "u1",
             "-i", "127.0.0.1", "-p", str(local_port), "-key", "hub", HUB_ID, "-key", "realm",
             REALM, "-oocsf", str(SCENARIOS / "hub_requests.xml"), "-nostdin", "-timeout", "300",
-            "-trace_stat", "-stf", str(stats), "-fd", "3600", "-trace_err", *extra]  # fmt: skip
+            "-trace_stat", "-stf", str(stats), "-fd", "3600", "-trace_err"]  # fmt: skip
     started = time.monotonic()
     done = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=stats.parent)
     seconds = time.monotonic() - started
@@ -375,6 +376,12 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=10_000, help="sipp calls per second")
     parser.add_argument("--latency-alarms", type=int, default=100)
     parser.add_argument("--background", type=int, default=1000, help="keepalives/s meanwhile")
+    parser.add_argument(
+        "--in-flight", type=int, default=0,
+        help="most sipp calls unanswered at a time (default: one a device, as devices wait for"
+        " the answer to their last keepalive or alarm; more makes a backlog that outlasts sipp's"
+        " 500 ms retransmission timer, and the hub then answers each request several times)",
+    )  # fmt: skip
     parser.add_argument("--profile", help="write the hub process's cProfile stats here")
     args = parser.parse_args()
     if shutil.which("sipp") is None:
@@ -382,6 +389,7 @@ def main() -> None:
     server = database_server()
     url, creds = prepare(server, args.devices + args.latency_alarms)
     devices, spares = creds[: args.devices], creds[args.devices :]
+    in_flight = args.in_flight or args.devices
     csv = Path(tempfile.mkdtemp()) / "devices.csv"
     csv.write_text("SEQUENTIAL\n" + "".join(f"{d};{p}\n" for d, p in devices))
     port, local = free_port(), free_port()
@@ -396,11 +404,13 @@ def main() -> None:
         phases = [
             phase("REGISTER", hub.pid, len(devices), lambda: register_all(port, local, devices)),
             phase("keepalive", hub.pid, args.keepalives,
-                  lambda: sipp(port, local, "keepalive.xml", csv, args.keepalives, args.rate)),
+                  lambda: sipp(port, local, "keepalive.xml", csv, args.keepalives, args.rate,
+                               in_flight)),
             phase("alarm", hub.pid, args.alarms,
-                  lambda: sipp(port, local, "alarm.xml", csv, args.alarms, args.rate)),
+                  lambda: sipp(port, local, "alarm.xml", csv, args.alarms, args.rate, in_flight)),
         ]  # fmt: skip
-        print(f"{len(devices)} devices over UDP from one address, sipp at up to {args.rate}/s")
+        print(f"{len(devices)} devices over UDP from one address, sipp at up to {args.rate}/s,"
+              f" {in_flight} calls in flight at most")  # fmt: skip
         for p in phases:
             print(p.line())
         background = subprocess.Popen(

@@ -191,32 +191,36 @@ _QUICK_CHILD = re.compile(rb"<(" + _QUICK_TAG + rb")>([^<&]*)</(" + _QUICK_TAG +
 _QUICK_DOC = re.compile(
     rb"\s*(?i:<\?xml[^>]*?\?>)?\s*<Notify>((?:\s*" + _QUICK_CHILD.pattern + rb")*)\s*</Notify>\s*"
 )
-_QUICK_BAD = re.compile(rb"[^\t\n\r\x20-\x7e]|&|\]\]>")
-_QUICK_VALUE = re.compile(rb"[!-~]+")
+_QUICK_NOT_PLAIN = re.compile(rb"[^\t\n\r\x20-\x7e]")
+# After strip(), as Element.get reads: one word (no space inside, where expat would turn a CR
+# LF into a LF), within read_manscdp's lengths.
+_QUICK_CMD = re.compile(rb"\s*Keepalive\s*")
+_QUICK_SN = re.compile(rb"\s*([!-~]{1,32})\s*")
+_QUICK_ID = re.compile(rb"\s*([!-~]{1,64})\s*")
 
 
 def quick_keepalive(body: bytes) -> tuple[str, str] | None:
     """(SN, DeviceID) of a Notify Keepalive as `read_manscdp` reads it, or None when the body
     is not of that plain form (`read_manscdp` then decides). Never raises."""
-    if len(body) > QUICK_MAX_BODY or _QUICK_BAD.search(body):
+    if len(body) > QUICK_MAX_BODY or _QUICK_NOT_PLAIN.search(body):
+        return None
+    if b"&" in body or b"]]>" in body:  # a reference (or bare &), or what text may not hold
         return None
     doc = _QUICK_DOC.fullmatch(body)
     if doc is None:
         return None
     fields: dict[bytes, bytes] = {}
-    for child in _QUICK_CHILD.finditer(doc.group(1)):
-        tag, text, closing = child.groups()
+    for tag, text, closing in _QUICK_CHILD.findall(doc.group(1)):
         if tag != closing:
             return None
-        fields.setdefault(tag, text.strip())  # the first of a name, as Element.get reads
-    cmd, sn, device = fields.get(b"CmdType"), fields.get(b"SN"), fields.get(b"DeviceID")
-    if cmd != b"Keepalive" or sn is None or device is None:
+        if tag not in fields:  # the first of a name, as Element.get reads
+            fields[tag] = text
+    cmd = _QUICK_CMD.fullmatch(fields.get(b"CmdType", b""))
+    sn = _QUICK_SN.fullmatch(fields.get(b"SN", b""))
+    device = _QUICK_ID.fullmatch(fields.get(b"DeviceID", b""))
+    if cmd is None or sn is None or device is None:
         return None
-    if not (_QUICK_VALUE.fullmatch(sn) and _QUICK_VALUE.fullmatch(device)):
-        return None
-    if len(sn) > 32 or len(device) > 64:
-        return None
-    return sn.decode(), device.decode()
+    return sn.group(1).decode(), device.group(1).decode()
 
 
 def build(root: str, cmd_type: str, sn: int, device_id: str, extra: str = "") -> bytes:

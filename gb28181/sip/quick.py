@@ -26,6 +26,7 @@ from gb28181.sip.message import (
 )
 
 _VIA, _FROM, _TO, _CALL_ID, _CSEQ, _LENGTH, _MAX_FORWARDS, _TYPE, _UA, _DATE, _GB_VER = range(11)
+# By lower-case name; _SPELLED has the usual spellings too, looked up before lowering.
 _NAMES = {
     b"via": _VIA,
     b"v": _VIA,
@@ -45,13 +46,15 @@ _NAMES = {
     b"date": _DATE,
     b"x-gb-ver": _GB_VER,
 }
-_REQUIRED = (_VIA, _FROM, _TO, _CALL_ID, _CSEQ, _LENGTH)
+_USUAL = b"Via From To Call-ID Call-Id CSeq Content-Length Max-Forwards Content-Type User-Agent"
+_SPELLED = _NAMES | {name: _NAMES[name.lower()] for name in [*_USUAL.split(), b"Date", b"X-GB-Ver"]}
+_REQUIRED = frozenset({_VIA, _FROM, _TO, _CALL_ID, _CSEQ, _LENGTH})
 
 # The same character classes as message.py's, in bytes; the host is its _HOST_RE without the
-# IPv6 form, the port has no leading zero (so that it is written back as it came).
+# IPv6 form, the port 1 to 65535 without a leading zero (so that it is written back as it came).
 _LABEL = rb"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?"
 _HOST = rb"(?:" + _LABEL + rb"\.)*" + _LABEL + rb"\.?"
-_PORT = rb"[1-9][0-9]{0,4}"
+_PORT = rb"(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
 _PARAMS = rb"(?:;[A-Za-z0-9\-.!%*_+`'~]+(?:=[A-Za-z0-9\-.!%*_+`'~\[\]:/&$]+)?)*"
 _START_RE = re.compile(rb"MESSAGE ([!-~]+) SIP/2\.0")
 _VIA_RE = re.compile(
@@ -59,11 +62,11 @@ _VIA_RE = re.compile(
 )
 # From and To: <sip:user@host[:port]>;params, the user a GB/T 28181 ID or the like.
 _ADDR_RE = re.compile(
-    rb"<(sip:[A-Za-z0-9]{1,64}@" + _HOST + rb"(?::" + _PORT + rb")?)>(" + _PARAMS + rb")"
+    rb"<(sip:([A-Za-z0-9]{1,64})@" + _HOST + rb"(?::" + _PORT + rb")?)>(" + _PARAMS + rb")"
 )
 _CSEQ_RE = re.compile(rb"([0-9]{1,10}) MESSAGE")
 _DIGITS_RE = re.compile(rb"[0-9]{1,10}")
-_CTL_RE = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # CR and LF checked apart
+_NOT_PLAIN_RE = re.compile(rb"[^\t\r\n\x20-\x7e]")  # printable ASCII; CR and LF checked apart
 
 _good_uris: set[bytes] = set()  # Request-URIs parse_uri accepted: one per hub address, mostly
 
@@ -143,7 +146,7 @@ def quick_message(data: bytes, limits: Limits = DEFAULT_LIMITS) -> QuickMessage 
     if end < 0:
         return None
     head = data[:end]
-    if not head.isascii() or _CTL_RE.search(head):
+    if _NOT_PLAIN_RE.search(head):
         return None
     lines = head.split(b"\r\n")
     if head.count(b"\r") != len(lines) - 1 or head.count(b"\n") != len(lines) - 1:
@@ -179,11 +182,13 @@ def _header_values(lines: list[bytes]) -> dict[int, bytes] | None:
     values: dict[int, bytes] = {}
     for line in lines[1:]:
         name, sep, value = line.partition(b":")
-        slot = _NAMES.get(name.rstrip(b" \t").lower()) if sep else None
+        slot = _SPELLED.get(name)
+        if slot is None:
+            slot = _NAMES.get(name.rstrip(b" \t").lower()) if sep else None
         if slot is None or slot in values:
             return None
         values[slot] = value.strip(b" \t")
-    if any(slot not in values for slot in _REQUIRED):
+    if not values.keys() >= _REQUIRED:
         return None
     return values
 
@@ -213,8 +218,6 @@ def _via(msg: QuickMessage, value: bytes) -> bool:
     branch = params.get("branch") if params is not None else None
     if params is None or branch is None or not branch.startswith(BRANCH_COOKIE):
         return False  # an RFC 2543 peer's request is matched otherwise: the full path's
-    if port is not None and int(port) > 65535:
-        return False
     msg.via_text, msg.via_transport, msg.via_host = (
         value.decode(),
         transport.decode(),
@@ -228,17 +231,18 @@ def _via(msg: QuickMessage, value: bytes) -> bool:
 def _addresses(msg: QuickMessage, from_value: bytes, to_value: bytes) -> bool:
     from_match = _ADDR_RE.fullmatch(from_value)
     to_match = _ADDR_RE.fullmatch(to_value)
-    if from_match is None or to_match is None or _params(from_match.group(2)) is None:
+    if from_match is None or to_match is None:
         return False
-    to_params = _params(to_match.group(2))
+    from_params = from_match.group(3)
+    if from_params.count(b";") > 1 and _params(from_params) is None:
+        return False  # a parameter twice (one alone cannot repeat)
+    to_params = _params(to_match.group(3))
     if to_params is None or ("tag" in to_params and to_params["tag"] is None):
         return False  # ";tag" without a value: the full path replaces it where it stands
-    if not (_port_ok(from_match.group(1)) and _port_ok(to_match.group(1))):
-        return False
     msg.from_text, msg.to_text = from_value.decode(), to_value.decode()
-    msg.from_user = _user(from_match.group(1))
+    msg.from_user = from_match.group(2).decode()
     msg.to_uri = to_match.group(1).decode()
-    msg.to_user = _user(to_match.group(1))
+    msg.to_user = to_match.group(2).decode()
     msg.to_params = to_params
     return True
 
@@ -249,15 +253,6 @@ def _cseq(msg: QuickMessage, value: bytes) -> bool:
         return False
     msg.cseq, msg.cseq_text = int(match.group(1)), value.decode()
     return True
-
-
-def _user(uri: bytes) -> str:
-    return uri[4 : uri.index(b"@")].decode()
-
-
-def _port_ok(uri: bytes) -> bool:
-    _, _, port = uri.rpartition(b"@")[2].partition(b":")
-    return not port or int(port) < 65536
 
 
 def _params(text: bytes) -> dict[str, str | None] | None:
