@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing as mp
+import resource
 import shutil
 import socket
 import statistics
@@ -142,14 +143,17 @@ class Phase:
     hub_system_s: float
     failed: int
     resent: int  # sipp's retransmissions (Timer E): each one more message for the hub
+    peer_cpu_s: float  # sipp's, or the bench's own REGISTER client's
+    busy: float  # the machine's CPUs, busy share meanwhile (everything on it, ours or not)
 
     def line(self) -> str:
         rate = self.messages / self.seconds if self.seconds else 0.0
-        per = self.hub_cpu_s / self.messages * 1e6 if self.messages else 0.0
-        system = self.hub_system_s / self.messages * 1e6 if self.messages else 0.0
+        n = self.messages or 1
         return (f"{self.name:<11} {self.messages:>7} in {self.seconds:6.2f} s = {rate:8.0f}/s,"
-                f" hub CPU {per:6.0f} µs/message ({system:.0f} in the kernel),"
-                f" failed {self.failed}, retransmitted {self.resent}")  # fmt: skip
+                f" hub CPU {self.hub_cpu_s / n * 1e6:6.0f} µs/message"
+                f" ({self.hub_system_s / n * 1e6:.0f} in the kernel),"
+                f" peer {self.peer_cpu_s / n * 1e6:.0f} µs, failed {self.failed},"
+                f" retransmitted {self.resent}, machine {self.busy:.0%} busy")  # fmt: skip
 
 
 def sipp(port: int, local_port: int, scenario: str, csv: Path, calls: int, rate: int,
@@ -321,11 +325,28 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
     return times.user + times.system, times.system
 
 
+def peer_seconds() -> float:
+    """CPU seconds of the bench process and of its children waited for (sipp runs)."""
+    own, children = (resource.getrusage(who) for who in (resource.RUSAGE_SELF,
+                                                         resource.RUSAGE_CHILDREN))  # fmt: skip
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def phase(name: str, hub_pid: int, calls: int, run: Any) -> Phase:
     cpu, system = cpu_seconds(hub_pid)
+    peer, machine = peer_seconds(), machine_seconds()
     seconds, failed, resent = run()
     cpu_after, system_after = cpu_seconds(hub_pid)
-    return Phase(name, calls, seconds, cpu_after - cpu, system_after - system, failed, resent)
+    busy, total = (a - b for a, b in zip(machine_seconds(), machine, strict=True))
+    return Phase(name, calls, seconds, cpu_after - cpu, system_after - system, failed, resent,
+                 peer_seconds() - peer, busy / total if total else 0.0)  # fmt: skip
+
+
+def machine_seconds() -> tuple[float, float]:
+    """(busy, all) CPU seconds of the whole machine so far (a VM's stolen time is not ours)."""
+    t = psutil.cpu_times()
+    busy = t.user + t.nice + t.system + t.irq + t.softirq
+    return busy, busy + t.idle + t.iowait + t.steal
 
 
 def alarm_latency(url: str, port: int, spares: list[tuple[str, str]]) -> list[float]:
@@ -438,7 +459,9 @@ def _print_latency(latencies: list[float], asked: int, background: int) -> None:
     if len(latencies) < 2:
         print(f"alarm → incident.created: only {len(latencies)} of {asked} seen")
         return
-    cuts = statistics.quantiles(latencies, n=100)
+    # Inclusive: with a few dozen alarms, the default (exclusive) method puts p99 past the
+    # slowest one seen.
+    cuts = statistics.quantiles(latencies, n=100, method="inclusive")
     print(
         f"alarm → incident.created ({len(latencies)}/{asked}, keepalives {background}/s"
         f" meanwhile): p50 {cuts[49]:.1f} ms, p99 {cuts[98]:.1f} ms, max {max(latencies):.1f} ms"
