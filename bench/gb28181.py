@@ -19,8 +19,10 @@ import argparse
 import asyncio
 import json
 import multiprocessing as mp
+import os
 import resource
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -98,7 +100,7 @@ def gb_process(url: str, port: int, profile: str | None = None) -> None:
     from hub.supervisor import Probe
 
     if profile:
-        _profile_until_terminated(profile)
+        _profile_on_signals(profile)
 
     flood = FloodLimits(rate_per_s=1_000_000, burst=1_000_000)
     config = GbConfig(database_url=url, host="127.0.0.1", port=port, hub_id=HUB_ID, realm=REALM,
@@ -107,13 +109,12 @@ def gb_process(url: str, port: int, profile: str | None = None) -> None:
     asyncio.run(run_gb28181(config, Probe("gb28181")))
 
 
-def _profile_until_terminated(path: str) -> None:
-    """cProfile the hub process from here on, by its CPU time (wall time would charge a
-    system call with the time the process waited to run again on a busy machine); its stats
-    are written to `path` when the bench terminates it (SIGTERM), for `python -m pstats`
-    (slower under the profiler: read shares, not rates)."""
+def _profile_on_signals(path: str) -> None:
+    """cProfile the hub process from SIGUSR1 to SIGUSR2 (the bench sends them around the
+    keepalive phase), by its CPU time (wall time would charge a system call with the time
+    the process then waited to run again on a busy machine), and write the stats to `path`
+    for `python -m pstats`. Slower under the profiler: read shares, not rates."""
     import cProfile
-    import os
     import signal
 
     profiler = cProfile.Profile(time.process_time)
@@ -121,10 +122,9 @@ def _profile_until_terminated(path: str) -> None:
     def dump(*_: object) -> None:
         profiler.disable()
         profiler.dump_stats(path)
-        os._exit(0)
 
-    signal.signal(signal.SIGTERM, dump)
-    profiler.enable()
+    signal.signal(signal.SIGUSR1, lambda *_: profiler.enable())
+    signal.signal(signal.SIGUSR2, dump)
 
 
 def rules_process(url: str) -> None:
@@ -332,11 +332,16 @@ def peer_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def phase(name: str, hub_pid: int, calls: int, run: Any) -> Phase:
+def phase(name: str, hub_pid: int, calls: int, run: Any, *, profile: bool = False) -> Phase:
+    """Run one phase; with `profile`, the hub's profiler runs through it."""
+    if profile:
+        os.kill(hub_pid, signal.SIGUSR1)
     cpu, system = cpu_seconds(hub_pid)
     peer, machine = peer_seconds(), machine_seconds()
     seconds, failed, resent = run()
     cpu_after, system_after = cpu_seconds(hub_pid)
+    if profile:
+        os.kill(hub_pid, signal.SIGUSR2)
     busy, total = (a - b for a, b in zip(machine_seconds(), machine, strict=True))
     return Phase(name, calls, seconds, cpu_after - cpu, system_after - system, failed, resent,
                  peer_seconds() - peer, busy / total if total else 0.0)  # fmt: skip
@@ -403,7 +408,9 @@ def main() -> None:
         " the answer to their last keepalive or alarm; more makes a backlog that outlasts sipp's"
         " 500 ms retransmission timer, and the hub then answers each request several times)",
     )  # fmt: skip
-    parser.add_argument("--profile", help="write the hub process's cProfile stats here")
+    parser.add_argument(
+        "--profile", help="write the hub's cProfile stats of the keepalive phase here"
+    )
     args = parser.parse_args()
     if shutil.which("sipp") is None:
         sys.exit("sipp missing: apt-get install sip-tester")
@@ -426,7 +433,7 @@ def main() -> None:
             phase("REGISTER", hub.pid, len(devices), lambda: register_all(port, local, devices)),
             phase("keepalive", hub.pid, args.keepalives,
                   lambda: sipp(port, local, "keepalive.xml", csv, args.keepalives, args.rate,
-                               in_flight)),
+                               in_flight), profile=bool(args.profile)),
             phase("alarm", hub.pid, args.alarms,
                   lambda: sipp(port, local, "alarm.xml", csv, args.alarms, args.rate, in_flight)),
         ]  # fmt: skip
