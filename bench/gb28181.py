@@ -1,16 +1,18 @@
 """GB/T 28181 throughput and alarm latency, with sipp driving 1,000 devices.
 
     python -m bench.gb28181 [--devices 1000] [--keepalives 50000] [--alarms 5000]
-                            [--rate 10000] [--latency-alarms 100] [--background 1000]
+                            [--rate 10000] [--in-flight DEVICES] [--latency-alarms 100]
+                            [--background 1000] [--profile FILE]
 
 Runs the GB/T 28181 server and the rules engine as processes of their own on a scratch
 database (SB_BENCH_DATABASE_URL's or SB_TEST_DATABASE_URL's server), registers the devices
 over the API's registry code, then plays them over UDP from one address (the flood limit per
 address is raised for it): every device REGISTERs (401, digest, 200: from Python, as sipp
 cannot give each device its own password), then sipp (Debian's sip-tester) sends keepalives,
-then alarms, each phase as fast as sipp's `--rate` lets. Prints the
-sustained rate of each, the hub process's CPU per message, and alarm MESSAGE →
-`incident.created` latency (p50/p99) with keepalives in the background.
+then alarms, each phase as fast as sipp's `--rate` and `--in-flight` let. Prints the
+sustained rate of each, the hub process's CPU per message, sipp's, sipp's retransmissions,
+how busy the machine was, and alarm MESSAGE → `incident.created` latency (p50/p99) with
+keepalives in the background.
 """
 
 from __future__ import annotations
