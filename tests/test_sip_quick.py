@@ -396,3 +396,14 @@ async def test_the_quick_table_is_bounded() -> None:
             res = (await peer.next()).message
             assert isinstance(res, SipResponse) and res.status == 200
     assert seen == ["n0@127.0.0.1", "n1@127.0.0.1"]
+
+
+async def test_a_failing_quick_handler_leaves_the_request_to_the_full_path() -> None:
+    def broken(msg: QuickMessage, source: Address) -> bool:
+        raise RuntimeError("a bug in the application")
+
+    async with running_stack(quick=broken) as stack, udp_peer() as peer:
+        peer.send(plain_keepalive(), stack.port)
+        res = (await peer.next()).message
+        assert isinstance(res, SipResponse) and res.status == 200  # the handler's answer
+        assert stack.transactions == 1 and len(stack._table.servers) == 1

@@ -443,7 +443,12 @@ class SipStack:
                 return False  # the full path's transaction: its retransmission is its own
             if len(self._answered) >= self.flood.max_quick_transactions:
                 return False
-            if not quick(msg, source):
+            try:
+                taken = quick(msg, source)
+            except Exception:  # the application's fault: its full path answers (500) and counts
+                log.exception("sip.quick_handler_failed")
+                taken = False
+            if not taken:
                 return False
             self._answered.remember(digest, self.timers.j(source.transport == "tcp"))
         tag = digest[:6].hex()

@@ -135,7 +135,7 @@ class TransactionTable:
 
 class AnsweredTable:
     """Server transactions the stack answered on the quick path (stack.SipStack's `quick`),
-    held until Timer J like the others but in 16 bytes each: a keyed hash of the transaction's
+    held until Timer J like the others but each as a 16-byte keyed hash of the transaction's
     key. A retransmission is answered by building the same response again from its bytes,
     with the same To tag (taken from the hash), so nothing else needs keeping. Expiry is by
     whole seconds, oldest first, swept as new ones come in."""
