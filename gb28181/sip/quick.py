@@ -9,7 +9,8 @@ header, a folded line, a display name, a list, a quoted parameter, a byte it is 
 None, and the caller hands the message to the full parser, which accepts or refuses it with its
 reasons and counters. What it accepts, the full parser accepts too and reads the same way, and
 the answer it builds is byte for byte the one `make_response` would build (tests/test_sip_quick.py
-checks both on generated and mangled messages). About a tenth of the full parser's cost.
+checks both on generated and mangled messages). It costs less than half what the full parser
+does, and the stack answers what it reads without a transaction object, a timer or a task.
 """
 
 from __future__ import annotations
