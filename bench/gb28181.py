@@ -1,16 +1,18 @@
 """GB/T 28181 throughput and alarm latency, with sipp driving 1,000 devices.
 
     python -m bench.gb28181 [--devices 1000] [--keepalives 50000] [--alarms 5000]
-                            [--rate 10000] [--latency-alarms 100] [--background 1000]
+                            [--rate 10000] [--in-flight DEVICES] [--latency-alarms 100]
+                            [--background 1000] [--profile FILE]
 
 Runs the GB/T 28181 server and the rules engine as processes of their own on a scratch
 database (SB_BENCH_DATABASE_URL's or SB_TEST_DATABASE_URL's server), registers the devices
 over the API's registry code, then plays them over UDP from one address (the flood limit per
 address is raised for it): every device REGISTERs (401, digest, 200: from Python, as sipp
 cannot give each device its own password), then sipp (Debian's sip-tester) sends keepalives,
-then alarms, each phase as fast as sipp's `--rate` lets. Prints the
-sustained rate of each, the hub process's CPU per message, and alarm MESSAGE →
-`incident.created` latency (p50/p99) with keepalives in the background.
+then alarms, each phase as fast as sipp's `--rate` and `--in-flight` let. Prints the
+sustained rate of each, the hub process's CPU per message, sipp's, sipp's retransmissions,
+how busy the machine was, and alarm MESSAGE → `incident.created` latency (p50/p99) with
+keepalives in the background.
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ import argparse
 import asyncio
 import json
 import multiprocessing as mp
+import os
+import resource
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -92,15 +97,36 @@ def free_port() -> int:
         return int(udp.getsockname()[1])
 
 
-def gb_process(url: str, port: int) -> None:
+def gb_process(url: str, port: int, profile: str | None = None) -> None:
     from gb28181.server import GbConfig, run_gb28181
     from hub.supervisor import Probe
+
+    if profile:
+        _profile_on_signals(profile)
 
     flood = FloodLimits(rate_per_s=1_000_000, burst=1_000_000)
     config = GbConfig(database_url=url, host="127.0.0.1", port=port, hub_id=HUB_ID, realm=REALM,
                       timezone="Asia/Shanghai", seal_key=KEY, flood=flood,
                       failure_limit=1_000_000)  # fmt: skip
     asyncio.run(run_gb28181(config, Probe("gb28181")))
+
+
+def _profile_on_signals(path: str) -> None:
+    """cProfile the hub process from SIGUSR1 to SIGUSR2 (the bench sends them around the
+    keepalive phase), by its CPU time (wall time would charge a system call with the time
+    the process then waited to run again on a busy machine), and write the stats to `path`
+    for `python -m pstats`. Slower under the profiler: read shares, not rates."""
+    import cProfile
+    import signal
+
+    profiler = cProfile.Profile(time.process_time)
+
+    def dump(*_: object) -> None:
+        profiler.disable()
+        profiler.dump_stats(path)
+
+    signal.signal(signal.SIGUSR1, lambda *_: profiler.enable())
+    signal.signal(signal.SIGUSR2, dump)
 
 
 def rules_process(url: str) -> None:
@@ -116,41 +142,50 @@ class Phase:
     messages: int
     seconds: float
     hub_cpu_s: float
+    hub_system_s: float
     failed: int
+    resent: int  # sipp's retransmissions (Timer E): each one more message for the hub
+    peer_cpu_s: float  # sipp's, or the bench's own REGISTER client's
+    busy: float  # the machine's CPUs, busy share meanwhile (everything on it, ours or not)
 
     def line(self) -> str:
         rate = self.messages / self.seconds if self.seconds else 0.0
-        per = self.hub_cpu_s / self.messages * 1e6 if self.messages else 0.0
+        n = self.messages or 1
         return (f"{self.name:<11} {self.messages:>7} in {self.seconds:6.2f} s = {rate:8.0f}/s,"
-                f" hub CPU {per:6.0f} µs/message, failed {self.failed}")  # fmt: skip
+                f" hub CPU {self.hub_cpu_s / n * 1e6:6.0f} µs/message"
+                f" ({self.hub_system_s / n * 1e6:.0f} in the kernel),"
+                f" peer {self.peer_cpu_s / n * 1e6:.0f} µs, failed {self.failed},"
+                f" retransmitted {self.resent}, machine {self.busy:.0%} busy")  # fmt: skip
 
 
 def sipp(port: int, local_port: int, scenario: str, csv: Path, calls: int, rate: int,
-         *extra: str) -> tuple[float, int]:  # fmt: skip
-    """Run sipp to the end; (seconds, failed calls)."""
+         in_flight: int) -> tuple[float, int, int]:  # fmt: skip
+    """Run sipp to the end, at most `in_flight` calls unanswered at a time; (seconds, failed
+    calls, retransmissions)."""
     stats = Path(tempfile.mkdtemp()) / "stats.csv"
     args = [SIPP, f"127.0.0.1:{port}", "-sf", str(SCENARIOS / scenario), "-inf", str(csv),
-            "-m", str(calls), "-r", str(rate), "-rp", "1000", "-l", "5000", "-t", "u1",
+            "-m", str(calls), "-r", str(rate), "-rp", "1000", "-l", str(in_flight), "-t", "u1",
             "-i", "127.0.0.1", "-p", str(local_port), "-key", "hub", HUB_ID, "-key", "realm",
             REALM, "-oocsf", str(SCENARIOS / "hub_requests.xml"), "-nostdin", "-timeout", "300",
-            "-trace_stat", "-stf", str(stats), "-fd", "3600", "-trace_err", *extra]  # fmt: skip
+            "-trace_stat", "-stf", str(stats), "-fd", "3600", "-trace_err"]  # fmt: skip
     started = time.monotonic()
     done = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=stats.parent)
     seconds = time.monotonic() - started
-    failed = _failed(stats, done.returncode)
+    failed = _stat(stats, "FailedCall(C)", -1 if done.returncode else 0)
     if failed:
         for log in stats.parent.glob("*_errors.log"):
             print(f"sipp {scenario}: {log.read_text()[:1500]}")
-    return seconds, failed
+    return seconds, failed, _stat(stats, "Retransmissions(C)", -1)
 
 
-def _failed(stats: Path, returncode: int) -> int:
+def _stat(stats: Path, column: str, missing: int) -> int:
+    """A cumulative count from sipp's statistics file (its last line)."""
     try:
         lines = stats.read_text().splitlines()
         header, last = lines[0].split(";"), lines[-1].split(";")
-        return int(last[header.index("FailedCall(C)")])
+        return int(last[header.index(column)])
     except (OSError, ValueError, IndexError):
-        return -1 if returncode else 0
+        return missing
 
 
 class _Registrar(asyncio.DatagramProtocol):
@@ -165,7 +200,7 @@ class _Registrar(asyncio.DatagramProtocol):
         self.window = window
         self.passwords = dict(devices)
         self.done = asyncio.get_running_loop().create_future()
-        self.ok = self.failed = 0
+        self.ok = self.failed = self.resent = 0
         self.transport: asyncio.DatagramTransport | None = None
         # device → (request, sent at, its CSeq): an answer to an earlier CSeq (a late 401 to a
         # retransmission) is not an answer to this one.
@@ -210,6 +245,7 @@ class _Registrar(asyncio.DatagramProtocol):
             if now - sent > 0.5:
                 self.pending[device] = (data, now, cseq)
                 self.transport.sendto(data, ("127.0.0.1", self.port))
+                self.resent += 1
 
     def _uri(self) -> str:
         return f"sip:{HUB_ID}@127.0.0.1:{self.port}"
@@ -247,8 +283,8 @@ class _Registrar(asyncio.DatagramProtocol):
         self.transport.sendto(("\r\n".join(lines) + "\r\n\r\n").encode(), addr)
 
 
-def register_all(port: int, local: int, devices: list[tuple[str, str]]) -> tuple[float, int]:
-    async def run() -> tuple[float, int]:
+def register_all(port: int, local: int, devices: list[tuple[str, str]]) -> tuple[float, int, int]:
+    async def run() -> tuple[float, int, int]:
         loop = asyncio.get_running_loop()
         started = time.monotonic()
         transport, proto = await loop.create_datagram_endpoint(
@@ -260,7 +296,7 @@ def register_all(port: int, local: int, devices: list[tuple[str, str]]) -> tuple
                 proto.retransmit()
         finally:
             transport.close()
-        return time.monotonic() - started, proto.failed
+        return time.monotonic() - started, proto.failed, proto.resent
 
     return asyncio.run(run())
 
@@ -285,15 +321,39 @@ def _wait_listening(port: int, timeout: float = 60) -> None:
     raise SystemExit("the GB/T 28181 server did not start")
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(user + system, system) seconds of a process so far."""
     times = psutil.Process(pid).cpu_times()
-    return times.user + times.system
+    return times.user + times.system, times.system
 
 
-def phase(name: str, hub_pid: int, calls: int, run: Any) -> Phase:
-    before = cpu_seconds(hub_pid)
-    seconds, failed = run()
-    return Phase(name, calls, seconds, cpu_seconds(hub_pid) - before, failed)
+def peer_seconds() -> float:
+    """CPU seconds of the bench process and of its children waited for (sipp runs)."""
+    own, children = (resource.getrusage(who) for who in (resource.RUSAGE_SELF,
+                                                         resource.RUSAGE_CHILDREN))  # fmt: skip
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def phase(name: str, hub_pid: int, calls: int, run: Any, *, profile: bool = False) -> Phase:
+    """Run one phase; with `profile`, the hub's profiler runs through it."""
+    if profile:
+        os.kill(hub_pid, signal.SIGUSR1)
+    cpu, system = cpu_seconds(hub_pid)
+    peer, machine = peer_seconds(), machine_seconds()
+    seconds, failed, resent = run()
+    cpu_after, system_after = cpu_seconds(hub_pid)
+    if profile:
+        os.kill(hub_pid, signal.SIGUSR2)
+    busy, total = (a - b for a, b in zip(machine_seconds(), machine, strict=True))
+    return Phase(name, calls, seconds, cpu_after - cpu, system_after - system, failed, resent,
+                 peer_seconds() - peer, busy / total if total else 0.0)  # fmt: skip
+
+
+def machine_seconds() -> tuple[float, float]:
+    """(busy, all) CPU seconds of the whole machine so far (a VM's stolen time is not ours)."""
+    t = psutil.cpu_times()
+    busy = t.user + t.nice + t.system + t.irq + t.softirq
+    return busy, busy + t.idle + t.iowait + t.steal
 
 
 def alarm_latency(url: str, port: int, spares: list[tuple[str, str]]) -> list[float]:
@@ -344,17 +404,27 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=10_000, help="sipp calls per second")
     parser.add_argument("--latency-alarms", type=int, default=100)
     parser.add_argument("--background", type=int, default=1000, help="keepalives/s meanwhile")
+    parser.add_argument(
+        "--in-flight", type=int, default=0,
+        help="most sipp calls unanswered at a time (default: one a device, as devices wait for"
+        " the answer to their last keepalive or alarm; more makes a backlog that outlasts sipp's"
+        " 500 ms retransmission timer, and the hub then answers each request several times)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--profile", help="write the hub's cProfile stats of the keepalive phase here"
+    )
     args = parser.parse_args()
     if shutil.which("sipp") is None:
         sys.exit("sipp missing: apt-get install sip-tester")
     server = database_server()
     url, creds = prepare(server, args.devices + args.latency_alarms)
     devices, spares = creds[: args.devices], creds[args.devices :]
+    in_flight = args.in_flight or args.devices
     csv = Path(tempfile.mkdtemp()) / "devices.csv"
     csv.write_text("SEQUENTIAL\n" + "".join(f"{d};{p}\n" for d, p in devices))
     port, local = free_port(), free_port()
     ctx = mp.get_context("spawn")
-    hub = ctx.Process(target=gb_process, args=(url, port), daemon=True)
+    hub = ctx.Process(target=gb_process, args=(url, port, args.profile), daemon=True)
     rules = ctx.Process(target=rules_process, args=(url,), daemon=True)
     hub.start()
     rules.start()
@@ -364,11 +434,13 @@ def main() -> None:
         phases = [
             phase("REGISTER", hub.pid, len(devices), lambda: register_all(port, local, devices)),
             phase("keepalive", hub.pid, args.keepalives,
-                  lambda: sipp(port, local, "keepalive.xml", csv, args.keepalives, args.rate)),
+                  lambda: sipp(port, local, "keepalive.xml", csv, args.keepalives, args.rate,
+                               in_flight), profile=bool(args.profile)),
             phase("alarm", hub.pid, args.alarms,
-                  lambda: sipp(port, local, "alarm.xml", csv, args.alarms, args.rate)),
+                  lambda: sipp(port, local, "alarm.xml", csv, args.alarms, args.rate, in_flight)),
         ]  # fmt: skip
-        print(f"{len(devices)} devices over UDP from one address, sipp at up to {args.rate}/s")
+        print(f"{len(devices)} devices over UDP from one address, sipp at up to {args.rate}/s,"
+              f" {in_flight} calls in flight at most")  # fmt: skip
         for p in phases:
             print(p.line())
         background = subprocess.Popen(
@@ -396,7 +468,9 @@ def _print_latency(latencies: list[float], asked: int, background: int) -> None:
     if len(latencies) < 2:
         print(f"alarm → incident.created: only {len(latencies)} of {asked} seen")
         return
-    cuts = statistics.quantiles(latencies, n=100)
+    # Inclusive: with a few dozen alarms, the default (exclusive) method puts p99 past the
+    # slowest one seen.
+    cuts = statistics.quantiles(latencies, n=100, method="inclusive")
     print(
         f"alarm → incident.created ({len(latencies)}/{asked}, keepalives {background}/s"
         f" meanwhile): p50 {cuts[49]:.1f} ms, p99 {cuts[98]:.1f} ms, max {max(latencies):.1f} ms"

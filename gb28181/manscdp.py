@@ -182,6 +182,47 @@ def read_manscdp(body: bytes) -> Manscdp:
     return Manscdp(root=root, cmd_type=cmd_type, sn=sn, device_id=device_id, element=fields)
 
 
+# The quick path for the commonest body, a Notify Keepalive: plain ASCII, one level of simple
+# elements. Anything else (another charset, an entity, a comment, CDATA, a processing
+# instruction, attributes, nesting, text beside the elements) is left to `read_manscdp`.
+QUICK_MAX_BODY = 2048
+_QUICK_TAG = rb"[A-Za-z][A-Za-z0-9_]{0,31}"
+_QUICK_CHILD = re.compile(rb"<(" + _QUICK_TAG + rb")>([^<&]*)</(" + _QUICK_TAG + rb")>")
+_QUICK_DOC = re.compile(
+    rb"\s*(?i:<\?xml[^>]*?\?>)?\s*<Notify>((?:\s*" + _QUICK_CHILD.pattern + rb")*)\s*</Notify>\s*"
+)
+_QUICK_NOT_PLAIN = re.compile(rb"[^\t\n\r\x20-\x7e]")
+# After strip(), as Element.get reads: one word (no space inside, where expat would turn a CR
+# LF into a LF), within read_manscdp's lengths.
+_QUICK_CMD = re.compile(rb"\s*Keepalive\s*")
+_QUICK_SN = re.compile(rb"\s*([!-~]{1,32})\s*")
+_QUICK_ID = re.compile(rb"\s*([!-~]{1,64})\s*")
+
+
+def quick_keepalive(body: bytes) -> tuple[str, str] | None:
+    """(SN, DeviceID) of a Notify Keepalive as `read_manscdp` reads it, or None when the body
+    is not of that plain form (`read_manscdp` then decides). Never raises."""
+    if len(body) > QUICK_MAX_BODY or _QUICK_NOT_PLAIN.search(body):
+        return None
+    if b"&" in body or b"]]>" in body:  # a reference (or bare &), or what text may not hold
+        return None
+    doc = _QUICK_DOC.fullmatch(body)
+    if doc is None:
+        return None
+    fields: dict[bytes, bytes] = {}
+    for tag, text, closing in _QUICK_CHILD.findall(doc.group(1)):
+        if tag != closing:
+            return None
+        if tag not in fields:  # the first of a name, as Element.get reads
+            fields[tag] = text
+    cmd = _QUICK_CMD.fullmatch(fields.get(b"CmdType", b""))
+    sn = _QUICK_SN.fullmatch(fields.get(b"SN", b""))
+    device = _QUICK_ID.fullmatch(fields.get(b"DeviceID", b""))
+    if cmd is None or sn is None or device is None:
+        return None
+    return sn.group(1).decode(), device.group(1).decode()
+
+
 def build(root: str, cmd_type: str, sn: int, device_id: str, extra: str = "") -> bytes:
     """A MANSCDP request body from the hub, in GB2312 as most devices expect (only ASCII goes
     in, so it is the same bytes in UTF-8)."""

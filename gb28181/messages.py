@@ -35,8 +35,7 @@ class MessageHandler:
     ) -> None:
         key = (msg.root, msg.cmd_type)
         if key == ("Notify", "Keepalive"):
-            self.server.heard[reg.device.id] = now
-            metrics.KEEPALIVES.inc()
+            self.keepalive(reg, now)
             await inc.respond(200)
         elif msg.cmd_type == "Alarm" and msg.root == "Notify":
             await self.alarm(inc, reg, msg, now)
@@ -49,6 +48,11 @@ class MessageHandler:
         else:
             metrics.dropped("unhandled_cmd")
             await inc.respond(200)
+
+    def keepalive(self, reg: Registration, now: datetime) -> None:
+        """Heard: written with the others at the next flush (GbServer.flush_heard)."""
+        self.server.heard[reg.device.id] = now
+        metrics.KEEPALIVES.inc()
 
     # --- alarms ------------------------------------------------------------------------------
 

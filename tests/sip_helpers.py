@@ -10,17 +10,22 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import cast
 
+from gb28181.manscdp import BodyError, quick_keepalive, read_manscdp
 from gb28181.sip import FloodLimits, IncomingRequest, SipStack, Timers
 from gb28181.sip.message import (
     DEFAULT_LIMITS,
     Limits,
+    SipParseError,
     SipRequest,
     SipResponse,
+    make_response,
     parse_message,
     serialize,
 )
-from gb28181.sip.stack import DEFAULT_METHODS
-from gb28181.sip.transport import StreamFramer
+from gb28181.sip.quick import QuickMessage, quick_message
+from gb28181.sip.stack import DEFAULT_METHODS, QuickHandler, _stamp_via
+from gb28181.sip.transaction import server_key
+from gb28181.sip.transport import Address, StreamFramer
 
 FAST = Timers(t1=0.05, t2=0.2, t4=0.25)
 
@@ -149,6 +154,7 @@ async def running_stack(
     methods: frozenset[str] | None = None,
     host: str = "127.0.0.1",
     limits: Limits = DEFAULT_LIMITS,
+    quick: QuickHandler | None = None,
 ) -> AsyncIterator[SipStack]:
     stack = SipStack(
         host,
@@ -158,6 +164,7 @@ async def running_stack(
         flood=flood or FloodLimits(),
         limits=limits,
         methods=methods or DEFAULT_METHODS,
+        quick=quick,
     )
     await stack.start()
     try:
@@ -206,3 +213,46 @@ async def until(predicate: Callable[[], bool], wait_s: float = 5.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met before the deadline")
         await asyncio.sleep(0.01)
+
+
+def quick_agrees(
+    data: bytes, limits: Limits = DEFAULT_LIMITS, source: Address | None = None
+) -> QuickMessage | None:
+    """The quick path's reading of `data`, checked against the full parser's: whatever the
+    quick path accepts, the full parser accepts and reads the same way (request line, Call-ID,
+    CSeq, the users of From and To, the body, the transaction key), and the 200 it builds is
+    byte for byte the one the stack builds from the full parse. Raises AssertionError when
+    they disagree; never anything else."""
+    quick = quick_message(data, limits)
+    if quick is None:
+        return None
+    try:
+        full = parse_message(data, limits)
+    except SipParseError as exc:
+        raise AssertionError(f"quick path accepted what the full parser refuses: {exc}") from exc
+    assert isinstance(full, SipRequest) and full.method == "MESSAGE"
+    assert quick.uri == full.uri and quick.call_id == full.call_id
+    assert quick.cseq == full.cseq.seq and quick.body == full.body
+    assert quick.from_user == full.from_.uri.user and quick.to_user == full.to.uri.user
+    source = source or Address("udp", "192.0.2.7", 5071)
+    top = _stamp_via(full, source)  # as the stack does before answering
+    assert quick.server_key() == server_key(full, top)
+    expected = make_response(full, 200, "OK", to_tag="0a1b2c3d4e5f")
+    expected.headers.add("Server", "Shaobing")
+    built = quick.response(200, "OK", (source.host, source.port), "0a1b2c3d4e5f", "Shaobing")
+    assert built == serialize(expected), (built, serialize(expected))
+    return quick
+
+
+def quick_keepalive_agrees(body: bytes) -> tuple[str, str] | None:
+    """`quick_keepalive`'s reading of a body, checked against `read_manscdp`'s: a Notify
+    Keepalive with the same SN and DeviceID. Raises AssertionError when they disagree."""
+    quick = quick_keepalive(body)
+    if quick is None:
+        return None
+    try:
+        msg = read_manscdp(body)
+    except BodyError as exc:
+        raise AssertionError(f"quick path accepted a body read_manscdp refuses: {exc}") from exc
+    assert (msg.root, msg.cmd_type, msg.sn, msg.device_id) == ("Notify", "Keepalive", *quick)
+    return quick

@@ -10,11 +10,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import httpx
+import psycopg
 import pytest
 
 from gb28181.sip import FloodLimits, serialize
 from hub.secret import hmac_key
 from hub.settings import Settings
+from tests.eventually import eventually
 from tests.gb_helpers import (
     HUB_ID,
     REALM,
@@ -361,3 +363,42 @@ def test_gb28181_devices_come_in_by_csv_with_passwords_that_register(
         assert peer.register(GOOD, rotated) == 200
     finally:
         peer.close()
+
+
+def test_keepalives_count_bring_devices_back_and_are_refused_as_ever(
+    hub: int, admin: httpx.Client, database_url: str
+) -> None:
+    """Plain keepalives, which the server reads on its quick path: each counted, the device
+    online again after an outage (with `device_online`), and refused with the same reasons
+    and counters when the device is not registered or not at its registered address."""
+    password = register_device(admin, GOOD, {"gb_set_guard": False, "gb_heartbeat_s": 1})
+    device, stranger = Peer(hub, "127.0.0.1"), Peer(hub, "127.0.0.7")
+    try:
+        assert device.register(GOOD, password) == 200
+        heard = counter("sb_gb_keepalives_total")
+        assert device.keepalive(GOOD) == 200
+        assert counter("sb_gb_keepalives_total") == heard + 1
+        eventually(lambda: _signal_sources(database_url, "device_offline"),
+                   lambda found: GOOD in found, what="offline after 3 s of silence")  # fmt: skip
+        assert device.keepalive(GOOD, sn=2) == 200
+        eventually(lambda: _signal_sources(database_url, "device_online"),
+                   lambda found: GOOD in found, what="device_online on its keepalive")  # fmt: skip
+        state = eventually(lambda: admin.get(f"/api/v1/devices/{GOOD}").json()["state"],
+                           lambda state: state["online"], what="online again")  # fmt: skip
+        assert state["last_seen"]
+        wrong, unknown = (counter("sb_gb_drops_total", reason=r)
+                          for r in ("wrong_address", "not_registered"))  # fmt: skip
+        assert stranger.keepalive(GOOD) == 403
+        assert device.keepalive(OTHER) == 403
+        assert counter("sb_gb_drops_total", reason="wrong_address") == wrong + 1
+        assert counter("sb_gb_drops_total", reason="not_registered") == unknown + 1
+        assert counter("sb_gb_keepalives_total") == heard + 2
+    finally:
+        device.close()
+        stranger.close()
+
+
+def _signal_sources(database_url: str, kind: str) -> list[str]:
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute("SELECT source_id FROM signals WHERE kind = %s", (kind,)).fetchall()
+    return [r[0] for r in rows]

@@ -153,8 +153,13 @@ class Cascade:
     # --- requests from upper platforms -------------------------------------------------------
 
     def session_for(self, inc: IncomingRequest) -> UplinkSession | None:
-        to_user = inc.request.to.uri.user or ""
-        from_user = inc.request.from_.uri.user or ""
+        return self._session(inc.request.from_.uri.user or "", inc.request.to.uri.user or "")
+
+    def owns(self, from_user: str, to_user: str) -> bool:
+        """Whether a request from `from_user` to `to_user` is an upper platform's."""
+        return bool(self.sessions) and self._session(from_user, to_user) is not None
+
+    def _session(self, from_user: str, to_user: str) -> UplinkSession | None:
         for session in self.sessions.values():
             if session.config.local_id == to_user and session.config.upper_id == from_user:
                 return session

@@ -31,7 +31,9 @@ from gb28181.sip.message import (
     parse_via,
     serialize,
 )
+from gb28181.sip.quick import QuickMessage, quick_message
 from gb28181.sip.transaction import (
+    AnsweredTable,
     ClientTransaction,
     ServerTransaction,
     SipTransportError,
@@ -75,6 +77,9 @@ _KNOWN_METHODS = DEFAULT_METHODS | {"INVITE", "ACK", "BYE", "CANCEL", "PRACK", "
 _KNOWN_METHODS |= {"PUBLISH"}
 
 Handler = Callable[["IncomingRequest"], Awaitable[None]]
+# The quick path: given a plain MESSAGE (quick.py) and where it came from, True when the
+# application took it and it is to be answered 200 at once; False hands it to the full path.
+QuickHandler = Callable[[QuickMessage, Address], bool]
 DropCallback = Callable[[str, Address], None]
 
 
@@ -147,6 +152,7 @@ class SipStack:
         methods: frozenset[str] = DEFAULT_METHODS,
         user_agent: str = "Shaobing",
         advertise_host: str | None = None,
+        quick: QuickHandler | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -158,10 +164,12 @@ class SipStack:
         self.methods = methods
         self.user_agent = user_agent
         self.advertise_host = advertise_host
+        self.quick = quick
         self.drops: Counter[str] = Counter()
         self.received = 0  # messages read (datagrams, TCP frames), retransmissions included
         self._rate = RateLimiter(flood.rate_per_s, flood.burst, flood.max_sources)
         self._table = TransactionTable()
+        self._answered = AnsweredTable()  # the quick path's transactions
         self._udp: UdpEndpoint | None = None
         self._server: asyncio.Server | None = None
         self._conns: dict[tuple[str, int], Connection] = {}
@@ -237,7 +245,7 @@ class SipStack:
     @property
     def transactions(self) -> int:
         """Server and client transactions held, Timer J/K included (a gauge for /metrics)."""
-        return len(self._table.servers) + len(self._table.clients)
+        return len(self._table.servers) + len(self._table.clients) + len(self._answered)
 
     # --- client side ------------------------------------------------------------------------
 
@@ -401,6 +409,13 @@ class SipStack:
             # answer, counted apart so that it is seen and not taken for an error.
             self._drop("keepalive", source)
             return
+        quick = self.quick
+        if (
+            quick is not None
+            and data.startswith(b"MESSAGE ")
+            and self._quick(quick, data, source, conn)
+        ):
+            return
         try:
             message = parse_message(data, self.limits)
         except SipParseError as exc:
@@ -411,6 +426,35 @@ class SipStack:
             self._on_response(message, source)
         else:
             self._on_request(message, source, conn)
+
+    def _quick(
+        self, quick: QuickHandler, data: bytes, source: Address, conn: Connection | None
+    ) -> bool:
+        """The quick path: a plain MESSAGE the application takes is answered 200 here, without
+        the full parse, a transaction object or a task; its retransmissions are answered
+        again from the answered table. False: the full path is to take it."""
+        msg = quick_message(data, self.limits)
+        if msg is None:
+            return False
+        key = msg.server_key()
+        digest = self._answered.digest(key)
+        if digest not in self._answered:
+            if key in self._table.servers:
+                return False  # the full path's transaction: its retransmission is its own
+            if len(self._answered) >= self.flood.max_quick_transactions:
+                return False
+            try:
+                taken = quick(msg, source)
+            except Exception:  # the application's fault: its full path answers (500) and counts
+                log.exception("sip.quick_handler_failed")
+                taken = False
+            if not taken:
+                return False
+            self._answered.remember(digest, self.timers.j(source.transport == "tcp"))
+        tag = digest[:6].hex()
+        response = msg.response(200, "OK", (source.host, source.port), tag, self.user_agent)
+        self._send_bytes(response, source, conn)
+        return True
 
     def _on_response(self, response: SipResponse, source: Address) -> None:
         tx = self._table.clients.get(client_key(response))

@@ -10,6 +10,10 @@ CSeq and top Via instead.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import secrets
+import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -127,6 +131,49 @@ class TransactionTable:
             self.clients.pop(key, None)
         else:
             asyncio.get_running_loop().call_later(after_s, self.clients.pop, key, None)
+
+
+class AnsweredTable:
+    """Server transactions the stack answered on the quick path (stack.SipStack's `quick`),
+    held until Timer J like the others but each as a 16-byte keyed hash of the transaction's
+    key. A retransmission is answered by building the same response again from its bytes,
+    with the same To tag (taken from the hash), so nothing else needs keeping. Expiry is by
+    whole seconds, oldest first, swept as new ones come in."""
+
+    def __init__(self) -> None:
+        self._key = secrets.token_bytes(16)
+        self._held: dict[bytes, None] = {}
+        self._expiry: deque[tuple[float, list[bytes]]] = deque()
+
+    def digest(self, key: tuple[str, ...]) -> bytes:
+        """The key's hash; its first 6 bytes in hex are the response's To tag."""
+        material = "\0".join(key).encode()  # no NUL in a parsed head: the join is unambiguous
+        return hashlib.blake2b(material, digest_size=16, key=self._key).digest()
+
+    def __contains__(self, digest: bytes) -> bool:
+        return digest in self._held
+
+    def __len__(self) -> int:
+        self.sweep()
+        return len(self._held)
+
+    def remember(self, digest: bytes, after_s: float) -> None:
+        if after_s <= 0:
+            return  # reliable transports: no retransmissions to answer
+        now = time.monotonic()
+        self.sweep(now)
+        until = float(int(now + after_s) + 1)
+        if self._expiry and self._expiry[-1][0] == until:
+            self._expiry[-1][1].append(digest)
+        else:
+            self._expiry.append((until, [digest]))
+        self._held[digest] = None
+
+    def sweep(self, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        while self._expiry and self._expiry[0][0] <= now:
+            for digest in self._expiry.popleft()[1]:
+                self._held.pop(digest, None)
 
 
 async def run_client(

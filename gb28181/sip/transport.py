@@ -45,6 +45,10 @@ class FloodLimits:
     tcp_idle_s: float = 900.0  # a connection silent this long is closed (keepalives are 60 s)
     max_pending_requests: int = 2048  # handler calls in flight; past this new requests get 503
     max_transactions: int = 65536  # server transactions held (Timer J), past this 503
+    # Held by the quick path, a 16-byte hash each (about 100 bytes with the table: 25 MiB at
+    # this limit; 5,000 keepalives/s for Timer J's 32 s is 160,000); past it, plain MESSAGEs
+    # take the full path and its limit.
+    max_quick_transactions: int = 262_144
     udp_rcvbuf: int = 4 << 20  # SO_RCVBUF asked for (the kernel caps it at net.core.rmem_max)
 
 
