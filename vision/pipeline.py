@@ -172,7 +172,8 @@ class CameraPipeline:
 
     def fire_events(self, frame: Frame, dets: Detections) -> list[Event]:
         assert self.fire is not None
-        return self.fire.update(frame.ts, dets, frame.image.shape[:2], frame.image)
+        objects = [t.box for t in self.tracks if t.visible]  # they move; the smoke must
+        return self.fire.update(frame.ts, dets, frame.image.shape[:2], frame.image, objects)
 
     def close(self) -> None:
         self.source.close()
