@@ -247,6 +247,26 @@ def test_a_track_handed_to_someone_smaller_is_not_a_fall() -> None:
     assert run_fall(2.0, smaller, pose) == []
 
 
+def test_a_body_the_detector_loses_once_it_lies_is_reported_from_the_pose_model() -> None:
+    """A person detector sees lying people poorly: it finds the body in the frame it went
+    down (the pose model found nobody there), then loses it, while the pose model still
+    sees a body lying where it fell."""
+    fall = Fall()
+    lying = (0.35, 0.62, 0.6, 0.72)
+    pose = pose_of((0.36, 0.61, 0.6, 0.73), shoulders=(0.38, 0.66), hips=(0.5, 0.67))
+    events = []
+    for n in range(8):
+        ts = n * 0.5
+        if ts < 2.0:
+            events += fall.update(ts, [person_track(STANDING, ts)], None, SHAPE)
+        elif ts == 2.0:
+            events += fall.update(ts, [person_track(lying, ts)], Detections.empty(), SHAPE)
+        else:
+            events += fall.update(ts, [], pose, SHAPE)
+    assert [(e.ts, e.track_id) for e in events] == [(3.0, None)]
+    assert events[0].confidence > 0
+
+
 def test_a_fall_caught_on_its_way_down_at_one_frame_a_second_is_reported_when_down() -> None:
     """At 1 fps the frame after the last upright one catches the body half way down; on the
     next the body lies facing the camera, its box keeping most of its height but turned wide:

@@ -163,6 +163,8 @@ class CameraPipeline:
     def wants_pose_model(self, frame: Frame) -> bool:
         if self.fall is None:
             return False
+        if self.fall.watching():
+            return True  # a body went down: looked for even where the detector lost it
         return bool(self.fall.candidates(self.tracks, frame.image.shape[:2], frame.ts))
 
     def fall_events(self, frame: Frame, pose: Detections | None) -> list[Event]:

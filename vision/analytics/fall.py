@@ -43,8 +43,11 @@ down now, or when it has been down for `hold_s` (twice that for someone too smal
 drop from). The episode is held by
 place, not by track (the tracker may give the lying body a new id), through frames where the
 pose model finds nobody there, until the person is seen upright there (for `hold_s` once
-reported) or nobody lies there for `forget_s`. Its confidence is the mean of the detector's
-scores for the body over the frames that decided it.
+reported) or nobody lies there for `forget_s`. While an episode waits to be reported the
+pose model looks at every frame, and where the detector has lost the body (a person detector
+sees lying people poorly) the pose model's own box for a body whose torso lies there carries
+it on. Its confidence is the mean of the detector's (or the pose model's) scores for the body
+over the frames that decided it.
 """
 
 from __future__ import annotations
@@ -243,6 +246,46 @@ class Fall:
             event = self._judge(lying[tid], ts, cues[tid], shape)
             if event is not None:
                 events.append(event)
+        return events + self._unseen_bodies(ts, seen, pose, shape)
+
+    def watching(self) -> bool:
+        """A body went down and is not reported yet: the pose model keeps looking, also where
+        the detector has lost it (a person detector sees lying people poorly)."""
+        return any(not e.reported for e in self.episodes)
+
+    def _unseen_bodies(
+        self, ts: float, seen: list[Track], pose: Detections | None, shape: tuple[int, int]
+    ) -> list[Event]:
+        """Open episodes where the detector saw nobody this frame, carried on the pose
+        model's own box for a body whose torso lies there."""
+        if pose is None or pose.keypoints is None or len(pose) == 0:
+            return []
+        height, width = shape
+        scale = np.array([width, height, width, height], np.float32)
+        seen_boxes = [t.box for t in seen]
+        events = []
+        for episode in self.episodes:
+            if episode.reported or episode.last_lying == ts:
+                continue
+            if _overlapped(episode.box, seen_boxes, self.config):
+                continue  # the detector sees someone there: the tracks decide
+            overlaps = iou(np.array(episode.box, np.float32) * scale, pose.xyxy)
+            best = int(overlaps.argmax())
+            if overlaps[best] < self.config.match_iou:
+                continue
+            x1, y1, x2, y2 = (float(v) for v in pose.xyxy[best] / scale)
+            box = (x1, y1, x2, y2)
+            longer = max((x2 - x1) * width, (y2 - y1) * height)
+            cues = body_cues(None, pose.keypoints[best], pixel_aspect(box, shape), box,
+                             self.config, float(height), longer, ts)  # fmt: skip
+            if not down(cues) or "torso" not in cues:
+                continue
+            episode.box, episode.last_lying, episode.up_since = box, ts, None
+            episode.scores.append(float(pose.conf[best]))
+            episode.posed = True
+            event = self._report(episode, ts, box, None, max(x2 - x1, y2 - y1))
+            if event is not None:
+                events.append(event)
         return events
 
     def _judge(
@@ -257,24 +300,27 @@ class Fall:
         episode = self._episode(track.box, ts, fast)
         episode.scores.append(track.score)
         episode.posed = episode.posed or posed
-        if not episode.posed:
-            return None  # a box's shape alone (two people side by side) is never a fall
         x1, y1, x2, y2 = track.box
         size = ref.height if ref is not None else max(x2 - x1, y2 - y1)
+        return self._report(episode, ts, track.box, track.id, size)
+
+    def _report(
+        self, episode: _Episode, ts: float, box: Box, track_id: int | None, size: float
+    ) -> Event | None:
+        """The fall, once the keypoints have said the body lies and it went down fast or
+        has been down long enough (twice as long for a body too small to read a drop)."""
+        if not episode.posed:
+            return None  # a box's shape alone (two people side by side) is never a fall
         readable = size >= self.config.min_height
-        hold = self.config.hold_s * (1 if readable else 2)  # too small to read a drop: surer
+        hold = self.config.hold_s * (1 if readable else 2)
         held = ts - episode.since >= hold
         if episode.reported or not (episode.fast or held):
             return None
         episode.reported = True
         confidence = sum(episode.scores) / len(episode.scores)
+        label = f"fall #{track_id}" if track_id is not None else "fall"
         return Event(
-            "fall",
-            ts,
-            confidence=confidence,
-            track_id=track.id,
-            bbox=track.box,
-            marks=[(track.box, f"fall #{track.id}")],
+            "fall", ts, confidence=confidence, track_id=track_id, bbox=box, marks=[(box, label)]
         )
 
     def _turned(self, track: Track, ref: Standing | None, shape: tuple[int, int]) -> bool:
