@@ -247,6 +247,23 @@ def test_a_track_handed_to_someone_smaller_is_not_a_fall() -> None:
     assert run_fall(2.0, smaller, pose) == []
 
 
+def test_a_track_that_went_further_than_its_height_from_where_it_stood_did_not_fall() -> None:
+    """A track handed from a tall box (a pillar's shadow taken for someone, 288 px) to a
+    person 360 px to its left, lower in the view: nobody falls a body height sideways. In a
+    16:9 frame 360 px is less than the height in normalised units, more in pixels."""
+    fall = Fall()
+    tall = (0.6, 0.3, 0.615, 0.7)
+    for n in range(3):
+        fall.update(n * 0.5, [person_track(tall, n * 0.5)], None, SHAPE)
+    there = (0.3, 0.58, 0.33, 0.72)
+    legs = [(0.31, 0.69), (0.32, 0.69), (0.31, 0.71), (0.32, 0.71)]
+    pose = pose_of(there, shoulders=(0.315, 0.62), hips=(0.315, 0.68), extra=legs)
+    events = []
+    for n in range(3, 10):
+        events += fall.update(n * 0.5, [person_track(there, n * 0.5)], pose, SHAPE)
+    assert events == []
+
+
 def test_a_body_the_detector_loses_once_it_lies_is_reported_from_the_pose_model() -> None:
     """A person detector sees lying people poorly: it finds the body in the frame it went
     down (the pose model found nobody there), then loses it, while the pose model still

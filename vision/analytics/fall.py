@@ -208,6 +208,7 @@ class Fall:
     episodes: list[_Episode] = field(default_factory=list)
     standing: dict[int, Standing] = field(default_factory=dict)
     alive: set[int] = field(default_factory=set)  # the tracks of the latest update
+    shape: tuple[int, int] = (1, 1)  # the latest frame's height and width
 
     def candidates(self, tracks: list[Track], shape: tuple[int, int], ts: float) -> list[Track]:
         """Person tracks seen now whose box turned wide, shrank or dropped: the pose model
@@ -229,7 +230,7 @@ class Fall:
     def update(
         self, ts: float, tracks: list[Track], pose: Detections | None, shape: tuple[int, int]
     ) -> list[Event]:
-        self.alive = {t.id for t in tracks}
+        self.alive, self.shape = {t.id for t in tracks}, shape
         candidates = {t.id: t for t in self.candidates(tracks, shape, ts)}
         cues = {tid: self._cues(t, pose, shape, ts) for tid, t in candidates.items()}
         lying = {tid: t for tid, t in candidates.items() if down(cues[tid])}
@@ -354,14 +355,16 @@ class Fall:
     def _reference(self, track: Track) -> Standing | None:
         """The track's standing reference, or, for a track the tracker started when the body
         changed shape, that of someone whose track was lost and who stood within a body
-        height of it: falling, a body lands about its height from where it stood."""
+        height of it: falling, a body lands about its height from where it stood. A track
+        now further than that from where it stood has walked on (or passed to someone
+        else): how it stood there says nothing of a drop here."""
         ref = self.standing.get(track.id)
         if ref is not None:
-            return ref
+            return ref if _within_reach(ref, track.box, self.shape) else None
         near = [
             s
             for tid, s in self.standing.items()
-            if tid not in self.alive and _within_reach(s, track.box)
+            if tid not in self.alive and _within_reach(s, track.box, self.shape)
         ]
         return max(near, key=lambda s: s.ts, default=None)
 
@@ -464,9 +467,11 @@ def _travelled(origin: Box, box: Box) -> bool:
     return bool((dx * dx + dy * dy) ** 0.5 > 0.5 * size)
 
 
-def _within_reach(ref: Standing, box: Box) -> bool:
-    """Whether a body lying in `box` could have stood where `ref` stood."""
+def _within_reach(ref: Standing, box: Box, shape: tuple[int, int]) -> bool:
+    """Whether a body lying in `box` could have stood where `ref` stood (measured in pixels:
+    a frame's width and height are normalised apart)."""
+    height, width = shape
     feet = ((ref.box[0] + ref.box[2]) / 2, ref.foot)
-    nearest_x = min(max(feet[0], box[0]), box[2])
-    nearest_y = min(max(feet[1], box[1]), box[3])
-    return bool(((nearest_x - feet[0]) ** 2 + (nearest_y - feet[1]) ** 2) ** 0.5 <= ref.height)
+    dx = (min(max(feet[0], box[0]), box[2]) - feet[0]) * width
+    dy = (min(max(feet[1], box[1]), box[3]) - feet[1]) * height
+    return bool((dx * dx + dy * dy) ** 0.5 <= ref.height * height)
