@@ -108,6 +108,45 @@ def test_a_growing_plume_is_smoke_within_its_window() -> None:
     assert [(e.type, e.ts) for e in events] == [("smoke", 2.0)], "its third run in view"
 
 
+def desk_scene(n: int, rng: np.random.Generator) -> tuple[np.ndarray, tuple[float, ...]]:
+    """A still room and a man at a desk who moves his head and arms each frame; the box he
+    is tracked by, normalised."""
+    image = grey(90)
+    height, width = SHAPE
+    x, y = int(0.35 * width + rng.integers(-20, 20)), int(0.2 * height + rng.integers(-15, 15))
+    image[y : y + 400, x : x + 260] = rng.integers(40, 200, 3, np.uint8)
+    return image, (x / width, y / height, (x + 260) / width, (y + 400) / height)
+
+
+def test_someone_moving_where_the_model_sees_smoke_is_not_smoke() -> None:
+    """The fire model takes a man at a desk (a grey jumper, vapour from an e-cigarette) for
+    smoke, 0.5-0.7 on every run: what changes in its box is the man, whom the detector
+    tracks, not a plume."""
+    rng = np.random.default_rng(6)
+    smoke = FireSmoke(NAMES)
+    events = []
+    for n in range(12):
+        image, person = desk_scene(n, rng)
+        dets = found(1, (0.25, 0.1, 0.6, 0.9), float(rng.uniform(0.5, 0.7)))
+        events += smoke.update(n * 0.5, dets, SHAPE, image, [person])
+    assert events == []
+
+
+def test_a_plume_beside_someone_moving_is_still_smoke() -> None:
+    """The same man at his desk, and a plume rising beside him: smoke on its third run."""
+    rng = np.random.default_rng(7)
+    smoke = FireSmoke(NAMES)
+    events = []
+    height, width = SHAPE
+    for n in range(8):
+        image, person = desk_scene(n, rng)
+        top = int(height * (0.6 - 0.08 * n))
+        image[top : int(0.8 * height), int(0.7 * width) : int(0.95 * width)] = 170
+        box = (0.7, top / height, 0.95, 0.8)
+        events += smoke.update(float(n), found(1, box, 0.55), SHAPE, image, [person])
+    assert [(e.type, e.ts) for e in events] == [("smoke", 2.0)]
+
+
 def pose_of(box: tuple[float, float, float, float], shoulders: tuple[float, float],
             hips: tuple[float, float], extra: list[tuple[float, float]] | None = None,
             ) -> Detections:  # fmt: skip
@@ -162,12 +201,103 @@ def test_a_fall_seen_from_the_side_is_reported_on_its_first_frame_down(fps: floa
 def test_a_fall_along_the_cameras_axis_seen_from_above(fps: float) -> None:
     """The body lies towards the camera's far side: its box is no wider than it stood and
     its torso reads upright (shoulders above hips), but its head and hips dropped to the
-    floor where the feet stood."""
+    floor where the feet stood, the feet seen beyond them."""
     fallen = (0.45, 0.52, 0.5, 0.72)
-    pose = pose_of(fallen, shoulders=(0.475, 0.56), hips=(0.475, 0.65))
+    pose = pose_of(fallen, shoulders=(0.475, 0.56), hips=(0.475, 0.65), extra=LEGS_LYING)
     events = run_fall(fps, fallen, pose)
     assert len(events) == 1 and 3.0 <= events[0].ts <= 4.5
     assert events[0].confidence > 0
+
+
+LEGS_LYING = [(0.47, 0.68), (0.48, 0.68), (0.47, 0.71), (0.48, 0.71)]  # knees, ankles
+
+
+def test_a_walker_going_down_the_view_of_a_high_camera_is_not_a_fall() -> None:
+    """Down a stair seen from above, someone walks down the view half a body height each
+    frame, the box as wide as a body seen from above once moving: within a second the head
+    is where the feet stood and the hips below it, upright all the while. Seen walking
+    before, or seen once only before walking."""
+    for upright_frames in (2, 1):
+        fall = Fall()
+        events = []
+        for n in range(12):
+            ts, y = n * 0.5, 0.1 + 0.1 * n
+            width = 0.05 if n < upright_frames else 0.095  # 64 or 122 px for 144 px tall
+            box = (0.45, y, 0.45 + width, y + 0.2)
+            legs = [(0.46, y + 0.16), (0.49, y + 0.16), (0.46, y + 0.19), (0.49, y + 0.19)]
+            pose = pose_of(box, shoulders=(0.475, y + 0.05), hips=(0.475, y + 0.11), extra=legs)
+            events += fall.update(ts, [person_track(box, ts)], pose, SHAPE)
+        assert events == [], upright_frames
+
+
+def test_someone_in_a_crowd_with_the_legs_hidden_is_not_a_fall() -> None:
+    """In a packed crowd the person in front hides the legs: the box ends at the waist, the
+    pose puts the hips at its bottom where the feet stood, and no foot is seen."""
+    hidden = (0.45, 0.48, 0.5, 0.7)
+    pose = pose_of(hidden, shoulders=(0.475, 0.52), hips=(0.475, 0.68))
+    assert run_fall(2.0, hidden, pose) == []
+
+
+def test_a_track_handed_to_someone_smaller_is_not_a_fall() -> None:
+    """A track that passes from one person to a smaller one further off: the box shrinks in
+    height and width alike, keeping a standing person's shape, the hips low in the frame."""
+    smaller = (0.46, 0.5, 0.485, 0.7)
+    legs = [(0.47, 0.68), (0.48, 0.68), (0.47, 0.7), (0.48, 0.7)]
+    pose = pose_of(smaller, shoulders=(0.472, 0.54), hips=(0.472, 0.66), extra=legs)
+    assert run_fall(2.0, smaller, pose) == []
+
+
+def test_a_track_that_went_further_than_its_height_from_where_it_stood_did_not_fall() -> None:
+    """A track handed from a tall box (a pillar's shadow taken for someone, 288 px) to a
+    person 360 px to its left, lower in the view: nobody falls a body height sideways. In a
+    16:9 frame 360 px is less than the height in normalised units, more in pixels."""
+    fall = Fall()
+    tall = (0.6, 0.3, 0.615, 0.7)
+    for n in range(3):
+        fall.update(n * 0.5, [person_track(tall, n * 0.5)], None, SHAPE)
+    there = (0.3, 0.58, 0.33, 0.72)
+    legs = [(0.31, 0.69), (0.32, 0.69), (0.31, 0.71), (0.32, 0.71)]
+    pose = pose_of(there, shoulders=(0.315, 0.62), hips=(0.315, 0.68), extra=legs)
+    events = []
+    for n in range(3, 10):
+        events += fall.update(n * 0.5, [person_track(there, n * 0.5)], pose, SHAPE)
+    assert events == []
+
+
+def test_a_body_the_detector_loses_once_it_lies_is_reported_from_the_pose_model() -> None:
+    """A person detector sees lying people poorly: it finds the body in the frame it went
+    down (the pose model found nobody there), then loses it, while the pose model still
+    sees a body lying where it fell."""
+    fall = Fall()
+    lying = (0.35, 0.62, 0.6, 0.72)
+    pose = pose_of((0.36, 0.61, 0.6, 0.73), shoulders=(0.38, 0.66), hips=(0.5, 0.67))
+    events = []
+    for n in range(8):
+        ts = n * 0.5
+        if ts < 2.0:
+            events += fall.update(ts, [person_track(STANDING, ts)], None, SHAPE)
+        elif ts == 2.0:
+            events += fall.update(ts, [person_track(lying, ts)], Detections.empty(), SHAPE)
+        else:
+            events += fall.update(ts, [], pose, SHAPE)
+    assert [(e.ts, e.track_id) for e in events] == [(3.0, None)]
+    assert events[0].confidence > 0
+
+
+def test_a_fall_caught_on_its_way_down_at_one_frame_a_second_is_reported_when_down() -> None:
+    """At 1 fps the frame after the last upright one catches the body half way down; on the
+    next the body lies facing the camera, its box keeping most of its height but turned wide:
+    that is the drop, reported then, not a second later."""
+    fall = Fall()
+    halfway = (0.42, 0.4, 0.55, 0.7)
+    lying = (0.3, 0.36, 0.62, 0.7)  # 410 x 245 px: 0.85 of the standing height
+    pose = pose_of(lying, shoulders=(0.35, 0.5), hips=(0.5, 0.52))
+    events = []
+    for n in range(8):
+        ts = float(n)
+        box = STANDING if ts < 3 else halfway if ts < 4 else lying
+        events += fall.update(ts, [person_track(box, ts)], pose if ts >= 4 else None, SHAPE)
+    assert [e.ts for e in events] == [4.0]
 
 
 def test_crouching_to_tie_a_shoe_is_not_a_fall() -> None:

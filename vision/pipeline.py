@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,8 +22,10 @@ from vision.events import Event
 from vision.evidence import Picture, render
 from vision.masks import drop_masked
 from vision.motion import MotionConfig, MotionDetector
-from vision.regions import Rect, around, fits_model, merge, tiles, whole
+from vision.regions import MIN_PEOPLE, Rect, around, fits_model, merge, tiles, whole, zoom_side
 from vision.tracking import CameraTracker, Track
+
+PEOPLE_FRAMES = 5  # detector frames whose people's heights judge the view's scale
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +84,12 @@ class CameraPipeline:
         )
         self.tracker = CameraTracker(models.detector.names)
         self.model_size = models.detector.imgsz
+        self.person = next((k for k, v in models.detector.names.items() if v == "person"), None)
+        # Heights (pixels) of the people of the latest detector frames: how small they are
+        # decides whether the detector sees zoomed tiles (vision.regions.zoom_side).
+        self.people: deque[list[float]] = deque(maxlen=PEOPLE_FRAMES)
+        self.zoom: int | None = None  # the side of the zoomed tiles the latest frame got
+        self.rezoom: int | None = None  # the side its next search must use (`rescaled`)
         self.zones: list[Analytic] = [a for z in camera.zones for a in analytics_for(z)]
         self.fire = (
             FireSmoke(models.fire.names, FireConfig(interval_s=settings.analytics.fire_interval_s))
@@ -123,10 +132,18 @@ class CameraPipeline:
         """The crops of this frame the detector sees (see vision.regions)."""
         height, width = frame.image.shape[:2]
         config = self.settings.regions
-        if config.mode == "full" or fits_model(width, height, self.model_size):
+        if config.mode == "full":
             return whole(width, height)
         if config.mode == "tiles":
+            if fits_model(width, height, self.model_size):
+                return whole(width, height)
             return tiles(width, height, self.model_size, config.tile_overlap)
+        self.zoom, self.rezoom = self.rezoom or self._zoom(list(self.people), width, height), None
+        if self.zoom is not None:  # small people: tiles that enlarge them, and the whole
+            # frame for anyone too large for a tile (someone right under the camera)
+            return whole(width, height) + tiles(width, height, self.zoom, config.tile_overlap)
+        if fits_model(width, height, self.model_size):
+            return whole(width, height)
         ahead = self.tracker.config.predict_max_s
         tracked = [_pixels(t.predicted(frame.ts, ahead), width, height) for t in self.tracks]
         boxes = self.motion.boxes + tracked
@@ -138,6 +155,24 @@ class CameraPipeline:
         # over, with small people, wants `tiles`.
         return found if len(found) <= config.max_regions else whole(width, height)
 
+    def _zoom(self, people: list[list[float]], width: int, height: int) -> int | None:
+        """The side of the tiles that show this view's people large enough to the model, or
+        None: a view judged on its people's heights over the latest detector frames, where
+        at least MIN_PEOPLE a frame were seen."""
+        if not people or sum(map(len, people)) < MIN_PEOPLE * len(people):
+            return None
+        heights = [h for frame_heights in people for h in frame_heights]
+        return zoom_side(heights, width, height, self.model_size)
+
+    def rescaled(self, frame: Frame, dets: Detections) -> bool:
+        """Whether this frame's people show the view to need zoomed tiles it was not searched
+        with (a camera's first frames, or a scene that changed): it is searched again."""
+        if self.settings.regions.mode != "motion" or self.zoom is not None:
+            return False
+        height, width = frame.image.shape[:2]
+        self.rezoom = self._zoom([*self.people, _heights(dets, self.person)], width, height)
+        return self.rezoom is not None
+
     def tamper_events(self, frame: Frame) -> list[Event]:
         return self.tamper.update(frame.ts, frame.image) if self.tamper else []
 
@@ -147,6 +182,7 @@ class CameraPipeline:
         height, width = frame.image.shape[:2]
         kept = drop_masked(dets, self.settings.object_masks, height, width)
         self.tracker.update(kept, (height, width), frame.ts, frame.image)
+        self.people.append(_heights(kept, self.person))
 
     def zone_events(self, frame: Frame) -> list[Event]:
         tracks, detected = self.tracks, frame.ts == self.last_detect
@@ -163,6 +199,8 @@ class CameraPipeline:
     def wants_pose_model(self, frame: Frame) -> bool:
         if self.fall is None:
             return False
+        if self.fall.watching():
+            return True  # a body went down: looked for even where the detector lost it
         return bool(self.fall.candidates(self.tracks, frame.image.shape[:2], frame.ts))
 
     def fall_events(self, frame: Frame, pose: Detections | None) -> list[Event]:
@@ -172,7 +210,8 @@ class CameraPipeline:
 
     def fire_events(self, frame: Frame, dets: Detections) -> list[Event]:
         assert self.fire is not None
-        return self.fire.update(frame.ts, dets, frame.image.shape[:2], frame.image)
+        objects = [t.box for t in self.tracks if t.visible]  # they move; the smoke must
+        return self.fire.update(frame.ts, dets, frame.image.shape[:2], frame.image, objects)
 
     def close(self) -> None:
         self.source.close()
@@ -259,8 +298,19 @@ class Analyser:
         return found, frames
 
     def _detect(self, chosen: list[tuple[CameraPipeline, Frame]]) -> list[Detections]:
-        """The detector over every crop of every chosen frame, in one batch; each frame's
-        detections in its own pixels."""
+        """The detector over every crop of every chosen frame, in one batch, and again over
+        the frames whose people showed them to need zoomed tiles; each frame's detections in
+        its own pixels."""
+        found = self._detect_once(chosen)
+        pairs = enumerate(zip(chosen, found, strict=True))
+        again = [n for n, ((p, f), dets) in pairs if p.rescaled(f, dets)]
+        if again:
+            redone = self._detect_once([chosen[n] for n in again])
+            for n, dets in zip(again, redone, strict=True):
+                found[n] = dets
+        return found
+
+    def _detect_once(self, chosen: list[tuple[CameraPipeline, Frame]]) -> list[Detections]:
         crops = [(f, rect) for p, f in chosen for rect in p.regions(f)]
         found = self.models.detector.detect([_crop(f.image, rect) for f, rect in crops])
         per_frame: dict[int, list[tuple[Rect, Detections]]] = {id(f): [] for _, f in chosen}
@@ -284,6 +334,11 @@ class Analyser:
         pipeline.counters.events += 1
         picture = render(frame.image, event) if frame is not None else None
         return Outcome(pipeline.camera.id, pipeline.camera.area, event, picture)
+
+
+def _heights(dets: Detections, label: int | None) -> list[float]:
+    people = dets.cls == label
+    return [float(h) for h in dets.xyxy[people, 3] - dets.xyxy[people, 1]]
 
 
 def _crop(image: np.ndarray, rect: Rect) -> np.ndarray:

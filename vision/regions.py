@@ -6,12 +6,17 @@ As in Frigate, the detector instead sees crops of the model's size around what m
 what is tracked (merged where they overlap), with a full-frame pass now and then to find what
 stands still; or, for a wide high view where small people are everywhere, a fixed grid of
 overlapping tiles. Detections from overlapping crops are merged back into one set.
+
+Which view needs tiles is measured, not set by hand: where the people the detector has been
+finding would be shorter than `SMALL_PX` in the model's view of the whole frame, it sees
+tiles sized so that they come to about `ZOOM_PX` (at most the model's size, at least half of
+it: a 640x360 view of small people is searched in 320-pixel tiles, each enlarged twice).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -20,6 +25,10 @@ from vision.detector import Detections
 Rect = tuple[int, int, int, int]  # x1, y1, x2, y2 in pixels
 EDGE_PX = 3  # a box this close to a crop's inner border was cut by it
 SAME_OBJECT = 0.6  # boxes whose overlap covers this much of the smaller one are one object
+SMALL_PX = 64  # people shorter than this in the model's input are found poorly
+ZOOM_PX = 88  # tiles are sized to show the people about this tall to the model
+MIN_PEOPLE = 5  # people a frame before a view is judged by them: a few far figures are no
+# crowd
 
 
 def whole(width: int, height: int) -> list[Rect]:
@@ -38,6 +47,17 @@ def tiles(width: int, height: int, size: int, overlap: float) -> list[Rect]:
         for y in _starts(height, size, overlap)
         for x in _starts(width, size, overlap)
     ]
+
+
+def zoom_side(heights: Sequence[float], width: int, height: int, size: int) -> int | None:
+    """The tile side (pixels) for a view whose people measure `heights` pixels, or None where
+    they are tall enough in the model's view of the whole frame."""
+    if not heights:
+        return None
+    typical = float(np.median(heights))
+    if typical * size / max(width, height) >= SMALL_PX:
+        return None
+    return min(size, max(size // 2, round(size * typical / ZOOM_PX)))
 
 
 def _starts(length: int, size: int, overlap: float) -> list[int]:

@@ -21,19 +21,33 @@ and a body smaller than that lies only when its torso says so. The torso counts 
 it spans `torso_share` of the box's longer side: from above, a standing body's torso is a
 stub pointing anywhere.
 
+A change is a body falling about its feet, not a person moving or a track changing hands.
+So the standing reference is taken only from a box clear of the frame's top and sides (a box
+cut there is shorter than its person), and only one at most `change_s` old counts; where the
+feet stood is moved on by how fast they were walking down the view (down a stair, towards a
+high camera: the head reaches where the feet were, upright); a box that kept its height and
+moved down the view more than `stay` heights has not dropped; a box that lost height and
+width alike (its aspect grew less than `reshaped`) is someone further off or someone else;
+and the hips lie only where a foot is seen too (in a crowd the person in front hides the
+legs, and the pose puts the hips at the bottom of what shows).
+
 A body is down when the cues add up to 1 and one of them says it is on the ground (torso,
 wide, hips or spread): bending over or crouching lowers the head, not the hips. Nothing is
 reported until the keypoints (`torso`, `hips` or `spread`) have said so in one frame of the
 episode at least: a box's shape alone is as often two people side by side; once they have,
 frames where the pose model finds nobody carry the episode on the box's shape. A fall is
 reported when the body went down fast (upright within `drop_s`, a cue read against how it
-stood, `low`, `head` or `hips`, says it dropped, and the keypoints, `torso`, `hips` or
-`spread`, say it lies) and is down now, or when it has been down for
-`hold_s` (twice that for someone too small to read a drop from). The episode is held by
+stood, `low`, `head` or `hips`, or its box turned from a standing shape to `turned` times as
+wide, says it dropped, and the keypoints, `torso`, `hips` or `spread`, say it lies) and is
+down now, or when it has been down for `hold_s` (twice that for someone too small to read a
+drop from). The episode is held by
 place, not by track (the tracker may give the lying body a new id), through frames where the
 pose model finds nobody there, until the person is seen upright there (for `hold_s` once
-reported) or nobody lies there for `forget_s`. Its confidence is the mean of the detector's
-scores for the body over the frames that decided it.
+reported) or nobody lies there for `forget_s`. While an episode waits to be reported the
+pose model looks at every frame, and where the detector has lost the body (a person detector
+sees lying people poorly) the pose model's own box for a body whose torso lies there carries
+it on. Its confidence is the mean of the detector's (or the pose model's) scores for the body
+over the frames that decided it.
 """
 
 from __future__ import annotations
@@ -44,9 +58,9 @@ import numpy as np
 
 from vision.detector import Detections
 from vision.events import Box, Event
-from vision.tracking import Track, iou
+from vision.tracking import EDGE, Track, iou
 
-SHOULDERS, HIPS = [5, 6], [11, 12]
+SHOULDERS, HIPS, ANKLES = [5, 6], [11, 12], [15, 16]
 MIN_KEYPOINT_SCORE = 0.4
 GROUND_CUES = ("torso", "wide", "hips", "spread")
 WEIGHTS = {"torso": 1.0, "wide": 1.0, "low": 0.5, "head": 0.5, "hips": 0.5, "spread": 0.5}
@@ -62,7 +76,15 @@ class FallConfig:
     low_height: float = 0.6  # a box this much of the standing height is low
     head_low: float = 0.5  # its top this close (standing heights) above the feet's line
     hips_low: float = 0.15  # hips this close above the feet's line lie (squatting: 0.25)
-    drop_s: float = 2.0  # upright this recently and down now: a fall
+    drop_s: float = 2.5  # upright this recently and down now: a fall (at 1 fps, two frames:
+    # one may catch the body on its way down)
+    change_s: float = 3.0  # a drop (`low`, `head`, `hips`) is read against how it stood at
+    # most this long ago: an older reference is someone else's or another moment's
+    turned: float = 2.0  # a box this many times as wide as it stood (and `wide`) turned over
+    stay: float = 0.4  # a body that dropped without losing height has its feet this close
+    # (standing heights) to where they were
+    reshaped: float = 1.3  # a box that lost height is a body lying only if its aspect grew
+    # this much
     hold_s: float = 1.0  # otherwise down this long
     match_iou: float = 0.3  # a lying body's place: boxes overlapping this much are one place
     pose_iou: float = 0.5  # a pose box is the track's person from this overlap (in a crowd,
@@ -85,6 +107,13 @@ class Standing:
     aspect: float
     box: Box
     ts: float
+    foot_speed: float = 0.0  # how fast its feet moved down the view while upright, a second
+    steps: int = 0  # upright frames the speed was read from
+
+    def feet_at(self, ts: float, config: FallConfig) -> float:
+        """Where its feet would be now had it walked on as it did: someone walking down the
+        view (towards a high camera, down a stair) passes below where they stood, upright."""
+        return self.foot + max(0.0, self.foot_speed) * min(max(0.0, ts - self.ts), config.drop_s)
 
 
 def body_cues(
@@ -95,11 +124,15 @@ def body_cues(
     config: FallConfig,
     frame_height: float = 1.0,
     box_pixels: float = 0.0,
+    ts: float | None = None,
 ) -> set[str]:
-    """The cues of a body on the ground this box (normalised) and its keypoints (pixels) show."""
+    """The cues of a body on the ground this box (normalised) and its keypoints (pixels) show,
+    at `ts` (by default, when `ref` was taken)."""
     cues: set[str] = set()
     if ref is not None and ref.height < config.min_height:
         ref = None  # too small to read a change of shape from: only the absolute cues count
+    recent = ref if ref is not None and _recent(ref, ts, config) else None
+    feet = recent.feet_at(recent.ts if ts is None else ts, config) if recent else 0.0
     upright_torso = False
     if keypoints is not None:
         seen = keypoints[:, 2] >= MIN_KEYPOINT_SCORE
@@ -118,19 +151,34 @@ def body_cues(
             spread = points.max(axis=0) - points.min(axis=0)
             if spread[0] > 1.2 * spread[1] and aspect >= config.candidate_aspect:
                 cues.add("spread")
-        if ref is not None and seen[HIPS].any():
+        # Hips are on the floor only if the feet are seen too: where someone in front hides
+        # the legs, the hips are the bottom of what shows, wherever the floor is.
+        if recent is not None and seen[HIPS].any() and seen[ANKLES].any():
             hip_y = float(keypoints[HIPS][seen[HIPS], 1].mean()) / frame_height
-            if ref.foot - hip_y <= config.hips_low * ref.height:
+            if feet - hip_y <= config.hips_low * recent.height:
                 cues.add("hips")
     wide = config.wide_aspect * (1.15 if upright_torso else 1.0)
     if aspect >= wide or (ref and aspect >= max(2 * ref.aspect, 1.0)):
         cues.add("wide")
-    if ref is not None:
-        if box[3] - box[1] <= config.low_height * ref.height:
+    if recent is not None:
+        if box[3] - box[1] <= config.low_height * recent.height:
             cues.add("low")
-        if ref.foot - box[1] <= config.head_low * ref.height:
+        if feet - box[1] <= config.head_low * recent.height:
             cues.add("head")
+        # A box that kept its height and moved down the view as a whole (a walker the
+        # reference did not see walking) has not dropped: a body falls about its feet.
+        if "low" not in cues and abs(box[3] - feet) > config.stay * recent.height:
+            cues -= {"head", "hips"}
+        # A body that lies along the camera's axis loses height but keeps its shoulders'
+        # width; a box that shrank in both is someone further off, or someone else.
+        lost_height = box[3] - box[1] < 0.8 * recent.height
+        if lost_height and aspect < config.reshaped * recent.aspect:
+            cues -= {"head", "hips", "low"}
     return cues
+
+
+def _recent(ref: Standing, ts: float | None, config: FallConfig) -> bool:
+    return ts is None or ts - ref.ts <= config.change_s
 
 
 def down(cues: set[str]) -> bool:
@@ -160,6 +208,7 @@ class Fall:
     episodes: list[_Episode] = field(default_factory=list)
     standing: dict[int, Standing] = field(default_factory=dict)
     alive: set[int] = field(default_factory=set)  # the tracks of the latest update
+    shape: tuple[int, int] = (1, 1)  # the latest frame's height and width
 
     def candidates(self, tracks: list[Track], shape: tuple[int, int], ts: float) -> list[Track]:
         """Person tracks seen now whose box turned wide, shrank or dropped: the pose model
@@ -167,66 +216,121 @@ class Fall:
         return [
             t
             for t in tracks
-            if t.label == "person" and t.last_seen == ts and self._suspect(t, shape)
+            if t.label == "person" and t.last_seen == ts and self._suspect(t, shape, ts)
         ]
 
-    def _suspect(self, track: Track, shape: tuple[int, int]) -> bool:
-        if pixel_aspect(track.box, shape) >= self.config.candidate_aspect:
+    def _suspect(self, track: Track, shape: tuple[int, int], ts: float) -> bool:
+        aspect = pixel_aspect(track.box, shape)
+        if aspect >= self.config.candidate_aspect:
             return True
         ref = self._reference(track) if track.whole else None
-        return ref is not None and bool(
-            {"low", "head"}
-            & body_cues(ref, None, pixel_aspect(track.box, shape), track.box, self.config)
-        )
+        cues = body_cues(ref, None, aspect, track.box, self.config, ts=ts) if ref else set()
+        return bool({"low", "head"} & cues)
 
     def update(
         self, ts: float, tracks: list[Track], pose: Detections | None, shape: tuple[int, int]
     ) -> list[Event]:
-        self.alive = {t.id for t in tracks}
+        self.alive, self.shape = {t.id for t in tracks}, shape
         candidates = {t.id: t for t in self.candidates(tracks, shape, ts)}
-        cues = {tid: self._cues(t, pose, shape) for tid, t in candidates.items()}
+        cues = {tid: self._cues(t, pose, shape, ts) for tid, t in candidates.items()}
         lying = {tid: t for tid, t in candidates.items() if down(cues[tid])}
         seen = [t for t in tracks if t.label == "person" and t.last_seen == ts]
         upright = [t for t in seen if t.id not in lying and self._upright(t, shape)]
         for track in upright:
-            self._stand(track, shape, ts)
+            if _clear(track):
+                self._stand(track, shape, ts)
         not_down = [t.box for t in seen if t.id not in lying]
         self._end_episodes(ts, [t.box for t in upright], not_down)
         self._forget_standing(ts, {t.id for t in tracks})
         events = []
         for tid in sorted(lying):
-            event = self._judge(lying[tid], ts, cues[tid])
+            event = self._judge(lying[tid], ts, cues[tid], shape)
+            if event is not None:
+                events.append(event)
+        return events + self._unseen_bodies(ts, seen, pose, shape)
+
+    def watching(self) -> bool:
+        """A body went down and is not reported yet: the pose model keeps looking, also where
+        the detector has lost it (a person detector sees lying people poorly)."""
+        return any(not e.reported for e in self.episodes)
+
+    def _unseen_bodies(
+        self, ts: float, seen: list[Track], pose: Detections | None, shape: tuple[int, int]
+    ) -> list[Event]:
+        """Open episodes where the detector saw nobody this frame, carried on the pose
+        model's own box for a body whose torso lies there."""
+        if pose is None or pose.keypoints is None or len(pose) == 0:
+            return []
+        height, width = shape
+        scale = np.array([width, height, width, height], np.float32)
+        seen_boxes = [t.box for t in seen]
+        events = []
+        for episode in self.episodes:
+            if episode.reported or episode.last_lying == ts:
+                continue
+            if _overlapped(episode.box, seen_boxes, self.config):
+                continue  # the detector sees someone there: the tracks decide
+            overlaps = iou(np.array(episode.box, np.float32) * scale, pose.xyxy)
+            best = int(overlaps.argmax())
+            if overlaps[best] < self.config.match_iou:
+                continue
+            x1, y1, x2, y2 = (float(v) for v in pose.xyxy[best] / scale)
+            box = (x1, y1, x2, y2)
+            longer = max((x2 - x1) * width, (y2 - y1) * height)
+            cues = body_cues(None, pose.keypoints[best], pixel_aspect(box, shape), box,
+                             self.config, float(height), longer, ts)  # fmt: skip
+            if not down(cues) or "torso" not in cues:
+                continue
+            episode.box, episode.last_lying, episode.up_since = box, ts, None
+            episode.scores.append(float(pose.conf[best]))
+            episode.posed = True
+            event = self._report(episode, ts, box, None, max(x2 - x1, y2 - y1))
             if event is not None:
                 events.append(event)
         return events
 
-    def _judge(self, track: Track, ts: float, cues: set[str]) -> Event | None:
+    def _judge(
+        self, track: Track, ts: float, cues: set[str], shape: tuple[int, int]
+    ) -> Event | None:
         ref = self._reference(track)
-        dropped = bool(cues & {"low", "head", "hips"})  # read against how it stood: a change
+        # Read against how it stood: a change. Seen from the side a body that lies facing the
+        # camera keeps much of its height, but its box turned over from narrow to wide.
+        dropped = bool(cues & {"low", "head", "hips"}) or self._turned(track, ref, shape)
         posed = bool(cues & {"torso", "hips", "spread"})  # the keypoints, not a box's shape
         fast = dropped and posed and ref is not None and ts - ref.ts <= self.config.drop_s
         episode = self._episode(track.box, ts, fast)
         episode.scores.append(track.score)
         episode.posed = episode.posed or posed
-        if not episode.posed:
-            return None  # a box's shape alone (two people side by side) is never a fall
         x1, y1, x2, y2 = track.box
         size = ref.height if ref is not None else max(x2 - x1, y2 - y1)
+        return self._report(episode, ts, track.box, track.id, size)
+
+    def _report(
+        self, episode: _Episode, ts: float, box: Box, track_id: int | None, size: float
+    ) -> Event | None:
+        """The fall, once the keypoints have said the body lies and it went down fast or
+        has been down long enough (twice as long for a body too small to read a drop)."""
+        if not episode.posed:
+            return None  # a box's shape alone (two people side by side) is never a fall
         readable = size >= self.config.min_height
-        hold = self.config.hold_s * (1 if readable else 2)  # too small to read a drop: surer
+        hold = self.config.hold_s * (1 if readable else 2)
         held = ts - episode.since >= hold
         if episode.reported or not (episode.fast or held):
             return None
         episode.reported = True
         confidence = sum(episode.scores) / len(episode.scores)
+        label = f"fall #{track_id}" if track_id is not None else "fall"
         return Event(
-            "fall",
-            ts,
-            confidence=confidence,
-            track_id=track.id,
-            bbox=track.box,
-            marks=[(track.box, f"fall #{track.id}")],
+            "fall", ts, confidence=confidence, track_id=track_id, bbox=box, marks=[(box, label)]
         )
+
+    def _turned(self, track: Track, ref: Standing | None, shape: tuple[int, int]) -> bool:
+        """The box turned from as narrow as a standing person's to lying wide."""
+        if ref is None or not track.whole or ref.height < self.config.min_height:
+            return False
+        aspect = pixel_aspect(track.box, shape)
+        stood = ref.aspect < self.config.upright_aspect
+        return stood and aspect >= max(self.config.turned * ref.aspect, self.config.wide_aspect)
 
     def _upright(self, track: Track, shape: tuple[int, int]) -> bool:
         ref = self._reference(track)
@@ -238,19 +342,29 @@ class Fall:
         old = self.standing.get(track.id)
         followed = height if old is None else 0.6 * old.height + 0.4 * height
         aspect = pixel_aspect(track.box, shape)
-        self.standing[track.id] = Standing(followed, track.box[3], aspect, track.box, ts)
+        # Walking down the view, as the tracker saw it until this track's own upright steps do.
+        speed, steps = max(0.0, track.velocity[1]) if track.velocity else 0.0, 0
+        if old is not None and ts > old.ts:
+            step = (track.box[3] - old.foot) / (ts - old.ts)
+            speed = step if old.steps == 0 else 0.5 * (old.foot_speed + step)
+            steps = old.steps + 1
+        self.standing[track.id] = Standing(
+            followed, track.box[3], aspect, track.box, ts, speed, steps
+        )
 
     def _reference(self, track: Track) -> Standing | None:
         """The track's standing reference, or, for a track the tracker started when the body
         changed shape, that of someone whose track was lost and who stood within a body
-        height of it: falling, a body lands about its height from where it stood."""
+        height of it: falling, a body lands about its height from where it stood. A track
+        now further than that from where it stood has walked on (or passed to someone
+        else): how it stood there says nothing of a drop here."""
         ref = self.standing.get(track.id)
         if ref is not None:
-            return ref
+            return ref if _within_reach(ref, track.box, self.shape) else None
         near = [
             s
             for tid, s in self.standing.items()
-            if tid not in self.alive and _within_reach(s, track.box)
+            if tid not in self.alive and _within_reach(s, track.box, self.shape)
         ]
         return max(near, key=lambda s: s.ts, default=None)
 
@@ -261,7 +375,9 @@ class Fall:
             if tid in alive or ts - s.ts <= self.config.forget_s
         }
 
-    def _cues(self, track: Track, pose: Detections | None, shape: tuple[int, int]) -> set[str]:
+    def _cues(
+        self, track: Track, pose: Detections | None, shape: tuple[int, int], ts: float
+    ) -> set[str]:
         keypoints = self._keypoints(track, pose, shape)
         # A box cut off by the frame or hidden from below by someone in front shows no
         # change of shape: only what the keypoints show of the body counts then.
@@ -277,6 +393,7 @@ class Fall:
             self.config,
             float(height),
             longer,
+            ts,
         )
         if not track.whole:
             cues -= {"wide"}  # a box cut by the frame or hidden from below has no shape
@@ -330,6 +447,15 @@ class Fall:
         self.episodes = kept
 
 
+def _clear(track: Track) -> bool:
+    """The box is clear of the frame's top and sides, and not hidden from below: its height
+    is the person's own, a measure of how it stood. (Feet at the frame's bottom are common
+    in a view from the side and leave the height as it is.)"""
+    x1, y1, x2, y2 = track.box
+    at_bottom = y2 >= 1.0 - EDGE
+    return (track.whole or at_bottom) and y1 > EDGE and x1 > EDGE and x2 < 1.0 - EDGE
+
+
 def _overlapped(box: Box, others: list[Box], config: FallConfig) -> bool:
     return bool(others) and float(iou(np.array(box), np.array(others)).max()) >= config.match_iou
 
@@ -341,9 +467,11 @@ def _travelled(origin: Box, box: Box) -> bool:
     return bool((dx * dx + dy * dy) ** 0.5 > 0.5 * size)
 
 
-def _within_reach(ref: Standing, box: Box) -> bool:
-    """Whether a body lying in `box` could have stood where `ref` stood."""
+def _within_reach(ref: Standing, box: Box, shape: tuple[int, int]) -> bool:
+    """Whether a body lying in `box` could have stood where `ref` stood (measured in pixels:
+    a frame's width and height are normalised apart)."""
+    height, width = shape
     feet = ((ref.box[0] + ref.box[2]) / 2, ref.foot)
-    nearest_x = min(max(feet[0], box[0]), box[2])
-    nearest_y = min(max(feet[1], box[1]), box[3])
-    return bool(((nearest_x - feet[0]) ** 2 + (nearest_y - feet[1]) ** 2) ** 0.5 <= ref.height)
+    dx = (min(max(feet[0], box[0]), box[2]) - feet[0]) * width
+    dy = (min(max(feet[1], box[1]), box[3]) - feet[1]) * height
+    return bool((dx * dx + dy * dy) ** 0.5 <= ref.height * height)

@@ -10,11 +10,13 @@ the model holds at 0.5-0.8 are reported on their second frame, within 2 s of sho
 Smoke must also change: a real plume grows, drifts or churns against a still background. A
 grey floor, fog or a wall the model scores as smoke stays as it was. So the pixels inside the
 smoke's box must differ between the window's first run and now by `min_change` grey levels on
-average, and by `stand_out` times what changed outside the box (people walking over a grey
-floor change everything alike); or the box must have grown by `grown` meanwhile, with the
-pixels inside changing too. Either way the view around it must be still (at most `still`
-grey levels of change): when the camera pans or zooms everything changes, and nothing can be
-told. Smoke needs `smoke_runs` runs in its window, so it is seen changing.
+average, and by `stand_out` times what changed outside the box; or the box must have grown by
+`grown` meanwhile, with the pixels inside changing too. Either way the view around it must be
+still (at most `still` grey levels of change): when the camera pans or zooms everything
+changes, and nothing can be told. Smoke needs `smoke_runs` runs in its window, so it is seen
+changing. What the detector tracks (people walking over a grey floor, someone at a desk, a
+car) is left out of both sides of the comparison: they change the view, not the smoke; where
+they cover all but `min_clear` of the box, nothing can be told either.
 
 The event's confidence is the mean score of the detections over the deciding window: what the
 model thought of the episode, not of one frame.
@@ -23,6 +25,7 @@ model thought of the episode, not of one frame.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import cv2
@@ -48,6 +51,7 @@ class FireConfig:
     grown: float = 1.3  # or the smoke's box grew by this factor (area)
     still: float = 12.0  # the view outside the smoke changing more than this: a camera moving
     smoke_runs: int = 3  # runs smoke needs in its window (it must be seen changing)
+    min_clear: float = 0.25  # share of the smoke's box clear of tracked objects to judge it
 
 
 @dataclass(slots=True)
@@ -58,6 +62,7 @@ class _Run:
     score: float  # the best detection of the label, 0 without one
     box: Box | None
     thumb: np.ndarray | None  # the frame, grey, at THUMB size
+    clear: np.ndarray | None = None  # THUMB-size mask of what no tracked object covers
 
 
 @dataclass
@@ -87,17 +92,25 @@ class FireSmoke:
         return self.candidate(ts) or ts - self.last_run >= self.config.interval_s
 
     def update(
-        self, ts: float, dets: Detections, shape: tuple[int, int], image: np.ndarray | None = None
+        self,
+        ts: float,
+        dets: Detections,
+        shape: tuple[int, int],
+        image: np.ndarray | None = None,
+        objects: Sequence[Box] = (),
     ) -> list[Event]:
+        """Judge one fire-model run; `objects` are the boxes (normalised) of what the detector
+        tracks in this frame, left out of the smoke's change test."""
         self.last_run = ts
         thumb = _thumb(image) if image is not None else None
+        clear = _clear_of(objects, thumb.shape) if thumb is not None else None
         events = []
         for label, history in self.history.items():
             picked = [i for i in range(len(dets)) if self.names.get(int(dets.cls[i])) == label]
             best = max(picked, key=lambda i: float(dets.conf[i]), default=None)
             score = float(dets.conf[best]) if best is not None else 0.0
             box = _norm(dets, best, shape) if best is not None else None
-            event = self._judge(label, history, _Run(ts, score, box, thumb))
+            event = self._judge(label, history, _Run(ts, score, box, thumb, clear))
             if event is not None:
                 event.marks = [
                     (_norm(dets, i, shape), f"{label} {float(dets.conf[i]):.2f}") for i in picked
@@ -136,10 +149,16 @@ class FireSmoke:
         if first.thumb is None or last.thumb is None or last.box is None or first is last:
             return False
         assert first.box is not None
-        inside = _mask(last.box, last.thumb.shape) | _mask(first.box, last.thumb.shape)
+        box = _mask(last.box, last.thumb.shape) | _mask(first.box, last.thumb.shape)
+        clear = np.ones(box.shape, bool)
+        for run in (first, last):
+            clear &= run.clear if run.clear is not None else True
+        inside, outside = box & clear, ~box & clear
+        if inside.sum() < self.config.min_clear * box.sum():
+            return False  # tracked objects fill the box: what changed there is theirs
         diff = np.abs(last.thumb.astype(np.float32) - first.thumb.astype(np.float32))
         change_in = float(diff[inside].mean())
-        change_out = float(diff[~inside].mean()) if (~inside).any() else 0.0
+        change_out = float(diff[outside].mean()) if outside.any() else 0.0
         if change_in < self.config.min_change:
             return False
         if change_out > self.config.still:
@@ -160,6 +179,13 @@ def _mask(box: Box, shape: tuple[int, ...]) -> np.ndarray:
     x2, y2 = max(x1 + 1, round(box[2] * width)), max(y1 + 1, round(box[3] * height))
     mask[y1:y2, x1:x2] = True
     return mask
+
+
+def _clear_of(objects: Sequence[Box], shape: tuple[int, ...]) -> np.ndarray:
+    clear = np.ones(shape[:2], bool)
+    for box in objects:
+        clear &= ~_mask(box, shape)
+    return clear
 
 
 def _area(box: Box) -> float:
