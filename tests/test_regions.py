@@ -13,7 +13,7 @@ from bench.cameras import camera
 from bench.clips import frames_of, h264
 from tests.vision_media import MEDIA, YOLO, require_media
 from vision.detector import Detections, Detector
-from vision.pipeline import Engine, Models
+from vision.pipeline import Analyser, Models
 from vision.regions import around, merge, tiles, whole, zoom_side
 
 pytestmark = pytest.mark.slow  # the lanes: docs/testing.md
@@ -102,7 +102,7 @@ def test_a_camera_over_small_people_counts_them_from_its_first_frame(
     frames = frames_of(MEDIA / "pedestrians_overhead.avi", 10)
     small = [cv2.resize(f, (640, 360), interpolation=cv2.INTER_AREA) for f in frames]
     for clip in (h264(frames, tmp_path / "large.mp4"), h264(small, tmp_path / "small.mp4")):
-        engine = Engine(Models(detector))
+        engine = Analyser(Models(detector))
         pipeline = engine.add(camera("C", f"file://{clip}?realtime=0", fps=1.0))
         engine.step()
         seen = [t for t in pipeline.tracks if t.visible and t.label == "person"]

@@ -111,7 +111,7 @@ def test_mqtt_smoke_alarm_to_websocket(
         pub.close()
         created = next_event(ws, "incident.created")
     assert created["incident"]["rule_id"] == "smoke-alarm"
-    assert created["incident"]["title"] == "Smoke alarm at 楼村花园 8栋"
+    assert created["incident"]["title"] == "烟感报警：楼村花园 8栋"
 
 
 def test_a_browser_gives_its_token_in_the_first_message(api_url: str, admin: httpx.Client) -> None:

@@ -82,14 +82,16 @@ def incidents(database_url: str) -> list[tuple[str, int, str]]:
     return [(r[0], r[1], r[2]) for r in rows]
 
 
-def handled_all(database_url: str, expected_alarms: int) -> None:
-    """Every alarm is in the log and every rules partition has read past it."""
+def handled_all(database_url: str, expected_alarms: int, partitions: int = 1) -> None:
+    """Every alarm is in the log and each of the `partitions` rules partitions has read past
+    it (a partition writes its cursor with the first signal it handles: until then it has
+    none, and the others' cursors alone would say nothing of it)."""
     wait_for(database_url, "SELECT count(*) FROM signals WHERE kind = 'smoke_alarm'",
              lambda n: n == expected_alarms, timeout=60)  # fmt: skip
     wait_for(
         database_url,
-        "SELECT bool_and(c.last_signal_id >= s.top) FROM rule_cursors c,"
-        " (SELECT max(id) AS top FROM signals) s",
+        f"SELECT count(*) = {int(partitions)} AND bool_and(c.last_signal_id >= s.top)"
+        " FROM rule_cursors c, (SELECT max(id) AS top FROM signals) s",
         lambda done: done is True,
         timeout=60,
     )
@@ -209,7 +211,7 @@ def test_rules_partitions_keep_to_their_areas(
     for device_id, (area, _) in devices.items():
         pub.send(*alarm(device_id, area, 1))
     pub.close()
-    handled_all(database_url, len(devices))
+    handled_all(database_url, len(devices), partitions=2)
     by_area = [area for _, _, area in incidents(database_url)]
     assert sorted(by_area) == sorted(area for area, _ in devices.values())
     opened = 'sb_rules_decisions_total{outcome="opened"}'
