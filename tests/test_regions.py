@@ -85,10 +85,12 @@ def test_regions_around_motion_are_model_size_and_merge_when_they_fit() -> None:
 
 def test_tiles_are_sized_to_show_small_people_large_enough() -> None:
     # The overhead clip's people, 86 px tall in 1280x720 (43 in the model's view of the whole
-    # frame): tiles of about the model's size. The same view at 640x360: half-size tiles,
-    # enlarged twice. People 200 px tall in 1080p, or a view with none: no tiles.
-    assert zoom_side([86.0] * 30, 1280, 720, 640) == 625
-    assert zoom_side([43.0] * 30, 640, 360, 640) == 320
+    # frame): tiles of 625 px would do; 720 (the frame's height) needs two, not six. The same
+    # view at 640x360: the same two tiles, each enlarged. A 1080p crowd of people 60 px tall:
+    # tiles of 436, enlarged. People 200 px tall in 1080p, or a view with none: no tiles.
+    assert zoom_side([86.0] * 30, 1280, 720, 640) == 720
+    assert zoom_side([43.0] * 30, 640, 360, 640) == 360
+    assert zoom_side([60.0] * 30, 1920, 1080, 640) == 436
     assert zoom_side([200.0] * 30, 1920, 1080, 640) is None
     assert zoom_side([], 640, 360, 640) is None
 

@@ -89,7 +89,7 @@ class CameraPipeline:
         # decides whether the detector sees zoomed tiles (vision.regions.zoom_side).
         self.people: deque[list[float]] = deque(maxlen=PEOPLE_FRAMES)
         self.zoom: int | None = None  # the side of the zoomed tiles the latest frame got
-        self.rezoom: int | None = None  # the side its next search must use (`rescaled`)
+        self.unsearched: list[list[float]] = []  # people of a frame to search again
         self.zones: list[Analytic] = [a for z in camera.zones for a in analytics_for(z)]
         self.fire = (
             FireSmoke(models.fire.names, FireConfig(interval_s=settings.analytics.fire_interval_s))
@@ -138,10 +138,15 @@ class CameraPipeline:
             if fits_model(width, height, self.model_size):
                 return whole(width, height)
             return tiles(width, height, self.model_size, config.tile_overlap)
-        self.zoom, self.rezoom = self.rezoom or self._zoom(list(self.people), width, height), None
+        seen = [*self.people, *self.unsearched]  # the latest frames' people, and those of a
+        self.unsearched = []  # frame searched again at once (`rescaled`)
+        self.zoom = self._zoom(seen, width, height)
         if self.zoom is not None:  # small people: tiles that enlarge them, and the whole
-            # frame for anyone too large for a tile (someone right under the camera)
-            return whole(width, height) + tiles(width, height, self.zoom, config.tile_overlap)
+            # frame too where a tenth of them are too tall for a tile's overlap to hold whole
+            found = tiles(width, height, self.zoom, config.tile_overlap)
+            heights = [h for frame_heights in seen for h in frame_heights]
+            large = float(np.percentile(heights, 90)) > self.zoom * config.tile_overlap
+            return whole(width, height) + found if large else found
         if fits_model(width, height, self.model_size):
             return whole(width, height)
         ahead = self.tracker.config.predict_max_s
@@ -151,8 +156,8 @@ class CameraPipeline:
             self.last_full = frame.ts  # now and then the whole frame, to find what stands still
             return whole(width, height)
         found = around(boxes, width, height, self.model_size)
-        # Past a handful of crops the frame costs more than it gains: a view that is busy all
-        # over, with small people, wants `tiles`.
+        # Past a handful of crops the frame costs more than it gains (a view busy all over
+        # with small people was zoomed, above).
         return found if len(found) <= config.max_regions else whole(width, height)
 
     def _zoom(self, people: list[list[float]], width: int, height: int) -> int | None:
@@ -170,8 +175,11 @@ class CameraPipeline:
         if self.settings.regions.mode != "motion" or self.zoom is not None:
             return False
         height, width = frame.image.shape[:2]
-        self.rezoom = self._zoom([*self.people, _heights(dets, self.person)], width, height)
-        return self.rezoom is not None
+        heights = _heights(dets, self.person)
+        if self._zoom([*self.people, heights], width, height) is None:
+            return False
+        self.unsearched = [heights]
+        return True
 
     def tamper_events(self, frame: Frame) -> list[Event]:
         return self.tamper.update(frame.ts, frame.image) if self.tamper else []

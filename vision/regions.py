@@ -9,8 +9,10 @@ overlapping tiles. Detections from overlapping crops are merged back into one se
 
 Which view needs tiles is measured, not set by hand: where the people the detector has been
 finding would be shorter than `SMALL_PX` in the model's view of the whole frame, it sees
-tiles sized so that they come to about `ZOOM_PX` (at most the model's size, at least half of
-it: a 640x360 view of small people is searched in 320-pixel tiles, each enlarged twice).
+tiles sized so that they come to about `ZOOM_PX` (at least half the model's size), or, where
+that is close to the frame's shorter side, tiles that span it: two where six would do (the
+overhead clip at 1280x720, its people 86 pixels tall, in two tiles of 720; the same view at
+640x360 in two of 360, each enlarged; a 1080p crowd of people 60 pixels tall in tiles of 436).
 """
 
 from __future__ import annotations
@@ -57,7 +59,11 @@ def zoom_side(heights: Sequence[float], width: int, height: int, size: int) -> i
     typical = float(np.median(heights))
     if typical * size / max(width, height) >= SMALL_PX:
         return None
-    return min(size, max(size // 2, round(size * typical / ZOOM_PX)))
+    side = max(size // 2, round(size * typical / ZOOM_PX))
+    # Close to the frame's shorter side, tiles that span it: half as many or fewer, and the
+    # people still shown at three quarters of ZOOM_PX or more.
+    short = min(width, height)
+    return short if 0.75 * short <= side <= short else side
 
 
 def _starts(length: int, size: int, overlap: float) -> list[int]:
