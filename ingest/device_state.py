@@ -135,21 +135,6 @@ async def _upsert_state(conn: AsyncConnection[DictRow], rows: list[tuple[Any, ..
         await cur.execute("DELETE FROM _batch_state")
 
 
-def device_signal(device: DeviceRef, kind: str, at: datetime, attrs: dict[str, Any]) -> Signal:
-    return Signal(
-        ts=at,
-        kind=kind,
-        source_id=device.id,
-        source_type=device.type,
-        area=device.area,
-        site=device.site,
-        building=device.building,
-        floor=device.floor,
-        tags=device.tags,
-        attrs=attrs,
-    )
-
-
 async def mark_alive(
     conn: AsyncConnection[DictRow], devices: list[DeviceRef], at: datetime, *, fw: str | None = None
 ) -> list[Signal]:
@@ -177,7 +162,7 @@ async def mark_alive(
     for row in await cur.fetchall():
         if row["was_reported"]:
             device = by_id[row["device_id"]]
-            signals.append(device_signal(device, "device_online", at, {}))
+            signals.append(device.signal(at, "device_online"))
             await announce(conn, "device.online", id=device.id, area=device.area)
     return signals
 
