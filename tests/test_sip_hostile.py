@@ -305,8 +305,8 @@ async def test_flood_from_one_address_does_not_slow_another() -> None:
     latencies.sort()
     # Loose bounds: the flooder shares this machine's two cores. The device's datagrams, were
     # they queued behind the flood or dropped with it, would show here as seconds in the median
-    # (a lost one costs a 0.5 s retransmission); one unlucky retransmission stays under the max.
-    assert latencies[len(latencies) // 2] < 0.15 and latencies[-1] < 2.0, latencies
+    # (a lost one costs a 0.5 s retransmission, which the max still allows once).
+    assert latencies[len(latencies) // 2] < 0.15 and latencies[-1] < 1.0, latencies
 
 
 async def test_tcp_connection_limit_per_address() -> None:
